@@ -1,0 +1,417 @@
+// The interpreter: runs a slice of instructions from the decoded-instruction cache.
+//
+// Per instruction the loop does: a page check for pc (the fetch TLB and decode cache are consulted only when pc
+// leaves the current page), one load of the cached entry's op byte, a br_table dispatch, and the handler, which
+// reads its operands from the entry. Loads and stores take the TLB fast path inline; misses, faults and device
+// accesses go to mmu.ts. Handlers end with `continue`; a handler that raised an exception, asked the host for
+// something, or changed state that the loop caches (privilege, translation, interrupt enables) ends with `break`
+// and the code after the switch sorts it out. Nothing here allocates or calls into JavaScript.
+
+import * as O from "./ops";
+import { decode16, decode32, E_LEN, E_RD, E_RS1, E_RS2, E_IMM, E_RAW, ENTRY_SIZE } from "./decode";
+import {
+  pc, priv, PRV_M, PRV_S, PRV_U, xregs, fregs, tlbRead, tlbWrite, exc, excCause, excTval, EXC_STOP, stopReason,
+  STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_ECALL, raise, requestStop, instretBase, CAUSE_ILLEGAL_INSTRUCTION,
+  CAUSE_BREAKPOINT, CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE,
+} from "./state";
+import {
+  mstatus, mepc, sepc, mie, mip, MSTATUS_TW, MSTATUS_TSR, MSTATUS_TVM, translationEpoch, tlbFlushNeeded,
+  clearTlbFlush, fpEnabled, markFsDirty, csrRead, csrWrite,
+} from "./csr";
+import { dataKey, keysEpoch, updateKeys, flushTlbs, fetchPage, fetchParcel, loadSlow, storeSlow } from "./mmu";
+import { decodedPage, flushDecodeCache } from "./icache";
+import { takeTrap, pendingInterrupt, doMret, doSret } from "./trap";
+import { execFp } from "./fpu";
+import { execAtomic } from "./atomics";
+
+/** When set, an ECALL from S-mode stops the hart with STOP_ECALL so the host can act as SBI firmware. */
+export let sbiInHost: bool = false;
+export function setSbiInHost(on: bool): void { sbiInHost = on; }
+
+// Scratch entry for instructions that straddle a page boundary (never cached).
+const spanEntry = memory.data(ENTRY_SIZE, 16);
+
+@inline function X(xr: usize, off: usize): u64 { return load<u64>(xr + off); }
+@inline function setX(xr: usize, off: usize, v: u64): void { store<u64>(xr + off, v); }
+@inline function sext32(v: u64): u64 { return <u64><i64><i32>v; }
+
+/** High 64 bits of the unsigned 128-bit product (wasm has no wide multiply). */
+function mulhu64(a: u64, b: u64): u64 {
+  const aLo = a & 0xffffffff, aHi = a >> 32, bLo = b & 0xffffffff, bHi = b >> 32;
+  const ll = aLo * bLo, lh = aLo * bHi, hl = aHi * bLo, hh = aHi * bHi;
+  const mid = (ll >> 32) + (lh & 0xffffffff) + (hl & 0xffffffff);
+  return hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+}
+function mulh64(a: u64, b: u64): u64 {
+  let h = mulhu64(a, b);
+  if (<i64>a < 0) h -= b;
+  if (<i64>b < 0) h -= a;
+  return h;
+}
+function mulhsu64(a: u64, b: u64): u64 {
+  let h = mulhu64(a, b);
+  if (<i64>a < 0) h -= b;
+  return h;
+}
+
+/** Decodes the instruction at virtual address va into entry e (or the span scratch entry); returns the entry to
+ *  execute, or 0 after raising a fetch fault. */
+function decodeAt(e: usize, va: u64, op: u32): usize {
+  const lo = fetchParcel(va);
+  if (exc) return 0;
+  if ((lo & 3) != 3) { decode16(e, lo); return e; }
+  if ((va & 0xfff) == 0xffe) {
+    // the upper half is on the next page, whose mapping may change independently: decode afresh every time
+    store<u8>(e, O.OP_SPANNING);
+    const hi = fetchParcel(va + 2);
+    if (exc) return 0;
+    decode32(spanEntry, lo | (hi << 16));
+    return spanEntry;
+  }
+  const hi = <u32>load<u16>(fetchPage(va) + <usize>(va & 0xfff) + 2);
+  decode32(e, lo | (hi << 16));
+  return e;
+}
+
+/** Runs up to budget instructions. Returns a STOP_* reason; pc and instret are up to date on return. */
+export function run(budget: i32): u32 {
+  const xr = xregs;
+  const fr = fregs;
+  const tR = tlbRead;
+  const tW = tlbWrite;
+  let p = pc;
+  let n = budget;
+  let codePage: u64 = 1; // the virtual page codeBase belongs to; 1 = none (not page aligned)
+  let codeBase: usize = 0;
+  let dKey: u64 = 0;
+
+  // Sort out state before the first instruction, as after any state change.
+  let irq = pendingInterrupt();
+  if (irq) p = takeTrap(p, irq, 0);
+  if (tlbFlushNeeded) { flushTlbs(); clearTlbFlush(); }
+  if (keysEpoch != translationEpoch) updateKeys();
+  dKey = dataKey;
+
+  while (n > 0) {
+    if ((p & ~0xfff) != codePage) {
+      const hostPage = fetchPage(p);
+      if (exc) {
+        exc = 0;
+        p = takeTrap(p, excCause, excTval);
+        if (keysEpoch != translationEpoch) updateKeys();
+        dKey = dataKey;
+        continue;
+      }
+      codeBase = decodedPage(hostPage);
+      codePage = p & ~0xfff;
+    }
+    let e = codeBase + (<usize>(p & 0xffe) << 3);
+    let op = <u32>load<u8>(e);
+    if (op <= O.OP_SPANNING) {
+      e = decodeAt(e, p, op);
+      if (exc) {
+        exc = 0;
+        p = takeTrap(p, excCause, excTval);
+        if (keysEpoch != translationEpoch) updateKeys();
+        dKey = dataKey;
+        codePage = 1;
+        continue;
+      }
+      op = <u32>load<u8>(e);
+    }
+    n--;
+    const rd = <usize>load<u16>(e, E_RD);
+    switch (op) {
+      // ---- RV64I ----------------------------------------------------------------------------------------------
+      case O.OP_LUI: setX(xr, rd, <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_AUIPC: setX(xr, rd, p + <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_JAL: setX(xr, rd, p + load<u8>(e, E_LEN)); p += <u64><i64>load<i32>(e, E_IMM); continue;
+      case O.OP_JALR: {
+        const t = (X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)) & ~1;
+        setX(xr, rd, p + load<u8>(e, E_LEN));
+        p = t;
+        continue;
+      }
+      case O.OP_BEQ:
+        p += X(xr, load<u16>(e, E_RS1)) == X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        continue;
+      case O.OP_BNE:
+        p += X(xr, load<u16>(e, E_RS1)) != X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        continue;
+      case O.OP_BLT:
+        p += <i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        continue;
+      case O.OP_BGE:
+        p += <i64>X(xr, load<u16>(e, E_RS1)) >= <i64>X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        continue;
+      case O.OP_BLTU:
+        p += X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        continue;
+      case O.OP_BGEU:
+        p += X(xr, load<u16>(e, E_RS1)) >= X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        continue;
+
+      // Loads: TLB hit when the tag matches and the access stays inside the page.
+      case O.OP_LB: case O.OP_LH: case O.OP_LW: case O.OP_LD: case O.OP_LBU: case O.OP_LHU: case O.OP_LWU: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const te = tR + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
+        const size: u32 = op == O.OP_LD ? 8 : op == O.OP_LW || op == O.OP_LWU ? 4 : op == O.OP_LB || op == O.OP_LBU ? 1 : 2;
+        let v: u64;
+        if (load<u64>(te) == ((va >> 12) | dKey) && (<u32>va & 0xfff) <= 4096 - size) {
+          const h = <usize>(va + load<u64>(te, 8));
+          switch (op) {
+            case O.OP_LD: v = load<u64>(h); break;
+            case O.OP_LW: v = <u64><i64>load<i32>(h); break;
+            case O.OP_LWU: v = <u64>load<u32>(h); break;
+            case O.OP_LB: v = <u64><i64>load<i8>(h); break;
+            case O.OP_LBU: v = <u64>load<u8>(h); break;
+            case O.OP_LH: v = <u64><i64>load<i16>(h); break;
+            default: v = <u64>load<u16>(h);
+          }
+        } else {
+          v = loadSlow(va, size);
+          if (exc) break;
+          if (op == O.OP_LW) v = sext32(v);
+          else if (op == O.OP_LH) v = <u64><i64><i16>v;
+          else if (op == O.OP_LB) v = <u64><i64><i8>v;
+        }
+        setX(xr, rd, v);
+        p += load<u8>(e, E_LEN);
+        continue;
+      }
+      case O.OP_SB: case O.OP_SH: case O.OP_SW: case O.OP_SD: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const v = X(xr, load<u16>(e, E_RS2));
+        const te = tW + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
+        const size: u32 = op == O.OP_SD ? 8 : op == O.OP_SW ? 4 : op == O.OP_SH ? 2 : 1;
+        if (load<u64>(te) == ((va >> 12) | dKey) && (<u32>va & 0xfff) <= 4096 - size) {
+          const h = <usize>(va + load<u64>(te, 8));
+          if (op == O.OP_SD) store<u64>(h, v);
+          else if (op == O.OP_SW) store<u32>(h, <u32>v);
+          else if (op == O.OP_SH) store<u16>(h, <u16>v);
+          else store<u8>(h, <u8>v);
+        } else {
+          storeSlow(va, size, v);
+          if (exc) break;
+        }
+        p += load<u8>(e, E_LEN);
+        continue;
+      }
+
+      case O.OP_ADDI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SLTI: setX(xr, rd, <i64>X(xr, load<u16>(e, E_RS1)) < <i64>load<i32>(e, E_IMM) ? 1 : 0); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SLTIU: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) < <u64><i64>load<i32>(e, E_IMM) ? 1 : 0); p += load<u8>(e, E_LEN); continue;
+      case O.OP_XORI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) ^ <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_ORI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) | <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_ANDI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) & <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SLLI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) << <u64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SRLI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) >> <u64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SRAI: setX(xr, rd, <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>load<i32>(e, E_IMM))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_ADD: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SUB: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SLL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) << (X(xr, load<u16>(e, E_RS2)) & 63)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SLT: setX(xr, rd, <i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2)) ? 1 : 0); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SLTU: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2)) ? 1 : 0); p += load<u8>(e, E_LEN); continue;
+      case O.OP_XOR: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) ^ X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SRL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) >> (X(xr, load<u16>(e, E_RS2)) & 63)); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SRA: setX(xr, rd, <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>(X(xr, load<u16>(e, E_RS2)) & 63))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_OR: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) | X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_AND: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) & X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_ADDIW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SLLIW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << load<u32>(e, E_IMM)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SRLIW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> load<u32>(e, E_IMM)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SRAIW: setX(xr, rd, <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> load<i32>(e, E_IMM))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_ADDW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SUBW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SLLW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SRLW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_SRAW: setX(xr, rd, <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> (<i32>X(xr, load<u16>(e, E_RS2)) & 31))); p += load<u8>(e, E_LEN); continue;
+
+      // ---- M --------------------------------------------------------------------------------------------------
+      case O.OP_MUL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_MULH: setX(xr, rd, mulh64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_MULHSU: setX(xr, rd, mulhsu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_MULHU: setX(xr, rd, mulhu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_DIV: {
+        const a = <i64>X(xr, load<u16>(e, E_RS1)), b = <i64>X(xr, load<u16>(e, E_RS2));
+        setX(xr, rd, b == 0 ? <u64>-1 : (b == -1 ? <u64>(0 - a) : <u64>(a / b)));
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_DIVU: {
+        const a = X(xr, load<u16>(e, E_RS1)), b = X(xr, load<u16>(e, E_RS2));
+        setX(xr, rd, b == 0 ? <u64>-1 : a / b);
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_REM: {
+        const a = <i64>X(xr, load<u16>(e, E_RS1)), b = <i64>X(xr, load<u16>(e, E_RS2));
+        setX(xr, rd, b == 0 ? <u64>a : (b == -1 ? 0 : <u64>(a % b)));
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_REMU: {
+        const a = X(xr, load<u16>(e, E_RS1)), b = X(xr, load<u16>(e, E_RS2));
+        setX(xr, rd, b == 0 ? a : a % b);
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_MULW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_DIVW: {
+        const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
+        setX(xr, rd, <u64><i64>(b == 0 ? -1 : (b == -1 ? 0 - a : a / b)));
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_DIVUW: {
+        const a = <u32>X(xr, load<u16>(e, E_RS1)), b = <u32>X(xr, load<u16>(e, E_RS2));
+        setX(xr, rd, sext32(<u64>(b == 0 ? 0xffffffff : a / b)));
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_REMW: {
+        const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
+        setX(xr, rd, <u64><i64>(b == 0 ? a : (b == -1 ? 0 : a % b)));
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_REMUW: {
+        const a = <u32>X(xr, load<u16>(e, E_RS1)), b = <u32>X(xr, load<u16>(e, E_RS2));
+        setX(xr, rd, sext32(<u64>(b == 0 ? a : a % b)));
+        p += load<u8>(e, E_LEN); continue;
+      }
+
+      // ---- A --------------------------------------------------------------------------------------------------
+      case O.OP_LR_W: case O.OP_SC_W: case O.OP_AMOSWAP_W: case O.OP_AMOADD_W: case O.OP_AMOXOR_W:
+      case O.OP_AMOAND_W: case O.OP_AMOOR_W: case O.OP_AMOMIN_W: case O.OP_AMOMAX_W: case O.OP_AMOMINU_W:
+      case O.OP_AMOMAXU_W: case O.OP_LR_D: case O.OP_SC_D: case O.OP_AMOSWAP_D: case O.OP_AMOADD_D:
+      case O.OP_AMOXOR_D: case O.OP_AMOAND_D: case O.OP_AMOOR_D: case O.OP_AMOMIN_D: case O.OP_AMOMAX_D:
+      case O.OP_AMOMINU_D: case O.OP_AMOMAXU_D:
+        execAtomic(op, e);
+        if (exc) break;
+        p += load<u8>(e, E_LEN);
+        continue;
+
+      // ---- F and D loads and stores ---------------------------------------------------------------------------
+      case O.OP_FLW: case O.OP_FLD: {
+        if (!fpEnabled()) { raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW)); break; }
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const size: u32 = op == O.OP_FLD ? 8 : 4;
+        const te = tR + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
+        let v: u64;
+        if (load<u64>(te) == ((va >> 12) | dKey) && (<u32>va & 0xfff) <= 4096 - size) {
+          const h = <usize>(va + load<u64>(te, 8));
+          v = size == 8 ? load<u64>(h) : <u64>load<u32>(h);
+        } else {
+          v = loadSlow(va, size);
+          if (exc) break;
+        }
+        store<u64>(fr + rd, size == 8 ? v : 0xffffffff00000000 | v);
+        markFsDirty();
+        p += load<u8>(e, E_LEN);
+        continue;
+      }
+      case O.OP_FSW: case O.OP_FSD: {
+        if (!fpEnabled()) { raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW)); break; }
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const v = load<u64>(fr + <usize>load<u16>(e, E_RS2));
+        const size: u32 = op == O.OP_FSD ? 8 : 4;
+        const te = tW + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
+        if (load<u64>(te) == ((va >> 12) | dKey) && (<u32>va & 0xfff) <= 4096 - size) {
+          const h = <usize>(va + load<u64>(te, 8));
+          if (size == 8) store<u64>(h, v); else store<u32>(h, <u32>v);
+        } else {
+          storeSlow(va, size, v);
+          if (exc) break;
+        }
+        p += load<u8>(e, E_LEN);
+        continue;
+      }
+
+      // ---- system ---------------------------------------------------------------------------------------------
+      case O.OP_FENCE: p += load<u8>(e, E_LEN); continue;
+      case O.OP_FENCE_I:
+        flushDecodeCache();
+        p += load<u8>(e, E_LEN);
+        break;
+      case O.OP_ECALL:
+        if (sbiInHost && priv == PRV_S) {
+          p += load<u8>(e, E_LEN);
+          requestStop(STOP_ECALL);
+          break;
+        }
+        raise(CAUSE_USER_ECALL + <u64>priv, 0);
+        break;
+      case O.OP_EBREAK: raise(CAUSE_BREAKPOINT, p); break;
+      case O.OP_MRET:
+        if (priv != PRV_M) { raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW)); break; }
+        p = doMret(mepc);
+        break;
+      case O.OP_SRET:
+        if (priv == PRV_U || (priv == PRV_S && (mstatus & MSTATUS_TSR) != 0)) {
+          raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW));
+          break;
+        }
+        p = doSret(sepc);
+        break;
+      case O.OP_WFI:
+        if (priv == PRV_U || (priv == PRV_S && (mstatus & MSTATUS_TW) != 0)) {
+          raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW));
+          break;
+        }
+        p += load<u8>(e, E_LEN);
+        if ((mip() & mie) == 0) requestStop(STOP_WFI);
+        break;
+      case O.OP_SFENCE_VMA:
+        if (priv == PRV_U || (priv == PRV_S && (mstatus & MSTATUS_TVM) != 0)) {
+          raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW));
+          break;
+        }
+        flushTlbs();
+        p += load<u8>(e, E_LEN);
+        break;
+      case O.OP_CSRRW: case O.OP_CSRRS: case O.OP_CSRRC: case O.OP_CSRRWI: case O.OP_CSRRSI: case O.OP_CSRRCI: {
+        const raw = load<u32>(e, E_RAW);
+        const csr = raw >> 20;
+        const field = (raw >> 15) & 31;
+        const src: u64 = op >= O.OP_CSRRWI ? <u64>field : X(xr, load<u16>(e, E_RS1));
+        const isWrite = op == O.OP_CSRRW || op == O.OP_CSRRWI || field != 0;
+        const retired = instretBase + <u64>(budget - n) - 1;
+        const old = csrRead(csr, isWrite, retired, raw);
+        if (exc) break;
+        if (isWrite) {
+          const kind = op >= O.OP_CSRRWI ? op - 3 : op;
+          csrWrite(csr, kind == O.OP_CSRRW ? src : kind == O.OP_CSRRS ? old | src : old & ~src, retired);
+        }
+        setX(xr, rd, old);
+        p += load<u8>(e, E_LEN);
+        break; // the write may have enabled interrupts or changed translation
+      }
+      case O.OP_ILLEGAL: raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW)); break;
+      default:
+        // F and D computational instructions
+        execFp(op, e);
+        if (exc) break;
+        p += load<u8>(e, E_LEN);
+        continue;
+    }
+
+    // Reached by `break`: an exception, a stop request, or a change of state the loop caches.
+    if (exc) {
+      if (exc == EXC_STOP) {
+        exc = 0;
+        const reason = stopReason;
+        if (reason == STOP_MMIO) n++; // the access is re-executed once the host has answered
+        else if (reason == STOP_HTIF) p += load<u8>(e, E_LEN); // the store to tohost completed
+        pc = p;
+        instretBase += <u64>(budget - n);
+        return reason;
+      }
+      exc = 0;
+      n++; // a trapping instruction does not retire
+      p = takeTrap(p, excCause, excTval);
+    }
+    irq = pendingInterrupt();
+    if (irq) p = takeTrap(p, irq, 0);
+    if (tlbFlushNeeded) { flushTlbs(); clearTlbFlush(); }
+    if (keysEpoch != translationEpoch) updateKeys();
+    dKey = dataKey;
+    codePage = 1;
+  }
+  pc = p;
+  instretBase += <u64>(budget - n);
+  return STOP_SLICE;
+}

@@ -1,0 +1,46 @@
+// The decoded-instruction cache: guest RAM pages that hold code get a slot of pre-decoded entries, one per
+// 16-bit parcel (an instruction may start at any even address with the C extension). Entries are filled lazily
+// the first time an address is executed, so the interpreter never decodes the same instruction twice while its
+// page stays cached. It is keyed by physical page, so every virtual mapping of a page shares one decode.
+//
+// Coherence: RISC-V requires FENCE.I before executing modified code, so FENCE.I (and the host, after DMA into
+// RAM) drops the whole cache; slots are reused round-robin when the pool is full.
+
+import { ENTRY_SIZE } from "./decode";
+import { ramOffset, ramSize } from "./state";
+
+export const SLOT_BYTES: u32 = (4096 / 2) * ENTRY_SIZE;
+
+let mapBase: usize = 0;    // u32 per RAM page: slot index + 1, or 0 when the page has no slot
+let ownerBase: usize = 0;  // u32 per slot: the RAM page it holds, + 1
+let slotsBase: usize = 0;
+let slotCount: u32 = 0;
+let nextSlot: u32 = 0;
+
+export function setDecodeCache(map: usize, owners: usize, slots: usize, count: u32): void {
+  mapBase = map; ownerBase = owners; slotsBase = slots; slotCount = count; nextSlot = 0;
+  flushDecodeCache();
+}
+
+export function flushDecodeCache(): void {
+  memory.fill(mapBase, 0, <usize>(ramSize >> 12) * 4);
+  memory.fill(ownerBase, 0, <usize>slotCount * 4);
+}
+
+/** The decoded-entry slot for the RAM page at host address hostPage (allocating and clearing one if needed). */
+export function decodedPage(hostPage: usize): usize {
+  const page = <u32>((hostPage - ramOffset) >> 12);
+  const mapEntry = mapBase + (<usize>page << 2);
+  let slot = load<u32>(mapEntry);
+  if (slot == 0) {
+    const s = nextSlot;
+    nextSlot = s + 1 == slotCount ? 0 : s + 1;
+    const owner = load<u32>(ownerBase + (<usize>s << 2));
+    if (owner != 0) store<u32>(mapBase + (<usize>(owner - 1) << 2), 0);
+    store<u32>(ownerBase + (<usize>s << 2), page + 1);
+    memory.fill(slotsBase + <usize>s * SLOT_BYTES, 0, SLOT_BYTES);
+    slot = s + 1;
+    store<u32>(mapEntry, slot);
+  }
+  return slotsBase + <usize>(slot - 1) * SLOT_BYTES;
+}

@@ -1,0 +1,242 @@
+// Address translation (Sv39, Sv48), the software TLBs, and the slow paths of loads, stores and fetches.
+//
+// The interpreter's fast path for a load is: index the read TLB by the virtual page number, compare the tag, add
+// the entry's addend to get the wasm address. Everything else (misses, page walks, accesses that cross a page,
+// MMIO, tohost) comes here. A TLB entry maps one 4 KiB page of guest RAM; its tag is the virtual page number
+// with the access context (effective privilege, SUM, MXR) in the top byte, so a change of privilege or of SUM
+// (which Linux toggles around every user copy) selects other entries instead of flushing the TLB.
+
+import {
+  priv, PRV_M, PRV_S, PRV_U, tlbRead, tlbWrite, tlbFetch, TLB_ENTRIES, TLB_ENTRY_SIZE, TLB_BYTES,
+  ramBase, ramSize, ramHostToGuest, raise, requestStop, exc,
+  CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_FETCH_PAGE_FAULT, CAUSE_LOAD_PAGE_FAULT,
+  CAUSE_STORE_PAGE_FAULT, STOP_MMIO, STOP_HTIF, mmioAddr, mmioAnswer, mmioIsStore, mmioData, MMIO_NONE, MMIO_READY,
+  MMIO_FAULT, setMmioRequest, tohostAddr, htifValue,
+} from "./state";
+import {
+  satp, mstatus, MSTATUS_SUM, MSTATUS_MXR, SATP_MODE_SV39, effectiveDataPriv, translationEpoch,
+} from "./csr";
+
+export const ACC_READ: u32 = 0;
+export const ACC_WRITE: u32 = 1;
+export const ACC_FETCH: u32 = 2;
+
+const PTE_V: u64 = 1 << 0;
+const PTE_R: u64 = 1 << 1;
+const PTE_W: u64 = 1 << 2;
+const PTE_X: u64 = 1 << 3;
+const PTE_U: u64 = 1 << 4;
+const PTE_A: u64 = 1 << 6;
+const PTE_D: u64 = 1 << 7;
+const PTE_RESERVED: u64 = 0xffc0000000000000; // N, PBMT and reserved bits: Svnapot/Svpbmt are not implemented
+const PPN_MASK: u64 = (1 << 44) - 1;
+const PHYS_LIMIT: u64 = 1 << 56;
+
+// TLB context keys (top byte of a tag), recomputed when the translation epoch changes.
+export let dataKey: u64 = 0;
+export let fetchKey: u64 = 0;
+export let keysEpoch: u32 = 0xffffffff;
+
+export function updateKeys(): void {
+  const dp = effectiveDataPriv();
+  let ctx: u64 = <u64>dp | 4; // bit 2 keeps every key nonzero in the top byte
+  if (mstatus & MSTATUS_SUM) ctx |= 8;
+  if (mstatus & MSTATUS_MXR) ctx |= 16;
+  dataKey = ctx << 56;
+  fetchKey = (<u64>priv | 4) << 56;
+  keysEpoch = translationEpoch;
+}
+
+export function flushTlbs(): void {
+  // an all-ones tag never matches: real tags have bits 52..55 clear
+  memory.fill(tlbRead, 0xff, TLB_BYTES * 3);
+}
+
+@inline export function tlbSlot(tlb: usize, va: u64): usize {
+  return tlb + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
+}
+
+@inline function inRam(pa: u64, size: u32): bool {
+  return pa - ramBase < ramSize && pa - ramBase + size <= ramSize;
+}
+
+@inline function hostOf(pa: u64): usize { return <usize>(pa - ramHostToGuest); }
+
+function pageFaultCause(acc: u32): u64 {
+  return acc == ACC_FETCH ? CAUSE_FETCH_PAGE_FAULT : acc == ACC_WRITE ? CAUSE_STORE_PAGE_FAULT : CAUSE_LOAD_PAGE_FAULT;
+}
+function accessFaultCause(acc: u32): u64 {
+  return acc == ACC_FETCH ? CAUSE_FETCH_ACCESS : acc == ACC_WRITE ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS;
+}
+
+/** Translates va for an access at privilege p. Returns the guest physical address, or raises and returns 0. */
+export function translate(va: u64, acc: u32, p: u32): u64 {
+  const mode = satp >> 60;
+  if (p == PRV_M || mode == 0) return va;
+  const levels: i32 = mode == SATP_MODE_SV39 ? 3 : 4;
+  const vaBits = 12 + 9 * levels;
+  const top = <i64>va >> (vaBits - 1);
+  if (top != 0 && top != -1) { raise(pageFaultCause(acc), va); return 0; }
+  let table = (satp & PPN_MASK) << 12;
+  for (let level = levels - 1; level >= 0; level--) {
+    const vpn = (va >> (12 + 9 * <u64>level)) & 511;
+    const pteAddr = table + vpn * 8;
+    if (!inRam(pteAddr, 8)) { raise(accessFaultCause(acc), va); return 0; }
+    const host = hostOf(pteAddr);
+    const pte = atomic.load<u64>(host);
+    if ((pte & PTE_V) == 0 || ((pte & PTE_R) == 0 && (pte & PTE_W) != 0) || (pte & PTE_RESERVED) != 0) break;
+    if ((pte & (PTE_R | PTE_X)) == 0) { // pointer to the next level
+      if ((pte & (PTE_U | PTE_A | PTE_D)) != 0) break; // reserved for non-leaf PTEs
+      table = ((pte >> 10) & PPN_MASK) << 12;
+      continue;
+    }
+    // leaf: permissions
+    if (p == PRV_U) {
+      if ((pte & PTE_U) == 0) break;
+    } else if ((pte & PTE_U) != 0) {
+      if (acc == ACC_FETCH || (mstatus & MSTATUS_SUM) == 0) break;
+    }
+    if (acc == ACC_FETCH) {
+      if ((pte & PTE_X) == 0) break;
+    } else if (acc == ACC_READ) {
+      if ((pte & PTE_R) == 0 && !((mstatus & MSTATUS_MXR) != 0 && (pte & PTE_X) != 0)) break;
+    } else if ((pte & PTE_W) == 0) break;
+    const ppn = (pte >> 10) & PPN_MASK;
+    const lowBits: u64 = 12 + 9 * <u64>level;
+    const superMask: u64 = (<u64>1 << (lowBits - 12)) - 1;
+    if ((ppn & superMask) != 0) break; // misaligned superpage
+    // Hardware A/D update (Svadu behaviour); atomic so another hart's update is not lost.
+    const need = acc == ACC_WRITE ? PTE_A | PTE_D : PTE_A;
+    if ((pte & need) != need) atomic.or<u64>(host, need);
+    return (ppn << 12) | (va & ((<u64>1 << lowBits) - 1));
+  }
+  raise(pageFaultCause(acc), va);
+  return 0;
+}
+
+// --- fetch -------------------------------------------------------------------------------------------------------
+
+/** Host (wasm) address of the 4 KiB page holding instruction address va, or 0 after raising a fault. */
+export function fetchPage(va: u64): usize {
+  const te = tlbSlot(tlbFetch, va);
+  if (load<u64>(te) == ((va >> 12) | fetchKey)) return <usize>((va & ~0xfff) + load<u64>(te, 8));
+  const pa = translate(va, ACC_FETCH, priv);
+  if (exc) return 0;
+  if (!inRam(pa, 2)) { raise(CAUSE_FETCH_ACCESS, va); return 0; }
+  const hostPage = hostOf(pa & ~0xfff);
+  store<u64>(te, (va >> 12) | fetchKey);
+  store<u64>(te, <u64>hostPage - (va & ~0xfff), 8);
+  return hostPage;
+}
+
+/** Reads the 16-bit instruction parcel at va (slow path, used by the decoder). */
+export function fetchParcel(va: u64): u32 {
+  const page = fetchPage(va);
+  if (exc) return 0;
+  return <u32>load<u16>(page + <usize>(va & 0xfff));
+}
+
+// --- loads -------------------------------------------------------------------------------------------------------
+
+@inline function readHost(host: usize, size: u32): u64 {
+  if (size == 8) return load<u64>(host);
+  if (size == 4) return <u64>load<u32>(host);
+  if (size == 2) return <u64>load<u16>(host);
+  return <u64>load<u8>(host);
+}
+@inline function writeHost(host: usize, size: u32, v: u64): void {
+  if (size == 8) store<u64>(host, v);
+  else if (size == 4) store<u32>(host, <u32>v);
+  else if (size == 2) store<u16>(host, <u16>v);
+  else store<u8>(host, <u8>v);
+}
+
+/** Load of size bytes at va, zero-extended; raises or requests a stop on failure (check exc). */
+export function loadSlow(va: u64, size: u32): u64 {
+  if ((va & 0xfff) + size > 4096) {
+    // misaligned across a page boundary: byte by byte (each byte translated)
+    let v: u64 = 0;
+    for (let i: u32 = 0; i < size; i++) {
+      const b = loadSlow(va + i, 1);
+      if (exc) return 0;
+      v |= b << (8 * <u64>i);
+    }
+    return v;
+  }
+  const pa = translate(va, ACC_READ, effectiveDataPriv());
+  if (exc) return 0;
+  if (inRam(pa, size)) {
+    const host = hostOf(pa);
+    const te = tlbSlot(tlbRead, va);
+    store<u64>(te, (va >> 12) | dataKey);
+    store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
+    return readHost(host, size);
+  }
+  return mmioAccess(va, pa, size, false, 0);
+}
+
+// --- stores ------------------------------------------------------------------------------------------------------
+
+/** Store of the low size bytes of v at va; raises or requests a stop on failure (check exc). */
+export function storeSlow(va: u64, size: u32, v: u64): void {
+  if ((va & 0xfff) + size > 4096) {
+    // Translate both pages before writing anything, so a fault leaves memory untouched.
+    const dp = effectiveDataPriv();
+    const last = va + size - 1;
+    const pa0 = translate(va, ACC_WRITE, dp);
+    if (exc) return;
+    const pa1 = translate(last, ACC_WRITE, dp);
+    if (exc) return;
+    if (!inRam(pa0, 1) || !inRam(pa1 & ~0xfff, 1)) { raise(CAUSE_STORE_ACCESS, va); return; }
+    for (let i: u32 = 0; i < size; i++) {
+      const a = va + i;
+      const pa = (a & ~0xfff) == (va & ~0xfff) ? pa0 + i : (pa1 & ~0xfff) + (a & 0xfff);
+      store<u8>(hostOf(pa), <u8>(v >> (8 * <u64>i)));
+    }
+    return;
+  }
+  const pa = translate(va, ACC_WRITE, effectiveDataPriv());
+  if (exc) return;
+  if (inRam(pa, size)) {
+    const host = hostOf(pa);
+    writeHost(host, size, v);
+    if (tohostAddr != 0 && (pa & ~0xfff) == (tohostAddr & ~0xfff)) {
+      // the tohost page is never entered in the write TLB, so every store to it comes here
+      if (pa - tohostAddr < 8) {
+        htifValue = load<u64>(hostOf(tohostAddr));
+        requestStop(STOP_HTIF);
+      }
+      return;
+    }
+    const te = tlbSlot(tlbWrite, va);
+    store<u64>(te, (va >> 12) | dataKey);
+    store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
+    return;
+  }
+  mmioAccess(va, pa, size, true, v);
+}
+
+/** Translates va for an atomic access (read and write permission) and returns the host address; the access must
+ *  be naturally aligned and in RAM (AMOs to I/O raise an access fault). */
+export function amoAddress(va: u64, size: u32): usize {
+  const dp = effectiveDataPriv();
+  const pa = translate(va, ACC_WRITE, dp);
+  if (exc) return 0;
+  if (!inRam(pa, size)) { raise(CAUSE_STORE_ACCESS, va); return 0; }
+  return hostOf(pa);
+}
+
+/** Loads and stores outside RAM go to the host's devices: the hart stops with STOP_MMIO, the host answers, and
+ *  the re-executed instruction finds the answer here. */
+function mmioAccess(va: u64, pa: u64, size: u32, isStore: bool, v: u64): u64 {
+  if (pa >= PHYS_LIMIT) { raise(isStore ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, va); return 0; }
+  if (mmioAnswer != MMIO_NONE && mmioAddr == pa && mmioIsStore == isStore) {
+    const kind = mmioAnswer;
+    mmioAnswer = MMIO_NONE;
+    if (kind == MMIO_FAULT) { raise(isStore ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, va); return 0; }
+    return mmioData;
+  }
+  setMmioRequest(pa, size, isStore, v);
+  requestStop(STOP_MMIO);
+  return 0;
+}

@@ -1,0 +1,36 @@
+// Compiles the AssemblyScript hart to emulator-core/build/hart.wasm.
+// The memory is imported and shared: the host creates it, so guest RAM is a
+// SharedArrayBuffer that other workers (devices, the page, later other harts) can see.
+import asc from "assemblyscript/asc";
+import { mkdirSync, statSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, "build", "hart.wasm");
+const srcDir = join(here, "assembly");
+
+function newestSource() {
+  return Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs);
+}
+let upToDate = false;
+try { upToDate = statSync(out).mtimeMs >= newestSource(); } catch {}
+if (upToDate && !process.argv.includes("--force")) process.exit(0);
+
+mkdirSync(dirname(out), { recursive: true });
+const { error, stderr } = await asc.main([
+  join(srcDir, "index.ts"),
+  "--outFile", out,
+  "-O3", "--noAssert", "--converge",
+  "--runtime", "stub",
+  "--importMemory", "--sharedMemory",
+  "--initialMemory", "32", "--maximumMemory", "65536",
+  "--enable", "threads",
+  "--uncheckedBehavior", "always",
+  "--memoryBase", "65536",
+]);
+if (error) {
+  console.error(stderr.toString());
+  process.exit(1);
+}
+console.log(`built ${out}`);
