@@ -255,7 +255,8 @@ export function run(budget: i32): u32 {
       case O.OP_MULW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
       case O.OP_DIVW: {
         const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
-        setX(xr, rd, <u64><i64>(b == 0 ? -1 : (b == -1 ? 0 - a : a / b)));
+        const q: i32 = b == 0 ? -1 : (b == -1 ? <i32>0 - a : a / b); // INT_MIN / -1 overflows to INT_MIN
+        setX(xr, rd, <u64><i64>q);
         p += load<u8>(e, E_LEN); continue;
       }
       case O.OP_DIVUW: {
@@ -265,7 +266,8 @@ export function run(budget: i32): u32 {
       }
       case O.OP_REMW: {
         const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
-        setX(xr, rd, <u64><i64>(b == 0 ? a : (b == -1 ? 0 : a % b)));
+        const r: i32 = b == 0 ? a : (b == -1 ? 0 : a % b);
+        setX(xr, rd, <u64><i64>r);
         p += load<u8>(e, E_LEN); continue;
       }
       case O.OP_REMUW: {
