@@ -76,6 +76,8 @@ export let mtime: u64 = 0;         // the platform timer (CLINT mtime), kept cur
 const pmpcfg = new StaticArray<u64>(16);
 const pmpaddr = new StaticArray<u64>(64);
 export let tselect: u64 = 0;
+/** mcycle = instructions retired + cycleOffset (the two counters are written independently) */
+export let cycleOffset: u64 = 0;
 
 /** Bumped whenever translation-relevant state changes (satp, SUM, MXR, MPRV, MPP, privilege): the interpreter
  *  compares it to drop its cached fetch page and recompute TLB context keys. */
@@ -105,13 +107,16 @@ export function setMipLines(v: u64): void { mipLines = v; }
 export function setMhartid(v: u64): void { mhartid = v; }
 export function setMtime(v: u64): void { mtime = v; }
 export function bumpEpoch(): void { translationEpoch++; }
+export function setMedeleg(v: u64): void { medeleg = v & MEDELEG_WRITABLE; }
+export function setMideleg(v: u64): void { mideleg = v & MIDELEG_WRITABLE; }
+export function setMcounteren(v: u64): void { mcounteren = v & 0xffffffff; }
 export function clearTlbFlush(): void { tlbFlushNeeded = false; }
 
 export function resetCsrs(hartid: u64): void {
   mstatus = XLEN64_BOTH; medeleg = 0; mideleg = 0; mie = 0; mipSoftware = 0; mipLines = 0;
   mtvec = 0; stvec = 0; mepc = 0; sepc = 0; mcause = 0; scause = 0; mtval = 0; stval = 0;
   mscratch = 0; sscratch = 0; mcounteren = 0; scounteren = 0; menvcfg = 0; senvcfg = 0; mcountinhibit = 0;
-  satp = 0; frm = 0; mhartid = hartid; tselect = 0;
+  satp = 0; frm = 0; mhartid = hartid; tselect = 0; cycleOffset = 0;
   for (let i = 0; i < 16; i++) unchecked(pmpcfg[i] = 0);
   for (let i = 0; i < 64; i++) unchecked(pmpaddr[i] = 0);
   SF.fflags = 0;
@@ -147,9 +152,8 @@ export function csrRead(csr: u32, write: bool, retired: u64, raw: u32): u64 {
     case CSR_FFLAGS: if (!fpEnabled()) break; return SF.fflags;
     case CSR_FRM: if (!fpEnabled()) break; return frm;
     case CSR_FCSR: if (!fpEnabled()) break; return (<u64>frm << 5) | SF.fflags;
-    case 0xc00: case 0xc02: // cycle, instret (one cycle per instruction)
-      if (!counterAllowed(csr & 31)) break;
-      return retired;
+    case 0xc00: if (!counterAllowed(0)) break; return retired + cycleOffset; // one cycle per instruction
+    case 0xc02: if (!counterAllowed(2)) break; return retired;
     case 0xc01: if (!counterAllowed(1)) break; return mtime;
     case 0x100: return mstatus & SSTATUS_VISIBLE;
     case 0x104: return mie & mideleg;
@@ -178,7 +182,8 @@ export function csrRead(csr: u32, write: bool, retired: u64, raw: u32): u64 {
     case 0x342: return mcause;
     case 0x343: return mtval;
     case 0x344: return mip();
-    case 0xb00: case 0xb02: return retired; // mcycle, minstret
+    case 0xb00: return retired + cycleOffset; // mcycle
+    case 0xb02: return retired; // minstret
     case 0x7a0: return tselect;
     case 0x7a1: case 0x7a2: case 0x7a3: return 0; // no triggers: tdata reads 0, writes are ignored
     default:
@@ -229,7 +234,14 @@ export function csrWrite(csr: u32, v: u64, retired: u64): void {
     case 0x342: mcause = v; return;
     case 0x343: mtval = v; return;
     case 0x344: mipSoftware = (mipSoftware & ~MIP_WRITABLE) | (v & MIP_WRITABLE); return;
-    case 0xb00: case 0xb02: setInstretBase(instretBase + v - retired - 1); return;
+    // The CSR instruction itself counts as the last one before the new value.
+    case 0xb00: cycleOffset = v - retired - 1; return;
+    case 0xb02: {
+      const delta = v - retired - 1;
+      setInstretBase(instretBase + delta);
+      cycleOffset -= delta; // mcycle is a separate counter: it keeps its value
+      return;
+    }
     case 0x7a0: tselect = v; return;
     default:
       if (csr >= 0x3a0 && csr <= 0x3af) { unchecked(pmpcfg[csr - 0x3a0] = v); return; }

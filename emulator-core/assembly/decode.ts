@@ -291,7 +291,11 @@ export function decode32(e: usize, inst: u32): void {
         if (badStaticRm(rm)) { writeIllegal(e, inst, 4); return; }
         break;
     }
-    writeEntry(e, op, fmt == F_S || fmt == F_B ? 0 : rd, rs1, rs2, imm, 4, inst);
+    // Fields a format does not have are stored as 0, so equal instructions give equal entries.
+    const hasRd = fmt != F_S && fmt != F_B && fmt != F_NONE;
+    const hasRs1 = fmt != F_U && fmt != F_J && fmt != F_NONE;
+    const hasRs2 = fmt == F_R || fmt == F_S || fmt == F_B || fmt == F_R4 || fmt == F_RM;
+    writeEntry(e, op, hasRd ? rd : 0, hasRs1 ? rs1 : 0, hasRs2 ? rs2 : 0, imm, 4, inst);
     return;
   }
   writeIllegal(e, inst, 4);

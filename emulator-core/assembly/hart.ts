@@ -11,7 +11,7 @@ import * as O from "./ops";
 import { decode16, decode32, E_LEN, E_RD, E_RS1, E_RS2, E_IMM, E_RAW, ENTRY_SIZE } from "./decode";
 import {
   pc, priv, PRV_M, PRV_S, PRV_U, xregs, fregs, tlbRead, tlbWrite, exc, excCause, excTval, EXC_STOP, stopReason,
-  STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_ECALL, raise, requestStop, instretBase, CAUSE_ILLEGAL_INSTRUCTION,
+  STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_ECALL, STOP_FATAL, raise, requestStop, instretBase, CAUSE_ILLEGAL_INSTRUCTION,
   CAUSE_BREAKPOINT, CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE,
 } from "./state";
 import {
@@ -97,7 +97,15 @@ export function run(budget: i32): u32 {
       const hostPage = fetchPage(p);
       if (exc) {
         exc = 0;
-        p = takeTrap(p, excCause, excTval);
+        const handler = takeTrap(p, excCause, excTval);
+        if (handler == p) {
+          // the trap handler itself cannot be fetched: the hart would loop forever
+          pc = p;
+          instretBase += <u64>(budget - n);
+          return STOP_FATAL;
+        }
+        p = handler;
+        n--; // a trap costs a step, so run() always returns
         if (keysEpoch != translationEpoch) updateKeys();
         dKey = dataKey;
         continue;
@@ -112,6 +120,7 @@ export function run(budget: i32): u32 {
       if (exc) {
         exc = 0;
         p = takeTrap(p, excCause, excTval);
+        n--;
         if (keysEpoch != translationEpoch) updateKeys();
         dKey = dataKey;
         codePage = 1;

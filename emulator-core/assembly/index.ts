@@ -5,7 +5,7 @@ import * as S from "./state";
 import * as C from "./csr";
 import { setDecodeCache, flushDecodeCache } from "./icache";
 import { flushTlbs, updateKeys } from "./mmu";
-import { HART_BLOCK_SIZE } from "./state";
+import { decode16, decode32 } from "./decode";
 
 export { run, setSbiInHost } from "./hart";
 export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, HART_BLOCK_SIZE } from "./state";
@@ -72,5 +72,18 @@ export function getMepc(): u64 { return C.mepc; }
 export function getSepc(): u64 { return C.sepc; }
 export function getMtval(): u64 { return C.mtval; }
 export function getStval(): u64 { return C.stval; }
+/** Flushes the TLBs (SBI remote sfence.vma reaching this hart). */
+export function flushTlb(): void { flushTlbs(); }
+export function setMedeleg(v: u64): void { C.setMedeleg(v); }
+export function setMideleg(v: u64): void { C.setMideleg(v); }
+export function setMcounteren(v: u64): void { C.setMcounteren(v); }
 /** Drops all decoded instructions (the host calls this after writing guest RAM behind the hart's back). */
 export function invalidateDecoded(): void { flushDecodeCache(); }
+
+// Decoder access for unit tests: decodes one instruction into a scratch entry and returns the entry's address.
+const testEntry = memory.data(16, 16);
+export function decodeForTest(inst: u32): usize {
+  if ((inst & 3) != 3) decode16(testEntry, inst & 0xffff);
+  else decode32(testEntry, inst);
+  return testEntry;
+}

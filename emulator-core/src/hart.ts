@@ -45,6 +45,10 @@ interface HartExports {
   getMtval(): bigint;
   getStval(): bigint;
   invalidateDecoded(): void;
+  flushTlb(): void;
+  setMedeleg(v: bigint): void;
+  setMideleg(v: bigint): void;
+  setMcounteren(v: bigint): void;
   setSbiInHost(on: number): void;
 }
 
