@@ -1,0 +1,36 @@
+// The core-local interruptor (SiFive CLINT layout): msip, mtimecmp and mtime for M-mode software. Linux in
+// S-mode uses the SBI timer instead, but the registers exist as on QEMU's virt board.
+
+import type { MmioDevice } from "./bus.ts";
+
+export const CLINT_SIZE = 0x10000;
+
+export class Clint implements MmioDevice {
+  readonly size = CLINT_SIZE;
+  msip = false;
+  private mtimecmp = ~0n >> 1n;
+
+  constructor(private readonly now: () => bigint, private readonly changed: () => void) {}
+
+  timerPending(now: bigint): boolean { return now >= this.mtimecmp; }
+
+  read(offset: number, size: 1 | 2 | 4): number {
+    if (size !== 4) return 0;
+    if (offset === 0) return this.msip ? 1 : 0;
+    if (offset === 0x4000) return Number(this.mtimecmp & 0xffffffffn);
+    if (offset === 0x4004) return Number(this.mtimecmp >> 32n);
+    if (offset === 0xbff8) return Number(this.now() & 0xffffffffn);
+    if (offset === 0xbffc) return Number(this.now() >> 32n);
+    return 0;
+  }
+
+  write(offset: number, size: 1 | 2 | 4, value: number): void {
+    if (size !== 4) return;
+    const v = BigInt(value >>> 0);
+    if (offset === 0) this.msip = (value & 1) !== 0;
+    else if (offset === 0x4000) this.mtimecmp = (this.mtimecmp & ~0xffffffffn) | v;
+    else if (offset === 0x4004) this.mtimecmp = (this.mtimecmp & 0xffffffffn) | (v << 32n);
+    else return;
+    this.changed();
+  }
+}
