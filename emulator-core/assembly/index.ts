@@ -33,7 +33,7 @@ export function reset(hartId: u32, pc: u64): void {
   S.setReservation(false, 0, 0);
   S.setMmioAnswer(S.MMIO_NONE, 0);
   store<u64>(S.xregs + 10 * 8, <u64>hartId);
-  flushTlbs();
+  memory.fill(S.tlbRead, 0, S.TLB_BYTES * 3);
   C.clearTlbFlush();
   updateKeys();
 }

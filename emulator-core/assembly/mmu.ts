@@ -32,24 +32,29 @@ const PTE_RESERVED: u64 = 0xffc0000000000000; // N, PBMT and reserved bits: Svna
 const PPN_MASK: u64 = (1 << 44) - 1;
 const PHYS_LIMIT: u64 = 1 << 56;
 
-// TLB context keys (top byte of a tag), recomputed when the translation epoch changes.
+// TLB tags: the virtual page number (bits 0..51) with a key in bits 52..63: the access context (effective
+// privilege, SUM, MXR, and bit 54 always set so a zeroed entry never matches) and a flush generation. Flushing
+// bumps the generation, so sfence.vma and satp writes cost O(1); the arrays are cleared only when it wraps.
 export let dataKey: u64 = 0;
 export let fetchKey: u64 = 0;
 export let keysEpoch: u32 = 0xffffffff;
+let generation: u64 = 0;
+const GENERATIONS: u64 = 128;
 
 export function updateKeys(): void {
   const dp = effectiveDataPriv();
-  let ctx: u64 = <u64>dp | 4; // bit 2 keeps every key nonzero in the top byte
+  let ctx: u64 = <u64>dp | 4;
   if (mstatus & MSTATUS_SUM) ctx |= 8;
   if (mstatus & MSTATUS_MXR) ctx |= 16;
-  dataKey = ctx << 56;
-  fetchKey = (<u64>priv | 4) << 56;
+  dataKey = (ctx | (generation << 5)) << 52;
+  fetchKey = ((<u64>priv | 4) | (generation << 5)) << 52;
   keysEpoch = translationEpoch;
 }
 
 export function flushTlbs(): void {
-  // an all-ones tag never matches: real tags have bits 52..55 clear
-  memory.fill(tlbRead, 0xff, TLB_BYTES * 3);
+  generation = (generation + 1) & (GENERATIONS - 1);
+  if (generation == 0) memory.fill(tlbRead, 0, TLB_BYTES * 3);
+  updateKeys();
 }
 
 @inline export function tlbSlot(tlb: usize, va: u64): usize {
