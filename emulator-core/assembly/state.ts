@@ -12,7 +12,7 @@ export const PRV_M: u32 = 3;
 export const HB_XREGS: u32 = 0;       // 33 x u64: x0..x31 and the scratch slot that absorbs writes to x0
 export const HB_FREGS: u32 = 512;     // 32 x u64
 export const HB_TLB: u32 = 4096;      // three TLBs: read, write, fetch
-export const TLB_ENTRIES: u32 = 4096;
+export const TLB_ENTRIES: u32 = 8192;
 export const TLB_ENTRY_SIZE: u32 = 16; // u64 tag, u64 addend (host address = va + addend)
 export const TLB_BYTES: u32 = TLB_ENTRIES * TLB_ENTRY_SIZE;
 export const HART_BLOCK_SIZE: u32 = 4096 + 3 * TLB_BYTES;

@@ -1,0 +1,57 @@
+// Host-side backends of the virtio devices. Nothing here depends on Node: the browser worker uses the same
+// interfaces (a Node file-backed disk lives in src/node/file-block-backend.ts).
+
+/** A disk. Offsets and lengths passed in are always inside [0, size); errors thrown become VIRTIO_BLK_S_IOERR. */
+export interface BlockBackend {
+  /** bytes; a multiple of 512 */
+  readonly size: number;
+  /** writes are refused (the device then offers VIRTIO_BLK_F_RO) */
+  readonly readOnly?: boolean;
+  /** fill dst (a view of guest RAM) from the disk at offset */
+  read(offset: number, dst: Uint8Array): void;
+  /** store src (a view of guest RAM) to the disk at offset */
+  write(offset: number, src: Uint8Array): void;
+  /** make completed writes durable */
+  flush(): void;
+}
+
+/** A disk held in memory. Pass an image (used in place, not copied) or a size in bytes for an empty disk. */
+export class MemoryBlockBackend implements BlockBackend {
+  readonly data: Uint8Array;
+  readonly readOnly: boolean;
+  flushes = 0;
+
+  constructor(image: Uint8Array | number, opts: { readOnly?: boolean } = {}) {
+    this.data = typeof image === "number" ? new Uint8Array(image) : image;
+    if (this.data.length % 512 !== 0) throw new Error(`disk image size ${this.data.length} is not a multiple of 512`);
+    this.readOnly = opts.readOnly ?? false;
+  }
+
+  get size(): number { return this.data.length; }
+
+  read(offset: number, dst: Uint8Array): void { dst.set(this.data.subarray(offset, offset + dst.length)); }
+
+  write(offset: number, src: Uint8Array): void {
+    if (this.readOnly) throw new Error("read-only disk");
+    this.data.set(src, offset);
+  }
+
+  flush(): void { this.flushes++; }
+}
+
+/** Where transmitted Ethernet frames go. `frame` (no virtio header, no FCS) is a fresh copy the backend may keep. */
+export interface NetBackend {
+  send(frame: Uint8Array): void;
+}
+
+/** Randomness for virtio-rng. `dst` is a private (non-shared) buffer of at most 65536 bytes. */
+export interface EntropySource {
+  fill(dst: Uint8Array<ArrayBuffer>): void;
+}
+
+/** crypto.getRandomValues (Node 20 and browsers/workers). */
+export const cryptoEntropy: EntropySource = {
+  fill(dst: Uint8Array<ArrayBuffer>): void {
+    for (let i = 0; i < dst.length; i += 65536) globalThis.crypto.getRandomValues(dst.subarray(i, Math.min(dst.length, i + 65536)));
+  },
+};

@@ -1,0 +1,333 @@
+// virtio-mmio transport, virtio 1.x "modern" register layout (Version 2), section 4.2 of the spec.
+//
+// Exported API
+//   new VirtioMmio(mem: GuestMemory, irq: IrqLine, device: VirtioDevice, opts?: VirtioMmioOptions)
+//     An MmioDevice of size 0x1000: map it on the MmioBus and describe it in the device tree
+//     (compatible = "virtio,mmio", reg = <base 0x1000>, one PLIC interrupt).
+//     opts.queueNumMax (default 256) is the QueueNumMax every queue reports; opts.onError(msg) is told why the
+//     device entered DEVICE_NEEDS_RESET. Public state for inspection: status, failureReason, interruptStatus,
+//     driverFeatures, offeredFeatures, queues.
+//   Devices (each implements VirtioDevice; wrap exactly one in a VirtioMmio):
+//     new VirtioBlk(backend: BlockBackend, opts?: { readOnly?, serial? })      — blk.ts (device ID 2)
+//     new VirtioNet({ mac?, backend?, linkUp?, backlog? })                     — net.ts (device ID 1)
+//       net.receive(frame) delivers one Ethernet frame; net.setLinkUp(up); backend.send(frame) for tx
+//     new VirtioRng(source?: EntropySource)                                    — rng.ts (device ID 4)
+//   Backends (backends.ts): BlockBackend, MemoryBlockBackend, NetBackend, EntropySource, cryptoEntropy;
+//     Node only: FileBlockBackend in src/node/file-block-backend.ts.
+//
+// Robustness: read() and write() never throw. Anything the guest gets wrong (ring or buffer outside RAM, loops,
+// bad sizes, notify on an unready queue, truncated request headers) stops the device: Status reads with
+// DEVICE_NEEDS_RESET (0x40), InterruptStatus bit 1 (config change) is raised, and nothing is processed until the
+// driver writes 0 to Status. Guest RAM is only touched through GuestMemory-checked offsets.
+//
+// Offered transport features: VIRTIO_F_VERSION_1 (always) and VIRTIO_F_INDIRECT_DESC. No EVENT_IDX, no packed
+// rings. The avail ring's NO_INTERRUPT flag is honoured.
+
+import type { MmioDevice } from "../bus.ts";
+import type { GuestMemory, IrqLine } from "../guest-memory.ts";
+import { Virtqueue } from "./queue.ts";
+
+export const VIRTIO_MMIO_MAGIC = 0x74726976; // "virt"
+export const VIRTIO_MMIO_VERSION = 2;
+export const VIRTIO_VENDOR_ID = 0x53495654; // "TVIS" in memory order
+
+export const VIRTIO_ID_NET = 1;
+export const VIRTIO_ID_BLOCK = 2;
+export const VIRTIO_ID_RNG = 4;
+
+export const VIRTIO_F_INDIRECT_DESC = 1n << 28n;
+export const VIRTIO_F_EVENT_IDX = 1n << 29n;
+export const VIRTIO_F_VERSION_1 = 1n << 32n;
+
+export const STATUS_ACKNOWLEDGE = 1;
+export const STATUS_DRIVER = 2;
+export const STATUS_DRIVER_OK = 4;
+export const STATUS_FEATURES_OK = 8;
+export const STATUS_NEEDS_RESET = 0x40;
+export const STATUS_FAILED = 0x80;
+
+export const INT_USED_BUFFER = 1;
+export const INT_CONFIG_CHANGE = 2;
+
+/** Register offsets (virtio-mmio, Version 2). */
+export const REG = {
+  MagicValue: 0x000,
+  Version: 0x004,
+  DeviceID: 0x008,
+  VendorID: 0x00c,
+  DeviceFeatures: 0x010,
+  DeviceFeaturesSel: 0x014,
+  DriverFeatures: 0x020,
+  DriverFeaturesSel: 0x024,
+  QueueSel: 0x030,
+  QueueNumMax: 0x034,
+  QueueNum: 0x038,
+  QueueReady: 0x044,
+  QueueNotify: 0x050,
+  InterruptStatus: 0x060,
+  InterruptACK: 0x064,
+  Status: 0x070,
+  QueueDescLow: 0x080,
+  QueueDescHigh: 0x084,
+  QueueDriverLow: 0x090,
+  QueueDriverHigh: 0x094,
+  QueueDeviceLow: 0x0a0,
+  QueueDeviceHigh: 0x0a4,
+  SHMSel: 0x0ac,
+  SHMLenLow: 0x0b0,
+  SHMLenHigh: 0x0b4,
+  SHMBaseLow: 0x0b8,
+  SHMBaseHigh: 0x0bc,
+  QueueReset: 0x0c0,
+  ConfigGeneration: 0x0fc,
+  Config: 0x100,
+} as const;
+
+/** What a device sees of its transport. */
+export interface VirtioTransport {
+  readonly mem: GuestMemory;
+  /** features the driver accepted (valid once FEATURES_OK is set) */
+  readonly driverFeatures: bigint;
+  /** DRIVER_OK is set, the driver has not FAILED and the device does not need a reset: buffers may be used */
+  readonly running: boolean;
+  queue(index: number): Virtqueue;
+  /** Used buffers were added to `q`: raise the used-buffer interrupt unless the driver suppressed it. */
+  usedBuffers(q: Virtqueue): void;
+  /** The device changed its config space: bump ConfigGeneration and raise the config-change interrupt. */
+  configChanged(): void;
+  /** The guest broke the rules: enter DEVICE_NEEDS_RESET. */
+  fail(reason: unknown): void;
+}
+
+/** A virtio device type behind a transport. */
+export interface VirtioDevice {
+  readonly deviceId: number;
+  /** device-type feature bits; the transport adds VERSION_1 and INDIRECT_DESC */
+  readonly features: bigint;
+  readonly queueCount: number;
+  /** device-specific config space (little-endian), read by the driver at 0x100 */
+  readonly config: Uint8Array;
+  attach(t: VirtioTransport): void;
+  /** the driver reset the device (status 0); queues are already reset by the transport */
+  reset(): void;
+  /** the driver notified a ready queue while the device is running; may throw VirtqueueError/GuestMemoryError */
+  queueNotify(queue: number): void;
+  /** config space write of 1/2/4 bytes (default: ignored) */
+  writeConfig?(offset: number, size: 1 | 2 | 4, value: number): void;
+}
+
+export interface VirtioMmioOptions {
+  queueNumMax?: number;
+  onError?: (message: string) => void;
+}
+
+export class VirtioMmio implements MmioDevice, VirtioTransport {
+  readonly size = 0x1000;
+  readonly queues: Virtqueue[];
+  readonly offeredFeatures: bigint;
+  status = 0;
+  driverFeatures = 0n;
+  interruptStatus = 0;
+  configGeneration = 0;
+  /** why the device needs a reset, or null */
+  failureReason: string | null = null;
+
+  private deviceFeaturesSel = 0;
+  private driverFeaturesSel = 0;
+  private queueSel = 0;
+  private irqLevel = false;
+  private readonly onError?: (message: string) => void;
+
+  constructor(readonly mem: GuestMemory, private readonly irq: IrqLine, readonly device: VirtioDevice,
+              opts: VirtioMmioOptions = {}) {
+    const max = opts.queueNumMax ?? 256;
+    if (max < 1 || max > 32768 || (max & (max - 1)) !== 0) throw new Error(`queueNumMax ${max} is not a power of two <= 32768`);
+    this.onError = opts.onError;
+    this.queues = [];
+    for (let i = 0; i < device.queueCount; i++) this.queues.push(new Virtqueue(mem, i, max));
+    this.offeredFeatures = device.features | VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC;
+    device.attach(this);
+  }
+
+  get running(): boolean {
+    return (this.status & (STATUS_DRIVER_OK | STATUS_FAILED)) === STATUS_DRIVER_OK && this.failureReason === null;
+  }
+
+  get needsReset(): boolean { return this.failureReason !== null; }
+
+  queue(index: number): Virtqueue { return this.queues[index]; }
+
+  usedBuffers(q: Virtqueue): void {
+    if (q.interruptSuppressed()) return;
+    this.interruptStatus |= INT_USED_BUFFER;
+    this.updateIrq();
+  }
+
+  configChanged(): void {
+    this.configGeneration = (this.configGeneration + 1) >>> 0;
+    if (this.status & STATUS_DRIVER_OK) {
+      this.interruptStatus |= INT_CONFIG_CHANGE;
+      this.updateIrq();
+    }
+  }
+
+  fail(reason: unknown): void {
+    if (this.failureReason === null) {
+      const msg = reason instanceof Error ? reason.message : String(reason);
+      this.failureReason = msg;
+      this.onError?.(msg);
+    }
+    this.configGeneration = (this.configGeneration + 1) >>> 0;
+    this.interruptStatus |= INT_CONFIG_CHANGE;
+    this.updateIrq();
+  }
+
+  private updateIrq(): void {
+    const level = this.interruptStatus !== 0;
+    if (level !== this.irqLevel) {
+      this.irqLevel = level;
+      this.irq.set(level);
+    }
+  }
+
+  read(offset: number, size: 1 | 2 | 4): number {
+    try {
+      if (offset >= REG.Config) return this.readConfig(offset - REG.Config, size);
+      if (size !== 4 || (offset & 3) !== 0) return 0;
+      const q = this.queues[this.queueSel];
+      switch (offset) {
+        case REG.MagicValue: return VIRTIO_MMIO_MAGIC;
+        case REG.Version: return VIRTIO_MMIO_VERSION;
+        case REG.DeviceID: return this.device.deviceId;
+        case REG.VendorID: return VIRTIO_VENDOR_ID;
+        case REG.DeviceFeatures:
+          return this.deviceFeaturesSel < 2 ? Number((this.offeredFeatures >> BigInt(32 * this.deviceFeaturesSel)) & 0xffffffffn) : 0;
+        case REG.QueueNumMax: return q ? q.maxSize : 0;
+        case REG.QueueReady: return q?.ready ? 1 : 0;
+        case REG.InterruptStatus: return this.interruptStatus;
+        case REG.Status: return this.status | (this.failureReason !== null ? STATUS_NEEDS_RESET : 0);
+        case REG.SHMLenLow: case REG.SHMLenHigh: case REG.SHMBaseLow: case REG.SHMBaseHigh:
+          return 0xffffffff; // no shared memory regions (length ~0)
+        case REG.ConfigGeneration: return this.configGeneration;
+        default: return 0;
+      }
+    } catch (e) {
+      this.fail(e);
+      return 0;
+    }
+  }
+
+  write(offset: number, size: 1 | 2 | 4, value: number): void {
+    try {
+      if (offset >= REG.Config) {
+        const off = offset - REG.Config;
+        if (off + size <= this.device.config.length) this.device.writeConfig?.(off, size, value >>> 0);
+        return;
+      }
+      if (size !== 4 || (offset & 3) !== 0) return;
+      this.writeReg(offset, value >>> 0);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private readConfig(off: number, size: number): number {
+    const c = this.device.config;
+    if (off + size > c.length) return 0;
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) v = v * 256 + c[off + i];
+    return v;
+  }
+
+  private writeReg(offset: number, v: number): void {
+    const q = this.queues[this.queueSel];
+    switch (offset) {
+      case REG.DeviceFeaturesSel: this.deviceFeaturesSel = v; return;
+      case REG.DriverFeaturesSel: this.driverFeaturesSel = v; return;
+      case REG.DriverFeatures: {
+        if (this.status & STATUS_FEATURES_OK) return;
+        if (this.driverFeaturesSel === 0) this.driverFeatures = (this.driverFeatures & ~0xffffffffn) | BigInt(v);
+        else if (this.driverFeaturesSel === 1) this.driverFeatures = (this.driverFeatures & 0xffffffffn) | (BigInt(v) << 32n);
+        return;
+      }
+      case REG.QueueSel: this.queueSel = v; return;
+      case REG.QueueNum: {
+        if (!q || q.ready) return;
+        if (v === 0 || v > q.maxSize || (v & (v - 1)) !== 0) {
+          this.fail(`queue ${this.queueSel}: QueueNum ${v} is not a power of two in [1, ${q.maxSize}]`);
+          return;
+        }
+        q.num = v;
+        return;
+      }
+      case REG.QueueReady: {
+        if (v & 1) {
+          if (!q) { this.fail(`QueueReady on nonexistent queue ${this.queueSel}`); return; }
+          if (!q.ready) q.enable();
+        } else if (q) {
+          q.ready = false;
+        }
+        return;
+      }
+      case REG.QueueNotify: this.notify(v); return;
+      case REG.InterruptACK:
+        this.interruptStatus &= ~v;
+        this.updateIrq();
+        return;
+      case REG.Status: this.setStatus(v & 0xff); return;
+      case REG.QueueDescLow: case REG.QueueDescHigh:
+      case REG.QueueDriverLow: case REG.QueueDriverHigh:
+      case REG.QueueDeviceLow: case REG.QueueDeviceHigh: {
+        if (!q || q.ready) return;
+        const high = (offset & 4) !== 0;
+        const set = (old: bigint) => high ? (old & 0xffffffffn) | (BigInt(v) << 32n) : (old & ~0xffffffffn) | BigInt(v);
+        if (offset < REG.QueueDriverLow) q.descAddr = set(q.descAddr);
+        else if (offset < REG.QueueDeviceLow) q.driverAddr = set(q.driverAddr);
+        else q.deviceAddr = set(q.deviceAddr);
+        return;
+      }
+      default: return;
+    }
+  }
+
+  private notify(index: number): void {
+    if (this.failureReason !== null || this.status === 0) return;
+    const q = this.queues[index];
+    if (!q || !q.ready) {
+      this.fail(`notify on ${q ? "unready" : "nonexistent"} queue ${index}`);
+      return;
+    }
+    if (!this.running) return; // buffers are not consumed before DRIVER_OK
+    this.device.queueNotify(index);
+  }
+
+  private setStatus(v: number): void {
+    if (v === 0) { this.reset(); return; }
+    v &= ~STATUS_NEEDS_RESET;
+    const old = this.status;
+    if ((v & STATUS_FEATURES_OK) && !(old & STATUS_FEATURES_OK)) {
+      const f = this.driverFeatures;
+      if ((f & ~this.offeredFeatures) !== 0n || (f & VIRTIO_F_VERSION_1) === 0n) v &= ~STATUS_FEATURES_OK;
+    }
+    this.status = v;
+    if ((v & STATUS_DRIVER_OK) && !(old & STATUS_DRIVER_OK)) {
+      if (!(v & STATUS_FEATURES_OK)) { this.fail("DRIVER_OK set without FEATURES_OK"); return; }
+      // the driver may have queued buffers before DRIVER_OK: look at every ready queue once
+      for (let i = 0; i < this.queues.length && this.running; i++) {
+        if (this.queues[i].ready) this.device.queueNotify(i);
+      }
+    }
+  }
+
+  /** Device reset (Status = 0): queues, features, interrupts, NEEDS_RESET. */
+  reset(): void {
+    this.status = 0;
+    this.failureReason = null;
+    this.driverFeatures = 0n;
+    this.deviceFeaturesSel = this.driverFeaturesSel = this.queueSel = 0;
+    this.interruptStatus = 0;
+    for (const q of this.queues) q.reset();
+    this.device.reset();
+    this.updateIrq();
+  }
+}
