@@ -35,6 +35,13 @@ const spanEntry = memory.data(ENTRY_SIZE, 16);
 @inline function setX(xr: usize, off: usize, v: u64): void { store<u64>(xr + off, v); }
 @inline function sext32(v: u64): u64 { return <u64><i64><i32>v; }
 
+/** The host address for an access of size bytes at va if the TLB maps it, else 0 (never a RAM address). */
+@inline function tlbHit(tlb: usize, va: u64, key: u64, size: u32): usize {
+  const te = tlb + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
+  const inPage = size == 1 || (<u32>va & 0xfff) <= 4096 - size;
+  return load<u64>(te) == ((va >> 12) | key) && inPage ? <usize>(va + load<u64>(te, 8)) : 0;
+}
+
 /** High 64 bits of the unsigned 128-bit product (wasm has no wide multiply). */
 function mulhu64(a: u64, b: u64): u64 {
   const aLo = a & 0xffffffff, aHi = a >> 32, bLo = b & 0xffffffff, bHi = b >> 32;
@@ -160,51 +167,94 @@ export function run(budget: i32): u32 {
         p += X(xr, load<u16>(e, E_RS1)) >= X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
         continue;
 
-      // Loads: TLB hit when the tag matches and the access stays inside the page.
-      case O.OP_LB: case O.OP_LH: case O.OP_LW: case O.OP_LD: case O.OP_LBU: case O.OP_LHU: case O.OP_LWU: {
+      // Loads and stores: a TLB hit (tag match, access inside the page) is a load at va + addend.
+      case O.OP_LD: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
-        const te = tR + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
-        const size: u32 = op == O.OP_LD ? 8 : op == O.OP_LW || op == O.OP_LWU ? 4 : op == O.OP_LB || op == O.OP_LBU ? 1 : 2;
+        const h = tlbHit(tR, va, dKey, 8);
         let v: u64;
-        if (load<u64>(te) == ((va >> 12) | dKey) && (<u32>va & 0xfff) <= 4096 - size) {
-          const h = <usize>(va + load<u64>(te, 8));
-          switch (op) {
-            case O.OP_LD: v = load<u64>(h); break;
-            case O.OP_LW: v = <u64><i64>load<i32>(h); break;
-            case O.OP_LWU: v = <u64>load<u32>(h); break;
-            case O.OP_LB: v = <u64><i64>load<i8>(h); break;
-            case O.OP_LBU: v = <u64>load<u8>(h); break;
-            case O.OP_LH: v = <u64><i64>load<i16>(h); break;
-            default: v = <u64>load<u16>(h);
-          }
-        } else {
-          v = loadSlow(va, size);
-          if (exc) break;
-          if (op == O.OP_LW) v = sext32(v);
-          else if (op == O.OP_LH) v = <u64><i64><i16>v;
-          else if (op == O.OP_LB) v = <u64><i64><i8>v;
-        }
-        setX(xr, rd, v);
-        p += load<u8>(e, E_LEN);
-        continue;
+        if (h) v = load<u64>(h);
+        else { v = loadSlow(va, 8); if (exc) break; }
+        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
       }
-      case O.OP_SB: case O.OP_SH: case O.OP_SW: case O.OP_SD: {
+      case O.OP_LW: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const h = tlbHit(tR, va, dKey, 4);
+        let v: u64;
+        if (h) v = <u64><i64>load<i32>(h);
+        else { v = sext32(loadSlow(va, 4)); if (exc) break; }
+        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_LWU: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const h = tlbHit(tR, va, dKey, 4);
+        let v: u64;
+        if (h) v = <u64>load<u32>(h);
+        else { v = loadSlow(va, 4); if (exc) break; }
+        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_LH: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const h = tlbHit(tR, va, dKey, 2);
+        let v: u64;
+        if (h) v = <u64><i64>load<i16>(h);
+        else { v = <u64><i64><i16>loadSlow(va, 2); if (exc) break; }
+        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_LHU: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const h = tlbHit(tR, va, dKey, 2);
+        let v: u64;
+        if (h) v = <u64>load<u16>(h);
+        else { v = loadSlow(va, 2); if (exc) break; }
+        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_LB: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const h = tlbHit(tR, va, dKey, 1);
+        let v: u64;
+        if (h) v = <u64><i64>load<i8>(h);
+        else { v = <u64><i64><i8>loadSlow(va, 1); if (exc) break; }
+        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_LBU: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const h = tlbHit(tR, va, dKey, 1);
+        let v: u64;
+        if (h) v = <u64>load<u8>(h);
+        else { v = loadSlow(va, 1); if (exc) break; }
+        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_SD: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
         const v = X(xr, load<u16>(e, E_RS2));
-        const te = tW + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
-        const size: u32 = op == O.OP_SD ? 8 : op == O.OP_SW ? 4 : op == O.OP_SH ? 2 : 1;
-        if (load<u64>(te) == ((va >> 12) | dKey) && (<u32>va & 0xfff) <= 4096 - size) {
-          const h = <usize>(va + load<u64>(te, 8));
-          if (op == O.OP_SD) store<u64>(h, v);
-          else if (op == O.OP_SW) store<u32>(h, <u32>v);
-          else if (op == O.OP_SH) store<u16>(h, <u16>v);
-          else store<u8>(h, <u8>v);
-        } else {
-          storeSlow(va, size, v);
-          if (exc) break;
-        }
-        p += load<u8>(e, E_LEN);
-        continue;
+        const h = tlbHit(tW, va, dKey, 8);
+        if (h) store<u64>(h, v);
+        else { storeSlow(va, 8, v); if (exc) break; }
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_SW: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const v = X(xr, load<u16>(e, E_RS2));
+        const h = tlbHit(tW, va, dKey, 4);
+        if (h) store<u32>(h, <u32>v);
+        else { storeSlow(va, 4, v); if (exc) break; }
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_SH: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const v = X(xr, load<u16>(e, E_RS2));
+        const h = tlbHit(tW, va, dKey, 2);
+        if (h) store<u16>(h, <u16>v);
+        else { storeSlow(va, 2, v); if (exc) break; }
+        p += load<u8>(e, E_LEN); continue;
+      }
+      case O.OP_SB: {
+        const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+        const v = X(xr, load<u16>(e, E_RS2));
+        const h = tlbHit(tW, va, dKey, 1);
+        if (h) store<u8>(h, <u8>v);
+        else { storeSlow(va, 1, v); if (exc) break; }
+        p += load<u8>(e, E_LEN); continue;
       }
 
       case O.OP_ADDI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;

@@ -13,6 +13,11 @@ import { Clint, CLINT_SIZE } from "./clint.ts";
 import { sbiCall, type SbiHost } from "./sbi.ts";
 import { buildDtb, node, cells, u64cells, type FdtNode } from "./fdt.ts";
 import { parseLinuxImage, checkInitrd, BootError } from "./linux-image.ts";
+import { VirtioMmio } from "./virtio/mmio.ts";
+import { VirtioBlk, type VirtioBlkOptions } from "./virtio/blk.ts";
+import { VirtioNet, type VirtioNetOptions } from "./virtio/net.ts";
+import { VirtioRng } from "./virtio/rng.ts";
+import type { BlockBackend } from "./virtio/backends.ts";
 
 export { BootError };
 
@@ -112,6 +117,29 @@ export class Machine {
     ]));
     return slot;
   }
+
+  /** A virtio-blk disk (appears as /dev/vda, vdb, ... in plug order). */
+  addDisk(backend: BlockBackend, opts: VirtioBlkOptions = {}): VirtioBlk {
+    const blk = new VirtioBlk(backend, opts);
+    this.addVirtio((irq) => new VirtioMmio(this.memory, irq, blk), "virtio-blk");
+    return blk;
+  }
+
+  /** A virtio-net card; frames the guest sends go to opts.backend, frames for it go in with receive(). */
+  addNic(opts: VirtioNetOptions = {}): VirtioNet {
+    const net = new VirtioNet(opts);
+    this.addVirtio((irq) => new VirtioMmio(this.memory, irq, net), "virtio-net");
+    this.nics.push(net);
+    return net;
+  }
+
+  addRng(): VirtioRng {
+    const rng = new VirtioRng();
+    this.addVirtio((irq) => new VirtioMmio(this.memory, irq, rng), "virtio-rng");
+    return rng;
+  }
+
+  readonly nics: VirtioNet[] = [];
 
   // ---- time ---------------------------------------------------------------------------------------------------
   mtime(): bigint {
