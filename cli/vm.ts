@@ -1,13 +1,90 @@
-// `npm run vm -- --elf FILE [--timeout-ms N]`: runs a bare-metal RISC-V ELF with an HTIF tohost device.
-// Exit status 0 when the program reports success; otherwise non-zero with a one-line reason.
+// `npm run vm`: a Tabvisor VM on the terminal.
+//   npm run vm                      boots the default guest image (public/images) with its console here
+//   npm run vm -- --elf FILE        runs a bare-metal ELF with an HTIF tohost device (riscv-tests, benchmarks)
+// Options: --mem MB, --kernel FILE, --initrd FILE, --append "ARGS", --disk FILE, --hostname NAME, --timeout-ms N.
+// With a terminal on stdin it is put in raw mode; Ctrl-A x quits (Ctrl-A Ctrl-A types a Ctrl-A). Otherwise
+// stdin's bytes are typed into the guest console, so a script can drive it. The exit status is the guest's
+// (0 after poweroff), 3 on --timeout-ms, 2 for bad input, with a one-line message.
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { runBareElf } from "../emulator-core/src/bare.ts";
+import { NodeVm, VmConfigError } from "../emulator-core/src/node/vm.ts";
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`vm: ${message}\n`);
   process.exit(code);
+}
+
+function positive(name: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number, not ${v}`);
+  return n;
+}
+
+async function runElf(path: string, timeoutMs: number, ramMiB: number): Promise<void> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    fail(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const r = await runBareElf(bytes, { timeoutMs, ramMiB, onConsole: (s) => process.stdout.write(s) });
+  const mips = r.hostMs > 0 ? Number(r.instret) / r.hostMs / 1000 : 0;
+  const stats = `${r.instret} instructions in ${r.hostMs.toFixed(0)} ms (${mips.toFixed(1)} MIPS)`;
+  switch (r.status) {
+    case "pass": process.stderr.write(`vm: pass: ${stats}\n`); return;
+    case "fail": fail(`${path}: failed test case ${r.exitCode} (${stats})`, 1);
+    case "timeout": fail(`${path}: ${r.message}`, 3);
+    default: fail(`${path}: ${r.message}`);
+  }
+}
+
+async function runLinux(opts: { mem: number; kernel?: string; initrd?: string; append?: string; disk?: string; hostname?: string; timeoutMs?: number }): Promise<void> {
+  let vm: NodeVm;
+  try {
+    vm = new NodeVm({
+      ramMiB: opts.mem, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disk: opts.disk,
+      hostname: opts.hostname, keepOutput: false,
+      onConsole: (bytes) => process.stdout.write(bytes),
+    });
+  } catch (e) {
+    if (e instanceof VmConfigError || e instanceof RangeError) fail(e.message);
+    throw e;
+  }
+  const stdin = process.stdin;
+  if (stdin.isTTY) {
+    stdin.setRawMode(true);
+    process.stderr.write("vm: console attached; Ctrl-A x quits\r\n");
+    let escape = false;
+    stdin.on("data", (chunk: Buffer) => {
+      const out: number[] = [];
+      for (const b of chunk) {
+        if (escape) {
+          escape = false;
+          if (b === 0x78 /* x */) { stdin.setRawMode(false); process.stderr.write("\r\nvm: quit\r\n"); process.exit(0); }
+          if (b === 0x01) out.push(0x01);
+          continue;
+        }
+        if (b === 0x01) { escape = true; continue; }
+        out.push(b);
+      }
+      if (out.length) vm.send(Uint8Array.from(out));
+    });
+  } else {
+    stdin.on("data", (chunk: Buffer) => vm.send(new Uint8Array(chunk)));
+    stdin.on("error", () => {});
+  }
+  stdin.resume();
+  if (opts.timeoutMs !== undefined) {
+    setTimeout(() => { process.stderr.write(`\nvm: timed out after ${opts.timeoutMs} ms\n`); process.exit(3); }, opts.timeoutMs).unref();
+  }
+  const status = await vm.run();
+  if (stdin.isTTY) stdin.setRawMode(false);
+  const reason = vm.machine.haltReason;
+  if (status !== 0) process.stderr.write(`vm: ${reason}\n`);
+  process.exit(status);
 }
 
 async function main(): Promise<void> {
@@ -15,10 +92,9 @@ async function main(): Promise<void> {
   try {
     args = parseArgs({
       options: {
-        elf: { type: "string" },
-        "timeout-ms": { type: "string" },
-        mem: { type: "string" },
-        help: { type: "boolean", short: "h" },
+        elf: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" }, append: { type: "string" },
+        disk: { type: "string" }, hostname: { type: "string" }, mem: { type: "string" },
+        "timeout-ms": { type: "string" }, help: { type: "boolean", short: "h" },
       },
       strict: true,
     }).values;
@@ -26,38 +102,18 @@ async function main(): Promise<void> {
     fail((e as Error).message);
   }
   if (args.help) {
-    process.stdout.write("usage: npm run vm -- --elf FILE [--timeout-ms N] [--mem MB]\n");
+    process.stdout.write([
+      "usage: npm run vm -- [--mem MB] [--kernel Image] [--initrd FILE] [--append ARGS] [--disk FILE] [--hostname NAME] [--timeout-ms N]",
+      "       npm run vm -- --elf FILE [--timeout-ms N] [--mem MB]",
+      "",
+    ].join("\n"));
     return;
   }
-  if (!args.elf) fail("nothing to run: give --elf FILE (booting Linux comes with the machine)");
-  const timeoutMs = args["timeout-ms"] !== undefined ? Number(args["timeout-ms"]) : 60_000;
-  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) fail(`--timeout-ms must be a positive number, not ${args["timeout-ms"]}`);
-  const ramMiB = args.mem !== undefined ? Number(args.mem) : 64;
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(args.elf);
-  } catch (e) {
-    fail(`cannot read ${args.elf}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  let r;
-  try {
-    r = await runBareElf(bytes, { timeoutMs, ramMiB, onConsole: (s) => process.stdout.write(s) });
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  const mips = r.hostMs > 0 ? Number(r.instret) / r.hostMs / 1000 : 0;
-  const stats = `${r.instret} instructions in ${r.hostMs.toFixed(0)} ms (${mips.toFixed(1)} MIPS)`;
-  switch (r.status) {
-    case "pass":
-      process.stderr.write(`vm: pass: ${stats}\n`);
-      return;
-    case "fail":
-      fail(`${args.elf}: failed test case ${r.exitCode} (${stats})`, 1);
-    case "timeout":
-      fail(`${args.elf}: ${r.message}`, 3);
-    default:
-      fail(`${args.elf}: ${r.message}`);
-  }
+  const timeout = args["timeout-ms"] !== undefined ? positive("timeout-ms", args["timeout-ms"], 0) : undefined;
+  if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64));
+  const mem = positive("mem", args.mem, 256);
+  if (!Number.isInteger(mem)) fail(`--mem must be a whole number of MiB, not ${args.mem}`);
+  return runLinux({ mem, kernel: args.kernel, initrd: args.initrd, append: args.append, disk: args.disk, hostname: args.hostname, timeoutMs: timeout });
 }
 
-main();
+main().catch((e) => fail(e instanceof Error ? e.message : String(e)));

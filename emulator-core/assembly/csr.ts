@@ -110,6 +110,7 @@ export function bumpEpoch(): void { translationEpoch++; }
 export function setMedeleg(v: u64): void { medeleg = v & MEDELEG_WRITABLE; }
 export function setMideleg(v: u64): void { mideleg = v & MIDELEG_WRITABLE; }
 export function setMcounteren(v: u64): void { mcounteren = v & 0xffffffff; }
+export function setScounteren(v: u64): void { scounteren = v & 0xffffffff; }
 export function clearTlbFlush(): void { tlbFlushNeeded = false; }
 
 export function resetCsrs(hartid: u64): void {

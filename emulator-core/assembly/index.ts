@@ -77,6 +77,7 @@ export function flushTlb(): void { flushTlbs(); }
 export function setMedeleg(v: u64): void { C.setMedeleg(v); }
 export function setMideleg(v: u64): void { C.setMideleg(v); }
 export function setMcounteren(v: u64): void { C.setMcounteren(v); }
+export function setScounteren(v: u64): void { C.setScounteren(v); }
 /** Drops all decoded instructions (the host calls this after writing guest RAM behind the hart's back). */
 export function invalidateDecoded(): void { flushDecodeCache(); }
 

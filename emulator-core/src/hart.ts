@@ -49,6 +49,7 @@ interface HartExports {
   setMedeleg(v: bigint): void;
   setMideleg(v: bigint): void;
   setMcounteren(v: bigint): void;
+  setScounteren(v: bigint): void;
   setSbiInHost(on: number): void;
 }
 

@@ -194,6 +194,7 @@ export class Machine {
     ex.setMedeleg(0xb1ffn & ~(1n << 9n) & ~(1n << 11n));
     ex.setMideleg(IRQ_SSIP | IRQ_STIP | IRQ_SEIP);
     ex.setMcounteren(7n);
+    ex.setScounteren(7n); // as OpenSBI leaves it: Linux 6.1 never writes it, and its vDSO reads time from U-mode
     ex.setSbiInHost(1);
     ex.setPriv(1);
     this.hart.setReg(10, 0n);

@@ -155,12 +155,18 @@ export class NodeVm {
     });
   }
 
-  /** Types a command line and resolves with its output up to the next shell prompt. */
-  async command(cmd: string, timeoutMs = 30_000, prompt: RegExp = /[#$] (\x1b\[6n)?$/): Promise<string> {
+  private commandSeq = 0;
+
+  /** Types a shell command and resolves with its output (without the echoed command line), once the shell has
+   *  printed an end marker after it. The marker is split in the typed text so the echo never matches it. */
+  async command(cmd: string, timeoutMs = 30_000): Promise<string> {
+    const n = ++this.commandSeq;
     const from = this.output.length;
-    this.send(cmd + "\n");
-    const out = await this.waitFor(prompt, timeoutMs, from + cmd.length);
-    return out;
+    this.send(`${cmd}; echo "@@E""ND${n}@@"\n`);
+    const out = await this.waitFor(new RegExp(`\r?\n@@END${n}@@`), timeoutMs, from);
+    const typed = out.indexOf(`@@E""ND${n}@@`);
+    const echoEnd = out.indexOf("\n", typed);
+    return out.slice(echoEnd + 1).replace(new RegExp(`\r?\n@@END${n}@@$`), "");
   }
 
   stop(): void { this.stopped = true; this.wake(); }
