@@ -91,6 +91,7 @@ export function run(budget: i32): u32 {
   let codePage: u64 = 1; // the virtual page codeBase belongs to; 1 = none (not page aligned)
   let codeBase: usize = 0;
   let dKey: u64 = 0;
+  let spanPending = false;
 
   // Sort out state before the first instruction, as after any state change.
   let irq = pendingInterrupt();
@@ -100,7 +101,14 @@ export function run(budget: i32): u32 {
   dKey = dataKey;
 
   while (n > 0) {
-    if ((p & ~0xfff) != codePage) {
+    let e: usize;
+    if ((p & ~0xfff) == codePage) {
+      e = codeBase + (<usize>(p & 0xffe) << 3);
+    } else if (spanPending) {
+      // the instruction at p straddles a page boundary and was just decoded into the scratch entry
+      spanPending = false;
+      e = spanEntry;
+    } else {
       const hostPage = fetchPage(p);
       if (exc) {
         exc = 0;
@@ -119,25 +127,21 @@ export function run(budget: i32): u32 {
       }
       codeBase = decodedPage(hostPage);
       codePage = p & ~0xfff;
+      e = codeBase + (<usize>(p & 0xffe) << 3);
     }
-    let e = codeBase + (<usize>(p & 0xffe) << 3);
-    let op = <u32>load<u8>(e);
-    if (op <= O.OP_SPANNING) {
-      e = decodeAt(e, p, op);
-      if (exc) {
-        exc = 0;
-        p = takeTrap(p, excCause, excTval);
-        n--;
-        if (keysEpoch != translationEpoch) updateKeys();
-        dKey = dataKey;
-        codePage = 1;
-        continue;
-      }
-      op = <u32>load<u8>(e);
-    }
+    const op = <u32>load<u8>(e);
     n--;
     const rd = <usize>load<u16>(e, E_RD);
     switch (op) {
+      case O.OP_UNDECODED:
+      case O.OP_SPANNING: {
+        // First execution at this address (or a page-straddling instruction): decode, then dispatch again.
+        const d = decodeAt(e, p, op);
+        if (exc) break;
+        if (d != e) { spanPending = true; codePage = 1; }
+        n++;
+        continue;
+      }
       // ---- RV64I ----------------------------------------------------------------------------------------------
       case O.OP_LUI: setX(xr, rd, <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
       case O.OP_AUIPC: setX(xr, rd, p + <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
