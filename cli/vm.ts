@@ -1,7 +1,8 @@
 // `npm run vm`: a Tabvisor VM on the terminal.
 //   npm run vm                      boots the default guest image (public/images) with its console here
 //   npm run vm -- --elf FILE        runs a bare-metal ELF with an HTIF tohost device (riscv-tests, benchmarks)
-// Options: --mem MB, --kernel FILE, --initrd FILE, --append "ARGS", --disk FILE, --hostname NAME, --timeout-ms N.
+// Options: --mem MB, --kernel FILE, --initrd FILE, --append "ARGS", --disk FILE, --hostname NAME, --timeout-ms N,
+// --deterministic (the guest clock follows retired instructions, so runs repeat exactly).
 // With a terminal on stdin it is put in raw mode; Ctrl-A x quits (Ctrl-A Ctrl-A types a Ctrl-A). Otherwise
 // stdin's bytes are typed into the guest console, so a script can drive it. The exit status is the guest's
 // (0 after poweroff), 3 on --timeout-ms, 2 for bad input, with a one-line message.
@@ -41,12 +42,12 @@ async function runElf(path: string, timeoutMs: number, ramMiB: number): Promise<
   }
 }
 
-async function runLinux(opts: { mem: number; kernel?: string; initrd?: string; append?: string; disk?: string; hostname?: string; timeoutMs?: number }): Promise<void> {
+async function runLinux(opts: { mem: number; deterministic?: boolean; kernel?: string; initrd?: string; append?: string; disk?: string; hostname?: string; timeoutMs?: number }): Promise<void> {
   let vm: NodeVm;
   try {
     vm = new NodeVm({
       ramMiB: opts.mem, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disk: opts.disk,
-      hostname: opts.hostname, keepOutput: false,
+      hostname: opts.hostname, keepOutput: false, deterministic: opts.deterministic,
       onConsole: (bytes) => process.stdout.write(bytes),
     });
   } catch (e) {
@@ -94,6 +95,7 @@ async function main(): Promise<void> {
       options: {
         elf: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" }, append: { type: "string" },
         disk: { type: "string" }, hostname: { type: "string" }, mem: { type: "string" },
+        deterministic: { type: "boolean" },
         "timeout-ms": { type: "string" }, help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -103,7 +105,7 @@ async function main(): Promise<void> {
   }
   if (args.help) {
     process.stdout.write([
-      "usage: npm run vm -- [--mem MB] [--kernel Image] [--initrd FILE] [--append ARGS] [--disk FILE] [--hostname NAME] [--timeout-ms N]",
+      "usage: npm run vm -- [--mem MB] [--deterministic] [--kernel Image] [--initrd FILE] [--append ARGS] [--disk FILE] [--hostname NAME] [--timeout-ms N]",
       "       npm run vm -- --elf FILE [--timeout-ms N] [--mem MB]",
       "",
     ].join("\n"));
@@ -113,7 +115,7 @@ async function main(): Promise<void> {
   if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64));
   const mem = positive("mem", args.mem, 256);
   if (!Number.isInteger(mem)) fail(`--mem must be a whole number of MiB, not ${args.mem}`);
-  return runLinux({ mem, kernel: args.kernel, initrd: args.initrd, append: args.append, disk: args.disk, hostname: args.hostname, timeoutMs: timeout });
+  return runLinux({ mem, deterministic: args.deterministic, kernel: args.kernel, initrd: args.initrd, append: args.append, disk: args.disk, hostname: args.hostname, timeoutMs: timeout });
 }
 
 main().catch((e) => fail(e instanceof Error ? e.message : String(e)));
