@@ -28,8 +28,21 @@ import { execAtomic } from "./atomics";
 export let sbiInHost: bool = false;
 export function setSbiInHost(on: bool): void { sbiInHost = on; }
 
-// Scratch entry for instructions that straddle a page boundary (never cached).
-const spanEntry = memory.data(ENTRY_SIZE, 16);
+// Scratch entry for instructions that straddle a page boundary (never cached). It is followed, where sequential
+// execution would step next (+4 bytes of code = +2 entries), by a page-cross sentinel.
+const spanEntry = memory.data<u8>([
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+], 16);
+// Executing this entry looks up the entry for pc: used after any jump that leaves the current page and after
+// anything that changes translation or privilege.
+const crossEntry = memory.data<u8>([O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 16);
+
+/** The entry for pc p: in the current decoded page when p is on it, else the page-cross sentinel. */
+@inline function entryFor(p: u64, codePage: u64, codeBase: usize): usize {
+  return (p & ~0xfff) == codePage ? codeBase + (<usize>(p & 0xffe) << 3) : crossEntry;
+}
 
 @inline function X(xr: usize, off: usize): u64 { return load<u64>(xr + off); }
 @inline function setX(xr: usize, off: usize, v: u64): void { store<u64>(xr + off, v); }
@@ -91,7 +104,7 @@ export function run(budget: i32): u32 {
   let codePage: u64 = 1; // the virtual page codeBase belongs to; 1 = none (not page aligned)
   let codeBase: usize = 0;
   let dKey: u64 = 0;
-  let spanPending = false;
+  let e: usize = crossEntry; // the decoded entry for p
 
   // Sort out state before the first instruction, as after any state change.
   let irq = pendingInterrupt();
@@ -101,74 +114,79 @@ export function run(budget: i32): u32 {
   dKey = dataKey;
 
   while (n > 0) {
-    let e: usize;
-    if ((p & ~0xfff) == codePage) {
-      e = codeBase + (<usize>(p & 0xffe) << 3);
-    } else if (spanPending) {
-      // the instruction at p straddles a page boundary and was just decoded into the scratch entry
-      spanPending = false;
-      e = spanEntry;
-    } else {
-      const hostPage = fetchPage(p);
-      if (exc) {
-        exc = 0;
-        const handler = takeTrap(p, excCause, excTval);
-        if (handler == p) {
-          // the trap handler itself cannot be fetched: the hart would loop forever
-          pc = p;
-          instretBase += <u64>(budget - n);
-          return STOP_FATAL;
-        }
-        p = handler;
-        n--; // a trap costs a step, so run() always returns
-        if (keysEpoch != translationEpoch) updateKeys();
-        dKey = dataKey;
-        continue;
-      }
-      codeBase = decodedPage(hostPage);
-      codePage = p & ~0xfff;
-      e = codeBase + (<usize>(p & 0xffe) << 3);
-    }
     const op = <u32>load<u8>(e);
     n--;
     const rd = <usize>load<u16>(e, E_RD);
     switch (op) {
+      case O.OP_PAGE_CROSS: {
+        // p left the decoded page (sequentially, by a jump, or after a state change): find its page's entries.
+        n++;
+        if ((p & ~0xfff) == codePage) { e = codeBase + (<usize>(p & 0xffe) << 3); continue; }
+        const hostPage = fetchPage(p);
+        if (exc) {
+          exc = 0;
+          const handler = takeTrap(p, excCause, excTval);
+          if (handler == p) {
+            // the trap handler itself cannot be fetched: the hart would loop forever
+            pc = p;
+            instretBase += <u64>(budget - n);
+            return STOP_FATAL;
+          }
+          p = handler;
+          n--; // a trap costs a step, so run() always returns
+          if (keysEpoch != translationEpoch) updateKeys();
+          dKey = dataKey;
+          codePage = 1;
+          continue;
+        }
+        codeBase = decodedPage(hostPage);
+        codePage = p & ~0xfff;
+        e = codeBase + (<usize>(p & 0xffe) << 3);
+        continue;
+      }
       case O.OP_UNDECODED:
       case O.OP_SPANNING: {
         // First execution at this address (or a page-straddling instruction): decode, then dispatch again.
         const d = decodeAt(e, p, op);
         if (exc) break;
-        if (d != e) { spanPending = true; codePage = 1; }
+        e = d;
         n++;
         continue;
       }
       // ---- RV64I ----------------------------------------------------------------------------------------------
-      case O.OP_LUI: setX(xr, rd, <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_AUIPC: setX(xr, rd, p + <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_JAL: setX(xr, rd, p + load<u8>(e, E_LEN)); p += <u64><i64>load<i32>(e, E_IMM); continue;
+      case O.OP_LUI: setX(xr, rd, <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_AUIPC: setX(xr, rd, p + <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_JAL: setX(xr, rd, p + load<u8>(e, E_LEN)); p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); continue;
       case O.OP_JALR: {
         const t = (X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)) & ~1;
         setX(xr, rd, p + load<u8>(e, E_LEN));
         p = t;
+        e = entryFor(p, codePage, codeBase);
         continue;
       }
       case O.OP_BEQ:
-        p += X(xr, load<u16>(e, E_RS1)) == X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        if (X(xr, load<u16>(e, E_RS1)) == X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BNE:
-        p += X(xr, load<u16>(e, E_RS1)) != X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        if (X(xr, load<u16>(e, E_RS1)) != X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BLT:
-        p += <i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        if (<i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BGE:
-        p += <i64>X(xr, load<u16>(e, E_RS1)) >= <i64>X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        if (<i64>X(xr, load<u16>(e, E_RS1)) >= <i64>X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BLTU:
-        p += X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        if (X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BGEU:
-        p += X(xr, load<u16>(e, E_RS1)) >= X(xr, load<u16>(e, E_RS2)) ? <u64><i64>load<i32>(e, E_IMM) : <u64>load<u8>(e, E_LEN);
+        if (X(xr, load<u16>(e, E_RS1)) >= X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
 
       // Loads and stores: a TLB hit (tag match, access inside the page) is a load at va + addend.
@@ -178,7 +196,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = load<u64>(h);
         else { v = loadSlow(va, 8); if (exc) break; }
-        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LW: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -186,7 +204,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64><i64>load<i32>(h);
         else { v = sext32(loadSlow(va, 4)); if (exc) break; }
-        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LWU: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -194,7 +212,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64>load<u32>(h);
         else { v = loadSlow(va, 4); if (exc) break; }
-        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LH: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -202,7 +220,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64><i64>load<i16>(h);
         else { v = <u64><i64><i16>loadSlow(va, 2); if (exc) break; }
-        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LHU: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -210,7 +228,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64>load<u16>(h);
         else { v = loadSlow(va, 2); if (exc) break; }
-        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LB: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -218,7 +236,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64><i64>load<i8>(h);
         else { v = <u64><i64><i8>loadSlow(va, 1); if (exc) break; }
-        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LBU: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -226,7 +244,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64>load<u8>(h);
         else { v = loadSlow(va, 1); if (exc) break; }
-        setX(xr, rd, v); p += load<u8>(e, E_LEN); continue;
+        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_SD: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -234,7 +252,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tW, va, dKey, 8);
         if (h) store<u64>(h, v);
         else { storeSlow(va, 8, v); if (exc) break; }
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_SW: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -242,7 +260,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tW, va, dKey, 4);
         if (h) store<u32>(h, <u32>v);
         else { storeSlow(va, 4, v); if (exc) break; }
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_SH: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -250,7 +268,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tW, va, dKey, 2);
         if (h) store<u16>(h, <u16>v);
         else { storeSlow(va, 2, v); if (exc) break; }
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_SB: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -258,85 +276,85 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tW, va, dKey, 1);
         if (h) store<u8>(h, <u8>v);
         else { storeSlow(va, 1, v); if (exc) break; }
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
 
-      case O.OP_ADDI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SLTI: setX(xr, rd, <i64>X(xr, load<u16>(e, E_RS1)) < <i64>load<i32>(e, E_IMM) ? 1 : 0); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SLTIU: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) < <u64><i64>load<i32>(e, E_IMM) ? 1 : 0); p += load<u8>(e, E_LEN); continue;
-      case O.OP_XORI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) ^ <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_ORI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) | <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_ANDI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) & <u64><i64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SLLI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) << <u64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SRLI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) >> <u64>load<i32>(e, E_IMM)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SRAI: setX(xr, rd, <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>load<i32>(e, E_IMM))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_ADD: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SUB: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SLL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) << (X(xr, load<u16>(e, E_RS2)) & 63)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SLT: setX(xr, rd, <i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2)) ? 1 : 0); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SLTU: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2)) ? 1 : 0); p += load<u8>(e, E_LEN); continue;
-      case O.OP_XOR: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) ^ X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SRL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) >> (X(xr, load<u16>(e, E_RS2)) & 63)); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SRA: setX(xr, rd, <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>(X(xr, load<u16>(e, E_RS2)) & 63))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_OR: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) | X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_AND: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) & X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_ADDIW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SLLIW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << load<u32>(e, E_IMM)))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SRLIW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> load<u32>(e, E_IMM)))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SRAIW: setX(xr, rd, <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> load<i32>(e, E_IMM))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_ADDW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SUBW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SLLW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SRLW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_SRAW: setX(xr, rd, <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> (<i32>X(xr, load<u16>(e, E_RS2)) & 31))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_ADDI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLTI: setX(xr, rd, <i64>X(xr, load<u16>(e, E_RS1)) < <i64>load<i32>(e, E_IMM) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLTIU: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) < <u64><i64>load<i32>(e, E_IMM) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_XORI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) ^ <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ORI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) | <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ANDI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) & <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLLI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) << <u64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRLI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) >> <u64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRAI: setX(xr, rd, <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADD: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SUB: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) << (X(xr, load<u16>(e, E_RS2)) & 63)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLT: setX(xr, rd, <i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2)) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLTU: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2)) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_XOR: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) ^ X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) >> (X(xr, load<u16>(e, E_RS2)) & 63)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRA: setX(xr, rd, <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>(X(xr, load<u16>(e, E_RS2)) & 63))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_OR: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) | X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_AND: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) & X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADDIW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLLIW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << load<u32>(e, E_IMM)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRLIW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> load<u32>(e, E_IMM)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRAIW: setX(xr, rd, <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADDW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SUBW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLLW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRLW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRAW: setX(xr, rd, <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> (<i32>X(xr, load<u16>(e, E_RS2)) & 31))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
 
       // ---- M --------------------------------------------------------------------------------------------------
-      case O.OP_MUL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_MULH: setX(xr, rd, mulh64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_MULHSU: setX(xr, rd, mulhsu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
-      case O.OP_MULHU: setX(xr, rd, mulhu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_MUL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULH: setX(xr, rd, mulh64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULHSU: setX(xr, rd, mulhsu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULHU: setX(xr, rd, mulhu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       case O.OP_DIV: {
         const a = <i64>X(xr, load<u16>(e, E_RS1)), b = <i64>X(xr, load<u16>(e, E_RS2));
         setX(xr, rd, b == 0 ? <u64>-1 : (b == -1 ? <u64>(0 - a) : <u64>(a / b)));
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_DIVU: {
         const a = X(xr, load<u16>(e, E_RS1)), b = X(xr, load<u16>(e, E_RS2));
         setX(xr, rd, b == 0 ? <u64>-1 : a / b);
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_REM: {
         const a = <i64>X(xr, load<u16>(e, E_RS1)), b = <i64>X(xr, load<u16>(e, E_RS2));
         setX(xr, rd, b == 0 ? <u64>a : (b == -1 ? 0 : <u64>(a % b)));
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_REMU: {
         const a = X(xr, load<u16>(e, E_RS1)), b = X(xr, load<u16>(e, E_RS2));
         setX(xr, rd, b == 0 ? a : a % b);
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
-      case O.OP_MULW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2)))); p += load<u8>(e, E_LEN); continue;
+      case O.OP_MULW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       case O.OP_DIVW: {
         const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
         const q: i32 = b == 0 ? -1 : (b == -1 ? <i32>0 - a : a / b); // INT_MIN / -1 overflows to INT_MIN
         setX(xr, rd, <u64><i64>q);
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_DIVUW: {
         const a = <u32>X(xr, load<u16>(e, E_RS1)), b = <u32>X(xr, load<u16>(e, E_RS2));
         setX(xr, rd, sext32(<u64>(b == 0 ? 0xffffffff : a / b)));
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_REMW: {
         const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
         const r: i32 = b == 0 ? a : (b == -1 ? 0 : a % b);
         setX(xr, rd, <u64><i64>r);
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_REMUW: {
         const a = <u32>X(xr, load<u16>(e, E_RS1)), b = <u32>X(xr, load<u16>(e, E_RS2));
         setX(xr, rd, sext32(<u64>(b == 0 ? a : a % b)));
-        p += load<u8>(e, E_LEN); continue;
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
 
       // ---- A --------------------------------------------------------------------------------------------------
@@ -347,7 +365,7 @@ export function run(budget: i32): u32 {
       case O.OP_AMOMINU_D: case O.OP_AMOMAXU_D:
         execAtomic(op, e);
         if (exc) break;
-        p += load<u8>(e, E_LEN);
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
 
       // ---- F and D loads and stores ---------------------------------------------------------------------------
@@ -366,7 +384,7 @@ export function run(budget: i32): u32 {
         }
         store<u64>(fr + rd, size == 8 ? v : 0xffffffff00000000 | v);
         markFsDirty();
-        p += load<u8>(e, E_LEN);
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       }
       case O.OP_FSW: case O.OP_FSD: {
@@ -382,12 +400,12 @@ export function run(budget: i32): u32 {
           storeSlow(va, size, v);
           if (exc) break;
         }
-        p += load<u8>(e, E_LEN);
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       }
 
       // ---- system ---------------------------------------------------------------------------------------------
-      case O.OP_FENCE: p += load<u8>(e, E_LEN); continue;
+      case O.OP_FENCE: { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       case O.OP_FENCE_I:
         flushDecodeCache();
         p += load<u8>(e, E_LEN);
@@ -450,7 +468,7 @@ export function run(budget: i32): u32 {
         // F and D computational instructions
         execFp(op, e);
         if (exc) break;
-        p += load<u8>(e, E_LEN);
+        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
     }
 
@@ -475,6 +493,7 @@ export function run(budget: i32): u32 {
     if (keysEpoch != translationEpoch) updateKeys();
     dKey = dataKey;
     codePage = 1;
+    e = crossEntry;
   }
   pc = p;
   instretBase += <u64>(budget - n);

@@ -7,9 +7,12 @@
 // RAM) drops the whole cache; slots are reused round-robin when the pool is full.
 
 import { ENTRY_SIZE } from "./decode";
+import { OP_PAGE_CROSS } from "./ops";
 import { ramOffset, ramSize } from "./state";
 
-export const SLOT_BYTES: u32 = (4096 / 2) * ENTRY_SIZE;
+// One entry per parcel, plus a page-cross sentinel where sequential execution steps off the end of the page.
+export const SLOT_BYTES: u32 = (4096 / 2 + 1) * ENTRY_SIZE;
+const SENTINEL_OFFSET: usize = (4096 / 2) * ENTRY_SIZE;
 
 let mapBase: usize = 0;    // u32 per RAM page: slot index + 1, or 0 when the page has no slot
 let ownerBase: usize = 0;  // u32 per slot: the RAM page it holds, + 1
@@ -38,7 +41,9 @@ export function decodedPage(hostPage: usize): usize {
     const owner = load<u32>(ownerBase + (<usize>s << 2));
     if (owner != 0) store<u32>(mapBase + (<usize>(owner - 1) << 2), 0);
     store<u32>(ownerBase + (<usize>s << 2), page + 1);
-    memory.fill(slotsBase + <usize>s * SLOT_BYTES, 0, SLOT_BYTES);
+    const base = slotsBase + <usize>s * SLOT_BYTES;
+    memory.fill(base, 0, SLOT_BYTES);
+    store<u8>(base + SENTINEL_OFFSET, OP_PAGE_CROSS);
     slot = s + 1;
     store<u32>(mapEntry, slot);
   }

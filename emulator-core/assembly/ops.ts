@@ -174,4 +174,5 @@ export const OP_FCVT_D_L: u8 = 160;
 export const OP_FCVT_D_LU: u8 = 161;
 export const OP_FMV_D_X: u8 = 162;
 export const OP_FCVT_D_S: u8 = 163;
-export const OP_COUNT: u8 = 164;
+export const OP_PAGE_CROSS: u8 = 164; // sentinel: pc left the decoded page; look up the entry for pc
+export const OP_COUNT: u8 = 165;
