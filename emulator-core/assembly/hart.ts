@@ -44,6 +44,7 @@ const crossEntry = memory.data<u8>([O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
   return (p & ~0xfff) == codePage ? codeBase + (<usize>(p & 0xffe) << 3) : crossEntry;
 }
 
+@inline function RD(e: usize): usize { return <usize>load<u16>(e, E_RD); }
 @inline function X(xr: usize, off: usize): u64 { return load<u64>(xr + off); }
 @inline function setX(xr: usize, off: usize, v: u64): void { store<u64>(xr + off, v); }
 @inline function sext32(v: u64): u64 { return <u64><i64><i32>v; }
@@ -116,7 +117,6 @@ export function run(budget: i32): u32 {
   while (n > 0) {
     const op = <u32>load<u8>(e);
     n--;
-    const rd = <usize>load<u16>(e, E_RD);
     switch (op) {
       case O.OP_PAGE_CROSS: {
         // p left the decoded page (sequentially, by a jump, or after a state change): find its page's entries.
@@ -154,12 +154,12 @@ export function run(budget: i32): u32 {
         continue;
       }
       // ---- RV64I ----------------------------------------------------------------------------------------------
-      case O.OP_LUI: setX(xr, rd, <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_AUIPC: setX(xr, rd, p + <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_JAL: setX(xr, rd, p + load<u8>(e, E_LEN)); p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); continue;
+      case O.OP_LUI: setX(xr, RD(e), <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_AUIPC: setX(xr, RD(e), p + <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_JAL: setX(xr, RD(e), p + load<u8>(e, E_LEN)); p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); continue;
       case O.OP_JALR: {
         const t = (X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)) & ~1;
-        setX(xr, rd, p + load<u8>(e, E_LEN));
+        setX(xr, RD(e), p + load<u8>(e, E_LEN));
         p = t;
         e = entryFor(p, codePage, codeBase);
         continue;
@@ -196,7 +196,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = load<u64>(h);
         else { v = loadSlow(va, 8); if (exc) break; }
-        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+        setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LW: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -204,7 +204,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64><i64>load<i32>(h);
         else { v = sext32(loadSlow(va, 4)); if (exc) break; }
-        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+        setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LWU: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -212,7 +212,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64>load<u32>(h);
         else { v = loadSlow(va, 4); if (exc) break; }
-        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+        setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LH: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -220,7 +220,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64><i64>load<i16>(h);
         else { v = <u64><i64><i16>loadSlow(va, 2); if (exc) break; }
-        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+        setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LHU: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -228,7 +228,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64>load<u16>(h);
         else { v = loadSlow(va, 2); if (exc) break; }
-        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+        setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LB: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -236,7 +236,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64><i64>load<i8>(h);
         else { v = <u64><i64><i8>loadSlow(va, 1); if (exc) break; }
-        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+        setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LBU: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -244,7 +244,7 @@ export function run(budget: i32): u32 {
         let v: u64;
         if (h) v = <u64>load<u8>(h);
         else { v = loadSlow(va, 1); if (exc) break; }
-        setX(xr, rd, v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+        setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_SD: {
         const va = X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
@@ -279,81 +279,81 @@ export function run(budget: i32): u32 {
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
 
-      case O.OP_ADDI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLTI: setX(xr, rd, <i64>X(xr, load<u16>(e, E_RS1)) < <i64>load<i32>(e, E_IMM) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLTIU: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) < <u64><i64>load<i32>(e, E_IMM) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_XORI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) ^ <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ORI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) | <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ANDI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) & <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLLI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) << <u64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRLI: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) >> <u64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRAI: setX(xr, rd, <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ADD: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SUB: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) << (X(xr, load<u16>(e, E_RS2)) & 63)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLT: setX(xr, rd, <i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2)) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLTU: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2)) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_XOR: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) ^ X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) >> (X(xr, load<u16>(e, E_RS2)) & 63)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRA: setX(xr, rd, <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>(X(xr, load<u16>(e, E_RS2)) & 63))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_OR: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) | X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_AND: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) & X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ADDIW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLLIW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << load<u32>(e, E_IMM)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRLIW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> load<u32>(e, E_IMM)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRAIW: setX(xr, rd, <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ADDW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SUBW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLLW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRLW: setX(xr, rd, sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRAW: setX(xr, rd, <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> (<i32>X(xr, load<u16>(e, E_RS2)) & 31))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADDI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLTI: setX(xr, RD(e), <i64>X(xr, load<u16>(e, E_RS1)) < <i64>load<i32>(e, E_IMM) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLTIU: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) < <u64><i64>load<i32>(e, E_IMM) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_XORI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) ^ <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ORI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) | <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ANDI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) & <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLLI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) << <u64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRLI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) >> <u64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRAI: setX(xr, RD(e), <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADD: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SUB: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLL: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) << (X(xr, load<u16>(e, E_RS2)) & 63)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLT: setX(xr, RD(e), <i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2)) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLTU: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2)) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_XOR: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) ^ X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRL: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) >> (X(xr, load<u16>(e, E_RS2)) & 63)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRA: setX(xr, RD(e), <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>(X(xr, load<u16>(e, E_RS2)) & 63))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_OR: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) | X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_AND: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) & X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADDIW: setX(xr, RD(e), sext32(X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLLIW: setX(xr, RD(e), sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << load<u32>(e, E_IMM)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRLIW: setX(xr, RD(e), sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> load<u32>(e, E_IMM)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRAIW: setX(xr, RD(e), <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADDW: setX(xr, RD(e), sext32(X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SUBW: setX(xr, RD(e), sext32(X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLLW: setX(xr, RD(e), sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRLW: setX(xr, RD(e), sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRAW: setX(xr, RD(e), <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> (<i32>X(xr, load<u16>(e, E_RS2)) & 31))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
 
       // ---- M --------------------------------------------------------------------------------------------------
-      case O.OP_MUL: setX(xr, rd, X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_MULH: setX(xr, rd, mulh64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_MULHSU: setX(xr, rd, mulhsu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_MULHU: setX(xr, rd, mulhu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MUL: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULH: setX(xr, RD(e), mulh64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULHSU: setX(xr, RD(e), mulhsu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULHU: setX(xr, RD(e), mulhu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       case O.OP_DIV: {
         const a = <i64>X(xr, load<u16>(e, E_RS1)), b = <i64>X(xr, load<u16>(e, E_RS2));
-        setX(xr, rd, b == 0 ? <u64>-1 : (b == -1 ? <u64>(0 - a) : <u64>(a / b)));
+        setX(xr, RD(e), b == 0 ? <u64>-1 : (b == -1 ? <u64>(0 - a) : <u64>(a / b)));
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_DIVU: {
         const a = X(xr, load<u16>(e, E_RS1)), b = X(xr, load<u16>(e, E_RS2));
-        setX(xr, rd, b == 0 ? <u64>-1 : a / b);
+        setX(xr, RD(e), b == 0 ? <u64>-1 : a / b);
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_REM: {
         const a = <i64>X(xr, load<u16>(e, E_RS1)), b = <i64>X(xr, load<u16>(e, E_RS2));
-        setX(xr, rd, b == 0 ? <u64>a : (b == -1 ? 0 : <u64>(a % b)));
+        setX(xr, RD(e), b == 0 ? <u64>a : (b == -1 ? 0 : <u64>(a % b)));
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_REMU: {
         const a = X(xr, load<u16>(e, E_RS1)), b = X(xr, load<u16>(e, E_RS2));
-        setX(xr, rd, b == 0 ? a : a % b);
+        setX(xr, RD(e), b == 0 ? a : a % b);
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
-      case O.OP_MULW: setX(xr, rd, sext32(X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULW: setX(xr, RD(e), sext32(X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       case O.OP_DIVW: {
         const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
         const q: i32 = b == 0 ? -1 : (b == -1 ? <i32>0 - a : a / b); // INT_MIN / -1 overflows to INT_MIN
-        setX(xr, rd, <u64><i64>q);
+        setX(xr, RD(e), <u64><i64>q);
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_DIVUW: {
         const a = <u32>X(xr, load<u16>(e, E_RS1)), b = <u32>X(xr, load<u16>(e, E_RS2));
-        setX(xr, rd, sext32(<u64>(b == 0 ? 0xffffffff : a / b)));
+        setX(xr, RD(e), sext32(<u64>(b == 0 ? 0xffffffff : a / b)));
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_REMW: {
         const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
         const r: i32 = b == 0 ? a : (b == -1 ? 0 : a % b);
-        setX(xr, rd, <u64><i64>r);
+        setX(xr, RD(e), <u64><i64>r);
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_REMUW: {
         const a = <u32>X(xr, load<u16>(e, E_RS1)), b = <u32>X(xr, load<u16>(e, E_RS2));
-        setX(xr, rd, sext32(<u64>(b == 0 ? a : a % b)));
+        setX(xr, RD(e), sext32(<u64>(b == 0 ? a : a % b)));
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
 
@@ -382,7 +382,7 @@ export function run(budget: i32): u32 {
           v = loadSlow(va, size);
           if (exc) break;
         }
-        store<u64>(fr + rd, size == 8 ? v : 0xffffffff00000000 | v);
+        store<u64>(fr + RD(e), size == 8 ? v : 0xffffffff00000000 | v);
         markFsDirty();
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
@@ -459,7 +459,7 @@ export function run(budget: i32): u32 {
           const kind = op >= O.OP_CSRRWI ? op - 3 : op;
           csrWrite(csr, kind == O.OP_CSRRW ? src : kind == O.OP_CSRRS ? old | src : old & ~src, retired);
         }
-        setX(xr, rd, old);
+        setX(xr, RD(e), old);
         p += load<u8>(e, E_LEN);
         break; // the write may have enabled interrupts or changed translation
       }
