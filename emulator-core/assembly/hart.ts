@@ -52,8 +52,9 @@ const crossEntry = memory.data<u8>([O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
 /** The host address for an access of size bytes at va if the TLB maps it, else 0 (never a RAM address). */
 @inline function tlbHit(tlb: usize, va: u64, key: u64, size: u32): usize {
   const te = tlb + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
-  const inPage = size == 1 || (<u32>va & 0xfff) <= 4096 - size;
-  return load<u64>(te) == ((va >> 12) | key) && inPage ? <usize>(va + load<u64>(te, 8)) : 0;
+  // The tag is compared with the page of the access's last byte: an access that crosses into the next page
+  // (misaligned) never matches, so it takes the slow path without a separate check.
+  return load<u64>(te) == (((va + (size - 1)) >> 12) | key) ? <usize>(va + load<u64>(te, 8)) : 0;
 }
 
 /** High 64 bits of the unsigned 128-bit product (wasm has no wide multiply). */
