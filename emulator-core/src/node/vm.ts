@@ -23,6 +23,8 @@ export interface NodeVmOptions {
   disk?: string;
   /** number of network cards (their frames go to nic.backend) */
   nics?: number;
+  /** MAC of each NIC (default 52:54:00:12:34:56+i) */
+  macs?: ArrayLike<number>[];
   deterministic?: boolean;
   onConsole?: (bytes: Uint8Array) => void;
   /** keep console output in `output` (default true) */
@@ -76,7 +78,7 @@ export class NodeVm {
       this.machine.addDisk(this.disk);
     }
     for (let i = 0; i < (opts.nics ?? 0); i++) {
-      const mac = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i];
+      const mac = opts.macs?.[i] ?? [0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i];
       this.nics.push(this.machine.addNic({ mac }));
     }
     this.machine.addRng();
