@@ -1,0 +1,141 @@
+// Fetches what a VM boots from: the compiled emulator core and the guest images listed in
+// public/images/manifest.json, with progress and a sha256 check. Loaded once per page; every VM shares them.
+
+export interface GuestImages {
+  kernel: Uint8Array;
+  initrd: Uint8Array;
+}
+
+export interface LoadProgress {
+  loaded: number;
+  total: number;
+  /** what is downloading now */
+  file: string;
+}
+
+interface Manifest {
+  artefacts: Record<string, { size: number; sha256: string }>;
+}
+
+/** A download that failed, with what went wrong and how to fix it. */
+export class DownloadError extends Error {
+  constructor(readonly url: string, message: string, readonly fix: string) { super(message); }
+}
+
+const IMAGES_FIX = "The guest images are served from public/images/ (see public/images/manifest.json); `npm run images` rebuilds them. Check that the server is running and reload.";
+
+// Relative to the page, so a static build also works under a sub-path.
+const imageUrl = (name: string) => new URL(`images/${name}`, document.baseURI).href;
+const HART_URL = new URL("../../emulator-core/build/hart.wasm", import.meta.url).href;
+
+async function get(url: string): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new DownloadError(url, `could not download ${url}: the network request failed (${(e as Error).message})`, IMAGES_FIX);
+  }
+  if (!res.ok) {
+    throw new DownloadError(url, `could not download ${url}: the server answered ${res.status} ${res.statusText}`.trim(), IMAGES_FIX);
+  }
+  return res;
+}
+
+async function readAll(url: string, res: Response, expected: number, onBytes: (n: number) => void): Promise<Uint8Array> {
+  const out = new Uint8Array(expected);
+  let at = 0;
+  let grown: Uint8Array[] | undefined; // when the file is larger than the manifest says
+  const reader = res.body?.getReader();
+  if (!reader) {
+    const all = new Uint8Array(await res.arrayBuffer());
+    onBytes(all.length);
+    return all;
+  }
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!grown && at + value.length <= out.length) out.set(value, at);
+      else (grown ??= [out.subarray(0, at)]).push(value);
+      at += value.length;
+      onBytes(value.length);
+    }
+  } catch (e) {
+    throw new DownloadError(url, `the download of ${url} broke off after ${at} bytes (${(e as Error).message})`, IMAGES_FIX);
+  }
+  if (grown) {
+    const all = new Uint8Array(at);
+    let o = 0;
+    for (const g of grown) { all.set(g, o); o += g.length; }
+    return all;
+  }
+  return out.subarray(0, at);
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string | undefined> {
+  if (!globalThis.crypto?.subtle) return undefined;
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function loadHart(): Promise<WebAssembly.Module> {
+  const res = await get(HART_URL);
+  const bytes = await res.arrayBuffer();
+  try {
+    return await WebAssembly.compile(bytes);
+  } catch (e) {
+    throw new DownloadError(HART_URL, `the emulator core ${HART_URL} does not compile: ${(e as Error).message}`,
+      "Rebuild it with `npm run build:core` (npm start does this) and reload.");
+  }
+}
+
+let cached: Promise<{ hart: WebAssembly.Module; images: GuestImages }> | undefined;
+
+/** The emulator core and the guest images (downloaded once; later calls share the first download). */
+export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Promise<{ hart: WebAssembly.Module; images: GuestImages }> {
+  cached ??= (async () => {
+    const manifestUrl = imageUrl("manifest.json");
+    const manifest = (await (await get(manifestUrl)).json().catch(() => {
+      throw new DownloadError(manifestUrl, `${manifestUrl} is not valid JSON`, IMAGES_FIX);
+    })) as Manifest;
+    const names = ["Image", "initramfs.cpio.gz"];
+    for (const n of names) {
+      if (!manifest.artefacts?.[n]) throw new DownloadError(manifestUrl, `${manifestUrl} does not list ${n}`, IMAGES_FIX);
+    }
+    const total = names.reduce((s, n) => s + manifest.artefacts[n].size, 0);
+    let loaded = 0;
+    const hart = loadHart();
+    const files: Uint8Array[] = [];
+    for (const n of names) {
+      const url = imageUrl(n);
+      const { size, sha256 } = manifest.artefacts[n];
+      onProgress({ loaded, total, file: n });
+      const start = loaded;
+      const res = await get(url);
+      // A host that labels a .gz file "Content-Encoding: gzip" makes the browser unpack it: the bytes are then
+      // a plain cpio archive (which Linux boots from just as well), no longer the file the manifest describes.
+      const unpacked = n.endsWith(".gz") && /gzip|br|deflate/i.test(res.headers.get("Content-Encoding") ?? "");
+      const bytes = await readAll(url, res, size, (k) => {
+        loaded = Math.min(start + size, loaded + k);
+        onProgress({ loaded, total, file: n });
+      });
+      loaded = start + size;
+      if (unpacked) {
+        console.warn(`${url} arrived unpacked (the server sent Content-Encoding: ${res.headers.get("Content-Encoding")}); its size and sha256 are not checked`);
+        files.push(bytes);
+        continue;
+      }
+      if (bytes.length !== size) {
+        throw new DownloadError(url, `${url} has ${bytes.length} bytes, but the manifest says ${size}`, IMAGES_FIX);
+      }
+      const digest = await sha256Hex(bytes);
+      if (digest !== undefined && digest !== sha256) {
+        throw new DownloadError(url, `${url} is corrupt: its sha256 is ${digest}, the manifest says ${sha256}`, IMAGES_FIX);
+      }
+      files.push(bytes);
+    }
+    return { hart: await hart, images: { kernel: files[0], initrd: files[1] } };
+  })();
+  cached.catch(() => { cached = undefined; }); // a failed download may be retried
+  return cached;
+}

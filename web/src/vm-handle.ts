@@ -1,0 +1,239 @@
+// The page's side of one VM: its worker, the comlink proxy for control calls, the two console rings and the
+// doorbell. One VmHandle per VM, so a dashboard can hold many.
+
+import * as Comlink from "comlink";
+import { ByteRing } from "../shared/ring.ts";
+import { CTRL, CTRL_WORDS, VM_STATES, type VmEvent, type VmState, type VmStats, type VmWorkerApi } from "../shared/protocol.ts";
+import type { GuestImages } from "./images.ts";
+
+/** Where a VM's console output goes (an xterm Terminal fits: write(data, callback)). */
+export interface ConsoleSink {
+  /** `done` is called once the sink has processed the bytes (flow control) */
+  write(data: Uint8Array, done: () => void): void;
+}
+
+export interface VmHandleOptions {
+  name: string;
+  hart: WebAssembly.Module;
+  images: GuestImages;
+  ramMiB?: number;
+  /** kernel command line (default: serial console and the VM's name as hostname) */
+  cmdline?: string;
+}
+
+const OUTPUT_RING = 1 << 18; // 256 KiB
+const INPUT_RING = 1 << 14;  // 16 KiB
+/** At most this much console output is handed to the sink per animation frame... */
+const MAX_DRAIN_PER_FRAME = 64 * 1024;
+/** ...and none while the sink still has this much unprocessed. */
+const SINK_HIGH_WATER = 256 * 1024;
+/** Frames without console traffic before the pump stops requesting frames. */
+const IDLE_FRAMES = 30;
+
+export class VmHandle {
+  readonly name: string;
+  private readonly worker: Worker;
+  private readonly remote: Comlink.Remote<VmWorkerApi>;
+  private readonly ctrl: Int32Array;
+  private readonly output: ByteRing;
+  private readonly input: ByteRing;
+  private readonly encoder = new TextEncoder();
+  /** typed or pasted bytes that did not fit the input ring yet */
+  private pendingInput: Uint8Array[] = [];
+  private sink: ConsoleSink | undefined;
+  private sinkPending = 0;
+  private frame = 0;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private lastPump = 0;
+  private disposed = false;
+  private readonly listeners = new Set<(state: VmState, detail?: string) => void>();
+  private readyListeners = new Set<() => void>();
+  state: VmState = "created";
+  stateDetail: string | undefined;
+  ready = false;
+
+  constructor(opts: VmHandleOptions) {
+    this.name = opts.name;
+    const ctrlBuf = new SharedArrayBuffer(CTRL_WORDS * 4);
+    this.ctrl = new Int32Array(ctrlBuf);
+    this.output = ByteRing.create(OUTPUT_RING);
+    this.input = ByteRing.create(INPUT_RING);
+    this.worker = new Worker(new URL("../workers/vm-worker.ts", import.meta.url), { type: "module", name: `vm ${opts.name}` });
+    this.remote = Comlink.wrap<VmWorkerApi>(this.worker);
+    const onEvent = (e: VmEvent) => this.onEvent(e);
+    const fail = (why: string) => { if (!this.disposed) this.onEvent({ kind: "state", state: "error", detail: `the VM worker failed: ${why}` }); };
+    this.worker.addEventListener("error", (e) => fail(e.message || "it could not be loaded"));
+    this.worker.addEventListener("messageerror", () => fail("a message could not be decoded"));
+    this.remote.init({
+      hart: opts.hart,
+      images: opts.images,
+      cmdline: opts.cmdline ?? `console=ttyS0 hostname=${opts.name}`,
+      ramMiB: opts.ramMiB ?? 128,
+      ctrl: ctrlBuf,
+      output: this.output.buffer,
+      input: this.input.buffer,
+    }, Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
+    this.schedule();
+    // Animation frames stop in a hidden tab; a slow timer keeps the console (and a held guest) moving.
+    // It is also the safety net should a wake-up of the sleeping pump ever be missed.
+    this.timer = setInterval(() => {
+      if (performance.now() - this.lastPump > 200 && this.pump() && this.asleep) this.wakePump();
+    }, 250);
+  }
+
+  // ---- control ------------------------------------------------------------------------------------------------
+  start(): Promise<VmStats> { return this.call((r) => r.start()); }
+  pause(): Promise<VmStats> { return this.call((r) => r.pause()); }
+  resume(): Promise<VmStats> { return this.call((r) => r.resume()); }
+  reset(): Promise<VmStats> { return this.call((r) => r.reset()); }
+  powerOff(): Promise<VmStats> { return this.call((r) => r.powerOff()); }
+  stats(): Promise<VmStats> { return this.call((r) => r.stats()); }
+
+  /** The state as the worker last published it in shared memory (no round trip). */
+  get sharedState(): VmState { return VM_STATES[Atomics.load(this.ctrl, CTRL.STATE)] ?? "created"; }
+
+  /** A control call: counted as pending (so an idle worker will not block with it undelivered), then the bell. */
+  private async call<T>(fn: (r: Comlink.Remote<VmWorkerApi>) => Promise<T>): Promise<T> {
+    if (this.disposed) throw new Error(`VM ${this.name} is gone`);
+    Atomics.add(this.ctrl, CTRL.PENDING_CALLS, 1);
+    const p = fn(this.remote);
+    this.ring();
+    return await p;
+  }
+
+  private ring(): void {
+    Atomics.add(this.ctrl, CTRL.DOORBELL, 1);
+    Atomics.notify(this.ctrl, CTRL.DOORBELL);
+  }
+
+  onStateChange(fn: (state: VmState, detail?: string) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  onReady(fn: () => void): () => void {
+    this.readyListeners.add(fn);
+    return () => this.readyListeners.delete(fn);
+  }
+
+  private onEvent(e: VmEvent): void {
+    if (e.kind === "ready") {
+      this.ready = true;
+      for (const fn of this.readyListeners) fn();
+      return;
+    }
+    if (e.state === "booting") this.ready = false;
+    this.state = e.state;
+    this.stateDetail = e.detail;
+    for (const fn of this.listeners) fn(e.state, e.detail);
+  }
+
+  // ---- console ------------------------------------------------------------------------------------------------
+  /** Sends keystrokes or pasted text to the guest's console. */
+  sendInput(data: string | Uint8Array): void {
+    const bytes = typeof data === "string" ? this.encoder.encode(data) : data;
+    if (bytes.length === 0) return;
+    this.pendingInput.push(bytes);
+    this.pushInput();
+    this.wakePump();
+  }
+
+  private pushInput(): void {
+    let moved = false;
+    while (this.pendingInput.length) {
+      const b = this.pendingInput[0];
+      const n = this.input.write(b);
+      if (n > 0) moved = true;
+      if (n < b.length) { this.pendingInput[0] = b.subarray(n); break; }
+      this.pendingInput.shift();
+    }
+    if (moved) this.ring();
+  }
+
+  /** Where console output goes from now on; without a sink the output waits in the ring (and then holds the guest). */
+  attachConsole(sink: ConsoleSink | undefined): void {
+    this.sink = sink;
+    this.sinkPending = 0;
+    this.wakePump();
+  }
+
+  /** The sink attached now. */
+  get attachedConsole(): ConsoleSink | undefined { return this.sink; }
+
+  /** True while the output ring is full and the worker holds the guest until the page drains it. */
+  get outputHeld(): boolean { return Atomics.load(this.ctrl, CTRL.WANT_SPACE) === 1; }
+
+  // The console pump runs once per animation frame while there is output (or queued input, or a sink still
+  // digesting). After IDLE_FRAMES quiet frames it stops asking for frames, so an idle tab draws nothing, and
+  // sleeps until the worker rings OUTPUT_BELL (Atomics.waitAsync; a 25 ms poll where that is missing).
+  private quietFrames = 0;
+  private asleep = false;
+
+  private schedule(): void {
+    if (this.disposed || this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      if (this.pump()) this.quietFrames = 0;
+      else if (++this.quietFrames >= IDLE_FRAMES) { this.sleepPump(); return; }
+      this.schedule();
+    });
+  }
+
+  private sleepPump(): void {
+    if (this.disposed) return;
+    this.asleep = true;
+    const seen = Atomics.load(this.ctrl, CTRL.OUTPUT_BELL);
+    Atomics.store(this.ctrl, CTRL.PAGE_ASLEEP, 1);
+    // output that arrived before the flag was up would ring no bell: look once more
+    if (this.output.available() > 0 || this.pendingInput.length) { this.wakePump(); return; }
+    const waitAsync = (Atomics as { waitAsync?: (a: Int32Array, i: number, v: number) => { async: boolean; value: Promise<unknown> | string } }).waitAsync;
+    if (waitAsync) {
+      const r = waitAsync(this.ctrl, CTRL.OUTPUT_BELL, seen);
+      if (r.async) void (r.value as Promise<unknown>).then(() => this.wakePump());
+      else this.wakePump();
+    } else {
+      const poll = () => {
+        if (!this.asleep) return;
+        if (this.output.available() > 0) this.wakePump();
+        else setTimeout(poll, 25);
+      };
+      setTimeout(poll, 25);
+    }
+  }
+
+  private wakePump(): void {
+    if (!this.asleep || this.disposed) return;
+    this.asleep = false;
+    Atomics.store(this.ctrl, CTRL.PAGE_ASLEEP, 0);
+    this.quietFrames = 0;
+    this.schedule();
+  }
+
+  /** Console output to the sink (bounded), queued input to the ring, the worker's bell if it waits for room.
+   *  Returns whether there was anything to do. */
+  private pump(): boolean {
+    this.lastPump = performance.now();
+    if (this.pendingInput.length) this.pushInput();
+    const sink = this.sink;
+    const busy = this.pendingInput.length > 0 || this.sinkPending > 0;
+    if (!sink || this.sinkPending >= SINK_HIGH_WATER || this.output.available() === 0) return busy;
+    const bytes = this.output.read(Math.min(MAX_DRAIN_PER_FRAME, SINK_HIGH_WATER - this.sinkPending));
+    this.sinkPending += bytes.length;
+    sink.write(bytes, () => { if (this.sink === sink) this.sinkPending -= bytes.length; });
+    if (Atomics.load(this.ctrl, CTRL.WANT_SPACE)) {
+      Atomics.store(this.ctrl, CTRL.WANT_SPACE, 0);
+      this.ring();
+    }
+    return true;
+  }
+
+  /** Stops the worker for good. */
+  dispose(): void {
+    this.disposed = true;
+    this.asleep = false;
+    if (this.frame) cancelAnimationFrame(this.frame);
+    if (this.timer) clearInterval(this.timer);
+    this.remote[Comlink.releaseProxy]();
+    this.worker.terminate();
+  }
+}

@@ -1,0 +1,119 @@
+// Browser-test plumbing: the vite dev server (or a static server for a build) on a free loopback port, and
+// Debian's Chromium driven by playwright-core with a fresh profile. No browser is ever downloaded.
+
+import { mkdtempSync, rmSync, existsSync, readFileSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, extname, resolve, sep } from "node:path";
+import { createServer as createHttpServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { createServer, build } from "vite";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+export interface Served { url: string; close(): Promise<void> }
+
+/** The dev server, as `npm start` runs it (with the isolation headers). */
+export async function startDevServer(): Promise<Served> {
+  const server = await createServer({
+    root: ROOT,
+    configFile: join(ROOT, "vite.config.ts"),
+    logLevel: "warn",
+    clearScreen: false,
+    server: { host: "127.0.0.1", port: 0, strictPort: false, hmr: false, watch: null },
+  });
+  await server.listen();
+  const addr = server.httpServer!.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${addr.port}/`, close: () => server.close() };
+}
+
+/** `vite build` into a temporary folder. */
+export async function buildStatic(): Promise<string> {
+  const outDir = mkdtempSync(join(tmpdir(), "tabvisor-dist-"));
+  await build({ root: ROOT, configFile: join(ROOT, "vite.config.ts"), logLevel: "warn", build: { outDir, emptyOutDir: true } });
+  return outDir;
+}
+
+const TYPES: Record<string, string> = {
+  ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css", ".json": "application/json",
+  ".wasm": "application/wasm", ".svg": "image/svg+xml",
+};
+
+/** A plain static file server that sends no isolation headers, like a static host that cannot set them. */
+export async function serveStatic(dir: string): Promise<Served> {
+  const base = resolve(dir);
+  const server: Server = createHttpServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    let file = resolve(base, "." + path);
+    if (file !== base && !file.startsWith(base + sep)) { res.writeHead(403).end(); return; }
+    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, "index.html");
+    if (!existsSync(file)) { res.writeHead(404).end("not found"); return; }
+    res.writeHead(200, { "Content-Type": TYPES[extname(file)] ?? "application/octet-stream" });
+    res.end(readFileSync(file));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+export interface Browser { context: BrowserContext; page: Page; close(): Promise<void> }
+
+/** Debian's Chromium, headless, with a new empty profile. */
+export async function launchBrowser(opts: { blockServiceWorkers?: boolean } = {}): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`);
+  const profile = mkdtempSync(join(tmpdir(), "tabvisor-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-quic",
+    ],
+    viewport: { width: 1100, height: 700 },
+    serviceWorkers: opts.blockServiceWorkers ? "block" : "allow",
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  return {
+    context, page,
+    close: async () => { await context.close().catch(() => {}); rmSync(profile, { recursive: true, force: true }); },
+  };
+}
+
+/** The terminal's text as the page's test hook reads it from the xterm buffer. */
+export function terminalText(page: Page): Promise<string> {
+  return page.evaluate(() => window.tabvisor?.text() ?? "");
+}
+
+/** Waits until the terminal text matches `re`; the error shows the end of the terminal. */
+export async function waitForText(page: Page, re: RegExp, timeoutMs = 20_000): Promise<string> {
+  const t0 = Date.now();
+  for (;;) {
+    // the page may be reloading under us (the service worker's first load does): read again after it
+    const text = await terminalText(page).catch((e: Error) => {
+      if (/context was destroyed|navigat/i.test(e.message)) return "";
+      throw e;
+    });
+    if (re.test(text)) return text;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${re} in the terminal:\n${text.slice(-800)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const PROMPT = /^tabvisor:~# $/m;
+
+/** Waits for the shell prompt (the page has downloaded the images and the guest has booted). */
+export async function waitForPrompt(page: Page, timeoutMs = 30_000): Promise<void> {
+  await waitForText(page, /^tabvisor:~#\s*$/m, timeoutMs);
+}
+
+/** Types a command line at the focused terminal, as a person would. */
+export async function typeLine(page: Page, line: string): Promise<void> {
+  await page.locator(".xterm").click();
+  await page.keyboard.type(line);
+  await page.keyboard.press("Enter");
+}
