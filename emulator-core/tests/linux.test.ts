@@ -64,6 +64,16 @@ describe("a Linux guest in Node", () => {
     expect(b.nics[0].rxPackets).toBeGreaterThan(0);
   });
 
+  it("halts a guest whose kernel panics (a truncated initramfs) with status 3 and the panic message", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tv-panic-"));
+    const truncated = join(dir, "initrd.gz");
+    const real = readFileSync(new URL("../../public/images/initramfs.cpio.gz", import.meta.url));
+    writeFileSync(truncated, real.subarray(0, real.length >> 2));
+    const vm = boot({ initrd: truncated });
+    expect(await vm.exited).toBe(3);
+    expect(vm.machine.haltReason).toMatch(/^Kernel panic - not syncing/);
+  });
+
   it("refuses bad input with a one-line message", () => {
     const dir = mkdtempSync(join(tmpdir(), "tv-bad-"));
     const junk = join(dir, "junk");

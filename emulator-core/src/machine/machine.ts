@@ -78,7 +78,8 @@ export class Machine {
   private timerDeadline = ~0n >> 1n; // SBI set_timer value (mtime ticks)
   private startMs = performance.now();
   private idleSkipTicks = 0n; // deterministic mode: time skipped over while idle
-  /** exit status once halted: 0 for a clean poweroff, 1 when the guest reported failure, 2 on a hart fault */
+  /** exit status once halted: 0 for a clean poweroff, 1 when the guest reported failure, 2 on a hart fault,
+   *  3 when the guest kernel panicked */
   exitStatus: number | undefined;
   haltReason = "";
   rebootRequested = false;
@@ -95,7 +96,7 @@ export class Machine {
       this.updateLines();
     });
     const onConsole = config.onConsole ?? (() => {});
-    this.uart = new Uart16550(this.plic.line(UART_IRQ), onConsole);
+    this.uart = new Uart16550(this.plic.line(UART_IRQ), (bytes) => { this.watchForPanic(bytes); onConsole(bytes); });
     this.clint = new Clint(() => this.mtime(), () => this.updateLines());
     this.bus.map(CLINT_BASE, this.clint, "clint");
     this.bus.map(PLIC_BASE, this.plic, "plic");
@@ -140,6 +141,23 @@ export class Machine {
   }
 
   readonly nics: VirtioNet[] = [];
+
+  // A panicked kernel spins forever; the console is where it says so. The machine halts (status 3) with the
+  // panic message, so embedders show the VM as crashed instead of leaving a core spinning.
+  private consoleTail = "";
+  private readonly panicDecoder = new TextDecoder();
+  private watchForPanic(bytes: Uint8Array): void {
+    const text = this.consoleTail + this.panicDecoder.decode(bytes, { stream: true });
+    const at = text.indexOf("Kernel panic - not syncing");
+    if (at >= 0) {
+      const end = text.indexOf("\n", at);
+      if (end < 0 && text.length - at < 200) { this.consoleTail = text.slice(at); return; } // wait for the whole line
+      this.halt(3, text.slice(at, end < 0 ? undefined : end).trim());
+      this.consoleTail = "";
+      return;
+    }
+    this.consoleTail = text.slice(-40);
+  }
 
   // ---- time ---------------------------------------------------------------------------------------------------
   mtime(): bigint {
