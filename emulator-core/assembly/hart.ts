@@ -10,7 +10,7 @@
 import * as O from "./ops";
 import { decode16, decode32, E_LEN, E_RD, E_RS1, E_RS2, E_IMM, E_RAW, ENTRY_SIZE } from "./decode";
 import {
-  pc, priv, PRV_M, PRV_S, PRV_U, xregs, fregs, tlbRead, tlbWrite, exc, excCause, excTval, EXC_STOP, stopReason,
+  pc, priv, PRV_M, PRV_S, PRV_U, xregs, fregs, tlbRead, tlbWrite, spanEntry, exc, excCause, excTval, EXC_STOP, stopReason,
   STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_ECALL, STOP_FATAL, raise, requestStop, instretBase, CAUSE_ILLEGAL_INSTRUCTION,
   CAUSE_BREAKPOINT, CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE,
 } from "./state";
@@ -28,13 +28,13 @@ import { execAtomic } from "./atomics";
 export let sbiInHost: bool = false;
 export function setSbiInHost(on: bool): void { sbiInHost = on; }
 
-// Scratch entry for instructions that straddle a page boundary (never cached). It is followed, where sequential
-// execution would step next (+4 bytes of code = +2 entries), by a page-cross sentinel.
-const spanEntry = memory.data<u8>([
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-  O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-], 16);
+// Instructions that straddle a page boundary are decoded into the hart's scratch entry (state.spanEntry, never
+// cached), which is followed, where sequential execution steps next (+4 bytes of code = +2 entries), by a
+// page-cross sentinel (written by initScratch).
+export function initScratch(): void {
+  memory.fill(spanEntry, 0, 48);
+  store<u8>(spanEntry + 32, O.OP_PAGE_CROSS);
+}
 // Executing this entry looks up the entry for pc: used after any jump that leaves the current page and after
 // anything that changes translation or privilege.
 const crossEntry = memory.data<u8>([O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 16);

@@ -8,6 +8,7 @@ import { flushTlbs, updateKeys } from "./mmu";
 import { decode16, decode32 } from "./decode";
 
 export { run, setSbiInHost } from "./hart";
+import { initScratch } from "./hart";
 export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, HART_BLOCK_SIZE } from "./state";
 export { SLOT_BYTES } from "./icache";
 
@@ -17,6 +18,7 @@ export function init(
   decodeMap: usize, decodeOwners: usize, decodeSlots: usize, decodeSlotCount: u32,
 ): void {
   S.setLayout(hartBase, ramOffset, ramBase, ramSize);
+  initScratch();
   setDecodeCache(decodeMap, decodeOwners, decodeSlots, decodeSlotCount);
   reset(hartId, ramBase);
 }

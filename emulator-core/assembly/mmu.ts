@@ -53,7 +53,7 @@ export function updateKeys(): void {
 
 export function flushTlbs(): void {
   generation = (generation + 1) & (GENERATIONS - 1);
-  if (generation == 0) memory.fill(tlbRead, 0, TLB_BYTES * 3);
+  if (generation == 0) memory.fill(tlbRead, 0, TLB_BYTES * 3); // wrapped: old tags could match again
   updateKeys();
 }
 

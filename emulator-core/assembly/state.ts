@@ -15,7 +15,8 @@ export const HB_TLB: u32 = 4096;      // three TLBs: read, write, fetch
 export const TLB_ENTRIES: u32 = 8192;
 export const TLB_ENTRY_SIZE: u32 = 16; // u64 tag, u64 addend (host address = va + addend)
 export const TLB_BYTES: u32 = TLB_ENTRIES * TLB_ENTRY_SIZE;
-export const HART_BLOCK_SIZE: u32 = 4096 + 3 * TLB_BYTES;
+export const HB_SPAN: u32 = 1024;     // scratch entry for page-straddling instructions (+ a page-cross sentinel)
+export const HART_BLOCK_SIZE: u32 = HB_TLB + 3 * TLB_BYTES;
 
 // Memory map handed over by the host
 export let hartBase: usize = 0;
@@ -24,6 +25,7 @@ export let fregs: usize = 0;
 export let tlbRead: usize = 0;
 export let tlbWrite: usize = 0;
 export let tlbFetch: usize = 0;
+export let spanEntry: usize = 0;
 export let ramOffset: usize = 0;   // where guest RAM starts in wasm memory
 export let ramBase: u64 = 0;       // guest physical address of RAM
 export let ramSize: u64 = 0;
@@ -36,6 +38,7 @@ export function setLayout(hart: usize, ramOff: usize, ramPhys: u64, ramBytes: u6
   tlbRead = hart + HB_TLB;
   tlbWrite = tlbRead + TLB_BYTES;
   tlbFetch = tlbWrite + TLB_BYTES;
+  spanEntry = hart + HB_SPAN;
   ramOffset = ramOff;
   ramBase = ramPhys;
   ramSize = ramBytes;

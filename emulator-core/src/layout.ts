@@ -5,7 +5,7 @@ export const RAM_BASE = 0x8000_0000n;
 
 const MiB = 1024 * 1024;
 const HART_REGION = 1 * MiB;         // first hart block (the AssemblyScript data sits below)
-const HART_BLOCK_SIZE = 4096 + 3 * 8192 * 16; // registers + three 8192-entry TLBs (assembly/state.ts)
+const HART_BLOCK_SIZE = 4096 + 3 * 8192 * 16; // registers and scratch, three 8192-entry TLBs (assembly/state.ts)
 const DECODE_SLOT_BYTES = 2049 * 16; // 2048 parcels per 4 KiB page + a page-end sentinel, 16-byte entries
 
 export interface MemoryLayout {
