@@ -790,7 +790,53 @@ export function f64_sqrt(a: u64, rm: u32): u64 {
   return sqrtSoft(a, rm, true);
 }
 
+// Fused multiply-add fast path (RNE, NX already set): wasm has no fma, so emulate it exactly with
+// error-free transformations and rounding to odd (Boldo & Melquiond, "Emulation of FMA and correctly rounded
+// sums: proved algorithms using rounding to odd", IEEE TC 2008): uh + ul = a*b exactly (Dekker/Veltkamp),
+// th + tl = c + uh exactly (TwoSum), v = RO(tl + ul), result = RN(th + v) is the correctly rounded a*b + c.
+// The operand and result ranges below keep every step free of overflow and underflow, which the proof needs
+// and which also rules out the OF and UF flags; everything else takes the exact software path.
+const FMA_LO: f64 = 1.1754943508222875e-38 * 1.1754943508222875e-38 * 1.1754943508222875e-38; // ~2^-378
+const FMA_HI: f64 = 1.0 / FMA_LO;
+const SPLITTER: f64 = 134217729.0; // 2^27 + 1
+
+@inline function inFmaRange(x: f64): bool {
+  const m = abs<f64>(x);
+  return m >= FMA_LO && m <= FMA_HI;
+}
+
+function fmaFast64(x: f64, y: f64, z: f64): f64 {
+  // exact product uh + ul
+  const uh = x * y;
+  let t = SPLITTER * x;
+  const xh = t - (t - x), xl = x - xh;
+  t = SPLITTER * y;
+  const yh = t - (t - y), yl = y - yh;
+  const ul = ((xh * yh - uh) + xh * yl + xl * yh) + xl * yl;
+  // exact sum th + tl = z + uh
+  const th = z + uh;
+  const tl = twoSumErr64(z, uh, th);
+  // v = tl + ul rounded to odd
+  let v = tl + ul;
+  const ve = twoSumErr64(tl, ul, v);
+  if (ve != 0) {
+    let bits = reinterpret<u64>(v);
+    if ((bits & 1) == 0) {
+      bits = (ve > 0) == (v > 0) ? bits + 1 : bits - 1;
+      v = reinterpret<f64>(bits);
+    }
+  }
+  return th + v;
+}
+
 export function f64_muladd(a: u64, b: u64, c: u64, rm: u32): u64 {
+  if (FAST && rm == RNE && (fflags & NX)) {
+    const x = reinterpret<f64>(a), y = reinterpret<f64>(b), z = reinterpret<f64>(c);
+    if (inFmaRange(x) && inFmaRange(y) && (z == 0 ? (c & 0x7fffffffffffffff) == 0 : inFmaRange(z))) {
+      const r = fmaFast64(x, y, z);
+      if (inFmaRange(r)) return reinterpret<u64>(r);
+    }
+  }
   return fmaSoft(a, b, c, rm, true);
 }
 
