@@ -3,6 +3,7 @@
 // rings) needs; a static build elsewhere gets them from public/coi-serviceworker.js (see web/README.md).
 import { defineConfig, type Connect, type Plugin } from "vite";
 import react from "@vitejs/plugin-react";
+import { fileURLToPath } from "node:url";
 
 const isolation = {
   "Cross-Origin-Opener-Policy": "same-origin",
@@ -40,5 +41,14 @@ export default defineConfig({
   optimizeDeps: {
     include: ["react", "react-dom", "react-dom/client", "react/jsx-runtime", "react/jsx-dev-runtime", "@xterm/xterm", "@xterm/addon-fit", "comlink"],
   },
-  build: { outDir: "dist", target: "es2022", chunkSizeWarningLimit: 1024 },
+  build: {
+    outDir: "dist", target: "es2022", chunkSizeWarningLimit: 1024,
+    // the dashboard, and the network lab page (web/net/README.md)
+    rollupOptions: {
+      input: {
+        main: fileURLToPath(new URL("./index.html", import.meta.url)),
+        "network-lab": fileURLToPath(new URL("./web/network-lab.html", import.meta.url)),
+      },
+    },
+  },
 });

@@ -32,6 +32,57 @@ export interface VmStats {
   /** set once the guest has stopped */
   haltReason?: string;
   exitStatus?: number;
+  // ---- dashboard meters and resource controls ----
+  /** the worker's clock when these stats were taken (performance.now() in the worker; only deltas mean anything) */
+  atMs: number;
+  /** host time the worker held a runnable guest back to keep it under its CPU cap (ms, since the worker started) */
+  throttledMs: number;
+  /** the CPU cap the run loop enforces now: percent of one core (100 = none) */
+  cpuCap: number;
+  /** ms since the guest was (re)booted; 0 without a machine */
+  uptimeMs: number;
+  /** the VM's disk (an in-memory virtio-blk disk), if it has one; counters since the worker started */
+  disk?: VmDiskStats;
+  /** the VM's network cards, summed (virtio-net counters); counters since the worker started */
+  net: VmNetStats;
+  /** the virtio-balloon device of the running machine, if any */
+  balloon?: VmBalloonStats;
+}
+
+export interface VmDiskStats {
+  sizeBytes: number;
+  readBytes: number;
+  writeBytes: number;
+  reads: number;
+  writes: number;
+}
+
+export interface VmNetStats {
+  cards: number;
+  rxBytes: number;
+  txBytes: number;
+  rxPackets: number;
+  txPackets: number;
+}
+
+export interface VmBalloonStats {
+  /** guest RAM in 4 KiB pages */
+  ramPages: number;
+  /** pages the host asks the guest to hand over (num_pages) */
+  targetPages: number;
+  /** pages the guest says it has handed over (config `actual`) */
+  actualPages: number;
+  /** pages in the balloon as the device counts them */
+  inflatedPages: number;
+  /** the guest counts balloon pages in MemTotal (VIRTIO_BALLOON_F_DEFLATE_ON_OOM accepted) */
+  deflateOnOom: boolean;
+  /** the guest's last memory statistics (bytes), from the stats queue; undefined until it has reported */
+  memTotal?: number;
+  memFree?: number;
+  memAvailable?: number;
+  diskCaches?: number;
+  /** how old those statistics are (ms) */
+  statsAgeMs?: number;
 }
 
 export type VmEvent =
@@ -54,6 +105,13 @@ export interface VmInit {
   output: SharedArrayBuffer;
   /** console input: the page writes, the worker reads */
   input: SharedArrayBuffer;
+  // ---- dashboard resource controls ----
+  /** an in-memory disk of this many MiB (virtio-blk, /dev/vda), kept across resets; 0 or absent: none */
+  diskMiB?: number;
+  /** CPU cap, percent of one core (default 100: none) */
+  cpuCap?: number;
+  /** guest memory to ask back through the balloon at boot (MiB; default 0) */
+  balloonMiB?: number;
 }
 
 /** The VM worker's control API (exposed with comlink). */
@@ -70,7 +128,27 @@ export interface VmWorkerApi {
   /** pulls the plug: the guest stops at once */
   powerOff(): VmStats;
   stats(): VmStats;
+  // ---- dashboard resource controls ----
+  /** caps the guest at `percent` of one core (1..100; 100 = no cap), from now on, also across reboots */
+  setCpuCap(percent: number): VmStats;
+  /** asks the guest to hand `mib` MiB of its RAM back through the balloon (0 = give it all back) */
+  setBalloon(mib: number): VmStats;
+  /** fault injection for tests: the worker throws an uncaught exception, as a worker bug would */
+  injectFault(): void;
 }
 
 /** The marker the guest's /init prints when the shell is about to start. */
 export const GUEST_READY_MARKER = "@@GUEST_READY@@";
+
+// ---- network cards ----
+// A VM's network cards (web/net/nic-channel.ts): each is a SharedArrayBuffer with a pair of frame rings (VM→switch,
+// switch→VM), the carrier and the card's counters. The page's NetworkHub makes them (hub.attachVm(...).nics(ctrl));
+// the VM worker builds one virtio-net device per card into every machine it boots, in order (eth0, eth1, ...).
+// The switch rings this VM's CTRL.DOORBELL when frames for it are waiting. Card meters are read by the page from the
+// cards' shared memory (NetworkHub.cards()), without a call.
+import type { NicInit } from "../net/nic-channel.ts";
+export type { NicInit };
+export interface VmInit {
+  nics?: NicInit[];
+}
+// ---- end network cards ----

@@ -1,143 +1,142 @@
-// The page: one VM, its console, a status line with the stats, and the controls.
+// The page: downloads the emulator core and the guest images once, then runs the lab (the VMs) in the dashboard.
+// The lab is the one in the address (?lab=name[:MiB],...), else the one saved by the last visit, else the sample
+// lab (web1, web2, db1), which boots by itself on a first visit.
 
-import { useCallback, useEffect, useRef, useState } from "react";
-import type { Terminal } from "@xterm/xterm";
-import { Console, terminalText } from "./Console.tsx";
-import { VmHandle } from "./vm-handle.ts";
+import { Component, useEffect, useRef, useState, type ReactNode } from "react";
+import { Dashboard, type DashboardUi } from "./Dashboard.tsx";
+import { Hypervisor, type UiState, type HostSummary } from "./hypervisor.ts";
+import type { VmHandle } from "./vm-handle.ts";
 import { loadGuest, DownloadError, type LoadProgress } from "./images.ts";
 import type { EnvironmentProblem } from "./environment.ts";
-import type { VmState, VmStats } from "../shared/protocol.ts";
+import type { VmStats } from "../shared/protocol.ts";
+import type { Sample } from "./meters.ts";
+import { labFromUrl, loadSavedLab, SAMPLE_LAB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
 
-/** What tests and the console of the browser's devtools can reach: window.tabvisor. */
+/** What tests and the browser's devtools console can reach: window.tabvisor. The first group is about the
+ *  selected VM (the one whose console and toolbar are shown). */
 export interface TabvisorHook {
   vm?: VmHandle;
-  state(): VmState | "loading" | "failed";
-  /** the terminal's text (scrollback and screen) */
+  state(): UiState | "loading" | "failed";
+  /** the selected VM's terminal text (scrollback and screen) */
   text(): string;
   stats(): Promise<VmStats | undefined>;
+  // ---- the whole lab ----
+  hv?: Hypervisor;
+  vms(): string[];
+  select(name: string): void;
+  selected(): string | undefined;
+  textOf(name: string): string;
+  stateOf(name: string): UiState | undefined;
+  readyOf(name: string): boolean;
+  handleOf(name: string): VmHandle | undefined;
+  /** the VM's latest meter sample */
+  meters(name: string): Sample | undefined;
+  host(): HostSummary | undefined;
+  /** creates a VM through the same checks as the New VM dialog; resolves with the refusal, or undefined */
+  create(spec: Partial<VmSpec> & { name: string }, start?: boolean): string | undefined;
+  /** ms from typing one character into the VM's console to its echo reaching the page (the character is erased) */
+  echoLatency(name: string): Promise<number>;
 }
 declare global {
   interface Window { tabvisor?: TabvisorHook }
 }
 
-const VM_NAME = "tabvisor";
-
-function useVm(onProgress: (p: LoadProgress) => void, onProblem: (p: EnvironmentProblem) => void): VmHandle | undefined {
-  const [vm, setVm] = useState<VmHandle>();
+function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: EnvironmentProblem) => void): Hypervisor | undefined {
+  const [hv, setHv] = useState<Hypervisor>();
   useEffect(() => {
-    let handle: VmHandle | undefined;
+    let made: Hypervisor | undefined;
     let cancelled = false;
-    loadGuest(onProgress).then(({ hart, images }) => {
+    (async () => {
+      const fromUrl = labFromUrl(location.search);
+      const [guest, saved] = await Promise.all([loadGuest(onProgress), fromUrl ? undefined : loadSavedLab()]);
       if (cancelled) return;
-      handle = new VmHandle({ name: VM_NAME, hart, images });
-      setVm(handle);
-      void handle.start();
-    }, (e: unknown) => {
+      made = new Hypervisor(guest, { persist: !fromUrl });
+      for (const spec of fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec);
+      setHv(made);
+    })().catch((e: unknown) => {
       if (cancelled) return;
       if (e instanceof DownloadError) onProblem({ title: "The guest images could not be downloaded", detail: e.message, fix: e.fix });
-      else onProblem({ title: "The VM could not be set up", detail: String((e as Error)?.message ?? e), fix: "Reload the page; if it keeps failing, see the browser's console." });
+      else onProblem({ title: "The VMs could not be set up", detail: String((e as Error)?.message ?? e), fix: "Reload the page; if it keeps failing, see the browser's console." });
     });
-    return () => { cancelled = true; handle?.dispose(); };
+    return () => { cancelled = true; made?.dispose(); };
   }, []);
-  return vm;
-}
-
-interface Rates { mips: number; busyPct: number }
-
-function useRates(vm: VmHandle | undefined): { stats?: VmStats; rates?: Rates } {
-  const [out, setOut] = useState<{ stats?: VmStats; rates?: Rates }>({});
-  useEffect(() => {
-    if (!vm) return;
-    let last: { s: VmStats; t: number } | undefined;
-    let stop = false;
-    const tick = async () => {
-      const s = await vm.stats().catch(() => undefined);
-      if (stop || !s) return;
-      const t = performance.now();
-      let rates: Rates | undefined;
-      if (last && s.instret >= last.s.instret) {
-        const dt = t - last.t;
-        const dBusy = s.busyMs - last.s.busyMs;
-        const dIdle = s.idleMs - last.s.idleMs;
-        rates = {
-          mips: (s.instret - last.s.instret) / dt / 1000,
-          busyPct: dBusy + dIdle > 0 ? (100 * dBusy) / (dBusy + dIdle) : 0,
-        };
-      }
-      last = { s, t };
-      setOut({ stats: s, rates });
-    };
-    void tick();
-    const id = setInterval(tick, 1000);
-    return () => { stop = true; clearInterval(id); };
-  }, [vm]);
-  return out;
+  return hv;
 }
 
 export function App() {
   const [progress, setProgress] = useState<LoadProgress>();
   const [problem, setProblem] = useState<EnvironmentProblem>();
-  const vm = useVm(setProgress, setProblem);
-  const [state, setState] = useState<VmState>("created");
-  const [detail, setDetail] = useState<string>();
-  const term = useRef<Terminal | undefined>(undefined);
-  const { rates } = useRates(vm);
+  const hv = useHypervisor(setProgress, setProblem);
+  const ui = useRef<DashboardUi | undefined>(undefined);
 
   useEffect(() => {
-    if (!vm) return;
-    setState(vm.state);
-    return vm.onStateChange((s, d) => { setState(s); setDetail(d); });
-  }, [vm]);
-
-  useEffect(() => {
+    const sel = () => (hv ? hv.byId(ui.current?.selected ?? -1) ?? hv.entries[0] : undefined);
+    const entry = (name: string) => hv?.byName(name);
     window.tabvisor = {
-      vm,
-      state: () => (problem ? "failed" : vm ? vm.state : "loading"),
-      text: () => (term.current ? terminalText(term.current) : ""),
-      stats: async () => vm?.stats(),
+      get vm() { return sel()?.handle; },
+      state: () => (problem ? "failed" : !hv ? "loading" : sel()?.state ?? "stopped"),
+      text: () => sel()?.console.text() ?? "",
+      stats: async () => sel()?.handle.stats(),
+      hv,
+      vms: () => hv?.entries.map((e) => e.spec.name) ?? [],
+      select: (name) => { const e = entry(name); if (e) ui.current?.select(e.id); },
+      selected: () => sel()?.spec.name,
+      textOf: (name) => entry(name)?.console.text() ?? "",
+      stateOf: (name) => entry(name)?.state,
+      readyOf: (name) => entry(name)?.ready ?? false,
+      handleOf: (name) => entry(name)?.handle,
+      meters: (name) => entry(name)?.history.last,
+      host: () => hv?.host(),
+      create: (over, start = true) => {
+        if (!hv) return "not ready";
+        const spec = newSpec(over.name, over);
+        const why = checkSpec(spec, hv.entries.map((e) => e.spec.name)) ?? probeMemory(spec.ramMiB);
+        if (why) return why;
+        hv.create(spec, start);
+        return undefined;
+      },
+      echoLatency: (name) => new Promise((resolve, reject) => {
+        const e = entry(name);
+        if (!e) { reject(new Error(`no VM ${name}`)); return; }
+        const t0 = performance.now();
+        const timer = setTimeout(() => { e.console.onOutput = undefined; reject(new Error(`${name}: no echo within 10 s`)); }, 10_000);
+        e.console.onOutput = (bytes) => {
+          if (!bytes.includes(0x25)) return; // "%"
+          clearTimeout(timer);
+          e.console.onOutput = undefined;
+          resolve(performance.now() - t0);
+          e.handle.sendInput("\x7f"); // erase it again
+        };
+        e.handle.sendInput("%");
+      }),
     };
-  }, [vm, problem]);
-
-  const onTerminal = useCallback((t: Terminal | undefined) => { term.current = t; }, []);
-  const refocus = () => term.current?.focus();
+  }, [hv, problem]);
 
   if (problem) return <ProblemView problem={problem} />;
+  if (!hv) return <LoadingView progress={progress} />;
+  return <Guard><Dashboard hv={hv} onUi={(u) => { ui.current = u; }} /></Guard>;
+}
 
-  const shownState = vm ? state : "loading";
-  const running = state === "running" || state === "booting";
-  return (
-    <div className="app">
-      <header className="bar">
-        <span className="title">Tabvisor</span>
-        <span className="vm-name">{VM_NAME}</span>
-        <span className={`state state-${shownState}`} data-testid="vm-state" data-state={shownState}>{shownState}</span>
-        {detail && (state === "stopped" || state === "error") && <span className="detail">{detail}</span>}
-        <span className="stats" data-testid="vm-stats">
-          {rates && running ? <>
-            <span title="guest instructions per second">{rates.mips.toFixed(1)} MIPS</span>
-            <span title="share of the worker's time spent running the guest (the rest it sleeps)">worker busy {rates.busyPct.toFixed(1)}%</span>
-          </> : null}
-        </span>
-        <span className="buttons">
-          {state === "paused"
-            ? <button data-testid="resume" onClick={() => { void vm?.resume(); refocus(); }}>Resume</button>
-            : <button data-testid="pause" disabled={!vm || !running} onClick={() => { void vm?.pause(); refocus(); }}>Pause</button>}
-          <button data-testid="reset" disabled={!vm} onClick={() => { void vm?.reset(); refocus(); }}>Reset</button>
-          {state === "stopped" || state === "error"
-            ? <button data-testid="power-on" onClick={() => { void vm?.start(); refocus(); }}>Power on</button>
-            : <button data-testid="power-off" disabled={!vm || state === "created"} onClick={() => { void vm?.powerOff(); refocus(); }}>Power off</button>}
-        </span>
-      </header>
-      {!vm && <LoadingView progress={progress} />}
-      {vm && <Console vm={vm} onTerminal={onTerminal} />}
-    </div>
-  );
+/** A bug in the dashboard shows what happened instead of an empty page (the VMs keep running in their workers). */
+class Guard extends Component<{ children: ReactNode }, { error?: Error }> {
+  state: { error?: Error } = {};
+  static getDerivedStateFromError(error: Error) { return { error }; }
+  render() {
+    const e = this.state.error;
+    if (!e) return this.props.children;
+    return <ProblemView problem={{
+      title: "The dashboard failed",
+      detail: `${e.message}`,
+      fix: "Reload the page (the lab is kept); if it happens again, the browser's console has the details.",
+    }} />;
+  }
 }
 
 function LoadingView({ progress }: { progress?: LoadProgress }) {
   const pct = progress && progress.total > 0 ? (100 * progress.loaded) / progress.total : 0;
   return (
     <div className="loading" data-testid="loading">
+      <div className="loading-title">Tabvisor</div>
       <div>Downloading the guest images{progress ? ` (${progress.file})` : ""}…</div>
       <progress max={100} value={pct} />
       <div className="loading-bytes">

@@ -12,7 +12,12 @@ declare global {
 const root = createRoot(document.getElementById("root")!);
 const problem = checkEnvironment();
 if (problem) {
-  window.tabvisor = { state: () => "failed", text: () => "", stats: async () => undefined };
+  const none = () => undefined;
+  window.tabvisor = {
+    state: () => "failed", text: () => "", stats: async () => undefined, vms: () => [], select: none, selected: none,
+    textOf: () => "", stateOf: none, readyOf: () => false, handleOf: none, meters: none, host: none,
+    create: () => "this page cannot run VMs", echoLatency: () => Promise.reject(new Error("this page cannot run VMs")),
+  };
   const showProblem = () => root.render(<ProblemView problem={problem} />);
   if (window.coiReloading) {
     root.render(<div className="loading">Enabling cross-origin isolation (installing a service worker, then reloading)…</div>);

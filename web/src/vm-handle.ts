@@ -5,6 +5,7 @@ import * as Comlink from "comlink";
 import { ByteRing } from "../shared/ring.ts";
 import { CTRL, CTRL_WORDS, VM_STATES, type VmEvent, type VmState, type VmStats, type VmWorkerApi } from "../shared/protocol.ts";
 import type { GuestImages } from "./images.ts";
+import type { NicInit } from "../net/nic-channel.ts";
 
 /** Where a VM's console output goes (an xterm Terminal fits: write(data, callback)). */
 export interface ConsoleSink {
@@ -19,6 +20,14 @@ export interface VmHandleOptions {
   ramMiB?: number;
   /** kernel command line (default: serial console and the VM's name as hostname) */
   cmdline?: string;
+  /** an in-memory disk of this many MiB (/dev/vda); 0 or absent: none */
+  diskMiB?: number;
+  /** CPU cap, percent of one core (default 100: none) */
+  cpuCap?: number;
+  /** memory the balloon asks back at boot (MiB) */
+  balloonMiB?: number;
+  /** the VM's network cards, made from its control block (see web/net/hub.ts: attachVm(...).nics) */
+  nics?: (ctrl: SharedArrayBuffer) => NicInit[];
 }
 
 const OUTPUT_RING = 1 << 18; // 256 KiB
@@ -47,6 +56,8 @@ export class VmHandle {
   private lastPump = 0;
   private disposed = false;
   private readonly listeners = new Set<(state: VmState, detail?: string) => void>();
+  /** the worker failed (an uncaught error) and was terminated: this handle is done, make a new one */
+  dead = false;
   private readyListeners = new Set<() => void>();
   state: VmState = "created";
   stateDetail: string | undefined;
@@ -60,8 +71,18 @@ export class VmHandle {
     this.input = ByteRing.create(INPUT_RING);
     this.worker = new Worker(new URL("../workers/vm-worker.ts", import.meta.url), { type: "module", name: `vm ${opts.name}` });
     this.remote = Comlink.wrap<VmWorkerApi>(this.worker);
+    // Not enumerable: code that walks objects (React's dev-mode prop diffing does) must not touch the proxy, whose
+    // every property access is a remote path (and throws once the proxy is released).
+    Object.defineProperty(this, "remote", { enumerable: false });
     const onEvent = (e: VmEvent) => this.onEvent(e);
-    const fail = (why: string) => { if (!this.disposed) this.onEvent({ kind: "state", state: "error", detail: `the VM worker failed: ${why}` }); };
+    // A worker that threw an uncaught error is in an unknown state: it is stopped for good (its guest with it) and
+    // reported as crashed; the console keeps what it showed.
+    const fail = (why: string) => {
+      if (this.disposed || this.dead) return;
+      this.dead = true;
+      this.worker.terminate();
+      this.onEvent({ kind: "state", state: "error", detail: `the VM worker failed: ${why}` });
+    };
     this.worker.addEventListener("error", (e) => fail(e.message || "it could not be loaded"));
     this.worker.addEventListener("messageerror", () => fail("a message could not be decoded"));
     this.remote.init({
@@ -72,6 +93,10 @@ export class VmHandle {
       ctrl: ctrlBuf,
       output: this.output.buffer,
       input: this.input.buffer,
+      diskMiB: opts.diskMiB,
+      cpuCap: opts.cpuCap,
+      balloonMiB: opts.balloonMiB,
+      nics: opts.nics?.(ctrlBuf),
     }, Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
     this.schedule();
     // Animation frames stop in a hidden tab; a slow timer keeps the console (and a held guest) moving.
@@ -88,13 +113,19 @@ export class VmHandle {
   reset(): Promise<VmStats> { return this.call((r) => r.reset()); }
   powerOff(): Promise<VmStats> { return this.call((r) => r.powerOff()); }
   stats(): Promise<VmStats> { return this.call((r) => r.stats()); }
+  /** caps the guest at `percent` of one core (100: no cap) */
+  setCpuCap(percent: number): Promise<VmStats> { return this.call((r) => r.setCpuCap(percent)); }
+  /** asks the guest to hand `mib` MiB back through its balloon (0: give it all back) */
+  setBalloon(mib: number): Promise<VmStats> { return this.call((r) => r.setBalloon(mib)); }
+  /** test hook: makes the worker throw an uncaught error */
+  injectFault(): Promise<void> { return this.call((r) => r.injectFault()); }
 
   /** The state as the worker last published it in shared memory (no round trip). */
   get sharedState(): VmState { return VM_STATES[Atomics.load(this.ctrl, CTRL.STATE)] ?? "created"; }
 
   /** A control call: counted as pending (so an idle worker will not block with it undelivered), then the bell. */
   private async call<T>(fn: (r: Comlink.Remote<VmWorkerApi>) => Promise<T>): Promise<T> {
-    if (this.disposed) throw new Error(`VM ${this.name} is gone`);
+    if (this.disposed || this.dead) throw new Error(`VM ${this.name} is gone`);
     Atomics.add(this.ctrl, CTRL.PENDING_CALLS, 1);
     const p = fn(this.remote);
     this.ring();

@@ -22,7 +22,7 @@ describe("the VM page (vite dev server, Chromium)", () => {
     const { page } = browser;
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(server.url);
+    await page.goto(server.url + "?lab=tabvisor"); // a lab of one VM named tabvisor (the dashboard's own tests: dashboard.test.ts)
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
     await waitForPrompt(page);
     await page.locator('[data-state="running"]').waitFor();

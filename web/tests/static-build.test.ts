@@ -24,7 +24,7 @@ describe("the static build without isolation headers", () => {
     const browser = await launchBrowser();
     try {
       const { page } = browser;
-      await page.goto(server.url);
+      await page.goto(server.url + "?lab=tabvisor"); // a lab of one VM named tabvisor
       await waitForPrompt(page, 40_000);
       expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
       expect(await page.evaluate(() => navigator.serviceWorker.controller !== null)).toBe(true);

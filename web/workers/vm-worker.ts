@@ -9,9 +9,15 @@
 import * as Comlink from "comlink";
 import { Machine, BootError } from "../../emulator-core/src/machine/machine.ts";
 import { ByteRing } from "../shared/ring.ts";
+import { VmNics } from "../net/vm-nics.ts"; // ---- network cards ----
+// ---- dashboard: disk, balloon ----
+import { VirtioMmio } from "../../emulator-core/src/machine/virtio/mmio.ts";
+import { VirtioBalloon } from "../../emulator-core/src/machine/virtio/balloon.ts";
+import { MemoryBlockBackend } from "../../emulator-core/src/machine/virtio/backends.ts";
+import type { VirtioBlk } from "../../emulator-core/src/machine/virtio/blk.ts";
 import {
   CTRL, GUEST_READY_MARKER, VM_STATES,
-  type VmEvent, type VmInit, type VmState, type VmStats, type VmWorkerApi,
+  type VmEvent, type VmInit, type VmState, type VmStats, type VmWorkerApi, type VmNetStats,
 } from "../shared/protocol.ts";
 
 /** Host time per runFor() call while the guest is busy. */
@@ -22,11 +28,16 @@ const MAX_SLEEP_MS = 1000;
 const UART_RX_ROOM = 60_000;
 /** ESC c: resets the terminal (sent in-band ahead of a reset guest's output). */
 const TERMINAL_RESET = new Uint8Array([0x1b, 0x63]);
+/** CPU cap: the guest may run cap% of each window of this many ms; the rest of the window the worker sleeps. */
+const CAP_WINDOW_MS = 100;
+const MiB = 1024 * 1024;
 
 const encoder = new TextEncoder();
 
 class VmWorker implements VmWorkerApi {
   private cfg: VmInit | undefined;
+  /** ---- network cards ---- (web/net/vm-nics.ts): built into each machine; pumped before each slice */
+  private nics = new VmNics();
   private onEvent: (e: VmEvent) => void = () => {};
   private ctrl!: Int32Array;
   private output!: ByteRing;
@@ -41,6 +52,22 @@ class VmWorker implements VmWorkerApi {
   private yieldResolve: (() => void) | undefined;
   private busyBefore = 0;
   private idleBefore = 0;
+  // ---- dashboard: CPU cap, disk, balloon, meters ----
+  /** percent of one core the guest may use (100: no cap) */
+  private cpuCap = 100;
+  private capWindowStart = 0;
+  /** host ms the guest ran in the current cap window (plus any overrun carried from the last) */
+  private capWindowBusy = 0;
+  private throttledMs = 0;
+  /** the in-memory disk: one per worker, so its contents survive resets and power cycles */
+  private disk: MemoryBlockBackend | undefined;
+  private blk: VirtioBlk | undefined;
+  private diskBefore = { readBytes: 0, writeBytes: 0, reads: 0, writes: 0 };
+  private netBefore: VmNetStats = { cards: 0, rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0 };
+  private balloon: VirtioBalloon | undefined;
+  /** balloon target (4 KiB pages), kept across reboots */
+  private balloonPages = 0;
+  private bootAt = 0;
 
   constructor() {
     this.channel.port1.onmessage = () => { const r = this.yieldResolve; this.yieldResolve = undefined; r?.(); };
@@ -53,6 +80,11 @@ class VmWorker implements VmWorkerApi {
     this.ctrl = new Int32Array(init.ctrl);
     this.output = new ByteRing(init.output);
     this.input = new ByteRing(init.input);
+    this.nics = new VmNics(init.nics); // ---- network cards ----
+    // ---- dashboard ----
+    this.cpuCap = clampCap(init.cpuCap ?? 100);
+    if (init.diskMiB && init.diskMiB > 0) this.disk = new MemoryBlockBackend(Math.floor(init.diskMiB) * MiB);
+    this.balloonPages = Math.max(0, Math.floor(((init.balloonMiB ?? 0) * MiB) / 4096));
     this.setState("created");
     void this.loop();
   }
@@ -100,7 +132,11 @@ class VmWorker implements VmWorkerApi {
   }
 
   stats(counted = true): VmStats {
-    if (counted) this.took();
+    if (counted) {
+      this.took();
+      // ---- dashboard ---- the page asks once a second: have the guest refresh its memory statistics for the next
+      this.balloon?.requestStats();
+    }
     const m = this.machine;
     return {
       state: this.state,
@@ -109,7 +145,74 @@ class VmWorker implements VmWorkerApi {
       idleMs: this.idleBefore + (m?.idleMs ?? 0),
       haltReason: m?.halted ? m.haltReason : undefined,
       exitStatus: m?.exitStatus,
+      // ---- dashboard ----
+      atMs: performance.now(),
+      throttledMs: this.throttledMs,
+      cpuCap: this.cpuCap,
+      uptimeMs: m ? performance.now() - this.bootAt : 0,
+      disk: this.disk ? {
+        sizeBytes: this.disk.size,
+        readBytes: this.diskBefore.readBytes + (this.blk?.readBytes ?? 0),
+        writeBytes: this.diskBefore.writeBytes + (this.blk?.writeBytes ?? 0),
+        reads: this.diskBefore.reads + (this.blk?.reads ?? 0),
+        writes: this.diskBefore.writes + (this.blk?.writes ?? 0),
+      } : undefined,
+      net: this.netStats(m),
+      balloon: this.balloonStats(),
     };
+  }
+
+  // ---- dashboard: resource controls ----------------------------------------------------------------------------
+  setCpuCap(percent: number): VmStats {
+    this.took();
+    this.cpuCap = clampCap(percent);
+    return this.stats(false);
+  }
+
+  setBalloon(mib: number): VmStats {
+    this.took();
+    this.balloonPages = Math.max(0, Math.floor(((Number.isFinite(mib) ? mib : 0) * MiB) / 4096));
+    this.balloon?.setTarget(this.balloonPages);
+    return this.stats(false);
+  }
+
+  injectFault(): void {
+    this.took();
+    setTimeout(() => { throw new Error("fault injected into the VM worker (test)"); });
+  }
+
+  private netStats(m: Machine | undefined): VmNetStats {
+    const n = { ...this.netBefore };
+    for (const nic of m?.nics ?? []) {
+      n.rxBytes += nic.rxBytes; n.txBytes += nic.txBytes; n.rxPackets += nic.rxPackets; n.txPackets += nic.txPackets;
+    }
+    n.cards = m?.nics.length ?? 0;
+    return n;
+  }
+
+  private balloonStats(): VmStats["balloon"] {
+    const b = this.balloon;
+    if (!b) return undefined;
+    const s = b.stats;
+    return {
+      ramPages: b.ramPages, targetPages: b.targetPages, actualPages: b.actualPages, inflatedPages: b.inflatedPages,
+      deflateOnOom: b.deflateOnOom,
+      memTotal: s?.memTotal, memFree: s?.memFree, memAvailable: s?.memAvailable, diskCaches: s?.diskCaches,
+      statsAgeMs: b.statsAt === undefined ? undefined : performance.now() - b.statsAt,
+    };
+  }
+
+  /** How long the guest may run now under its CPU cap (ms; <= 0: not before the current window ends). */
+  private runBudget(): number {
+    if (this.cpuCap >= 100) return SLICE_MS;
+    const now = performance.now();
+    const allowance = (CAP_WINDOW_MS * this.cpuCap) / 100;
+    if (now - this.capWindowStart >= CAP_WINDOW_MS) {
+      // a new window; a slice that ran over the last window's allowance is paid for from this one
+      this.capWindowBusy = Math.max(0, this.capWindowBusy - allowance);
+      this.capWindowStart = now;
+    }
+    return Math.min(SLICE_MS, allowance - this.capWindowBusy);
   }
 
   // ---- the machine --------------------------------------------------------------------------------------------
@@ -117,6 +220,14 @@ class VmWorker implements VmWorkerApi {
   private keepStats(m: Machine): void {
     this.busyBefore += m.busyMs;
     this.idleBefore += m.idleMs;
+    // ---- dashboard ---- device counters too
+    if (this.blk) {
+      const d = this.diskBefore;
+      d.readBytes += this.blk.readBytes; d.writeBytes += this.blk.writeBytes; d.reads += this.blk.reads; d.writes += this.blk.writes;
+    }
+    this.blk = undefined;
+    this.netBefore = this.netStats(m);
+    this.balloon = undefined;
   }
 
   private boot(clearScreen: boolean): void {
@@ -133,6 +244,13 @@ class VmWorker implements VmWorkerApi {
     try {
       m = new Machine(cfg.hart, { ramMiB: cfg.ramMiB, onConsole: (bytes) => this.onConsole(bytes) });
       m.addRng();
+      this.nics.addTo(m); // ---- network cards ----
+      // ---- dashboard: the in-memory disk (/dev/vda) and the memory balloon ----
+      if (this.disk) this.blk = m.addDisk(this.disk, { serial: "tabvisor-disk" });
+      const balloon = new VirtioBalloon();
+      m.addVirtio((irq) => new VirtioMmio(m.memory, irq, balloon), "virtio-balloon");
+      balloon.setTarget(this.balloonPages);
+      this.balloon = balloon;
       m.bootLinux({ kernel: cfg.images.kernel, initrd: cfg.images.initrd, cmdline: cfg.cmdline });
     } catch (e) {
       const msg = e instanceof BootError || e instanceof RangeError ? e.message : `the VM could not be built: ${(e as Error).message}`;
@@ -141,6 +259,7 @@ class VmWorker implements VmWorkerApi {
       return;
     }
     this.machine = m;
+    this.bootAt = performance.now();
     this.setState("booting");
   }
 
@@ -252,10 +371,22 @@ class VmWorker implements VmWorkerApi {
         await this.yieldToEvents();
         continue;
       }
+      // ---- CPU cap ---- over the cap for this window: sleep until it ends (a ring still wakes us to look around)
+      const budget = this.runBudget();
+      if (budget <= 0) {
+        const t0 = performance.now();
+        this.sleep(seen, this.capWindowStart + CAP_WINDOW_MS - t0);
+        this.throttledMs += performance.now() - t0;
+        await this.yieldToEvents();
+        continue;
+      }
       this.pumpInput(m);
       let outcome;
       try {
-        outcome = m.runFor(SLICE_MS);
+        this.nics.pump(); // ---- network cards ---- frames the switch left for the guest
+        const busy0 = m.busyMs;
+        outcome = m.runFor(budget);
+        this.capWindowBusy += m.busyMs - busy0; // ---- CPU cap ----
       } catch (e) {
         this.keepStats(m);
         this.machine = undefined;
@@ -270,10 +401,12 @@ class VmWorker implements VmWorkerApi {
         if (m.rebootRequested) {
           this.boot(false);
         } else {
-          this.emit(`\r\n\x1b[2m[${m.haltReason}]\x1b[0m\r\n`);
-          this.setState("stopped", m.haltReason);
+          // ---- crashed guests ---- a hart fault (status 2) or a kernel panic (3) is a crash, not a power-off
+          const crashed = (m.exitStatus ?? 0) >= 2;
+          this.emit(`\r\n\x1b[${crashed ? 31 : 2}m[${m.haltReason}]\x1b[0m\r\n`);
+          this.setState(crashed ? "error" : "stopped", m.haltReason);
         }
-      } else if (outcome.kind === "idle" && this.input.available() === 0 && this.overflow.length === 0) {
+      } else if (outcome.kind === "idle" && this.input.available() === 0 && this.overflow.length === 0 && !this.nics.pending() /* network cards */) {
         const ms = Math.min(MAX_SLEEP_MS, (outcome.wakeAtMs ?? Infinity) - performance.now());
         const t0 = performance.now();
         this.sleep(seen, ms);
@@ -282,6 +415,11 @@ class VmWorker implements VmWorkerApi {
       await this.yieldToEvents();
     }
   }
+}
+
+/** A CPU cap in percent of one core: 1..100 (anything else becomes the nearest; NaN: no cap). */
+function clampCap(p: number): number {
+  return Number.isFinite(p) ? Math.max(1, Math.min(100, p)) : 100;
 }
 
 Comlink.expose(new VmWorker());

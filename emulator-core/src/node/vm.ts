@@ -7,6 +7,8 @@ import { Machine, BootError } from "../machine/machine.ts";
 import { FileBlockBackend } from "./file-block-backend.ts";
 import { loadHartModule } from "./hart-module.ts";
 import type { VirtioNet } from "../machine/virtio/net.ts";
+import { VirtioMmio } from "../machine/virtio/mmio.ts";
+import { VirtioBalloon, type VirtioBalloonOptions } from "../machine/virtio/balloon.ts";
 
 export const DEFAULT_IMAGES = fileURLToPath(new URL("../../../public/images/", import.meta.url));
 
@@ -26,6 +28,8 @@ export interface NodeVmOptions {
   /** MAC of each NIC (default 52:54:00:12:34:56+i) */
   macs?: ArrayLike<number>[];
   deterministic?: boolean;
+  /** a virtio-balloon device (true for the defaults) */
+  balloon?: boolean | VirtioBalloonOptions;
   onConsole?: (bytes: Uint8Array) => void;
   /** keep console output in `output` (default true) */
   keepOutput?: boolean;
@@ -43,6 +47,8 @@ function readImage(path: string, what: string): Uint8Array {
 export class NodeVm {
   readonly machine: Machine;
   readonly nics: VirtioNet[] = [];
+  /** the virtio-balloon device, with opts.balloon */
+  readonly balloon: VirtioBalloon | undefined;
   output = "";
   private wakeUp: (() => void) | undefined;
   private stopped = false;
@@ -82,6 +88,11 @@ export class NodeVm {
       this.nics.push(this.machine.addNic({ mac }));
     }
     this.machine.addRng();
+    if (opts.balloon) {
+      const balloon = new VirtioBalloon(opts.balloon === true ? {} : opts.balloon);
+      this.machine.addVirtio((irq) => new VirtioMmio(this.machine.memory, irq, balloon), "virtio-balloon");
+      this.balloon = balloon;
+    }
     const hostname = opts.hostname ?? "tabvisor";
     const append = opts.append ?? `console=ttyS0 hostname=${hostname}`;
     try {

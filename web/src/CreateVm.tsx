@@ -1,0 +1,88 @@
+// The "New VM" dialog: name, memory, image, CPU cap and weight, disk, boot arguments. Settings the VM cannot have
+// are refused here with the reason (see lab.ts: checkSpec, probeMemory), before any worker starts.
+
+import { useEffect, useRef, useState } from "react";
+import type { Hypervisor } from "./hypervisor.ts";
+import { IMAGES, DISK_SIZES_MIB, MAX_RAM_MIB, MIN_RAM_MIB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
+
+function freeName(taken: string[]): string {
+  for (let i = 1; ; i++) if (!taken.includes(`vm${i}`)) return `vm${i}`;
+}
+
+export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (createdId?: number) => void }) {
+  const taken = hv.entries.map((e) => e.spec.name);
+  const [name, setName] = useState(() => freeName(taken));
+  const [ram, setRam] = useState("64");
+  const [image, setImage] = useState(IMAGES[0].id);
+  const [cap, setCap] = useState("100");
+  const [weight, setWeight] = useState("100");
+  const [disk, setDisk] = useState("0");
+  const [bootArgs, setBootArgs] = useState("");
+  const [start, setStart] = useState(true);
+  const [error, setError] = useState<string>();
+  const first = useRef<HTMLInputElement>(null);
+  useEffect(() => { first.current?.select(); }, []);
+
+  const submit = (ev: React.FormEvent) => {
+    ev.preventDefault();
+    const spec: VmSpec = newSpec(name.trim(), {
+      ramMiB: Number(ram), image, cpuCap: Number(cap), weight: Number(weight), diskMiB: Number(disk), bootArgs,
+    });
+    const why = checkSpec(spec, taken) ?? probeMemory(spec.ramMiB);
+    if (why) { setError(why); return; }
+    const e = hv.create(spec, start);
+    onClose(e.id);
+  };
+
+  return (
+    <div className="modal-back" onMouseDown={(ev) => { if (ev.target === ev.currentTarget) onClose(); }}>
+      <form className="modal" onSubmit={submit} data-testid="create-dialog" onKeyDown={(ev) => { if (ev.key === "Escape") onClose(); }}>
+        <h2>New VM</h2>
+        <label>
+          <span>Name <span className="muted">(also its hostname)</span></span>
+          <input ref={first} data-testid="create-name" value={name} onChange={(e) => setName(e.target.value)} autoComplete="off" spellCheck={false} />
+        </label>
+        <div className="form-row">
+          <label>
+            <span>Memory <span className="muted">MiB, {MIN_RAM_MIB}–{MAX_RAM_MIB}</span></span>
+            <input data-testid="create-ram" type="number" value={ram} onChange={(e) => setRam(e.target.value)} />
+          </label>
+          <label>
+            <span>Disk <span className="muted">in memory</span></span>
+            <select data-testid="create-disk" value={disk} onChange={(e) => setDisk(e.target.value)}>
+              {DISK_SIZES_MIB.map((d) => <option key={d} value={d}>{d === 0 ? "none" : `${d} MiB`}</option>)}
+            </select>
+          </label>
+        </div>
+        <label>
+          <span>Image</span>
+          <select data-testid="create-image" value={image} onChange={(e) => setImage(e.target.value)}>
+            {IMAGES.map((i) => <option key={i.id} value={i.id}>{i.label}</option>)}
+          </select>
+        </label>
+        <div className="form-row">
+          <label>
+            <span>CPU cap <span className="muted">% of a core</span></span>
+            <input data-testid="create-cap" type="number" value={cap} onChange={(e) => setCap(e.target.value)} />
+          </label>
+          <label>
+            <span>CPU weight</span>
+            <input data-testid="create-weight" type="number" value={weight} onChange={(e) => setWeight(e.target.value)} />
+          </label>
+        </div>
+        <label>
+          <span>Boot arguments <span className="muted">added to the kernel command line</span></span>
+          <input data-testid="create-bootargs" value={bootArgs} placeholder="e.g. tabvisor.ip=10.0.0.5/24" onChange={(e) => setBootArgs(e.target.value)} spellCheck={false} />
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={start} onChange={(e) => setStart(e.target.checked)} /> Start it now
+        </label>
+        {error && <div className="form-error" role="alert" data-testid="create-error">{error}</div>}
+        <div className="modal-actions">
+          <button type="button" onClick={() => onClose()}>Cancel</button>
+          <button type="submit" className="primary" data-testid="create-submit">Create</button>
+        </div>
+      </form>
+    </div>
+  );
+}

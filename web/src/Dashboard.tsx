@@ -1,0 +1,395 @@
+// The dashboard: the host summary and every VM as a card (left), consoles in tabs or side by side (centre), and the
+// selected VM's meters and resource controls (right).
+
+import { useEffect, useRef, useState, useSyncExternalStore } from "react";
+import type { Hypervisor, VmEntry, UiState } from "./hypervisor.ts";
+import { Chart } from "./Chart.tsx";
+import { CreateVmDialog } from "./CreateVm.tsx";
+import { fmtBytes, fmtPct, fmtUptime } from "./meters.ts";
+import { maxBalloonMiB, BALLOON_FLOOR_MIB, SAMPLE_LAB } from "./lab.ts";
+
+const CPU_COLOR = "#3fb950";
+const CAP_COLOR = "#d29922";
+const MIPS_COLOR = "#58a6ff";
+const MEM_COLOR = "#bc8cff";
+const AVAIL_COLOR = "#7d8a97";
+const BALLOON_COLOR = "#f0883e";
+const READ_COLOR = "#39c5cf";
+const WRITE_COLOR = "#f778ba";
+
+export interface DashboardUi {
+  selected: number | undefined;
+  select(id: number): void;
+}
+
+export function Dashboard({ hv, onUi }: { hv: Hypervisor; onUi?: (ui: DashboardUi) => void }) {
+  const version = useSyncExternalStore(hv.subscribe, hv.getVersion);
+  const entries = hv.entries;
+  const [selected, setSelected] = useState<number | undefined>(entries[0]?.id);
+  const [split, setSplit] = useState(false);
+  const [splitIds, setSplitIds] = useState<number[]>([]);
+  const [creating, setCreating] = useState(false);
+  // the meters panel: shown beside a single console on a wide window; hidden in the split view unless asked for
+  const [metersSingle, setMetersSingle] = useState(() => window.innerWidth >= 1000);
+  const [metersSplit, setMetersSplit] = useState(false);
+  const showMeters = split ? metersSplit : metersSingle;
+  const setShowMeters = split ? setMetersSplit : setMetersSingle;
+
+  // the selection follows deletions; a lab that starts empty selects its first VM when one appears
+  const sel = entries.find((e) => e.id === selected) ?? entries[0];
+  useEffect(() => { if (sel && sel.id !== selected) setSelected(sel.id); }, [sel?.id, selected]);
+
+  const select = (id: number) => {
+    setSelected(id);
+    if (split && !splitIds.includes(id)) setSplitIds((ids) => [...ids, id]);
+  };
+  useEffect(() => { onUi?.({ selected: sel?.id, select }); });
+
+  const shownInSplit = entries.filter((e) => splitIds.includes(e.id));
+  const visible = (e: VmEntry) => (split ? shownInSplit.some((x) => x.id === e.id) : e.id === sel?.id);
+
+  const toggleSplit = () => {
+    if (!split) {
+      const ids = entries.slice(0, 4).map((e) => e.id);
+      if (sel && !ids.includes(sel.id)) ids[ids.length - 1] = sel.id;
+      setSplitIds(ids);
+    }
+    setSplit(!split);
+  };
+
+  const host = hv.host();
+  return (
+    <div className="dash">
+      <header className="topbar">
+        <div className="brand">
+          <span className="logo" aria-hidden>▣</span>
+          <span className="title">Tabvisor</span>
+          <span className="subtitle">RISC-V Linux VMs in this tab</span>
+        </div>
+        <div className="top-actions">
+          <button className="primary" data-testid="new-vm" onClick={() => setCreating(true)}>New VM</button>
+          <button data-testid="start-all" disabled={entries.length === 0} onClick={() => void hv.startAll()}>Start all</button>
+          <button data-testid="stop-all" disabled={host.running === 0 && !entries.some((e) => e.state === "paused")} onClick={() => void hv.stopAll()}>Stop all</button>
+        </div>
+      </header>
+
+      <aside className="sidebar">
+        <HostPanel hv={hv} version={version} />
+        <div className="cards" data-testid="vm-list">
+          {entries.map((e) => (
+            <VmCard key={e.id} hv={hv} e={e} version={version} selected={e.id === sel?.id} onSelect={() => select(e.id)} />
+          ))}
+        </div>
+      </aside>
+
+      <main className="main">
+        {entries.length === 0 ? (
+          <EmptyLab onCreate={() => setCreating(true)} onSample={() => { for (const s of SAMPLE_LAB) hv.create(s); }} />
+        ) : (
+          <>
+            <nav className="tabs" role="tablist">
+              {entries.map((e) => (
+                <button
+                  key={e.id} role="tab" aria-selected={e.id === sel?.id} data-testid="tab" data-vm={e.spec.name}
+                  data-unread={e.console.unread ? "1" : "0"}
+                  className={`tab ${e.id === sel?.id ? "active" : ""} ${split && splitIds.includes(e.id) ? "in-split" : ""}`}
+                  onClick={() => { select(e.id); requestAnimationFrame(() => e.console.focus()); }}
+                >
+                  <span className={`dot dot-${e.state}`} />
+                  {e.spec.name}
+                  {e.console.unread && <span className="badge" data-testid="tab-badge" title="new console output">●</span>}
+                </button>
+              ))}
+              <span className="tabs-fill" />
+              <button className={`split-toggle ${split ? "on" : ""}`} data-testid="split-toggle" title="Show several consoles side by side" onClick={toggleSplit}>
+                {split ? "Single console" : "Split view"}
+              </button>
+            </nav>
+            {sel && <Toolbar hv={hv} e={sel} showMeters={showMeters} onToggleMeters={() => setShowMeters(!showMeters)} />}
+            <div className="workspace">
+              <div className={`consoles ${split ? `split n${Math.min(shownInSplit.length, 6)}` : ""}`}>
+                {entries.map((e) => (
+                  <ConsolePane
+                    key={e.id} e={e} visible={visible(e)} split={split} focused={e.id === sel?.id}
+                    onFocus={() => setSelected(e.id)}
+                    onClose={() => setSplitIds((ids) => ids.length > 1 ? ids.filter((i) => i !== e.id) : ids)}
+                  />
+                ))}
+              </div>
+              {sel && showMeters && <MetersPanel hv={hv} e={sel} version={version} />}
+            </div>
+          </>
+        )}
+      </main>
+      {creating && <CreateVmDialog hv={hv} onClose={(id) => { setCreating(false); if (id !== undefined) select(id); }} />}
+    </div>
+  );
+}
+
+// ---- host ---------------------------------------------------------------------------------------------------------
+function HostPanel({ hv, version }: { hv: Hypervisor; version: number }) {
+  const h = hv.host();
+  return (
+    <section className="host" data-testid="host">
+      <div className="host-head">
+        <span>Host</span>
+        <span className="muted">{h.cores} core{h.cores === 1 ? "" : "s"} · {h.running}/{h.vms} VMs running</span>
+      </div>
+      <div className="host-row">
+        <span className="label">CPU, all VMs</span>
+        <span className="value" data-testid="host-cpu" data-value={h.cpu.toFixed(2)}>{fmtPct(h.cpu)}% <span className="muted">of {h.cores * 100}%</span></span>
+      </div>
+      <Chart t={h.t} series={[{ label: "cpu", color: CPU_COLOR, values: h.cpuHistory, fill: true }]} height={34} yMax={h.cores * 100} window={120} sparkline version={version} />
+      <div className="host-row">
+        <span className="label">RAM reserved</span>
+        <span className="value" data-testid="host-ram" data-value={h.ramReservedMiB}>
+          {h.ramReservedMiB} MiB{h.balloonMiB > 0 && <span className="muted"> (−{h.balloonMiB.toFixed(0)} in balloons)</span>}
+        </span>
+      </div>
+    </section>
+  );
+}
+
+// ---- the VM list --------------------------------------------------------------------------------------------------
+function StatePill({ state, attr }: { state: UiState; attr?: Record<string, string> }) {
+  return <span className={`pill pill-${state}`} {...attr}>{state}</span>;
+}
+
+function VmCard({ hv, e, version, selected, onSelect }: { hv: Hypervisor; e: VmEntry; version: number; selected: boolean; onSelect: () => void }) {
+  const last = e.history.last;
+  const live = e.state === "running" || e.state === "booting" || e.state === "paused";
+  const ram = e.spec.ramMiB;
+  const used = last?.memUsed;
+  const balloon = last?.balloon ?? 0;
+  return (
+    <div className={`card ${selected ? "selected" : ""}`} data-testid="vm-card" data-vm={e.spec.name} data-vm-state={e.state} onClick={onSelect}>
+      <div className="card-head">
+        <span className="card-name">{e.spec.name}</span>
+        <StatePill state={e.state} />
+        <span className="card-actions" onClick={(ev) => ev.stopPropagation()}>
+          {e.state === "paused" && <button className="icon" title="Resume" data-testid="card-resume" onClick={() => void hv.resume(e.id)}>▶</button>}
+          {(e.state === "running" || e.state === "booting") && <button className="icon" title="Pause" data-testid="card-pause" onClick={() => void hv.pause(e.id)}>❚❚</button>}
+          {(e.state === "stopped" || e.state === "crashed") && <button className="icon" title="Start" data-testid="card-start" onClick={() => void hv.start(e.id)}>▶</button>}
+        </span>
+      </div>
+      <div className="card-sub muted">
+        <span data-testid="card-uptime">{live && e.stats ? `up ${fmtUptime(e.stats.uptimeMs)}` : e.state === "crashed" ? "crashed" : "off"}</span>
+        <span>{ram} MiB</span>
+        {e.spec.cpuCap < 100 && <span>cap {e.spec.cpuCap}%</span>}
+      </div>
+      <div className="card-meter">
+        <span className="meter-label">CPU</span>
+        <Chart t={e.history.t} series={[{ label: "cpu", color: CPU_COLOR, values: e.history.cpu, fill: true }]} height={26} yMax={100} window={120} sparkline version={version} className="card-spark" />
+        <span className="meter-value" data-testid="card-cpu">{last ? `${fmtPct(last.cpu)}%` : "—"}</span>
+      </div>
+      <div className="card-meter">
+        <span className="meter-label">RAM</span>
+        <div className="membar" title={used === undefined ? "guest memory: waiting for the guest's balloon statistics" : `in use ${used.toFixed(0)} MiB, balloon ${balloon.toFixed(0)} MiB, of ${ram} MiB`}>
+          <div className="membar-used" style={{ width: `${live && used !== undefined ? (100 * used) / ram : 0}%` }} />
+          <div className="membar-balloon" style={{ width: `${live ? (100 * balloon) / ram : 0}%` }} />
+        </div>
+        <span className="meter-value">{live && used !== undefined ? `${used.toFixed(0)} MiB` : "—"}</span>
+      </div>
+      {e.state === "crashed" && (
+        <div className="crash">
+          {e.detail && <div className="crash-why">{e.detail}</div>}
+          {e.crashLines && e.crashLines.length > 0 && <pre data-testid="crash-lines">{e.crashLines.join("\n")}</pre>}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function EmptyLab({ onCreate, onSample }: { onCreate: () => void; onSample: () => void }) {
+  return (
+    <div className="empty" data-testid="empty-lab">
+      <h2>No VMs in this lab</h2>
+      <p>Create a VM, or bring back the sample lab (web1, web2 and db1).</p>
+      <div className="empty-actions">
+        <button className="primary" onClick={onCreate}>New VM</button>
+        <button onClick={onSample}>Restore the sample lab</button>
+      </div>
+    </div>
+  );
+}
+
+// ---- the selected VM's toolbar ------------------------------------------------------------------------------------
+function Toolbar({ hv, e, showMeters, onToggleMeters }: { hv: Hypervisor; e: VmEntry; showMeters: boolean; onToggleMeters: () => void }) {
+  const s = e.state;
+  const running = s === "running" || s === "booting";
+  const last = e.history.last;
+  const refocus = () => requestAnimationFrame(() => e.console.focus());
+  const [confirm, setConfirm] = useState(false);
+  useEffect(() => setConfirm(false), [e.id]);
+  return (
+    <div className="toolbar">
+      <span className="vm-title">{e.spec.name}</span>
+      <span className={`state state-${s}`} data-testid="vm-state" data-state={s}>{s}</span>
+      {e.detail && (s === "stopped" || s === "crashed") && <span className="detail" data-testid="vm-detail">{e.detail}</span>}
+      {running && e.stats && <span className="muted" data-testid="vm-uptime">up {fmtUptime(e.stats.uptimeMs)}</span>}
+      <span className="stats" data-testid="vm-stats">
+        {last && running ? <>
+          <span title="guest instructions per second">{last.mips.toFixed(1)} MIPS</span>
+          <span title="host CPU the VM's worker spends running the guest (the rest of the time it sleeps)">worker busy {fmtPct(last.cpu)}%</span>
+        </> : null}
+      </span>
+      <span className="buttons">
+        {s === "paused"
+          ? <button data-testid="resume" onClick={() => { void hv.resume(e.id); refocus(); }}>Resume</button>
+          : <button data-testid="pause" disabled={!running} onClick={() => { void hv.pause(e.id); refocus(); }}>Pause</button>}
+        <button data-testid="reset" onClick={() => { void hv.reset(e.id); refocus(); }}>Reset</button>
+        {s === "stopped" || s === "crashed"
+          ? <button data-testid="power-on" onClick={() => { void hv.start(e.id); refocus(); }}>Power on</button>
+          : <button data-testid="power-off" onClick={() => { void hv.powerOff(e.id); refocus(); }}>Power off</button>}
+        {confirm
+          ? <>
+            <button className="danger" data-testid="delete-confirm" onClick={() => hv.remove(e.id)}>Delete {e.spec.name}</button>
+            <button onClick={() => setConfirm(false)}>Keep</button>
+          </>
+          : <button data-testid="delete-vm" title="Power off and remove this VM" onClick={() => setConfirm(true)}>Delete</button>}
+        <button className={showMeters ? "on" : ""} data-testid="toggle-meters" onClick={onToggleMeters}>Meters</button>
+      </span>
+    </div>
+  );
+}
+
+// ---- consoles -----------------------------------------------------------------------------------------------------
+function ConsolePane({ e, visible, split, focused, onFocus, onClose }: {
+  e: VmEntry; visible: boolean; split: boolean; focused: boolean; onFocus: () => void; onClose: () => void;
+}) {
+  const slot = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = slot.current!;
+    e.console.mount(el);
+    return () => e.console.unmount(el);
+  }, [e]);
+  useEffect(() => {
+    e.console.setVisible(visible);
+    if (visible && focused) requestAnimationFrame(() => e.console.focus());
+  }, [visible, focused, split, e]);
+  return (
+    <div className={`pane ${focused && split ? "focused" : ""}`} style={{ display: visible ? undefined : "none" }} onMouseDown={onFocus}>
+      {split && (
+        <div className="pane-head">
+          <span className={`dot dot-${e.state}`} />
+          <span className="pane-name">{e.spec.name}</span>
+          <span className="muted" data-pane-state={e.state}>{e.state}</span>
+          <button className="icon" title="Remove from the split view" data-testid="pane-close" onClick={(ev) => { ev.stopPropagation(); onClose(); }}>×</button>
+        </div>
+      )}
+      <div className="console" ref={slot} data-testid="console" data-vm={e.spec.name} />
+    </div>
+  );
+}
+
+// ---- meters and resource controls ---------------------------------------------------------------------------------
+function MetersPanel({ hv, e, version }: { hv: Hypervisor; e: VmEntry; version: number }) {
+  const h = e.history;
+  const last = h.last;
+  const ram = e.spec.ramMiB;
+  const b = e.stats?.balloon;
+  const capLine = h.t.map(() => e.effectiveCap);
+  const hasDisk = (e.spec.diskMiB ?? 0) > 0;
+  const cards = e.stats?.net.cards ?? 0;
+  return (
+    <aside className="meters" data-testid="meters" data-vm={e.spec.name}>
+      <Meter title="CPU" note="host core used by the VM's worker" value={last ? `${fmtPct(last.cpu)}%` : "—"} sub={`cap ${e.effectiveCap}%${e.effectiveCap < e.spec.cpuCap ? " (shared by weight)" : ""}`} testid="meter-cpu" data={last?.cpu}>
+        <Chart t={h.t} series={[{ label: "busy", color: CPU_COLOR, values: h.cpu, fill: true }, { label: "cap", color: CAP_COLOR, values: capLine, dash: [4, 3], width: 1 }]} height={70} yMax={100} yFmt={(v) => `${v}%`} version={version} />
+      </Meter>
+      <Meter title="Guest instructions" note="retired per second" value={last ? `${last.mips.toFixed(1)} MIPS` : "—"} testid="meter-mips" data={last?.mips}>
+        <Chart t={h.t} series={[{ label: "MIPS", color: MIPS_COLOR, values: h.mips, fill: true }]} height={60} yFmt={(v) => `${v}`} version={version} />
+      </Meter>
+      <Meter
+        title="Memory" note="the guest's MemTotal − MemAvailable, from virtio-balloon statistics"
+        value={last?.memUsed !== undefined ? `${last.memUsed.toFixed(0)} MiB used` : "—"}
+        sub={`${(last?.memFree ?? 0) > 0 ? `${last!.memFree!.toFixed(0)} MiB free · ` : ""}balloon ${(last?.balloon ?? 0).toFixed(0)} MiB · RAM ${ram} MiB`}
+        testid="meter-mem" data={last?.memUsed}
+      >
+        <Chart t={h.t} series={[
+          { label: "used", color: MEM_COLOR, values: h.memUsed, fill: true },
+          { label: "guest can use", color: AVAIL_COLOR, values: h.memAvail, dash: [4, 3], width: 1 },
+          { label: "balloon", color: BALLOON_COLOR, values: h.balloon, width: 1 },
+        ]} height={70} yMax={ram} yFmt={(v) => `${v}M`} version={version} />
+      </Meter>
+      <Meter title="Disk" note={hasDisk ? `in-memory disk, ${e.spec.diskMiB} MiB (/dev/vda)` : "no disk"} value={hasDisk && last ? `R ${fmtBytes(last.diskRead, true)} · W ${fmtBytes(last.diskWrite, true)}` : "—"} testid="meter-disk">
+        {hasDisk && <Chart t={h.t} series={[{ label: "read", color: READ_COLOR, values: h.diskRead }, { label: "write", color: WRITE_COLOR, values: h.diskWrite }]} height={56} yFmt={(v) => fmtBytes(v)} version={version} />}
+      </Meter>
+      <Meter title="Network" note={cards > 0 ? `${cards} card${cards > 1 ? "s" : ""}` : "no network card"} value={cards > 0 && last ? `↓ ${fmtBytes(last.netRx, true)} · ↑ ${fmtBytes(last.netTx, true)}` : "—"} sub={cards > 0 && last ? `${last.netRxPkts.toFixed(0)} / ${last.netTxPkts.toFixed(0)} packets/s` : undefined} testid="meter-net">
+        {cards > 0 && <Chart t={h.t} series={[{ label: "rx", color: READ_COLOR, values: h.netRx }, { label: "tx", color: WRITE_COLOR, values: h.netTx }]} height={56} yFmt={(v) => fmtBytes(v)} version={version} />}
+      </Meter>
+      <Controls hv={hv} e={e} balloonActualMiB={b ? (b.actualPages * 4096) / 1048576 : 0} />
+    </aside>
+  );
+}
+
+function Meter({ title, note, value, sub, testid, data, children }: {
+  title: string; note: string; value: string; sub?: string; testid: string; data?: number; children?: React.ReactNode;
+}) {
+  return (
+    <section className="meter" data-testid={testid} data-value={data === undefined ? "" : data.toFixed(3)}>
+      <div className="meter-head">
+        <span className="meter-title" title={note}>{title}</span>
+        <span className="meter-now">{value}</span>
+      </div>
+      {sub && <div className="meter-sub muted">{sub}</div>}
+      {children}
+      <div className="meter-note muted">{note}</div>
+    </section>
+  );
+}
+
+/** A number field that commits on Enter or when it loses focus. */
+function NumberField({ value, min, max, step, onCommit, testid, unit }: {
+  value: number; min: number; max: number; step: number; onCommit: (v: number) => void; testid: string; unit: string;
+}) {
+  const [text, setText] = useState(String(value));
+  useEffect(() => setText(String(value)), [value]);
+  const commit = () => {
+    const v = Number(text);
+    if (text.trim() === "" || !Number.isFinite(v)) { setText(String(value)); return; }
+    const c = Math.max(min, Math.min(max, v));
+    setText(String(c));
+    if (c !== value) onCommit(c);
+  };
+  return (
+    <span className="numfield">
+      <input type="number" data-testid={testid} min={min} max={max} step={step} value={text}
+        onChange={(ev) => setText(ev.target.value)} onBlur={commit}
+        onKeyDown={(ev) => { if (ev.key === "Enter") commit(); }} />
+      <span className="muted">{unit}</span>
+    </span>
+  );
+}
+
+function Controls({ hv, e, balloonActualMiB }: { hv: Hypervisor; e: VmEntry; balloonActualMiB: number }) {
+  const maxB = maxBalloonMiB(e.spec.ramMiB);
+  const [cap, setCap] = useState(e.spec.cpuCap);
+  const [bal, setBal] = useState(e.spec.balloonMiB);
+  useEffect(() => setCap(e.spec.cpuCap), [e.spec.cpuCap, e.id]);
+  useEffect(() => setBal(e.spec.balloonMiB), [e.spec.balloonMiB, e.id]);
+  return (
+    <section className="controls" data-testid="controls">
+      <div className="meter-title">Resources</div>
+      <label className="control">
+        <span className="control-name" title="percent of one host core the guest may use; the worker runs it cap% of every 100 ms">CPU cap</span>
+        <input type="range" min={5} max={100} step={5} value={cap} onChange={(ev) => setCap(Number(ev.target.value))}
+          onPointerUp={() => hv.setCpuCap(e.id, cap)} onKeyUp={() => hv.setCpuCap(e.id, cap)} aria-label="CPU cap" />
+        <NumberField value={e.spec.cpuCap} min={1} max={100} step={1} unit="%" testid="cpu-cap" onCommit={(v) => hv.setCpuCap(e.id, v)} />
+      </label>
+      <label className="control">
+        <span className="control-name" title="share of the host's cores when VMs want more than there is (relative to the other VMs' weights)">CPU weight</span>
+        <span className="control-hint muted">{e.effectiveCap < e.spec.cpuCap ? `now capped at ${e.effectiveCap}%` : "no contention"}</span>
+        <NumberField value={e.spec.weight} min={1} max={10000} step={10} unit="" testid="cpu-weight" onCommit={(v) => hv.setWeight(e.id, v)} />
+      </label>
+      <label className="control">
+        <span className="control-name" title={`memory the guest hands back through virtio-balloon; it keeps at least ${BALLOON_FLOOR_MIB} MiB`}>Balloon</span>
+        <input type="range" min={0} max={maxB} step={4} value={bal} onChange={(ev) => setBal(Number(ev.target.value))}
+          onPointerUp={() => hv.setBalloon(e.id, bal)} onKeyUp={() => hv.setBalloon(e.id, bal)} aria-label="Balloon" disabled={maxB === 0} />
+        <NumberField value={e.spec.balloonMiB} min={0} max={maxB} step={4} unit="MiB" testid="balloon-mib" onCommit={(v) => hv.setBalloon(e.id, v)} />
+      </label>
+      <div className="control-hint muted" data-testid="balloon-actual" data-value={balloonActualMiB.toFixed(1)}>
+        guest gave back {balloonActualMiB.toFixed(0)} of {e.spec.balloonMiB} MiB asked · keeps {(e.spec.ramMiB - balloonActualMiB).toFixed(0)} MiB
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,300 @@
+// The page's hypervisor: every VM (its spec, its worker's VmHandle, its console, its meters), their lifecycle,
+// the once-a-second sampling of their meters and the CPU sharing by weight. React reads it through subscribe() and
+// `version` (useSyncExternalStore); nothing here depends on React.
+
+import type { GuestImages } from "./images.ts";
+import { VmHandle } from "./vm-handle.ts";
+import { ConsoleHost } from "./console-host.ts";
+import { MeterHistory, sampleBetween, restingSample, HISTORY_SECONDS } from "./meters.ts";
+import { shareCpu, type SchedVm } from "./scheduler.ts";
+import { cmdlineOf, saveLab, maxBalloonMiB, type VmSpec } from "./lab.ts";
+import type { VmState, VmStats } from "../shared/protocol.ts";
+import type { NicInit } from "../net/nic-channel.ts";
+
+/** What the dashboard calls a VM's state. */
+export type UiState = "booting" | "running" | "paused" | "stopped" | "crashed";
+
+export function uiState(s: VmState): UiState {
+  switch (s) {
+    case "booting": return "booting";
+    case "running": return "running";
+    case "paused": return "paused";
+    case "error": return "crashed";
+    default: return "stopped"; // created, stopped
+  }
+}
+
+export interface VmEntry {
+  readonly id: number;
+  spec: VmSpec;
+  handle: VmHandle;
+  readonly console: ConsoleHost;
+  state: UiState;
+  /** why it stopped or crashed */
+  detail?: string;
+  /** the last lines of its console when it crashed */
+  crashLines?: string[];
+  /** the guest printed its ready marker (its shell is up) since the last boot */
+  ready: boolean;
+  readonly history: MeterHistory;
+  stats?: VmStats;
+  /** the CPU cap the worker enforces now (the user's cap, or less when VMs compete; see scheduler.ts) */
+  effectiveCap: number;
+}
+
+export interface HostSummary {
+  cores: number;
+  /** percent of one core, all VM workers together (last sample) */
+  cpu: number;
+  /** MiB of guest RAM held by VMs that have a machine (booting, running, paused) */
+  ramReservedMiB: number;
+  /** MiB the balloons took back from those */
+  balloonMiB: number;
+  vms: number;
+  running: number;
+  t: number[];
+  cpuHistory: number[];
+}
+
+/** Lets a network layer give each VM its cards (the VM's control block rings its doorbell). */
+export interface NetworkAttach {
+  nicsFor(vm: string): ((ctrl: SharedArrayBuffer) => NicInit[]) | undefined;
+  release?(vm: string): void;
+}
+
+export interface HypervisorOptions {
+  /** save the lab (the specs) in IndexedDB on every change */
+  persist: boolean;
+  network?: NetworkAttach;
+}
+
+const SAMPLE_MS = 1000;
+/** A worker that has not answered for this long while it should be running is taken for hung. */
+const HUNG_MS = 15_000;
+
+export class Hypervisor {
+  readonly entries: VmEntry[] = [];
+  /** bumped on every change (React re-renders on it) */
+  version = 0;
+  readonly cores = Math.max(1, navigator.hardwareConcurrency || 1);
+  readonly hostT: number[] = [];
+  readonly hostCpu: number[] = [];
+  private nextId = 1;
+  private readonly listeners = new Set<() => void>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private disposed = false;
+  private sampling = false;
+
+  constructor(private readonly guest: { hart: WebAssembly.Module; images: GuestImages }, private readonly opts: HypervisorOptions) {
+    this.timer = setInterval(() => void this.sample(), SAMPLE_MS);
+  }
+
+  subscribe = (fn: () => void): (() => void) => {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  };
+
+  getVersion = (): number => this.version;
+
+  private changed(save = false): void {
+    this.version++;
+    for (const fn of this.listeners) fn();
+    if (save && this.opts.persist) void saveLab(this.entries.map((e) => e.spec));
+  }
+
+  byName(name: string): VmEntry | undefined { return this.entries.find((e) => e.spec.name === name); }
+  byId(id: number): VmEntry | undefined { return this.entries.find((e) => e.id === id); }
+
+  // ---- lifecycle ----------------------------------------------------------------------------------------------
+  /** Adds a VM (its spec already checked) and, unless told otherwise, boots it. */
+  create(spec: VmSpec, start = true): VmEntry {
+    const console = new ConsoleHost();
+    const entry: VmEntry = {
+      id: this.nextId++, spec: { ...spec }, console, state: "stopped", ready: false,
+      history: new MeterHistory(), effectiveCap: spec.cpuCap,
+      handle: undefined as unknown as VmHandle,
+    };
+    console.onUnread = () => this.changed();
+    this.entries.push(entry);
+    this.spawn(entry);
+    if (start) void this.start(entry.id);
+    this.changed(true);
+    return entry;
+  }
+
+  /** A new worker for the entry (at creation, and after its worker crashed). */
+  private spawn(e: VmEntry): void {
+    const s = e.spec;
+    const handle = new VmHandle({
+      name: s.name, hart: this.guest.hart, images: this.guest.images, ramMiB: s.ramMiB, cmdline: cmdlineOf(s),
+      diskMiB: s.diskMiB, cpuCap: e.effectiveCap, balloonMiB: s.balloonMiB,
+      nics: this.opts.network?.nicsFor(s.name),
+    });
+    e.handle = handle;
+    e.stats = undefined;
+    e.console.attach(handle);
+    handle.onStateChange((st, detail) => {
+      if (e.handle !== handle) return;
+      const ui = uiState(st);
+      if (ui === "crashed" && e.state !== "crashed") {
+        // let the console take in the worker's last bytes before reading its last lines
+        setTimeout(() => { e.crashLines = e.console.lastLines(6); this.changed(); }, 300);
+      }
+      if (ui === "booting") { e.ready = false; e.crashLines = undefined; }
+      e.state = ui;
+      e.detail = detail;
+      this.changed();
+    });
+    handle.onReady(() => { if (e.handle === handle) { e.ready = true; this.changed(); } });
+  }
+
+  private async act(id: number, fn: (h: VmHandle) => Promise<unknown>): Promise<void> {
+    const e = this.byId(id);
+    if (!e) return;
+    if (e.handle.dead) { e.handle.dispose(); this.spawn(e); }
+    try { await fn(e.handle); } catch { /* the worker went away; its state says so */ }
+  }
+
+  start(id: number): Promise<void> { return this.act(id, (h) => h.start()); }
+  pause(id: number): Promise<void> { return this.act(id, (h) => h.pause()); }
+  resume(id: number): Promise<void> { return this.act(id, (h) => h.resume()); }
+  reset(id: number): Promise<void> { return this.act(id, (h) => h.reset()); }
+  powerOff(id: number): Promise<void> {
+    const e = this.byId(id);
+    if (e?.handle.dead) return Promise.resolve(); // nothing runs
+    return this.act(id, (h) => h.powerOff());
+  }
+
+  remove(id: number): void {
+    const i = this.entries.findIndex((e) => e.id === id);
+    if (i < 0) return;
+    const [e] = this.entries.splice(i, 1);
+    e.handle.dispose();
+    e.console.dispose();
+    this.opts.network?.release?.(e.spec.name);
+    this.changed(true);
+  }
+
+  async startAll(): Promise<void> {
+    await Promise.all(this.entries.map((e) => {
+      if (e.state === "stopped" || e.state === "crashed") return this.start(e.id);
+      if (e.state === "paused") return this.resume(e.id);
+      return undefined;
+    }));
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.entries.filter((e) => e.state !== "stopped" && e.state !== "crashed").map((e) => this.powerOff(e.id)));
+  }
+
+  // ---- resource controls --------------------------------------------------------------------------------------
+  setCpuCap(id: number, percent: number): void {
+    const e = this.byId(id);
+    if (!e) return;
+    e.spec.cpuCap = Math.max(1, Math.min(100, Math.round(percent)));
+    // until the next sample re-shares the CPU, the new cap applies as it is
+    e.effectiveCap = e.spec.cpuCap;
+    if (!e.handle.dead) void e.handle.setCpuCap(e.effectiveCap).catch(() => {});
+    this.changed(true);
+  }
+
+  setWeight(id: number, weight: number): void {
+    const e = this.byId(id);
+    if (!e) return;
+    e.spec.weight = Math.max(1, Math.min(10000, Math.round(weight)));
+    this.changed(true);
+  }
+
+  setBalloon(id: number, mib: number): void {
+    const e = this.byId(id);
+    if (!e) return;
+    e.spec.balloonMiB = Math.max(0, Math.min(maxBalloonMiB(e.spec.ramMiB), Math.round(mib)));
+    if (!e.handle.dead) void e.handle.setBalloon(e.spec.balloonMiB).catch(() => {});
+    this.changed(true);
+  }
+
+  // ---- meters -------------------------------------------------------------------------------------------------
+  host(): HostSummary {
+    let cpu = 0, ram = 0, balloon = 0, running = 0;
+    for (const e of this.entries) {
+      cpu += e.history.last?.cpu ?? 0;
+      if (e.state === "running" || e.state === "booting" || e.state === "paused") {
+        ram += e.spec.ramMiB;
+        balloon += e.history.last?.balloon ?? 0;
+      }
+      if (e.state === "running" || e.state === "booting") running++;
+    }
+    return {
+      cores: this.cores, cpu, ramReservedMiB: ram, balloonMiB: balloon, vms: this.entries.length, running,
+      t: this.hostT, cpuHistory: this.hostCpu,
+    };
+  }
+
+  private async sample(): Promise<void> {
+    if (this.sampling || this.disposed) return;
+    this.sampling = true;
+    try {
+      await Promise.all(this.entries.map((e) => this.sampleOne(e)));
+      this.share();
+      let total = 0;
+      for (const e of this.entries) total += e.history.last?.cpu ?? 0;
+      this.hostT.push(Date.now() / 1000);
+      this.hostCpu.push(total);
+      if (this.hostT.length > HISTORY_SECONDS) { this.hostT.shift(); this.hostCpu.shift(); }
+      this.changed();
+    } finally {
+      this.sampling = false;
+    }
+  }
+
+  private async sampleOne(e: VmEntry): Promise<void> {
+    const h = e.handle;
+    if (h.dead || e.state === "stopped" || e.state === "crashed") {
+      e.history.push(restingSample());
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const hung = new Promise<"hung">((r) => { timer = setTimeout(() => r("hung"), HUNG_MS); });
+    const s = await Promise.race([h.stats().catch(() => undefined), hung]);
+    clearTimeout(timer);
+    if (e.handle !== h) return;
+    if (s === "hung") {
+      // A worker that does not answer for this long is stuck (its run loop never yields): stop it.
+      h.dispose();
+      h.dead = true;
+      e.state = "crashed";
+      e.detail = `the VM worker stopped answering for ${HUNG_MS / 1000} s and was stopped`;
+      e.crashLines = e.console.lastLines(6);
+      e.history.push(restingSample());
+      return;
+    }
+    if (!s) { e.history.push(restingSample()); return; }
+    const prev = e.stats;
+    e.stats = s;
+    e.history.push(prev ? sampleBetween(prev, s, e.spec.ramMiB) : { ...restingSample(), memAvail: e.spec.ramMiB });
+  }
+
+  /** Shares the host's cores by weight when the VMs want more than there is (see scheduler.ts). */
+  private share(): void {
+    const live = this.entries.filter((e) => !e.handle.dead && (e.state === "running" || e.state === "booting"));
+    const vms: SchedVm[] = live.map((e) => ({
+      id: e.id, cap: e.spec.cpuCap, weight: e.spec.weight, used: e.history.last?.cpu ?? 0,
+      allowed: e.effectiveCap, throttled: (e.history.last?.throttled ?? 0) > 20,
+    }));
+    const caps = shareCpu(vms, this.cores);
+    for (const e of live) {
+      const cap = Math.round(caps.get(e.id) ?? e.spec.cpuCap);
+      if (Math.abs(cap - e.effectiveCap) >= 1) {
+        e.effectiveCap = cap;
+        void e.handle.setCpuCap(cap).catch(() => {});
+      }
+    }
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const e of this.entries) { e.handle.dispose(); e.console.dispose(); }
+    this.entries.length = 0;
+  }
+}

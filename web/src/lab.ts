@@ -1,0 +1,141 @@
+// What a VM is made of (its spec), the sample lab a new user gets, the checks a new VM's settings go through, and
+// where the lab is kept between visits (IndexedDB through idb-keyval).
+
+import { get, set } from "idb-keyval";
+import { computeLayout, MAX_RAM_MIB } from "../../emulator-core/src/layout.ts";
+
+export { MAX_RAM_MIB };
+
+export interface VmSpec {
+  /** also the guest's hostname */
+  name: string;
+  ramMiB: number;
+  /** the guest image (see IMAGES) */
+  image: string;
+  /** CPU cap, percent of one core (1..100) */
+  cpuCap: number;
+  /** share of the CPU when VMs compete (1..10000, default 100; see scheduler.ts) */
+  weight: number;
+  /** an in-memory disk (/dev/vda) of this many MiB; 0: none */
+  diskMiB: number;
+  /** memory asked back through the balloon (MiB; 0: none) */
+  balloonMiB: number;
+  /** extra kernel command-line arguments, after `console=ttyS0 hostname=NAME` */
+  bootArgs: string;
+}
+
+export interface GuestImageInfo { id: string; label: string }
+
+/** The images a VM can boot. One today: the project's kernel and busybox initramfs (public/images). */
+export const IMAGES: GuestImageInfo[] = [
+  { id: "busybox-linux-6.1", label: "Busybox Linux 6.1 (RISC-V 64, initramfs)" },
+];
+
+export const MIN_RAM_MIB = 32;
+/** The balloon always leaves the guest this much: below it, Linux runs out of memory for itself. */
+export const BALLOON_FLOOR_MIB = 24;
+export const maxBalloonMiB = (ramMiB: number) => Math.max(0, ramMiB - BALLOON_FLOOR_MIB);
+export const DISK_SIZES_MIB = [0, 16, 64, 256];
+
+const base = { image: IMAGES[0].id, cpuCap: 100, weight: 100, balloonMiB: 0, bootArgs: "" };
+
+/** What a first visit shows: a small lab that boots by itself. */
+export const SAMPLE_LAB: VmSpec[] = [
+  { ...base, name: "web1", ramMiB: 64, diskMiB: 16 },
+  { ...base, name: "web2", ramMiB: 64, diskMiB: 0 },
+  { ...base, name: "db1", ramMiB: 128, diskMiB: 64 },
+];
+
+export function newSpec(name: string, over: Partial<VmSpec> = {}): VmSpec {
+  return { ...base, name, ramMiB: 64, diskMiB: 0, ...over };
+}
+
+/** The kernel command line of a VM. */
+export function cmdlineOf(spec: VmSpec): string {
+  return `console=ttyS0 hostname=${spec.name}${spec.bootArgs.trim() ? " " + spec.bootArgs.trim() : ""}`;
+}
+
+const NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
+
+/** Why `spec` cannot be a new VM next to VMs named `taken`, or undefined when it can. */
+export function checkSpec(spec: VmSpec, taken: string[]): string | undefined {
+  if (!NAME_RE.test(spec.name)) {
+    return "Name: 1 to 32 lower-case letters, digits and dashes (not at either end); it becomes the guest's hostname.";
+  }
+  if (taken.some((n) => n.toLowerCase() === spec.name.toLowerCase())) return `There is already a VM named ${spec.name}.`;
+  const ram = spec.ramMiB;
+  if (!Number.isInteger(ram)) return "Memory: a whole number of MiB.";
+  if (ram > MAX_RAM_MIB) {
+    return `Memory: at most ${MAX_RAM_MIB} MiB. A VM's RAM lives in one WebAssembly memory, which cannot reach 4 GiB with the emulator's own data beside it.`;
+  }
+  if (ram < MIN_RAM_MIB) return `Memory: at least ${MIN_RAM_MIB} MiB (the kernel and its initramfs need about 20).`;
+  if (!IMAGES.some((i) => i.id === spec.image)) return `Unknown image ${spec.image}.`;
+  if (!(spec.cpuCap >= 1 && spec.cpuCap <= 100)) return "CPU cap: 1 to 100 percent of one core.";
+  if (!(Number.isInteger(spec.weight) && spec.weight >= 1 && spec.weight <= 10000)) return "CPU weight: a whole number from 1 to 10000.";
+  if (!(Number.isInteger(spec.diskMiB) && spec.diskMiB >= 0 && spec.diskMiB <= 1024)) return "Disk: 0 to 1024 MiB.";
+  if (!(spec.balloonMiB >= 0 && spec.balloonMiB <= maxBalloonMiB(ram))) return `Balloon: 0 to ${maxBalloonMiB(ram)} MiB (the guest keeps at least ${BALLOON_FLOOR_MIB}).`;
+  if (spec.bootArgs.length > 512 || /[^\x20-\x7e]/.test(spec.bootArgs)) return "Boot arguments: printable ASCII, at most 512 characters.";
+  return undefined;
+}
+
+/**
+ * Can this browser give a VM `ramMiB` of memory now? Creates (and drops) a shared WebAssembly.Memory of the size
+ * the VM's worker will ask for; a browser out of address space or memory refuses. Undefined when it can.
+ */
+export function probeMemory(ramMiB: number): string | undefined {
+  let pages: number;
+  try {
+    pages = computeLayout(ramMiB).pages;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  try {
+    const m = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    void m;
+    return undefined;
+  } catch (e) {
+    return `This browser cannot give a VM ${ramMiB} MiB now: creating its ${(pages / 16).toFixed(0)} MiB WebAssembly memory failed ` +
+      `(${(e as Error).message || String(e)}). Give it less memory, or power off other VMs.`;
+  }
+}
+
+/**
+ * A lab given in the address: `?lab=name[:MiB],...` (e.g. `?lab=alpha,beta:128`). Such a lab is not saved, and
+ * the saved one is left alone. Undefined when the address names none.
+ */
+export function labFromUrl(search: string): VmSpec[] | undefined {
+  const raw = new URLSearchParams(search).get("lab");
+  if (raw === null) return undefined;
+  const specs: VmSpec[] = [];
+  for (const item of raw.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const [name, mib] = item.split(":");
+    const spec = newSpec(name.toLowerCase(), mib ? { ramMiB: Number(mib) } : {});
+    if (!checkSpec(spec, specs.map((s) => s.name))) specs.push(spec);
+  }
+  return specs;
+}
+
+const STORE_KEY = "tabvisor.lab.v1";
+
+/** The lab saved by the last visit (undefined on a first visit or when storage is unavailable). */
+export async function loadSavedLab(): Promise<VmSpec[] | undefined> {
+  try {
+    const saved = await get<unknown>(STORE_KEY);
+    if (!Array.isArray(saved)) return undefined;
+    const specs: VmSpec[] = [];
+    for (const s of saved) {
+      if (!s || typeof s !== "object") continue;
+      const spec = { ...newSpec(""), ...(s as Partial<VmSpec>) };
+      if (!checkSpec(spec, specs.map((x) => x.name))) specs.push(spec);
+    }
+    return specs;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function saveLab(specs: VmSpec[]): Promise<void> {
+  try {
+    await set(STORE_KEY, specs.map((s) => ({ ...s })));
+  } catch { /* private windows may refuse storage: the lab just is not remembered */ }
+}

@@ -1,0 +1,147 @@
+// A VM's meters: once a second the page takes the worker's counters (VmStats) and turns the difference from the
+// previous sample into rates, kept for the last HISTORY_SECONDS as plain arrays (uPlot draws them as they are).
+//
+// Sources:
+//   CPU      host time the worker spent running the guest (Machine.busyMs) per second of the worker's clock; the
+//            rest it sleeps in Atomics.wait (guest in WFI, paused, or held back by its CPU cap)
+//   MIPS     guest instructions retired (hart instret) per second
+//   memory   the guest's own numbers from the virtio-balloon statistics queue: in use = MemTotal - MemAvailable,
+//            less the pages in the balloon when the guest counts them in MemTotal (deflate-on-OOM); the balloon's
+//            size is the driver's `actual`. Until the guest reports, memory shows no value (the emulator cannot see
+//            which guest pages are in use).
+//   disk     virtio-blk bytes read and written per second
+//   network  virtio-net bytes and packets per second, all cards summed (0 while the VM has no card)
+
+import type { VmStats } from "../shared/protocol.ts";
+
+export const HISTORY_SECONDS = 300;
+const MiB = 1024 * 1024;
+
+export interface Sample {
+  /** unix seconds */
+  t: number;
+  cpu: number;
+  mips: number;
+  /** guest memory in use (MiB), undefined until the guest reports */
+  memUsed?: number;
+  /** memory the guest can use: RAM less the balloon (MiB) */
+  memAvail?: number;
+  /** guest free memory as it reports it (MiB) */
+  memFree?: number;
+  /** MiB in the balloon (given back to the host) */
+  balloon: number;
+  diskRead: number;
+  diskWrite: number;
+  netRx: number;
+  netTx: number;
+  netRxPkts: number;
+  netTxPkts: number;
+  /** ms the worker held the guest back for its CPU cap, per second */
+  throttled: number;
+}
+
+export class MeterHistory {
+  readonly t: number[] = [];
+  readonly cpu: number[] = [];
+  readonly mips: number[] = [];
+  readonly memUsed: (number | null)[] = [];
+  readonly memAvail: (number | null)[] = [];
+  readonly memFree: (number | null)[] = [];
+  readonly balloon: number[] = [];
+  readonly diskRead: number[] = [];
+  readonly diskWrite: number[] = [];
+  readonly netRx: number[] = [];
+  readonly netTx: number[] = [];
+  readonly netRxPkts: number[] = [];
+  readonly netTxPkts: number[] = [];
+  readonly throttled: number[] = [];
+  last: Sample | undefined;
+
+  push(s: Sample): void {
+    this.last = s;
+    this.t.push(s.t);
+    this.cpu.push(s.cpu);
+    this.mips.push(s.mips);
+    this.memUsed.push(s.memUsed ?? null);
+    this.memAvail.push(s.memAvail ?? null);
+    this.memFree.push(s.memFree ?? null);
+    this.balloon.push(s.balloon);
+    this.diskRead.push(s.diskRead);
+    this.diskWrite.push(s.diskWrite);
+    this.netRx.push(s.netRx);
+    this.netTx.push(s.netTx);
+    this.netRxPkts.push(s.netRxPkts);
+    this.netTxPkts.push(s.netTxPkts);
+    this.throttled.push(s.throttled);
+    if (this.t.length > HISTORY_SECONDS) {
+      for (const col of [this.t, this.cpu, this.mips, this.memUsed, this.memAvail, this.memFree, this.balloon, this.diskRead,
+        this.diskWrite, this.netRx, this.netTx, this.netRxPkts, this.netTxPkts, this.throttled]) col.shift();
+    }
+  }
+}
+
+/** A counter's growth, or its value when it went backwards (the guest was rebooted: counters start over). */
+const grew = (cur: number, prev: number) => (cur >= prev ? cur - prev : cur);
+
+/** The sample between two stats of the same worker; `ramMiB` is the VM's RAM. */
+export function sampleBetween(prev: VmStats, cur: VmStats, ramMiB: number): Sample {
+  const dt = Math.max(1, cur.atMs - prev.atMs);
+  const perSec = (d: number) => (d * 1000) / dt;
+  const b = cur.balloon;
+  const balloonMiB = b ? (b.actualPages * 4096) / MiB : 0;
+  let memUsed: number | undefined;
+  let memFree: number | undefined;
+  if (b?.memTotal !== undefined && (b.memAvailable ?? b.memFree) !== undefined) {
+    const avail = b.memAvailable ?? b.memFree!;
+    const inBalloon = b.deflateOnOom ? b.actualPages * 4096 : 0;
+    memUsed = Math.max(0, (b.memTotal - avail - inBalloon) / MiB);
+    memFree = b.memFree === undefined ? undefined : b.memFree / MiB;
+  }
+  const running = cur.state === "running" || cur.state === "booting";
+  return {
+    t: Date.now() / 1000,
+    cpu: Math.min(100, Math.max(0, (100 * (cur.busyMs - prev.busyMs)) / dt)),
+    mips: perSec(grew(cur.instret, prev.instret)) / 1e6,
+    memUsed: running || cur.state === "paused" ? memUsed : undefined,
+    memAvail: cur.uptimeMs > 0 ? ramMiB - balloonMiB : undefined,
+    memFree,
+    balloon: balloonMiB,
+    diskRead: perSec(grew(cur.disk?.readBytes ?? 0, prev.disk?.readBytes ?? 0)),
+    diskWrite: perSec(grew(cur.disk?.writeBytes ?? 0, prev.disk?.writeBytes ?? 0)),
+    netRx: perSec(grew(cur.net.rxBytes, prev.net.rxBytes)),
+    netTx: perSec(grew(cur.net.txBytes, prev.net.txBytes)),
+    netRxPkts: perSec(grew(cur.net.rxPackets, prev.net.rxPackets)),
+    netTxPkts: perSec(grew(cur.net.txPackets, prev.net.txPackets)),
+    throttled: perSec(Math.max(0, cur.throttledMs - prev.throttledMs)),
+  };
+}
+
+/** A sample for a VM with no running worker (stopped, crashed): everything at rest. */
+export function restingSample(): Sample {
+  return {
+    t: Date.now() / 1000, cpu: 0, mips: 0, balloon: 0, diskRead: 0, diskWrite: 0,
+    netRx: 0, netTx: 0, netRxPkts: 0, netTxPkts: 0, throttled: 0,
+  };
+}
+
+// ---- formatting ---------------------------------------------------------------------------------------------------
+export function fmtBytes(n: number, perSec = false): string {
+  const u = perSec ? ["B/s", "KB/s", "MB/s", "GB/s"] : ["B", "KB", "MB", "GB"];
+  let i = 0;
+  while (Math.abs(n) >= 1000 && i < u.length - 1) { n /= 1000; i++; }
+  return `${n >= 100 || i === 0 ? n.toFixed(0) : n.toFixed(1)} ${u[i]}`;
+}
+
+export function fmtUptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(s % 60).padStart(2, "0")}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h ${String(m % 60).padStart(2, "0")}m`;
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+export function fmtPct(p: number): string {
+  return p < 10 ? p.toFixed(1) : p.toFixed(0);
+}
