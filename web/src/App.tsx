@@ -2,6 +2,7 @@
 // The lab is the one in the address (?lab=name[:MiB],...), else the one saved by the last visit, else the sample
 // lab (web1, web2, db1), which boots by itself on a first visit.
 
+import { NetworkHub } from "./network/index.ts";
 import { Component, useEffect, useRef, useState, type ReactNode } from "react";
 import { Dashboard, type DashboardUi } from "./Dashboard.tsx";
 import { Hypervisor, type UiState, type HostSummary } from "./hypervisor.ts";
@@ -41,16 +42,31 @@ declare global {
   interface Window { tabvisor?: TabvisorHook }
 }
 
-function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: EnvironmentProblem) => void): Hypervisor | undefined {
+/** The lab's default network: every VM gets one card on it, with an address from its gateway's DHCP. */
+const DEFAULT_NETWORK = { name: "lan", gateway: "10.0.1.1/24" };
+
+function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: EnvironmentProblem) => void): { hv?: Hypervisor; hub?: NetworkHub } {
   const [hv, setHv] = useState<Hypervisor>();
+  const [hub, setHub] = useState<NetworkHub>();
   useEffect(() => {
     let made: Hypervisor | undefined;
+    let madeHub: NetworkHub | undefined;
     let cancelled = false;
     (async () => {
       const fromUrl = labFromUrl(location.search);
       const [guest, saved] = await Promise.all([loadGuest(onProgress), fromUrl ? undefined : loadSavedLab()]);
       if (cancelled) return;
-      made = new Hypervisor(guest, { persist: !fromUrl });
+      const net = new NetworkHub();
+      net.createNetwork(DEFAULT_NETWORK);
+      madeHub = net;
+      made = new Hypervisor(guest, {
+        persist: !fromUrl,
+        network: {
+          nicsFor: (vm) => (ctrl) => net.attachVm(vm, [{ network: DEFAULT_NETWORK.name }]).nics(ctrl),
+          release: (vm) => net.detachVm(vm),
+        },
+      });
+      setHub(net);
       for (const spec of fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec);
       setHv(made);
     })().catch((e: unknown) => {
@@ -58,15 +74,15 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       if (e instanceof DownloadError) onProblem({ title: "The guest images could not be downloaded", detail: e.message, fix: e.fix });
       else onProblem({ title: "The VMs could not be set up", detail: String((e as Error)?.message ?? e), fix: "Reload the page; if it keeps failing, see the browser's console." });
     });
-    return () => { cancelled = true; made?.dispose(); };
+    return () => { cancelled = true; made?.dispose(); madeHub?.dispose(); };
   }, []);
-  return hv;
+  return { hv, hub };
 }
 
 export function App() {
   const [progress, setProgress] = useState<LoadProgress>();
   const [problem, setProblem] = useState<EnvironmentProblem>();
-  const hv = useHypervisor(setProgress, setProblem);
+  const { hv, hub } = useHypervisor(setProgress, setProblem);
   const ui = useRef<DashboardUi | undefined>(undefined);
 
   useEffect(() => {
@@ -114,7 +130,7 @@ export function App() {
 
   if (problem) return <ProblemView problem={problem} />;
   if (!hv) return <LoadingView progress={progress} />;
-  return <Guard><Dashboard hv={hv} onUi={(u) => { ui.current = u; }} /></Guard>;
+  return <Guard><Dashboard hv={hv} hub={hub} onUi={(u) => { ui.current = u; }} /></Guard>;
 }
 
 /** A bug in the dashboard shows what happened instead of an empty page (the VMs keep running in their workers). */

@@ -1,6 +1,7 @@
 // The dashboard: the host summary and every VM as a card (left), consoles in tabs or side by side (centre), and the
 // selected VM's meters and resource controls (right).
 
+import { NetworkPanel, type NetworkHub } from "./network/index.ts";
 import { useEffect, useRef, useState, useSyncExternalStore } from "react";
 import type { Hypervisor, VmEntry, UiState } from "./hypervisor.ts";
 import { Chart } from "./Chart.tsx";
@@ -22,7 +23,8 @@ export interface DashboardUi {
   select(id: number): void;
 }
 
-export function Dashboard({ hv, onUi }: { hv: Hypervisor; onUi?: (ui: DashboardUi) => void }) {
+export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub; onUi?: (ui: DashboardUi) => void }) {
+  const [showNetworks, setShowNetworks] = useState(false);
   const version = useSyncExternalStore(hv.subscribe, hv.getVersion);
   const entries = hv.entries;
   const [selected, setSelected] = useState<number | undefined>(entries[0]?.id);
@@ -70,6 +72,11 @@ export function Dashboard({ hv, onUi }: { hv: Hypervisor; onUi?: (ui: DashboardU
           <button className="primary" data-testid="new-vm" onClick={() => setCreating(true)}>New VM</button>
           <button data-testid="start-all" disabled={entries.length === 0} onClick={() => void hv.startAll()}>Start all</button>
           <button data-testid="stop-all" disabled={host.running === 0 && !entries.some((e) => e.state === "paused")} onClick={() => void hv.stopAll()}>Stop all</button>
+          {hub && (
+            <button className={showNetworks ? "on" : ""} data-testid="show-networks" onClick={() => setShowNetworks(!showNetworks)}>
+              {showNetworks ? "Consoles" : "Networks"}
+            </button>
+          )}
         </div>
       </header>
 
@@ -82,7 +89,10 @@ export function Dashboard({ hv, onUi }: { hv: Hypervisor; onUi?: (ui: DashboardU
         </div>
       </aside>
 
-      <main className="main">
+      {/* The network view replaces the consoles while shown; the consoles stay mounted (hidden) so their
+          terminals keep their state. */}
+      {hub && showNetworks && <section className="main networks-view" data-testid="networks-view"><NetworkPanel hub={hub} /></section>}
+      <main className="main" style={{ display: showNetworks ? "none" : undefined }}>
         {entries.length === 0 ? (
           <EmptyLab onCreate={() => setCreating(true)} onSample={() => { for (const s of SAMPLE_LAB) hv.create(s); }} />
         ) : (
