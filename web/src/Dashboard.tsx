@@ -2,7 +2,7 @@
 // selected VM's meters and resource controls (right).
 
 import { NetworkPanel, type NetworkHub } from "./network/index.ts";
-import { useEffect, useRef, useState, useSyncExternalStore } from "react";
+import { memo, useEffect, useRef, useState, useSyncExternalStore } from "react";
 import type { Hypervisor, VmEntry, UiState } from "./hypervisor.ts";
 import { Chart } from "./Chart.tsx";
 import { CreateVmDialog } from "./CreateVm.tsx";
@@ -18,6 +18,11 @@ const BALLOON_COLOR = "#f0883e";
 const READ_COLOR = "#39c5cf";
 const WRITE_COLOR = "#f778ba";
 
+/** Re-renders the caller on every round of meter samples (once a second): only what shows meters uses it. */
+const useMeters = (hv: Hypervisor) => useSyncExternalStore(hv.subscribe, hv.getMeterVersion);
+/** Re-renders the caller when VMs, their states or their settings change. */
+const useStructure = (hv: Hypervisor) => useSyncExternalStore(hv.subscribe, hv.getStructVersion);
+
 export interface DashboardUi {
   selected: number | undefined;
   select(id: number): void;
@@ -25,7 +30,7 @@ export interface DashboardUi {
 
 export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub; onUi?: (ui: DashboardUi) => void }) {
   const [showNetworks, setShowNetworks] = useState(false);
-  const version = useSyncExternalStore(hv.subscribe, hv.getVersion);
+  useStructure(hv);
   const entries = hv.entries;
   const [selected, setSelected] = useState<number | undefined>(entries[0]?.id);
   const [split, setSplit] = useState(false);
@@ -81,10 +86,10 @@ export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub;
       </header>
 
       <aside className="sidebar">
-        <HostPanel hv={hv} version={version} />
+        <HostPanel hv={hv} />
         <div className="cards" data-testid="vm-list">
           {entries.map((e) => (
-            <VmCard key={e.id} hv={hv} e={e} version={version} selected={e.id === sel?.id} onSelect={() => select(e.id)} />
+            <VmCard key={e.id} hv={hv} e={e} selected={e.id === sel?.id} onSelect={() => select(e.id)} />
           ))}
         </div>
       </aside>
@@ -126,7 +131,7 @@ export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub;
                   />
                 ))}
               </div>
-              {sel && showMeters && <MetersPanel hv={hv} e={sel} version={version} />}
+              {sel && showMeters && <MetersPanel hv={hv} e={sel} />}
             </div>
           </>
         )}
@@ -137,7 +142,8 @@ export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub;
 }
 
 // ---- host ---------------------------------------------------------------------------------------------------------
-function HostPanel({ hv, version }: { hv: Hypervisor; version: number }) {
+function HostPanel({ hv }: { hv: Hypervisor }) {
+  const version = useMeters(hv);
   const h = hv.host();
   return (
     <section className="host" data-testid="host">
@@ -165,7 +171,8 @@ function StatePill({ state, attr }: { state: UiState; attr?: Record<string, stri
   return <span className={`pill pill-${state}`} {...attr}>{state}</span>;
 }
 
-function VmCard({ hv, e, version, selected, onSelect }: { hv: Hypervisor; e: VmEntry; version: number; selected: boolean; onSelect: () => void }) {
+function VmCard({ hv, e, selected, onSelect }: { hv: Hypervisor; e: VmEntry; selected: boolean; onSelect: () => void }) {
+  const version = useMeters(hv);
   const last = e.history.last;
   const live = e.state === "running" || e.state === "booting" || e.state === "paused";
   const ram = e.spec.ramMiB;
@@ -225,6 +232,7 @@ function EmptyLab({ onCreate, onSample }: { onCreate: () => void; onSample: () =
 
 // ---- the selected VM's toolbar ------------------------------------------------------------------------------------
 function Toolbar({ hv, e, showMeters, onToggleMeters }: { hv: Hypervisor; e: VmEntry; showMeters: boolean; onToggleMeters: () => void }) {
+  useMeters(hv);
   const s = e.state;
   const running = s === "running" || s === "booting";
   const last = e.history.last;
@@ -293,7 +301,8 @@ function ConsolePane({ e, visible, split, focused, onFocus, onClose }: {
 }
 
 // ---- meters and resource controls ---------------------------------------------------------------------------------
-function MetersPanel({ hv, e, version }: { hv: Hypervisor; e: VmEntry; version: number }) {
+function MetersPanel({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
+  const version = useMeters(hv);
   const h = e.history;
   const last = h.last;
   const ram = e.spec.ramMiB;
@@ -371,7 +380,9 @@ function NumberField({ value, min, max, step, onCommit, testid, unit }: {
   );
 }
 
-function Controls({ hv, e, balloonActualMiB }: { hv: Hypervisor; e: VmEntry; balloonActualMiB: number }) {
+/** Redrawn when the VM's settings change or the balloon moves, not with every sample. */
+const Controls = memo(function Controls({ hv, e, balloonActualMiB }: { hv: Hypervisor; e: VmEntry; balloonActualMiB: number }) {
+  useStructure(hv);
   const maxB = maxBalloonMiB(e.spec.ramMiB);
   const [cap, setCap] = useState(e.spec.cpuCap);
   const [bal, setBal] = useState(e.spec.balloonMiB);
@@ -402,4 +413,4 @@ function Controls({ hv, e, balloonActualMiB }: { hv: Hypervisor; e: VmEntry; bal
       </div>
     </section>
   );
-}
+});

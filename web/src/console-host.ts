@@ -36,8 +36,8 @@ export class ConsoleHost {
   private followEnd = true;
   /** output arrived while the console was not on screen */
   unread = false;
-  /** called when `unread` turns true */
-  onUnread: (() => void) | undefined;
+  /** called when `unread` changes */
+  onUnreadChange: (() => void) | undefined;
   /** called with every chunk of output the console takes in (tests measure echo latency with it) */
   onOutput: ((bytes: Uint8Array) => void) | undefined;
 
@@ -67,7 +67,7 @@ export class ConsoleHost {
     const sink: ConsoleSink = {
       write: (data, done) => {
         this.onOutput?.(data);
-        if (!this.visible && !this.unread) { this.unread = true; this.onUnread?.(); }
+        if (!this.visible && !this.unread) { this.unread = true; this.onUnreadChange?.(); }
         this.term.write(data, done);
       },
     };
@@ -99,13 +99,13 @@ export class ConsoleHost {
   }
 
   setVisible(v: boolean): void {
-    if (v === this.visible) { if (v) this.unread = false; return; }
+    if (v === this.visible) { if (v) this.markRead(); return; }
     const buf = this.term.buffer.active;
     // a console shown at its end stays at its end, whatever arrived (and however the size changed) meanwhile
     if (!v) this.followEnd = buf.viewportY >= buf.baseY;
     this.visible = v;
     if (v) {
-      this.unread = false;
+      this.markRead();
       requestAnimationFrame(() => {
         this.refit();
         if (this.followEnd) this.term.scrollToBottom();
@@ -114,6 +114,12 @@ export class ConsoleHost {
   }
 
   get isVisible(): boolean { return this.visible; }
+
+  private markRead(): void {
+    if (!this.unread) return;
+    this.unread = false;
+    this.onUnreadChange?.();
+  }
 
   focus(): void { if (this.opened) this.term.focus(); }
 

@@ -1,6 +1,8 @@
 // The page's hypervisor: every VM (its spec, its worker's VmHandle, its console, its meters), their lifecycle,
 // the once-a-second sampling of their meters and the CPU sharing by weight. React reads it through subscribe() and
-// `version` (useSyncExternalStore); nothing here depends on React.
+// the versions (useSyncExternalStore): `structVersion` moves when VMs, their states or settings change, and
+// `meterVersion` with each round of samples, so only what shows meters redraws every second. Nothing here
+// depends on React.
 
 import type { GuestImages } from "./images.ts";
 import { VmHandle } from "./vm-handle.ts";
@@ -40,6 +42,8 @@ export interface VmEntry {
   stats?: VmStats;
   /** the CPU cap the worker enforces now (the user's cap, or less when VMs compete; see scheduler.ts) */
   effectiveCap: number;
+  /** since when (performance.now()) its worker has not answered a stats call in time */
+  lateSince?: number;
 }
 
 export interface HostSummary {
@@ -69,13 +73,19 @@ export interface HypervisorOptions {
 }
 
 const SAMPLE_MS = 1000;
+/** A round of samples waits this long for a worker's answer; a late worker misses the round (the others do not wait). */
+const LATE_MS = 1500;
 /** A worker that has not answered for this long while it should be running is taken for hung. */
 const HUNG_MS = 15_000;
 
 export class Hypervisor {
   readonly entries: VmEntry[] = [];
-  /** bumped on every change (React re-renders on it) */
+  /** bumped on every change */
   version = 0;
+  /** bumped when VMs, their states or their settings change */
+  structVersion = 0;
+  /** bumped by each round of meter samples */
+  meterVersion = 0;
   readonly cores = Math.max(1, navigator.hardwareConcurrency || 1);
   readonly hostT: number[] = [];
   readonly hostCpu: number[] = [];
@@ -95,9 +105,13 @@ export class Hypervisor {
   };
 
   getVersion = (): number => this.version;
+  getStructVersion = (): number => this.structVersion;
+  getMeterVersion = (): number => this.meterVersion;
 
-  private changed(save = false): void {
+  private changed(save = false, meters = false): void {
     this.version++;
+    if (meters) this.meterVersion++;
+    else this.structVersion++;
     for (const fn of this.listeners) fn();
     if (save && this.opts.persist) void saveLab(this.entries.map((e) => e.spec));
   }
@@ -114,7 +128,7 @@ export class Hypervisor {
       history: new MeterHistory(), effectiveCap: spec.cpuCap,
       handle: undefined as unknown as VmHandle,
     };
-    console.onUnread = () => this.changed();
+    console.onUnreadChange = () => this.changed();
     this.entries.push(entry);
     this.spawn(entry);
     if (start) void this.start(entry.id);
@@ -235,13 +249,13 @@ export class Hypervisor {
     this.sampling = true;
     try {
       await Promise.all(this.entries.map((e) => this.sampleOne(e)));
-      this.share();
+      if (this.share()) this.structVersion++;
       let total = 0;
       for (const e of this.entries) total += e.history.last?.cpu ?? 0;
       this.hostT.push(Date.now() / 1000);
       this.hostCpu.push(total);
       if (this.hostT.length > HISTORY_SECONDS) { this.hostT.shift(); this.hostCpu.shift(); }
-      this.changed();
+      this.changed(false, true);
     } finally {
       this.sampling = false;
     }
@@ -254,11 +268,17 @@ export class Hypervisor {
       return;
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const hung = new Promise<"hung">((r) => { timer = setTimeout(() => r("hung"), HUNG_MS); });
-    const s = await Promise.race([h.stats().catch(() => undefined), hung]);
+    const late = new Promise<"late">((r) => { timer = setTimeout(() => r("late"), LATE_MS); });
+    const s = await Promise.race([h.stats().catch(() => undefined), late]);
     clearTimeout(timer);
     if (e.handle !== h) return;
-    if (s === "hung") {
+    if (s === "late") {
+      e.lateSince ??= performance.now();
+      if (performance.now() - e.lateSince < HUNG_MS) return; // no sample from it this round
+    } else {
+      e.lateSince = undefined;
+    }
+    if (s === "late") {
       // A worker that does not answer for this long is stuck (its run loop never yields): stop it.
       h.dispose();
       h.dead = true;
@@ -266,6 +286,7 @@ export class Hypervisor {
       e.detail = `the VM worker stopped answering for ${HUNG_MS / 1000} s and was stopped`;
       e.crashLines = e.console.lastLines(6);
       e.history.push(restingSample());
+      this.structVersion++;
       return;
     }
     if (!s) { e.history.push(restingSample()); return; }
@@ -274,8 +295,10 @@ export class Hypervisor {
     e.history.push(prev ? sampleBetween(prev, s, e.spec.ramMiB) : { ...restingSample(), memAvail: e.spec.ramMiB });
   }
 
-  /** Shares the host's cores by weight when the VMs want more than there is (see scheduler.ts). */
-  private share(): void {
+  /** Shares the host's cores by weight when the VMs want more than there is (see scheduler.ts); true when a VM's
+   *  effective cap changed. */
+  private share(): boolean {
+    let moved = false;
     const live = this.entries.filter((e) => !e.handle.dead && (e.state === "running" || e.state === "booting"));
     const vms: SchedVm[] = live.map((e) => ({
       id: e.id, cap: e.spec.cpuCap, weight: e.spec.weight, used: e.history.last?.cpu ?? 0,
@@ -286,9 +309,11 @@ export class Hypervisor {
       const cap = Math.round(caps.get(e.id) ?? e.spec.cpuCap);
       if (Math.abs(cap - e.effectiveCap) >= 1) {
         e.effectiveCap = cap;
+        moved = true;
         void e.handle.setCpuCap(cap).catch(() => {});
       }
     }
+    return moved;
   }
 
   dispose(): void {

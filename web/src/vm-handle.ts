@@ -81,6 +81,7 @@ export class VmHandle {
       if (this.disposed || this.dead) return;
       this.dead = true;
       this.worker.terminate();
+      this.abandonCalls();
       this.onEvent({ kind: "state", state: "error", detail: `the VM worker failed: ${why}` });
     };
     this.worker.addEventListener("error", (e) => fail(e.message || "it could not be loaded"));
@@ -127,9 +128,25 @@ export class VmHandle {
   private async call<T>(fn: (r: Comlink.Remote<VmWorkerApi>) => Promise<T>): Promise<T> {
     if (this.disposed || this.dead) throw new Error(`VM ${this.name} is gone`);
     Atomics.add(this.ctrl, CTRL.PENDING_CALLS, 1);
+    // a call to a worker that is then stopped would never settle: stopping it rejects the calls in flight
+    let abandon!: (e: Error) => void;
+    const gone = new Promise<never>((_, reject) => { abandon = reject; });
+    this.inFlight.add(abandon);
     const p = fn(this.remote);
     this.ring();
-    return await p;
+    try {
+      return await Promise.race([p, gone]);
+    } finally {
+      this.inFlight.delete(abandon);
+    }
+  }
+
+  private readonly inFlight = new Set<(e: Error) => void>();
+
+  private abandonCalls(): void {
+    const err = new Error(`VM ${this.name}: its worker was stopped`);
+    for (const abandon of this.inFlight) abandon(err);
+    this.inFlight.clear();
   }
 
   private ring(): void {
@@ -266,5 +283,6 @@ export class VmHandle {
     if (this.timer) clearInterval(this.timer);
     this.remote[Comlink.releaseProxy]();
     this.worker.terminate();
+    this.abandonCalls();
   }
 }

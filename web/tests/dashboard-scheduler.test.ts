@@ -1,7 +1,7 @@
 // The dashboard's CPU sharing by weight (web/src/scheduler.ts) and its meter arithmetic (web/src/meters.ts), in Node.
 
 import { describe, it, expect } from "vitest";
-import { shareCpu, HOST_SHARE, MIN_SHARE, type SchedVm } from "../src/scheduler.ts";
+import { shareCpu, HOST_SHARE, MIN_SHARE, HEADROOM, type SchedVm } from "../src/scheduler.ts";
 import { sampleBetween, MeterHistory, HISTORY_SECONDS, restingSample } from "../src/meters.ts";
 import type { VmStats } from "../shared/protocol.ts";
 
@@ -30,12 +30,22 @@ describe("CPU sharing by weight", () => {
   it("gives what an idle VM leaves, and what a capped VM cannot take, to the busy ones", () => {
     const caps = shareCpu([busy(1, { weight: 300 }), busy(2), busy(3), vm(4, { used: 1, allowed: 45 })], 2);
     const capacity = 200 * HOST_SHARE;
-    // the idle VM keeps its use plus headroom (6); the heavy one is offered 104 and takes its whole cap (100)
+    // the idle VM keeps what it uses (1); the heavy one is offered 107 and takes its whole cap (100)
     expect(caps.get(1)).toBe(100);
-    expect(caps.get(2)).toBeCloseTo((capacity - 6 - 100) / 2, 5);
-    expect(caps.get(3)).toBeCloseTo((capacity - 6 - 100) / 2, 5);
+    expect(caps.get(2)).toBeCloseTo((capacity - 1 - 100) / 2, 5);
+    expect(caps.get(3)).toBeCloseTo((capacity - 1 - 100) / 2, 5);
     // the idle one may still grow to its plain fair share at once
     expect(caps.get(4)).toBeCloseTo((capacity * 100) / 600, 5);
+  });
+
+  it("many idle VMs do not starve a busy one", () => {
+    const idle = Array.from({ length: 60 }, (_, i) => vm(i + 2, { used: 0.2, allowed: 100 }));
+    const caps = shareCpu([busy(1), ...idle], 2);
+    expect(caps.get(1)).toBe(100); // 100 + 60 x 0.2 fits in 180: nobody competes
+    const caps2 = shareCpu([busy(1), busy(99), busy(98), ...idle], 2);
+    const left = 200 * HOST_SHARE - 60 * 0.2;
+    for (const id of [1, 99, 98]) expect(caps2.get(id)).toBeCloseTo(left / 3, 5);
+    expect(caps2.get(2)).toBeCloseTo(Math.max(0.2 + HEADROOM, (200 * HOST_SHARE) / 63), 5);
   });
 
   it("never gives more than a VM's own cap, never less than the minimum", () => {
