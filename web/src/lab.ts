@@ -95,7 +95,8 @@ export function probeMemory(ramMiB: number): string | undefined {
     return undefined;
   } catch (e) {
     return `This browser cannot give a VM ${ramMiB} MiB now: creating its ${(pages / 16).toFixed(0)} MiB WebAssembly memory failed ` +
-      `(${(e as Error).message || String(e)}). Give it less memory, or power off other VMs.`;
+      `(${(e as Error).message || String(e)}). Give it less memory, or delete VMs you do not need (Chromium gives one tab about 120 ` +
+      "WebAssembly memories, whatever their size).";
   }
 }
 

@@ -257,6 +257,18 @@ describe("the dashboard (vite dev server, Chromium)", () => {
     expect(await tryCreate({ "create-ram": "64", "create-name": "alpha" })).toMatch(/already a VM named alpha/);
     expect(await tryCreate({ "create-name": "Bad_Name!" })).toMatch(/lower-case letters/);
     expect(await tryCreate({ "create-name": "ok1", "create-cap": "150" })).toMatch(/CPU cap/);
+    // a memory the browser will not give (as when a tab has used up its WebAssembly memories): the same refusal
+    // a real failure gets (this one is simulated, so the tab's own memories stay as they are)
+    await page.evaluate(() => {
+      const real = WebAssembly.Memory;
+      (window as unknown as { realMemory: typeof real }).realMemory = real;
+      WebAssembly.Memory = function () { throw new RangeError("WebAssembly.Memory(): could not allocate memory"); } as unknown as typeof real;
+    });
+    try {
+      expect(await tryCreate({ "create-cap": "100", "create-ram": "512" })).toMatch(/cannot give a VM 512 MiB now.*could not allocate memory/);
+    } finally {
+      await page.evaluate(() => { WebAssembly.Memory = (window as unknown as { realMemory: typeof WebAssembly.Memory }).realMemory; });
+    }
     await page.keyboard.press("Escape");
     await expect.poll(() => page.getByTestId("create-dialog").count()).toBe(0);
     expect(await page.evaluate(() => window.tabvisor!.vms())).toEqual(VMS);

@@ -59,7 +59,8 @@ try {
         return t.readyOf(nm) && new RegExp(`^${nm}:~# `, "m").test(t.textOf(nm));
       }, name, { timeout: 90_000, polling: 100 });
     } catch {
-      console.log(`VM ${n} did not reach its prompt within 90 s (state ${await page.evaluate((nm) => window.tabvisor!.stateOf(nm), name)})`);
+      const why = await page.evaluate((nm) => { const e = window.tabvisor!.hv!.byName(nm); return `${e?.state}${e?.detail ? `: ${e.detail}` : ""}`; }, name);
+      console.log(`VM ${n} did not reach its prompt within 90 s (${why})`);
       break;
     }
     await sleep(1000);

@@ -253,7 +253,10 @@ class VmWorker implements VmWorkerApi {
       this.balloon = balloon;
       m.bootLinux({ kernel: cfg.images.kernel, initrd: cfg.images.initrd, cmdline: cfg.cmdline });
     } catch (e) {
-      const msg = e instanceof BootError || e instanceof RangeError ? e.message : `the VM could not be built: ${(e as Error).message}`;
+      // ---- dashboard ---- a memory the browser cannot give (too large, or too many VMs in this tab) says so
+      const msg = e instanceof RangeError && /allocate/i.test(e.message)
+        ? `the browser could not give this VM its ${cfg.ramMiB} MiB of RAM (${e.message}): delete other VMs or give it less`
+        : e instanceof BootError || e instanceof RangeError ? e.message : `the VM could not be built: ${(e as Error).message}`;
       this.emit(`\r\n\x1b[31m${msg}\x1b[0m\r\n`);
       this.setState("error", msg);
       return;
