@@ -3,6 +3,7 @@
 // SharedArrayBuffer that other workers (devices, the page, later other harts) can see.
 import asc from "assemblyscript/asc";
 import { mkdirSync, statSync, readdirSync } from "node:fs";
+import { writeGeneratedState } from "./hart-state-gen.mjs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -10,8 +11,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, "build", "hart.wasm");
 const srcDir = join(here, "assembly");
 
+// The hart state block's layout is generated from one table for both the hart and the TypeScript side.
+writeGeneratedState();
+
 function newestSource() {
-  return Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs);
+  return Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs, statSync(join(here, "hart-state.mjs")).mtimeMs);
 }
 let upToDate = false;
 try { upToDate = statSync(out).mtimeMs >= newestSource(); } catch {}

@@ -6,8 +6,8 @@
 import * as O from "./ops";
 import { E_RD, E_RS1, E_RS2 } from "./decode";
 import {
-  xregs, raise, exc, reservationValid, reservationAddr, reservationValue, setReservation, ramBase, ramSize,
-  ramHostToGuest, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE, CAUSE_LOAD_ACCESS,
+  H, xregs, raise, setReservation, ramBase, ramSize, ramHostToGuest, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
+  CAUSE_LOAD_ACCESS,
 } from "./state";
 import { translate, amoAddress, ACC_READ } from "./mmu";
 import { effectiveDataPriv } from "./csr";
@@ -27,7 +27,7 @@ export function execAtomic(op: u32, e: usize): void {
   }
   if (kind == 0) {
     const pa = translate(va, ACC_READ, effectiveDataPriv());
-    if (exc) return;
+    if (H.exc) return;
     if (pa - ramBase >= ramSize) { raise(CAUSE_LOAD_ACCESS, va); return; }
     const host = <usize>(pa - ramHostToGuest);
     const v = isWord ? <u64>atomic.load<u32>(host) : atomic.load<u64>(host);
@@ -36,12 +36,12 @@ export function execAtomic(op: u32, e: usize): void {
     return;
   }
   const host = amoAddress(va, size);
-  if (exc) return;
+  if (H.exc) return;
   if (kind == 1) {
     let ok = false;
-    if (reservationValid && reservationAddr == host) {
-      if (isWord) ok = atomic.cmpxchg<u32>(host, <u32>reservationValue, <u32>src) == <u32>reservationValue;
-      else ok = atomic.cmpxchg<u64>(host, reservationValue, src) == reservationValue;
+    if (H.reservationValid && H.reservationAddr == host) {
+      if (isWord) ok = atomic.cmpxchg<u32>(host, <u32>H.reservationValue, <u32>src) == <u32>H.reservationValue;
+      else ok = atomic.cmpxchg<u64>(host, H.reservationValue, src) == H.reservationValue;
     }
     setReservation(false, 0, 0);
     store<u64>(xregs + rd, ok ? 0 : 1);

@@ -1,13 +1,12 @@
 // Control and status registers (Zicsr, Zicntr, the privileged spec's M and S CSRs).
 //
-// Values are kept in module globals (one instance = one hart). Writes go through per-CSR WARL masks. An access
+// Values live in the hart's state block (H.*, see hart-state.mjs). Writes go through per-CSR WARL masks. An access
 // to a CSR that does not exist, from too low a privilege, or a write to a read-only one raises illegal-instruction.
 
 import {
-  priv, PRV_M, PRV_S, PRV_U, raise, CAUSE_ILLEGAL_INSTRUCTION, instretBase, setInstretBase,
-  IRQ_SSI, IRQ_STI, IRQ_SEI, IRQ_MSI, IRQ_MTI, IRQ_MEI,
+  H, pmpcfgs, pmpaddrs, PRV_M, PRV_S, PRV_U, raise, CAUSE_ILLEGAL_INSTRUCTION, setInstretBase, IRQ_SSI, IRQ_STI, IRQ_SEI, IRQ_MSI,
+  IRQ_MTI, IRQ_MEI,
 } from "./state";
-import * as SF from "./softfloat";
 
 // mstatus fields
 export const MSTATUS_SIE: u64 = 1 << 1;
@@ -48,81 +47,48 @@ export const SATP_MODE_SV39: u64 = 8;
 export const SATP_MODE_SV48: u64 = 9;
 const SATP_PPN_MASK: u64 = (1 << 44) - 1;
 
-export let mstatus: u64 = XLEN64_BOTH;
-export let medeleg: u64 = 0;
-export let mideleg: u64 = 0;
-export let mie: u64 = 0;
-export let mipSoftware: u64 = 0;   // bits written by software
-export let mipLines: u64 = 0;      // bits driven by devices (CLINT, PLIC) and the in-emulator SBI timer
-export let mtvec: u64 = 0;
-export let stvec: u64 = 0;
-export let mepc: u64 = 0;
-export let sepc: u64 = 0;
-export let mcause: u64 = 0;
-export let scause: u64 = 0;
-export let mtval: u64 = 0;
-export let stval: u64 = 0;
-export let mscratch: u64 = 0;
-export let sscratch: u64 = 0;
-export let mcounteren: u64 = 0;
-export let scounteren: u64 = 0;
-export let menvcfg: u64 = 0;
-export let senvcfg: u64 = 0;
-export let mcountinhibit: u64 = 0;
-export let satp: u64 = 0;
-export let frm: u32 = 0;
-export let mhartid: u64 = 0;
-export let mtime: u64 = 0;         // the platform timer (CLINT mtime), kept current by the host
-const pmpcfg = new StaticArray<u64>(16);
-const pmpaddr = new StaticArray<u64>(64);
-export let tselect: u64 = 0;
-/** mcycle = instructions retired + cycleOffset (the two counters are written independently) */
-export let cycleOffset: u64 = 0;
+// PMP registers are stored (in the block's PMPCFG and PMPADDR regions) but not enforced.
+@inline function pmpcfgAt(i: u32): usize { return pmpcfgs + (<usize>i << 3); }
+@inline function pmpaddrAt(i: u32): usize { return pmpaddrs + (<usize>i << 3); }
 
-/** Bumped whenever translation-relevant state changes (satp, SUM, MXR, MPRV, MPP, privilege): the interpreter
- *  compares it to drop its cached fetch page and recompute TLB context keys. */
-export let translationEpoch: u32 = 0;
-/** Set when a write needs the TLBs flushed (satp). */
-export let tlbFlushNeeded: bool = false;
-
-export function mip(): u64 { return mipSoftware | mipLines; }
+export function mip(): u64 { return H.mipSoftware | H.mipLines; }
 
 // --- setters used by trap handling (trap.ts) and the host API --------------------------------------------------
 export function setMstatus(v: u64): void {
   const fs = v & MSTATUS_FS;
   v = (v & ~MSTATUS_SD) | XLEN64_BOTH;
   if (fs == MSTATUS_FS) v |= MSTATUS_SD;
-  if (((v ^ mstatus) & (MSTATUS_SUM | MSTATUS_MXR | MSTATUS_MPRV | MSTATUS_MPP)) != 0) translationEpoch++;
-  mstatus = v;
+  if (((v ^ H.mstatus) & (MSTATUS_SUM | MSTATUS_MXR | MSTATUS_MPRV | MSTATUS_MPP)) != 0) H.translationEpoch++;
+  H.mstatus = v;
 }
-@inline export function markFsDirty(): void { mstatus |= MSTATUS_FS_DIRTY | MSTATUS_SD; }
-@inline export function fpEnabled(): bool { return (mstatus & MSTATUS_FS) != 0; }
-export function setMepc(v: u64): void { mepc = v & ~1; }
-export function setSepc(v: u64): void { sepc = v & ~1; }
-export function setMcause(v: u64): void { mcause = v; }
-export function setScause(v: u64): void { scause = v; }
-export function setMtval(v: u64): void { mtval = v; }
-export function setStval(v: u64): void { stval = v; }
-export function setMipLines(v: u64): void { mipLines = v; }
-export function setMhartid(v: u64): void { mhartid = v; }
-export function setMtime(v: u64): void { mtime = v; }
-export function bumpEpoch(): void { translationEpoch++; }
-export function setMedeleg(v: u64): void { medeleg = v & MEDELEG_WRITABLE; }
-export function setMideleg(v: u64): void { mideleg = v & MIDELEG_WRITABLE; }
-export function setMcounteren(v: u64): void { mcounteren = v & 0xffffffff; }
-export function setScounteren(v: u64): void { scounteren = v & 0xffffffff; }
-export function clearTlbFlush(): void { tlbFlushNeeded = false; }
+@inline export function markFsDirty(): void { H.mstatus |= MSTATUS_FS_DIRTY | MSTATUS_SD; }
+@inline export function fpEnabled(): bool { return (H.mstatus & MSTATUS_FS) != 0; }
+export function setMepc(v: u64): void { H.mepc = v & ~1; }
+export function setSepc(v: u64): void { H.sepc = v & ~1; }
+export function setMcause(v: u64): void { H.mcause = v; }
+export function setScause(v: u64): void { H.scause = v; }
+export function setMtval(v: u64): void { H.mtval = v; }
+export function setStval(v: u64): void { H.stval = v; }
+export function setMipLines(v: u64): void { H.mipLines = v; }
+export function setMhartid(v: u64): void { H.mhartid = v; }
+export function setMtime(v: u64): void { H.mtime = v; }
+export function bumpEpoch(): void { H.translationEpoch++; }
+export function setMedeleg(v: u64): void { H.medeleg = v & MEDELEG_WRITABLE; }
+export function setMideleg(v: u64): void { H.mideleg = v & MIDELEG_WRITABLE; }
+export function setMcounteren(v: u64): void { H.mcounteren = v & 0xffffffff; }
+export function setScounteren(v: u64): void { H.scounteren = v & 0xffffffff; }
+export function clearTlbFlush(): void { H.tlbFlushNeeded = 0; }
 
 export function resetCsrs(hartid: u64): void {
-  mstatus = XLEN64_BOTH; medeleg = 0; mideleg = 0; mie = 0; mipSoftware = 0; mipLines = 0;
-  mtvec = 0; stvec = 0; mepc = 0; sepc = 0; mcause = 0; scause = 0; mtval = 0; stval = 0;
-  mscratch = 0; sscratch = 0; mcounteren = 0; scounteren = 0; menvcfg = 0; senvcfg = 0; mcountinhibit = 0;
-  satp = 0; frm = 0; mhartid = hartid; tselect = 0; cycleOffset = 0;
-  for (let i = 0; i < 16; i++) unchecked(pmpcfg[i] = 0);
-  for (let i = 0; i < 64; i++) unchecked(pmpaddr[i] = 0);
-  SF.fflags = 0;
-  translationEpoch++;
-  tlbFlushNeeded = true;
+  H.mstatus = XLEN64_BOTH; H.medeleg = 0; H.mideleg = 0; H.mie = 0; H.mipSoftware = 0; H.mipLines = 0;
+  H.mtvec = 0; H.stvec = 0; H.mepc = 0; H.sepc = 0; H.mcause = 0; H.scause = 0; H.mtval = 0; H.stval = 0;
+  H.mscratch = 0; H.sscratch = 0; H.mcounteren = 0; H.scounteren = 0; H.menvcfg = 0; H.senvcfg = 0; H.mcountinhibit = 0;
+  H.satp = 0; H.frm = 0; H.mhartid = hartid; H.tselect = 0; H.cycleOffset = 0;
+  memory.fill(pmpcfgs, 0, 16 * 8);
+  memory.fill(pmpaddrs, 0, 64 * 8);
+  H.fflags = 0;
+  H.translationEpoch++;
+  H.tlbFlushNeeded = 1;
 }
 
 // --- access -----------------------------------------------------------------------------------------------------
@@ -132,17 +98,17 @@ export const CSR_FCSR: u32 = 0x003;
 export const CSR_SATP: u32 = 0x180;
 
 function counterAllowed(index: u32): bool {
-  if (priv == PRV_M) return true;
-  if (((mcounteren >> index) & 1) == 0) return false;
-  if (priv == PRV_U && ((scounteren >> index) & 1) == 0) return false;
+  if (H.priv == PRV_M) return true;
+  if (((H.mcounteren >> index) & 1) == 0) return false;
+  if (H.priv == PRV_U && ((H.scounteren >> index) & 1) == 0) return false;
   return true;
 }
 
 /** Whether the CSR exists and may be accessed at the current privilege (write = the instruction writes it). */
 function accessible(csr: u32, write: bool): bool {
   if (write && (csr >> 10) == 3) return false;        // read-only CSR
-  if (priv < ((csr >> 8) & 3)) return false;          // privilege too low
-  if (csr == CSR_SATP && priv == PRV_S && (mstatus & MSTATUS_TVM) != 0) return false;
+  if (H.priv < ((csr >> 8) & 3)) return false;          // privilege too low
+  if (csr == CSR_SATP && H.priv == PRV_S && (H.mstatus & MSTATUS_TVM) != 0) return false;
   return true;
 }
 
@@ -150,49 +116,49 @@ function accessible(csr: u32, write: bool): bool {
 export function csrRead(csr: u32, write: bool, retired: u64, raw: u32): u64 {
   if (!accessible(csr, write)) { raise(CAUSE_ILLEGAL_INSTRUCTION, raw); return 0; }
   switch (csr) {
-    case CSR_FFLAGS: if (!fpEnabled()) break; return SF.fflags;
-    case CSR_FRM: if (!fpEnabled()) break; return frm;
-    case CSR_FCSR: if (!fpEnabled()) break; return (<u64>frm << 5) | SF.fflags;
-    case 0xc00: if (!counterAllowed(0)) break; return retired + cycleOffset; // one cycle per instruction
+    case CSR_FFLAGS: if (!fpEnabled()) break; return H.fflags;
+    case CSR_FRM: if (!fpEnabled()) break; return H.frm;
+    case CSR_FCSR: if (!fpEnabled()) break; return (<u64>H.frm << 5) | H.fflags;
+    case 0xc00: if (!counterAllowed(0)) break; return retired + H.cycleOffset; // one cycle per instruction
     case 0xc02: if (!counterAllowed(2)) break; return retired;
-    case 0xc01: if (!counterAllowed(1)) break; return mtime;
-    case 0x100: return mstatus & SSTATUS_VISIBLE;
-    case 0x104: return mie & mideleg;
-    case 0x105: return stvec;
-    case 0x106: return scounteren;
-    case 0x10a: return senvcfg;
-    case 0x140: return sscratch;
-    case 0x141: return sepc;
-    case 0x142: return scause;
-    case 0x143: return stval;
-    case 0x144: return mip() & mideleg;
-    case 0x180: return satp;
+    case 0xc01: if (!counterAllowed(1)) break; return H.mtime;
+    case 0x100: return H.mstatus & SSTATUS_VISIBLE;
+    case 0x104: return H.mie & H.mideleg;
+    case 0x105: return H.stvec;
+    case 0x106: return H.scounteren;
+    case 0x10a: return H.senvcfg;
+    case 0x140: return H.sscratch;
+    case 0x141: return H.sepc;
+    case 0x142: return H.scause;
+    case 0x143: return H.stval;
+    case 0x144: return mip() & H.mideleg;
+    case 0x180: return H.satp;
     case 0xf11: case 0xf12: case 0xf13: case 0xf15: return 0; // mvendorid, marchid, mimpid, mconfigptr
-    case 0xf14: return mhartid;
-    case 0x300: return mstatus;
+    case 0xf14: return H.mhartid;
+    case 0x300: return H.mstatus;
     case 0x301: return MISA;
-    case 0x302: return medeleg;
-    case 0x303: return mideleg;
-    case 0x304: return mie;
-    case 0x305: return mtvec;
-    case 0x306: return mcounteren;
-    case 0x30a: return menvcfg;
-    case 0x320: return mcountinhibit;
-    case 0x340: return mscratch;
-    case 0x341: return mepc;
-    case 0x342: return mcause;
-    case 0x343: return mtval;
+    case 0x302: return H.medeleg;
+    case 0x303: return H.mideleg;
+    case 0x304: return H.mie;
+    case 0x305: return H.mtvec;
+    case 0x306: return H.mcounteren;
+    case 0x30a: return H.menvcfg;
+    case 0x320: return H.mcountinhibit;
+    case 0x340: return H.mscratch;
+    case 0x341: return H.mepc;
+    case 0x342: return H.mcause;
+    case 0x343: return H.mtval;
     case 0x344: return mip();
-    case 0xb00: return retired + cycleOffset; // mcycle
+    case 0xb00: return retired + H.cycleOffset; // mcycle
     case 0xb02: return retired; // minstret
-    case 0x7a0: return tselect;
+    case 0x7a0: return H.tselect;
     case 0x7a1: case 0x7a2: case 0x7a3: return 0; // no triggers: tdata reads 0, writes are ignored
     default:
       if (csr >= 0xc03 && csr <= 0xc1f) { if (!counterAllowed(csr & 31)) break; return 0; } // hpmcounterN
       if (csr >= 0xb03 && csr <= 0xb1f) return 0; // mhpmcounterN
       if (csr >= 0x323 && csr <= 0x33f) return 0; // mhpmeventN
-      if (csr >= 0x3a0 && csr <= 0x3af) { if (csr & 1) break; return unchecked(pmpcfg[csr - 0x3a0]); }
-      if (csr >= 0x3b0 && csr <= 0x3ef) return unchecked(pmpaddr[csr - 0x3b0]);
+      if (csr >= 0x3a0 && csr <= 0x3af) { if (csr & 1) break; return load<u64>(pmpcfgAt(csr - 0x3a0)); }
+      if (csr >= 0x3b0 && csr <= 0x3ef) return load<u64>(pmpaddrAt(csr - 0x3b0));
   }
   raise(CAUSE_ILLEGAL_INSTRUCTION, raw);
   return 0;
@@ -202,51 +168,51 @@ export function csrRead(csr: u32, write: bool, retired: u64, raw: u32): u64 {
  *  `retired` as for csrRead; the counter writes make the CSR instruction itself count as the last one before. */
 export function csrWrite(csr: u32, v: u64, retired: u64): void {
   switch (csr) {
-    case CSR_FFLAGS: SF.fflags = <u32>v & 31; markFsDirty(); return;
-    case CSR_FRM: frm = <u32>v & 7; markFsDirty(); return;
-    case CSR_FCSR: SF.fflags = <u32>v & 31; frm = (<u32>v >> 5) & 7; markFsDirty(); return;
-    case 0x100: setMstatus((mstatus & ~SSTATUS_WRITABLE) | (v & SSTATUS_WRITABLE)); return;
-    case 0x104: mie = (mie & ~mideleg) | (v & mideleg); return;
-    case 0x105: stvec = legalTvec(v); return;
-    case 0x106: scounteren = v & 0xffffffff; return;
-    case 0x10a: senvcfg = v & 1; return;
-    case 0x140: sscratch = v; return;
+    case CSR_FFLAGS: H.fflags = <u32>v & 31; markFsDirty(); return;
+    case CSR_FRM: H.frm = <u32>v & 7; markFsDirty(); return;
+    case CSR_FCSR: H.fflags = <u32>v & 31; H.frm = (<u32>v >> 5) & 7; markFsDirty(); return;
+    case 0x100: setMstatus((H.mstatus & ~SSTATUS_WRITABLE) | (v & SSTATUS_WRITABLE)); return;
+    case 0x104: H.mie = (H.mie & ~H.mideleg) | (v & H.mideleg); return;
+    case 0x105: H.stvec = legalTvec(v); return;
+    case 0x106: H.scounteren = v & 0xffffffff; return;
+    case 0x10a: H.senvcfg = v & 1; return;
+    case 0x140: H.sscratch = v; return;
     case 0x141: setSepc(v); return;
-    case 0x142: scause = v; return;
-    case 0x143: stval = v; return;
-    case 0x144: { const m = mideleg & IRQ_SSI; mipSoftware = (mipSoftware & ~m) | (v & m); return; }
+    case 0x142: H.scause = v; return;
+    case 0x143: H.stval = v; return;
+    case 0x144: { const m = H.mideleg & IRQ_SSI; H.mipSoftware = (H.mipSoftware & ~m) | (v & m); return; }
     case 0x180: writeSatp(v); return;
     case 0x300: {
-      let nv = (mstatus & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE);
+      let nv = (H.mstatus & ~MSTATUS_WRITABLE) | (v & MSTATUS_WRITABLE);
       if (((nv >> MSTATUS_MPP_SHIFT) & 3) == 2) nv &= ~MSTATUS_MPP; // MPP is WARL: H-mode does not exist
       setMstatus(nv);
       return;
     }
     case 0x301: return; // misa is read-only here (WARL)
-    case 0x302: medeleg = v & MEDELEG_WRITABLE; return;
-    case 0x303: mideleg = v & MIDELEG_WRITABLE; return;
-    case 0x304: mie = v & MIE_WRITABLE; return;
-    case 0x305: mtvec = legalTvec(v); return;
-    case 0x306: mcounteren = v & 0xffffffff; return;
-    case 0x30a: menvcfg = v & 1; return;
-    case 0x320: mcountinhibit = v & 0xfffffffd; return;
-    case 0x340: mscratch = v; return;
+    case 0x302: H.medeleg = v & MEDELEG_WRITABLE; return;
+    case 0x303: H.mideleg = v & MIDELEG_WRITABLE; return;
+    case 0x304: H.mie = v & MIE_WRITABLE; return;
+    case 0x305: H.mtvec = legalTvec(v); return;
+    case 0x306: H.mcounteren = v & 0xffffffff; return;
+    case 0x30a: H.menvcfg = v & 1; return;
+    case 0x320: H.mcountinhibit = v & 0xfffffffd; return;
+    case 0x340: H.mscratch = v; return;
     case 0x341: setMepc(v); return;
-    case 0x342: mcause = v; return;
-    case 0x343: mtval = v; return;
-    case 0x344: mipSoftware = (mipSoftware & ~MIP_WRITABLE) | (v & MIP_WRITABLE); return;
+    case 0x342: H.mcause = v; return;
+    case 0x343: H.mtval = v; return;
+    case 0x344: H.mipSoftware = (H.mipSoftware & ~MIP_WRITABLE) | (v & MIP_WRITABLE); return;
     // The CSR instruction itself counts as the last one before the new value.
-    case 0xb00: cycleOffset = v - retired - 1; return;
+    case 0xb00: H.cycleOffset = v - retired - 1; return;
     case 0xb02: {
       const delta = v - retired - 1;
-      setInstretBase(instretBase + delta);
-      cycleOffset -= delta; // mcycle is a separate counter: it keeps its value
+      setInstretBase(H.instret + delta);
+      H.cycleOffset -= delta; // mcycle is a separate counter: it keeps its value
       return;
     }
-    case 0x7a0: tselect = v; return;
+    case 0x7a0: H.tselect = v; return;
     default:
-      if (csr >= 0x3a0 && csr <= 0x3af) { unchecked(pmpcfg[csr - 0x3a0] = v); return; }
-      if (csr >= 0x3b0 && csr <= 0x3ef) { unchecked(pmpaddr[csr - 0x3b0] = v & ((1 << 54) - 1)); return; }
+      if (csr >= 0x3a0 && csr <= 0x3af) { store<u64>(pmpcfgAt(csr - 0x3a0), v); return; }
+      if (csr >= 0x3b0 && csr <= 0x3ef) { store<u64>(pmpaddrAt(csr - 0x3b0), v & ((1 << 54) - 1)); return; }
       // the remaining accessible CSRs (counters, IDs, tdata) ignore writes
   }
 }
@@ -260,14 +226,14 @@ function writeSatp(v: u64): void {
   const mode = v >> 60;
   // A write of an unsupported mode has no effect (the kernel probes Sv57, Sv48, Sv39 this way).
   if (mode != SATP_MODE_BARE && mode != SATP_MODE_SV39 && mode != SATP_MODE_SV48) return;
-  satp = (mode << 60) | (v & SATP_PPN_MASK); // ASID is not implemented: it reads as 0
-  translationEpoch++;
-  tlbFlushNeeded = true;
+  H.satp = (mode << 60) | (v & SATP_PPN_MASK); // ASID is not implemented: it reads as 0
+  H.translationEpoch++;
+  H.tlbFlushNeeded = 1;
 }
 
 /** The status bits the interpreter's fetch/data contexts depend on */
 export function effectiveDataPriv(): u32 {
-  if (priv == PRV_M && (mstatus & MSTATUS_MPRV) != 0) return <u32>((mstatus >> MSTATUS_MPP_SHIFT) & 3);
-  return priv;
+  if (H.priv == PRV_M && (H.mstatus & MSTATUS_MPRV) != 0) return <u32>((H.mstatus >> MSTATUS_MPP_SHIFT) & 3);
+  return H.priv;
 }
 export { PRV_U };

@@ -5,8 +5,8 @@
 import * as O from "./ops";
 import * as SF from "./softfloat";
 import { E_RD, E_RS1, E_RS2, E_RAW } from "./decode";
-import { xregs, fregs, raise, CAUSE_ILLEGAL_INSTRUCTION } from "./state";
-import { frm, fpEnabled, markFsDirty } from "./csr";
+import { H, xregs, fregs, raise, CAUSE_ILLEGAL_INSTRUCTION } from "./state";
+import { fpEnabled, markFsDirty } from "./csr";
 
 const CANONICAL_NAN_S: u32 = 0x7fc00000;
 const BOX: u64 = 0xffffffff00000000;
@@ -33,13 +33,20 @@ function usesRoundingMode(op: u32): bool {
 }
 
 /** Executes an FP computational instruction (not a load/store). Raises illegal-instruction when the FPU is off
- *  (mstatus.FS = Off) or the rounding mode is reserved. */
+ *  (mstatus.FS = Off) or the rounding mode is reserved. softfloat raises flags in its own word (it is also built
+ *  alone for its tests), which holds the hart's fflags for the length of the operation. */
 export function execFp(op: u32, e: usize): void {
+  SF.fflags = H.fflags; // softfloat skips work for flags already raised (an inexact check once NX is set)
+  compute(op, e);
+  H.fflags = SF.fflags;
+}
+
+function compute(op: u32, e: usize): void {
   const raw = load<u32>(e, E_RAW);
   if (!fpEnabled()) { raise(CAUSE_ILLEGAL_INSTRUCTION, raw); return; }
   let rm = (raw >> 12) & 7;
   if (usesRoundingMode(op)) {
-    if (rm == 7) rm = frm;
+    if (rm == 7) rm = H.frm;
     if (rm >= 5) { raise(CAUSE_ILLEGAL_INSTRUCTION, raw); return; }
   }
   const rd = <u32>load<u16>(e, E_RD);

@@ -10,23 +10,22 @@
 import * as O from "./ops";
 import { decode16, decode32, E_LEN, E_RD, E_RS1, E_RS2, E_IMM, E_RAW, ENTRY_SIZE } from "./decode";
 import {
-  pc, priv, PRV_M, PRV_S, PRV_U, xregs, fregs, tlbRead, tlbWrite, spanEntry, exc, excCause, excTval, EXC_STOP, stopReason,
-  STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_ECALL, STOP_FATAL, raise, requestStop, instretBase, CAUSE_ILLEGAL_INSTRUCTION,
-  CAUSE_BREAKPOINT, CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE,
+  H, HartFields, PRV_M, PRV_S, PRV_U, xregs, fregs, tlbRead, tlbWrite, spanEntry, EXC_STOP, STOP_SLICE, STOP_WFI, STOP_MMIO,
+  STOP_HTIF, STOP_ECALL, STOP_FATAL, raise, requestStop, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
+  CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE,
 } from "./state";
 import {
-  mstatus, mepc, sepc, mie, mip, MSTATUS_TW, MSTATUS_TSR, MSTATUS_TVM, translationEpoch, tlbFlushNeeded,
-  clearTlbFlush, fpEnabled, markFsDirty, csrRead, csrWrite,
+  mip, MSTATUS_TW, MSTATUS_TSR, MSTATUS_TVM, clearTlbFlush, fpEnabled, markFsDirty, csrRead, csrWrite,
 } from "./csr";
-import { dataKey, keysEpoch, updateKeys, flushTlbs, fetchPage, fetchParcel, loadSlow, storeSlow } from "./mmu";
+import { updateKeys, flushTlbs, fetchPage, fetchParcel, loadSlow, storeSlow } from "./mmu";
 import { decodedPage, flushDecodeCache } from "./icache";
 import { takeTrap, pendingInterrupt, doMret, doSret } from "./trap";
 import { execFp } from "./fpu";
 import { execAtomic } from "./atomics";
 
-/** When set, an ECALL from S-mode stops the hart with STOP_ECALL so the host can act as SBI firmware. */
-export let sbiInHost: bool = false;
-export function setSbiInHost(on: bool): void { sbiInHost = on; }
+/** flushRequest bits */
+const FLUSH_TLB: u32 = 1;
+const FLUSH_DECODED: u32 = 2;
 
 // Instructions that straddle a page boundary are decoded into the hart's scratch entry (state.spanEntry, never
 // cached), which is followed, where sequential execution steps next (+4 bytes of code = +2 entries), by a
@@ -80,13 +79,13 @@ function mulhsu64(a: u64, b: u64): u64 {
  *  execute, or 0 after raising a fetch fault. */
 function decodeAt(e: usize, va: u64, op: u32): usize {
   const lo = fetchParcel(va);
-  if (exc) return 0;
+  if (H.exc) return 0;
   if ((lo & 3) != 3) { decode16(e, lo); return e; }
   if ((va & 0xfff) == 0xffe) {
     // the upper half is on the next page, whose mapping may change independently: decode afresh every time
     store<u8>(e, O.OP_SPANNING);
     const hi = fetchParcel(va + 2);
-    if (exc) return 0;
+    if (H.exc) return 0;
     decode32(spanEntry, lo | (hi << 16));
     return spanEntry;
   }
@@ -101,19 +100,25 @@ export function run(budget: i32): u32 {
   const fr = fregs;
   const tR = tlbRead;
   const tW = tlbWrite;
-  let p = pc;
+  let p = H.pc;
   let n = budget;
   let codePage: u64 = 1; // the virtual page codeBase belongs to; 1 = none (not page aligned)
   let codeBase: usize = 0;
   let dKey: u64 = 0;
   let e: usize = crossEntry; // the decoded entry for p
 
+  // Another thread's remote fence (a word in the block, so it needs no call into this instance).
+  if (H.flushRequest) {
+    const req = atomic.xchg<u32>(changetype<usize>(H) + offsetof<HartFields>("flushRequest"), 0);
+    if (req & FLUSH_TLB) flushTlbs();
+    if (req & FLUSH_DECODED) flushDecodeCache();
+  }
   // Sort out state before the first instruction, as after any state change.
   let irq = pendingInterrupt();
   if (irq) p = takeTrap(p, irq, 0);
-  if (tlbFlushNeeded) { flushTlbs(); clearTlbFlush(); }
-  if (keysEpoch != translationEpoch) updateKeys();
-  dKey = dataKey;
+  if (H.tlbFlushNeeded) { flushTlbs(); clearTlbFlush(); }
+  if (H.keysEpoch != H.translationEpoch) updateKeys();
+  dKey = H.dataKey;
 
   while (n > 0) {
     const op = <u32>load<u8>(e);
@@ -124,19 +129,19 @@ export function run(budget: i32): u32 {
         n++;
         if ((p & ~0xfff) == codePage) { e = codeBase + (<usize>(p & 0xffe) << 3); continue; }
         const hostPage = fetchPage(p);
-        if (exc) {
-          exc = 0;
-          const handler = takeTrap(p, excCause, excTval);
+        if (H.exc) {
+          H.exc = 0;
+          const handler = takeTrap(p, H.excCause, H.excTval);
           if (handler == p) {
             // the trap handler itself cannot be fetched: the hart would loop forever
-            pc = p;
-            instretBase += <u64>(budget - n);
+            H.pc = p;
+            H.instret += <u64>(budget - n);
             return STOP_FATAL;
           }
           p = handler;
           n--; // a trap costs a step, so run() always returns
-          if (keysEpoch != translationEpoch) updateKeys();
-          dKey = dataKey;
+          if (H.keysEpoch != H.translationEpoch) updateKeys();
+          dKey = H.dataKey;
           codePage = 1;
           continue;
         }
@@ -149,7 +154,7 @@ export function run(budget: i32): u32 {
       case O.OP_SPANNING: {
         // First execution at this address (or a page-straddling instruction): decode, then dispatch again.
         const d = decodeAt(e, p, op);
-        if (exc) break;
+        if (H.exc) break;
         e = d;
         n++;
         continue;
@@ -196,7 +201,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tR, va, dKey, 8);
         let v: u64;
         if (h) v = load<u64>(h);
-        else { v = loadSlow(va, 8); if (exc) break; }
+        else { v = loadSlow(va, 8); if (H.exc) break; }
         setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LW: {
@@ -204,7 +209,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tR, va, dKey, 4);
         let v: u64;
         if (h) v = <u64><i64>load<i32>(h);
-        else { v = sext32(loadSlow(va, 4)); if (exc) break; }
+        else { v = sext32(loadSlow(va, 4)); if (H.exc) break; }
         setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LWU: {
@@ -212,7 +217,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tR, va, dKey, 4);
         let v: u64;
         if (h) v = <u64>load<u32>(h);
-        else { v = loadSlow(va, 4); if (exc) break; }
+        else { v = loadSlow(va, 4); if (H.exc) break; }
         setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LH: {
@@ -220,7 +225,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tR, va, dKey, 2);
         let v: u64;
         if (h) v = <u64><i64>load<i16>(h);
-        else { v = <u64><i64><i16>loadSlow(va, 2); if (exc) break; }
+        else { v = <u64><i64><i16>loadSlow(va, 2); if (H.exc) break; }
         setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LHU: {
@@ -228,7 +233,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tR, va, dKey, 2);
         let v: u64;
         if (h) v = <u64>load<u16>(h);
-        else { v = loadSlow(va, 2); if (exc) break; }
+        else { v = loadSlow(va, 2); if (H.exc) break; }
         setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LB: {
@@ -236,7 +241,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tR, va, dKey, 1);
         let v: u64;
         if (h) v = <u64><i64>load<i8>(h);
-        else { v = <u64><i64><i8>loadSlow(va, 1); if (exc) break; }
+        else { v = <u64><i64><i8>loadSlow(va, 1); if (H.exc) break; }
         setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_LBU: {
@@ -244,7 +249,7 @@ export function run(budget: i32): u32 {
         const h = tlbHit(tR, va, dKey, 1);
         let v: u64;
         if (h) v = <u64>load<u8>(h);
-        else { v = loadSlow(va, 1); if (exc) break; }
+        else { v = loadSlow(va, 1); if (H.exc) break; }
         setX(xr, RD(e), v); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_SD: {
@@ -252,7 +257,7 @@ export function run(budget: i32): u32 {
         const v = X(xr, load<u16>(e, E_RS2));
         const h = tlbHit(tW, va, dKey, 8);
         if (h) store<u64>(h, v);
-        else { storeSlow(va, 8, v); if (exc) break; }
+        else { storeSlow(va, 8, v); if (H.exc) break; }
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_SW: {
@@ -260,7 +265,7 @@ export function run(budget: i32): u32 {
         const v = X(xr, load<u16>(e, E_RS2));
         const h = tlbHit(tW, va, dKey, 4);
         if (h) store<u32>(h, <u32>v);
-        else { storeSlow(va, 4, v); if (exc) break; }
+        else { storeSlow(va, 4, v); if (H.exc) break; }
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_SH: {
@@ -268,7 +273,7 @@ export function run(budget: i32): u32 {
         const v = X(xr, load<u16>(e, E_RS2));
         const h = tlbHit(tW, va, dKey, 2);
         if (h) store<u16>(h, <u16>v);
-        else { storeSlow(va, 2, v); if (exc) break; }
+        else { storeSlow(va, 2, v); if (H.exc) break; }
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
       case O.OP_SB: {
@@ -276,7 +281,7 @@ export function run(budget: i32): u32 {
         const v = X(xr, load<u16>(e, E_RS2));
         const h = tlbHit(tW, va, dKey, 1);
         if (h) store<u8>(h, <u8>v);
-        else { storeSlow(va, 1, v); if (exc) break; }
+        else { storeSlow(va, 1, v); if (H.exc) break; }
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
 
@@ -365,7 +370,7 @@ export function run(budget: i32): u32 {
       case O.OP_AMOXOR_D: case O.OP_AMOAND_D: case O.OP_AMOOR_D: case O.OP_AMOMIN_D: case O.OP_AMOMAX_D:
       case O.OP_AMOMINU_D: case O.OP_AMOMAXU_D:
         execAtomic(op, e);
-        if (exc) break;
+        if (H.exc) break;
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
 
@@ -381,7 +386,7 @@ export function run(budget: i32): u32 {
           v = size == 8 ? load<u64>(h) : <u64>load<u32>(h);
         } else {
           v = loadSlow(va, size);
-          if (exc) break;
+          if (H.exc) break;
         }
         store<u64>(fr + RD(e), size == 8 ? v : 0xffffffff00000000 | v);
         markFsDirty();
@@ -399,7 +404,7 @@ export function run(budget: i32): u32 {
           if (size == 8) store<u64>(h, v); else store<u32>(h, <u32>v);
         } else {
           storeSlow(va, size, v);
-          if (exc) break;
+          if (H.exc) break;
         }
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
@@ -412,35 +417,35 @@ export function run(budget: i32): u32 {
         p += load<u8>(e, E_LEN);
         break;
       case O.OP_ECALL:
-        if (sbiInHost && priv == PRV_S) {
+        if (H.sbiInHost && H.priv == PRV_S) {
           p += load<u8>(e, E_LEN);
           requestStop(STOP_ECALL);
           break;
         }
-        raise(CAUSE_USER_ECALL + <u64>priv, 0);
+        raise(CAUSE_USER_ECALL + <u64>H.priv, 0);
         break;
       case O.OP_EBREAK: raise(CAUSE_BREAKPOINT, p); break;
       case O.OP_MRET:
-        if (priv != PRV_M) { raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW)); break; }
-        p = doMret(mepc);
+        if (H.priv != PRV_M) { raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW)); break; }
+        p = doMret(H.mepc);
         break;
       case O.OP_SRET:
-        if (priv == PRV_U || (priv == PRV_S && (mstatus & MSTATUS_TSR) != 0)) {
+        if (H.priv == PRV_U || (H.priv == PRV_S && (H.mstatus & MSTATUS_TSR) != 0)) {
           raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW));
           break;
         }
-        p = doSret(sepc);
+        p = doSret(H.sepc);
         break;
       case O.OP_WFI:
-        if (priv == PRV_U || (priv == PRV_S && (mstatus & MSTATUS_TW) != 0)) {
+        if (H.priv == PRV_U || (H.priv == PRV_S && (H.mstatus & MSTATUS_TW) != 0)) {
           raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW));
           break;
         }
         p += load<u8>(e, E_LEN);
-        if ((mip() & mie) == 0) requestStop(STOP_WFI);
+        if ((mip() & H.mie) == 0) requestStop(STOP_WFI);
         break;
       case O.OP_SFENCE_VMA:
-        if (priv == PRV_U || (priv == PRV_S && (mstatus & MSTATUS_TVM) != 0)) {
+        if (H.priv == PRV_U || (H.priv == PRV_S && (H.mstatus & MSTATUS_TVM) != 0)) {
           raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW));
           break;
         }
@@ -453,9 +458,9 @@ export function run(budget: i32): u32 {
         const field = (raw >> 15) & 31;
         const src: u64 = op >= O.OP_CSRRWI ? <u64>field : X(xr, load<u16>(e, E_RS1));
         const isWrite = op == O.OP_CSRRW || op == O.OP_CSRRWI || field != 0;
-        const retired = instretBase + <u64>(budget - n) - 1;
+        const retired = H.instret + <u64>(budget - n) - 1;
         const old = csrRead(csr, isWrite, retired, raw);
-        if (exc) break;
+        if (H.exc) break;
         if (isWrite) {
           const kind = op >= O.OP_CSRRWI ? op - 3 : op;
           csrWrite(csr, kind == O.OP_CSRRW ? src : kind == O.OP_CSRRS ? old | src : old & ~src, retired);
@@ -468,35 +473,35 @@ export function run(budget: i32): u32 {
       default:
         // F and D computational instructions
         execFp(op, e);
-        if (exc) break;
+        if (H.exc) break;
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
     }
 
     // Reached by `break`: an exception, a stop request, or a change of state the loop caches.
-    if (exc) {
-      if (exc == EXC_STOP) {
-        exc = 0;
-        const reason = stopReason;
+    if (H.exc) {
+      if (H.exc == EXC_STOP) {
+        H.exc = 0;
+        const reason = H.stopReason;
         if (reason == STOP_MMIO) n++; // the access is re-executed once the host has answered
         else if (reason == STOP_HTIF) p += load<u8>(e, E_LEN); // the store to tohost completed
-        pc = p;
-        instretBase += <u64>(budget - n);
+        H.pc = p;
+        H.instret += <u64>(budget - n);
         return reason;
       }
-      exc = 0;
+      H.exc = 0;
       n++; // a trapping instruction does not retire
-      p = takeTrap(p, excCause, excTval);
+      p = takeTrap(p, H.excCause, H.excTval);
     }
     irq = pendingInterrupt();
     if (irq) p = takeTrap(p, irq, 0);
-    if (tlbFlushNeeded) { flushTlbs(); clearTlbFlush(); }
-    if (keysEpoch != translationEpoch) updateKeys();
-    dKey = dataKey;
+    if (H.tlbFlushNeeded) { flushTlbs(); clearTlbFlush(); }
+    if (H.keysEpoch != H.translationEpoch) updateKeys();
+    dKey = H.dataKey;
     codePage = 1;
     e = crossEntry;
   }
-  pc = p;
-  instretBase += <u64>(budget - n);
+  H.pc = p;
+  H.instret += <u64>(budget - n);
   return STOP_SLICE;
 }

@@ -1,15 +1,18 @@
 // The hart module's exports: what the TypeScript machine (emulator-core/src) calls.
-// u64 values cross the boundary as BigInt.
+// u64 values cross the boundary as BigInt. The hart's state itself is not exported field by field: it lives in
+// the hart state block (hart-state.mjs), which the host reads and writes through src/hart-state.ts. These exports
+// are the operations that do more than a store.
 
 import * as S from "./state";
 import * as C from "./csr";
 import { setDecodeCache, flushDecodeCache } from "./icache";
-import { flushTlbs, updateKeys } from "./mmu";
+import { flushTlbs, clearTlbs, clearTlbEntries, updateKeys, TLB_GENERATIONS } from "./mmu";
 import { decode16, decode32 } from "./decode";
 
-export { run, setSbiInHost } from "./hart";
+export { run } from "./hart";
 import { initScratch } from "./hart";
 export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, HART_BLOCK_SIZE } from "./state";
+export { hartFieldsLayoutOk } from "./hart-state";
 export { SLOT_BYTES } from "./icache";
 
 /** Lays the hart out in memory and resets it. All addresses are offsets in the shared wasm memory. */
@@ -28,62 +31,49 @@ export function reset(hartId: u32, pc: u64): void {
   memory.fill(S.xregs, 0, 33 * 8);
   memory.fill(S.fregs, 0, 32 * 8);
   C.resetCsrs(hartId);
-  S.pc = pc;
-  S.priv = S.PRV_M;
-  S.exc = 0;
-  S.instretBase = 0;
+  const H = S.H;
+  H.pc = pc;
+  H.priv = S.PRV_M;
+  H.exc = 0;
+  H.instret = 0;
+  H.flushRequest = 0;
   S.setReservation(false, 0, 0);
   S.setMmioAnswer(S.MMIO_NONE, 0);
   store<u64>(S.xregs + 10 * 8, <u64>hartId);
-  memory.fill(S.tlbRead, 0, S.TLB_BYTES * 3);
+  clearTlbs();
   C.clearTlbFlush();
   updateKeys();
 }
 
-export function getPc(): u64 { return S.pc; }
-export function setPc(v: u64): void { S.pc = v; }
-export function getPriv(): u32 { return S.priv; }
-export function setPriv(p: u32): void { S.priv = p; C.bumpEpoch(); }
-export function getInstret(): u64 { return S.instretBase; }
-export function getXregsAddr(): usize { return S.xregs; }
-export function getFregsAddr(): usize { return S.fregs; }
+/** Before the host copies the state block out: bring what is derived from the state (TLB keys, the scratch
+ *  entry) to the values a restore recomputes, so that save, restore, save gives the same bytes. */
+export function prepareSave(): void {
+  initScratch();
+  if (S.H.keysEpoch != S.H.translationEpoch) updateKeys();
+}
 
-// MMIO exchange (see state.ts)
-export function getMmioAddr(): u64 { return S.mmioAddr; }
-export function getMmioSize(): u32 { return S.mmioSize; }
-export function getMmioIsStore(): bool { return S.mmioIsStore; }
-export function getMmioData(): u64 { return S.mmioData; }
-export function mmioComplete(value: u64): void { S.setMmioAnswer(S.MMIO_READY, value); }
-export function mmioFail(): void { S.setMmioAnswer(S.MMIO_FAULT, 0); }
+/** The host has written the state block (a restored snapshot or a migrated hart): empty the TLBs and the decoded
+ *  instructions, which belonged to the old memory, and recompute what is derived from the state, so that nothing
+ *  a corrupt block holds beyond the architectural fields is ever used. */
+export function stateRestored(): void {
+  initScratch();
+  clearTlbEntries();
+  flushDecodeCache();
+  S.H.tlbGeneration &= TLB_GENERATIONS - 1;
+  updateKeys();
+}
 
-// HTIF
+/** HTIF: watch the tohost word at this guest physical address (0: none). */
 export function setTohost(addr: u64): void { S.setTohost(addr); flushTlbs(); }
-export function getHtifValue(): u64 { return S.htifValue; }
 
-// Platform
-export function setInterruptLines(mask: u64): void { C.setMipLines(mask); }
-export function getInterruptLines(): u64 { return C.mipLines; }
-export function setMtime(t: u64): void { C.setMtime(t); }
-export function getMip(): u64 { return C.mip(); }
-export function getMie(): u64 { return C.mie; }
-export function getMstatus(): u64 { return C.mstatus; }
-export function getSatp(): u64 { return C.satp; }
-export function getMcause(): u64 { return C.mcause; }
-export function getScause(): u64 { return C.scause; }
-export function getMepc(): u64 { return C.mepc; }
-export function getSepc(): u64 { return C.sepc; }
-export function getMtval(): u64 { return C.mtval; }
-export function getStval(): u64 { return C.stval; }
 /** Flushes the TLBs (SBI remote sfence.vma reaching this hart). */
 export function flushTlb(): void { flushTlbs(); }
-export function setMedeleg(v: u64): void { C.setMedeleg(v); }
-export function setMideleg(v: u64): void { C.setMideleg(v); }
-export function setMcounteren(v: u64): void { C.setMcounteren(v); }
-export function setScounteren(v: u64): void { C.setScounteren(v); }
+
 /** Drops all decoded instructions (the host calls this after writing guest RAM behind the hart's back). */
 export function invalidateDecoded(): void { flushDecodeCache(); }
 
 // Decoder access for unit tests: decodes one instruction into a scratch entry and returns the entry's address.
+// (Static data is shared by every instance on a memory; only tests use this entry.)
 const testEntry = memory.data(16, 16);
 export function decodeForTest(inst: u32): usize {
   if ((inst & 3) != 3) decode16(testEntry, inst & 0xffff);

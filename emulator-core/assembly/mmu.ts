@@ -7,15 +7,12 @@
 // (which Linux toggles around every user copy) selects other entries instead of flushing the TLB.
 
 import {
-  priv, PRV_M, PRV_S, PRV_U, tlbRead, tlbWrite, tlbFetch, TLB_ENTRIES, TLB_ENTRY_SIZE, TLB_BYTES,
-  ramBase, ramSize, ramHostToGuest, raise, requestStop, exc,
-  CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS, CAUSE_FETCH_PAGE_FAULT, CAUSE_LOAD_PAGE_FAULT,
-  CAUSE_STORE_PAGE_FAULT, STOP_MMIO, STOP_HTIF, mmioAddr, mmioAnswer, mmioIsStore, mmioData, MMIO_NONE, MMIO_READY,
-  MMIO_FAULT, setMmioRequest, tohostAddr, htifValue,
+  H, PRV_M, PRV_S, PRV_U, tlbRead, tlbWrite, tlbFetch, TLB_ENTRIES, TLB_ENTRY_SIZE, TLB_BYTES, ramBase, ramSize,
+  ramHostToGuest, raise, requestStop, CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS,
+  CAUSE_FETCH_PAGE_FAULT, CAUSE_LOAD_PAGE_FAULT, CAUSE_STORE_PAGE_FAULT, STOP_MMIO, STOP_HTIF, MMIO_NONE,
+  MMIO_READY, MMIO_FAULT, setMmioRequest,
 } from "./state";
-import {
-  satp, mstatus, MSTATUS_SUM, MSTATUS_MXR, SATP_MODE_SV39, effectiveDataPriv, translationEpoch,
-} from "./csr";
+import { MSTATUS_SUM, MSTATUS_MXR, SATP_MODE_SV39, effectiveDataPriv } from "./csr";
 
 export const ACC_READ: u32 = 0;
 export const ACC_WRITE: u32 = 1;
@@ -35,25 +32,32 @@ const PHYS_LIMIT: u64 = 1 << 56;
 // TLB tags: the virtual page number (bits 0..51) with a key in bits 52..63: the access context (effective
 // privilege, SUM, MXR, and bit 54 always set so a zeroed entry never matches) and a flush generation. Flushing
 // bumps the generation, so sfence.vma and satp writes cost O(1); the arrays are cleared only when it wraps.
-export let dataKey: u64 = 0;
-export let fetchKey: u64 = 0;
-export let keysEpoch: u32 = 0xffffffff;
-let generation: u64 = 0;
-const GENERATIONS: u64 = 128;
+export const TLB_GENERATIONS: u32 = 128;
 
 export function updateKeys(): void {
   const dp = effectiveDataPriv();
   let ctx: u64 = <u64>dp | 4;
-  if (mstatus & MSTATUS_SUM) ctx |= 8;
-  if (mstatus & MSTATUS_MXR) ctx |= 16;
-  dataKey = (ctx | (generation << 5)) << 52;
-  fetchKey = ((<u64>priv | 4) | (generation << 5)) << 52;
-  keysEpoch = translationEpoch;
+  if (H.mstatus & MSTATUS_SUM) ctx |= 8;
+  if (H.mstatus & MSTATUS_MXR) ctx |= 16;
+  const gen = <u64>H.tlbGeneration << 5;
+  H.dataKey = (ctx | gen) << 52;
+  H.fetchKey = ((<u64>H.priv | 4) | gen) << 52;
+  H.keysEpoch = H.translationEpoch;
 }
 
 export function flushTlbs(): void {
-  generation = (generation + 1) & (GENERATIONS - 1);
-  if (generation == 0) memory.fill(tlbRead, 0, TLB_BYTES * 3); // wrapped: old tags could match again
+  H.tlbGeneration = (H.tlbGeneration + 1) & (TLB_GENERATIONS - 1);
+  if (H.tlbGeneration == 0) memory.fill(tlbRead, 0, TLB_BYTES * 3); // wrapped: old tags could match again
+  updateKeys();
+}
+
+/** Empties the TLBs (a zeroed entry never matches: every key has bit 54 set). */
+export function clearTlbEntries(): void { memory.fill(tlbRead, 0, TLB_BYTES * 3); }
+
+/** Empties the TLBs and starts the generations over (reset). */
+export function clearTlbs(): void {
+  clearTlbEntries();
+  H.tlbGeneration = 0;
   updateKeys();
 }
 
@@ -76,13 +80,13 @@ function accessFaultCause(acc: u32): u64 {
 
 /** Translates va for an access at privilege p. Returns the guest physical address, or raises and returns 0. */
 export function translate(va: u64, acc: u32, p: u32): u64 {
-  const mode = satp >> 60;
+  const mode = H.satp >> 60;
   if (p == PRV_M || mode == 0) return va;
   const levels: i32 = mode == SATP_MODE_SV39 ? 3 : 4;
   const vaBits = 12 + 9 * levels;
   const top = <i64>va >> (vaBits - 1);
   if (top != 0 && top != -1) { raise(pageFaultCause(acc), va); return 0; }
-  let table = (satp & PPN_MASK) << 12;
+  let table = (H.satp & PPN_MASK) << 12;
   for (let level = levels - 1; level >= 0; level--) {
     const vpn = (va >> (12 + 9 * <u64>level)) & 511;
     const pteAddr = table + vpn * 8;
@@ -99,12 +103,12 @@ export function translate(va: u64, acc: u32, p: u32): u64 {
     if (p == PRV_U) {
       if ((pte & PTE_U) == 0) break;
     } else if ((pte & PTE_U) != 0) {
-      if (acc == ACC_FETCH || (mstatus & MSTATUS_SUM) == 0) break;
+      if (acc == ACC_FETCH || (H.mstatus & MSTATUS_SUM) == 0) break;
     }
     if (acc == ACC_FETCH) {
       if ((pte & PTE_X) == 0) break;
     } else if (acc == ACC_READ) {
-      if ((pte & PTE_R) == 0 && !((mstatus & MSTATUS_MXR) != 0 && (pte & PTE_X) != 0)) break;
+      if ((pte & PTE_R) == 0 && !((H.mstatus & MSTATUS_MXR) != 0 && (pte & PTE_X) != 0)) break;
     } else if ((pte & PTE_W) == 0) break;
     const ppn = (pte >> 10) & PPN_MASK;
     const lowBits: u64 = 12 + 9 * <u64>level;
@@ -124,12 +128,12 @@ export function translate(va: u64, acc: u32, p: u32): u64 {
 /** Host (wasm) address of the 4 KiB page holding instruction address va, or 0 after raising a fault. */
 export function fetchPage(va: u64): usize {
   const te = tlbSlot(tlbFetch, va);
-  if (load<u64>(te) == ((va >> 12) | fetchKey)) return <usize>((va & ~0xfff) + load<u64>(te, 8));
-  const pa = translate(va, ACC_FETCH, priv);
-  if (exc) return 0;
+  if (load<u64>(te) == ((va >> 12) | H.fetchKey)) return <usize>((va & ~0xfff) + load<u64>(te, 8));
+  const pa = translate(va, ACC_FETCH, H.priv);
+  if (H.exc) return 0;
   if (!inRam(pa, 2)) { raise(CAUSE_FETCH_ACCESS, va); return 0; }
   const hostPage = hostOf(pa & ~0xfff);
-  store<u64>(te, (va >> 12) | fetchKey);
+  store<u64>(te, (va >> 12) | H.fetchKey);
   store<u64>(te, <u64>hostPage - (va & ~0xfff), 8);
   return hostPage;
 }
@@ -137,7 +141,7 @@ export function fetchPage(va: u64): usize {
 /** Reads the 16-bit instruction parcel at va (slow path, used by the decoder). */
 export function fetchParcel(va: u64): u32 {
   const page = fetchPage(va);
-  if (exc) return 0;
+  if (H.exc) return 0;
   return <u32>load<u16>(page + <usize>(va & 0xfff));
 }
 
@@ -163,17 +167,17 @@ export function loadSlow(va: u64, size: u32): u64 {
     let v: u64 = 0;
     for (let i: u32 = 0; i < size; i++) {
       const b = loadSlow(va + i, 1);
-      if (exc) return 0;
+      if (H.exc) return 0;
       v |= b << (8 * <u64>i);
     }
     return v;
   }
   const pa = translate(va, ACC_READ, effectiveDataPriv());
-  if (exc) return 0;
+  if (H.exc) return 0;
   if (inRam(pa, size)) {
     const host = hostOf(pa);
     const te = tlbSlot(tlbRead, va);
-    store<u64>(te, (va >> 12) | dataKey);
+    store<u64>(te, (va >> 12) | H.dataKey);
     store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
     return readHost(host, size);
   }
@@ -189,9 +193,9 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
     const dp = effectiveDataPriv();
     const last = va + size - 1;
     const pa0 = translate(va, ACC_WRITE, dp);
-    if (exc) return;
+    if (H.exc) return;
     const pa1 = translate(last, ACC_WRITE, dp);
-    if (exc) return;
+    if (H.exc) return;
     if (!inRam(pa0, 1) || !inRam(pa1 & ~0xfff, 1)) { raise(CAUSE_STORE_ACCESS, va); return; }
     for (let i: u32 = 0; i < size; i++) {
       const a = va + i;
@@ -201,20 +205,20 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
     return;
   }
   const pa = translate(va, ACC_WRITE, effectiveDataPriv());
-  if (exc) return;
+  if (H.exc) return;
   if (inRam(pa, size)) {
     const host = hostOf(pa);
     writeHost(host, size, v);
-    if (tohostAddr != 0 && (pa & ~0xfff) == (tohostAddr & ~0xfff)) {
+    if (H.tohostAddr != 0 && (pa & ~0xfff) == (H.tohostAddr & ~0xfff)) {
       // the tohost page is never entered in the write TLB, so every store to it comes here
-      if (pa - tohostAddr < 8) {
-        htifValue = load<u64>(hostOf(tohostAddr));
+      if (pa - H.tohostAddr < 8) {
+        H.htifValue = load<u64>(hostOf(H.tohostAddr));
         requestStop(STOP_HTIF);
       }
       return;
     }
     const te = tlbSlot(tlbWrite, va);
-    store<u64>(te, (va >> 12) | dataKey);
+    store<u64>(te, (va >> 12) | H.dataKey);
     store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
     return;
   }
@@ -226,7 +230,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
 export function amoAddress(va: u64, size: u32): usize {
   const dp = effectiveDataPriv();
   const pa = translate(va, ACC_WRITE, dp);
-  if (exc) return 0;
+  if (H.exc) return 0;
   if (!inRam(pa, size)) { raise(CAUSE_STORE_ACCESS, va); return 0; }
   return hostOf(pa);
 }
@@ -235,11 +239,11 @@ export function amoAddress(va: u64, size: u32): usize {
  *  the re-executed instruction finds the answer here. */
 function mmioAccess(va: u64, pa: u64, size: u32, isStore: bool, v: u64): u64 {
   if (pa >= PHYS_LIMIT) { raise(isStore ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, va); return 0; }
-  if (mmioAnswer != MMIO_NONE && mmioAddr == pa && mmioIsStore == isStore) {
-    const kind = mmioAnswer;
-    mmioAnswer = MMIO_NONE;
+  if (H.mmioAnswer != MMIO_NONE && H.mmioAddr == pa && H.mmioIsStore == isStore) {
+    const kind = H.mmioAnswer;
+    H.mmioAnswer = MMIO_NONE;
     if (kind == MMIO_FAULT) { raise(isStore ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, va); return 0; }
-    return mmioData;
+    return H.mmioData;
   }
   setMmioRequest(pa, size, isStore, v);
   requestStop(STOP_MMIO);

@@ -69,10 +69,10 @@ export function runBareElfWith(module: WebAssembly.Module, elf: Uint8Array, opts
   const ramView = new DataView(hart.memory.buffer, hart.layout.ramOffset, hart.layout.ramBytes);
   const clearWord = (addr: bigint) => ramView.setBigUint64(Number(addr - RAM_BASE), 0n, true);
   for (;;) {
-    hart.ex.setMtime(hart.instret / 10n); // a 10 MHz timer on a nominal 100 MIPS hart: deterministic
+    hart.state.mtime = hart.instret / 10n; // a 10 MHz timer on a nominal 100 MIPS hart: deterministic
     const why = hart.run(slice);
     if (why === StopReason.Htif) {
-      const v = hart.ex.getHtifValue();
+      const v = hart.state.htifValue;
       clearWord(tohost);
       const device = v >> 56n, cmd = (v >> 48n) & 0xffn;
       if (device === 0n && cmd === 0n && (v & 1n)) {
@@ -90,7 +90,7 @@ export function runBareElfWith(module: WebAssembly.Module, elf: Uint8Array, opts
       continue;
     }
     if (why === StopReason.Mmio) {
-      hart.ex.mmioFail(); // no devices on a bare machine: every non-RAM access faults
+      hart.mmioFail(); // no devices on a bare machine: every non-RAM access faults
       continue;
     }
     if (why === StopReason.Fatal) return result("error", -1, hart.instret, consoleText, "the hart stopped on a fatal error");

@@ -1,6 +1,10 @@
-// The TypeScript face of one hart: instantiates hart.wasm on a shared memory and wraps its exports.
+// The TypeScript face of one hart: instantiates hart.wasm on a shared memory, and reads and writes the hart's
+// state block (hart-state.ts, generated from hart-state.mjs) directly: registers, pc and every CSR are fields at
+// fixed offsets, so nothing needs a getter or setter exported from wasm.
 
 import { computeLayout, type MemoryLayout, RAM_BASE } from "./layout.ts";
+import { HART_BLOCK, HART_FIELDS, HART_LAYOUT_VERSION, HartStateView } from "./hart-state.ts";
+import { SnapshotError } from "./snapshot/state-value.ts";
 
 export enum StopReason {
   Slice = 0,
@@ -11,58 +15,47 @@ export enum StopReason {
   Ecall = 5,
 }
 
+/** Values of the block's `mmioAnswer` field */
+const MMIO_READY = 1;
+const MMIO_FAULT = 2;
+/** Bits of the block's `flushRequest` field */
+export const FLUSH_TLB = 1;
+export const FLUSH_DECODED = 2;
+
+/** The hart module's exports (assembly/index.ts). */
 interface HartExports {
   init(hartId: number, hartBase: number, ramOffset: number, ramBase: bigint, ramSize: bigint,
     decodeMap: number, decodeOwners: number, decodeSlots: number, decodeSlotCount: number): void;
   reset(hartId: number, pc: bigint): void;
   run(budget: number): number;
-  getPc(): bigint;
-  setPc(v: bigint): void;
-  getPriv(): number;
-  setPriv(p: number): void;
-  getInstret(): bigint;
-  getXregsAddr(): number;
-  getFregsAddr(): number;
-  getMmioAddr(): bigint;
-  getMmioSize(): number;
-  getMmioIsStore(): number;
-  getMmioData(): bigint;
-  mmioComplete(v: bigint): void;
-  mmioFail(): void;
+  stateRestored(): void;
+  prepareSave(): void;
   setTohost(addr: bigint): void;
-  getHtifValue(): bigint;
-  setInterruptLines(mask: bigint): void;
-  getInterruptLines(): bigint;
-  setMtime(t: bigint): void;
-  getMip(): bigint;
-  getMie(): bigint;
-  getMstatus(): bigint;
-  getSatp(): bigint;
-  getMcause(): bigint;
-  getScause(): bigint;
-  getMepc(): bigint;
-  getSepc(): bigint;
-  getMtval(): bigint;
-  getStval(): bigint;
-  invalidateDecoded(): void;
   flushTlb(): void;
-  setMedeleg(v: bigint): void;
-  setMideleg(v: bigint): void;
-  setMcounteren(v: bigint): void;
-  setScounteren(v: bigint): void;
-  setSbiInHost(on: number): void;
+  invalidateDecoded(): void;
+  hartFieldsLayoutOk(): number;
+  decodeForTest(inst: number): number;
+}
+
+/** A hart's saved state: the architectural part of its block, as bytes, with the layout they follow. */
+export interface HartSnapshot {
+  layoutVersion: number;
+  block: Uint8Array;
 }
 
 /** A RISC-V hart running in its own wasm instance over a shared memory that holds guest RAM. */
 export class Hart {
   readonly memory: WebAssembly.Memory;
   readonly layout: MemoryLayout;
-  readonly ex: HartExports;
+  readonly ex: HartExports & { [k: string]: any };
   /** Guest RAM as bytes (a view of the shared memory). */
   readonly ram: Uint8Array;
+  /** The hart's state block: pc, privilege, CSRs, exchange words (see hart-state.mjs). */
+  readonly state: HartStateView;
   private readonly x: BigUint64Array;
+  private readonly blockBytes: Uint8Array;
 
-  constructor(module: WebAssembly.Module, layout: MemoryLayout, memory?: WebAssembly.Memory, hartId = 0) {
+  constructor(module: WebAssembly.Module, layout: MemoryLayout, memory?: WebAssembly.Memory, readonly hartId = 0) {
     this.layout = layout;
     this.memory = memory ?? new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared: true });
     const instance = new WebAssembly.Instance(module, {
@@ -71,24 +64,62 @@ export class Hart {
         abort: () => { throw new Error("hart aborted"); },
       },
     });
-    this.ex = instance.exports as unknown as HartExports;
-    this.ex.init(hartId, layout.hartBase, layout.ramOffset, RAM_BASE, BigInt(layout.ramBytes),
+    const legacy = {
+      setMtime: (t: bigint) => { this.state.mtime = t; },
+      setInterruptLines: (m: bigint) => { this.state.mipLines = m; },
+      getMmioAddr: () => this.state.mmioAddr,
+      getMmioSize: () => this.state.mmioSize,
+      getMmioIsStore: () => this.state.mmioIsStore,
+      getMmioData: () => this.state.mmioData,
+      mmioComplete: (v: bigint) => this.mmioComplete(v),
+      mmioFail: () => this.mmioFail(),
+      getPc: () => this.state.pc,
+      getMcause: () => this.state.mcause,
+      getMtval: () => this.state.mtval,
+      getHtifValue: () => this.state.htifValue,
+      setMedeleg: (v: bigint) => { this.state.medeleg = v; },
+      setMideleg: (v: bigint) => { this.state.mideleg = v; },
+      setMcounteren: (v: bigint) => { this.state.mcounteren = v; },
+      setScounteren: (v: bigint) => { this.state.scounteren = v; },
+      setSbiInHost: (on: number) => { this.state.sbiInHost = on; },
+      setPriv: (p: number) => { this.priv = p; },
+    };
+    this.ex = Object.assign(Object.create(null), instance.exports, legacy) as HartExports & typeof legacy;
+    if (!this.ex.hartFieldsLayoutOk()) throw new Error("hart.wasm lays out its state block differently from src/hart-state.ts: rebuild it (npm run build:core)");
+    const base = layout.hartBase + hartId * layout.hartBlockBytes;
+    this.ex.init(hartId, base, layout.ramOffset, RAM_BASE, BigInt(layout.ramBytes),
       layout.decodeMap, layout.decodeOwners, layout.decodeSlots, layout.decodeSlotCount);
     this.ram = new Uint8Array(this.memory.buffer, layout.ramOffset, layout.ramBytes);
-    this.x = new BigUint64Array(this.memory.buffer, this.ex.getXregsAddr(), 32);
+    this.x = new BigUint64Array(this.memory.buffer, base + HART_BLOCK.XREGS, 32);
+    this.state = new HartStateView(new DataView(this.memory.buffer, base, HART_BLOCK.SIZE));
+    this.blockBytes = new Uint8Array(this.memory.buffer, base, HART_BLOCK.SAVED_BYTES);
   }
 
   static create(module: WebAssembly.Module, ramMiB: number): Hart {
     return new Hart(module, computeLayout(ramMiB));
   }
 
-  get pc(): bigint { return this.ex.getPc(); }
-  set pc(v: bigint) { this.ex.setPc(v); }
+  get pc(): bigint { return this.state.pc; }
+  set pc(v: bigint) { this.state.pc = v; }
   reg(i: number): bigint { return this.x[i]; }
   setReg(i: number, v: bigint): void { if (i !== 0) this.x[i] = BigInt.asUintN(64, v); }
-  get instret(): bigint { return this.ex.getInstret(); }
+  get instret(): bigint { return this.state.instret; }
+  get priv(): number { return this.state.priv; }
+  /** Changes privilege; translation depends on it, so the TLB keys are recomputed before the next instruction. */
+  set priv(p: number) { this.state.priv = p; this.state.translationEpoch = this.state.translationEpoch + 1; }
 
   run(budget: number): StopReason { return this.ex.run(budget) as StopReason; }
+
+  /** Answers the MMIO load or store the hart stopped on; it re-executes the access and takes the answer. */
+  mmioComplete(value: bigint): void { this.state.mmioData = value; this.state.mmioAnswer = MMIO_READY; }
+  /** The MMIO access the hart stopped on faults (an access fault trap). */
+  mmioFail(): void { this.state.mmioAnswer = MMIO_FAULT; }
+
+  /** Asks the hart to flush (FLUSH_TLB, FLUSH_DECODED) before its next instruction; safe from any thread. */
+  requestFlush(bits: number): void {
+    const word = new Int32Array(this.memory.buffer, this.state.view.byteOffset + HART_FIELDS.flushRequest.offset, 1);
+    Atomics.or(word, 0, bits);
+  }
 
   /** Copies bytes into guest RAM at a guest physical address (checked against RAM bounds). */
   writePhys(addr: bigint, bytes: Uint8Array): void {
@@ -98,5 +129,26 @@ export class Hart {
     }
     this.ram.set(bytes, Number(off));
     this.ex.invalidateDecoded();
+  }
+
+  /** The hart's architectural state (a copy of its block up to the TLBs). Call between run() calls. */
+  saveState(): HartSnapshot {
+    this.ex.prepareSave();
+    return { layoutVersion: HART_LAYOUT_VERSION, block: this.blockBytes.slice() };
+  }
+
+  /** Puts saved state back (checked first: nothing changes when it is refused) and drops what was derived from
+   *  the old state (TLBs, decoded instructions, the LR/SC reservation). */
+  restoreState(s: HartSnapshot): void {
+    if (s.layoutVersion !== HART_LAYOUT_VERSION) {
+      throw new SnapshotError(`the hart state has layout 0x${s.layoutVersion.toString(16)}, this build expects 0x${HART_LAYOUT_VERSION.toString(16)}`);
+    }
+    if (s.block.length !== HART_BLOCK.SAVED_BYTES) throw new SnapshotError(`the hart state has ${s.block.length} bytes, not ${HART_BLOCK.SAVED_BYTES}`);
+    const v = new HartStateView(new DataView(s.block.buffer, s.block.byteOffset, s.block.length));
+    if (v.priv !== 0 && v.priv !== 1 && v.priv !== 3) throw new SnapshotError(`the hart state has privilege ${v.priv}`);
+    if (v.mhartid !== BigInt(this.hartId)) throw new SnapshotError(`the hart state is hart ${v.mhartid}'s, not hart ${this.hartId}'s`);
+    if (v.exc !== 0) throw new SnapshotError("the hart state was saved in the middle of an instruction");
+    this.blockBytes.set(s.block);
+    this.ex.stateRestored();
   }
 }

@@ -1,16 +1,20 @@
 // Where things live in the shared wasm memory of one VM (see emulator-core/README.md).
 
+import { HART_BLOCK } from "./hart-state.ts";
+
 export const WASM_PAGE = 65536;
 export const RAM_BASE = 0x8000_0000n;
 
 const MiB = 1024 * 1024;
 const HART_REGION = 1 * MiB;         // first hart block (the AssemblyScript data sits below)
-const HART_BLOCK_SIZE = 4096 + 3 * 8192 * 16; // registers and scratch, three 8192-entry TLBs (assembly/state.ts)
 const DECODE_SLOT_BYTES = 2049 * 16; // 2048 parcels per 4 KiB page + a page-end sentinel, 16-byte entries
 
 export interface MemoryLayout {
   ramBytes: number;
+  /** hart i's state block is at hartBase + i * hartBlockBytes */
   hartBase: number;
+  hartBlockBytes: number;
+  harts: number;
   decodeMap: number;
   decodeOwners: number;
   decodeSlots: number;
@@ -26,19 +30,20 @@ const align = (v: number, a: number) => Math.ceil(v / a) * a;
 /** Largest guest RAM this build supports: the whole memory must stay under wasm32's 4 GiB. */
 export const MAX_RAM_MIB = 2048;
 
-export function computeLayout(ramMiB: number, decodeSlotCount = 512): MemoryLayout {
+export function computeLayout(ramMiB: number, decodeSlotCount = 512, harts = 1): MemoryLayout {
   if (!Number.isInteger(ramMiB) || ramMiB < 1 || ramMiB > MAX_RAM_MIB) {
     throw new RangeError(`guest RAM must be a whole number of MiB between 1 and ${MAX_RAM_MIB}, not ${ramMiB}`);
   }
   const ramBytes = ramMiB * MiB;
   const hartBase = HART_REGION;
-  const decodeMap = hartBase + HART_BLOCK_SIZE;
+  const hartBlockBytes = align(HART_BLOCK.SIZE, 4096);
+  const decodeMap = hartBase + harts * hartBlockBytes;
   const decodeOwners = align(decodeMap + (ramBytes / 4096) * 4, 64);
   const decodeSlots = align(decodeOwners + decodeSlotCount * 4, 4096);
   const ramOffset = align(decodeSlots + decodeSlotCount * DECODE_SLOT_BYTES, WASM_PAGE);
   const totalBytes = ramOffset + ramBytes;
   return {
-    ramBytes, hartBase, decodeMap, decodeOwners, decodeSlots, decodeSlotCount, ramOffset, totalBytes,
+    ramBytes, hartBase, hartBlockBytes, harts, decodeMap, decodeOwners, decodeSlots, decodeSlotCount, ramOffset, totalBytes,
     pages: totalBytes / WASM_PAGE,
   };
 }
