@@ -1,16 +1,15 @@
 // virtio-mmio transport and the blk / net / rng devices, driven the way a driver would: through the MMIO registers
-// and rings laid out by hand in guest RAM. RAM sits between two guard regions of 0xA5 bytes inside one buffer, so
-// any access outside RAM would show up in the guards (writes) or in what the device hands its backends (reads).
+// and rings laid out by hand in guest RAM (the fake RAM, with guard regions around it, and the driver are in
+// virtio-driver.ts).
 
 import { describe, it, expect, afterAll } from "vitest";
 import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GuestMemory, type IrqLine } from "../src/machine/guest-memory.ts";
 import { MmioBus } from "../src/machine/bus.ts";
 import {
   VirtioMmio, REG, VIRTIO_MMIO_MAGIC, VIRTIO_VENDOR_ID, VIRTIO_F_VERSION_1, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX,
-  STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_FEATURES_OK, STATUS_DRIVER_OK, STATUS_NEEDS_RESET, type VirtioDevice,
+  STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_FEATURES_OK, STATUS_DRIVER_OK, STATUS_NEEDS_RESET,
 } from "../src/machine/virtio/mmio.ts";
 import {
   VirtioBlk, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT,
@@ -21,165 +20,7 @@ import { VirtioRng } from "../src/machine/virtio/rng.ts";
 import { MemoryBlockBackend } from "../src/machine/virtio/backends.ts";
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT } from "../src/machine/virtio/queue.ts";
 import { FileBlockBackend } from "../src/node/file-block-backend.ts";
-
-const RAM_BASE = 0x8000_0000n;
-const RAM_SIZE = 1 << 20;
-const GUARD = 4096;
-const GUARD_BYTE = 0xa5;
-
-class Ram {
-  readonly all: Uint8Array;
-  readonly mem: GuestMemory;
-  private next = RAM_BASE + 0x1000n;
-
-  constructor(shared = false) {
-    const buf = shared ? new SharedArrayBuffer(RAM_SIZE + 2 * GUARD) : new ArrayBuffer(RAM_SIZE + 2 * GUARD);
-    this.all = new Uint8Array(buf);
-    this.all.fill(GUARD_BYTE);
-    this.all.fill(0, GUARD, GUARD + RAM_SIZE);
-    this.mem = new GuestMemory(buf, GUARD, RAM_SIZE, RAM_BASE);
-  }
-
-  alloc(size: number, align = 16): bigint {
-    const a = BigInt(align);
-    const p = (this.next + a - 1n) / a * a;
-    this.next = p + BigInt(size);
-    if (this.next > RAM_BASE + BigInt(RAM_SIZE)) throw new Error("test RAM exhausted");
-    return p;
-  }
-
-  guardsIntact(): boolean {
-    for (let i = 0; i < GUARD; i++) if (this.all[i] !== GUARD_BYTE || this.all[GUARD + RAM_SIZE + i] !== GUARD_BYTE) return false;
-    return true;
-  }
-}
-
-class FakeIrq implements IrqLine {
-  level = false;
-  edges = 0;
-  set(level: boolean): void { if (level !== this.level) this.edges++; this.level = level; }
-}
-
-interface Buf { addr: bigint; len: number; write?: boolean }
-interface QueueLayout { num: number; desc: bigint; avail: bigint; used: bigint; availIdx: number; nextDesc: number; lastUsed: number }
-
-/** A minimal virtio driver over the MMIO registers. */
-class Driver {
-  readonly q: QueueLayout[] = [];
-  constructor(readonly dev: VirtioMmio, readonly ram: Ram) {}
-
-  r(off: number): number { return this.dev.read(off, 4) >>> 0; }
-  w(off: number, v: number): void { this.dev.write(off, 4, v >>> 0); }
-  get status(): number { return this.r(REG.Status); }
-
-  deviceFeatures(): bigint {
-    this.w(REG.DeviceFeaturesSel, 1);
-    const hi = this.r(REG.DeviceFeatures);
-    this.w(REG.DeviceFeaturesSel, 0);
-    return (BigInt(hi) << 32n) | BigInt(this.r(REG.DeviceFeatures));
-  }
-
-  /** reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK; returns the status read back */
-  negotiate(pick: (offered: bigint) => bigint = (f) => f): number {
-    this.w(REG.Status, 0);
-    this.w(REG.Status, STATUS_ACKNOWLEDGE);
-    this.w(REG.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-    const f = pick(this.deviceFeatures());
-    this.w(REG.DriverFeaturesSel, 0);
-    this.w(REG.DriverFeatures, Number(f & 0xffffffffn));
-    this.w(REG.DriverFeaturesSel, 1);
-    this.w(REG.DriverFeatures, Number(f >> 32n));
-    this.w(REG.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
-    return this.status;
-  }
-
-  setupQueue(index: number, num: number): QueueLayout {
-    const desc = this.ram.alloc(16 * num, 16);
-    const avail = this.ram.alloc(6 + 2 * num, 2);
-    const used = this.ram.alloc(6 + 8 * num, 4);
-    this.w(REG.QueueSel, index);
-    expect(this.r(REG.QueueReady)).toBe(0);
-    expect(this.r(REG.QueueNumMax)).toBeGreaterThanOrEqual(num);
-    this.w(REG.QueueNum, num);
-    this.w(REG.QueueDescLow, Number(desc & 0xffffffffn)); this.w(REG.QueueDescHigh, Number(desc >> 32n));
-    this.w(REG.QueueDriverLow, Number(avail & 0xffffffffn)); this.w(REG.QueueDriverHigh, Number(avail >> 32n));
-    this.w(REG.QueueDeviceLow, Number(used & 0xffffffffn)); this.w(REG.QueueDeviceHigh, Number(used >> 32n));
-    this.w(REG.QueueReady, 1);
-    const l = { num, desc, avail, used, availIdx: 0, nextDesc: 0, lastUsed: 0 };
-    this.q[index] = l;
-    return l;
-  }
-
-  driverOk(): void { this.w(REG.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK); }
-
-  writeDesc(table: bigint, i: number, addr: bigint, len: number, flags: number, next: number): void {
-    const m = this.ram.mem;
-    const d = table + BigInt(16 * i);
-    m.setU64(d, addr); m.setU32(d + 8n, len); m.setU16(d + 12n, flags); m.setU16(d + 14n, next);
-  }
-
-  /** Publishes a head index in the avail ring (no kick). */
-  publish(qi: number, head: number): void {
-    const q = this.q[qi];
-    this.ram.mem.setU16(q.avail + 4n + BigInt(2 * (q.availIdx % q.num)), head);
-    q.availIdx = (q.availIdx + 1) & 0xffff;
-    this.ram.mem.setU16(q.avail + 2n, q.availIdx);
-  }
-
-  /** Writes a chain (direct, or as one indirect table) and publishes it; returns the head index. */
-  add(qi: number, bufs: Buf[], opts: { indirect?: boolean } = {}): number {
-    const q = this.q[qi];
-    if (opts.indirect) {
-      const table = this.ram.alloc(16 * bufs.length, 16);
-      bufs.forEach((b, i) => this.writeDesc(table, i, b.addr, b.len,
-        (b.write ? VIRTQ_DESC_F_WRITE : 0) | (i < bufs.length - 1 ? VIRTQ_DESC_F_NEXT : 0), i + 1));
-      const head = q.nextDesc;
-      q.nextDesc = (q.nextDesc + 1) % q.num;
-      this.writeDesc(q.desc, head, table, 16 * bufs.length, VIRTQ_DESC_F_INDIRECT, 0);
-      this.publish(qi, head);
-      return head;
-    }
-    const idx = bufs.map(() => { const i = q.nextDesc; q.nextDesc = (q.nextDesc + 1) % q.num; return i; });
-    bufs.forEach((b, i) => this.writeDesc(q.desc, idx[i], b.addr, b.len,
-      (b.write ? VIRTQ_DESC_F_WRITE : 0) | (i < bufs.length - 1 ? VIRTQ_DESC_F_NEXT : 0), idx[i + 1] ?? 0));
-    this.publish(qi, idx[0]);
-    return idx[0];
-  }
-
-  kick(qi: number): void { this.w(REG.QueueNotify, qi); }
-
-  /** Used entries since the last call. */
-  used(qi: number): { id: number; len: number }[] {
-    const q = this.q[qi];
-    const m = this.ram.mem;
-    const idx = m.u16(q.used + 2n);
-    const out: { id: number; len: number }[] = [];
-    while (q.lastUsed !== idx) {
-      const e = q.used + 4n + BigInt(8 * (q.lastUsed % q.num));
-      out.push({ id: m.u32(e), len: m.u32(e + 4n) });
-      q.lastUsed = (q.lastUsed + 1) & 0xffff;
-    }
-    return out;
-  }
-
-  ack(): number {
-    const s = this.r(REG.InterruptStatus);
-    this.w(REG.InterruptACK, s);
-    return s;
-  }
-}
-
-function setup<D extends VirtioDevice>(device: D, queues: number[], opts: { shared?: boolean; start?: boolean } = {}) {
-  const ram = new Ram(opts.shared);
-  const irq = new FakeIrq();
-  const errors: string[] = [];
-  const dev = new VirtioMmio(ram.mem, irq, device, { onError: (m) => errors.push(m) });
-  const drv = new Driver(dev, ram);
-  expect(drv.negotiate() & STATUS_FEATURES_OK).toBe(STATUS_FEATURES_OK);
-  queues.forEach((num, i) => drv.setupQueue(i, num));
-  if (opts.start !== false) drv.driverOk();
-  return { ram, irq, dev, drv, device, errors };
-}
+import { Ram, FakeIrq, Driver, setup, pattern, RAM_BASE, RAM_SIZE, type Buf } from "./virtio-driver.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // virtio-blk helpers
@@ -228,11 +69,6 @@ function blkRequest(drv: Driver, type: number, sector: bigint, opts: { data?: Ui
   return { status: ram.mem.u8(st), data: dataLen && !opts.data ? ram.mem.view(dataAddr, dataLen).slice() : undefined, usedLen: used[0].len };
 }
 
-function pattern(len: number, seed: number): Uint8Array {
-  const a = new Uint8Array(len);
-  for (let i = 0; i < len; i++) a[i] = (i * 7 + seed * 13 + (i >> 8)) & 0xff;
-  return a;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 

@@ -2,10 +2,11 @@
 // S-mode uses the SBI timer instead, but the registers exist as on QEMU's virt board.
 
 import type { MmioDevice } from "./bus.ts";
+import { StateReader, type StateValue, type Stateful } from "../snapshot/state-value.ts";
 
 export const CLINT_SIZE = 0x10000;
 
-export class Clint implements MmioDevice {
+export class Clint implements MmioDevice, Stateful {
   readonly size = CLINT_SIZE;
   msip = false;
   private mtimecmp = ~0n >> 1n;
@@ -13,6 +14,20 @@ export class Clint implements MmioDevice {
   constructor(private readonly now: () => bigint, private readonly changed: () => void) {}
 
   timerPending(now: bigint): boolean { return now >= this.mtimecmp; }
+
+  /** msip and mtimecmp; mtime is the machine's clock, saved with the machine. */
+  saveState(): StateValue {
+    return { msip: this.msip, mtimecmp: this.mtimecmp };
+  }
+
+  restoreState(state: StateValue): void {
+    const r = new StateReader(state, "clint");
+    const msip = r.bool("msip");
+    const mtimecmp = r.big("mtimecmp", 64);
+    this.msip = msip;
+    this.mtimecmp = mtimecmp;
+    this.changed(); // MSIP and MTIP follow the restored registers
+  }
 
   read(offset: number, size: 1 | 2 | 4): number {
     if (size !== 4) return 0;

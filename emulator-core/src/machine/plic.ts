@@ -4,12 +4,13 @@
 
 import type { MmioDevice } from "./bus.ts";
 import type { IrqLine } from "./guest-memory.ts";
+import { SnapshotError, StateReader, type StateValue, type Stateful } from "../snapshot/state-value.ts";
 
 export const PLIC_SIZE = 0x600000;
 const SOURCES = 32; // source 0 does not exist
 const CONTEXTS = 2;
 
-export class Plic implements MmioDevice {
+export class Plic implements MmioDevice, Stateful {
   readonly size = PLIC_SIZE;
   private readonly priority = new Uint32Array(SOURCES);
   private readonly level = new Uint8Array(SOURCES);
@@ -23,6 +24,41 @@ export class Plic implements MmioDevice {
   line(n: number): IrqLine {
     if (n < 1 || n >= SOURCES) throw new RangeError(`PLIC source ${n} does not exist`);
     return { set: (on: boolean) => { this.level[n] = on ? 1 : 0; this.update(); } };
+  }
+
+  /**
+   * Per source (index 0 unused): priority, line level, claimed-and-not-completed; per context: enable bits and
+   * threshold. The levels are saved too, so the PLIC is whole on its own; the devices restored after it drive
+   * their lines again with their own restored levels, which then agree with these.
+   */
+  saveState(): StateValue {
+    return {
+      priority: Uint8Array.from(this.priority),
+      level: this.level.slice(),
+      claimed: this.claimed.slice(),
+      contexts: Array.from({ length: CONTEXTS }, (_, c) => ({ enable: this.enable[c], threshold: this.threshold[c] })),
+    };
+  }
+
+  /** Restores saveState()'s output and recomputes the MEIP/SEIP lines from it. */
+  restoreState(state: StateValue): void {
+    const r = new StateReader(state, "plic");
+    const priority = perSource(r, "priority", 7);
+    const level = perSource(r, "level", 1);
+    const claimed = perSource(r, "claimed", 1);
+    const list = r.array("contexts", CONTEXTS);
+    if (list.length !== CONTEXTS) throw new SnapshotError(`plic.contexts: expected ${CONTEXTS} contexts, got ${list.length}`);
+    const contexts = list.map((v, c) => {
+      const cr = new StateReader(v, `plic.contexts[${c}]`);
+      const enable = cr.num("enable", 0, 0xffffffff);
+      if (enable & 1) throw new SnapshotError(`plic.contexts[${c}].enable: source 0 does not exist`);
+      return { enable, threshold: cr.num("threshold", 0, 7) };
+    });
+    this.priority.set(priority);
+    this.level.set(level);
+    this.claimed.set(claimed);
+    contexts.forEach((c, i) => { this.enable[i] = c.enable; this.threshold[i] = c.threshold; });
+    this.update();
   }
 
   private pendingMask(): number {
@@ -81,4 +117,12 @@ export class Plic implements MmioDevice {
     } else return;
     this.update();
   }
+}
+
+/** One byte per source, each at most `max`, and 0 for the nonexistent source 0. */
+function perSource(r: StateReader, key: string, max: number): Uint8Array {
+  const a = r.bytes(key, { length: SOURCES });
+  const bad = a.findIndex((v, i) => v > max || (i === 0 && v !== 0));
+  if (bad >= 0) throw new SnapshotError(`${r.where}.${key}[${bad}]: ${a[bad]} is out of range`);
+  return a;
 }

@@ -3,6 +3,7 @@
 
 import type { MmioDevice } from "./bus.ts";
 import type { IrqLine } from "./guest-memory.ts";
+import { StateReader, type StateValue, type Stateful } from "../snapshot/state-value.ts";
 
 const IER_RDI = 0x01;  // received data available
 const IER_THRI = 0x02; // transmitter holding register empty
@@ -16,7 +17,7 @@ const IIR_RDI = 0x04;
 const IIR_FIFO = 0xc0;
 const RX_LIMIT = 1 << 16;
 
-export class Uart16550 implements MmioDevice {
+export class Uart16550 implements MmioDevice, Stateful {
   readonly size = 0x100;
   private ier = 0;
   private lcr = 0;
@@ -50,6 +51,37 @@ export class Uart16550 implements MmioDevice {
     const out = Uint8Array.from(this.tx);
     this.tx.length = 0;
     this.onOutput(out);
+  }
+
+  /**
+   * The registers, the unread receive FIFO and whether a THR-empty interrupt is owed. Output still buffered is
+   * handed to onOutput first: it left the guest already, and a snapshot must not repeat or lose it.
+   */
+  saveState(): StateValue {
+    this.flush();
+    return {
+      ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, dll: this.dll, dlm: this.dlm, fcr: this.fcr,
+      thrIrqPending: this.thrIrqPending,
+      rx: Uint8Array.from(this.rx.slice(this.rxHead)),
+      txBytes: this.txBytes,
+    };
+  }
+
+  /** Restores saveState()'s output and drives the interrupt line to the restored level. */
+  restoreState(state: StateValue): void {
+    const r = new StateReader(state, "uart");
+    const ier = r.num("ier", 0, 0x0f);
+    const [lcr, mcr, scr, dll, dlm, fcr] = ["lcr", "mcr", "scr", "dll", "dlm", "fcr"].map((k) => r.num(k, 0, 0xff));
+    const thrIrqPending = r.bool("thrIrqPending");
+    const rx = r.bytes("rx", { maxLength: RX_LIMIT });
+    const txBytes = r.num("txBytes", 0);
+    this.flush(); // output from before the restore still belongs to the console
+    this.ier = ier; this.lcr = lcr; this.mcr = mcr; this.scr = scr; this.dll = dll; this.dlm = dlm; this.fcr = fcr;
+    this.thrIrqPending = thrIrqPending;
+    this.txBytes = txBytes;
+    this.rx = Array.from(rx);
+    this.rxHead = 0;
+    this.update();
   }
 
   private update(): void {

@@ -1,18 +1,30 @@
 // Host-side backends of the virtio devices. Nothing here depends on Node: the browser worker uses the same
 // interfaces (a Node file-backed disk lives in src/node/file-block-backend.ts).
 
-/** A disk. Offsets and lengths passed in are always inside [0, size); errors thrown become VIRTIO_BLK_S_IOERR. */
+/**
+ * A disk. Offsets and lengths passed in are always inside [0, size); errors thrown become VIRTIO_BLK_S_IOERR.
+ *
+ * Synchronous backends (the default) finish each operation before returning; they are handed views of guest RAM.
+ * Asynchronous ones set `async` and may return a promise from any operation (a rejection becomes IOERR); they are
+ * handed private buffers instead, which they may keep or transfer (IndexedDB cannot store views of the shared
+ * guest RAM), and the device copies to and from guest RAM itself. An operation may also finish at once by
+ * returning nothing. (Promises from a backend without `async` are awaited too, but it was handed views of guest
+ * RAM, which it could still fill after the driver reset the device.) The device never has more requests outstanding than its queue has entries, and calls flush()
+ * only once the writes issued before the FLUSH request have settled.
+ */
 export interface BlockBackend {
   /** bytes; a multiple of 512 */
   readonly size: number;
   /** writes are refused (the device then offers VIRTIO_BLK_F_RO) */
   readonly readOnly?: boolean;
-  /** fill dst (a view of guest RAM) from the disk at offset */
-  read(offset: number, dst: Uint8Array): void;
-  /** store src (a view of guest RAM) to the disk at offset */
-  write(offset: number, src: Uint8Array): void;
+  /** operations may return promises (see above) */
+  readonly async?: boolean;
+  /** fill dst from the disk at offset */
+  read(offset: number, dst: Uint8Array): void | PromiseLike<void>;
+  /** store src to the disk at offset */
+  write(offset: number, src: Uint8Array): void | PromiseLike<void>;
   /** make completed writes durable */
-  flush(): void;
+  flush(): void | PromiseLike<void>;
 }
 
 /** A disk held in memory. Pass an image (used in place, not copied) or a size in bytes for an empty disk. */

@@ -22,9 +22,14 @@
 // MAX_PFNS_PER_CHAIN PFNs (the rest is ignored) and at most MAX_STATS statistics are read, so one request costs
 // bounded work; device-writable buffers carry no data for this device and are ignored. Buffers outside RAM,
 // descriptor loops and the like are caught by the virtqueue and put the device in DEVICE_NEEDS_RESET.
+//
+// Snapshots hold num_pages, actual, the bitmap of inflated pages, the held stats buffer's head, the latest
+// statistics and the counters. statsAt is host time, meaningless in another process: a restored device dates its
+// statistics to the restore.
 
 import type { VirtioDevice, VirtioTransport } from "./mmio.ts";
 import { DescChain } from "./queue.ts";
+import { SnapshotError, StateReader, type StateObject, type StateValue } from "../../snapshot/state-value.ts";
 
 export const VIRTIO_ID_BALLOON = 5;
 
@@ -193,6 +198,48 @@ export class VirtioBalloon implements VirtioDevice {
     this.statsAt = undefined;
   }
 
+  saveState(): StateValue {
+    return {
+      targetPages: this.targetPages,
+      actualPages: this.actualPages,
+      inflated: this.bitmap.slice(),
+      heldStats: this.heldStats,
+      stats: this.stats === undefined ? null : { ...this.stats } as StateObject,
+      inflateRequests: this.inflateRequests, deflateRequests: this.deflateRequests,
+      statsUpdates: this.statsUpdates, invalidPfns: this.invalidPfns,
+    };
+  }
+
+  restoreState(state: StateValue): void {
+    const r = new StateReader(state, "virtio-balloon");
+    const targetPages = r.num("targetPages", 0, this.ramPages);
+    const actualPages = r.num("actualPages", 0, 0xffffffff);
+    const bitmap = this.readBitmap(r);
+    // a stats buffer is held only with a stats queue, and its head indexes that queue
+    const statsq = this.queueCount > STATSQ ? this.t?.queue(STATSQ) : undefined;
+    const heldStats = r.num("heldStats", -1, statsq ? statsq.maxSize - 1 : -1);
+    const stats = r.raw("stats") === null ? undefined : readStats(r.obj("stats"));
+    const [inflateRequests, deflateRequests, statsUpdates, invalidPfns] =
+      ["inflateRequests", "deflateRequests", "statsUpdates", "invalidPfns"].map((k) => r.num(k, 0));
+    this.cfg.setUint32(0, targetPages, true);
+    this.cfg.setUint32(4, actualPages, true);
+    this.bitmap.set(bitmap);
+    this.inflatedPages = bitmap.reduce((n, b) => n + popcount8(b), 0);
+    this.heldStats = heldStats;
+    this.stats = stats;
+    this.statsAt = stats === undefined ? undefined : performance.now();
+    this.inflateRequests = inflateRequests; this.deflateRequests = deflateRequests;
+    this.statsUpdates = statsUpdates; this.invalidPfns = invalidPfns;
+  }
+
+  /** One bit per RAM page, as attach() sized it; no bits beyond the last page. */
+  private readBitmap(r: StateReader): Uint8Array {
+    const bitmap = r.bytes("inflated", { length: this.bitmap.length });
+    const spare = this.ramPages & 7;
+    if (spare !== 0 && bitmap[bitmap.length - 1] >> spare !== 0) throw new SnapshotError("virtio-balloon.inflated: pages beyond the end of RAM");
+    return bitmap;
+  }
+
   queueNotify(queue: number): void {
     if (queue === INFLATEQ || queue === DEFLATEQ) this.pages(queue);
     else if (queue === STATSQ && this.queueCount > STATSQ) this.statsArrived();
@@ -267,4 +314,17 @@ export class VirtioBalloon implements VirtioDevice {
       if (returned > 0) t.usedBuffers(vq);
     }
   }
+}
+
+/** Saved statistics: any of the known fields, each a number (they come from le64 values, so up to 2^64). */
+function readStats(r: StateReader): BalloonGuestStats {
+  const s: BalloonGuestStats = {};
+  for (const f of STAT_FIELDS) if (r.has(f)) s[f] = r.num(f, 0, 2 ** 64, true);
+  return s;
+}
+
+function popcount8(b: number): number {
+  let n = 0;
+  for (; b; b &= b - 1) n++;
+  return n;
 }

@@ -1,12 +1,22 @@
 // virtio-blk (device ID 2), one request queue. Spec section 5.2.
 //
 // A request is a chain: 16-byte header {type u32, reserved u32, sector u64} and, for writes, the data (device-
-// readable); then, for reads, the data buffers and finally one status byte (device-writable). Data goes straight
-// between guest RAM views and the backend, with no intermediate copy.
+// readable); then, for reads, the data buffers and finally one status byte (device-writable). With a synchronous
+// backend, data goes straight between guest RAM views and the backend, with no intermediate copy, and every request
+// completes during the notify.
+//
+// Asynchronous backends (BlockBackend.async, e.g. IndexedDB or OPFS in a browser) return promises. A request is
+// then in flight until its promise settles: the status byte, the used element and the interrupt come later, in
+// whatever order the backend finishes (the spec does not require in-order completion). A FLUSH waits for every
+// write issued before it. Such backends get private buffers, copied from guest RAM when a write is issued and into
+// it when a read completes, so a completion that arrives after the driver reset the device (or the queue was
+// re-enabled, or the transport needs a reset) is dropped without touching the queues or guest RAM.
+// A snapshot cannot hold a request in flight: the machine awaits whenIdle() first.
 
 import type { BlockBackend } from "./backends.ts";
 import { VIRTIO_ID_BLOCK, type VirtioDevice, type VirtioTransport } from "./mmio.ts";
-import { DescChain, VirtqueueError } from "./queue.ts";
+import { DescChain, VirtqueueError, type Virtqueue } from "./queue.ts";
+import { SnapshotError, StateReader, type StateValue } from "../../snapshot/state-value.ts";
 
 export const VIRTIO_BLK_F_SEG_MAX = 1n << 2n;
 export const VIRTIO_BLK_F_RO = 1n << 5n;
@@ -31,6 +41,24 @@ export interface VirtioBlkOptions {
   serial?: string;
   /** seg_max advertised in config (default 126) */
   segMax?: number;
+  /** called after an asynchronous request settled and may have interrupted the guest (an idle VM should wake up) */
+  onAsyncCompletion?: () => void;
+}
+
+/** A request between its pop and its completion. */
+interface BlkRequest {
+  head: number;
+  /** the queue's epoch at pop time; a completion in another epoch is dropped */
+  epoch: number;
+  type: number;
+  /** the status byte in guest RAM */
+  status: Uint8Array;
+  /** bytes written into the chain before the status byte, on success */
+  written: number;
+  /** bytes moved to or from the disk (statistics) */
+  moved: number;
+  /** copies a private read buffer into the guest's buffers (asynchronous backends) */
+  deliver?: () => void;
 }
 
 export class VirtioBlk implements VirtioDevice {
@@ -53,8 +81,12 @@ export class VirtioBlk implements VirtioDevice {
   private chain: DescChain | null = null;
   private readonly hdr = new Uint8Array(16);
   private readonly hdrView = new DataView(this.hdr.buffer);
-  private readonly statusByte = new Uint8Array(1);
   private readonly id = new Uint8Array(ID_BYTES);
+  private readonly onAsyncCompletion?: () => void;
+  private inflightCount = 0;
+  private idleWaiters: (() => void)[] = [];
+  /** settling writes; a FLUSH waits for the ones issued before it */
+  private readonly writesInFlight = new Set<Promise<number>>();
 
   constructor(readonly backend: BlockBackend, opts: VirtioBlkOptions = {}) {
     if (backend.size % SECTOR !== 0) throw new Error(`disk size ${backend.size} is not a multiple of ${SECTOR}`);
@@ -65,16 +97,27 @@ export class VirtioBlk implements VirtioDevice {
     cv.setUint32(12, opts.segMax ?? 126, true);              // seg_max
     const serial = opts.serial ?? "tabvisor";
     for (let i = 0; i < Math.min(serial.length, ID_BYTES); i++) this.id[i] = serial.charCodeAt(i) & 0x7f;
+    this.onAsyncCompletion = opts.onAsyncCompletion;
   }
 
   /** capacity in 512-byte sectors */
   get capacity(): number { return this.backend.size / SECTOR; }
+
+  /** requests whose backend operation has not settled (including ones a reset orphaned) */
+  get inflight(): number { return this.inflightCount; }
+
+  /** Resolves once no request is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.inflightCount === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
 
   attach(t: VirtioTransport): void {
     this.t = t;
     this.chain = new DescChain(t.mem.bytes);
   }
 
+  /** Requests in flight stay with the backend; their completions find the queue in a new epoch and are dropped. */
   reset(): void {}
 
   queueNotify(queue: number): void {
@@ -82,64 +125,172 @@ export class VirtioBlk implements VirtioDevice {
     const vq = t.queue(queue);
     const c = this.chain!;
     let n = 0;
+    let done = 0;
     try {
-      // at most one ring's worth per notify; a driver that keeps adding notifies again
-      while (n < vq.num && vq.pop(c)) {
-        vq.push(c.head, this.request(c));
+      // At most one ring's worth per notify (a driver that keeps adding notifies again), and never more requests
+      // in flight than the ring has entries: a driver cannot have more outstanding unless it reuses heads.
+      while (n < vq.num && this.inflightCount < vq.num && vq.pop(c)) {
         n++;
+        if (this.request(vq, c)) done++;
       }
     } finally {
-      if (n > 0) t.usedBuffers(vq);
+      if (done > 0) t.usedBuffers(vq);
     }
   }
 
-  /** Executes one request; returns the number of bytes written into the chain. */
-  private request(c: DescChain): number {
+  /** Starts one request; returns true when it completed at once (used element pushed), false when in flight. */
+  private request(vq: Virtqueue, c: DescChain): boolean {
     if (c.readTotal < 16) throw new VirtqueueError(`virtio-blk: request header of ${c.readTotal} bytes`);
     if (c.writeTotal < 1) throw new VirtqueueError("virtio-blk: request without a status byte");
     c.copyFrom(0, this.hdr);
     const type = this.hdrView.getUint32(0, true);
     const sector = this.hdrView.getUint32(8, true) + this.hdrView.getUint32(12, true) * 0x1_0000_0000;
-    const dataIn = c.writeTotal - 1;
-    let status = VIRTIO_BLK_S_OK;
-    let written = 1;
-    const b = this.backend;
+    const req: BlkRequest = { head: c.head, epoch: vq.epoch, type, status: c.writableByte(c.writeTotal - 1), written: 0, moved: 0 };
+    let result: number | Promise<number>;
     try {
-      switch (type) {
-        case VIRTIO_BLK_T_IN: {
-          const pos = sector * SECTOR;
-          if (dataIn % SECTOR !== 0 || pos + dataIn > b.size) { status = VIRTIO_BLK_S_IOERR; break; }
-          c.eachWritable(0, dataIn, (v, p) => b.read(pos + p, v));
-          this.reads++;
-          this.readBytes += dataIn;
-          written += dataIn;
-          break;
-        }
-        case VIRTIO_BLK_T_OUT: {
-          const len = c.readTotal - 16;
-          const pos = sector * SECTOR;
-          if (this.readOnly || len % SECTOR !== 0 || pos + len > b.size) { status = VIRTIO_BLK_S_IOERR; break; }
-          c.eachReadable(16, len, (v, p) => b.write(pos + p, v));
-          this.writes++;
-          this.writeBytes += len;
-          break;
-        }
-        case VIRTIO_BLK_T_FLUSH:
-          if (!this.readOnly) b.flush();
-          this.flushes++;
-          break;
-        case VIRTIO_BLK_T_GET_ID:
-          written += c.copyTo(0, this.id.subarray(0, Math.min(ID_BYTES, dataIn)));
-          break;
-        default:
-          status = VIRTIO_BLK_S_UNSUPP;
-      }
+      result = this.execute(req, c, sector);
     } catch {
-      status = VIRTIO_BLK_S_IOERR; // the backend failed (host I/O error)
+      result = VIRTIO_BLK_S_IOERR; // the backend failed (host I/O error)
     }
-    if (status !== VIRTIO_BLK_S_OK) { this.errors++; written = 1; }
-    this.statusByte[0] = status;
-    c.copyTo(dataIn, this.statusByte);
-    return written;
+    if (typeof result === "number") {
+      this.complete(vq, req, result);
+      return true;
+    }
+    this.inflightCount++;
+    void result.then((s) => this.settle(vq, req, s));
+    return false;
   }
+
+  /** Issues the I/O; returns the status, or a promise of it when the backend completes later. */
+  private execute(req: BlkRequest, c: DescChain, sector: number): number | Promise<number> {
+    const b = this.backend;
+    const pos = sector * SECTOR;
+    switch (req.type) {
+      case VIRTIO_BLK_T_IN: {
+        const len = c.writeTotal - 1;
+        if (len % SECTOR !== 0 || pos + len > b.size) return VIRTIO_BLK_S_IOERR;
+        req.written = req.moved = len;
+        return settled(this.readInto(req, c, pos, len));
+      }
+      case VIRTIO_BLK_T_OUT: {
+        const len = c.readTotal - 16;
+        if (this.readOnly || len % SECTOR !== 0 || pos + len > b.size) return VIRTIO_BLK_S_IOERR;
+        req.moved = len;
+        const result = settled(this.writeFrom(c, pos, len));
+        if (typeof result !== "number") {
+          this.writesInFlight.add(result);
+          void result.then(() => this.writesInFlight.delete(result));
+        }
+        return result;
+      }
+      case VIRTIO_BLK_T_FLUSH:
+        return settled(this.flushAfterWrites());
+      case VIRTIO_BLK_T_GET_ID:
+        req.written = c.copyTo(0, this.id.subarray(0, Math.min(ID_BYTES, c.writeTotal - 1)));
+        return VIRTIO_BLK_S_OK;
+      default:
+        return VIRTIO_BLK_S_UNSUPP;
+    }
+  }
+
+  private readInto(req: BlkRequest, c: DescChain, pos: number, len: number): void | PromiseLike<unknown> {
+    const b = this.backend;
+    if (b.async) {
+      const buf = new Uint8Array(len);
+      const views: Uint8Array[] = [];
+      c.eachWritable(0, len, (v) => views.push(v));
+      req.deliver = () => { let at = 0; for (const v of views) { v.set(buf.subarray(at, at + v.length)); at += v.length; } };
+      return b.read(pos, buf);
+    }
+    let waits: PromiseLike<unknown>[] | undefined;
+    c.eachWritable(0, len, (v, p) => { const r = b.read(pos + p, v); if (r) (waits ??= []).push(r); });
+    return waits && Promise.all(waits);
+  }
+
+  private writeFrom(c: DescChain, pos: number, len: number): void | PromiseLike<unknown> {
+    const b = this.backend;
+    if (b.async) {
+      const buf = new Uint8Array(len);
+      c.copyFrom(16, buf);
+      return b.write(pos, buf);
+    }
+    let waits: PromiseLike<unknown>[] | undefined;
+    c.eachReadable(16, len, (v, p) => { const r = b.write(pos + p, v); if (r) (waits ??= []).push(r); });
+    return waits && Promise.all(waits);
+  }
+
+  /** A flush covers the writes completed before it: wait for the ones still settling. */
+  private flushAfterWrites(): void | PromiseLike<unknown> {
+    if (this.readOnly) return;
+    if (this.writesInFlight.size === 0) return this.backend.flush();
+    return Promise.all(this.writesInFlight).then(() => this.backend.flush());
+  }
+
+  /** Counts the request, writes its status byte and pushes its used element. */
+  private complete(vq: Virtqueue, req: BlkRequest, status: number): void {
+    this.count(req, status);
+    if (status === VIRTIO_BLK_S_OK) req.deliver?.();
+    req.status[0] = status;
+    vq.push(req.head, status === VIRTIO_BLK_S_OK ? req.written + 1 : 1);
+  }
+
+  private count(req: BlkRequest, status: number): void {
+    if (status !== VIRTIO_BLK_S_OK) { this.errors++; return; }
+    if (req.type === VIRTIO_BLK_T_IN) { this.reads++; this.readBytes += req.moved; }
+    else if (req.type === VIRTIO_BLK_T_OUT) { this.writes++; this.writeBytes += req.moved; }
+    else if (req.type === VIRTIO_BLK_T_FLUSH) this.flushes++;
+  }
+
+  /** An asynchronous request finished: complete it if its queue is still the one it came from. */
+  private settle(vq: Virtqueue, req: BlkRequest, status: number): void {
+    this.inflightCount--;
+    const t = this.t!;
+    if (req.epoch === vq.epoch && vq.ready && t.running) {
+      this.complete(vq, req, status);
+      t.usedBuffers(vq);
+    } else {
+      this.count(req, status); // the disk did the work even though the guest never hears of it
+    }
+    this.resume(vq);
+    this.onAsyncCompletion?.();
+    if (this.inflightCount === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** A request slot came free: take what the driver published while all of them were taken. */
+  private resume(vq: Virtqueue): void {
+    const t = this.t!;
+    if (!t.running || !vq.ready) return;
+    try {
+      if (vq.pending() > 0) this.queueNotify(vq.index);
+    } catch (e) {
+      t.fail(e);
+    }
+  }
+
+  /** Statistics, and the disk's identity (a snapshot of another disk is refused). */
+  saveState(): StateValue {
+    if (this.inflightCount > 0) throw new Error(`virtio-blk: ${this.inflightCount} requests in flight (await whenIdle() first)`);
+    return {
+      capacity: this.capacity, readOnly: this.readOnly,
+      reads: this.reads, writes: this.writes, flushes: this.flushes,
+      readBytes: this.readBytes, writeBytes: this.writeBytes, errors: this.errors,
+    };
+  }
+
+  restoreState(state: StateValue): void {
+    const r = new StateReader(state, "virtio-blk");
+    const capacity = r.num("capacity", 0);
+    if (capacity !== this.capacity) throw new SnapshotError(`virtio-blk.capacity: the snapshot's disk has ${capacity} sectors, this one ${this.capacity}`);
+    if (r.bool("readOnly") !== this.readOnly) throw new SnapshotError("virtio-blk.readOnly: differs from this disk");
+    const [reads, writes, flushes, readBytes, writeBytes, errors] =
+      ["reads", "writes", "flushes", "readBytes", "writeBytes", "errors"].map((k) => r.num(k, 0));
+    this.reads = reads; this.writes = writes; this.flushes = flushes;
+    this.readBytes = readBytes; this.writeBytes = writeBytes; this.errors = errors;
+  }
+}
+
+/** The status of a backend call: OK at once for a synchronous one, else a promise of OK or IOERR. */
+function settled(p: void | PromiseLike<unknown>): number | Promise<number> {
+  if (!p) return VIRTIO_BLK_S_OK;
+  return Promise.resolve(p).then(() => VIRTIO_BLK_S_OK, () => VIRTIO_BLK_S_IOERR);
 }

@@ -8,7 +8,8 @@
 //     device entered DEVICE_NEEDS_RESET. Public state for inspection: status, failureReason, interruptStatus,
 //     driverFeatures, offeredFeatures, queues.
 //   Devices (each implements VirtioDevice; wrap exactly one in a VirtioMmio):
-//     new VirtioBlk(backend: BlockBackend, opts?: { readOnly?, serial? })      — blk.ts (device ID 2)
+//     new VirtioBlk(backend: BlockBackend, opts?: { readOnly?, serial?, onAsyncCompletion? }) — blk.ts (ID 2)
+//       blk.inflight, blk.whenIdle(): requests still with an asynchronous backend
 //     new VirtioNet({ mac?, backend?, linkUp?, backlog? })                     — net.ts (device ID 1)
 //       net.receive(frame) delivers one Ethernet frame; net.setLinkUp(up); backend.send(frame) for tx
 //     new VirtioRng(source?: EntropySource)                                    — rng.ts (device ID 4)
@@ -22,9 +23,14 @@
 //
 // Offered transport features: VIRTIO_F_VERSION_1 (always) and VIRTIO_F_INDIRECT_DESC. No EVENT_IDX, no packed
 // rings. The avail ring's NO_INTERRUPT flag is honoured.
+//
+// Snapshots: saveState() holds the transport registers, every queue and the device's own state (device.saveState);
+// restoreState() checks all of it (ready queues' rings against guest RAM, as QueueReady does) before changing
+// anything, then drives the interrupt line to the restored level. Guest RAM must be restored first.
 
 import type { MmioDevice } from "../bus.ts";
 import type { GuestMemory, IrqLine } from "../guest-memory.ts";
+import { SnapshotError, StateReader, type StateValue, type Stateful } from "../../snapshot/state-value.ts";
 import { Virtqueue } from "./queue.ts";
 
 export const VIRTIO_MMIO_MAGIC = 0x74726976; // "virt"
@@ -48,6 +54,9 @@ export const STATUS_FAILED = 0x80;
 
 export const INT_USED_BUFFER = 1;
 export const INT_CONFIG_CHANGE = 2;
+
+/** Longest failure reason kept in a snapshot. */
+const MAX_REASON = 1024;
 
 /** Register offsets (virtio-mmio, Version 2). */
 export const REG = {
@@ -99,8 +108,12 @@ export interface VirtioTransport {
   fail(reason: unknown): void;
 }
 
-/** A virtio device type behind a transport. */
-export interface VirtioDevice {
+/**
+ * A virtio device type behind a transport. saveState/restoreState cover the device's own state (the transport saves
+ * its registers and queues); restoreState runs before the transport's queues are restored and must change nothing
+ * when it throws.
+ */
+export interface VirtioDevice extends Stateful {
   readonly deviceId: number;
   /** device-type feature bits; the transport adds VERSION_1 and INDIRECT_DESC */
   readonly features: bigint;
@@ -121,7 +134,7 @@ export interface VirtioMmioOptions {
   onError?: (message: string) => void;
 }
 
-export class VirtioMmio implements MmioDevice, VirtioTransport {
+export class VirtioMmio implements MmioDevice, VirtioTransport, Stateful {
   readonly size = 0x1000;
   readonly queues: Virtqueue[];
   readonly offeredFeatures: bigint;
@@ -180,6 +193,76 @@ export class VirtioMmio implements MmioDevice, VirtioTransport {
     this.configGeneration = (this.configGeneration + 1) >>> 0;
     this.interruptStatus |= INT_CONFIG_CHANGE;
     this.updateIrq();
+  }
+
+  saveState(): StateValue {
+    return {
+      // what this slot holds, so a snapshot of another device is refused rather than misread
+      deviceId: this.device.deviceId,
+      offeredFeatures: this.offeredFeatures,
+      status: this.status,
+      driverFeatures: this.driverFeatures,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeaturesSel: this.driverFeaturesSel,
+      queueSel: this.queueSel,
+      interruptStatus: this.interruptStatus,
+      configGeneration: this.configGeneration,
+      failureReason: this.failureReason === null ? null : this.failureReason.slice(0, MAX_REASON),
+      queues: this.queues.map((q) => q.saveState()),
+      device: this.device.saveState(),
+    };
+  }
+
+  restoreState(state: StateValue): void {
+    const r = new StateReader(state, "virtio-mmio");
+    this.checkIdentity(r);
+    const status = r.num("status", 0, 0xff);
+    const driverFeatures = r.big("driverFeatures");
+    const deviceFeaturesSel = r.num("deviceFeaturesSel", 0, 0xffffffff);
+    const driverFeaturesSel = r.num("driverFeaturesSel", 0, 0xffffffff);
+    const queueSel = r.num("queueSel", 0, 0xffffffff);
+    const interruptStatus = r.num("interruptStatus", 0, INT_USED_BUFFER | INT_CONFIG_CHANGE);
+    const configGeneration = r.num("configGeneration", 0, 0xffffffff);
+    const failureReason = r.raw("failureReason") === null ? null : r.str("failureReason", MAX_REASON);
+    this.checkStatus(status, driverFeatures, failureReason);
+    const queues = r.array("queues", this.queues.length);
+    if (queues.length !== this.queues.length) {
+      throw new SnapshotError(`virtio-mmio.queues: expected ${this.queues.length} queues, got ${queues.length}`);
+    }
+    const commits = queues.map((q, i) => this.queues[i].prepareRestore(q, `virtio-mmio.queues[${i}]`));
+    this.device.restoreState(r.raw("device"));
+    this.status = status;
+    this.driverFeatures = driverFeatures;
+    this.deviceFeaturesSel = deviceFeaturesSel;
+    this.driverFeaturesSel = driverFeaturesSel;
+    this.queueSel = queueSel;
+    this.interruptStatus = interruptStatus;
+    this.configGeneration = configGeneration;
+    this.failureReason = failureReason;
+    for (const commit of commits) commit();
+    // the PLIC was restored with its own copy of the level; drive it anyway, the device is the line's source
+    this.irqLevel = interruptStatus !== 0;
+    this.irq.set(this.irqLevel);
+  }
+
+  private checkIdentity(r: StateReader): void {
+    const id = r.num("deviceId", 0, 0xffffffff);
+    const features = r.big("offeredFeatures");
+    if (id !== this.device.deviceId || features !== this.offeredFeatures) {
+      throw new SnapshotError(`virtio-mmio.deviceId: the snapshot holds device ${id} (features 0x${features.toString(16)}), ` +
+        `this slot device ${this.device.deviceId} (features 0x${this.offeredFeatures.toString(16)})`);
+    }
+  }
+
+  /** Only what setStatus can leave behind: FEATURES_OK with an acceptable feature set, DRIVER_OK after it. */
+  private checkStatus(status: number, features: bigint, failureReason: string | null): void {
+    if (status & STATUS_NEEDS_RESET) throw new SnapshotError("virtio-mmio.status: NEEDS_RESET is not a stored bit");
+    if ((status & STATUS_FEATURES_OK) && ((features & ~this.offeredFeatures) !== 0n || (features & VIRTIO_F_VERSION_1) === 0n)) {
+      throw new SnapshotError(`virtio-mmio.driverFeatures: 0x${features.toString(16)} was not acceptable for FEATURES_OK`);
+    }
+    if ((status & STATUS_DRIVER_OK) && !(status & STATUS_FEATURES_OK) && failureReason === null) {
+      throw new SnapshotError("virtio-mmio.status: DRIVER_OK without FEATURES_OK on a device that has not failed");
+    }
   }
 
   private updateIrq(): void {

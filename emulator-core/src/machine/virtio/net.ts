@@ -8,10 +8,13 @@
 // Frames are Ethernet frames without FCS, 14..1518 bytes (1514 + a VLAN tag); others are counted and dropped.
 // receive(frame) delivers into the guest's rx buffers; when there is none, up to `backlog` frames wait and are
 // delivered when the driver adds buffers (notify of queue 0).
+//
+// Snapshots hold the link state and the backlog (copies of the frames), with the MAC to refuse another card's state.
 
 import type { NetBackend } from "./backends.ts";
 import { VIRTIO_ID_NET, type VirtioDevice, type VirtioTransport } from "./mmio.ts";
 import { DescChain, VirtqueueError } from "./queue.ts";
+import { SnapshotError, StateReader, type StateValue } from "../../snapshot/state-value.ts";
 
 export const VIRTIO_NET_F_MTU = 1n << 3n;
 export const VIRTIO_NET_F_MAC = 1n << 5n;
@@ -126,6 +129,34 @@ export class VirtioNet implements VirtioDevice {
     }
   }
 
+  saveState(): StateValue {
+    return {
+      mac: this.mac.slice(),
+      linkUp: this.linkUp,
+      backlog: this.backlog.map((f) => f.slice()),
+      rxBytes: this.rxBytes, rxPackets: this.rxPackets, rxDropped: this.rxDropped,
+      txBytes: this.txBytes, txPackets: this.txPackets, txDropped: this.txDropped,
+    };
+  }
+
+  restoreState(state: StateValue): void {
+    const r = new StateReader(state, "virtio-net");
+    const mac = r.bytes("mac", { length: 6 });
+    if (mac.some((b, i) => b !== this.mac[i])) throw new SnapshotError("virtio-net.mac: the snapshot is of a card with another MAC address");
+    const linkUp = r.bool("linkUp");
+    const backlog = r.array("backlog", this.backlogMax).map((f, i) => checkFrame(f, `virtio-net.backlog[${i}]`));
+    // receive() drops everything while the link is down, and taking it down empties the backlog
+    if (!linkUp && backlog.length > 0) throw new SnapshotError("virtio-net.backlog: frames waiting on a link that is down");
+    const [rxBytes, rxPackets, rxDropped, txBytes, txPackets, txDropped] =
+      ["rxBytes", "rxPackets", "rxDropped", "txBytes", "txPackets", "txDropped"].map((k) => r.num(k, 0));
+    this.linkUp = linkUp;
+    this.config[6] = linkUp ? VIRTIO_NET_S_LINK_UP : 0;
+    this.backlog.length = 0;
+    for (const f of backlog) this.backlog.push(f);
+    this.rxBytes = rxBytes; this.rxPackets = rxPackets; this.rxDropped = rxDropped;
+    this.txBytes = txBytes; this.txPackets = txPackets; this.txDropped = txDropped;
+  }
+
   queueNotify(queue: number): void {
     if (queue === RXQ) this.flushBacklog();
     else if (queue === TXQ) this.transmit();
@@ -193,4 +224,12 @@ export class VirtioNet implements VirtioDevice {
       if (n > 0) t.usedBuffers(vq);
     }
   }
+}
+
+/** A saved backlog frame: bytes of a size receive() accepts, copied (the snapshot keeps its own). */
+function checkFrame(v: StateValue, where: string): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length < NET_MIN_FRAME || v.length > NET_MAX_FRAME) {
+    throw new SnapshotError(`${where}: expected a frame of ${NET_MIN_FRAME}..${NET_MAX_FRAME} bytes`);
+  }
+  return v.slice();
 }

@@ -7,7 +7,8 @@
 // behind our back cannot redirect a copy. Violations throw VirtqueueError (or GuestMemoryError); the transport
 // turns either into DEVICE_NEEDS_RESET.
 
-import type { GuestMemory } from "../guest-memory.ts";
+import { GuestMemoryError, type GuestMemory } from "../guest-memory.ts";
+import { SnapshotError, StateReader, type StateObject, type StateValue } from "../../snapshot/state-value.ts";
 
 export const VIRTQ_DESC_F_NEXT = 1;
 export const VIRTQ_DESC_F_WRITE = 2;
@@ -77,6 +78,14 @@ export class DescChain {
     return done;
   }
 
+  /** A one-byte view of guest RAM at writable byte `at` (< writeTotal), which stays valid after the next pop. */
+  writableByte(at: number): Uint8Array {
+    let view: Uint8Array | undefined;
+    this.eachWritable(at, 1, (v) => { view = v; });
+    if (!view) throw new RangeError(`writable byte ${at} of ${this.writeTotal}`);
+    return view;
+  }
+
   /** Calls fn with views of guest RAM covering readable bytes [from, from + len); pos is the offset from `from`. */
   eachReadable(from: number, len: number, fn: (view: Uint8Array, pos: number) => void): void {
     walk(this.ram, this.rOff, this.rLen, this.readCount, from, len, fn);
@@ -121,6 +130,12 @@ export class Virtqueue {
   lastAvail = 0;
   /** our copy of used.idx (free-running u16) */
   usedIdx = 0;
+  /**
+   * Changes whenever the rings may have changed under a chain popped earlier (reset, QueueReady = 1, restore): a
+   * device that completes a chain later checks it is still the epoch the chain was popped in (and that the queue
+   * is still ready).
+   */
+  epoch = 0;
 
   private descOff = 0;
   private availOff = 0;
@@ -141,20 +156,66 @@ export class Virtqueue {
     this.ready = false;
     this.descAddr = this.driverAddr = this.deviceAddr = 0n;
     this.lastAvail = this.usedIdx = 0;
+    this.epoch++;
   }
 
   /** QueueReady = 1: checks the size and the three ring regions, then starts from index 0. Throws on violation. */
   enable(): void {
     const n = this.num;
-    if (n === 0 || n > this.maxSize || (n & (n - 1)) !== 0) {
-      throw new VirtqueueError(`queue ${this.index}: size ${n} is not a power of two in [1, ${this.maxSize}]`);
-    }
-    this.descOff = this.mem.check(this.descAddr, 16 * n);
-    this.availOff = this.mem.check(this.driverAddr, 6 + 2 * n);
-    this.usedOff = this.mem.check(this.deviceAddr, 6 + 8 * n);
+    if (!this.validSize(n)) throw new VirtqueueError(`queue ${this.index}: size ${n} is not a power of two in [1, ${this.maxSize}]`);
+    [this.descOff, this.availOff, this.usedOff] = this.ringOffsets(n, this.descAddr, this.driverAddr, this.deviceAddr);
     this.lastAvail = 0;
     this.usedIdx = 0;
     this.ready = true;
+    this.epoch++;
+  }
+
+  private validSize(n: number): boolean { return n > 0 && n <= this.maxSize && (n & (n - 1)) === 0; }
+
+  /** RAM offsets of the descriptor table, avail ring and used ring of a queue of n entries; throws if outside RAM. */
+  private ringOffsets(n: number, desc: bigint, driver: bigint, device: bigint): [number, number, number] {
+    return [this.mem.check(desc, 16 * n), this.mem.check(driver, 6 + 2 * n), this.mem.check(device, 6 + 8 * n)];
+  }
+
+  /** The registers and ring positions. (Chains popped and not yet pushed belong to the device's state.) */
+  saveState(): StateObject {
+    return {
+      num: this.num, ready: this.ready, descAddr: this.descAddr, driverAddr: this.driverAddr, deviceAddr: this.deviceAddr,
+      lastAvail: this.lastAvail, usedIdx: this.usedIdx,
+    };
+  }
+
+  /**
+   * Checks a saved queue as QueueNum and QueueReady would have (a ready queue's rings must lie in this RAM) and
+   * returns the assignment to make, so a caller restoring several parts can check them all before changing any.
+   */
+  prepareRestore(state: StateValue, where: string): () => void {
+    const r = new StateReader(state, where);
+    const num = r.num("num", 0, this.maxSize);
+    const ready = r.bool("ready");
+    const descAddr = r.big("descAddr"), driverAddr = r.big("driverAddr"), deviceAddr = r.big("deviceAddr");
+    const lastAvail = r.num("lastAvail", 0, 0xffff), usedIdx = r.num("usedIdx", 0, 0xffff);
+    // QueueNum only ever holds 0 (after reset) or a size the transport accepted
+    if (num !== 0 && !this.validSize(num)) throw new SnapshotError(`${where}.num: ${num} is not a power of two`);
+    let offs: [number, number, number] = [0, 0, 0];
+    if (ready) {
+      if (num === 0) throw new SnapshotError(`${where}.num: a ready queue has no size`);
+      try {
+        offs = this.ringOffsets(num, descAddr, driverAddr, deviceAddr);
+      } catch (e) {
+        if (e instanceof GuestMemoryError) throw new SnapshotError(`${where}: rings outside guest RAM (${e.message})`);
+        throw e;
+      }
+    }
+    return () => {
+      this.num = num;
+      this.ready = ready;
+      this.descAddr = descAddr; this.driverAddr = driverAddr; this.deviceAddr = deviceAddr;
+      [this.descOff, this.availOff, this.usedOff] = offs;
+      this.lastAvail = lastAvail;
+      this.usedIdx = usedIdx;
+      this.epoch++;
+    };
   }
 
   private availIdx(): number {

@@ -4,6 +4,7 @@
 import { cryptoEntropy, type EntropySource } from "./backends.ts";
 import { VIRTIO_ID_RNG, type VirtioDevice, type VirtioTransport } from "./mmio.ts";
 import { DescChain } from "./queue.ts";
+import { StateReader, type StateValue } from "../../snapshot/state-value.ts";
 
 const MAX_PER_REQUEST = 65536;
 
@@ -29,6 +30,19 @@ export class VirtioRng implements VirtioDevice {
   }
 
   reset(): void {}
+
+  /** Only statistics: the device keeps nothing between requests (its queue is the transport's). */
+  saveState(): StateValue {
+    return { bytes: this.bytes, requests: this.requests };
+  }
+
+  restoreState(state: StateValue): void {
+    const r = new StateReader(state, "virtio-rng");
+    const bytes = r.num("bytes", 0);
+    const requests = r.num("requests", 0);
+    this.bytes = bytes;
+    this.requests = requests;
+  }
 
   queueNotify(queue: number): void {
     const t = this.t!;
