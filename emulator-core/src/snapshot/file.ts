@@ -1,0 +1,109 @@
+// The snapshot file: a small readable header (what machine, when, how big) and the compressed state, with one
+// checksum over it all.
+//
+//   offset  size  what
+//   0       8     magic "TABVSNAP"
+//   8       4     format version (u32 little-endian; SNAPSHOT_FORMAT)
+//   12      4     header length H
+//   16      H     header: UTF-8 JSON (SnapshotHeader)
+//   16+H    4     body length B
+//   20+H    B     body: raw DEFLATE of the encoded state tree (codec.ts)
+//   20+H+B  4     CRC-32 of every byte before it
+//
+// Reading checks, in order: the magic, the version, the lengths against the file's size, the checksum, then the
+// header's and body's contents, so a truncated, corrupt or foreign file is refused with a message saying which.
+
+import { deflateSync, inflateSync } from "fflate";
+import { crc32 } from "./crc32.ts";
+import { encodeState, decodeState } from "./codec.ts";
+import { SnapshotError, type StateValue } from "./state-value.ts";
+
+export const SNAPSHOT_MAGIC = "TABVSNAP";
+export const SNAPSHOT_FORMAT = 1;
+const MAX_HEADER = 1 << 20;
+/** The largest state a snapshot may hold: 2 GiB of RAM (the most a VM has) and room for everything else. */
+const MAX_STATE_BYTES = 2 ** 31 + 2 ** 27;
+
+/** What a snapshot file says about itself, readable without decompressing the state. */
+export interface SnapshotHeader {
+  /** the machine description (validated by the machine when restoring) */
+  machine: unknown;
+  /** when it was taken (ISO 8601) */
+  createdAt: string;
+  /** a name the user gave it */
+  name?: string;
+  /** bytes of the body once decompressed */
+  stateBytes: number;
+  [key: string]: unknown;
+}
+
+const utf8 = new TextEncoder();
+
+/** Writes a snapshot file. level: DEFLATE level 1 (fast) .. 9 (small). */
+export function writeSnapshotFile(header: Omit<SnapshotHeader, "stateBytes">, state: StateValue, level: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 = 1): Uint8Array {
+  const raw = encodeState(state);
+  const body = deflateSync(raw, { level });
+  const head = utf8.encode(JSON.stringify({ ...header, stateBytes: raw.length }));
+  const out = new Uint8Array(20 + head.length + body.length + 4);
+  const dv = new DataView(out.buffer);
+  out.set(utf8.encode(SNAPSHOT_MAGIC), 0);
+  dv.setUint32(8, SNAPSHOT_FORMAT, true);
+  dv.setUint32(12, head.length, true);
+  out.set(head, 16);
+  dv.setUint32(16 + head.length, body.length, true);
+  out.set(body, 20 + head.length);
+  dv.setUint32(out.length - 4, crc32(out.subarray(0, out.length - 4)), true);
+  return out;
+}
+
+interface Parts { header: SnapshotHeader; body: Uint8Array }
+
+function split(file: Uint8Array, checkSum: boolean): Parts {
+  if (file.length < 8 || new TextDecoder().decode(file.subarray(0, 8)) !== SNAPSHOT_MAGIC) {
+    throw new SnapshotError("this is not a Tabvisor snapshot (it does not start with TABVSNAP)");
+  }
+  if (file.length < 24) throw new SnapshotError("the snapshot is truncated");
+  const dv = new DataView(file.buffer, file.byteOffset, file.length);
+  const version = dv.getUint32(8, true);
+  if (version !== SNAPSHOT_FORMAT) {
+    throw new SnapshotError(`the snapshot has format version ${version}; this Tabvisor reads version ${SNAPSHOT_FORMAT}`);
+  }
+  const headLen = dv.getUint32(12, true);
+  if (headLen > MAX_HEADER || 20 + headLen > file.length) throw new SnapshotError("the snapshot is truncated (its header runs past the end)");
+  const bodyLen = dv.getUint32(16 + headLen, true);
+  const end = 20 + headLen + bodyLen;
+  if (end + 4 > file.length) throw new SnapshotError(`the snapshot is truncated: ${file.length} bytes, its header says ${end + 4}`);
+  if (end + 4 < file.length) throw new SnapshotError("the snapshot has extra bytes after its end");
+  if (checkSum && crc32(file.subarray(0, end)) !== dv.getUint32(end, true)) {
+    throw new SnapshotError("the snapshot is corrupt: its checksum does not match");
+  }
+  let header: SnapshotHeader;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(file.subarray(16, 16 + headLen)));
+  } catch {
+    throw new SnapshotError("the snapshot's header is not valid JSON");
+  }
+  if (header === null || typeof header !== "object" || typeof header.createdAt !== "string" ||
+      !Number.isSafeInteger(header.stateBytes) || header.stateBytes < 0 || header.stateBytes > MAX_STATE_BYTES) {
+    throw new SnapshotError("the snapshot's header lacks its machine, time or size");
+  }
+  return { header, body: file.subarray(20 + headLen, end) };
+}
+
+/** The header alone (checks the framing, not the checksum: cheap, for listing snapshots). */
+export function readSnapshotHeader(file: Uint8Array): SnapshotHeader {
+  return split(file, false).header;
+}
+
+/** Checks and opens a snapshot file: its header and its state tree. */
+export function readSnapshotFile(file: Uint8Array): { header: SnapshotHeader; state: StateValue } {
+  const { header, body } = split(file, true);
+  let raw: Uint8Array;
+  try {
+    raw = inflateSync(body, { out: new Uint8Array(header.stateBytes) });
+  } catch {
+    throw new SnapshotError("the snapshot is corrupt: its state does not decompress");
+  }
+  if (raw.length !== header.stateBytes) throw new SnapshotError("the snapshot is corrupt: its state has the wrong size");
+  return { header, state: decodeState(raw) };
+}

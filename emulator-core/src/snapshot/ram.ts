@@ -1,0 +1,52 @@
+// Guest RAM in a snapshot: only the pages that are not all zeros (a booted 256 MiB guest touches a few tens of
+// MiB), as a bitmap of which pages are present and their contents one after another.
+
+import { SnapshotError, StateReader, type StateValue } from "./state-value.ts";
+
+export const PAGE_SIZE = 4096;
+
+/** True when the 4 KiB page at byte offset `off` of ram (as 32-bit words) is all zeros. */
+function pageIsZero(words: Uint32Array, off: number): boolean {
+  const start = off >>> 2, end = start + PAGE_SIZE / 4;
+  for (let i = start; i < end; i++) if (words[i] !== 0) return false;
+  return true;
+}
+
+/** The non-zero pages of ram (a copy). */
+export function saveRam(ram: Uint8Array): StateValue {
+  if (ram.length % PAGE_SIZE !== 0 || ram.byteOffset % 4 !== 0) throw new Error("guest RAM must be whole, aligned pages");
+  const pages = ram.length / PAGE_SIZE;
+  const words = new Uint32Array(ram.buffer, ram.byteOffset, ram.length / 4);
+  const present = new Uint8Array(Math.ceil(pages / 8));
+  let count = 0;
+  for (let p = 0; p < pages; p++) {
+    if (!pageIsZero(words, p * PAGE_SIZE)) { present[p >> 3] |= 1 << (p & 7); count++; }
+  }
+  const data = new Uint8Array(count * PAGE_SIZE);
+  let o = 0;
+  for (let p = 0; p < pages; p++) {
+    if (present[p >> 3] & (1 << (p & 7))) { data.set(ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), o); o += PAGE_SIZE; }
+  }
+  return { pageSize: PAGE_SIZE, pages, present, data };
+}
+
+/** Writes a saved RAM image into ram (of the same size), zeroing every page it does not hold. Checks the image
+ *  whole before writing anything. */
+export function restoreRam(ram: Uint8Array, state: StateValue): void {
+  const r = new StateReader(state, "ram");
+  const pageSize = r.num("pageSize", PAGE_SIZE, PAGE_SIZE);
+  const pages = r.num("pages", 0, 1 << 24);
+  if (pages * pageSize !== ram.length) {
+    throw new SnapshotError(`the snapshot holds ${pages * pageSize / 1048576} MiB of RAM, this machine has ${ram.length / 1048576} MiB`);
+  }
+  const present = r.bytes("present", { length: Math.ceil(pages / 8) });
+  let count = 0;
+  for (let p = 0; p < pages; p++) if (present[p >> 3] & (1 << (p & 7))) count++;
+  const data = r.bytes("data", { length: count * PAGE_SIZE });
+  let o = 0;
+  for (let p = 0; p < pages; p++) {
+    const dst = ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+    if (present[p >> 3] & (1 << (p & 7))) { dst.set(data.subarray(o, o + PAGE_SIZE)); o += PAGE_SIZE; }
+    else dst.fill(0);
+  }
+}

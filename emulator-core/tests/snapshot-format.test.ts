@@ -1,0 +1,92 @@
+// The snapshot file format and the state encoding: round trips, and refusal of corrupt, truncated and foreign
+// files with a message that says what is wrong.
+
+import { describe, it, expect } from "vitest";
+import { encodeState, decodeState } from "../src/snapshot/codec.ts";
+import { writeSnapshotFile, readSnapshotFile, readSnapshotHeader, SNAPSHOT_FORMAT } from "../src/snapshot/file.ts";
+import { saveRam, restoreRam, PAGE_SIZE } from "../src/snapshot/ram.ts";
+import { crc32 } from "../src/snapshot/crc32.ts";
+import { SnapshotError, type StateValue } from "../src/snapshot/state-value.ts";
+
+const sample: StateValue = {
+  n: 1.5, big: (1n << 63n) + 5n, neg: -12345678901234567890n, s: "héllo", t: true, f: false, z: null,
+  bytes: Uint8Array.from([1, 2, 3]), large: new Uint8Array(5000).fill(7),
+  list: [1, "two", [3], { four: 4 }], nested: { a: { b: { c: [] } } }, empty: {},
+};
+
+describe("state encoding", () => {
+  it("round-trips every kind of value", () => {
+    expect(decodeState(encodeState(sample))).toEqual(sample);
+  });
+
+  it("refuses truncated, trailing and malformed data", () => {
+    const enc = encodeState(sample);
+    for (const cut of [0, 1, 5, enc.length >> 1, enc.length - 1]) {
+      expect(() => decodeState(enc.subarray(0, cut))).toThrow(SnapshotError);
+    }
+    expect(() => decodeState(Uint8Array.from([...enc, 0]))).toThrow(/trailing/);
+    expect(() => decodeState(Uint8Array.from([99]))).toThrow(/unknown tag/);
+    // a list claiming four billion items fails on the bytes that are not there, not on memory
+    expect(() => decodeState(Uint8Array.from([7, 0xff, 0xff, 0xff, 0xff]))).toThrow(SnapshotError);
+    // invalid UTF-8 in a string
+    expect(() => decodeState(Uint8Array.from([4, 1, 0, 0, 0, 0xff]))).toThrow(/UTF-8/);
+    // nesting deeper than any real state
+    const deep = [...Array.from({ length: 100 }, () => [7, 1, 0, 0, 0]).flat(), 0];
+    expect(() => decodeState(Uint8Array.from(deep))).toThrow(/nests too deeply/);
+  });
+});
+
+describe("crc32", () => {
+  it("matches the standard check value", () => {
+    expect(crc32(new TextEncoder().encode("123456789"))).toBe(0xcbf43926);
+  });
+});
+
+describe("RAM image", () => {
+  it("keeps only non-zero pages and restores the rest as zeros", () => {
+    const ram = new Uint8Array(64 * PAGE_SIZE);
+    ram[5] = 1; ram[10 * PAGE_SIZE + 4095] = 2; ram[63 * PAGE_SIZE] = 3;
+    const saved = saveRam(ram) as { data: Uint8Array };
+    expect(saved.data.length).toBe(3 * PAGE_SIZE);
+    const other = new Uint8Array(64 * PAGE_SIZE).fill(0xaa);
+    restoreRam(other, saved);
+    expect(Buffer.compare(other, ram)).toBe(0);
+  });
+
+  it("refuses an image of another size or with missing pages, writing nothing", () => {
+    const ram = new Uint8Array(8 * PAGE_SIZE);
+    ram[0] = 1;
+    const saved = saveRam(ram) as { [k: string]: StateValue };
+    const target = new Uint8Array(16 * PAGE_SIZE).fill(9);
+    expect(() => restoreRam(target, saved)).toThrow(/MiB of RAM/);
+    const same = new Uint8Array(8 * PAGE_SIZE).fill(9);
+    expect(() => restoreRam(same, { ...saved, data: new Uint8Array(10) })).toThrow(SnapshotError);
+    expect(same.every((b) => b === 9)).toBe(true);
+  });
+});
+
+describe("snapshot file", () => {
+  const header = { machine: { ramMiB: 64 }, createdAt: "2026-11-29T00:00:00.000Z", name: "test" };
+
+  it("round-trips header and state; the header reads alone", () => {
+    const file = writeSnapshotFile(header, sample);
+    expect(readSnapshotHeader(file)).toMatchObject(header);
+    const { header: h, state } = readSnapshotFile(file);
+    expect(h).toMatchObject(header);
+    expect(state).toEqual(sample);
+  });
+
+  it("says what is wrong with a corrupt, truncated, foreign or newer file", () => {
+    const file = writeSnapshotFile(header, sample);
+    expect(() => readSnapshotFile(new TextEncoder().encode("hello world, not a snapshot"))).toThrow(/not a Tabvisor snapshot/);
+    expect(() => readSnapshotFile(file.subarray(0, file.length - 10))).toThrow(/truncated/);
+    expect(() => readSnapshotFile(file.subarray(0, 30))).toThrow(/truncated/);
+    const flipped = file.slice();
+    flipped[flipped.length - 20] ^= 0x40;
+    expect(() => readSnapshotFile(flipped)).toThrow(/checksum/);
+    const newer = file.slice();
+    new DataView(newer.buffer).setUint32(8, SNAPSHOT_FORMAT + 1, true);
+    expect(() => readSnapshotFile(newer)).toThrow(new RegExp(`format version ${SNAPSHOT_FORMAT + 1}`));
+    expect(() => readSnapshotFile(Uint8Array.from([...file, 0]))).toThrow(/extra bytes/);
+  });
+});
