@@ -77,4 +77,5 @@ export const FIELDS = [
   ["tlbFlushNeeded", "u32", "1 when a satp write needs the TLBs flushed before the next access"],
   ["flushRequest", "u32", "set by another thread (a remote fence): bit 0 flush the TLBs, bit 1 drop decoded code; run() takes it on entry"],
   ["sbiInHost", "u32", "1: an ECALL from S-mode stops the hart with STOP_ECALL so the host acts as SBI firmware"],
+  ["dirtyLog", "u32", "1 while the host tracks written RAM pages (live migration): every RAM write marks its page in the dirty bitmap"],
 ];

@@ -118,6 +118,8 @@ export const HART_BLOCK_SIZE: u32 = 397312;
   flushRequest: u32;
   /** 1: an ECALL from S-mode stops the hart with STOP_ECALL so the host acts as SBI firmware */
   sbiInHost: u32;
+  /** 1 while the host tracks written RAM pages (live migration): every RAM write marks its page in the dirty bitmap */
+  dirtyLog: u32;
 }
 
 /** Whether the compiler laid HartFields out as the table says (the host checks once, at start). */
@@ -174,5 +176,6 @@ export function hartFieldsLayoutOk(): bool {
     && offsetof<HartFields>("tlbGeneration") == 348
     && offsetof<HartFields>("tlbFlushNeeded") == 352
     && offsetof<HartFields>("flushRequest") == 356
-    && offsetof<HartFields>("sbiInHost") == 360;
+    && offsetof<HartFields>("sbiInHost") == 360
+    && offsetof<HartFields>("dirtyLog") == 364;
 }

@@ -18,9 +18,9 @@ export { SLOT_BYTES } from "./icache";
 /** Lays the hart out in memory and resets it. All addresses are offsets in the shared wasm memory. */
 export function init(
   hartId: u32, hartBase: usize, ramOffset: usize, ramBase: u64, ramSize: u64,
-  decodeMap: usize, decodeOwners: usize, decodeSlots: usize, decodeSlotCount: u32,
+  decodeMap: usize, decodeOwners: usize, decodeSlots: usize, decodeSlotCount: u32, dirtyMap: usize,
 ): void {
-  S.setLayout(hartBase, ramOffset, ramBase, ramSize);
+  S.setLayout(hartBase, ramOffset, ramBase, ramSize, dirtyMap);
   initScratch();
   setDecodeCache(decodeMap, decodeOwners, decodeSlots, decodeSlotCount);
   reset(hartId, ramBase);

@@ -8,7 +8,7 @@
 
 import {
   H, PRV_M, PRV_S, PRV_U, tlbRead, tlbWrite, tlbFetch, TLB_ENTRIES, TLB_ENTRY_SIZE, TLB_BYTES, ramBase, ramSize,
-  ramHostToGuest, raise, requestStop, CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS,
+  ramHostToGuest, raise, requestStop, markDirty, CAUSE_FETCH_ACCESS, CAUSE_LOAD_ACCESS, CAUSE_STORE_ACCESS,
   CAUSE_FETCH_PAGE_FAULT, CAUSE_LOAD_PAGE_FAULT, CAUSE_STORE_PAGE_FAULT, STOP_MMIO, STOP_HTIF, MMIO_NONE,
   MMIO_READY, MMIO_FAULT, setMmioRequest,
 } from "./state";
@@ -116,7 +116,7 @@ export function translate(va: u64, acc: u32, p: u32): u64 {
     if ((ppn & superMask) != 0) break; // misaligned superpage
     // Hardware A/D update (Svadu behaviour); atomic so another hart's update is not lost.
     const need = acc == ACC_WRITE ? PTE_A | PTE_D : PTE_A;
-    if ((pte & need) != need) atomic.or<u64>(host, need);
+    if ((pte & need) != need) { atomic.or<u64>(host, need); markDirty(host); }
     return (ppn << 12) | (va & ((<u64>1 << lowBits) - 1));
   }
   raise(pageFaultCause(acc), va);
@@ -201,6 +201,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
       const a = va + i;
       const pa = (a & ~0xfff) == (va & ~0xfff) ? pa0 + i : (pa1 & ~0xfff) + (a & 0xfff);
       store<u8>(hostOf(pa), <u8>(v >> (8 * <u64>i)));
+      markDirty(hostOf(pa));
     }
     return;
   }
@@ -209,6 +210,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
   if (inRam(pa, size)) {
     const host = hostOf(pa);
     writeHost(host, size, v);
+    markDirty(host);
     if (H.tohostAddr != 0 && (pa & ~0xfff) == (H.tohostAddr & ~0xfff)) {
       // the tohost page is never entered in the write TLB, so every store to it comes here
       if (pa - H.tohostAddr < 8) {
@@ -232,7 +234,9 @@ export function amoAddress(va: u64, size: u32): usize {
   const pa = translate(va, ACC_WRITE, dp);
   if (H.exc) return 0;
   if (!inRam(pa, size)) { raise(CAUSE_STORE_ACCESS, va); return 0; }
-  return hostOf(pa);
+  const host = hostOf(pa);
+  markDirty(host);
+  return host;
 }
 
 /** Loads and stores outside RAM go to the host's devices: the hart stops with STOP_MMIO, the host answers, and

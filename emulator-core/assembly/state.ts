@@ -37,8 +37,21 @@ export let ramOffset: usize = 0;   // where guest RAM starts in wasm memory
 export let ramBase: u64 = 0;       // guest physical address of RAM
 export let ramSize: u64 = 0;
 export let ramHostToGuest: u64 = 0; // ramBase - ramOffset: add to a host address to get the guest physical one
+export let dirtyMap: usize = 0;     // one bit per RAM page, set by writes while H.dirtyLog is on (shared by all harts)
 
-export function setLayout(hart: usize, ramOff: usize, ramPhys: u64, ramBytes: u64): void {
+/** Marks the RAM page holding wasm address `host` written, when the host is logging writes. Every path that
+ *  writes RAM without the write TLB calls it; the write TLB only ever holds pages already marked (the host
+ *  flushes the TLBs when it starts logging and each time it collects the bitmap), so fast-path writes need no
+ *  check. */
+@inline export function markDirty(host: usize): void {
+  if (H.dirtyLog) {
+    const page = (host - ramOffset) >> 12;
+    atomic.or<u8>(dirtyMap + (page >> 3), <u8>(<u32>1 << <u32>(page & 7)));
+  }
+}
+
+export function setLayout(hart: usize, ramOff: usize, ramPhys: u64, ramBytes: u64, dirty: usize): void {
+  dirtyMap = dirty;
   hartBase = hart;
   H = changetype<HartFields>(hart + HB_FIELDS);
   xregs = hart + HB_XREGS;

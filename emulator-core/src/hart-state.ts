@@ -23,7 +23,7 @@ export const HART_BLOCK = {
 } as const;
 
 /** Changes whenever the layout does; a snapshot of another layout is refused. */
-export const HART_LAYOUT_VERSION = 0xe1f8a48f;
+export const HART_LAYOUT_VERSION = 0xc631b547;
 
 /** Every field: offset from hartBase and size in bytes. */
 export const HART_FIELDS = {
@@ -80,6 +80,7 @@ export const HART_FIELDS = {
   tlbFlushNeeded: { offset: 1632, size: 4 },
   flushRequest: { offset: 1636, size: 4 },
   sbiInHost: { offset: 1640, size: 4 },
+  dirtyLog: { offset: 1644, size: 4 },
 } as const;
 
 export type HartFieldName = keyof typeof HART_FIELDS;
@@ -246,4 +247,7 @@ export class HartStateView {
   /** 1: an ECALL from S-mode stops the hart with STOP_ECALL so the host acts as SBI firmware */
   get sbiInHost(): number { return this.view.getUint32(1640, true); }
   set sbiInHost(v: number) { this.view.setUint32(1640, v >>> 0, true); }
+  /** 1 while the host tracks written RAM pages (live migration): every RAM write marks its page in the dirty bitmap */
+  get dirtyLog(): number { return this.view.getUint32(1644, true); }
+  set dirtyLog(v: number) { this.view.setUint32(1644, v >>> 0, true); }
 }

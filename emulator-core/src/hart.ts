@@ -25,7 +25,7 @@ export const FLUSH_DECODED = 2;
 /** The hart module's exports (assembly/index.ts). */
 interface HartExports {
   init(hartId: number, hartBase: number, ramOffset: number, ramBase: bigint, ramSize: bigint,
-    decodeMap: number, decodeOwners: number, decodeSlots: number, decodeSlotCount: number): void;
+    decodeMap: number, decodeOwners: number, decodeSlots: number, decodeSlotCount: number, dirtyMap: number): void;
   reset(hartId: number, pc: bigint): void;
   run(budget: number): number;
   stateRestored(): void;
@@ -88,7 +88,7 @@ export class Hart {
     if (!this.ex.hartFieldsLayoutOk()) throw new Error("hart.wasm lays out its state block differently from src/hart-state.ts: rebuild it (npm run build:core)");
     const base = layout.hartBase + hartId * layout.hartBlockBytes;
     this.ex.init(hartId, base, layout.ramOffset, RAM_BASE, BigInt(layout.ramBytes),
-      layout.decodeMap, layout.decodeOwners, layout.decodeSlots, layout.decodeSlotCount);
+      layout.decodeMap, layout.decodeOwners, layout.decodeSlots, layout.decodeSlotCount, layout.dirtyMap);
     this.ram = new Uint8Array(this.memory.buffer, layout.ramOffset, layout.ramBytes);
     this.x = new BigUint64Array(this.memory.buffer, base + HART_BLOCK.XREGS, 32);
     this.state = new HartStateView(new DataView(this.memory.buffer, base, HART_BLOCK.SIZE));

@@ -15,6 +15,8 @@ export interface MemoryLayout {
   hartBase: number;
   hartBlockBytes: number;
   harts: number;
+  /** one bit per RAM page: pages written while write logging is on (live migration) */
+  dirtyMap: number;
   decodeMap: number;
   decodeOwners: number;
   decodeSlots: number;
@@ -37,13 +39,14 @@ export function computeLayout(ramMiB: number, decodeSlotCount = 512, harts = 1):
   const ramBytes = ramMiB * MiB;
   const hartBase = HART_REGION;
   const hartBlockBytes = align(HART_BLOCK.SIZE, 4096);
-  const decodeMap = hartBase + harts * hartBlockBytes;
+  const dirtyMap = hartBase + harts * hartBlockBytes;
+  const decodeMap = align(dirtyMap + ramBytes / 4096 / 8, 64);
   const decodeOwners = align(decodeMap + (ramBytes / 4096) * 4, 64);
   const decodeSlots = align(decodeOwners + decodeSlotCount * 4, 4096);
   const ramOffset = align(decodeSlots + decodeSlotCount * DECODE_SLOT_BYTES, WASM_PAGE);
   const totalBytes = ramOffset + ramBytes;
   return {
-    ramBytes, hartBase, hartBlockBytes, harts, decodeMap, decodeOwners, decodeSlots, decodeSlotCount, ramOffset, totalBytes,
+    ramBytes, hartBase, hartBlockBytes, harts, dirtyMap, decodeMap, decodeOwners, decodeSlots, decodeSlotCount, ramOffset, totalBytes,
     pages: totalBytes / WASM_PAGE,
   };
 }

@@ -95,3 +95,34 @@ describe("hart state block", () => {
     expect(h.state.flushRequest).toBe(0);
   });
 });
+
+describe("write logging (live migration)", () => {
+  // sd a1, 0(a0); sd a1, 8(a0); sd a1, 0(a2); then park
+  const sd = (rs2: number, rs1: number, imm: number) => (((imm >> 5) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((imm & 31) << 7) | 0x23) >>> 0;
+  const code = () => new Uint8Array(new Uint32Array([sd(11, 10, 0), sd(11, 10, 8), sd(11, 12, 0), JAL_SELF]).buffer);
+
+  it("marks every page the hart or a device writes, and again after each collect", async () => {
+    const { DirtyLog } = await import("../src/machine/dirty-log.ts");
+    const { GuestMemory } = await import("../src/machine/guest-memory.ts");
+    const h = Hart.create(loadHartModule(), 4);
+    const mem = new GuestMemory(h.memory.buffer, h.layout.ramOffset, h.layout.ramBytes, RAM_BASE);
+    h.writePhys(RAM_BASE, code());
+    const log = new DirtyLog([h], mem);
+    h.setReg(10, RAM_BASE + 0x5000n); h.setReg(11, 0x77n); h.setReg(12, RAM_BASE + 0x9008n);
+    // the same three stores again, without a reset (which would empty the TLBs itself)
+    const run = () => { h.pc = RAM_BASE; h.run(4); };
+    run(); // not logging: nothing marked
+    log.start();
+    expect(log.collect()).toEqual([]);
+    run();
+    expect(log.collect()).toEqual([5, 9]);
+    run(); // the write TLB now maps both pages, but collect() made the hart flush it: marked again
+    expect(log.collect()).toEqual([5, 9]);
+    mem.setU32(RAM_BASE + 0x3ffen, 1); // a device write straddling pages 3 and 4
+    expect(log.collect()).toEqual([3, 4]);
+    log.stop();
+    run();
+    mem.setU32(RAM_BASE + 0x3000n, 1);
+    expect(log.collect()).toEqual([]);
+  });
+});

@@ -279,6 +279,7 @@ export class VirtioBalloon implements VirtioDevice {
       // the guest gave the page up: drop what it held (nothing of the guest's stays behind in it)
       const o = Number(off);
       mem.bytes.fill(0, o, o + BALLOON_PAGE_BYTES);
+      mem.markWritten(o, BALLOON_PAGE_BYTES);
     } else if (was) {
       this.bitmap[p >> 3] &= ~bit;
       this.inflatedPages--;

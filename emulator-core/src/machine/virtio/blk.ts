@@ -59,6 +59,8 @@ interface BlkRequest {
   moved: number;
   /** copies a private read buffer into the guest's buffers (asynchronous backends) */
   deliver?: () => void;
+  /** the RAM views deliver() fills */
+  views?: Uint8Array[];
 }
 
 export class VirtioBlk implements VirtioDevice {
@@ -199,6 +201,7 @@ export class VirtioBlk implements VirtioDevice {
       const buf = new Uint8Array(len);
       const views: Uint8Array[] = [];
       c.eachWritable(0, len, (v) => views.push(v));
+      req.views = views;
       req.deliver = () => { let at = 0; for (const v of views) { v.set(buf.subarray(at, at + v.length)); at += v.length; } };
       return b.read(pos, buf);
     }
@@ -231,6 +234,10 @@ export class VirtioBlk implements VirtioDevice {
     this.count(req, status);
     if (status === VIRTIO_BLK_S_OK) req.deliver?.();
     req.status[0] = status;
+    // a late completion writes the buffers popped earlier: they count as written now too (write logging)
+    const mem = this.t?.mem;
+    if (mem && req.deliver) for (const v of req.views ?? []) mem.markWritten(v.byteOffset - mem.bytes.byteOffset, v.length);
+    if (mem) mem.markWritten(req.status.byteOffset - mem.bytes.byteOffset, 1);
     vq.push(req.head, status === VIRTIO_BLK_S_OK ? req.written + 1 : 1);
   }
 

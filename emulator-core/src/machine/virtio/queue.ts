@@ -257,7 +257,7 @@ export class Virtqueue {
         this.walkIndirect(c, addr, len);
         return true;
       }
-      c.add(len === 0 ? 0 : this.mem.check(addr, len), len, (flags & VIRTQ_DESC_F_WRITE) !== 0);
+      this.addDesc(c, addr, len, flags);
       if (!(flags & VIRTQ_DESC_F_NEXT)) return true;
       i = dv.getUint16(d + 14, true);
       if (i >= num) throw new VirtqueueError(`queue ${this.index}: next index ${i} >= queue size ${num}`);
@@ -279,11 +279,20 @@ export class Virtqueue {
       if (flags & VIRTQ_DESC_F_INDIRECT) throw new VirtqueueError(`queue ${this.index}: nested indirect descriptor`);
       const a = dv.getBigUint64(d, true);
       const l = dv.getUint32(d + 8, true);
-      c.add(l === 0 ? 0 : this.mem.check(a, l), l, (flags & VIRTQ_DESC_F_WRITE) !== 0);
+      this.addDesc(c, a, l, flags);
       if (!(flags & VIRTQ_DESC_F_NEXT)) return;
       j = dv.getUint16(d + 14, true);
       if (j >= n) throw new VirtqueueError(`queue ${this.index}: indirect next index ${j} >= table size ${n}`);
     }
+  }
+
+  /** Checks one descriptor's buffer and adds it to the chain. A device-writable buffer counts as written from
+   *  here on (write logging for live migration: the device may fill it at any time until it pushes the chain). */
+  private addDesc(c: DescChain, addr: bigint, len: number, flags: number): void {
+    const off = len === 0 ? 0 : this.mem.check(addr, len);
+    const writable = (flags & VIRTQ_DESC_F_WRITE) !== 0;
+    if (writable && len !== 0) this.mem.markWritten(off, len);
+    c.add(off, len, writable);
   }
 
   /** Puts the chain last popped back (it stays available for a later pop). */
@@ -296,6 +305,8 @@ export class Virtqueue {
     const e = this.usedOff + 4 + 8 * (this.usedIdx & (this.num - 1));
     this.dv.setUint32(e, head, true);
     this.dv.setUint32(e + 4, len, true);
+    this.mem.markWritten(e, 8);
+    this.mem.markWritten(this.usedOff + 2, 2);
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
     const o = this.usedOff + 2;
     if (this.u16 && (o & 1) === 0) Atomics.store(this.u16, o >>> 1, this.usedIdx);
