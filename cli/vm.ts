@@ -1,11 +1,12 @@
-// `npm run vm`: a Tabvisor VM on the terminal.
+// `npm run vm` (or `npx tabvisor vm`, cli/tabvisor.mjs): a Tabvisor VM on the terminal.
 //   npm run vm                      boots the default guest image (public/images) with its console here
 //   npm run vm -- --elf FILE        runs a bare-metal ELF with an HTIF tohost device (riscv-tests, benchmarks)
 // Options: --mem MB, --kernel FILE, --initrd FILE, --append "ARGS", --disk FILE, --hostname NAME, --timeout-ms N,
 // --deterministic (the guest clock follows retired instructions, so runs repeat exactly).
 // With a terminal on stdin it is put in raw mode; Ctrl-A x quits (Ctrl-A Ctrl-A types a Ctrl-A). Otherwise
-// stdin's bytes are typed into the guest console, so a script can drive it. The exit status is the guest's
-// (0 after poweroff), 3 on --timeout-ms, 2 for bad input, with a one-line message.
+// stdin's bytes are typed into the guest console, so a script can drive it. Either way the bytes wait until the
+// guest's serial port is open and reading (NodeVm.send), so nothing typed or piped in during boot is lost. The
+// exit status is the guest's (0 after poweroff), 3 on --timeout-ms, 2 for bad input, with a one-line message.
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -48,6 +49,8 @@ async function runLinux(opts: { mem: number; deterministic?: boolean; kernel?: s
     vm = new NodeVm({
       ramMiB: opts.mem, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disk: opts.disk,
       hostname: opts.hostname, keepOutput: false, deterministic: opts.deterministic,
+      // the boot is what a user waits for: the host inflates the initramfs much faster than the guest would
+      inflateInitrd: true,
       onConsole: (bytes) => process.stdout.write(bytes),
     });
   } catch (e) {
@@ -107,6 +110,7 @@ async function main(): Promise<void> {
     process.stdout.write([
       "usage: npm run vm -- [--mem MB] [--deterministic] [--kernel Image] [--initrd FILE] [--append ARGS] [--disk FILE] [--hostname NAME] [--timeout-ms N]",
       "       npm run vm -- --elf FILE [--timeout-ms N] [--mem MB]",
+      "       (npx tabvisor vm takes the same options)",
       "",
     ].join("\n"));
     return;

@@ -47,7 +47,7 @@ export interface HartSnapshot {
 export class Hart {
   readonly memory: WebAssembly.Memory;
   readonly layout: MemoryLayout;
-  readonly ex: HartExports & { [k: string]: any };
+  readonly ex: HartExports;
   /** Guest RAM as bytes (a view of the shared memory). */
   readonly ram: Uint8Array;
   /** The hart's state block: pc, privilege, CSRs, exchange words (see hart-state.mjs). */
@@ -64,27 +64,7 @@ export class Hart {
         abort: () => { throw new Error("hart aborted"); },
       },
     });
-    const legacy = {
-      setMtime: (t: bigint) => { this.state.mtime = t; },
-      setInterruptLines: (m: bigint) => { this.state.mipLines = m; },
-      getMmioAddr: () => this.state.mmioAddr,
-      getMmioSize: () => this.state.mmioSize,
-      getMmioIsStore: () => this.state.mmioIsStore,
-      getMmioData: () => this.state.mmioData,
-      mmioComplete: (v: bigint) => this.mmioComplete(v),
-      mmioFail: () => this.mmioFail(),
-      getPc: () => this.state.pc,
-      getMcause: () => this.state.mcause,
-      getMtval: () => this.state.mtval,
-      getHtifValue: () => this.state.htifValue,
-      setMedeleg: (v: bigint) => { this.state.medeleg = v; },
-      setMideleg: (v: bigint) => { this.state.mideleg = v; },
-      setMcounteren: (v: bigint) => { this.state.mcounteren = v; },
-      setScounteren: (v: bigint) => { this.state.scounteren = v; },
-      setSbiInHost: (on: number) => { this.state.sbiInHost = on; },
-      setPriv: (p: number) => { this.priv = p; },
-    };
-    this.ex = Object.assign(Object.create(null), instance.exports, legacy) as HartExports & typeof legacy;
+    this.ex = instance.exports as unknown as HartExports;
     if (!this.ex.hartFieldsLayoutOk()) throw new Error("hart.wasm lays out its state block differently from src/hart-state.ts: rebuild it (npm run build:core)");
     const base = layout.hartBase + hartId * layout.hartBlockBytes;
     this.ex.init(hartId, base, layout.ramOffset, RAM_BASE, BigInt(layout.ramBytes),

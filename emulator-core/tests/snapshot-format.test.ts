@@ -68,25 +68,25 @@ describe("RAM image", () => {
 describe("snapshot file", () => {
   const header = { machine: { ramMiB: 64 }, createdAt: "2026-11-29T00:00:00.000Z", name: "test" };
 
-  it("round-trips header and state; the header reads alone", () => {
-    const file = writeSnapshotFile(header, sample);
+  it("round-trips header and state; the header reads alone", async () => {
+    const file = await writeSnapshotFile(header, sample);
     expect(readSnapshotHeader(file)).toMatchObject(header);
-    const { header: h, state } = readSnapshotFile(file);
+    const { header: h, state } = await readSnapshotFile(file);
     expect(h).toMatchObject(header);
     expect(state).toEqual(sample);
   });
 
-  it("says what is wrong with a corrupt, truncated, foreign or newer file", () => {
-    const file = writeSnapshotFile(header, sample);
-    expect(() => readSnapshotFile(new TextEncoder().encode("hello world, not a snapshot"))).toThrow(/not a Tabvisor snapshot/);
-    expect(() => readSnapshotFile(file.subarray(0, file.length - 10))).toThrow(/truncated/);
-    expect(() => readSnapshotFile(file.subarray(0, 30))).toThrow(/truncated/);
+  it("says what is wrong with a corrupt, truncated, foreign or newer file", async () => {
+    const file = await writeSnapshotFile(header, sample);
+    await expect(readSnapshotFile(new TextEncoder().encode("hello world, not a snapshot"))).rejects.toThrow(/not a Tabvisor snapshot/);
+    await expect(readSnapshotFile(file.subarray(0, file.length - 10))).rejects.toThrow(/truncated/);
+    await expect(readSnapshotFile(file.subarray(0, 30))).rejects.toThrow(/truncated/);
     const flipped = file.slice();
     flipped[flipped.length - 20] ^= 0x40;
-    expect(() => readSnapshotFile(flipped)).toThrow(/checksum/);
+    await expect(readSnapshotFile(flipped)).rejects.toThrow(/checksum/);
     const newer = file.slice();
     new DataView(newer.buffer).setUint32(8, SNAPSHOT_FORMAT + 1, true);
-    expect(() => readSnapshotFile(newer)).toThrow(new RegExp(`format version ${SNAPSHOT_FORMAT + 1}`));
-    expect(() => readSnapshotFile(Uint8Array.from([...file, 0]))).toThrow(/extra bytes/);
+    await expect(readSnapshotFile(newer)).rejects.toThrow(new RegExp(`format version ${SNAPSHOT_FORMAT + 1}`));
+    await expect(readSnapshotFile(Uint8Array.from([...file, 0]))).rejects.toThrow(/extra bytes/);
   });
 });

@@ -1,12 +1,12 @@
-// The VM worker's side of its network cards: each card's virtio-net device (built into every new machine, in order
-// eth0, eth1, ...) is wired to the card's shared memory (nic-channel.ts). What the guest transmits goes into the
-// tx ring and rings the switch's bell; frames the switch put in the rx ring are handed to the device by pump(),
-// which the run loop calls before each slice (the switch rings the VM's doorbell, so an idle guest wakes for them).
-// The carrier the switch publishes is mirrored into the device's link status. Counters go to the shared memory.
+// The VM worker's side of its network cards: each card's virtio-net device (the machine builds one per card of
+// its description, in order eth0, eth1, ...) is wired to the card's shared memory (nic-channel.ts). What the guest
+// transmits goes into the tx ring and rings the switch's bell; frames the switch put in the rx ring are handed to
+// the device by pump(), which the run loop calls before each slice (the switch rings the VM's doorbell, so an idle
+// guest wakes for them). The carrier the switch publishes is mirrored into the device's link status. Counters go
+// to the shared memory.
 
-import type { Machine } from "../../emulator-core/src/machine/machine.ts";
 import type { VirtioNet } from "../../emulator-core/src/machine/virtio/net.ts";
-import { parseMac } from "../../emulator-core/src/net/packet.ts";
+import type { NicAttachment } from "../../emulator-core/src/machine/description.ts";
 import { NIC_CTRL, NicChannel, type NicCounters, type NicInit } from "./nic-channel.ts";
 
 /** Frames waiting in the device for guest buffers; past this, frames stay in the rx ring (and it fills). */
@@ -21,7 +21,6 @@ const RING_FULL = new RingFull();
 
 interface Card {
   ch: NicChannel;
-  mac: Uint8Array;
   nic: VirtioNet | undefined;
   link: boolean;
   c: NicCounters;
@@ -33,19 +32,30 @@ export class VmNics {
   constructor(nics: readonly NicInit[] = []) {
     this.cards = nics.map((init) => {
       const ch = new NicChannel(init);
-      return { ch, mac: parseMac(init.mac), nic: undefined, link: ch.linkUp, c: ch.readCounters() };
+      return { ch, nic: undefined, link: ch.linkUp, c: ch.readCounters() };
     });
   }
 
   get count(): number { return this.cards.length; }
 
-  /** Builds the cards into a machine that is about to boot (call before bootLinux). */
-  addTo(m: Machine): void {
-    for (const card of this.cards) {
-      const { ch } = card;
-      ch.rx.clear(); // frames for the previous machine
-      card.link = ch.linkUp;
-      card.nic = m.addNic({ mac: card.mac, linkUp: card.link, backend: { send: (frame) => this.send(card, frame) } });
+  /** The host side of each card, for building the machine: where its frames go, its carrier now. */
+  attachments(): NicAttachment[] {
+    return this.cards.map((card) => {
+      card.link = card.ch.linkUp;
+      return { linkUp: card.link, backend: { send: (frame) => this.send(card, frame) } };
+    });
+  }
+
+  /** The machine's devices for the cards, in order (once, after the machine is built). */
+  bind(nics: readonly VirtioNet[]): void {
+    if (nics.length !== this.cards.length) throw new Error(`the machine has ${nics.length} network cards, the VM ${this.cards.length}`);
+    this.cards.forEach((card, i) => { card.nic = nics[i]; });
+  }
+
+  /** The guest (re)starts: frames waiting for the previous boot are dropped, and the boot is counted. */
+  booted(): void {
+    for (const { ch } of this.cards) {
+      ch.rx.clear();
       Atomics.add(ch.ctrl, NIC_CTRL.BOOTS, 1);
     }
   }

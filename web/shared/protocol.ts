@@ -15,6 +15,9 @@
 //                  bumps OUTPUT_BELL, which the page awaits with Atomics.waitAsync (or polls without it).
 //   OUTPUT_BELL    see PAGE_ASLEEP.
 
+import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import type { NicInit } from "../net/nic-channel.ts";
+
 export const CTRL = { DOORBELL: 0, PENDING_CALLS: 1, WANT_SPACE: 2, STATE: 3, PAGE_ASLEEP: 4, OUTPUT_BELL: 5 } as const;
 export const CTRL_WORDS = 8;
 
@@ -32,7 +35,6 @@ export interface VmStats {
   /** set once the guest has stopped */
   haltReason?: string;
   exitStatus?: number;
-  // ---- dashboard meters and resource controls ----
   /** the worker's clock when these stats were taken (performance.now() in the worker; only deltas mean anything) */
   atMs: number;
   /** host time the worker held a runnable guest back to keep it under its CPU cap (ms, since the worker started) */
@@ -98,20 +100,20 @@ export interface VmInit {
   /** the compiled emulator core (emulator-core/build/hart.wasm) */
   hart: WebAssembly.Module;
   images: VmBootImages;
-  cmdline: string;
-  ramMiB: number;
+  /** the machine: RAM, kernel command line, devices (emulator-core/src/machine/description.ts); the worker
+   *  builds exactly this board, an in-memory disk (kept across resets) for each of spec.disks */
+  spec: MachineSpec;
   ctrl: SharedArrayBuffer;
   /** guest console output: the worker writes, the page reads */
   output: SharedArrayBuffer;
   /** console input: the page writes, the worker reads */
   input: SharedArrayBuffer;
-  // ---- dashboard resource controls ----
-  /** an in-memory disk of this many MiB (virtio-blk, /dev/vda), kept across resets; 0 or absent: none */
-  diskMiB?: number;
   /** CPU cap, percent of one core (default 100: none) */
   cpuCap?: number;
   /** guest memory to ask back through the balloon at boot (MiB; default 0) */
   balloonMiB?: number;
+  /** the shared memory of each card of spec.nics, in order (see below) */
+  nics?: NicInit[];
 }
 
 /** The VM worker's control API (exposed with comlink). */
@@ -123,12 +125,11 @@ export interface VmWorkerApi {
   start(): VmStats;
   pause(): VmStats;
   resume(): VmStats;
-  /** a hard reset: a fresh machine booted from the same images */
+  /** a hard reset: the machine power-cycles in place and boots the same images again */
   reset(): VmStats;
   /** pulls the plug: the guest stops at once */
   powerOff(): VmStats;
   stats(): VmStats;
-  // ---- dashboard resource controls ----
   /** caps the guest at `percent` of one core (1..100; 100 = no cap), from now on, also across reboots */
   setCpuCap(percent: number): VmStats;
   /** asks the guest to hand `mib` MiB of its RAM back through the balloon (0 = give it all back) */
@@ -140,15 +141,9 @@ export interface VmWorkerApi {
 /** The marker the guest's /init prints when the shell is about to start. */
 export const GUEST_READY_MARKER = "@@GUEST_READY@@";
 
-// ---- network cards ----
 // A VM's network cards (web/net/nic-channel.ts): each is a SharedArrayBuffer with a pair of frame rings (VM→switch,
 // switch→VM), the carrier and the card's counters. The page's NetworkHub makes them (hub.attachVm(...).nics(ctrl));
-// the VM worker builds one virtio-net device per card into every machine it boots, in order (eth0, eth1, ...).
-// The switch rings this VM's CTRL.DOORBELL when frames for it are waiting. Card meters are read by the page from the
-// cards' shared memory (NetworkHub.cards()), without a call.
-import type { NicInit } from "../net/nic-channel.ts";
+// the machine has one virtio-net device per card, in order (eth0, eth1, ...), with the card's MAC in its
+// description. The switch rings this VM's CTRL.DOORBELL when frames for it are waiting. Card meters are read by the
+// page from the cards' shared memory (NetworkHub.cards()), without a call.
 export type { NicInit };
-export interface VmInit {
-  nics?: NicInit[];
-}
-// ---- end network cards ----

@@ -6,6 +6,8 @@ import { ByteRing } from "../shared/ring.ts";
 import { CTRL, CTRL_WORDS, VM_STATES, type VmEvent, type VmState, type VmStats, type VmWorkerApi } from "../shared/protocol.ts";
 import type { GuestImages } from "./images.ts";
 import type { NicInit } from "../net/nic-channel.ts";
+import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import { parseMac } from "../../emulator-core/src/net/packet.ts";
 
 /** Where a VM's console output goes (an xterm Terminal fits: write(data, callback)). */
 export interface ConsoleSink {
@@ -28,6 +30,22 @@ export interface VmHandleOptions {
   balloonMiB?: number;
   /** the VM's network cards, made from its control block (see web/net/hub.ts: attachVm(...).nics) */
   nics?: (ctrl: SharedArrayBuffer) => NicInit[];
+}
+
+const MiB = 1024 * 1024;
+
+/** The machine a VM's options describe (the worker checks it: a bad one puts the VM in its error state). */
+function machineSpecOf(opts: VmHandleOptions, nics: NicInit[]): MachineSpec {
+  const diskMiB = Math.floor(opts.diskMiB ?? 0);
+  return {
+    ramMiB: opts.ramMiB ?? 128,
+    cmdline: opts.cmdline ?? `console=ttyS0 hostname=${opts.name}`,
+    deterministic: false,
+    disks: diskMiB > 0 ? [{ sizeBytes: diskMiB * MiB, serial: "tabvisor-disk" }] : [],
+    nics: nics.map((n) => ({ mac: [...parseMac(n.mac)] })),
+    rng: true,
+    balloon: true,
+  };
 }
 
 const OUTPUT_RING = 1 << 18; // 256 KiB
@@ -86,18 +104,17 @@ export class VmHandle {
     };
     this.worker.addEventListener("error", (e) => fail(e.message || "it could not be loaded"));
     this.worker.addEventListener("messageerror", () => fail("a message could not be decoded"));
+    const nics = opts.nics?.(ctrlBuf) ?? [];
     this.remote.init({
       hart: opts.hart,
       images: opts.images,
-      cmdline: opts.cmdline ?? `console=ttyS0 hostname=${opts.name}`,
-      ramMiB: opts.ramMiB ?? 128,
+      spec: machineSpecOf(opts, nics),
       ctrl: ctrlBuf,
       output: this.output.buffer,
       input: this.input.buffer,
-      diskMiB: opts.diskMiB,
       cpuCap: opts.cpuCap,
       balloonMiB: opts.balloonMiB,
-      nics: opts.nics?.(ctrlBuf),
+      nics,
     }, Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
     this.schedule();
     // Animation frames stop in a hidden tab; a slow timer keeps the console (and a held guest) moving.

@@ -1,31 +1,35 @@
-// One VM in its own Web Worker: the machine (whose shared WebAssembly.Memory is the guest's RAM), the run loop,
-// and the console's ends of the two byte rings. The page controls it through comlink (see VmWorkerApi); console
-// bytes and wake-ups go through shared memory (see web/shared/protocol.ts).
+// One VM in its own Web Worker: the machine (whose shared WebAssembly.Memory is the guest's RAM), the console's
+// ends of the two byte rings and the network cards, driven by the shared run loop (emulator-core/src/machine/
+// runner.ts). The page controls it through comlink (see VmWorkerApi); console bytes and wake-ups go through shared
+// memory (see web/shared/protocol.ts).
 //
-// The run loop runs the guest in slices of SLICE_MS and returns to the event loop between slices, so comlink
-// calls are answered within a slice. When the guest idles (WFI) it sleeps in Atomics.wait on the doorbell until
-// the guest's next timer deadline or until the page rings (typed input, freed output room, a control call).
+// The worker keeps one machine for its whole life, built from the description the page sent at the first start;
+// resets, reboots and power cycles all happen in place, because a tab may only have so many wasm memories.
+//
+// What is the worker's own here is policy, in the run loop's hooks: slices of SLICE_MS so comlink calls are
+// answered in time, the CPU cap, and holding the guest while the page has not taken its console output. When the
+// guest idles the loop sleeps in Atomics.wait on the doorbell until the guest's next timer deadline or until the
+// page rings (typed input, freed output room, a control call).
 
 import * as Comlink from "comlink";
-import { Machine, BootError } from "../../emulator-core/src/machine/machine.ts";
-import { ByteRing } from "../shared/ring.ts";
-import { VmNics } from "../net/vm-nics.ts"; // ---- network cards ----
-// ---- dashboard: disk, balloon ----
-import { VirtioMmio } from "../../emulator-core/src/machine/virtio/mmio.ts";
-import { VirtioBalloon } from "../../emulator-core/src/machine/virtio/balloon.ts";
+import { Machine, BootError, MachineSpecError } from "../../emulator-core/src/machine/machine.ts";
+import { validateSpec, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import { MachineRunner, runSlice, hold, type RunnerHost, type SliceDecision } from "../../emulator-core/src/machine/runner.ts";
+import { consoleInputRoom } from "../../emulator-core/src/machine/console-input.ts";
 import { MemoryBlockBackend } from "../../emulator-core/src/machine/virtio/backends.ts";
-import type { VirtioBlk } from "../../emulator-core/src/machine/virtio/blk.ts";
+import { ByteRing } from "../shared/ring.ts";
+import { VmNics } from "../net/vm-nics.ts";
 import {
   CTRL, GUEST_READY_MARKER, VM_STATES,
   type VmEvent, type VmInit, type VmState, type VmStats, type VmWorkerApi, type VmNetStats,
 } from "../shared/protocol.ts";
 
-/** Host time per runFor() call while the guest is busy. */
+/** Host time per slice while the guest is busy. */
 const SLICE_MS = 16;
 /** Longest single sleep (a safety net: every reason to wake up also rings the doorbell). */
 const MAX_SLEEP_MS = 1000;
-/** How much typed input the UART may hold (its FIFO takes 64 KiB; stay below it so nothing is dropped). */
-const UART_RX_ROOM = 60_000;
+/** How long to wait for the page to drain the output ring before looking again (it rings when it has). */
+const OUTPUT_HOLD_MS = 50;
 /** ESC c: resets the terminal (sent in-band ahead of a reset guest's output). */
 const TERMINAL_RESET = new Uint8Array([0x1b, 0x63]);
 /** CPU cap: the guest may run cap% of each window of this many ms; the rest of the window the worker sleeps. */
@@ -36,13 +40,16 @@ const encoder = new TextEncoder();
 
 class VmWorker implements VmWorkerApi {
   private cfg: VmInit | undefined;
-  /** ---- network cards ---- (web/net/vm-nics.ts): built into each machine; pumped before each slice */
+  /** the checked description, or why it cannot be built */
+  private spec: MachineSpec | undefined;
+  private specProblem = "";
   private nics = new VmNics();
   private onEvent: (e: VmEvent) => void = () => {};
   private ctrl!: Int32Array;
   private output!: ByteRing;
   private input!: ByteRing;
   private machine: Machine | undefined;
+  private runner!: MachineRunner;
   private state: VmState = "created";
   private ready = false;
   /** console output that did not fit the ring: the guest is held until the page has drained it */
@@ -50,21 +57,15 @@ class VmWorker implements VmWorkerApi {
   private markerTail = "";
   private readonly channel = new MessageChannel();
   private yieldResolve: (() => void) | undefined;
-  private busyBefore = 0;
-  private idleBefore = 0;
-  // ---- dashboard: CPU cap, disk, balloon, meters ----
   /** percent of one core the guest may use (100: no cap) */
   private cpuCap = 100;
   private capWindowStart = 0;
   /** host ms the guest ran in the current cap window (plus any overrun carried from the last) */
   private capWindowBusy = 0;
   private throttledMs = 0;
-  /** the in-memory disk: one per worker, so its contents survive resets and power cycles */
-  private disk: MemoryBlockBackend | undefined;
-  private blk: VirtioBlk | undefined;
-  private diskBefore = { readBytes: 0, writeBytes: 0, reads: 0, writes: 0 };
-  private netBefore: VmNetStats = { cards: 0, rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0 };
-  private balloon: VirtioBalloon | undefined;
+  private readonly countThrottled = (ms: number) => { this.throttledMs += ms; };
+  /** the in-memory disks: made once per worker, so their contents survive resets and power cycles */
+  private disks: MemoryBlockBackend[] = [];
   /** balloon target (4 KiB pages), kept across reboots */
   private balloonPages = 0;
   private bootAt = 0;
@@ -80,17 +81,27 @@ class VmWorker implements VmWorkerApi {
     this.ctrl = new Int32Array(init.ctrl);
     this.output = new ByteRing(init.output);
     this.input = new ByteRing(init.input);
-    this.nics = new VmNics(init.nics); // ---- network cards ----
-    // ---- dashboard ----
+    this.nics = new VmNics(init.nics);
+    try {
+      const spec = validateSpec(init.spec);
+      if (spec.nics.length !== this.nics.count) {
+        throw new MachineSpecError("nics", `lists ${spec.nics.length} cards but the VM was given ${this.nics.count}`);
+      }
+      this.disks = spec.disks.map((d) => new MemoryBlockBackend(d.sizeBytes, { readOnly: d.readOnly }));
+      this.spec = spec;
+    } catch (e) {
+      this.specProblem = e instanceof RangeError
+        ? `the browser could not give this VM its disk (${e.message})`
+        : (e as Error).message;
+    }
     this.cpuCap = clampCap(init.cpuCap ?? 100);
-    if (init.diskMiB && init.diskMiB > 0) this.disk = new MemoryBlockBackend(Math.floor(init.diskMiB) * MiB);
     this.balloonPages = Math.max(0, Math.floor(((init.balloonMiB ?? 0) * MiB) / 4096));
+    this.runner = new MachineRunner(this.runnerHost(), undefined, { maxSleepMs: MAX_SLEEP_MS });
     this.setState("created");
-    void this.loop();
+    void this.runner.run();
   }
 
-  // ---- control (comlink) ----------------------------------------------------------------------------------------
-  // Each call first takes itself off the page's count of pending calls (see CTRL.PENDING_CALLS).
+  // Each control call first takes itself off the page's count of pending calls (see CTRL.PENDING_CALLS).
   private took(): void {
     if (!this.cfg) throw new Error("the VM worker is not initialised");
     Atomics.sub(this.ctrl, CTRL.PENDING_CALLS, 1);
@@ -122,9 +133,7 @@ class VmWorker implements VmWorkerApi {
 
   powerOff(): VmStats {
     this.took();
-    if (this.machine) {
-      this.keepStats(this.machine);
-      this.machine = undefined;
+    if (this.poweredOn) {
       this.emit("\r\n\x1b[2m[powered off]\x1b[0m\r\n");
       this.setState("stopped", "powered off");
     }
@@ -132,37 +141,31 @@ class VmWorker implements VmWorkerApi {
   }
 
   stats(counted = true): VmStats {
+    // the page asks once a second: have the guest refresh its memory statistics for the next
     if (counted) {
       this.took();
-      // ---- dashboard ---- the page asks once a second: have the guest refresh its memory statistics for the next
-      this.balloon?.requestStats();
+      if (this.poweredOn) this.machine?.balloon?.requestStats();
     }
     const m = this.machine;
+    const on = this.poweredOn ? m : undefined;
+    const halted = m?.halted && (this.state === "stopped" || this.state === "error");
     return {
       state: this.state,
-      instret: m ? Number(m.hart.instret) : 0,
-      busyMs: this.busyBefore + (m?.busyMs ?? 0),
-      idleMs: this.idleBefore + (m?.idleMs ?? 0),
-      haltReason: m?.halted ? m.haltReason : undefined,
-      exitStatus: m?.exitStatus,
-      // ---- dashboard ----
+      instret: on ? Number(on.hart.instret) : 0,
+      busyMs: m?.busyMs ?? 0,
+      idleMs: m?.idleMs ?? 0,
+      haltReason: halted ? m.haltReason : undefined,
+      exitStatus: halted ? m.exitStatus : undefined,
       atMs: performance.now(),
       throttledMs: this.throttledMs,
       cpuCap: this.cpuCap,
-      uptimeMs: m ? performance.now() - this.bootAt : 0,
-      disk: this.disk ? {
-        sizeBytes: this.disk.size,
-        readBytes: this.diskBefore.readBytes + (this.blk?.readBytes ?? 0),
-        writeBytes: this.diskBefore.writeBytes + (this.blk?.writeBytes ?? 0),
-        reads: this.diskBefore.reads + (this.blk?.reads ?? 0),
-        writes: this.diskBefore.writes + (this.blk?.writes ?? 0),
-      } : undefined,
-      net: this.netStats(m),
-      balloon: this.balloonStats(),
+      uptimeMs: on ? performance.now() - this.bootAt : 0,
+      disk: this.diskStats(),
+      net: this.netStats(on),
+      balloon: on ? this.balloonStats(on) : undefined,
     };
   }
 
-  // ---- dashboard: resource controls ----------------------------------------------------------------------------
   setCpuCap(percent: number): VmStats {
     this.took();
     this.cpuCap = clampCap(percent);
@@ -172,7 +175,7 @@ class VmWorker implements VmWorkerApi {
   setBalloon(mib: number): VmStats {
     this.took();
     this.balloonPages = Math.max(0, Math.floor(((Number.isFinite(mib) ? mib : 0) * MiB) / 4096));
-    this.balloon?.setTarget(this.balloonPages);
+    this.machine?.balloon?.setTarget(this.balloonPages);
     return this.stats(false);
   }
 
@@ -181,17 +184,33 @@ class VmWorker implements VmWorkerApi {
     setTimeout(() => { throw new Error("fault injected into the VM worker (test)"); });
   }
 
+  /** The guest is booting, running or paused (not off, crashed or never started). */
+  private get poweredOn(): boolean {
+    return this.state === "booting" || this.state === "running" || this.state === "paused";
+  }
+
+  /** The first disk's counters (they count from the worker's start: the device lives as long as the machine). */
+  private diskStats(): VmStats["disk"] {
+    const backend = this.disks[0];
+    if (!backend) return undefined;
+    const blk = this.machine?.disks[0];
+    return {
+      sizeBytes: backend.size,
+      readBytes: blk?.readBytes ?? 0, writeBytes: blk?.writeBytes ?? 0, reads: blk?.reads ?? 0, writes: blk?.writes ?? 0,
+    };
+  }
+
   private netStats(m: Machine | undefined): VmNetStats {
-    const n = { ...this.netBefore };
-    for (const nic of m?.nics ?? []) {
+    const n: VmNetStats = { cards: 0, rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0 };
+    for (const nic of this.machine?.nics ?? []) {
       n.rxBytes += nic.rxBytes; n.txBytes += nic.txBytes; n.rxPackets += nic.rxPackets; n.txPackets += nic.txPackets;
     }
     n.cards = m?.nics.length ?? 0;
     return n;
   }
 
-  private balloonStats(): VmStats["balloon"] {
-    const b = this.balloon;
+  private balloonStats(m: Machine): VmStats["balloon"] {
+    const b = m.balloon;
     if (!b) return undefined;
     const s = b.stats;
     return {
@@ -202,68 +221,48 @@ class VmWorker implements VmWorkerApi {
     };
   }
 
-  /** How long the guest may run now under its CPU cap (ms; <= 0: not before the current window ends). */
-  private runBudget(): number {
-    if (this.cpuCap >= 100) return SLICE_MS;
-    const now = performance.now();
-    const allowance = (CAP_WINDOW_MS * this.cpuCap) / 100;
-    if (now - this.capWindowStart >= CAP_WINDOW_MS) {
-      // a new window; a slice that ran over the last window's allowance is paid for from this one
-      this.capWindowBusy = Math.max(0, this.capWindowBusy - allowance);
-      this.capWindowStart = now;
-    }
-    return Math.min(SLICE_MS, allowance - this.capWindowBusy);
-  }
-
-  // ---- the machine --------------------------------------------------------------------------------------------
-  /** busyMs/idleMs keep counting across reboots (the page computes rates from their deltas). */
-  private keepStats(m: Machine): void {
-    this.busyBefore += m.busyMs;
-    this.idleBefore += m.idleMs;
-    // ---- dashboard ---- device counters too
-    if (this.blk) {
-      const d = this.diskBefore;
-      d.readBytes += this.blk.readBytes; d.writeBytes += this.blk.writeBytes; d.reads += this.blk.reads; d.writes += this.blk.writes;
-    }
-    this.blk = undefined;
-    this.netBefore = this.netStats(m);
-    this.balloon = undefined;
-  }
-
+  /** Powers the guest on: the machine is built the first time, power-cycled in place after that. */
   private boot(clearScreen: boolean): void {
-    const cfg = this.cfg!;
-    if (this.machine) this.keepStats(this.machine);
-    this.machine = undefined;
     this.ready = false;
     this.markerTail = "";
+    this.input.clear();
+    let failure: string | undefined;
+    try {
+      if (this.machine) this.machine.reboot();
+      else this.machine = this.build();
+    } catch (e) {
+      // a memory the browser cannot give (too large, or too many VMs in this tab) says so
+      failure = e instanceof RangeError && /allocate/i.test(e.message)
+        ? `the browser could not give this VM its ${this.cfg!.spec.ramMiB} MiB of RAM (${e.message}): delete other VMs or give it less`
+        : e instanceof BootError || e instanceof MachineSpecError || e instanceof RangeError ? e.message
+        : `the VM could not be built: ${(e as Error).message}`;
+    }
     // Output the old guest had not got out yet is dropped; the terminal is reset in-band so the page needs no
     // separate message that could overtake the bytes still in the ring.
     this.overflow = clearScreen ? [TERMINAL_RESET] : [];
-    this.input.clear();
-    let m: Machine;
-    try {
-      m = new Machine(cfg.hart, { ramMiB: cfg.ramMiB, onConsole: (bytes) => this.onConsole(bytes) });
-      m.addRng();
-      this.nics.addTo(m); // ---- network cards ----
-      // ---- dashboard: the in-memory disk (/dev/vda) and the memory balloon ----
-      if (this.disk) this.blk = m.addDisk(this.disk, { serial: "tabvisor-disk" });
-      const balloon = new VirtioBalloon();
-      m.addVirtio((irq) => new VirtioMmio(m.memory, irq, balloon), "virtio-balloon");
-      balloon.setTarget(this.balloonPages);
-      this.balloon = balloon;
-      m.bootLinux({ kernel: cfg.images.kernel, initrd: cfg.images.initrd, cmdline: cfg.cmdline });
-    } catch (e) {
-      // ---- dashboard ---- a memory the browser cannot give (too large, or too many VMs in this tab) says so
-      const msg = e instanceof RangeError && /allocate/i.test(e.message)
-        ? `the browser could not give this VM its ${cfg.ramMiB} MiB of RAM (${e.message}): delete other VMs or give it less`
-        : e instanceof BootError || e instanceof RangeError ? e.message : `the VM could not be built: ${(e as Error).message}`;
-      this.emit(`\r\n\x1b[31m${msg}\x1b[0m\r\n`);
-      this.setState("error", msg);
+    if (failure !== undefined) {
+      this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
+      this.setState("error", failure);
       return;
     }
-    this.machine = m;
+    this.nics.booted();
     this.bootAt = performance.now();
     this.setState("booting");
+  }
+
+  private build(): Machine {
+    const cfg = this.cfg!;
+    if (!this.spec) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
+    const m = Machine.create(cfg.hart, this.spec, {
+      boot: cfg.images,
+      disks: this.disks,
+      nics: this.nics.attachments(),
+      onConsole: (bytes) => this.onConsole(bytes),
+    });
+    this.nics.bind(m.nics);
+    m.balloon?.setTarget(this.balloonPages);
+    this.runner.machine = m;
+    return m;
   }
 
   private onConsole(bytes: Uint8Array): void {
@@ -322,10 +321,10 @@ class VmWorker implements VmWorkerApi {
     Atomics.notify(this.ctrl, CTRL.OUTPUT_BELL);
   }
 
+  /** Typed input into the UART, as much as the guest is ready to read (the rest waits in the ring). */
   private pumpInput(m: Machine): void {
-    const room = UART_RX_ROOM - m.uart.rxPending;
-    if (room <= 0 || this.input.available() === 0) return;
-    m.sendInput(this.input.read(room));
+    const room = consoleInputRoom(m);
+    if (room > 0 && this.input.available() > 0) m.sendInput(this.input.read(room));
   }
 
   private setState(state: VmState, detail?: string): void {
@@ -340,83 +339,86 @@ class VmWorker implements VmWorkerApi {
     } catch { /* the page went away */ }
   }
 
-  // ---- the run loop -------------------------------------------------------------------------------------------
-  /** Sleeps until the doorbell moves past `seen` or `ms` pass — unless a control call is on its way. */
-  private sleep(seen: number, ms: number): void {
-    if (ms <= 0 || Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) return;
-    Atomics.wait(this.ctrl, CTRL.DOORBELL, seen, ms);
-  }
-
-  /** Back to the event loop for a moment, so comlink calls and events get through. */
-  private yieldToEvents(): Promise<void> {
-    if (this.state !== "running" && this.state !== "booting" && Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) {
-      // a call is posted but not delivered yet: wait for it without spinning
-      return new Promise((r) => setTimeout(r, 1));
+  /** How long the guest may run now under its CPU cap (ms; <= 0: not before the current window ends). */
+  private runBudget(): number {
+    if (this.cpuCap >= 100) return SLICE_MS;
+    const now = performance.now();
+    const allowance = (CAP_WINDOW_MS * this.cpuCap) / 100;
+    if (now - this.capWindowStart >= CAP_WINDOW_MS) {
+      // a new window; a slice that ran over the last window's allowance is paid for from this one
+      this.capWindowBusy = Math.max(0, this.capWindowBusy - allowance);
+      this.capWindowStart = now;
     }
-    return new Promise((r) => { this.yieldResolve = r; this.channel.port2.postMessage(null); });
+    return Math.min(SLICE_MS, allowance - this.capWindowBusy);
   }
 
-  private async loop(): Promise<void> {
-    for (;;) {
-      // Read the bell before looking at anything it announces: a ring after this point ends the sleep below.
-      const seen = Atomics.load(this.ctrl, CTRL.DOORBELL);
-      const m = this.machine;
-      if (!m || (this.state !== "running" && this.state !== "booting")) {
-        this.flushOverflow();
-        this.sleep(seen, MAX_SLEEP_MS);
-        await this.yieldToEvents();
-        continue;
-      }
-      if (!this.flushOverflow()) {
-        // The page is behind on the console: hold the guest until it drains (it rings when it sees WANT_SPACE).
-        Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1);
-        if (!this.flushOverflow()) this.sleep(seen, 50);
-        await this.yieldToEvents();
-        continue;
-      }
-      // ---- CPU cap ---- over the cap for this window: sleep until it ends (a ring still wakes us to look around)
-      const budget = this.runBudget();
-      if (budget <= 0) {
-        const t0 = performance.now();
-        this.sleep(seen, this.capWindowStart + CAP_WINDOW_MS - t0);
-        this.throttledMs += performance.now() - t0;
-        await this.yieldToEvents();
-        continue;
-      }
-      this.pumpInput(m);
-      let outcome;
-      try {
-        this.nics.pump(); // ---- network cards ---- frames the switch left for the guest
-        const busy0 = m.busyMs;
-        outcome = m.runFor(budget);
-        this.capWindowBusy += m.busyMs - busy0; // ---- CPU cap ----
-      } catch (e) {
-        this.keepStats(m);
-        this.machine = undefined;
+  /** The run loop's view of this worker: the doorbell to sleep on, and the worker's policies before each slice. */
+  private runnerHost(): RunnerHost {
+    return {
+      // The bell is read before looking at anything it announces: a ring after that ends the sleep.
+      wakeToken: () => Atomics.load(this.ctrl, CTRL.DOORBELL),
+      sleep: (token, ms) => {
+        // never block with a control call on its way: it could not be delivered
+        if (ms <= 0 || Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) return;
+        Atomics.wait(this.ctrl, CTRL.DOORBELL, token, ms);
+      },
+      wake: () => {
+        Atomics.add(this.ctrl, CTRL.DOORBELL, 1);
+        Atomics.notify(this.ctrl, CTRL.DOORBELL);
+      },
+      yieldToEvents: () => {
+        if (!this.runs && Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) {
+          // a call is posted but not delivered yet: wait for it without spinning
+          return new Promise((r) => setTimeout(r, 1));
+        }
+        return new Promise((r) => { this.yieldResolve = r; this.channel.port2.postMessage(null); });
+      },
+      beforeSlice: (m) => this.beforeSlice(m),
+      afterSlice: (_m, ranMs) => { this.capWindowBusy += ranMs; },
+      hasWork: (m) => this.overflow.length > 0 || this.nics.pending() ||
+        (this.input.available() > 0 && consoleInputRoom(m) > 0),
+      rebooted: () => {
+        this.ready = false;
+        this.markerTail = "";
+        this.nics.booted();
+        this.bootAt = performance.now();
+        this.setState("booting");
+      },
+      halted: (m) => {
+        // a hart fault (status 2) or a kernel panic (3) is a crash, not a power-off
+        const crashed = (m.exitStatus ?? 0) >= 2;
+        this.emit(`\r\n\x1b[${crashed ? 31 : 2}m[${m.haltReason}]\x1b[0m\r\n`);
+        this.setState(crashed ? "error" : "stopped", m.haltReason);
+      },
+      failed: (_m, e) => {
         const msg = `the emulator failed: ${(e as Error).message}`;
         this.emit(`\r\n\x1b[31m${msg}\x1b[0m\r\n`);
         this.setState("error", msg);
-        continue;
-      }
-      if (outcome.kind === "halted") {
-        this.keepStats(m);
-        this.machine = undefined;
-        if (m.rebootRequested) {
-          this.boot(false);
-        } else {
-          // ---- crashed guests ---- a hart fault (status 2) or a kernel panic (3) is a crash, not a power-off
-          const crashed = (m.exitStatus ?? 0) >= 2;
-          this.emit(`\r\n\x1b[${crashed ? 31 : 2}m[${m.haltReason}]\x1b[0m\r\n`);
-          this.setState(crashed ? "error" : "stopped", m.haltReason);
-        }
-      } else if (outcome.kind === "idle" && this.input.available() === 0 && this.overflow.length === 0 && !this.nics.pending() /* network cards */) {
-        const ms = Math.min(MAX_SLEEP_MS, (outcome.wakeAtMs ?? Infinity) - performance.now());
-        const t0 = performance.now();
-        this.sleep(seen, ms);
-        m.idleMs += performance.now() - t0;
-      }
-      await this.yieldToEvents();
+      },
+    };
+  }
+
+  /** The guest is meant to run: booting or running (paused, off and crashed guests are held). */
+  private get runs(): boolean { return this.state === "running" || this.state === "booting"; }
+
+  private beforeSlice(m: Machine | undefined): SliceDecision {
+    if (!m || !this.runs) {
+      this.flushOverflow();
+      return hold(MAX_SLEEP_MS);
     }
+    if (!this.flushOverflow()) {
+      // The page is behind on the console: hold the guest until it drains (it rings when it sees WANT_SPACE).
+      Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1);
+      return hold(this.flushOverflow() ? 0 : OUTPUT_HOLD_MS);
+    }
+    const budget = this.runBudget();
+    if (budget <= 0) {
+      // over the cap for this window: sleep until it ends (a ring still wakes us to look around)
+      return hold(this.capWindowStart + CAP_WINDOW_MS - performance.now(), this.countThrottled);
+    }
+    this.pumpInput(m);
+    this.nics.pump(); // frames the switch left for the guest
+    return runSlice(budget);
   }
 }
 

@@ -9,7 +9,8 @@ export const CLINT_SIZE = 0x10000;
 export class Clint implements MmioDevice, Stateful {
   readonly size = CLINT_SIZE;
   msip = false;
-  private mtimecmp = ~0n >> 1n;
+  /** at reset: the largest signed 64-bit value, so no timer fires (~0n >> 1n would be -1n: a BigInt shift keeps the sign) */
+  private mtimecmp = (1n << 63n) - 1n;
 
   constructor(private readonly now: () => bigint, private readonly changed: () => void) {}
 

@@ -1,34 +1,44 @@
 // A whole RISC-V virtual machine in the style of QEMU's `virt` board: one RV64GC hart, RAM at 0x8000_0000,
 // CLINT, PLIC, an NS16550A console UART, virtio-mmio slots, SBI firmware in the emulator and a generated device
-// tree. The same class runs in Node and in a browser worker; the embedder drives it with runFor() and sleeps
-// when it reports the guest idle.
+// tree. The same class runs in Node and in a browser worker. Embedders describe the machine (description.ts) and
+// Machine.create() builds the board from that; a MachineRunner (runner.ts) drives it with runFor() and sleeps when
+// it reports the guest idle. A guest reboot happens in place: same memory, same device objects.
 
 import { Hart, StopReason } from "../hart.ts";
 import { computeLayout, RAM_BASE } from "../layout.ts";
-import { MmioBus, type MmioDevice } from "./bus.ts";
+import { MmioBus } from "./bus.ts";
+import { MachineClock, TIMEBASE_HZ } from "./clock.ts";
+import { StateReader, type StateObject, type StateValue } from "../snapshot/state-value.ts";
+import { quiesce, saveMachine, restoreMachine, type MachineParts } from "../snapshot/machine-state.ts";
+import { ConsoleInput, type ConsoleInputSink } from "./console-input.ts";
 import { GuestMemory } from "./guest-memory.ts";
 import { Plic, PLIC_SIZE } from "./plic.ts";
 import { Uart16550 } from "./uart.ts";
 import { Clint, CLINT_SIZE } from "./clint.ts";
 import { sbiCall, type SbiHost } from "./sbi.ts";
 import { buildDtb, node, cells, u64cells, type FdtNode } from "./fdt.ts";
-import { parseLinuxImage, checkInitrd, BootError } from "./linux-image.ts";
-import { VirtioMmio } from "./virtio/mmio.ts";
-import { VirtioBlk, type VirtioBlkOptions } from "./virtio/blk.ts";
-import { VirtioNet, type VirtioNetOptions } from "./virtio/net.ts";
+import { parseLinuxImage, checkInitrd, BootError, type LinuxImageInfo } from "./linux-image.ts";
+import {
+  validateSpec, virtioDevices, MachineSpecError, VIRTIO_BASE, VIRTIO_STRIDE, VIRTIO_SLOTS,
+  type MachineSpec, type MachineAttachments, type BootImages, type VirtioSlot,
+} from "./description.ts";
+import { VirtioMmio, type VirtioDevice } from "./virtio/mmio.ts";
+import { VirtioBlk } from "./virtio/blk.ts";
+import { VirtioNet } from "./virtio/net.ts";
 import { VirtioRng } from "./virtio/rng.ts";
-import type { BlockBackend } from "./virtio/backends.ts";
+import { VirtioBalloon } from "./virtio/balloon.ts";
 
-export { BootError };
+export { BootError, MachineSpecError, VIRTIO_BASE, VIRTIO_STRIDE, VIRTIO_SLOTS };
 
 export const CLINT_BASE = 0x0200_0000n;
 export const PLIC_BASE = 0x0c00_0000n;
 export const UART_BASE = 0x1000_0000n;
 export const UART_IRQ = 10;
-export const VIRTIO_BASE = 0x1000_1000n;
-export const VIRTIO_STRIDE = 0x1000n;
-export const VIRTIO_SLOTS = 8;
-export const TIMEBASE_HZ = 10_000_000;
+/** The agent port: a second 16550 (the guest's /dev/ttyS1) on which the host and the guest's /init agent talk,
+ *  one line each way (identity after a restore or a fork; see guest/rootfs/init). */
+export const AGENT_UART_BASE = 0x1000_0100n;
+export const AGENT_UART_IRQ = 11;
+export { TIMEBASE_HZ };
 
 const IRQ_SSIP = 1n << 1n;
 const IRQ_MSIP = 1n << 3n;
@@ -37,110 +47,164 @@ const IRQ_MTIP = 1n << 7n;
 const IRQ_SEIP = 1n << 9n;
 const IRQ_MEIP = 1n << 11n;
 
+/** no timer set: the largest signed 64-bit value, as a firmware leaves mtimecmp at reset */
+const NO_DEADLINE = (1n << 63n) - 1n;
+
 /** Instructions per run() call: about a millisecond of guest time, the granularity of timer checks. */
 const SLICE = 250_000;
-
-export interface MachineConfig {
-  ramMiB?: number;
-  /** mtime follows retired instructions (1 tick per 10) instead of host time: repeatable runs */
-  deterministic?: boolean;
-  /** called with console output (batched) */
-  onConsole?: (bytes: Uint8Array) => void;
-}
-
-export interface BootConfig {
-  kernel: Uint8Array;
-  initrd?: Uint8Array;
-  cmdline?: string;
-}
 
 export type MachineState = "running" | "halted";
 
 export interface RunOutcome {
-  /** "slice": time budget used; "idle": the guest waits (WFI) until wakeAtMs or an event; "halted": powered off */
-  kind: "slice" | "idle" | "halted";
+  /** "slice": time budget used; "idle": the guest waits (WFI) until wakeAtMs or an event; "halted": powered off
+   *  (or crashed); "rebooted": the guest asked for a reboot and the machine has started over in place */
+  kind: "slice" | "idle" | "halted" | "rebooted";
   /** with "idle": host time (performance.now() scale) of the next timer deadline, or Infinity */
   wakeAtMs?: number;
 }
 
 export class Machine {
+  readonly spec: MachineSpec;
   readonly hart: Hart;
   readonly memory: GuestMemory;
+  readonly ramMiB: number;
   readonly bus = new MmioBus();
   readonly plic: Plic;
   readonly uart: Uart16550;
   readonly clint: Clint;
-  readonly ramMiB: number;
-  private readonly deterministic: boolean;
-  private virtioSlotsUsed = 0;
-  private readonly virtioNodes: FdtNode[] = [];
-  private plicLines = 0n;
-  private timerDeadline = ~0n >> 1n; // SBI set_timer value (mtime ticks)
-  private startMs = performance.now();
-  private idleSkipTicks = 0n; // deterministic mode: time skipped over while idle
+  /** the virtio devices in slot order, each with its transport */
+  readonly virtio: readonly { slot: VirtioSlot; transport: VirtioMmio; device: VirtioDevice }[];
+  /** the disks (spec.disks order: /dev/vda, vdb, ...) */
+  readonly disks: readonly VirtioBlk[];
+  /** the network cards (spec.nics order: eth0, eth1, ...); feed frames with receive(), set backend for tx */
+  readonly nics: readonly VirtioNet[];
+  readonly rng: VirtioRng | undefined;
+  readonly balloon: VirtioBalloon | undefined;
   /** exit status once halted: 0 for a clean poweroff, 1 when the guest reported failure, 2 on a hart fault,
    *  3 when the guest kernel panicked */
   exitStatus: number | undefined;
   haltReason = "";
-  rebootRequested = false;
+  /** host time spent running and idling the guest; these keep counting across reboots */
   busyMs = 0;
   idleMs = 0;
+  /** reboots so far (by the guest or reboot()) */
+  reboots = 0;
+  /** the guest has asked the SBI for console input (an hvc0 console) since it booted */
+  sbiConsoleInput = false;
 
-  constructor(module: WebAssembly.Module, config: MachineConfig = {}) {
-    this.ramMiB = config.ramMiB ?? 256;
-    this.deterministic = config.deterministic ?? false;
+  private readonly deterministic: boolean;
+  private readonly boot: BootImages;
+  private readonly kernelInfo: LinuxImageInfo;
+  private readonly onConsole: (bytes: Uint8Array) => void;
+  private readonly virtioNodes: FdtNode[];
+  /** the PLIC and UART as they are at power-on, put back on every reboot */
+  private readonly powerOnState: { plic: StateValue; uart: StateValue; agent: StateValue };
+  private plicLines = 0n;
+  private timerDeadline = NO_DEADLINE; // SBI set_timer value (mtime ticks)
+  private readonly clock: MachineClock;
+  private rebootPending = false;
+
+  /** Builds the board a description asks for and loads the boot images; the hart starts at the kernel on the
+   *  first runFor(). Throws MachineSpecError for a bad description (or attachments that do not match it),
+   *  BootError for images that cannot boot, RangeError when the memory cannot be had. */
+  static create(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments): Machine {
+    const m = new Machine(module, validateSpec(spec), attachments);
+    m.powerOn();
+    return m;
+  }
+
+  private constructor(module: WebAssembly.Module, spec: MachineSpec, att: MachineAttachments) {
+    this.spec = spec;
+    this.ramMiB = spec.ramMiB;
+    this.deterministic = spec.deterministic;
+    this.kernelInfo = parseLinuxImage(att.boot.kernel);
+    if (att.boot.initrd) checkInitrd(att.boot.initrd);
+    this.boot = { kernel: att.boot.kernel, initrd: att.boot.initrd };
+    this.onConsole = att.onConsole ?? (() => {});
+    checkAttachments(spec, att);
     this.hart = new Hart(module, computeLayout(this.ramMiB));
+    this.clock = new MachineClock(this.deterministic, () => this.hart.instret);
     this.memory = new GuestMemory(this.hart.memory.buffer, this.hart.layout.ramOffset, this.hart.layout.ramBytes, RAM_BASE);
     this.plic = new Plic((meip, seip) => {
       this.plicLines = (meip ? IRQ_MEIP : 0n) | (seip ? IRQ_SEIP : 0n);
       this.updateLines();
     });
-    const onConsole = config.onConsole ?? (() => {});
-    this.uart = new Uart16550(this.plic.line(UART_IRQ), (bytes) => { this.watchForPanic(bytes); onConsole(bytes); });
+    this.uart = new Uart16550(this.plic.line(UART_IRQ), (bytes) => { this.watchForPanic(bytes); this.onConsole(bytes); });
     this.clint = new Clint(() => this.mtime(), () => this.updateLines());
     this.bus.map(CLINT_BASE, this.clint, "clint");
     this.bus.map(PLIC_BASE, this.plic, "plic");
     this.bus.map(UART_BASE, this.uart, "uart");
-  }
+    this.agentPort = new Uart16550(this.plic.line(AGENT_UART_IRQ), (bytes) => this.agentOutput(bytes));
+    (this.agentSink as { uart: Uart16550 }).uart = this.agentPort;
+    this.bus.map(AGENT_UART_BASE, this.agentPort, "agent-uart");
 
-  /** Plugs a device into the next free virtio-mmio slot; `make` receives the slot's interrupt line. */
-  addVirtio(make: (irq: { set(level: boolean): void }) => MmioDevice, name: string): number {
-    if (this.virtioSlotsUsed >= VIRTIO_SLOTS) throw new Error(`no free virtio slot for ${name}`);
-    const slot = this.virtioSlotsUsed++;
-    const irq = 1 + slot;
-    const base = VIRTIO_BASE + VIRTIO_STRIDE * BigInt(slot);
-    this.bus.map(base, make(this.plic.line(irq)), name);
-    this.virtioNodes.push(node(`virtio_mmio@${base.toString(16)}`, [
+    const disks: VirtioBlk[] = [], nics: VirtioNet[] = [];
+    let rng: VirtioRng | undefined, balloon: VirtioBalloon | undefined;
+    const virtio = virtioDevices(spec).map((slot) => {
+      let device: VirtioDevice;
+      switch (slot.kind) {
+        case "disk": {
+          const d = spec.disks[slot.index];
+          device = new VirtioBlk(att.disks![slot.index], { readOnly: d.readOnly, serial: d.serial });
+          disks.push(device as VirtioBlk);
+          break;
+        }
+        case "nic": {
+          const host = att.nics?.[slot.index];
+          device = new VirtioNet({ mac: spec.nics[slot.index].mac, backend: host?.backend, linkUp: host?.linkUp });
+          nics.push(device as VirtioNet);
+          break;
+        }
+        case "rng": device = rng = new VirtioRng(att.entropy); break;
+        case "balloon": device = balloon = new VirtioBalloon(spec.balloon === true ? {} : spec.balloon || {}); break;
+      }
+      const transport = new VirtioMmio(this.memory, this.plic.line(slot.irq), device);
+      this.bus.map(slot.base, transport, `virtio-${slot.kind}`);
+      return { slot, transport, device };
+    });
+    this.virtio = virtio;
+    this.disks = disks;
+    this.nics = nics;
+    this.rng = rng;
+    this.balloon = balloon;
+    this.virtioNodes = virtio.map(({ slot }) => node(`virtio_mmio@${slot.base.toString(16)}`, [
       ["compatible", "virtio,mmio"],
-      ["reg", [...u64cells(base), ...u64cells(VIRTIO_STRIDE)]],
-      ["interrupts", cells(irq)],
+      ["reg", [...u64cells(slot.base), ...u64cells(VIRTIO_STRIDE)]],
+      ["interrupts", cells(slot.irq)],
       ["interrupt-parent", cells(PLIC_PHANDLE)],
     ]));
-    return slot;
+    this.powerOnState = { plic: this.plic.saveState(), uart: this.uart.saveState(), agent: this.agentPort.saveState() };
   }
 
-  /** A virtio-blk disk (appears as /dev/vda, vdb, ... in plug order). */
-  addDisk(backend: BlockBackend, opts: VirtioBlkOptions = {}): VirtioBlk {
-    const blk = new VirtioBlk(backend, opts);
-    this.addVirtio((irq) => new VirtioMmio(this.memory, irq, blk), "virtio-blk");
-    return blk;
+  /** Devices as at power-on. The virtio transports reset themselves (status, features, queues, interrupt) and
+   *  their devices (a card's backlog, the balloon's pages; counters and the balloon's target stay). The PLIC and
+   *  UART get back the state they were built with; the CLINT's registers are written back to their reset values
+   *  (no software interrupt, no timer). */
+  private resetDevices(): void {
+    for (const v of this.virtio) v.transport.reset();
+    const txBytes = this.uart.txBytes; // a counter, not state the guest sees
+    this.uart.restoreState(this.powerOnState.uart); // hands on the output still buffered first
+    this.uart.txBytes = txBytes;
+    this.clint.write(0x0000, 4, 0);          // msip
+    this.clint.write(0x4000, 4, 0xffffffff); // mtimecmp, low word
+    this.clint.write(0x4004, 4, 0x7fffffff); // mtimecmp, high word
+    this.agentPort.restoreState(this.powerOnState.agent);
+    this.agentText = "";
+    this.plic.restoreState(this.powerOnState.plic);
+    this.consoleTail = "";
   }
 
-  /** A virtio-net card; frames the guest sends go to opts.backend, frames for it go in with receive(). */
-  addNic(opts: VirtioNetOptions = {}): VirtioNet {
-    const net = new VirtioNet(opts);
-    this.addVirtio((irq) => new VirtioMmio(this.memory, irq, net), "virtio-net");
-    this.nics.push(net);
-    return net;
+  /**
+   * Power-cycles the machine in place, as a guest `reboot` does: the devices are reset, guest RAM is cleared, the
+   * kernel, initrd and device tree are loaded again and the hart starts over. The WebAssembly.Memory stays the
+   * same one (browsers allow a tab only so many), and so do the device objects embedders hold.
+   */
+  reboot(): void {
+    this.resetDevices();
+    clearRam(this.hart.ram);
+    this.powerOn();
+    this.reboots++;
   }
-
-  addRng(): VirtioRng {
-    const rng = new VirtioRng();
-    this.addVirtio((irq) => new VirtioMmio(this.memory, irq, rng), "virtio-rng");
-    return rng;
-  }
-
-  readonly nics: VirtioNet[] = [];
 
   // A panicked kernel spins forever; the console is where it says so. The machine halts (status 3) with the
   // panic message, so embedders show the VM as crashed instead of leaving a core spinning.
@@ -159,68 +223,67 @@ export class Machine {
     this.consoleTail = text.slice(-40);
   }
 
-  // ---- time ---------------------------------------------------------------------------------------------------
-  mtime(): bigint {
-    if (this.deterministic) return this.hart.instret / 10n + this.idleSkipTicks;
-    return BigInt(Math.floor((performance.now() - this.startMs) * (TIMEBASE_HZ / 1000)));
-  }
-  private ticksToMs(ticks: bigint): number { return Number(ticks) / (TIMEBASE_HZ / 1000); }
+  mtime(): bigint { return this.clock.now(); }
 
   private updateLines(): void {
     const now = this.mtime();
-    this.hart.ex.setMtime(now); // the time CSR reads this until the next update
+    this.hart.state.mtime = now; // the time CSR reads this until the next update
     let lines = this.plicLines;
     if (now >= this.timerDeadline) lines |= IRQ_STIP;
     if (this.clint.timerPending(now)) lines |= IRQ_MTIP;
     if (this.clint.msip) lines |= IRQ_MSIP;
-    this.hart.ex.setInterruptLines(lines);
+    this.hart.state.mipLines = lines;
   }
 
-  // ---- boot ---------------------------------------------------------------------------------------------------
-  /** Loads a Linux Image (and initramfs) with a generated device tree; the hart starts in S-mode at the kernel. */
-  bootLinux(boot: BootConfig): void {
-    const info = parseLinuxImage(boot.kernel);
-    if (boot.initrd) checkInitrd(boot.initrd);
+  /** Loads the Linux Image, initramfs and a generated device tree into RAM and starts the hart in S-mode at the
+   *  kernel, as the SBI firmware would leave it. */
+  private powerOn(): void {
+    const { kernel, initrd } = this.boot;
+    const info = this.kernelInfo;
     const ramBytes = BigInt(this.hart.layout.ramBytes);
     const ramEnd = RAM_BASE + ramBytes;
     const kernelAddr = RAM_BASE + info.textOffset;
     const kernelEnd = kernelAddr + info.imageSize;
-    const cmdline = boot.cmdline ?? "console=ttyS0";
+    const cmdline = this.spec.cmdline;
     // The DTB's size does not depend on the addresses in it: build once to size it, then for real.
     const dtbSize = BigInt(buildDtb(this.deviceTree(cmdline, 0n, 0n)).length);
     const dtbAddr = (ramEnd - dtbSize - 0x1000n) & ~0xfffn;
     let initrdStart = 0n, initrdEnd = 0n;
-    if (boot.initrd) {
-      initrdStart = (dtbAddr - BigInt(boot.initrd.length)) & ~0xfffn;
-      initrdEnd = initrdStart + BigInt(boot.initrd.length);
+    if (initrd) {
+      initrdStart = (dtbAddr - BigInt(initrd.length)) & ~0xfffn;
+      initrdEnd = initrdStart + BigInt(initrd.length);
     }
     // Linux needs room beyond its image for early allocations; ask for at least 16 MiB more than it all takes.
-    const lowestPlaced = boot.initrd ? initrdStart : dtbAddr;
+    const lowestPlaced = initrd ? initrdStart : dtbAddr;
     if (lowestPlaced < kernelEnd + 16n * 1024n * 1024n) {
-      const needMiB = Number((kernelEnd - RAM_BASE + BigInt(boot.initrd?.length ?? 0) + dtbSize + 16n * 1024n * 1024n) >> 20n) + 1;
+      const needMiB = Number((kernelEnd - RAM_BASE + BigInt(initrd?.length ?? 0) + dtbSize + 16n * 1024n * 1024n) >> 20n) + 1;
       throw new BootError(`${this.ramMiB} MiB of RAM is too little for this kernel and initrd: give at least ${needMiB} MiB`);
     }
-    this.hart.writePhys(kernelAddr, boot.kernel);
-    if (boot.initrd) this.hart.writePhys(initrdStart, boot.initrd);
+    this.hart.writePhys(kernelAddr, kernel);
+    if (initrd) this.hart.writePhys(initrdStart, initrd);
     this.hart.writePhys(dtbAddr, buildDtb(this.deviceTree(cmdline, initrdStart, initrdEnd)));
 
-    const ex = this.hart.ex;
-    ex.reset(0, kernelAddr);
+    this.hart.ex.reset(0, kernelAddr);
     // What the SBI firmware would have set up before entering the kernel: every trap and interrupt the
     // supervisor handles is delegated to it, and the counters are readable from S-mode. Only ECALLs from S
     // (SBI calls) reach M-mode, and the emulator answers those itself.
-    ex.setMedeleg(0xb1ffn & ~(1n << 9n) & ~(1n << 11n));
-    ex.setMideleg(IRQ_SSIP | IRQ_STIP | IRQ_SEIP);
-    ex.setMcounteren(7n);
-    ex.setScounteren(7n); // as OpenSBI leaves it: Linux 6.1 never writes it, and its vDSO reads time from U-mode
-    ex.setSbiInHost(1);
-    ex.setPriv(1);
+    const s = this.hart.state;
+    s.medeleg = 0xb1ffn & ~(1n << 9n) & ~(1n << 11n);
+    s.mideleg = IRQ_SSIP | IRQ_STIP | IRQ_SEIP;
+    s.mcounteren = 7n;
+    s.scounteren = 7n; // as OpenSBI leaves it: Linux 6.1 never writes it, and its vDSO reads time from U-mode
+    s.sbiInHost = 1;
+    this.hart.priv = 1;
     this.hart.setReg(10, 0n);
     this.hart.setReg(11, dtbAddr);
-    this.startMs = performance.now();
+    this.timerDeadline = NO_DEADLINE;
+    this.clock.reset();
     this.exitStatus = undefined;
+    this.haltReason = "";
+    this.rebootPending = false;
+    this.sbiConsoleInput = false;
+    this.updateLines();
   }
-
   private deviceTree(cmdline: string, initrdStart: bigint, initrdEnd: bigint): FdtNode {
     const ramBytes = BigInt(this.hart.layout.ramBytes);
     const chosen: [string, string | number[]][] = [["bootargs", cmdline], ["stdout-path", `/soc/serial@${UART_BASE.toString(16)}`]];
@@ -232,6 +295,8 @@ export class Machine {
       ["compatible", "riscv-virtio"], ["model", "tabvisor,virt"],
     ], [
       node("chosen", chosen),
+      // ttyS0 is the console, ttyS1 the agent port, whatever order Linux probes them in
+      node("aliases", [["serial0", `/soc/serial@${UART_BASE.toString(16)}`], ["serial1", `/soc/serial@${AGENT_UART_BASE.toString(16)}`]]),
       node(`memory@${RAM_BASE.toString(16)}`, [["device_type", "memory"], ["reg", [...u64cells(RAM_BASE), ...u64cells(ramBytes)]]]),
       node("cpus", [["#address-cells", cells(1)], ["#size-cells", cells(0)], ["timebase-frequency", cells(TIMEBASE_HZ)]], [
         node("cpu@0", [
@@ -265,12 +330,15 @@ export class Machine {
           ["compatible", "ns16550a"], ["reg", [...u64cells(UART_BASE), ...u64cells(0x100n)]],
           ["clock-frequency", cells(3686400)], ["interrupts", cells(UART_IRQ)], ["interrupt-parent", cells(PLIC_PHANDLE)],
         ]),
+        node(`serial@${AGENT_UART_BASE.toString(16)}`, [
+          ["compatible", "ns16550a"], ["reg", [...u64cells(AGENT_UART_BASE), ...u64cells(0x100n)]],
+          ["clock-frequency", cells(3686400)], ["interrupts", cells(AGENT_UART_IRQ)], ["interrupt-parent", cells(PLIC_PHANDLE)],
+        ]),
         ...this.virtioNodes,
       ]),
     ]);
   }
 
-  // ---- running ------------------------------------------------------------------------------------------------
   get halted(): boolean { return this.exitStatus !== undefined; }
 
   private halt(status: number, reason: string): void {
@@ -281,32 +349,37 @@ export class Machine {
   runFor(budgetMs: number): RunOutcome {
     if (this.halted) return { kind: "halted" };
     const t0 = performance.now();
-    const ex = this.hart.ex;
     try {
       for (;;) {
+        if (this.agentQueue.pending) this.agentQueue.pump(this.agentSink);
         this.updateLines();
         const why = this.hart.run(SLICE) as StopReason;
         switch (why) {
           case StopReason.Mmio: this.handleMmio(); break;
-          case StopReason.Ecall: this.handleSbi(); break;
+          case StopReason.Ecall:
+            this.handleSbi();
+            if (this.rebootPending) {
+              this.busyMs += performance.now() - t0;
+              this.reboot();
+              return { kind: "rebooted" };
+            }
+            break;
           case StopReason.Wfi: {
             // The hart only stops on WFI when no enabled interrupt is pending.
             const now = this.mtime();
             if (this.deterministic) {
               // jump to the next deadline: idle time costs nothing in deterministic mode
-              if (this.timerDeadline > now && this.timerDeadline < now + 10n * BigInt(TIMEBASE_HZ)) {
-                this.idleSkipTicks += this.timerDeadline - now;
-              }
+              if (this.timerDeadline < now + 10n * BigInt(TIMEBASE_HZ)) this.clock.skipTo(this.timerDeadline);
               break;
             }
             this.uart.flush();
             this.busyMs += performance.now() - t0;
             const wakeAtMs = this.timerDeadline > now + 3600n * BigInt(TIMEBASE_HZ)
-              ? Infinity : performance.now() + this.ticksToMs(this.timerDeadline - now);
+              ? Infinity : performance.now() + MachineClock.ticksToMs(this.timerDeadline - now);
             return { kind: "idle", wakeAtMs };
           }
           case StopReason.Fatal:
-            this.halt(2, `the hart stopped: trap loop at pc 0x${ex.getPc().toString(16)} (mcause ${ex.getMcause()}, mtval 0x${ex.getMtval().toString(16)})`);
+            this.halt(2, `the hart stopped: trap loop at pc 0x${this.hart.pc.toString(16)} (mcause ${this.hart.state.mcause}, mtval 0x${this.hart.state.mtval.toString(16)})`);
             break;
           case StopReason.Htif: break;
           case StopReason.Slice: break;
@@ -323,30 +396,33 @@ export class Machine {
   }
 
   private handleMmio(): void {
-    const ex = this.hart.ex;
-    const addr = ex.getMmioAddr();
-    const size = ex.getMmioSize();
-    if (ex.getMmioIsStore()) {
-      if (this.bus.write(addr, size, ex.getMmioData())) ex.mmioComplete(0n);
-      else ex.mmioFail();
+    const h = this.hart, s = h.state;
+    const addr = s.mmioAddr;
+    const size = s.mmioSize;
+    if (s.mmioIsStore) {
+      if (this.bus.write(addr, size, s.mmioData)) h.mmioComplete(0n);
+      else h.mmioFail();
     } else {
       const v = this.bus.read(addr, size);
-      if (v === undefined) ex.mmioFail();
-      else ex.mmioComplete(v);
+      if (v === undefined) h.mmioFail();
+      else h.mmioComplete(v);
     }
   }
 
   private readonly sbiHost: SbiHost = {
     setTimer: (deadline) => { this.timerDeadline = deadline; this.updateLines(); },
     putchar: (byte) => this.uart.write(0, 1, byte),
-    getchar: () => (this.uart.rxPending > 0 ? this.uart.read(0, 1) : -1),
+    getchar: () => {
+      this.sbiConsoleInput = true;
+      return this.uart.rxPending > 0 ? this.uart.read(0, 1) : -1;
+    },
     fenceI: () => this.hart.ex.invalidateDecoded(),
     sfenceVma: () => this.hart.ex.flushTlb(),
     sendSoftwareInterrupt: () => { /* one hart: nothing to signal */ },
     clearSoftwareInterrupt: () => {},
     reset: (type, reason) => {
       if (type === 0) this.halt(reason === 0 ? 0 : 1, reason === 0 ? "powered off" : "the guest reported a system failure");
-      else { this.rebootRequested = true; this.halt(0, "reboot requested"); }
+      else this.rebootPending = true; // after the call returns: its result registers belong to the old boot
     },
   };
 
@@ -360,7 +436,111 @@ export class Machine {
 
   /** Console input (typed bytes). */
   sendInput(bytes: Uint8Array): void { this.uart.input(bytes); this.updateLines(); }
+
+  private readonly agentPort: Uart16550;
+  /** host lines for the guest's agent, held until its port is open and reading (as console input is) */
+  private readonly agentQueue = new ConsoleInput();
+  private readonly agentSink: ConsoleInputSink = {
+    uart: undefined as unknown as Uart16550, // set in the constructor, once the port exists
+    sbiConsoleInput: false,
+    sendInput: (bytes) => { this.agentPort.input(bytes); this.updateLines(); },
+  };
+  private agentText = "";
+  private readonly agentDecoder = new TextDecoder();
+  /** Called with each line the guest's agent writes on the agent port (without the line end). */
+  onAgentLine: ((line: string) => void) | undefined;
+
+  /** Sends one line to the guest's agent (see guest/rootfs/init), e.g. `identity hostname=web2 mac=...`. */
+  agentSend(line: string): void {
+    if (/[\r\n]/.test(line)) throw new Error("an agent request is one line");
+    this.agentQueue.push(new TextEncoder().encode(line + "\n"));
+  }
+
+  private agentOutput(bytes: Uint8Array): void {
+    this.agentText += this.agentDecoder.decode(bytes, { stream: true });
+    let nl: number;
+    while ((nl = this.agentText.indexOf("\n")) >= 0) {
+      const line = this.agentText.slice(0, nl).replace(/\r$/, "");
+      this.agentText = this.agentText.slice(nl + 1);
+      this.onAgentLine?.(line);
+    }
+    if (this.agentText.length > 4096) this.agentText = this.agentText.slice(-4096); // a guest that never ends a line
+  }
+
+  /** What a snapshot needs of this machine, in restore order (snapshot/machine-state.ts). */
+  private parts(): MachineParts {
+    return {
+      hart: this.hart,
+      ram: this.hart.ram,
+      clock: this.clock,
+      devices: [
+        { name: "plic", device: this.plic },
+        { name: "clint", device: this.clint },
+        { name: "uart", device: this.uart },
+        { name: "agent-uart", device: this.agentPort },
+        ...this.virtio.map((v) => ({ name: `virtio-${v.slot.kind}`, device: v.transport })),
+      ],
+      disks: this.disks.map((blk) => ({ backend: blk.backend, blk })),
+      firmware: {
+        saveState: () => ({ timerDeadline: this.timerDeadline }),
+        restoreState: (st) => { this.timerDeadline = new StateReader(st, "firmware").big("timerDeadline"); },
+      },
+      updateLines: () => this.updateLines(),
+    };
+  }
+
+  /** The whole machine's state (see snapshot/machine-state.ts). Waits for the disks' requests in flight; the
+   *  embedder must not run the machine until it resolves. */
+  async saveState(): Promise<StateObject> {
+    if (this.halted) throw new Error("a halted machine has no state worth saving");
+    const parts = this.parts();
+    await quiesce(parts);
+    return saveMachine(parts);
+  }
+
+  /** Builds the board a description asks for and puts a saved state into it instead of booting. Throws
+   *  SnapshotError when the state does not fit the description (nothing else is touched but the new machine and,
+   *  last, its disks). */
+  static async restore(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments, state: StateValue): Promise<Machine> {
+    const m = new Machine(module, validateSpec(spec), attachments);
+    await restoreMachine({ ...m.parts(), ramZeroed: true }, state);
+    return m;
+  }
 }
 
 const CPU_INTC_PHANDLE = 1;
 const PLIC_PHANDLE = 2;
+
+/** The attachments a description needs: a backend of the right size for each disk, no more host parts than
+ *  devices. */
+function checkAttachments(spec: MachineSpec, att: MachineAttachments): void {
+  const disks = att.disks ?? [];
+  if (disks.length !== spec.disks.length) {
+    throw new MachineSpecError("disks", `lists ${spec.disks.length} disks but ${disks.length} disk backends were attached`);
+  }
+  spec.disks.forEach((d, i) => {
+    const backend = disks[i];
+    if (backend.size !== d.sizeBytes) {
+      throw new MachineSpecError(`disks[${i}].sizeBytes`, `is ${d.sizeBytes} but the attached disk has ${backend.size} bytes`);
+    }
+    if (d.readOnly === false && backend.readOnly) {
+      throw new MachineSpecError(`disks[${i}].readOnly`, "is false but the attached disk is read-only");
+    }
+  });
+  if ((att.nics?.length ?? 0) > spec.nics.length) {
+    throw new MachineSpecError("nics", `lists ${spec.nics.length} cards but ${att.nics!.length} were attached`);
+  }
+}
+
+/** Clears guest RAM, writing only the 4 KiB pages that are not zero already: pages the guest never touched stay
+ *  unbacked on the host, so a reboot does not make the whole RAM resident. (Reading them maps nothing; the check
+ *  ORs eight words at a time, which is what makes a scan of 256 MiB take tens of milliseconds, not a hundred.) */
+function clearRam(ram: Uint8Array): void {
+  const w = new Int32Array(ram.buffer, ram.byteOffset, ram.byteLength >> 2);
+  const PAGE_WORDS = 1024;
+  for (let at = 0; at < w.length; at += PAGE_WORDS) {
+    let any = 0;
+    for (let i = at; i < at + PAGE_WORDS; i += 8) any |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+    if (any !== 0) w.fill(0, at, at + PAGE_WORDS);
+  }
+}

@@ -1,14 +1,20 @@
-// A VM in Node: loads the guest images, builds the machine and drives it on the event loop, sleeping while the
-// guest idles. Used by the CLI, the tests and the benchmarks.
+// A VM in Node: loads the guest images, describes the machine (emulator-core/src/machine/description.ts) and runs
+// it with the shared run loop on the event loop, sleeping while the guest idles. Used by the CLI, the tests and the
+// benchmarks.
 
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { gunzipSync } from "node:zlib";
 import { Machine, BootError } from "../machine/machine.ts";
+import { makeSpec, MachineSpecError, type MachineSpec } from "../machine/description.ts";
+import { MachineRunner, runSlice, hold, type RunnerHost } from "../machine/runner.ts";
+import type { MachineAttachments } from "../machine/description.ts";
+import { takeSnapshot, openSnapshot } from "../snapshot/snapshot.ts";
+import { ConsoleInput } from "../machine/console-input.ts";
 import { FileBlockBackend } from "./file-block-backend.ts";
 import { loadHartModule } from "./hart-module.ts";
 import type { VirtioNet } from "../machine/virtio/net.ts";
-import { VirtioMmio } from "../machine/virtio/mmio.ts";
-import { VirtioBalloon, type VirtioBalloonOptions } from "../machine/virtio/balloon.ts";
+import type { VirtioBalloon, VirtioBalloonOptions } from "../machine/virtio/balloon.ts";
 
 export const DEFAULT_IMAGES = fileURLToPath(new URL("../../../public/images/", import.meta.url));
 
@@ -16,6 +22,8 @@ export const DEFAULT_IMAGES = fileURLToPath(new URL("../../../public/images/", i
 export class VmConfigError extends Error {}
 
 export interface NodeVmOptions {
+  /** the whole machine description (instead of ramMiB, append, nics, ...: a restore builds the snapshot's) */
+  spec?: MachineSpec;
   ramMiB?: number;
   kernel?: string;
   initrd?: string;
@@ -33,7 +41,14 @@ export interface NodeVmOptions {
   onConsole?: (bytes: Uint8Array) => void;
   /** keep console output in `output` (default true) */
   keepOutput?: boolean;
+  /** decompress a gzip initramfs on the host and hand the guest the cpio archive inside (Linux takes either): the
+   *  guest then skips inflating it in emulated instructions, about a third of its boot. Off by default, so the
+   *  guest boots the very file it was given (the benchmarks compare that boot with QEMU's). */
+  inflateInitrd?: boolean;
 }
+
+/** Host time per slice while the guest is busy: how long console input and timers wait at most. */
+const SLICE_MS = 20;
 
 function readImage(path: string, what: string): Uint8Array {
   try {
@@ -44,14 +59,29 @@ function readImage(path: string, what: string): Uint8Array {
   }
 }
 
+/** The cpio archive in a gzip initramfs; anything else (or a damaged file) as it is, for the guest to judge. */
+function inflated(initrd: Uint8Array): Uint8Array {
+  if (initrd[0] !== 0x1f || initrd[1] !== 0x8b) return initrd;
+  try {
+    return gunzipSync(initrd);
+  } catch {
+    return initrd;
+  }
+}
+
 export class NodeVm {
-  readonly machine: Machine;
-  readonly nics: VirtioNet[] = [];
-  /** the virtio-balloon device, with opts.balloon */
-  readonly balloon: VirtioBalloon | undefined;
+  /** the machine; a restore puts another in its place (same description) */
+  machine: Machine;
+  readonly spec: MachineSpec;
+  private readonly attachments: MachineAttachments;
+  /** while above zero the guest is held (a snapshot is being taken) */
+  private holds = 0;
   output = "";
+  private readonly runner: MachineRunner;
+  private readonly input = new ConsoleInput();
+  private wakes = 0;
   private wakeUp: (() => void) | undefined;
-  private stopped = false;
+  private failure: unknown;
   private readonly keepOutput: boolean;
   private readonly decoder = new TextDecoder();
   private watchers: { re: RegExp; from: number; resolve: (s: string) => void }[] = [];
@@ -64,16 +94,8 @@ export class NodeVm {
     this.keepOutput = opts.keepOutput ?? true;
     const kernel = readImage(opts.kernel ?? DEFAULT_IMAGES + "Image", "kernel");
     const initrdPath = opts.initrd ?? (opts.kernel ? undefined : DEFAULT_IMAGES + "initramfs.cpio.gz");
-    const initrd = initrdPath ? readImage(initrdPath, "initrd") : undefined;
-    const ramMiB = opts.ramMiB ?? 256;
-    this.machine = new Machine(loadHartModule(), {
-      ramMiB,
-      deterministic: opts.deterministic,
-      onConsole: (bytes) => {
-        opts.onConsole?.(bytes);
-        if (this.keepOutput || this.watchers.length) this.addOutput(bytes);
-      },
-    });
+    let initrd = initrdPath ? readImage(initrdPath, "initrd") : undefined;
+    if (initrd && opts.inflateInitrd) initrd = inflated(initrd);
     if (opts.disk !== undefined) {
       if (!existsSync(opts.disk)) throw new VmConfigError(`cannot open the disk ${opts.disk}: no such file`);
       try {
@@ -81,27 +103,66 @@ export class NodeVm {
       } catch (e) {
         throw new VmConfigError((e as Error).message);
       }
-      this.machine.addDisk(this.disk);
-    }
-    for (let i = 0; i < (opts.nics ?? 0); i++) {
-      const mac = opts.macs?.[i] ?? [0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i];
-      this.nics.push(this.machine.addNic({ mac }));
-    }
-    this.machine.addRng();
-    if (opts.balloon) {
-      const balloon = new VirtioBalloon(opts.balloon === true ? {} : opts.balloon);
-      this.machine.addVirtio((irq) => new VirtioMmio(this.machine.memory, irq, balloon), "virtio-balloon");
-      this.balloon = balloon;
     }
     const hostname = opts.hostname ?? "tabvisor";
-    const append = opts.append ?? `console=ttyS0 hostname=${hostname}`;
     try {
-      this.machine.bootLinux({ kernel, initrd, cmdline: append });
+      this.spec = opts.spec ?? makeSpec({
+        ramMiB: opts.ramMiB ?? 256,
+        cmdline: opts.append ?? `console=ttyS0 hostname=${hostname}`,
+        deterministic: opts.deterministic ?? false,
+        disks: this.disk ? [{ sizeBytes: this.disk.size, readOnly: this.disk.readOnly }] : [],
+        nics: Array.from({ length: opts.nics ?? 0 }, (_, i) => ({
+          mac: Array.from(opts.macs?.[i] ?? [0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i]),
+        })),
+        rng: true,
+        balloon: opts.balloon ?? false,
+      });
+      this.attachments = {
+        boot: { kernel, initrd },
+        disks: this.disk ? [this.disk] : [],
+        onConsole: (bytes) => {
+          opts.onConsole?.(bytes);
+          if (this.keepOutput || this.watchers.length) this.addOutput(bytes);
+        },
+      };
+      this.machine = Machine.create(loadHartModule(), this.spec, this.attachments);
     } catch (e) {
-      if (e instanceof BootError) throw new VmConfigError(e.message);
+      this.disk?.close();
+      if (e instanceof BootError || e instanceof MachineSpecError) throw new VmConfigError(e.message);
       throw e;
     }
+    this.runner = new MachineRunner(this.host(), this.machine);
     this.exited = new Promise((r) => (this.resolveExit = r));
+  }
+
+  /** the network cards (eth0, eth1, ...) */
+  get nics(): readonly VirtioNet[] { return this.machine.nics; }
+  /** the virtio-balloon device, with opts.balloon */
+  get balloon(): VirtioBalloon | undefined { return this.machine.balloon; }
+
+  private host(): RunnerHost {
+    return {
+      wakeToken: () => this.wakes,
+      sleep: (token, ms) => {
+        if (token !== this.wakes) return;
+        return new Promise<void>((resolve) => {
+          const done = () => { clearTimeout(timer); this.wakeUp = undefined; resolve(); };
+          const timer = setTimeout(done, ms);
+          this.wakeUp = done;
+        });
+      },
+      wake: () => this.wake(),
+      // let other VMs, timers and console input in
+      yieldToEvents: () => new Promise<void>((resolve) => setImmediate(resolve)),
+      beforeSlice: (m) => {
+        if (this.holds > 0) return hold(1000);
+        if (m) this.input.pump(m);
+        return runSlice(SLICE_MS);
+      },
+      hasWork: (m) => this.input.ready(m),
+      halted: () => this.runner.stop(),
+      failed: (_m, e) => { this.failure = e; this.runner.stop(); },
+    };
   }
 
   private addOutput(bytes: Uint8Array): void {
@@ -116,27 +177,13 @@ export class NodeVm {
     });
   }
 
-  /** Runs the guest until it powers off or stop() is called. */
+  /** Runs the guest until it powers off or stop() is called; a guest reboot does not end it. Resolves with the
+   *  exit status (0 when stopped); rejects when the emulator fails. */
   async run(): Promise<number> {
-    const m = this.machine;
-    while (!this.stopped && !m.halted) {
-      const r = m.runFor(20);
-      if (r.kind === "halted") break;
-      if (r.kind === "idle") {
-        const wait = Math.max(0, Math.min(1000, (r.wakeAtMs ?? Infinity) - performance.now()));
-        const t0 = performance.now();
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(() => { this.wakeUp = undefined; resolve(); }, wait);
-          this.wakeUp = () => { clearTimeout(timer); this.wakeUp = undefined; resolve(); };
-        });
-        m.idleMs += performance.now() - t0;
-      } else {
-        // let other VMs, timers and console input in
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-    }
+    await this.runner.run();
     this.disk?.close();
-    const status = m.exitStatus ?? 0;
+    if (this.failure !== undefined) throw this.failure;
+    const status = this.machine.exitStatus ?? 0;
     this.resolveExit(status);
     return status;
   }
@@ -145,10 +192,15 @@ export class NodeVm {
   start(): this { void this.run(); return this; }
 
   /** Wakes an idle guest (after input or a network frame). */
-  wake(): void { this.wakeUp?.(); }
+  wake(): void {
+    this.wakes++;
+    this.wakeUp?.();
+  }
 
+  /** Types at the console. The bytes wait here until the guest's serial port is open and reading, so input sent
+   *  early (a script piped in during boot) is not lost. */
   send(text: string | Uint8Array): void {
-    this.machine.sendInput(typeof text === "string" ? new TextEncoder().encode(text) : text);
+    this.input.push(typeof text === "string" ? new TextEncoder().encode(text) : text);
     this.wake();
   }
 
@@ -182,7 +234,35 @@ export class NodeVm {
     return out.slice(echoEnd + 1).replace(new RegExp(`\r?\n@@END${n}@@$`), "");
   }
 
-  stop(): void { this.stopped = true; this.wake(); }
+  stop(): void { this.runner.stop(); }
+
+  /** A snapshot file of the VM as it is now; the guest is held while it is taken and runs on afterwards. */
+  async snapshot(info: { name?: string } = {}): Promise<Uint8Array> {
+    this.holds++;
+    try {
+      return await takeSnapshot(this.machine, { vmName: this.hostname, ...info });
+    } finally {
+      this.holds--;
+      this.wake();
+    }
+  }
+
+  /** A VM that starts from a snapshot file instead of booting. Its disk (opts.disk) must be the size the snapshot's
+   *  disk had; the snapshot's disk contents are written into it. Throws SnapshotError for a file that is corrupt,
+   *  truncated, of another format version or of a machine that cannot be built. */
+  static async restore(file: Uint8Array, opts: Omit<NodeVmOptions, "spec" | "ramMiB" | "append" | "hostname" | "nics" | "macs" | "deterministic" | "balloon"> = {}): Promise<NodeVm> {
+    const { spec, state } = await openSnapshot(file);
+    if (spec.disks.length > (opts.disk === undefined ? 0 : 1)) {
+      throw new VmConfigError(`the snapshot's VM has ${spec.disks.length} disk(s): give --disk with a disk image of ${spec.disks[0].sizeBytes} bytes to restore it onto`);
+    }
+    const vm = new NodeVm({ ...opts, spec });
+    vm.machine = await Machine.restore(loadHartModule(), spec, vm.attachments, state);
+    vm.runner.machine = vm.machine;
+    return vm;
+  }
+
+  /** the guest's host name, from its kernel command line */
+  private get hostname(): string { return /(?:^|\s)hostname=(\S+)/.exec(this.spec.cmdline)?.[1] ?? "tabvisor"; }
 }
 
 /** Joins two NICs with a virtual cable: frames one sends, the other receives. */

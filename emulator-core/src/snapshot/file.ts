@@ -7,13 +7,30 @@
 //   12      4     header length H
 //   16      H     header: UTF-8 JSON (SnapshotHeader)
 //   16+H    4     body length B
-//   20+H    B     body: raw DEFLATE of the encoded state tree (codec.ts)
+//   20+H    B     body: raw DEFLATE (RFC 1951) of the encoded state tree (codec.ts)
 //   20+H+B  4     CRC-32 of every byte before it
 //
 // Reading checks, in order: the magic, the version, the lengths against the file's size, the checksum, then the
 // header's and body's contents, so a truncated, corrupt or foreign file is refused with a message saying which.
 
 import { deflateSync, inflateSync } from "fflate";
+
+// The platform's own (native) DEFLATE where it has one: browsers and Node 20 have CompressionStream, several
+// times faster than a JavaScript inflater, which matters for a restore; fflate otherwise.
+const nativeDeflate = typeof CompressionStream === "function" && typeof DecompressionStream === "function";
+
+async function through(stream: CompressionStream | DecompressionStream, bytes: Uint8Array): Promise<Uint8Array> {
+  const out = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(stream);
+  return new Uint8Array(await new Response(out).arrayBuffer());
+}
+
+async function deflate(raw: Uint8Array): Promise<Uint8Array> {
+  return nativeDeflate ? through(new CompressionStream("deflate-raw"), raw) : deflateSync(raw, { level: 1 });
+}
+
+async function inflate(body: Uint8Array, size: number): Promise<Uint8Array> {
+  return nativeDeflate ? through(new DecompressionStream("deflate-raw"), body) : inflateSync(body, { out: new Uint8Array(size) });
+}
 import { crc32 } from "./crc32.ts";
 import { encodeState, decodeState } from "./codec.ts";
 import { SnapshotError, type StateValue } from "./state-value.ts";
@@ -39,10 +56,10 @@ export interface SnapshotHeader {
 
 const utf8 = new TextEncoder();
 
-/** Writes a snapshot file. level: DEFLATE level 1 (fast) .. 9 (small). */
-export function writeSnapshotFile(header: Omit<SnapshotHeader, "stateBytes">, state: StateValue, level: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 = 1): Uint8Array {
+/** Writes a snapshot file. */
+export async function writeSnapshotFile(header: Omit<SnapshotHeader, "stateBytes">, state: StateValue): Promise<Uint8Array> {
   const raw = encodeState(state);
-  const body = deflateSync(raw, { level });
+  const body = await deflate(raw);
   const head = utf8.encode(JSON.stringify({ ...header, stateBytes: raw.length }));
   const out = new Uint8Array(20 + head.length + body.length + 4);
   const dv = new DataView(out.buffer);
@@ -96,11 +113,11 @@ export function readSnapshotHeader(file: Uint8Array): SnapshotHeader {
 }
 
 /** Checks and opens a snapshot file: its header and its state tree. */
-export function readSnapshotFile(file: Uint8Array): { header: SnapshotHeader; state: StateValue } {
+export async function readSnapshotFile(file: Uint8Array): Promise<{ header: SnapshotHeader; state: StateValue }> {
   const { header, body } = split(file, true);
   let raw: Uint8Array;
   try {
-    raw = inflateSync(body, { out: new Uint8Array(header.stateBytes) });
+    raw = await inflate(body, header.stateBytes);
   } catch {
     throw new SnapshotError("the snapshot is corrupt: its state does not decompress");
   }

@@ -1,5 +1,5 @@
-// Guest RAM in a snapshot: only the pages that are not all zeros (a booted 256 MiB guest touches a few tens of
-// MiB), as a bitmap of which pages are present and their contents one after another.
+// Guest RAM (and disk images) in a snapshot: only the pages that are not all zeros (a booted 256 MiB guest touches
+// a few tens of MiB), as a bitmap of which pages are present and their contents one after another.
 
 import { SnapshotError, StateReader, type StateValue } from "./state-value.ts";
 
@@ -30,14 +30,14 @@ export function saveRam(ram: Uint8Array): StateValue {
   return { pageSize: PAGE_SIZE, pages, present, data };
 }
 
-/** Writes a saved RAM image into ram (of the same size), zeroing every page it does not hold. Checks the image
- *  whole before writing anything. */
-export function restoreRam(ram: Uint8Array, state: StateValue): void {
-  const r = new StateReader(state, "ram");
+/** Writes a saved RAM image into ram (of the same size), zeroing every page it does not hold (unless `zeroed`
+ *  says ram is all zeros already, as a new machine's is). Checks the image whole before writing anything. */
+export function restoreRam(ram: Uint8Array, state: StateValue, what = "RAM", zeroed = false): void {
+  const r = new StateReader(state, what === "RAM" ? "ram" : what);
   const pageSize = r.num("pageSize", PAGE_SIZE, PAGE_SIZE);
   const pages = r.num("pages", 0, 1 << 24);
   if (pages * pageSize !== ram.length) {
-    throw new SnapshotError(`the snapshot holds ${pages * pageSize / 1048576} MiB of RAM, this machine has ${ram.length / 1048576} MiB`);
+    throw new SnapshotError(`the snapshot holds ${pages * pageSize / 1048576} MiB of ${what}, this machine has ${ram.length / 1048576} MiB`);
   }
   const present = r.bytes("present", { length: Math.ceil(pages / 8) });
   let count = 0;
@@ -47,6 +47,6 @@ export function restoreRam(ram: Uint8Array, state: StateValue): void {
   for (let p = 0; p < pages; p++) {
     const dst = ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
     if (present[p >> 3] & (1 << (p & 7))) { dst.set(data.subarray(o, o + PAGE_SIZE)); o += PAGE_SIZE; }
-    else dst.fill(0);
+    else if (!zeroed) dst.fill(0);
   }
 }

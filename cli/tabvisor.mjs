@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// `npx tabvisor vm [options]`: a Tabvisor VM with its console on this terminal; the options are those of
+// `npm run vm -- [options]` (cli/vm.ts, `npx tabvisor vm --help`).
+//
+// Plain JavaScript, and as little as possible before the guest starts, because start-up is what the user waits
+// for: the emulator core is compiled only when emulator-core/build/hart.wasm is missing or older than its
+// sources (file times, the rule emulator-core/build.mjs applies, checked here without loading the AssemblyScript
+// compiler), and the TypeScript runs from a cached bundle instead of through the tsx loader (ts-cache.mjs).
+
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { importTs } from "./ts-cache.mjs";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const COMMANDS = { vm: "cli/vm.ts" };
+
+function coreIsStale() {
+  const wasm = join(ROOT, "emulator-core", "build", "hart.wasm");
+  const sources = join(ROOT, "emulator-core", "assembly");
+  let built;
+  try { built = statSync(wasm).mtimeMs; } catch { return true; }
+  const newest = Math.max(
+    statSync(join(ROOT, "emulator-core", "build.mjs")).mtimeMs,
+    ...readdirSync(sources).map((f) => statSync(join(sources, f)).mtimeMs),
+  );
+  return built < newest;
+}
+
+const [command, ...args] = process.argv.slice(2);
+const entry = COMMANDS[command];
+if (!entry) {
+  process.stderr.write(`usage: tabvisor vm [options]   (tabvisor vm --help lists the options)\n`);
+  process.exit(2);
+}
+if (coreIsStale()) {
+  // the compiler's messages go to stderr: stdout is the guest's console
+  const r = spawnSync(process.execPath, [join(ROOT, "emulator-core", "build.mjs")], { stdio: ["ignore", 2, 2] });
+  if (r.status !== 0) {
+    process.stderr.write("tabvisor: the emulator core did not build (see above)\n");
+    process.exit(r.status ?? 1);
+  }
+}
+// the command reads its options from process.argv, as when it is run directly
+process.argv = [process.argv[0], join(ROOT, entry), ...args];
+await importTs(join(ROOT, entry));

@@ -1,0 +1,106 @@
+// A whole machine's state as one tree: the hart block, every device in bus order, the clock, RAM (its non-zero
+// pages) and the disks' contents, so a snapshot needs nothing but itself (and the same machine description).
+//
+// Saving happens between run() calls, after every disk has finished its requests (a request in flight cannot be
+// saved). Restoring goes into a freshly built machine of the same description, in this order: RAM, hart, PLIC,
+// the other devices (each re-drives its interrupt line), the clock, and last the disks, whose backends may be
+// files of the user's: everything else has been checked by then, so a corrupt snapshot never reaches a disk.
+
+import type { Hart } from "../hart.ts";
+import type { BlockBackend } from "../machine/virtio/backends.ts";
+import type { VirtioBlk } from "../machine/virtio/blk.ts";
+import type { MachineClock } from "../machine/clock.ts";
+import { saveRam, restoreRam } from "./ram.ts";
+import { SnapshotError, StateReader, type Stateful, type StateObject, type StateValue } from "./state-value.ts";
+
+export interface MachineParts {
+  hart: Hart;
+  /** guest RAM */
+  ram: Uint8Array;
+  /** RAM is all zeros (a machine built to restore into): only the saved pages need writing */
+  ramZeroed?: boolean;
+  clock: MachineClock;
+  /** the PLIC first, then the other devices in bus order, each under a name that identifies its kind */
+  devices: { name: string; device: Stateful }[];
+  disks: { backend: BlockBackend; blk: VirtioBlk }[];
+  /** machine-level state outside the devices (the SBI timer) */
+  firmware: Stateful;
+  /** recomputes the hart's interrupt lines from the devices */
+  updateLines(): void;
+}
+
+/** Waits until no disk has a request in flight. */
+export async function quiesce(parts: MachineParts): Promise<void> {
+  await Promise.all(parts.disks.map((d) => d.blk.whenIdle()));
+}
+
+async function readWhole(backend: BlockBackend): Promise<Uint8Array> {
+  const bytes = new Uint8Array(backend.size);
+  await backend.read(0, bytes);
+  return bytes;
+}
+
+/** The machine's state. Call between run() calls, after quiesce(); the guest must not run until it resolves. */
+export async function saveMachine(parts: MachineParts): Promise<StateObject> {
+  parts.updateLines(); // the hart's copy of mtime and its interrupt lines as a restore will recompute them
+  const hart = parts.hart.saveState();
+  const devices = parts.devices.map(({ name, device }) => ({ name, state: device.saveState() }));
+  const state: StateObject = {
+    hart: { layoutVersion: hart.layoutVersion, block: hart.block },
+    devices,
+    firmware: parts.firmware.saveState(),
+    clock: parts.clock.saveState(),
+    ram: saveRam(parts.ram),
+    disks: [],
+  };
+  // Disks last and possibly asynchronous: nothing above may change while their contents are read.
+  const disks: StateValue[] = [];
+  for (const { backend } of parts.disks) {
+    // a read-only disk cannot have changed: its size is enough to check it is the same one
+    disks.push({ size: backend.size, readOnly: !!backend.readOnly, image: backend.readOnly ? null : saveRam(await readWhole(backend)) });
+  }
+  state.disks = disks;
+  return state;
+}
+
+/** Restores a saved state into a freshly built machine of the same description. Throws SnapshotError (naming
+ *  what is wrong) for a state that does not fit; the machine is then to be thrown away, but no disk was touched. */
+export async function restoreMachine(parts: MachineParts, state: StateValue): Promise<void> {
+  const r = new StateReader(state, "machine");
+  const hartState = r.obj("hart");
+  const devices = r.array("devices", 64);
+  if (devices.length !== parts.devices.length) {
+    throw new SnapshotError(`the snapshot's machine has ${devices.length} devices, this one ${parts.devices.length}`);
+  }
+  const disks = r.array("disks", 64);
+  if (disks.length !== parts.disks.length) throw new SnapshotError(`the snapshot's machine has ${disks.length} disks, this one ${parts.disks.length}`);
+  const diskImages = disks.map((d, i) => {
+    const dr = new StateReader(d, `machine.disks[${i}]`);
+    const size = dr.num("size", 0);
+    if (size !== parts.disks[i].backend.size) throw new SnapshotError(`disk ${i} of the snapshot has ${size} bytes, this machine's ${parts.disks[i].backend.size}`);
+    return dr.raw("image");
+  });
+
+  restoreRam(parts.ram, r.raw("ram"), "RAM", parts.ramZeroed);
+  parts.hart.restoreState({ layoutVersion: hartState.num("layoutVersion", 0, 0xffffffff), block: hartState.bytes("block") });
+  devices.forEach((d, i) => {
+    const dr = new StateReader(d, `machine.devices[${i}]`);
+    const name = dr.str("name", 64);
+    if (name !== parts.devices[i].name) throw new SnapshotError(`device ${i} of the snapshot is ${name}, this machine's is ${parts.devices[i].name}`);
+    parts.devices[i].device.restoreState(dr.raw("state"));
+  });
+  parts.firmware.restoreState(r.raw("firmware"));
+  parts.clock.restoreState(r.raw("clock"));
+  parts.updateLines();
+
+  for (let i = 0; i < diskImages.length; i++) {
+    const image = diskImages[i];
+    const { backend } = parts.disks[i];
+    if (image === null) continue;
+    if (backend.readOnly) throw new SnapshotError(`disk ${i} is read-only here but was writable in the snapshot`);
+    const bytes = new Uint8Array(backend.size);
+    restoreRam(bytes, image, `disk ${i}`, true);
+    await backend.write(0, bytes);
+    await backend.flush();
+  }
+}

@@ -1,0 +1,122 @@
+// Whole-machine snapshots in Node: taken while the guest computes, writes its disk and talks TCP to another VM;
+// restored into a new VM that carries on as if nothing happened. Deterministic mode saves the same bytes again
+// after a restore. Bad files are refused with a message, and nothing running is touched.
+
+import { describe, it, expect, afterEach } from "vitest";
+import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { NodeVm } from "../src/node/vm.ts";
+import { VirtualSwitch, attachNic } from "../src/net/switch.ts";
+import { Gateway } from "../src/net/gateway.ts";
+import { openSnapshot } from "../src/snapshot/snapshot.ts";
+import { encodeState } from "../src/snapshot/codec.ts";
+import { SnapshotError } from "../src/snapshot/state-value.ts";
+import { SNAPSHOT_FORMAT } from "../src/snapshot/file.ts";
+
+const vms: NodeVm[] = [];
+afterEach(() => { for (const vm of vms.splice(0)) vm.stop(); });
+const keep = <T extends NodeVm>(vm: T): T => { vms.push(vm); return vm; };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function booted(opts: ConstructorParameters<typeof NodeVm>[0]): Promise<NodeVm> {
+  const vm = keep(new NodeVm({ ramMiB: 128, ...opts }));
+  vm.start();
+  await vm.waitFor("@@GUEST_READY@@", 60_000, 0);
+  await vm.command("true");
+  return vm;
+}
+
+describe("snapshots", () => {
+  it("a CPU-bound loop and a disk write carry on after a restore", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tabvisor-snap-"));
+    const disk = join(dir, "disk.img");
+    writeFileSync(disk, Buffer.alloc(8 << 20));
+    const vm = await booted({ hostname: "saver", disk });
+    await vm.command("mkfs.ext2 -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt");
+    // A loop that takes a few seconds, then writes what it computed to the disk and syncs.
+    const from = vm.output.length;
+    // (the marker is split in the typed line so that its echo never matches)
+    vm.send("i=0; s=0; while [ $i -lt 40000 ]; do i=$((i+1)); s=$(((s*31+i) % 1000003)); done; echo result=$s > /mnt/r; sync; echo LOOP\"\"-DONE $s\n");
+    await sleep(1500);
+    expect(vm.output.slice(from)).not.toContain("LOOP-DONE");
+    const file = await vm.snapshot({ name: "mid-loop" });
+    const loop = await vm.waitFor(/LOOP-DONE (\d+)/, 60_000, from);
+    const expected = /LOOP-DONE (\d+)/.exec(loop)![1];
+    vm.stop();
+
+    // restore onto a fresh (zeroed) disk of the same size: the snapshot carries the disk's contents
+    const disk2 = join(dir, "disk2.img");
+    writeFileSync(disk2, Buffer.alloc(8 << 20));
+    const back = keep(await NodeVm.restore(file, { disk: disk2 }));
+    back.start();
+    const again = await back.waitFor(/LOOP-DONE (\d+)/, 60_000, 0);
+    expect(/LOOP-DONE (\d+)/.exec(again)![1]).toBe(expected);
+    expect(await back.command("cat /mnt/r")).toContain(`result=${expected}`);
+    expect(await back.command("hostname")).toContain("saver");
+    expect(await back.command("umount /mnt && echo unmounted")).toContain("unmounted");
+    back.stop();
+    await back.exited.catch(() => {});
+    // the file system on the restored disk is intact from the host's side too
+    const img = readFileSync(disk2);
+    expect(img.includes(Buffer.from(`result=${expected}`))).toBe(true);
+  }, 180_000);
+
+  it("a TCP stream between two VMs completes after one of them is restored mid-transfer", async () => {
+    const sw = new VirtualSwitch({ name: "snap" });
+    new Gateway(sw, { ip: "10.0.9.1", prefix: 24, domain: "snap" });
+    const mk = (hostname: string, last: number) => ({
+      hostname, nics: 1, macs: [[0x52, 0x54, 0x00, 0x12, 0x35, last]],
+      append: `console=ttyS0 hostname=${hostname} tabvisor.dhcp=wait`,
+    });
+    // cards on the switch before boot, so that DHCP (with the host names DNS answers for) is done by the prompt
+    const server = keep(new NodeVm({ ramMiB: 128, ...mk("server", 1) }));
+    attachNic(sw, server.nics[0], { name: "server", wake: () => server.wake() });
+    const client = keep(new NodeVm({ ramMiB: 128, ...mk("client", 2) }));
+    let port = attachNic(sw, client.nics[0], { name: "client", wake: () => client.wake() });
+    for (const vm of [server, client]) { vm.start(); await vm.waitFor("@@GUEST_READY@@", 60_000, 0); await vm.command("true"); }
+    // 3 MB of random data served by httpd; the client fetches it and hashes it
+    const sum = (await server.command("mkdir -p /www && head -c 3000000 /dev/urandom > /www/f && sha256sum /www/f && httpd -h /www", 60_000)).split(" ")[0].trim();
+    const from = client.output.length;
+    client.send("wget -q -O - http://server/f | sha256sum; echo FET\"\"CHED\n");
+    await sleep(700);
+    const file = await client.snapshot();
+    client.stop();
+    port.detach();
+    // the restored client takes the card's place on the switch; TCP retransmits what was lost meanwhile
+    const back = keep(await NodeVm.restore(file));
+    port = attachNic(sw, back.nics[0], { name: "client", wake: () => back.wake() });
+    back.start();
+    const out = await back.waitFor("FETCHED", 120_000, 0);
+    expect(client.output.slice(from)).not.toContain("FETCHED");
+    expect(out).toContain(sum);
+  }, 240_000);
+
+  it("in deterministic mode, saving again right after a restore gives the same bytes", async () => {
+    const vm = await booted({ deterministic: true, hostname: "det" });
+    const first = await openSnapshot(await vm.snapshot());
+    vm.stop();
+    const back = keep(await NodeVm.restore(await (await import("../src/snapshot/file.ts")).writeSnapshotFile(
+      { machine: first.spec, createdAt: first.header.createdAt }, first.state)));
+    const second = await openSnapshot(await back.snapshot());
+    expect(Buffer.compare(encodeState(second.state), encodeState(first.state))).toBe(0);
+    // and the restored guest runs
+    back.start();
+    expect(await back.command("echo $((6*7))")).toContain("42");
+  }, 120_000);
+
+  it("refuses corrupt, truncated and wrong-version files, saying which", async () => {
+    const vm = await booted({ hostname: "bad" });
+    const file = await vm.snapshot();
+    const flipped = file.slice(); flipped[flipped.length >> 1] ^= 1;
+    const newer = file.slice(); new DataView(newer.buffer).setUint32(8, SNAPSHOT_FORMAT + 1, true);
+    await expect(NodeVm.restore(flipped)).rejects.toThrow(/checksum/);
+    await expect(NodeVm.restore(file.subarray(0, file.length - 100))).rejects.toThrow(/truncated/);
+    await expect(NodeVm.restore(newer)).rejects.toThrow(/format version/);
+    await expect(NodeVm.restore(new TextEncoder().encode("#!/bin/sh\necho hi\n"))).rejects.toThrow(SnapshotError);
+    // the VM the snapshot came from ran on, untouched
+    expect(await vm.command("echo still-here")).toContain("still-here");
+    expect(createHash("sha256").update(file).digest("hex")).toHaveLength(64);
+  }, 120_000);
+});
