@@ -40,3 +40,6 @@ for f in "${FILES[@]}"; do
 done
 echo "images.sh: updated $DEST:"
 ls -l "$DEST"
+
+# The template new VMs start from (a snapshot of this image waiting for its identity): it must match the images.
+(cd "$ROOT" && npm run -s template)

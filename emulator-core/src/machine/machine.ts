@@ -501,9 +501,10 @@ export class Machine {
   /** Builds the board a description asks for and puts a saved state into it instead of booting. Throws
    *  SnapshotError when the state does not fit the description (nothing else is touched but the new machine and,
    *  last, its disks). */
-  static async restore(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments, state: StateValue): Promise<Machine> {
+  static async restore(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments, state: StateValue,
+    opts: { skipDisks?: boolean } = {}): Promise<Machine> {
     const m = new Machine(module, validateSpec(spec), attachments);
-    await restoreMachine({ ...m.parts(), ramZeroed: true }, state);
+    await restoreMachine({ ...m.parts(), ramZeroed: true }, state, opts);
     return m;
   }
 }

@@ -10,6 +10,7 @@ import { makeSpec, MachineSpecError, type MachineSpec } from "../machine/descrip
 import { MachineRunner, runSlice, hold, type RunnerHost } from "../machine/runner.ts";
 import type { MachineAttachments } from "../machine/description.ts";
 import { takeSnapshot, openSnapshot } from "../snapshot/snapshot.ts";
+import { startFromTemplate } from "../snapshot/template.ts";
 import { ConsoleInput } from "../machine/console-input.ts";
 import { FileBlockBackend } from "./file-block-backend.ts";
 import { loadHartModule } from "./hart-module.ts";
@@ -257,6 +258,16 @@ export class NodeVm {
     }
     const vm = new NodeVm({ ...opts, spec });
     vm.machine = await Machine.restore(loadHartModule(), spec, vm.attachments, state);
+    vm.runner.machine = vm.machine;
+    return vm;
+  }
+
+  /** A VM that starts from a template snapshot (snapshot/template.ts) instead of booting: same options as the
+   *  constructor; its description must have the template's shape. Throws SnapshotError when it does not. */
+  static async fromTemplate(template: Uint8Array, opts: NodeVmOptions = {}): Promise<NodeVm> {
+    const vm = new NodeVm(opts);
+    vm.machine = await startFromTemplate(
+      (spec, att, state, o) => Machine.restore(loadHartModule(), spec, att, state, o), template, vm.spec, vm.attachments);
     vm.runner.machine = vm.machine;
     return vm;
   }

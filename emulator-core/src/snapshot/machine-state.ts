@@ -65,7 +65,7 @@ export async function saveMachine(parts: MachineParts): Promise<StateObject> {
 
 /** Restores a saved state into a freshly built machine of the same description. Throws SnapshotError (naming
  *  what is wrong) for a state that does not fit; the machine is then to be thrown away, but no disk was touched. */
-export async function restoreMachine(parts: MachineParts, state: StateValue): Promise<void> {
+export async function restoreMachine(parts: MachineParts, state: StateValue, opts: { skipDisks?: boolean } = {}): Promise<void> {
   const r = new StateReader(state, "machine");
   const hartState = r.obj("hart");
   const devices = r.array("devices", 64);
@@ -93,7 +93,8 @@ export async function restoreMachine(parts: MachineParts, state: StateValue): Pr
   parts.clock.restoreState(r.raw("clock"));
   parts.updateLines();
 
-  for (let i = 0; i < diskImages.length; i++) {
+  // A template's disks are empty and the VM's own hold its files: with skipDisks they stay as they are.
+  for (let i = 0; i < (opts.skipDisks ? 0 : diskImages.length); i++) {
     const image = diskImages[i];
     const { backend } = parts.disks[i];
     if (image === null) continue;

@@ -1,0 +1,78 @@
+// Starting VMs from a template instead of booting them. A template is a snapshot of the default image booted with
+// `tabvisor.template=1` to an idle shell prompt, with no network (guest/rootfs/init). A VM of the same shape (RAM,
+// disks, cards, rng, balloon) restores it, gets its own MACs in its cards, and tells the guest's agent its host
+// name and MAC; the guest then brings up its network (its own DHCP lease). The shell answers at once.
+
+import type { Machine } from "../machine/machine.ts";
+import type { MachineAttachments, MachineSpec } from "../machine/description.ts";
+import { openSnapshot } from "./snapshot.ts";
+import { SnapshotError, type StateObject, type StateValue } from "./state-value.ts";
+
+/** The command line a template boots with. */
+export const TEMPLATE_CMDLINE = "console=ttyS0 hostname=template tabvisor.template=1";
+/** What the template's /init prints (instead of the ready marker) before it starts the shell. */
+export const TEMPLATE_WAIT_MARKER = "@@TEMPLATE_WAIT@@";
+
+/** What must be equal for a VM to start from a template: everything but its command line and MACs. */
+export function templateShape(spec: MachineSpec): string {
+  return JSON.stringify({
+    ramMiB: spec.ramMiB, deterministic: spec.deterministic, disks: spec.disks, nics: spec.nics.length, rng: spec.rng, balloon: spec.balloon,
+  });
+}
+
+/** The description a template of `spec`'s shape is booted with. */
+export function templateSpecFor(spec: MachineSpec): MachineSpec {
+  return { ...spec, cmdline: TEMPLATE_CMDLINE, nics: spec.nics.map((_, i) => ({ mac: [0x52, 0x54, 0x00, 0x00, 0x00, 0x10 + i] })) };
+}
+
+const macText = (mac: number[]) => mac.map((b) => b.toString(16).padStart(2, "0")).join(":");
+
+/** The host name a command line gives (hostname=), or undefined. */
+export function hostnameOf(cmdline: string): string | undefined {
+  return /(?:^|\s)hostname=(\S+)/.exec(cmdline)?.[1];
+}
+
+/**
+ * A machine of `spec` started from a template snapshot: the saved state goes into the board `spec` describes,
+ * with the cards' MACs made this VM's, and the guest is sent its identity (host name from spec.cmdline, the first
+ * card's MAC). The disks keep what they hold (a template's are empty). Throws SnapshotError when the template
+ * does not fit `spec`.
+ */
+export async function startFromTemplate(
+  restore: (spec: MachineSpec, attachments: MachineAttachments, state: StateValue, opts: { skipDisks: boolean }) => Promise<Machine>,
+  template: Uint8Array, spec: MachineSpec, attachments: MachineAttachments,
+): Promise<Machine> {
+  const t = await openSnapshot(template);
+  if (templateShape(t.spec) !== templateShape(spec)) {
+    throw new SnapshotError(`the template is of another machine (${templateShape(t.spec)}) than this VM (${templateShape(spec)})`);
+  }
+  const state = withMacs(t.state, spec);
+  const m = await restore(spec, attachments, state, { skipDisks: true });
+  const words = [`hostname=${hostnameOf(spec.cmdline) ?? "tabvisor"}`];
+  if (spec.nics.length) words.push(`mac=${macText(spec.nics[0].mac)}`);
+  // The template's shell sits at its prompt, printed before the snapshot (so not on this VM's console) and with
+  // the template's name: once the guest has its identity, an empty line makes the shell print a fresh prompt.
+  const before = m.onAgentLine;
+  m.onAgentLine = (line) => {
+    if (line.startsWith("ok identity")) { m.onAgentLine = before; m.sendInput(new Uint8Array([0x0a])); }
+    before?.(line);
+  };
+  m.agentSend(`identity ${words.join(" ")}`);
+  return m;
+}
+
+/** The saved state with each virtio-net card's MAC replaced by spec's (the state is plain data: a copy is made
+ *  of the parts that change). */
+function withMacs(state: StateValue, spec: MachineSpec): StateValue {
+  const s = state as StateObject;
+  if (!Array.isArray(s.devices)) return state;
+  let nic = 0;
+  const devices = s.devices.map((d) => {
+    const dev = d as StateObject;
+    if (dev.name !== "virtio-nic" || nic >= spec.nics.length) return d;
+    const transport = dev.state as StateObject;
+    const device = { ...(transport.device as StateObject), mac: Uint8Array.from(spec.nics[nic++].mac) };
+    return { ...dev, state: { ...transport, device } };
+  });
+  return { ...s, devices };
+}
