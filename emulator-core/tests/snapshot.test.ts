@@ -120,3 +120,61 @@ describe("snapshots", () => {
     expect(createHash("sha256").update(file).digest("hex")).toHaveLength(64);
   }, 120_000);
 });
+
+describe("templates and forks", () => {
+  it("VMs started from the template get their own host name, MAC and lease, and answer at once", async () => {
+    const template = readFileSync(new URL("../../public/images/template.snap", import.meta.url));
+    const sw = new VirtualSwitch({ name: "tpl" });
+    const gw = new Gateway(sw, { ip: "10.0.4.1", prefix: 24, domain: "lab" });
+    for (const [name, last] of [["alpha", 0x31], ["beta", 0x32]] as const) {
+      const vm = keep(await NodeVm.fromTemplate(template, { ramMiB: 64, nics: 1, balloon: true, hostname: name, macs: [[0x52, 0x54, 0, 0x12, 0x36, last]] }));
+      attachNic(sw, vm.nics[0], { name, wake: () => vm.wake() });
+      const t0 = performance.now();
+      vm.start();
+      // the template's shell answers at once; the guest takes its identity meanwhile
+      expect(await vm.command("echo $((6*7))", 20_000)).toBe("42");
+      expect(performance.now() - t0).toBeLessThan(5_000);
+      await vm.waitFor(`@@GUEST_READY@@ hostname=${name}`, 20_000, 0);
+      expect(await vm.command("hostname; cat /sys/class/net/eth0/address", 20_000)).toBe(`${name}\r\n52:54:00:12:36:${last.toString(16)}`);
+    }
+    const deadline = Date.now() + 20_000;
+    while (gw.leases().filter((l) => l.state === "bound").length < 2 && Date.now() < deadline) await sleep(200);
+    expect(gw.leases().filter((l) => l.state === "bound").map((l) => `${l.hostname} ${l.mac}`).sort())
+      .toEqual(["alpha 52:54:00:12:36:31", "beta 52:54:00:12:36:32"]);
+  }, 120_000);
+
+  it("a forked VM runs on as a copy with its own name, MAC, lease and disk, and so does the original", async () => {
+    const sw = new VirtualSwitch({ name: "fork" });
+    const gw = new Gateway(sw, { ip: "10.0.5.1", prefix: 24, domain: "lab" });
+    const dir = mkdtempSync(join(tmpdir(), "tabvisor-fork-"));
+    writeFileSync(join(dir, "a.img"), Buffer.alloc(4 << 20));
+    writeFileSync(join(dir, "b.img"), Buffer.alloc(4 << 20));
+    const orig = keep(new NodeVm({ ramMiB: 128, nics: 1, hostname: "orig", disk: join(dir, "a.img"), macs: [[0x52, 0x54, 0, 0x12, 0x37, 1]] }));
+    attachNic(sw, orig.nics[0], { name: "orig", wake: () => orig.wake() });
+    orig.start();
+    await orig.waitFor("@@GUEST_READY@@", 60_000, 0);
+    await orig.command("mkfs.ext2 -q /dev/vda && mkdir -p /mnt && mount /dev/vda /mnt && echo before > /mnt/f && sync");
+    // a counter that goes on in the background across the fork
+    await orig.command("(i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done) & true");
+    await sleep(1000);
+    const copy = keep(await orig.fork({ hostname: "copy", macs: [[0x52, 0x54, 0, 0x12, 0x37, 2]], disk: join(dir, "b.img") }));
+    attachNic(sw, copy.nics[0], { name: "copy", wake: () => copy.wake() });
+    copy.start();
+    await copy.waitFor("@@GUEST_READY@@ hostname=copy", 20_000, 0);
+    expect(await copy.command("hostname; cat /sys/class/net/eth0/address")).toBe("copy\r\n52:54:00:12:37:02");
+    const c1 = Number(await copy.command("cat /tmp/count"));
+    expect(c1).toBeGreaterThan(1);
+    await sleep(1000);
+    expect(Number(await copy.command("cat /tmp/count"))).toBeGreaterThan(c1);
+    expect(Number(await orig.command("cat /tmp/count"))).toBeGreaterThan(c1);
+    // disks went separate ways: each sees its own writes only
+    await copy.command("echo copy > /mnt/f; sync");
+    expect(await orig.command("cat /mnt/f")).toBe("before");
+    expect(await copy.command("cat /mnt/f")).toBe("copy");
+    expect(await orig.command("hostname")).toBe("orig");
+    const deadline = Date.now() + 20_000;
+    while (!gw.leases().some((l) => l.hostname === "copy" && l.state === "bound") && Date.now() < deadline) await sleep(200);
+    expect(gw.leases().filter((l) => l.state === "bound").map((l) => `${l.hostname} ${l.mac}`).sort())
+      .toEqual(["copy 52:54:00:12:37:02", "orig 52:54:00:12:37:01"]);
+  }, 180_000);
+});

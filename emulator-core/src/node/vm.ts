@@ -10,7 +10,7 @@ import { makeSpec, MachineSpecError, type MachineSpec } from "../machine/descrip
 import { MachineRunner, runSlice, hold, type RunnerHost } from "../machine/runner.ts";
 import type { MachineAttachments } from "../machine/description.ts";
 import { takeSnapshot, openSnapshot } from "../snapshot/snapshot.ts";
-import { startFromTemplate } from "../snapshot/template.ts";
+import { startFromTemplate, startAs } from "../snapshot/template.ts";
 import { ConsoleInput } from "../machine/console-input.ts";
 import { FileBlockBackend } from "./file-block-backend.ts";
 import { loadHartModule } from "./hart-module.ts";
@@ -268,6 +268,31 @@ export class NodeVm {
     const vm = new NodeVm(opts);
     vm.machine = await startFromTemplate(
       (spec, att, state, o) => Machine.restore(loadHartModule(), spec, att, state, o), template, vm.spec, vm.attachments);
+    vm.runner.machine = vm.machine;
+    return vm;
+  }
+
+  /** Forks the VM: a new VM starts from this one's state as it is now, with its own host name and MACs (the guest
+   *  is told through its agent, and takes a new DHCP lease), and a copy of the disk in opts.disk (a file of the
+   *  same size, overwritten). Both run on. */
+  async fork(opts: { hostname: string; macs?: ArrayLike<number>[]; disk?: string } & Pick<NodeVmOptions, "onConsole" | "keepOutput">): Promise<NodeVm> {
+    if (this.spec.disks.length && opts.disk === undefined) throw new VmConfigError("the VM has a disk: give the fork a disk file of the same size");
+    this.holds++;
+    let state;
+    try {
+      state = await this.machine.saveState();
+    } finally {
+      this.holds--;
+      this.wake();
+    }
+    const cmdline = /(?:^|\s)hostname=\S+/.test(this.spec.cmdline)
+      ? this.spec.cmdline.replace(/(^|\s)hostname=\S+/, `$1hostname=${opts.hostname}`)
+      : `${this.spec.cmdline} hostname=${opts.hostname}`;
+    const nics = this.spec.nics.map((n, i) => ({ mac: Array.from(opts.macs?.[i] ?? n.mac) }));
+    const spec = { ...this.spec, cmdline, nics };
+    const vm = new NodeVm({ spec, disk: opts.disk, onConsole: opts.onConsole, keepOutput: opts.keepOutput });
+    vm.machine = await startAs((sp, att, st, o) => Machine.restore(loadHartModule(), sp, att, st, o),
+      { spec: this.spec, state }, spec, vm.attachments, { skipDisks: false, freshPrompt: false });
     vm.runner.machine = vm.machine;
     return vm;
   }

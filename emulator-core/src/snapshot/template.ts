@@ -38,25 +38,34 @@ export function hostnameOf(cmdline: string): string | undefined {
  * card's MAC). The disks keep what they hold (a template's are empty). Throws SnapshotError when the template
  * does not fit `spec`.
  */
-export async function startFromTemplate(
-  restore: (spec: MachineSpec, attachments: MachineAttachments, state: StateValue, opts: { skipDisks: boolean }) => Promise<Machine>,
-  template: Uint8Array, spec: MachineSpec, attachments: MachineAttachments,
-): Promise<Machine> {
-  const t = await openSnapshot(template);
-  if (templateShape(t.spec) !== templateShape(spec)) {
-    throw new SnapshotError(`the template is of another machine (${templateShape(t.spec)}) than this VM (${templateShape(spec)})`);
+export async function startFromTemplate(restore: RestoreFn, template: Uint8Array, spec: MachineSpec, attachments: MachineAttachments): Promise<Machine> {
+  return startAs(restore, await openSnapshot(template), spec, attachments, { skipDisks: true, freshPrompt: true });
+}
+
+export type RestoreFn = (spec: MachineSpec, attachments: MachineAttachments, state: StateValue, opts: { skipDisks: boolean }) => Promise<Machine>;
+
+/**
+ * A machine of `spec` that starts from another machine's saved state and is then told it is someone else: a clone
+ * of a template, or the copy of a forked VM. The source must have the same shape (RAM, disks, cards, rng,
+ * balloon); the cards get spec's MACs and the guest's agent gets the host name and first MAC. `skipDisks` keeps
+ * the disks' own contents instead of the saved ones; `freshPrompt` types an empty line once the guest has its
+ * identity (a template's shell sits at a prompt printed before the snapshot, with the template's name).
+ */
+export async function startAs(restore: RestoreFn, source: { spec: MachineSpec; state: StateValue }, spec: MachineSpec,
+  attachments: MachineAttachments, opts: { skipDisks: boolean; freshPrompt: boolean }): Promise<Machine> {
+  if (templateShape(source.spec) !== templateShape(spec)) {
+    throw new SnapshotError(`the snapshot is of another machine (${templateShape(source.spec)}) than this VM (${templateShape(spec)})`);
   }
-  const state = withMacs(t.state, spec);
-  const m = await restore(spec, attachments, state, { skipDisks: true });
+  const m = await restore(spec, attachments, withMacs(source.state, spec), { skipDisks: opts.skipDisks });
   const words = [`hostname=${hostnameOf(spec.cmdline) ?? "tabvisor"}`];
   if (spec.nics.length) words.push(`mac=${macText(spec.nics[0].mac)}`);
-  // The template's shell sits at its prompt, printed before the snapshot (so not on this VM's console) and with
-  // the template's name: once the guest has its identity, an empty line makes the shell print a fresh prompt.
-  const before = m.onAgentLine;
-  m.onAgentLine = (line) => {
-    if (line.startsWith("ok identity")) { m.onAgentLine = before; m.sendInput(new Uint8Array([0x0a])); }
-    before?.(line);
-  };
+  if (opts.freshPrompt) {
+    const before = m.onAgentLine;
+    m.onAgentLine = (line) => {
+      if (line.startsWith("ok identity")) { m.onAgentLine = before; m.sendInput(new Uint8Array([0x0a])); }
+      before?.(line);
+    };
+  }
   m.agentSend(`identity ${words.join(" ")}`);
   return m;
 }
