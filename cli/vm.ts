@@ -2,16 +2,19 @@
 //   npm run vm                      boots the default guest image (public/images) with its console here
 //   npm run vm -- --elf FILE        runs a bare-metal ELF with an HTIF tohost device (riscv-tests, benchmarks)
 // Options: --mem MB, --kernel FILE, --initrd FILE, --append "ARGS", --disk FILE, --hostname NAME, --timeout-ms N,
-// --deterministic (the guest clock follows retired instructions, so runs repeat exactly).
-// With a terminal on stdin it is put in raw mode; Ctrl-A x quits (Ctrl-A Ctrl-A types a Ctrl-A). Otherwise
-// stdin's bytes are typed into the guest console, so a script can drive it. Either way the bytes wait until the
+// --deterministic (the guest clock follows retired instructions, so runs repeat exactly), --snapshot FILE (where
+// Ctrl-A s saves; default ./tabvisor.snap), --restore FILE (start from a snapshot instead of booting).
+// With a terminal on stdin it is put in raw mode. Ctrl-A x quits, Ctrl-A s saves a snapshot (the VM runs on),
+// Ctrl-A Ctrl-A types a Ctrl-A; the same bytes work when stdin is a pipe, whose other bytes are typed into the
+// guest console, so a script can drive it. Either way the bytes wait until the
 // guest's serial port is open and reading (NodeVm.send), so nothing typed or piped in during boot is lost. The
 // exit status is the guest's (0 after poweroff), 3 on --timeout-ms, 2 for bad input, with a one-line message.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { runBareElf } from "../emulator-core/src/bare.ts";
 import { NodeVm, VmConfigError } from "../emulator-core/src/node/vm.ts";
+import { SnapshotError } from "../emulator-core/src/snapshot/state-value.ts";
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`vm: ${message}\n`);
@@ -43,9 +46,43 @@ async function runElf(path: string, timeoutMs: number, ramMiB: number): Promise<
   }
 }
 
-async function runLinux(opts: { mem: number; deterministic?: boolean; kernel?: string; initrd?: string; append?: string; disk?: string; hostname?: string; timeoutMs?: number }): Promise<void> {
-  let vm: NodeVm;
+/** Saves a snapshot of the running VM to path (through a temporary file, so a failed save leaves an earlier
+ *  snapshot there whole). */
+async function saveSnapshot(vm: NodeVm, path: string): Promise<void> {
   try {
+    const file = await vm.snapshot();
+    const tmp = `${path}.tmp-${process.pid}`;
+    writeFileSync(tmp, file);
+    renameSync(tmp, path);
+    process.stderr.write(`\r\nsnapshot saved: ${path} (${file.length} bytes)\r\n`);
+  } catch (e) {
+    process.stderr.write(`\r\nvm: the snapshot was not saved: ${(e as Error).message}\r\n`);
+  }
+}
+
+interface LinuxOptions {
+  mem: number; deterministic?: boolean; kernel?: string; initrd?: string; append?: string; disk?: string; hostname?: string;
+  timeoutMs?: number; snapshot?: string; restore?: string;
+}
+
+async function runLinux(opts: LinuxOptions): Promise<void> {
+  const snapshotPath = opts.snapshot ?? "tabvisor.snap";
+  let vm: NodeVm;
+  if (opts.restore !== undefined) {
+    let file: Uint8Array;
+    try {
+      file = readFileSync(opts.restore);
+    } catch (e) {
+      fail(`cannot read the snapshot ${opts.restore}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+    }
+    try {
+      vm = await NodeVm.restore(file, { disk: opts.disk, keepOutput: false, onConsole: (bytes) => process.stdout.write(bytes) });
+    } catch (e) {
+      if (e instanceof SnapshotError || e instanceof VmConfigError || e instanceof RangeError) fail(`${opts.restore}: ${e.message}`);
+      throw e;
+    }
+    process.stderr.write(`vm: restored ${opts.restore}\n`);
+  } else try {
     vm = new NodeVm({
       ramMiB: opts.mem, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disk: opts.disk,
       hostname: opts.hostname, keepOutput: false, deterministic: opts.deterministic,
@@ -58,34 +95,37 @@ async function runLinux(opts: { mem: number; deterministic?: boolean; kernel?: s
     throw e;
   }
   const stdin = process.stdin;
-  if (stdin.isTTY) {
-    stdin.setRawMode(true);
-    process.stderr.write("vm: console attached; Ctrl-A x quits\r\n");
-    let escape = false;
-    stdin.on("data", (chunk: Buffer) => {
-      const out: number[] = [];
-      for (const b of chunk) {
-        if (escape) {
-          escape = false;
-          if (b === 0x78 /* x */) { stdin.setRawMode(false); process.stderr.write("\r\nvm: quit\r\n"); process.exit(0); }
-          if (b === 0x01) out.push(0x01);
-          continue;
-        }
-        if (b === 0x01) { escape = true; continue; }
-        out.push(b);
+  const tty = stdin.isTTY;
+  const quit = () => { if (tty) stdin.setRawMode(false); process.stderr.write("\r\nvm: quit\r\n"); process.exit(0); };
+  // Ctrl-A is the escape key, as in QEMU's -nographic console: what follows it is a command, not input.
+  let escape = false;
+  const onInput = (chunk: Buffer) => {
+    const out: number[] = [];
+    for (const b of chunk) {
+      if (escape) {
+        escape = false;
+        if (b === 0x78 /* x */) quit();
+        else if (b === 0x73 /* s */) { if (out.length) vm.send(Uint8Array.from(out.splice(0))); void saveSnapshot(vm, snapshotPath); }
+        else if (b === 0x01) out.push(0x01);
+        continue;
       }
-      if (out.length) vm.send(Uint8Array.from(out));
-    });
-  } else {
-    stdin.on("data", (chunk: Buffer) => vm.send(new Uint8Array(chunk)));
-    stdin.on("error", () => {});
+      if (b === 0x01) { escape = true; continue; }
+      out.push(b);
+    }
+    if (out.length) vm.send(Uint8Array.from(out));
+  };
+  if (tty) {
+    stdin.setRawMode(true);
+    process.stderr.write("vm: console attached; Ctrl-A x quits, Ctrl-A s saves a snapshot\r\n");
   }
+  stdin.on("data", onInput);
+  stdin.on("error", () => {});
   stdin.resume();
   if (opts.timeoutMs !== undefined) {
     setTimeout(() => { process.stderr.write(`\nvm: timed out after ${opts.timeoutMs} ms\n`); process.exit(3); }, opts.timeoutMs).unref();
   }
   const status = await vm.run();
-  if (stdin.isTTY) stdin.setRawMode(false);
+  if (tty) stdin.setRawMode(false);
   const reason = vm.machine.haltReason;
   if (status !== 0) process.stderr.write(`vm: ${reason}\n`);
   process.exit(status);
@@ -98,7 +138,7 @@ async function main(): Promise<void> {
       options: {
         elf: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" }, append: { type: "string" },
         disk: { type: "string" }, hostname: { type: "string" }, mem: { type: "string" },
-        deterministic: { type: "boolean" },
+        deterministic: { type: "boolean" }, snapshot: { type: "string" }, restore: { type: "string" },
         "timeout-ms": { type: "string" }, help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -108,7 +148,9 @@ async function main(): Promise<void> {
   }
   if (args.help) {
     process.stdout.write([
-      "usage: npm run vm -- [--mem MB] [--deterministic] [--kernel Image] [--initrd FILE] [--append ARGS] [--disk FILE] [--hostname NAME] [--timeout-ms N]",
+      "usage: npm run vm -- [--mem MB] [--deterministic] [--kernel Image] [--initrd FILE] [--append ARGS] [--disk FILE] [--hostname NAME] [--timeout-ms N] [--snapshot FILE]",
+      "       npm run vm -- --restore FILE [--disk FILE] [--snapshot FILE] [--timeout-ms N]",
+      "       console: Ctrl-A x quits, Ctrl-A s saves a snapshot to --snapshot FILE (default ./tabvisor.snap)",
       "       npm run vm -- --elf FILE [--timeout-ms N] [--mem MB]",
       "       (npx tabvisor vm takes the same options)",
       "",
@@ -119,7 +161,10 @@ async function main(): Promise<void> {
   if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64));
   const mem = positive("mem", args.mem, 256);
   if (!Number.isInteger(mem)) fail(`--mem must be a whole number of MiB, not ${args.mem}`);
-  return runLinux({ mem, deterministic: args.deterministic, kernel: args.kernel, initrd: args.initrd, append: args.append, disk: args.disk, hostname: args.hostname, timeoutMs: timeout });
+  return runLinux({
+    mem, deterministic: args.deterministic, kernel: args.kernel, initrd: args.initrd, append: args.append, disk: args.disk,
+    hostname: args.hostname, timeoutMs: timeout, snapshot: args.snapshot, restore: args.restore,
+  });
 }
 
 main().catch((e) => fail(e instanceof Error ? e.message : String(e)));

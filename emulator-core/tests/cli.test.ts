@@ -4,6 +4,9 @@
 import { describe, it, expect } from "vitest";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -44,5 +47,28 @@ describe("the vm command", () => {
     const r = await sh("node cli/tabvisor.mjs");
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/usage: tabvisor vm/);
+  });
+
+  it("saves a snapshot on Ctrl-A s (bytes 0x01 0x73 in a pipe) and starts from it with --restore", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tabvisor-cli-snap-"));
+    const snap = join(dir, "s.snap");
+    const save = await sh(`(printf 'echo one > /tmp/x; echo WROTE\\n'; sleep 3; printf '\\001s'; sleep 2; printf 'poweroff\\n') | node cli/tabvisor.mjs vm --mem 96 --snapshot ${snap}`);
+    expect(save.stdout).toContain("WROTE");
+    expect(save.stderr).toMatch(new RegExp(`snapshot saved: ${snap} \\(\\d+ bytes\\)`));
+    expect(save.status).toBe(0);
+    const back = await sh(`printf 'cat /tmp/x\\npoweroff\\n' | node cli/tabvisor.mjs vm --restore ${snap}`);
+    expect(back.stdout).toMatch(/\r?\none\r?\n/);
+    expect(back.status).toBe(0);
+  });
+
+  it("refuses a file that is not a snapshot, or a missing one, with one line and status 2", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tabvisor-cli-bad-"));
+    writeFileSync(join(dir, "bad.snap"), "hello");
+    const r = await sh(`node cli/tabvisor.mjs vm --restore ${join(dir, "bad.snap")} < /dev/null`);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/vm: .*bad\.snap: this is not a Tabvisor snapshot/);
+    const missing = await sh(`node cli/tabvisor.mjs vm --restore ${join(dir, "nope.snap")} < /dev/null`);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/cannot read the snapshot .*no such file/);
   });
 });
