@@ -11,6 +11,7 @@ import { MachineClock, TIMEBASE_HZ } from "./clock.ts";
 import { StateReader, type StateObject, type StateValue } from "../snapshot/state-value.ts";
 import { quiesce, saveMachine, restoreMachine, type MachineParts } from "../snapshot/machine-state.ts";
 import { ConsoleInput, type ConsoleInputSink } from "./console-input.ts";
+import { DirtyLog } from "./dirty-log.ts";
 import { GuestMemory } from "./guest-memory.ts";
 import { Plic, PLIC_SIZE } from "./plic.ts";
 import { Uart16550 } from "./uart.ts";
@@ -490,12 +491,27 @@ export class Machine {
   }
 
   /** The whole machine's state (see snapshot/machine-state.ts). Waits for the disks' requests in flight; the
-   *  embedder must not run the machine until it resolves. */
-  async saveState(): Promise<StateObject> {
+   *  embedder must not run the machine until it resolves. withoutRam: RAM is left out (a live migration has sent
+   *  it page by page). */
+  async saveState(opts: { withoutRam?: boolean } = {}): Promise<StateObject> {
     if (this.halted) throw new Error("a halted machine has no state worth saving");
     const parts = this.parts();
     await quiesce(parts);
-    return saveMachine(parts);
+    return saveMachine(parts, opts);
+  }
+
+  /** A write log over this machine's RAM (live migration). */
+  dirtyLog(): DirtyLog { return new DirtyLog([this.hart], this.memory); }
+
+  /** A board of `spec` with all-zero RAM that has not booted: the target of a live migration writes RAM pages into
+   *  it as they arrive, then adoptState() puts the rest of the state in. */
+  static blank(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments): Machine {
+    return new Machine(module, validateSpec(spec), attachments);
+  }
+
+  /** Restores a state whose RAM is already in place (see blank()). */
+  async adoptState(state: StateValue): Promise<void> {
+    await restoreMachine({ ...this.parts(), ramZeroed: true }, state, { ramInPlace: true });
   }
 
   /** Builds the board a description asks for and puts a saved state into it instead of booting. Throws

@@ -11,6 +11,7 @@ import { MachineRunner, runSlice, hold, type RunnerHost } from "../machine/runne
 import type { MachineAttachments } from "../machine/description.ts";
 import { takeSnapshot, openSnapshot } from "../snapshot/snapshot.ts";
 import { startFromTemplate, startAs } from "../snapshot/template.ts";
+import { migrateOut, MigrationTarget, type MigrationMessage, type MigrationOptions, type MigrationStats } from "../snapshot/migration.ts";
 import { ConsoleInput } from "../machine/console-input.ts";
 import { FileBlockBackend } from "./file-block-backend.ts";
 import { loadHartModule } from "./hart-module.ts";
@@ -295,6 +296,31 @@ export class NodeVm {
       { spec: this.spec, state }, spec, vm.attachments, { skipDisks: false, freshPrompt: false });
     vm.runner.machine = vm.machine;
     return vm;
+  }
+
+  /** Live-migrates this VM out through `send` (migration.ts): RAM is copied while the guest runs, then the guest
+   *  is held for the last pages and the state. The VM stops here once the target has everything. */
+  async migrate(send: (m: MigrationMessage) => void | Promise<void>, opts: MigrationOptions = {}): Promise<MigrationStats> {
+    let held = false;
+    const stats = await migrateOut(this.machine, {
+      hold: () => { if (!held) { held = true; this.holds++; } },
+      release: () => { if (held) { held = false; this.holds--; this.wake(); } },
+      yield: () => new Promise((r) => setTimeout(r, 1)),
+    }, send, opts);
+    this.stop();
+    return stats;
+  }
+
+  /** The receiving end of a migration: feed it the messages; the last one resolves with the VM, not yet started. */
+  static migrationTarget(opts: Omit<NodeVmOptions, "spec"> = {}): { receive(m: MigrationMessage): Promise<NodeVm | undefined> } {
+    let vm: NodeVm | undefined;
+    const target = new MigrationTarget((spec) => {
+      vm = new NodeVm({ ...opts, spec });
+      vm.machine = Machine.blank(loadHartModule(), spec, vm.attachments);
+      vm.runner.machine = vm.machine;
+      return vm.machine;
+    });
+    return { receive: async (m) => ((await target.receive(m)) ? vm : undefined) };
   }
 
   /** the guest's host name, from its kernel command line */

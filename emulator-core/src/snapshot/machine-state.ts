@@ -41,7 +41,7 @@ async function readWhole(backend: BlockBackend): Promise<Uint8Array> {
 }
 
 /** The machine's state. Call between run() calls, after quiesce(); the guest must not run until it resolves. */
-export async function saveMachine(parts: MachineParts): Promise<StateObject> {
+export async function saveMachine(parts: MachineParts, opts: { withoutRam?: boolean } = {}): Promise<StateObject> {
   parts.updateLines(); // the hart's copy of mtime and its interrupt lines as a restore will recompute them
   const hart = parts.hart.saveState();
   const devices = parts.devices.map(({ name, device }) => ({ name, state: device.saveState() }));
@@ -50,7 +50,8 @@ export async function saveMachine(parts: MachineParts): Promise<StateObject> {
     devices,
     firmware: parts.firmware.saveState(),
     clock: parts.clock.saveState(),
-    ram: saveRam(parts.ram),
+    // a live migration sends RAM page by page before this (migration.ts)
+    ram: opts.withoutRam ? null : saveRam(parts.ram),
     disks: [],
   };
   // Disks last and possibly asynchronous: nothing above may change while their contents are read.
@@ -65,7 +66,7 @@ export async function saveMachine(parts: MachineParts): Promise<StateObject> {
 
 /** Restores a saved state into a freshly built machine of the same description. Throws SnapshotError (naming
  *  what is wrong) for a state that does not fit; the machine is then to be thrown away, but no disk was touched. */
-export async function restoreMachine(parts: MachineParts, state: StateValue, opts: { skipDisks?: boolean } = {}): Promise<void> {
+export async function restoreMachine(parts: MachineParts, state: StateValue, opts: { skipDisks?: boolean; ramInPlace?: boolean } = {}): Promise<void> {
   const r = new StateReader(state, "machine");
   const hartState = r.obj("hart");
   const devices = r.array("devices", 64);
@@ -81,7 +82,10 @@ export async function restoreMachine(parts: MachineParts, state: StateValue, opt
     return dr.raw("image");
   });
 
-  restoreRam(parts.ram, r.raw("ram"), "RAM", parts.ramZeroed);
+  const ram = r.raw("ram");
+  if (ram === null) {
+    if (!opts.ramInPlace) throw new SnapshotError("the snapshot holds no RAM");
+  } else restoreRam(parts.ram, ram, "RAM", parts.ramZeroed);
   parts.hart.restoreState({ layoutVersion: hartState.num("layoutVersion", 0, 0xffffffff), block: hartState.bytes("block") });
   devices.forEach((d, i) => {
     const dr = new StateReader(d, `machine.devices[${i}]`);
