@@ -504,14 +504,15 @@ export class Machine {
   dirtyLog(): DirtyLog { return new DirtyLog([this.hart], this.memory); }
 
   /** A board of `spec` with all-zero RAM that has not booted: the target of a live migration writes RAM pages into
-   *  it as they arrive, then adoptState() puts the rest of the state in. */
+   *  it as they arrive, then restoreState(state, { ramInPlace: true }) puts the rest in; a restore fills it whole. */
   static blank(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments): Machine {
     return new Machine(module, validateSpec(spec), attachments);
   }
 
-  /** Restores a state whose RAM is already in place (see blank()). */
-  async adoptState(state: StateValue): Promise<void> {
-    await restoreMachine({ ...this.parts(), ramZeroed: true }, state, { ramInPlace: true });
+  /** Puts a saved state into a blank() machine (never into one that has run: its RAM must be all zeros).
+   *  ramInPlace: the state has no RAM, it was written into this machine already (a live migration). */
+  async restoreState(state: StateValue, opts: { skipDisks?: boolean; ramInPlace?: boolean } = {}): Promise<void> {
+    await restoreMachine({ ...this.parts(), ramZeroed: true }, state, opts);
   }
 
   /** Builds the board a description asks for and puts a saved state into it instead of booting. Throws
@@ -519,10 +520,12 @@ export class Machine {
    *  last, its disks). */
   static async restore(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments, state: StateValue,
     opts: { skipDisks?: boolean } = {}): Promise<Machine> {
-    const m = new Machine(module, validateSpec(spec), attachments);
-    await restoreMachine({ ...m.parts(), ramZeroed: true }, state, opts);
+    const m = Machine.blank(module, spec, attachments);
+    await m.restoreState(state, opts);
     return m;
   }
+
+
 }
 
 const CPU_INTC_PHANDLE = 1;

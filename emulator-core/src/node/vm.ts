@@ -26,6 +26,8 @@ export class VmConfigError extends Error {}
 export interface NodeVmOptions {
   /** the whole machine description (instead of ramMiB, append, nics, ...: a restore builds the snapshot's) */
   spec?: MachineSpec;
+  /** build the board without booting it (all-zero RAM): a state is restored into it next */
+  blank?: boolean;
   ramMiB?: number;
   kernel?: string;
   initrd?: string;
@@ -72,8 +74,7 @@ function inflated(initrd: Uint8Array): Uint8Array {
 }
 
 export class NodeVm {
-  /** the machine; a restore puts another in its place (same description) */
-  machine: Machine;
+  readonly machine: Machine;
   readonly spec: MachineSpec;
   private readonly attachments: MachineAttachments;
   /** while above zero the guest is held (a snapshot is being taken) */
@@ -127,7 +128,9 @@ export class NodeVm {
           if (this.keepOutput || this.watchers.length) this.addOutput(bytes);
         },
       };
-      this.machine = Machine.create(loadHartModule(), this.spec, this.attachments);
+      this.machine = opts.blank
+        ? Machine.blank(loadHartModule(), this.spec, this.attachments)
+        : Machine.create(loadHartModule(), this.spec, this.attachments);
     } catch (e) {
       this.disk?.close();
       if (e instanceof BootError || e instanceof MachineSpecError) throw new VmConfigError(e.message);
@@ -257,19 +260,17 @@ export class NodeVm {
     if (spec.disks.length > (opts.disk === undefined ? 0 : 1)) {
       throw new VmConfigError(`the snapshot's VM has ${spec.disks.length} disk(s): give --disk with a disk image of ${spec.disks[0].sizeBytes} bytes to restore it onto`);
     }
-    const vm = new NodeVm({ ...opts, spec });
-    vm.machine = await Machine.restore(loadHartModule(), spec, vm.attachments, state);
-    vm.runner.machine = vm.machine;
+    const vm = new NodeVm({ ...opts, spec, blank: true });
+    await vm.machine.restoreState(state);
     return vm;
   }
 
   /** A VM that starts from a template snapshot (snapshot/template.ts) instead of booting: same options as the
    *  constructor; its description must have the template's shape. Throws SnapshotError when it does not. */
   static async fromTemplate(template: Uint8Array, opts: NodeVmOptions = {}): Promise<NodeVm> {
-    const vm = new NodeVm(opts);
-    vm.machine = await startFromTemplate(
-      (spec, att, state, o) => Machine.restore(loadHartModule(), spec, att, state, o), template, vm.spec, vm.attachments);
-    vm.runner.machine = vm.machine;
+    const vm = new NodeVm({ ...opts, blank: true });
+    await startFromTemplate(async (_spec, _att, state, o) => { await vm.machine.restoreState(state, o); return vm.machine; },
+      template, vm.spec, vm.attachments);
     return vm;
   }
 
@@ -291,10 +292,9 @@ export class NodeVm {
       : `${this.spec.cmdline} hostname=${opts.hostname}`;
     const nics = this.spec.nics.map((n, i) => ({ mac: Array.from(opts.macs?.[i] ?? n.mac) }));
     const spec = { ...this.spec, cmdline, nics };
-    const vm = new NodeVm({ spec, disk: opts.disk, onConsole: opts.onConsole, keepOutput: opts.keepOutput });
-    vm.machine = await startAs((sp, att, st, o) => Machine.restore(loadHartModule(), sp, att, st, o),
+    const vm = new NodeVm({ spec, disk: opts.disk, onConsole: opts.onConsole, keepOutput: opts.keepOutput, blank: true });
+    await startAs(async (_sp, _att, st, o) => { await vm.machine.restoreState(st, o); return vm.machine; },
       { spec: this.spec, state }, spec, vm.attachments, { skipDisks: false, freshPrompt: false });
-    vm.runner.machine = vm.machine;
     return vm;
   }
 
@@ -315,9 +315,7 @@ export class NodeVm {
   static migrationTarget(opts: Omit<NodeVmOptions, "spec"> = {}): { receive(m: MigrationMessage): Promise<NodeVm | undefined> } {
     let vm: NodeVm | undefined;
     const target = new MigrationTarget((spec) => {
-      vm = new NodeVm({ ...opts, spec });
-      vm.machine = Machine.blank(loadHartModule(), spec, vm.attachments);
-      vm.runner.machine = vm.machine;
+      vm = new NodeVm({ ...opts, spec, blank: true });
       return vm.machine;
     });
     return { receive: async (m) => ((await target.receive(m)) ? vm : undefined) };

@@ -132,7 +132,7 @@ export class MigrationTarget {
     if (!machine) throw new SnapshotError("migration data arrived before its beginning");
     this.writePages(machine, m.indices, m.data);
     if (m.kind === "pages") return undefined;
-    await machine.adoptState(m.state);
+    await machine.restoreState(m.state, { ramInPlace: true });
     this.machine = undefined;
     return machine;
   }
