@@ -8,14 +8,7 @@
 // The guest's tty layer keeps what the driver reads (the shell finds it when it starts); a guest that turns on
 // hardware flow control (stty crtscts) drops RTS when that buffer fills, and input waits here meanwhile.
 
-import type { Uart16550 } from "./uart.ts";
-
-const REG_IER = 1;
-const REG_LCR = 3;
-const REG_MCR = 4;
-const IER_RDI = 0x01;
-const LCR_DLAB = 0x80;
-const MCR_RTS = 0x02;
+import { REG_IER, REG_LCR, REG_MCR, IER_RDI, LCR_DLAB, MCR_RTS, type Uart16550 } from "./uart.ts";
 
 /** Most bytes handed over at once: one tty buffer's worth, so a paste never outruns a guest that reads slowly. */
 export const INPUT_BATCH = 4096;

@@ -5,12 +5,17 @@ import type { MmioDevice } from "./bus.ts";
 import type { IrqLine } from "./guest-memory.ts";
 import { StateReader, type StateValue, type Stateful } from "../snapshot/state-value.ts";
 
-const IER_RDI = 0x01;  // received data available
+/** register offsets (with DLAB clear) */
+export const REG_IER = 1;
+export const REG_LCR = 3;
+export const REG_MCR = 4;
+export const IER_RDI = 0x01;  // received data available
 const IER_THRI = 0x02; // transmitter holding register empty
 const LSR_DR = 0x01;
 const LSR_THRE = 0x20;
 const LSR_TEMT = 0x40;
-const LCR_DLAB = 0x80;
+export const LCR_DLAB = 0x80;
+export const MCR_RTS = 0x02;
 const IIR_NONE = 0x01;
 const IIR_THRI = 0x02;
 const IIR_RDI = 0x04;
