@@ -61,7 +61,12 @@ export function setMstatus(v: u64): void {
   if (((v ^ H.mstatus) & (MSTATUS_SUM | MSTATUS_MXR | MSTATUS_MPRV | MSTATUS_MPP)) != 0) H.translationEpoch++;
   H.mstatus = v;
 }
-@inline export function markFsDirty(): void { H.mstatus |= MSTATUS_FS_DIRTY | MSTATUS_SD; }
+// Every FP register write marks the state dirty; it almost always is already, and a load is cheaper than a store
+// in the interpreter's loop.
+@inline export function markFsDirty(): void {
+  const s = H.mstatus;
+  if ((s & MSTATUS_FS_DIRTY) != MSTATUS_FS_DIRTY) H.mstatus = s | MSTATUS_FS_DIRTY | MSTATUS_SD;
+}
 @inline export function fpEnabled(): bool { return (H.mstatus & MSTATUS_FS) != 0; }
 export function setMepc(v: u64): void { H.mepc = v & ~1; }
 export function setSepc(v: u64): void { H.sepc = v & ~1; }

@@ -36,9 +36,11 @@ function usesRoundingMode(op: u32): bool {
  *  (mstatus.FS = Off) or the rounding mode is reserved. softfloat raises flags in its own word (it is also built
  *  alone for its tests), which holds the hart's fflags for the length of the operation. */
 export function execFp(op: u32, e: usize): void {
-  SF.fflags = H.fflags; // softfloat skips work for flags already raised (an inexact check once NX is set)
+  const before = H.fflags;
+  SF.fflags = before; // softfloat skips work for flags already raised (an inexact check once NX is set)
   compute(op, e);
-  H.fflags = SF.fflags;
+  const after = SF.fflags;
+  if (after != before) H.fflags = after;
 }
 
 function compute(op: u32, e: usize): void {

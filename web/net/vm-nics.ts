@@ -46,10 +46,11 @@ export class VmNics {
     });
   }
 
-  /** The machine's devices for the cards, in order (once, after the machine is built). */
+  /** The machine's devices for the cards, in order (after the machine is built, and again when a restored machine
+   *  takes its place: its devices' carrier is the saved one, so the next pump sets the card's). */
   bind(nics: readonly VirtioNet[]): void {
     if (nics.length !== this.cards.length) throw new Error(`the machine has ${nics.length} network cards, the VM ${this.cards.length}`);
-    this.cards.forEach((card, i) => { card.nic = nics[i]; });
+    this.cards.forEach((card, i) => { card.nic = nics[i]; card.link = nics[i].isLinkUp; });
   }
 
   /** The guest (re)starts: frames waiting for the previous boot are dropped, and the boot is counted. */

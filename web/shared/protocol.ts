@@ -16,6 +16,7 @@
 //   OUTPUT_BELL    see PAGE_ASLEEP.
 
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import type { StateValue } from "../../emulator-core/src/snapshot/state-value.ts";
 import type { NicInit } from "../net/nic-channel.ts";
 
 export const CTRL = { DOORBELL: 0, PENDING_CALLS: 1, WANT_SPACE: 2, STATE: 3, PAGE_ASLEEP: 4, OUTPUT_BELL: 5 } as const;
@@ -49,7 +50,13 @@ export interface VmStats {
   net: VmNetStats;
   /** the virtio-balloon device of the running machine, if any */
   balloon?: VmBalloonStats;
+  /** how the machine now running came to be: booted, restored from the template, from a snapshot or a fork */
+  startedFrom?: VmStart;
+  /** host ms that start took before the guest could run (building the board, restoring the state) */
+  startMs?: number;
 }
+
+export type VmStart = "boot" | "template" | "snapshot";
 
 export interface VmDiskStats {
   sizeBytes: number;
@@ -114,6 +121,24 @@ export interface VmInit {
   balloonMiB?: number;
   /** the shared memory of each card of spec.nics, in order (see below) */
   nics?: NicInit[];
+  /** the template snapshot file (public/images/template.snap): when spec has its shape and a plain command line,
+   *  the first start restores it instead of booting (emulator-core/src/snapshot/template.ts) */
+  template?: Uint8Array;
+  /** a saved machine the first start restores instead of booting: an opened snapshot, or the state of the VM this
+   *  one is a fork of */
+  from?: VmOrigin;
+}
+
+/** A machine's saved state and what it was: enough to start a machine of the same shape from it. */
+export interface VmOrigin {
+  /** the description of the machine it was saved from (its host name and MACs may differ from this VM's: the
+   *  guest is then told its new identity through its agent) */
+  spec: MachineSpec;
+  state: StateValue;
+  /** the end of its console output when it was saved, shown again after the restore */
+  console?: string;
+  /** what to say in the console about where the machine came from */
+  label?: string;
 }
 
 /** The VM worker's control API (exposed with comlink). */
@@ -136,6 +161,13 @@ export interface VmWorkerApi {
   setBalloon(mib: number): VmStats;
   /** fault injection for tests: the worker throws an uncaught exception, as a worker bug would */
   injectFault(): void;
+  /** a snapshot file of the running machine (emulator-core/src/snapshot/file.ts); the guest is held meanwhile */
+  snapshot(info: { name?: string; vmName: string }): Promise<Uint8Array>;
+  /** the running machine's state, for a fork (no file: nothing is compressed); the guest is held meanwhile */
+  saveState(): Promise<VmOrigin>;
+  /** replaces the machine with one built from `from` (of the same shape); the running machine goes on until the new
+   *  one is built, and stays as it was when that fails (the promise then rejects saying why) */
+  restore(from: VmOrigin): Promise<VmStats>;
 }
 
 /** The marker the guest's /init prints when the shell is about to start. */

@@ -4,13 +4,13 @@
 // `meterVersion` with each round of samples, so only what shows meters redraws every second. Nothing here
 // depends on React.
 
-import type { GuestImages } from "./images.ts";
+import type { Guest } from "./images.ts";
 import { VmHandle } from "./vm-handle.ts";
 import { ConsoleHost } from "./console-host.ts";
 import { MeterHistory, sampleBetween, restingSample, HISTORY_SECONDS } from "./meters.ts";
 import { shareCpu, type SchedVm } from "./scheduler.ts";
-import { cmdlineOf, saveLab, maxBalloonMiB, type VmSpec } from "./lab.ts";
-import type { VmState, VmStats } from "../shared/protocol.ts";
+import { cmdlineOf, saveLab, maxBalloonMiB, uniqueName, type VmSpec } from "./lab.ts";
+import type { VmOrigin, VmState, VmStats } from "../shared/protocol.ts";
 import type { NicInit } from "../net/nic-channel.ts";
 
 /** What the dashboard calls a VM's state. */
@@ -60,10 +60,29 @@ export interface HostSummary {
   cpuHistory: number[];
 }
 
+/** One card of a VM as its creator wants it: a MAC (default: a new one) and a network (default: the layer's own
+ *  choice; null: unplugged). */
+export interface CardPlan {
+  mac?: string;
+  network?: string | null;
+}
+
 /** Lets a network layer give each VM its cards (the VM's control block rings its doorbell). */
 export interface NetworkAttach {
-  nicsFor(vm: string): ((ctrl: SharedArrayBuffer) => NicInit[]) | undefined;
+  nicsFor(vm: string, cards: CardPlan[]): ((ctrl: SharedArrayBuffer) => NicInit[]) | undefined;
   release?(vm: string): void;
+  /** the network each of the VM's cards is on now, in order */
+  networksOf?(vm: string): (string | null)[];
+  /** the MACs every card in the page has now */
+  macsInUse?(): string[];
+}
+
+/** How a new VM starts other than by booting, and how its cards are made. */
+export interface CreateOptions {
+  /** the saved machine it starts from (a snapshot, the VM it is a fork of) */
+  from?: VmOrigin;
+  /** its cards (default: one, with a new MAC) */
+  cards?: CardPlan[];
 }
 
 export interface HypervisorOptions {
@@ -95,7 +114,10 @@ export class Hypervisor {
   private disposed = false;
   private sampling = false;
 
-  constructor(private readonly guest: { hart: WebAssembly.Module; images: GuestImages }, private readonly opts: HypervisorOptions) {
+  /** told when a VM is deleted (its name) */
+  onRemoved: ((name: string) => void) | undefined;
+
+  constructor(private readonly guest: Guest, private readonly opts: HypervisorOptions) {
     this.timer = setInterval(() => void this.sample(), SAMPLE_MS);
   }
 
@@ -120,8 +142,8 @@ export class Hypervisor {
   byId(id: number): VmEntry | undefined { return this.entries.find((e) => e.id === id); }
 
   // ---- lifecycle ----------------------------------------------------------------------------------------------
-  /** Adds a VM (its spec already checked) and, unless told otherwise, boots it. */
-  create(spec: VmSpec, start = true): VmEntry {
+  /** Adds a VM (its spec already checked) and, unless told otherwise, boots it (or starts it from `opts.from`). */
+  create(spec: VmSpec, start = true, opts: CreateOptions = {}): VmEntry {
     const console = new ConsoleHost();
     const entry: VmEntry = {
       id: this.nextId++, spec: { ...spec }, console, state: "stopped", ready: false,
@@ -130,19 +152,20 @@ export class Hypervisor {
     };
     console.onUnreadChange = () => this.changed();
     this.entries.push(entry);
-    this.spawn(entry);
+    this.spawn(entry, opts);
     if (start) void this.start(entry.id);
     this.changed(true);
     return entry;
   }
 
-  /** A new worker for the entry (at creation, and after its worker crashed). */
-  private spawn(e: VmEntry): void {
+  /** A new worker for the entry (at creation, and after its worker crashed: it then boots). */
+  private spawn(e: VmEntry, opts: CreateOptions = {}): void {
     const s = e.spec;
     const handle = new VmHandle({
       name: s.name, hart: this.guest.hart, images: this.guest.images, ramMiB: s.ramMiB, cmdline: cmdlineOf(s),
       diskMiB: s.diskMiB, cpuCap: e.effectiveCap, balloonMiB: s.balloonMiB,
-      nics: this.opts.network?.nicsFor(s.name),
+      nics: this.opts.network?.nicsFor(s.name, opts.cards ?? Array.from({ length: s.machine?.nics.length ?? 1 }, () => ({}))),
+      machine: s.machine, template: this.guest.template, from: opts.from,
     });
     e.handle = handle;
     e.stats = undefined;
@@ -186,7 +209,69 @@ export class Hypervisor {
     e.handle.dispose();
     e.console.dispose();
     this.opts.network?.release?.(e.spec.name);
+    this.onRemoved?.(e.spec.name);
     this.changed(true);
+  }
+
+  // ---- saved machines -----------------------------------------------------------------------------------------
+  /** The VM has a machine whose state can be saved (running, booting or paused). */
+  live(e: VmEntry): boolean {
+    return !e.handle.dead && (e.state === "running" || e.state === "booting" || e.state === "paused");
+  }
+
+  /** A snapshot file of the VM as it is now (it runs on). */
+  snapshot(id: number, name?: string): Promise<Uint8Array> {
+    const e = this.byId(id);
+    if (!e || !this.live(e)) return Promise.reject(new Error(`${e?.spec.name ?? "the VM"} is not running`));
+    return e.handle.snapshot({ name, vmName: e.spec.name });
+  }
+
+  /** Puts a saved machine into the VM in place of the one it runs (which runs on until the new one is built, and
+   *  stays when that fails: the promise then rejects saying why). */
+  async restoreInto(id: number, from: VmOrigin): Promise<void> {
+    const e = this.byId(id);
+    if (!e) throw new Error("the VM is gone");
+    if (e.handle.dead) { e.handle.dispose(); this.spawn(e); }
+    const h = e.handle;
+    const s = await h.restore(from);
+    if (e.handle !== h) return;
+    // counters start over with the new machine: the next sample is the first of it
+    e.stats = undefined;
+    e.ready = h.ready;
+    e.state = uiState(s.state);
+    e.detail = undefined;
+    e.crashLines = undefined;
+    this.changed();
+  }
+
+  /** A new VM that starts from a saved machine instead of booting. Its cards keep the saved MACs when it keeps the
+   *  saved name and no card in the page has them (then the guest goes on as it was); otherwise they are new and the
+   *  guest is told its new identity. */
+  createFrom(spec: VmSpec, from: VmOrigin, networks?: (string | null)[]): VmEntry {
+    const savedName = /(?:^|\s)hostname=(\S+)/.exec(from.spec.cmdline)?.[1];
+    const inUse = new Set(this.opts.network?.macsInUse?.() ?? []);
+    const macs = from.spec.nics.map((n) => n.mac.map((b) => b.toString(16).padStart(2, "0")).join(":"));
+    const keep = savedName === spec.name && macs.every((m) => !inUse.has(m));
+    const cards = from.spec.nics.map((_, i): CardPlan => ({
+      mac: keep ? macs[i] : undefined,
+      network: networks ? networks[i] ?? null : undefined,
+    }));
+    return this.create(spec, true, { from, cards });
+  }
+
+  /** Forks a running VM: a copy named NAME-2 (or the next free number) starts from its state as it is now, with
+   *  its own MACs and host name (its guest takes its own DHCP lease) and a copy of its disk, its cards on the same
+   *  networks. Both run on. Resolves with the copy once its machine is being built. */
+  async fork(id: number): Promise<VmEntry> {
+    const e = this.byId(id);
+    if (!e || !this.live(e)) throw new Error(`${e?.spec.name ?? "the VM"} is not running: only a running VM can be forked`);
+    const name = uniqueName(e.spec.name, this.entries.map((x) => x.spec.name));
+    const from = await e.handle.saveState();
+    from.label = `forked from ${e.spec.name}`;
+    const networks = this.opts.network?.networksOf?.(e.spec.name);
+    // the copy's cards are new (new MACs), on the networks the original's are on now
+    const cards = from.spec.nics.map((_, i): CardPlan => ({ network: networks ? networks[i] ?? null : undefined }));
+    return this.create({ ...e.spec, name }, true, { from, cards });
   }
 
   async startAll(): Promise<void> {

@@ -1,9 +1,26 @@
 // Fetches what a VM boots from: the compiled emulator core and the guest images listed in
-// public/images/manifest.json, with progress and a sha256 check. Loaded once per page; every VM shares them.
+// public/images/manifest.json, with progress and a sha256 check, and the template snapshot new VMs of its shape
+// start from instead of booting (the manifest's `template` entry). Loaded once per page; every VM shares them.
+
+import { peekSnapshot } from "../../emulator-core/src/snapshot/snapshot.ts";
+import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
 
 export interface GuestImages {
   kernel: Uint8Array;
   initrd: Uint8Array;
+}
+
+/** The template snapshot file and the machine it was taken of. */
+export interface Template {
+  file: Uint8Array;
+  spec: MachineSpec;
+}
+
+export interface Guest {
+  hart: WebAssembly.Module;
+  images: GuestImages;
+  /** absent when the manifest lists none, or it did not download intact (VMs then boot) */
+  template?: Template;
 }
 
 export interface LoadProgress {
@@ -15,6 +32,7 @@ export interface LoadProgress {
 
 interface Manifest {
   artefacts: Record<string, { size: number; sha256: string }>;
+  template?: { file: string; size: number; sha256: string };
 }
 
 /** A download that failed, with what went wrong and how to fix it. */
@@ -89,10 +107,10 @@ async function loadHart(): Promise<WebAssembly.Module> {
   }
 }
 
-let cached: Promise<{ hart: WebAssembly.Module; images: GuestImages }> | undefined;
+let cached: Promise<Guest> | undefined;
 
-/** The emulator core and the guest images (downloaded once; later calls share the first download). */
-export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Promise<{ hart: WebAssembly.Module; images: GuestImages }> {
+/** The emulator core, the guest images and the template (downloaded once; later calls share the first download). */
+export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Promise<Guest> {
   cached ??= (async () => {
     const manifestUrl = imageUrl("manifest.json");
     const manifest = (await (await get(manifestUrl)).json().catch(() => {
@@ -102,7 +120,9 @@ export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Pro
     for (const n of names) {
       if (!manifest.artefacts?.[n]) throw new DownloadError(manifestUrl, `${manifestUrl} does not list ${n}`, IMAGES_FIX);
     }
-    const total = names.reduce((s, n) => s + manifest.artefacts[n].size, 0);
+    const t = manifest.template;
+    const templateEntry = t && typeof t.file === "string" && /^[\w.-]+$/.test(t.file) && Number.isSafeInteger(t.size) ? t : undefined;
+    const total = names.reduce((s, n) => s + manifest.artefacts[n].size, 0) + (templateEntry?.size ?? 0);
     let loaded = 0;
     const hart = loadHart();
     const files: Uint8Array[] = [];
@@ -134,7 +154,27 @@ export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Pro
       }
       files.push(bytes);
     }
-    return { hart: await hart, images: { kernel: files[0], initrd: files[1] } };
+    // The template only saves boot time: one that is missing or damaged is reported and VMs boot instead.
+    let template: Template | undefined;
+    if (templateEntry) {
+      const url = imageUrl(templateEntry.file);
+      onProgress({ loaded, total, file: templateEntry.file });
+      try {
+        const res = await get(url);
+        const start = loaded;
+        const bytes = await readAll(url, res, templateEntry.size, (k) => {
+          loaded = Math.min(start + templateEntry.size, loaded + k);
+          onProgress({ loaded, total, file: templateEntry.file });
+        });
+        if (bytes.length !== templateEntry.size) throw new Error(`it has ${bytes.length} bytes, the manifest says ${templateEntry.size}`);
+        const digest = await sha256Hex(bytes);
+        if (digest !== undefined && digest !== templateEntry.sha256) throw new Error(`its sha256 is ${digest}, the manifest says ${templateEntry.sha256}`);
+        template = { file: bytes, spec: peekSnapshot(bytes).spec };
+      } catch (e) {
+        console.warn(`the template snapshot ${url} is not usable (${(e as Error).message}): new VMs boot instead`);
+      }
+    }
+    return { hart: await hart, images: { kernel: files[0], initrd: files[1] }, template };
   })();
   cached.catch(() => { cached = undefined; }); // a failed download may be retried
   return cached;

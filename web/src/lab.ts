@@ -3,6 +3,7 @@
 
 import { get, set } from "idb-keyval";
 import { computeLayout, MAX_RAM_MIB } from "../../emulator-core/src/layout.ts";
+import { validateSpec, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
 
 export { MAX_RAM_MIB };
 
@@ -22,6 +23,10 @@ export interface VmSpec {
   balloonMiB: number;
   /** extra kernel command-line arguments, after `console=ttyS0 hostname=NAME` */
   bootArgs: string;
+  /** A VM made from a snapshot of a machine these fields cannot describe (one made in Node, say): its whole
+   *  description, used as it is but for the host name on its command line and its cards' MACs. ramMiB and
+   *  diskMiB then only repeat it for display. */
+  machine?: MachineSpec;
 }
 
 export interface GuestImageInfo { id: string; label: string }
@@ -52,8 +57,33 @@ export function newSpec(name: string, over: Partial<VmSpec> = {}): VmSpec {
 
 /** The kernel command line of a VM. */
 export function cmdlineOf(spec: VmSpec): string {
+  if (spec.machine) return withHostname(spec.machine.cmdline, spec.name);
   return `console=ttyS0 hostname=${spec.name}${spec.bootArgs.trim() ? " " + spec.bootArgs.trim() : ""}`;
 }
+
+/** `cmdline` with its hostname= (added when it has none) set to `name`. */
+export function withHostname(cmdline: string, name: string): string {
+  return /(^|\s)hostname=\S*/.test(cmdline) ? cmdline.replace(/(^|\s)hostname=\S*/, `$1hostname=${name}`) : `${cmdline} hostname=${name}`.trim();
+}
+
+/**
+ * The VM spec for a machine from a snapshot, named `name`. A machine the dashboard itself would build (its RAM, a
+ * disk of whole MiB, one card, rng and balloon, `console=ttyS0 hostname=... [args]`) becomes an ordinary VM;
+ * anything else keeps its whole description in `machine`.
+ */
+export function vmSpecFromMachine(m: MachineSpec, name: string): VmSpec {
+  const args = /^console=ttyS0 hostname=\S+(?: (.*))?$/.exec(m.cmdline);
+  const disk = m.disks[0];
+  const diskMiB = disk ? disk.sizeBytes / MiB : 0;
+  const ordinary = args && !m.deterministic && m.rng && m.balloon === true && m.nics.length === 1 && m.disks.length <= 1 &&
+    (!disk || (Number.isInteger(diskMiB) && diskMiB <= 1024 && disk.serial === "tabvisor-disk" && !disk.readOnly)) &&
+    m.ramMiB >= MIN_RAM_MIB;
+  const spec = newSpec(name, { ramMiB: m.ramMiB, diskMiB: Math.ceil(diskMiB) });
+  if (ordinary) return { ...spec, bootArgs: args[1] ?? "" };
+  return { ...spec, machine: validateSpec(m) };
+}
+
+const MiB = 1024 * 1024;
 
 const NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/;
 
@@ -63,6 +93,14 @@ export function checkSpec(spec: VmSpec, taken: string[]): string | undefined {
     return "Name: 1 to 32 lower-case letters, digits and dashes (not at either end); it becomes the guest's hostname.";
   }
   if (taken.some((n) => n.toLowerCase() === spec.name.toLowerCase())) return `There is already a VM named ${spec.name}.`;
+  if (spec.machine) {
+    try {
+      validateSpec(spec.machine);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return spec.machine.ramMiB === spec.ramMiB ? undefined : "Memory: the machine's description says otherwise.";
+  }
   const ram = spec.ramMiB;
   if (!Number.isInteger(ram)) return "Memory: a whole number of MiB.";
   if (ram > MAX_RAM_MIB) {
@@ -97,6 +135,19 @@ export function probeMemory(ramMiB: number): string | undefined {
     return `This browser cannot give a VM ${ramMiB} MiB now: creating its ${(pages / 16).toFixed(0)} MiB WebAssembly memory failed ` +
       `(${(e as Error).message || String(e)}). Give it less memory, or delete VMs you do not need (Chromium gives one tab about 120 ` +
       "WebAssembly memories, whatever their size).";
+  }
+}
+
+/** A name like `base` that no VM in `taken` has: base itself when free (with firstSuffix 1), else base-2, base-3,
+ *  ... (shortened to stay a valid name). */
+export function uniqueName(base: string, taken: string[], firstSuffix = 2): string {
+  const lower = new Set(taken.map((n) => n.toLowerCase()));
+  const clean = base.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 32).replace(/-+$/, "") || "vm";
+  if (firstSuffix <= 1 && !lower.has(clean) && NAME_RE.test(clean)) return clean;
+  for (let i = Math.max(2, firstSuffix); ; i++) {
+    const suffix = `-${i}`;
+    const name = clean.slice(0, 32 - suffix.length).replace(/-+$/, "") + suffix;
+    if (!lower.has(name)) return name;
   }
 }
 

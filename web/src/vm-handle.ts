@@ -3,10 +3,12 @@
 
 import * as Comlink from "comlink";
 import { ByteRing } from "../shared/ring.ts";
-import { CTRL, CTRL_WORDS, VM_STATES, type VmEvent, type VmState, type VmStats, type VmWorkerApi } from "../shared/protocol.ts";
-import type { GuestImages } from "./images.ts";
+import { CTRL, CTRL_WORDS, VM_STATES, type VmEvent, type VmOrigin, type VmState, type VmStats, type VmWorkerApi } from "../shared/protocol.ts";
+import { bulkBuffers } from "../shared/saved-machine.ts";
+import type { GuestImages, Template } from "./images.ts";
 import type { NicInit } from "../net/nic-channel.ts";
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import { templateShape } from "../../emulator-core/src/snapshot/template.ts";
 import { parseMac } from "../../emulator-core/src/net/packet.ts";
 
 /** Where a VM's console output goes (an xterm Terminal fits: write(data, callback)). */
@@ -30,19 +32,28 @@ export interface VmHandleOptions {
   balloonMiB?: number;
   /** the VM's network cards, made from its control block (see web/net/hub.ts: attachVm(...).nics) */
   nics?: (ctrl: SharedArrayBuffer) => NicInit[];
+  /** the whole machine description, for a VM made from a snapshot of a machine the fields above do not describe
+   *  (its cards get the VM's MACs; `cmdline` still wins when given) */
+  machine?: MachineSpec;
+  /** the template snapshot: a first start of a machine of its shape restores it instead of booting */
+  template?: Template;
+  /** a saved machine the first start restores instead of booting (a snapshot, the VM this one forks) */
+  from?: VmOrigin;
 }
 
 const MiB = 1024 * 1024;
 
 /** The machine a VM's options describe (the worker checks it: a bad one puts the VM in its error state). */
 function machineSpecOf(opts: VmHandleOptions, nics: NicInit[]): MachineSpec {
+  const cards = nics.map((n) => ({ mac: [...parseMac(n.mac)] }));
+  if (opts.machine) return { ...opts.machine, cmdline: opts.cmdline ?? opts.machine.cmdline, nics: cards };
   const diskMiB = Math.floor(opts.diskMiB ?? 0);
   return {
     ramMiB: opts.ramMiB ?? 128,
     cmdline: opts.cmdline ?? `console=ttyS0 hostname=${opts.name}`,
     deterministic: false,
     disks: diskMiB > 0 ? [{ sizeBytes: diskMiB * MiB, serial: "tabvisor-disk" }] : [],
-    nics: nics.map((n) => ({ mac: [...parseMac(n.mac)] })),
+    nics: cards,
     rng: true,
     balloon: true,
   };
@@ -105,17 +116,22 @@ export class VmHandle {
     this.worker.addEventListener("error", (e) => fail(e.message || "it could not be loaded"));
     this.worker.addEventListener("messageerror", () => fail("a message could not be decoded"));
     const nics = opts.nics?.(ctrlBuf) ?? [];
-    this.remote.init({
+    const spec = machineSpecOf(opts, nics);
+    // the template goes only to VMs it may fit (the worker makes the final check); 3 MB copied per VM
+    const template = opts.template && templateShape(opts.template.spec) === templateShape(spec) ? opts.template.file : undefined;
+    this.remote.init(Comlink.transfer({
       hart: opts.hart,
       images: opts.images,
-      spec: machineSpecOf(opts, nics),
+      spec,
       ctrl: ctrlBuf,
       output: this.output.buffer,
       input: this.input.buffer,
       cpuCap: opts.cpuCap,
       balloonMiB: opts.balloonMiB,
       nics,
-    }, Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
+      template,
+      from: opts.from,
+    }, opts.from ? bulkBuffers(opts.from.state) : []), Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
     this.schedule();
     // Animation frames stop in a hidden tab; a slow timer keeps the console (and a held guest) moving.
     // It is also the safety net should a wake-up of the sleeping pump ever be missed.
@@ -137,6 +153,12 @@ export class VmHandle {
   setBalloon(mib: number): Promise<VmStats> { return this.call((r) => r.setBalloon(mib)); }
   /** test hook: makes the worker throw an uncaught error */
   injectFault(): Promise<void> { return this.call((r) => r.injectFault()); }
+  /** a snapshot file of the running machine */
+  snapshot(info: { name?: string; vmName: string }): Promise<Uint8Array> { return this.call((r) => r.snapshot(info)); }
+  /** the running machine's state (for a fork) */
+  saveState(): Promise<VmOrigin> { return this.call((r) => r.saveState()); }
+  /** replaces the machine with one restored from `from` (the state's page and disk buffers are handed over) */
+  restore(from: VmOrigin): Promise<VmStats> { return this.call((r) => r.restore(Comlink.transfer(from, bulkBuffers(from.state)))); }
 
   /** The state as the worker last published it in shared memory (no round trip). */
   get sharedState(): VmState { return VM_STATES[Atomics.load(this.ctrl, CTRL.STATE)] ?? "created"; }

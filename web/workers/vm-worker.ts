@@ -3,8 +3,12 @@
 // runner.ts). The page controls it through comlink (see VmWorkerApi); console bytes and wake-ups go through shared
 // memory (see web/shared/protocol.ts).
 //
-// The worker keeps one machine for its whole life, built from the description the page sent at the first start;
-// resets, reboots and power cycles all happen in place, because a tab may only have so many wasm memories.
+// The worker keeps one machine, built from the description the page sent at the first start; resets, reboots and
+// power cycles all happen in place, because a tab may only have so many wasm memories. The first start may restore
+// a saved machine instead of booting (the template, a snapshot, the VM a fork copies), and a restore builds a new
+// machine beside the running one and swaps it in only once it is whole, so a snapshot that does not fit leaves the
+// VM as it was. Whatever awaits with the machine (a snapshot, a restore into the board) holds the run loop first:
+// the guest must not run while its state is read or written.
 //
 // What is the worker's own here is policy, in the run loop's hooks: slices of SLICE_MS so comlink calls are
 // answered in time, the CPU cap, and holding the guest while the page has not taken its console output. When the
@@ -13,7 +17,10 @@
 
 import * as Comlink from "comlink";
 import { Machine, BootError, MachineSpecError } from "../../emulator-core/src/machine/machine.ts";
-import { validateSpec, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import { validateSpec, type MachineAttachments, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import { peekSnapshot, SnapshotError } from "../../emulator-core/src/snapshot/snapshot.ts";
+import { writeSnapshotFile } from "../../emulator-core/src/snapshot/file.ts";
+import { startFromTemplate, startAs, templateShape, type RestoreFn } from "../../emulator-core/src/snapshot/template.ts";
 import { MachineRunner, runSlice, hold, type RunnerHost, type SliceDecision } from "../../emulator-core/src/machine/runner.ts";
 import { consoleInputRoom } from "../../emulator-core/src/machine/console-input.ts";
 import { MemoryBlockBackend } from "../../emulator-core/src/machine/virtio/backends.ts";
@@ -21,8 +28,9 @@ import { ByteRing } from "../shared/ring.ts";
 import { VmNics } from "../net/vm-nics.ts";
 import {
   CTRL, GUEST_READY_MARKER, VM_STATES,
-  type VmEvent, type VmInit, type VmState, type VmStats, type VmWorkerApi, type VmNetStats,
+  type VmEvent, type VmInit, type VmState, type VmStats, type VmWorkerApi, type VmNetStats, type VmOrigin, type VmStart,
 } from "../shared/protocol.ts";
+import { shapeMismatch, sameIdentity, bulkBuffers } from "../shared/saved-machine.ts";
 
 /** Host time per slice while the guest is busy. */
 const SLICE_MS = 16;
@@ -35,6 +43,10 @@ const TERMINAL_RESET = new Uint8Array([0x1b, 0x63]);
 /** CPU cap: the guest may run cap% of each window of this many ms; the rest of the window the worker sleeps. */
 const CAP_WINDOW_MS = 100;
 const MiB = 1024 * 1024;
+/** Console output kept to show again after a restore (from the first line start within it). */
+const CONSOLE_TAIL = 16 * 1024;
+/** A command line the template can stand for: nothing but the console and the host name (which the guest is told). */
+const PLAIN_CMDLINE = /^console=ttyS0 hostname=\S+$/;
 
 const encoder = new TextEncoder();
 
@@ -69,6 +81,21 @@ class VmWorker implements VmWorkerApi {
   /** balloon target (4 KiB pages), kept across reboots */
   private balloonPages = 0;
   private bootAt = 0;
+  /** the template file and the description it was taken of, when the page offered one */
+  private template: { file: Uint8Array; spec: MachineSpec } | undefined;
+  /** what the first start restores instead of booting */
+  private origin: VmOrigin | undefined;
+  /** a start from a saved machine is under way (asynchronous) */
+  private building = false;
+  private startedFrom: VmStart | undefined;
+  private startMs = 0;
+  /** while above zero the run loop is parked (see holding) */
+  private holds = 0;
+  private parked: Promise<void> | undefined;
+  private unpark: (() => void) | undefined;
+  /** the end of the console output, for the next snapshot */
+  private readonly tail = new Uint8Array(CONSOLE_TAIL);
+  private tailLength = 0;
 
   constructor() {
     this.channel.port1.onmessage = () => { const r = this.yieldResolve; this.yieldResolve = undefined; r?.(); };
@@ -96,6 +123,14 @@ class VmWorker implements VmWorkerApi {
     }
     this.cpuCap = clampCap(init.cpuCap ?? 100);
     this.balloonPages = Math.max(0, Math.floor(((init.balloonMiB ?? 0) * MiB) / 4096));
+    this.origin = init.from;
+    if (init.template) {
+      try {
+        this.template = { file: init.template, spec: peekSnapshot(init.template).spec };
+      } catch (e) {
+        console.warn(`the template snapshot is not usable, VMs boot instead: ${(e as Error).message}`);
+      }
+    }
     this.runner = new MachineRunner(this.runnerHost(), undefined, { maxSleepMs: MAX_SLEEP_MS });
     this.setState("created");
     void this.runner.run();
@@ -127,7 +162,7 @@ class VmWorker implements VmWorkerApi {
 
   reset(): VmStats {
     this.took();
-    this.boot(true);
+    if (!this.building) this.boot(true); // a start from a saved machine is about to finish: it is the reset
     return this.stats(false);
   }
 
@@ -163,6 +198,8 @@ class VmWorker implements VmWorkerApi {
       disk: this.diskStats(),
       net: this.netStats(on),
       balloon: on ? this.balloonStats(on) : undefined,
+      startedFrom: m ? this.startedFrom : undefined,
+      startMs: m ? this.startMs : undefined,
     };
   }
 
@@ -182,6 +219,42 @@ class VmWorker implements VmWorkerApi {
   injectFault(): void {
     this.took();
     setTimeout(() => { throw new Error("fault injected into the VM worker (test)"); });
+  }
+
+  async snapshot(info: { name?: string; vmName: string }): Promise<Uint8Array> {
+    this.took();
+    const m = this.liveMachine();
+    // takeSnapshot (snapshot.ts), with the console's last lines in the header so a restore can show them again
+    const file = await this.holding(async () => writeSnapshotFile({
+      machine: m.spec, createdAt: new Date().toISOString(), ...info, console: this.consoleTail(),
+    }, await m.saveState()));
+    return Comlink.transfer(file, [file.buffer as ArrayBuffer]);
+  }
+
+  async saveState(): Promise<VmOrigin> {
+    this.took();
+    const m = this.liveMachine();
+    const state = await this.holding(() => m.saveState());
+    return Comlink.transfer({ spec: m.spec, state, console: this.consoleTail() }, bulkBuffers(state));
+  }
+
+  async restore(from: VmOrigin): Promise<VmStats> {
+    this.took();
+    if (this.building) throw new Error("the VM is starting: try again once it runs");
+    // The running machine goes on meanwhile: the new one has its own memory and its own disks.
+    const t0 = performance.now();
+    const { machine, disks, renamed } = await this.buildFrom(from);
+    this.install(machine, disks, "snapshot", performance.now() - t0);
+    this.input.clear(); // typed for the machine that is gone
+    this.overflow = [];
+    this.showRestored(from);
+    const paused = this.state === "paused";
+    // a guest told a new identity prints its ready marker again; one that keeps its own is up already
+    this.ready = !renamed;
+    this.markerTail = "";
+    this.setState(paused ? "paused" : renamed ? "booting" : "running");
+    if (this.ready) this.event({ kind: "ready" });
+    return this.stats(false);
   }
 
   /** The guest is booting, running or paused (not off, crashed or never started). */
@@ -221,52 +294,190 @@ class VmWorker implements VmWorkerApi {
     };
   }
 
-  /** Powers the guest on: the machine is built the first time, power-cycled in place after that. */
+  /** Powers the guest on: the machine is built the first time (or restored from a saved one), power-cycled in
+   *  place after that. */
   private boot(clearScreen: boolean): void {
     this.ready = false;
     this.markerTail = "";
     this.input.clear();
-    let failure: string | undefined;
-    try {
-      if (this.machine) this.machine.reboot();
-      else this.machine = this.build();
-    } catch (e) {
-      // a memory the browser cannot give (too large, or too many VMs in this tab) says so
-      failure = e instanceof RangeError && /allocate/i.test(e.message)
-        ? `the browser could not give this VM its ${this.cfg!.spec.ramMiB} MiB of RAM (${e.message}): delete other VMs or give it less`
-        : e instanceof BootError || e instanceof MachineSpecError || e instanceof RangeError ? e.message
-        : `the VM could not be built: ${(e as Error).message}`;
-    }
     // Output the old guest had not got out yet is dropped; the terminal is reset in-band so the page needs no
     // separate message that could overtake the bytes still in the ring.
     this.overflow = clearScreen ? [TERMINAL_RESET] : [];
+    if (!this.machine && (this.origin || this.templateFits())) {
+      const origin = this.origin;
+      this.origin = undefined; // only the first start: a power cycle boots
+      this.tailLength = 0;
+      this.nics.booted();
+      this.bootAt = performance.now();
+      this.setState("booting");
+      void this.startFrom(origin);
+      return;
+    }
+    let failure: string | undefined;
+    try {
+      const t0 = performance.now();
+      if (this.machine) this.machine.reboot();
+      else this.install(this.build(), this.disks, "boot", 0);
+      this.startedFrom = "boot";
+      this.startMs = performance.now() - t0;
+    } catch (e) {
+      failure = this.buildFailure(e);
+    }
     if (failure !== undefined) {
       this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
       this.setState("error", failure);
       return;
     }
+    this.tailLength = 0;
     this.nics.booted();
     this.bootAt = performance.now();
     this.setState("booting");
   }
 
+  /** What to say when a machine cannot be built. */
+  private buildFailure(e: unknown): string {
+    // a memory the browser cannot give (too large, or too many VMs in this tab) says so
+    return e instanceof RangeError && /allocate/i.test(e.message)
+      ? `the browser could not give this VM its ${this.cfg!.spec.ramMiB} MiB of RAM (${e.message}): delete other VMs or give it less`
+      : e instanceof BootError || e instanceof MachineSpecError || e instanceof RangeError || e instanceof SnapshotError ? e.message
+      : `the VM could not be built: ${(e as Error).message}`;
+  }
+
   private build(): Machine {
     const cfg = this.cfg!;
     if (!this.spec) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
-    const m = Machine.create(cfg.hart, this.spec, {
-      boot: cfg.images,
-      disks: this.disks,
-      nics: this.nics.attachments(),
-      onConsole: (bytes) => this.onConsole(bytes),
-    });
+    return Machine.create(cfg.hart, this.spec, this.attachments(this.disks));
+  }
+
+  private attachments(disks: MemoryBlockBackend[]): MachineAttachments {
+    return { boot: this.cfg!.images, disks, nics: this.nics.attachments(), onConsole: (bytes) => this.onConsole(bytes) };
+  }
+
+  /** Makes `m` the VM's machine (the one before it, if any, is dropped). */
+  private install(m: Machine, disks: MemoryBlockBackend[], from: VmStart, ms: number): void {
+    this.machine = m;
+    this.disks = disks;
     this.nics.bind(m.nics);
     m.balloon?.setTarget(this.balloonPages);
     this.runner.machine = m;
+    this.startedFrom = from;
+    this.startMs = ms;
+  }
+
+  /** The template fits this VM: same shape, and a command line that says nothing the template would not do. */
+  private templateFits(): boolean {
+    const t = this.template, spec = this.spec;
+    return !!t && !!spec && PLAIN_CMDLINE.test(spec.cmdline) && templateShape(t.spec) === templateShape(spec);
+  }
+
+  private readonly restoreFn: RestoreFn = (spec, att, state, opts) => Machine.restore(this.cfg!.hart, spec, att, state, opts);
+
+  /** The first start from a saved machine (or the template), asynchronously; the VM shows "booting" meanwhile. */
+  private async startFrom(origin: VmOrigin | undefined): Promise<void> {
+    this.building = true;
+    const t0 = performance.now();
+    try {
+      await this.holding(async () => {
+        if (origin) {
+          const { machine, disks, renamed } = await this.buildFrom(origin);
+          this.install(machine, disks, "snapshot", performance.now() - t0);
+          this.showRestored(origin);
+          this.ready = !renamed;
+        } else {
+          let m: Machine;
+          try {
+            m = await startFromTemplate(this.restoreFn, this.template!.file, this.spec!, this.attachments(this.disks));
+          } catch (e) {
+            if (!(e instanceof SnapshotError)) throw e;
+            console.warn(`the template snapshot does not restore, the VM boots instead: ${e.message}`);
+            this.install(this.build(), this.disks, "boot", performance.now() - t0);
+            return;
+          }
+          this.install(m, this.disks, "template", performance.now() - t0);
+        }
+      });
+    } catch (e) {
+      const failure = this.buildFailure(e);
+      this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
+      this.setState("error", failure);
+      return;
+    } finally {
+      this.building = false;
+    }
+    this.bootAt = performance.now();
+    if (this.ready && this.state === "booting") this.setState("running");
+    if (this.ready) this.event({ kind: "ready" });
+  }
+
+  /** A new machine (with new disks) from a saved one, beside whatever runs now. A guest that gets another host
+   *  name or MAC than it had is told so by its agent (it then takes its own DHCP lease): `renamed`. */
+  private async buildFrom(from: VmOrigin): Promise<{ machine: Machine; disks: MemoryBlockBackend[]; renamed: boolean }> {
+    const spec = this.spec;
+    if (!spec) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
+    const why = shapeMismatch(from.spec, spec, "this VM");
+    if (why) throw new SnapshotError(why);
+    const disks = spec.disks.map((d) => new MemoryBlockBackend(d.sizeBytes, { readOnly: d.readOnly }));
+    const att = this.attachments(disks);
+    if (sameIdentity(from.spec, spec)) return { machine: await Machine.restore(this.cfg!.hart, spec, att, from.state), disks, renamed: false };
+    const machine = await startAs(this.restoreFn, from, spec, att, { skipDisks: false, freshPrompt: false });
+    return { machine, disks, renamed: true };
+  }
+
+  /** The terminal starts over with the saved machine's last console lines and a note of where it came from. */
+  private showRestored(from: VmOrigin): void {
+    this.tailLength = 0;
+    this.emitBytes(TERMINAL_RESET);
+    if (from.console) this.emit(from.console.replace(/\r?\n/g, "\r\n"));
+    this.emit(`\r\n\x1b[2m[${from.label ?? "restored"}]\x1b[0m\r\n`);
+    this.tailLength = 0; // the note is not the guest's
+  }
+
+  /** The running (or paused) machine, or an error saying there is none. */
+  private liveMachine(): Machine {
+    const m = this.machine;
+    if (!m || this.building || !this.poweredOn || m.halted) throw new Error("the VM is not running");
     return m;
+  }
+
+  /**
+   * Runs `fn` with the guest held: the run loop parks in yieldToEvents (the event loop stays free for `fn`'s
+   * awaits and for control calls) and goes on once the last hold is released.
+   */
+  private async holding<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.holds++ === 0) this.parked = new Promise((r) => { this.unpark = r; });
+    try {
+      return await fn();
+    } finally {
+      if (--this.holds === 0) {
+        const go = this.unpark;
+        this.parked = this.unpark = undefined;
+        go?.();
+      }
+    }
+  }
+
+  /** The console's last lines (from the first line start in the kept tail), as text. */
+  private consoleTail(): string {
+    const bytes = this.tail.subarray(0, this.tailLength);
+    const nl = this.tailLength === CONSOLE_TAIL ? bytes.indexOf(0x0a) : -1;
+    return new TextDecoder().decode(bytes.subarray(nl + 1));
+  }
+
+  private keepTail(bytes: Uint8Array): void {
+    if (bytes.length >= CONSOLE_TAIL) {
+      this.tail.set(bytes.subarray(bytes.length - CONSOLE_TAIL));
+      this.tailLength = CONSOLE_TAIL;
+      return;
+    }
+    const keep = Math.min(this.tailLength, CONSOLE_TAIL - bytes.length);
+    if (keep < this.tailLength) this.tail.copyWithin(0, this.tailLength - keep, this.tailLength);
+    this.tail.set(bytes, keep);
+    this.tailLength = keep + bytes.length;
   }
 
   private onConsole(bytes: Uint8Array): void {
     if (!this.ready) this.scanForMarker(bytes);
+    this.keepTail(bytes);
     this.emitBytes(bytes);
   }
 
@@ -359,7 +570,7 @@ class VmWorker implements VmWorkerApi {
       wakeToken: () => Atomics.load(this.ctrl, CTRL.DOORBELL),
       sleep: (token, ms) => {
         // never block with a control call on its way: it could not be delivered
-        if (ms <= 0 || Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) return;
+        if (ms <= 0 || this.holds > 0 || Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) return;
         Atomics.wait(this.ctrl, CTRL.DOORBELL, token, ms);
       },
       wake: () => {
@@ -367,6 +578,7 @@ class VmWorker implements VmWorkerApi {
         Atomics.notify(this.ctrl, CTRL.DOORBELL);
       },
       yieldToEvents: () => {
+        if (this.parked) return this.parked;
         if (!this.runs && Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) {
           // a call is posted but not delivered yet: wait for it without spinning
           return new Promise((r) => setTimeout(r, 1));
@@ -380,6 +592,8 @@ class VmWorker implements VmWorkerApi {
       rebooted: () => {
         this.ready = false;
         this.markerTail = "";
+        this.tailLength = 0;
+        this.startedFrom = "boot";
         this.nics.booted();
         this.bootAt = performance.now();
         this.setState("booting");
@@ -402,6 +616,7 @@ class VmWorker implements VmWorkerApi {
   private get runs(): boolean { return this.state === "running" || this.state === "booting"; }
 
   private beforeSlice(m: Machine | undefined): SliceDecision {
+    if (this.holds > 0) return hold(0); // parked (see holding)
     if (!m || !this.runs) {
       this.flushOverflow();
       return hold(MAX_SLEEP_MS);
