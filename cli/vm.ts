@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { runBareElf } from "../emulator-core/src/bare.ts";
-import { NodeVm, VmConfigError } from "../emulator-core/src/node/vm.ts";
+import { NodeVm, VmConfigError, DEFAULT_IMAGES } from "../emulator-core/src/node/vm.ts";
 import { SnapshotError } from "../emulator-core/src/snapshot/state-value.ts";
 
 function fail(message: string, code = 2): never {
@@ -60,7 +60,45 @@ async function saveSnapshot(vm: NodeVm, path: string): Promise<void> {
   }
 }
 
+/** The default VM (no options that change the board or the images) starts from public/images/template-vm.snap
+ *  when it is there and fits (a snapshot of this image booted to an idle shell; npm run template): the prompt comes
+ *  in a fraction of a boot. A missing or stale template is no error: the VM boots instead. */
+async function fromTemplate(opts: LinuxOptions): Promise<NodeVm | undefined> {
+  let template: Uint8Array;
+  try {
+    template = readFileSync(DEFAULT_IMAGES + "template-vm.snap");
+  } catch {
+    return undefined;
+  }
+  try {
+    return await NodeVm.fromTemplate(template, {
+      ramMiB: opts.mem, hostname: opts.hostname, keepOutput: false, onConsole: (bytes) => process.stdout.write(bytes),
+    });
+  } catch (e) {
+    if (!(e instanceof SnapshotError)) throw e;
+    process.stderr.write(`vm: booting (the template does not fit: ${e.message}; npm run template remakes it)\n`);
+    return undefined;
+  }
+}
+
+function bootVm(opts: LinuxOptions): NodeVm {
+  try {
+    return new NodeVm({
+      ramMiB: opts.mem, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disk: opts.disk,
+      hostname: opts.hostname, keepOutput: false, deterministic: opts.deterministic,
+      // the boot is what a user waits for: the host inflates the initramfs much faster than the guest would
+      inflateInitrd: true,
+      onConsole: (bytes) => process.stdout.write(bytes),
+    });
+  } catch (e) {
+    if (e instanceof VmConfigError || e instanceof RangeError) fail(e.message);
+    throw e;
+  }
+}
+
 interface LinuxOptions {
+  /** nothing asked for that a template cannot give (kernel, initrd, command line, disk, clock mode, RAM size) */
+  plain?: boolean;
   mem: number; deterministic?: boolean; kernel?: string; initrd?: string; append?: string; disk?: string; hostname?: string;
   timeoutMs?: number; snapshot?: string; restore?: string;
 }
@@ -82,19 +120,10 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
       throw e;
     }
     process.stderr.write(`vm: restored ${opts.restore}\n`);
-  } else try {
-    vm = new NodeVm({
-      ramMiB: opts.mem, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disk: opts.disk,
-      hostname: opts.hostname, keepOutput: false, deterministic: opts.deterministic,
-      // the boot is what a user waits for: the host inflates the initramfs much faster than the guest would
-      inflateInitrd: true,
-      onConsole: (bytes) => process.stdout.write(bytes),
-    });
-  } catch (e) {
-    if (e instanceof VmConfigError || e instanceof RangeError) fail(e.message);
-    throw e;
-  }
+  } else vm = (opts.plain ? await fromTemplate(opts) : undefined) ?? bootVm(opts);
+
   const stdin = process.stdin;
+
   const tty = stdin.isTTY;
   const quit = () => { if (tty) stdin.setRawMode(false); process.stderr.write("\r\nvm: quit\r\n"); process.exit(0); };
   // Ctrl-A is the escape key, as in QEMU's -nographic console: what follows it is a command, not input.
@@ -161,9 +190,10 @@ async function main(): Promise<void> {
   if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64));
   const mem = positive("mem", args.mem, 256);
   if (!Number.isInteger(mem)) fail(`--mem must be a whole number of MiB, not ${args.mem}`);
+  const plain = !args.kernel && !args.initrd && !args.append && !args.disk && !args.deterministic && args.mem === undefined;
   return runLinux({
     mem, deterministic: args.deterministic, kernel: args.kernel, initrd: args.initrd, append: args.append, disk: args.disk,
-    hostname: args.hostname, timeoutMs: timeout, snapshot: args.snapshot, restore: args.restore,
+    hostname: args.hostname, timeoutMs: timeout, snapshot: args.snapshot, restore: args.restore, plain,
   });
 }
 

@@ -121,9 +121,9 @@ export interface VmInit {
   balloonMiB?: number;
   /** the shared memory of each card of spec.nics, in order (see below) */
   nics?: NicInit[];
-  /** the template snapshot file (public/images/template.snap): when spec has its shape and a plain command line,
-   *  the first start restores it instead of booting (emulator-core/src/snapshot/template.ts) */
-  template?: Uint8Array;
+  /** the template snapshot (public/images/template.snap), opened once by the page: when spec has its shape and a
+   *  plain command line, the first start restores it instead of booting (emulator-core/src/snapshot/template.ts) */
+  template?: { spec: MachineSpec; state: StateValue };
   /** a saved machine the first start restores instead of booting: an opened snapshot, or the state of the VM this
    *  one is a fork of */
   from?: VmOrigin;

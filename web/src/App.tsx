@@ -12,6 +12,8 @@ import type { EnvironmentProblem } from "./environment.ts";
 import type { VmStats } from "../shared/protocol.ts";
 import type { Sample } from "./meters.ts";
 import { labFromUrl, loadSavedLab, SAMPLE_LAB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
+import { Snapshots } from "./snapshots/snapshots.ts";
+import { Autosave } from "./snapshots/autosave.ts";
 
 /** What tests and the browser's devtools console can reach: window.tabvisor. The first group is about the
  *  selected VM (the one whose console and toolbar are shown). */
@@ -37,6 +39,9 @@ export interface TabvisorHook {
   create(spec: Partial<VmSpec> & { name: string }, start?: boolean): string | undefined;
   /** ms from typing one character into the VM's console to its echo reaching the page (the character is erased) */
   echoLatency(name: string): Promise<number>;
+  /** the snapshots (list, take, restore, fork, open) and the autosave of the lab (a saved lab only) */
+  snapshots?: Snapshots;
+  autosave?: Autosave;
 }
 declare global {
   interface Window { tabvisor?: TabvisorHook }
@@ -45,12 +50,14 @@ declare global {
 /** The lab's default network: every VM gets one card on it, with an address from its gateway's DHCP. */
 const DEFAULT_NETWORK = { name: "lan", gateway: "10.0.1.1/24" };
 
-function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: EnvironmentProblem) => void): { hv?: Hypervisor; hub?: NetworkHub } {
-  const [hv, setHv] = useState<Hypervisor>();
-  const [hub, setHub] = useState<NetworkHub>();
+interface Lab { hv?: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave }
+
+function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: EnvironmentProblem) => void): Lab {
+  const [lab, setLab] = useState<Lab>({});
   useEffect(() => {
     let made: Hypervisor | undefined;
     let madeHub: NetworkHub | undefined;
+    let madeAutosave: Autosave | undefined;
     let cancelled = false;
     (async () => {
       const fromUrl = labFromUrl(location.search);
@@ -62,27 +69,37 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       made = new Hypervisor(guest, {
         persist: !fromUrl,
         network: {
-          nicsFor: (vm) => (ctrl) => net.attachVm(vm, [{ network: DEFAULT_NETWORK.name }]).nics(ctrl),
+          // the first card on the lab's network unless told otherwise, further ones unplugged
+          nicsFor: (vm, cards) => (ctrl) => net.attachVm(vm, cards.map((c, i) => ({
+            mac: c.mac, network: c.network === undefined ? (i === 0 ? DEFAULT_NETWORK.name : null) : c.network,
+          }))).nics(ctrl),
           release: (vm) => net.detachVm(vm),
+          networksOf: (vm) => net.getState().cards.filter((c) => c.vm === vm).map((c) => c.network),
+          macsInUse: () => net.getState().cards.map((c) => c.mac),
         },
       });
-      setHub(net);
       for (const spec of fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec);
-      setHv(made);
+      const snaps = new Snapshots(made);
+      // a lab given in the address is not saved, nor autosaved
+      if (!fromUrl) {
+        madeAutosave = new Autosave(made, snaps);
+        void madeAutosave.start().then(() => snaps.changed());
+      }
+      setLab({ hv: made, hub: net, snaps, autosave: madeAutosave });
     })().catch((e: unknown) => {
       if (cancelled) return;
       if (e instanceof DownloadError) onProblem({ title: "The guest images could not be downloaded", detail: e.message, fix: e.fix });
       else onProblem({ title: "The VMs could not be set up", detail: String((e as Error)?.message ?? e), fix: "Reload the page; if it keeps failing, see the browser's console." });
     });
-    return () => { cancelled = true; made?.dispose(); madeHub?.dispose(); };
+    return () => { cancelled = true; madeAutosave?.dispose(); made?.dispose(); madeHub?.dispose(); };
   }, []);
-  return { hv, hub };
+  return lab;
 }
 
 export function App() {
   const [progress, setProgress] = useState<LoadProgress>();
   const [problem, setProblem] = useState<EnvironmentProblem>();
-  const { hv, hub } = useHypervisor(setProgress, setProblem);
+  const { hv, hub, snaps, autosave } = useHypervisor(setProgress, setProblem);
   const ui = useRef<DashboardUi | undefined>(undefined);
 
   useEffect(() => {
@@ -125,12 +142,14 @@ export function App() {
         };
         e.handle.sendInput("%");
       }),
+      snapshots: snaps,
+      autosave,
     };
-  }, [hv, problem]);
+  }, [hv, problem, snaps, autosave]);
 
   if (problem) return <ProblemView problem={problem} />;
   if (!hv) return <LoadingView progress={progress} />;
-  return <Guard><Dashboard hv={hv} hub={hub} onUi={(u) => { ui.current = u; }} /></Guard>;
+  return <Guard><Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} onUi={(u) => { ui.current = u; }} /></Guard>;
 }
 
 /** A bug in the dashboard shows what happened instead of an empty page (the VMs keep running in their workers). */

@@ -1,11 +1,16 @@
 // The dashboard: the host summary and every VM as a card (left), consoles in tabs or side by side (centre), and the
-// selected VM's meters and resource controls (right).
+// selected VM's meters and resource controls (right). The Networks and Snapshots views take the centre's place
+// while shown; notices and the offer to resume the last visit's VMs float above it. A snapshot file dropped
+// anywhere on the page becomes a VM.
 
 import { NetworkPanel, type NetworkHub } from "./network/index.ts";
 import { memo, useEffect, useRef, useState, useSyncExternalStore } from "react";
 import type { Hypervisor, VmEntry, UiState } from "./hypervisor.ts";
 import { Chart } from "./Chart.tsx";
 import { CreateVmDialog } from "./CreateVm.tsx";
+import { SnapshotsView, Notices, useSnapshots } from "./snapshots/SnapshotsView.tsx";
+import type { Snapshots } from "./snapshots/snapshots.ts";
+import type { Autosave } from "./snapshots/autosave.ts";
 import { fmtBytes, fmtPct, fmtUptime } from "./meters.ts";
 import { maxBalloonMiB, BALLOON_FLOOR_MIB, SAMPLE_LAB } from "./lab.ts";
 
@@ -28,8 +33,12 @@ export interface DashboardUi {
   select(id: number): void;
 }
 
-export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub; onUi?: (ui: DashboardUi) => void }) {
-  const [showNetworks, setShowNetworks] = useState(false);
+export function Dashboard({ hv, hub, snaps, autosave, onUi }: {
+  hv: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; onUi?: (ui: DashboardUi) => void;
+}) {
+  const [view, setView] = useState<"consoles" | "networks" | "snapshots">("consoles");
+  const showNetworks = view === "networks";
+  const [dropping, setDropping] = useState(false);
   useStructure(hv);
   const entries = hv.entries;
   const [selected, setSelected] = useState<number | undefined>(entries[0]?.id);
@@ -65,8 +74,21 @@ export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub;
   };
 
   const host = hv.host();
+  const hasFiles = (ev: React.DragEvent) => Array.from(ev.dataTransfer?.types ?? []).includes("Files");
+  const drop = async (ev: React.DragEvent) => {
+    if (!snaps || !hasFiles(ev)) return;
+    ev.preventDefault();
+    setDropping(false);
+    for (const f of Array.from(ev.dataTransfer.files)) {
+      const e = await snaps.openFile(f);
+      if (e) { setView("consoles"); select(e.id); }
+    }
+  };
   return (
-    <div className="dash">
+    <div className="dash" data-testid="dashboard"
+      onDragOver={(ev) => { if (snaps && hasFiles(ev)) { ev.preventDefault(); ev.dataTransfer.dropEffect = "copy"; setDropping(true); } }}
+      onDragLeave={(ev) => { if (ev.currentTarget === ev.target || !ev.relatedTarget) setDropping(false); }}
+      onDrop={(ev) => void drop(ev)}>
       <header className="topbar">
         <div className="brand">
           <span className="logo" aria-hidden>▣</span>
@@ -78,12 +100,19 @@ export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub;
           <button data-testid="start-all" disabled={entries.length === 0} onClick={() => void hv.startAll()}>Start all</button>
           <button data-testid="stop-all" disabled={host.running === 0 && !entries.some((e) => e.state === "paused")} onClick={() => void hv.stopAll()}>Stop all</button>
           {hub && (
-            <button className={showNetworks ? "on" : ""} data-testid="show-networks" onClick={() => setShowNetworks(!showNetworks)}>
+            <button className={showNetworks ? "on" : ""} data-testid="show-networks" onClick={() => setView(showNetworks ? "consoles" : "networks")}>
               {showNetworks ? "Consoles" : "Networks"}
+            </button>
+          )}
+          {snaps && (
+            <button className={view === "snapshots" ? "on" : ""} data-testid="show-snapshots" onClick={() => setView(view === "snapshots" ? "consoles" : "snapshots")}>
+              {view === "snapshots" ? "Consoles" : "Snapshots"}
             </button>
           )}
         </div>
       </header>
+      {snaps && <Notices snaps={snaps} autosave={autosave} />}
+      {dropping && <div className="drop-hint" data-testid="drop-hint">Drop a snapshot file (.tvsnap) to start a VM from it</div>}
 
       <aside className="sidebar">
         <HostPanel hv={hv} />
@@ -97,7 +126,12 @@ export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub;
       {/* The network view replaces the consoles while shown; the consoles stay mounted (hidden) so their
           terminals keep their state. */}
       {hub && showNetworks && <section className="main networks-view" data-testid="networks-view"><NetworkPanel hub={hub} /></section>}
-      <main className="main" style={{ display: showNetworks ? "none" : undefined }}>
+      {snaps && view === "snapshots" && (
+        <section className="main snapshots-view" data-testid="snapshots-view">
+          <SnapshotsView snaps={snaps} onOpened={(id) => { setView("consoles"); select(id); }} />
+        </section>
+      )}
+      <main className="main" style={{ display: view !== "consoles" ? "none" : undefined }}>
         {entries.length === 0 ? (
           <EmptyLab onCreate={() => setCreating(true)} onSample={() => { for (const s of SAMPLE_LAB) hv.create(s); }} />
         ) : (
@@ -120,7 +154,7 @@ export function Dashboard({ hv, hub, onUi }: { hv: Hypervisor; hub?: NetworkHub;
                 {split ? "Single console" : "Split view"}
               </button>
             </nav>
-            {sel && <Toolbar hv={hv} e={sel} showMeters={showMeters} onToggleMeters={() => setShowMeters(!showMeters)} />}
+            {sel && <Toolbar hv={hv} e={sel} snaps={snaps} onSelect={select} showMeters={showMeters} onToggleMeters={() => setShowMeters(!showMeters)} />}
             <div className="workspace">
               <div className={`consoles ${split ? `split n${Math.min(shownInSplit.length, 6)}` : ""}`}>
                 {entries.map((e) => (
@@ -231,8 +265,11 @@ function EmptyLab({ onCreate, onSample }: { onCreate: () => void; onSample: () =
 }
 
 // ---- the selected VM's toolbar ------------------------------------------------------------------------------------
-function Toolbar({ hv, e, showMeters, onToggleMeters }: { hv: Hypervisor; e: VmEntry; showMeters: boolean; onToggleMeters: () => void }) {
+function Toolbar({ hv, e, snaps, onSelect, showMeters, onToggleMeters }: {
+  hv: Hypervisor; e: VmEntry; snaps?: Snapshots; onSelect: (id: number) => void; showMeters: boolean; onToggleMeters: () => void;
+}) {
   useMeters(hv);
+  const busy = useSnapshots(snaps)?.busy.get(e.spec.name);
   const s = e.state;
   const running = s === "running" || s === "booting";
   const last = e.history.last;
@@ -245,6 +282,11 @@ function Toolbar({ hv, e, showMeters, onToggleMeters }: { hv: Hypervisor; e: VmE
       <span className={`state state-${s}`} data-testid="vm-state" data-state={s}>{s}</span>
       {e.detail && (s === "stopped" || s === "crashed") && <span className="detail" data-testid="vm-detail">{e.detail}</span>}
       {running && e.stats && <span className="muted" data-testid="vm-uptime">up {fmtUptime(e.stats.uptimeMs)}</span>}
+      {running && e.stats?.startedFrom && e.stats.startedFrom !== "boot" && (
+        <span className="muted" data-testid="vm-origin" title={`its machine was restored in ${(e.stats.startMs ?? 0).toFixed(0)} ms instead of booting`}>
+          from {e.stats.startedFrom === "template" ? "the template" : "a snapshot"}
+        </span>
+      )}
       <span className="stats" data-testid="vm-stats">
         {last && running ? <>
           <span title="guest instructions per second">{last.mips.toFixed(1)} MIPS</span>
@@ -256,6 +298,12 @@ function Toolbar({ hv, e, showMeters, onToggleMeters }: { hv: Hypervisor; e: VmE
           ? <button data-testid="resume" onClick={() => { void hv.resume(e.id); refocus(); }}>Resume</button>
           : <button data-testid="pause" disabled={!running} onClick={() => { void hv.pause(e.id); refocus(); }}>Pause</button>}
         <button data-testid="reset" onClick={() => { void hv.reset(e.id); refocus(); }}>Reset</button>
+        {snaps && <>
+          <button data-testid="snapshot" disabled={!hv.live(e) || !!busy} title="Save the whole machine as it is now (it runs on); see Snapshots"
+            onClick={() => void snaps.take(e.id)}>{busy === "Saving snapshot…" ? busy : "Snapshot"}</button>
+          <button data-testid="fork" disabled={!hv.live(e) || !!busy} title="Start a copy of this VM as it is now, with its own name, MAC and disk copy"
+            onClick={() => void snaps.fork(e.id).then((c) => { if (c) onSelect(c.id); })}>{busy === "Forking…" ? busy : "Fork"}</button>
+        </>}
         {s === "stopped" || s === "crashed"
           ? <button data-testid="power-on" onClick={() => { void hv.start(e.id); refocus(); }}>Power on</button>
           : <button data-testid="power-off" onClick={() => { void hv.powerOff(e.id); refocus(); }}>Power off</button>}

@@ -2,18 +2,20 @@
 // public/images/manifest.json, with progress and a sha256 check, and the template snapshot new VMs of its shape
 // start from instead of booting (the manifest's `template` entry). Loaded once per page; every VM shares them.
 
-import { peekSnapshot } from "../../emulator-core/src/snapshot/snapshot.ts";
+import { openSnapshot } from "../../emulator-core/src/snapshot/snapshot.ts";
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import type { StateValue } from "../../emulator-core/src/snapshot/state-value.ts";
 
 export interface GuestImages {
   kernel: Uint8Array;
   initrd: Uint8Array;
 }
 
-/** The template snapshot file and the machine it was taken of. */
+/** The template snapshot, opened: the machine it was taken of and its state. It is opened once here (inflating
+ *  it takes about 100 ms) and every VM's worker gets a copy of the state. */
 export interface Template {
-  file: Uint8Array;
   spec: MachineSpec;
+  state: StateValue;
 }
 
 export interface Guest {
@@ -169,7 +171,8 @@ export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Pro
         if (bytes.length !== templateEntry.size) throw new Error(`it has ${bytes.length} bytes, the manifest says ${templateEntry.size}`);
         const digest = await sha256Hex(bytes);
         if (digest !== undefined && digest !== templateEntry.sha256) throw new Error(`its sha256 is ${digest}, the manifest says ${templateEntry.sha256}`);
-        template = { file: bytes, spec: peekSnapshot(bytes).spec };
+        const { spec, state } = await openSnapshot(bytes);
+        template = { spec, state };
       } catch (e) {
         console.warn(`the template snapshot ${url} is not usable (${(e as Error).message}): new VMs boot instead`);
       }

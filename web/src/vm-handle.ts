@@ -117,8 +117,8 @@ export class VmHandle {
     this.worker.addEventListener("messageerror", () => fail("a message could not be decoded"));
     const nics = opts.nics?.(ctrlBuf) ?? [];
     const spec = machineSpecOf(opts, nics);
-    // the template goes only to VMs it may fit (the worker makes the final check); 3 MB copied per VM
-    const template = opts.template && templateShape(opts.template.spec) === templateShape(spec) ? opts.template.file : undefined;
+    // the template goes only to VMs it may fit (the worker makes the final check): its state is copied to each
+    const template = opts.template && templateShape(opts.template.spec) === templateShape(spec) ? opts.template : undefined;
     this.remote.init(Comlink.transfer({
       hart: opts.hart,
       images: opts.images,

@@ -18,9 +18,9 @@
 import * as Comlink from "comlink";
 import { Machine, BootError, MachineSpecError } from "../../emulator-core/src/machine/machine.ts";
 import { validateSpec, type MachineAttachments, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
-import { peekSnapshot, SnapshotError } from "../../emulator-core/src/snapshot/snapshot.ts";
+import { SnapshotError } from "../../emulator-core/src/snapshot/snapshot.ts";
 import { writeSnapshotFile } from "../../emulator-core/src/snapshot/file.ts";
-import { startFromTemplate, startAs, templateShape, type RestoreFn } from "../../emulator-core/src/snapshot/template.ts";
+import { startAs, templateShape, type RestoreFn } from "../../emulator-core/src/snapshot/template.ts";
 import { MachineRunner, runSlice, hold, type RunnerHost, type SliceDecision } from "../../emulator-core/src/machine/runner.ts";
 import { consoleInputRoom } from "../../emulator-core/src/machine/console-input.ts";
 import { MemoryBlockBackend } from "../../emulator-core/src/machine/virtio/backends.ts";
@@ -81,8 +81,10 @@ class VmWorker implements VmWorkerApi {
   /** balloon target (4 KiB pages), kept across reboots */
   private balloonPages = 0;
   private bootAt = 0;
-  /** the template file and the description it was taken of, when the page offered one */
-  private template: { file: Uint8Array; spec: MachineSpec } | undefined;
+  /** the opened template, when the page offered one */
+  private template: VmInit["template"];
+  /** a template start waits for the guest's ready marker to ask its shell for a fresh prompt */
+  private freshPrompt = false;
   /** what the first start restores instead of booting */
   private origin: VmOrigin | undefined;
   /** a start from a saved machine is under way (asynchronous) */
@@ -124,13 +126,7 @@ class VmWorker implements VmWorkerApi {
     this.cpuCap = clampCap(init.cpuCap ?? 100);
     this.balloonPages = Math.max(0, Math.floor(((init.balloonMiB ?? 0) * MiB) / 4096));
     this.origin = init.from;
-    if (init.template) {
-      try {
-        this.template = { file: init.template, spec: peekSnapshot(init.template).spec };
-      } catch (e) {
-        console.warn(`the template snapshot is not usable, VMs boot instead: ${(e as Error).message}`);
-      }
-    }
+    this.template = init.template;
     this.runner = new MachineRunner(this.runnerHost(), undefined, { maxSleepMs: MAX_SLEEP_MS });
     this.setState("created");
     void this.runner.run();
@@ -384,9 +380,12 @@ class VmWorker implements VmWorkerApi {
           this.showRestored(origin);
           this.ready = !renamed;
         } else {
+          // startFromTemplate (template.ts) with the template the page opened once for every VM, and the fresh
+          // prompt asked for here, on the guest's ready marker (see scanForMarker)
           let m: Machine;
           try {
-            m = await startFromTemplate(this.restoreFn, this.template!.file, this.spec!, this.attachments(this.disks));
+            m = await startAs(this.restoreFn, this.template!, this.spec!, this.attachments(this.disks), { skipDisks: true, freshPrompt: false });
+            this.freshPrompt = true;
           } catch (e) {
             if (!(e instanceof SnapshotError)) throw e;
             console.warn(`the template snapshot does not restore, the VM boots instead: ${e.message}`);
@@ -487,6 +486,13 @@ class VmWorker implements VmWorkerApi {
     if (s.includes(GUEST_READY_MARKER)) {
       this.ready = true;
       this.markerTail = "";
+      if (this.freshPrompt) {
+        // The template's shell sits at a prompt printed before the snapshot, under the template's name: an empty
+        // line has it print one now, with this VM's. (template.ts would do this on the agent's "ok identity"
+        // answer, but that answer never reaches the host: the machine does not flush the agent port's output.)
+        this.freshPrompt = false;
+        this.machine?.sendInput(new Uint8Array([0x0a]));
+      }
       if (this.state === "booting") this.setState("running");
       this.event({ kind: "ready" });
     } else {

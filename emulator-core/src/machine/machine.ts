@@ -374,6 +374,7 @@ export class Machine {
               break;
             }
             this.uart.flush();
+            this.agentPort.flush();
             this.busyMs += performance.now() - t0;
             const wakeAtMs = this.timerDeadline > now + 3600n * BigInt(TIMEBASE_HZ)
               ? Infinity : performance.now() + MachineClock.ticksToMs(this.timerDeadline - now);
@@ -391,6 +392,7 @@ export class Machine {
       }
     } finally {
       this.uart.flush();
+      this.agentPort.flush();
     }
     this.busyMs += performance.now() - t0;
     return this.halted ? { kind: "halted" } : { kind: "slice" };

@@ -16,6 +16,8 @@ export interface SnapshotRecord {
   size: number;
   /** "manual": the user took it; "autosave": kept for resume after reload (one per VM, replaced each time) */
   kind: "manual" | "autosave";
+  /** the VM was paused when it was taken (a resume leaves it paused) */
+  paused?: boolean;
 }
 
 /** The browser would not store the snapshot: its storage quota is used up. */
