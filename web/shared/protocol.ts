@@ -54,6 +54,8 @@ export interface VmStats {
   startedFrom?: VmStart;
   /** host ms that start took before the guest could run (building the board, restoring the state) */
   startMs?: number;
+  /** host ms the guest was held for the last snapshot or fork (while its state was copied) */
+  lastHoldMs?: number;
 }
 
 export type VmStart = "boot" | "template" | "snapshot";

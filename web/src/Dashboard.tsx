@@ -1,6 +1,6 @@
 // The dashboard: the host summary and every VM as a card (left), consoles in tabs or side by side (centre), and the
 // selected VM's meters and resource controls (right). The Networks and Snapshots views take the centre's place
-// while shown; notices and the offer to resume the last visit's VMs float above it. A snapshot file dropped
+// while shown; notices and the offer to resume the last visit's VMs float in a corner. A snapshot file dropped
 // anywhere on the page becomes a VM.
 
 import { NetworkPanel, type NetworkHub } from "./network/index.ts";

@@ -247,16 +247,12 @@ export class Hypervisor {
   /** A new VM that starts from a saved machine instead of booting. Its cards keep the saved MACs when it keeps the
    *  saved name and no card in the page has them (then the guest goes on as it was); otherwise they are new and the
    *  guest is told its new identity. */
-  createFrom(spec: VmSpec, from: VmOrigin, networks?: (string | null)[]): VmEntry {
+  createFrom(spec: VmSpec, from: VmOrigin): VmEntry {
     const savedName = /(?:^|\s)hostname=(\S+)/.exec(from.spec.cmdline)?.[1];
     const inUse = new Set(this.opts.network?.macsInUse?.() ?? []);
     const macs = from.spec.nics.map((n) => n.mac.map((b) => b.toString(16).padStart(2, "0")).join(":"));
     const keep = savedName === spec.name && macs.every((m) => !inUse.has(m));
-    const cards = from.spec.nics.map((_, i): CardPlan => ({
-      mac: keep ? macs[i] : undefined,
-      network: networks ? networks[i] ?? null : undefined,
-    }));
-    return this.create(spec, true, { from, cards });
+    return this.create(spec, true, { from, cards: macs.map((mac): CardPlan => ({ mac: keep ? mac : undefined })) });
   }
 
   /** Forks a running VM: a copy named NAME-2 (or the next free number) starts from its state as it is now, with
@@ -265,8 +261,8 @@ export class Hypervisor {
   async fork(id: number): Promise<VmEntry> {
     const e = this.byId(id);
     if (!e || !this.live(e)) throw new Error(`${e?.spec.name ?? "the VM"} is not running: only a running VM can be forked`);
-    const name = uniqueName(e.spec.name, this.entries.map((x) => x.spec.name));
     const from = await e.handle.saveState();
+    const name = uniqueName(e.spec.name, this.entries.map((x) => x.spec.name));
     from.label = `forked from ${e.spec.name}`;
     const networks = this.opts.network?.networksOf?.(e.spec.name);
     // the copy's cards are new (new MACs), on the networks the original's are on now

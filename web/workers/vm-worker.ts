@@ -76,21 +76,22 @@ class VmWorker implements VmWorkerApi {
   private capWindowBusy = 0;
   private throttledMs = 0;
   private readonly countThrottled = (ms: number) => { this.throttledMs += ms; };
-  /** the in-memory disks: made once per worker, so their contents survive resets and power cycles */
+  /** the in-memory disks: their contents survive resets and power cycles (a restore brings new ones, with the
+   *  saved contents) */
   private disks: MemoryBlockBackend[] = [];
   /** balloon target (4 KiB pages), kept across reboots */
   private balloonPages = 0;
   private bootAt = 0;
   /** the opened template, when the page offered one */
   private template: VmInit["template"];
-  /** a template start waits for the guest's ready marker to ask its shell for a fresh prompt */
-  private freshPrompt = false;
   /** what the first start restores instead of booting */
   private origin: VmOrigin | undefined;
-  /** a start from a saved machine is under way (asynchronous) */
+  /** a start from a saved machine is under way (asynchronous); `built` settles when it is over */
   private building = false;
+  private built: Promise<void> = Promise.resolve();
   private startedFrom: VmStart | undefined;
   private startMs = 0;
+  private lastHoldMs: number | undefined;
   /** while above zero the run loop is parked (see holding) */
   private holds = 0;
   private parked: Promise<void> | undefined;
@@ -196,6 +197,7 @@ class VmWorker implements VmWorkerApi {
       balloon: on ? this.balloonStats(on) : undefined,
       startedFrom: m ? this.startedFrom : undefined,
       startMs: m ? this.startMs : undefined,
+      lastHoldMs: this.lastHoldMs,
     };
   }
 
@@ -220,23 +222,25 @@ class VmWorker implements VmWorkerApi {
   async snapshot(info: { name?: string; vmName: string }): Promise<Uint8Array> {
     this.took();
     const m = this.liveMachine();
-    // takeSnapshot (snapshot.ts), with the console's last lines in the header so a restore can show them again
-    const file = await this.holding(async () => writeSnapshotFile({
-      machine: m.spec, createdAt: new Date().toISOString(), ...info, console: this.consoleTail(),
-    }, await m.saveState()));
+    // takeSnapshot (snapshot.ts), with the console's last lines in the header so a restore can show them again.
+    // The guest is held while its state is read; the state is a copy (RAM pages, device fields), so the guest runs
+    // on while it is encoded and compressed (about 0.3 s for a booted 128 MiB VM).
+    const createdAt = new Date().toISOString();
+    const { state, console } = await this.holding(async () => ({ state: await m.saveState(), console: this.consoleTail() }), true);
+    const file = await writeSnapshotFile({ machine: m.spec, createdAt, ...info, console }, state);
     return Comlink.transfer(file, [file.buffer as ArrayBuffer]);
   }
 
   async saveState(): Promise<VmOrigin> {
     this.took();
     const m = this.liveMachine();
-    const state = await this.holding(() => m.saveState());
+    const state = await this.holding(() => m.saveState(), true);
     return Comlink.transfer({ spec: m.spec, state, console: this.consoleTail() }, bulkBuffers(state));
   }
 
   async restore(from: VmOrigin): Promise<VmStats> {
     this.took();
-    if (this.building) throw new Error("the VM is starting: try again once it runs");
+    await this.built; // a start from the template or a snapshot finishes first: this one replaces it
     // The running machine goes on meanwhile: the new one has its own memory and its own disks.
     const t0 = performance.now();
     const { machine, disks, renamed } = await this.buildFrom(from);
@@ -244,6 +248,7 @@ class VmWorker implements VmWorkerApi {
     this.input.clear(); // typed for the machine that is gone
     this.overflow = [];
     this.showRestored(from);
+    this.bootAt = performance.now();
     const paused = this.state === "paused";
     // a guest told a new identity prints its ready marker again; one that keeps its own is up already
     this.ready = !renamed;
@@ -306,7 +311,7 @@ class VmWorker implements VmWorkerApi {
       this.nics.booted();
       this.bootAt = performance.now();
       this.setState("booting");
-      void this.startFrom(origin);
+      this.built = this.startFrom(origin);
       return;
     }
     let failure: string | undefined;
@@ -380,12 +385,10 @@ class VmWorker implements VmWorkerApi {
           this.showRestored(origin);
           this.ready = !renamed;
         } else {
-          // startFromTemplate (template.ts) with the template the page opened once for every VM, and the fresh
-          // prompt asked for here, on the guest's ready marker (see scanForMarker)
+          // startFromTemplate (template.ts), with the template the page opened once for every VM
           let m: Machine;
           try {
-            m = await startAs(this.restoreFn, this.template!, this.spec!, this.attachments(this.disks), { skipDisks: true, freshPrompt: false });
-            this.freshPrompt = true;
+            m = await startAs(this.restoreFn, this.template!, this.spec!, this.attachments(this.disks), { skipDisks: true, freshPrompt: true });
           } catch (e) {
             if (!(e instanceof SnapshotError)) throw e;
             console.warn(`the template snapshot does not restore, the VM boots instead: ${e.message}`);
@@ -442,11 +445,13 @@ class VmWorker implements VmWorkerApi {
    * Runs `fn` with the guest held: the run loop parks in yieldToEvents (the event loop stays free for `fn`'s
    * awaits and for control calls) and goes on once the last hold is released.
    */
-  private async holding<T>(fn: () => Promise<T>): Promise<T> {
+  private async holding<T>(fn: () => Promise<T>, timed = false): Promise<T> {
     if (this.holds++ === 0) this.parked = new Promise((r) => { this.unpark = r; });
+    const t0 = performance.now();
     try {
       return await fn();
     } finally {
+      if (timed) this.lastHoldMs = performance.now() - t0;
       if (--this.holds === 0) {
         const go = this.unpark;
         this.parked = this.unpark = undefined;
@@ -486,13 +491,6 @@ class VmWorker implements VmWorkerApi {
     if (s.includes(GUEST_READY_MARKER)) {
       this.ready = true;
       this.markerTail = "";
-      if (this.freshPrompt) {
-        // The template's shell sits at a prompt printed before the snapshot, under the template's name: an empty
-        // line has it print one now, with this VM's. (template.ts would do this on the agent's "ok identity"
-        // answer, but that answer never reaches the host: the machine does not flush the agent port's output.)
-        this.freshPrompt = false;
-        this.machine?.sendInput(new Uint8Array([0x0a]));
-      }
       if (this.state === "booting") this.setState("running");
       this.event({ kind: "ready" });
     } else {
@@ -558,12 +556,19 @@ class VmWorker implements VmWorkerApi {
 
   /** How long the guest may run now under its CPU cap (ms; <= 0: not before the current window ends). */
   private runBudget(): number {
-    if (this.cpuCap >= 100) return SLICE_MS;
     const now = performance.now();
+    if (this.cpuCap >= 100) {
+      // nothing is owed while there is no cap (a cap set later must not pay for the time run before it)
+      this.capWindowBusy = 0;
+      this.capWindowStart = now;
+      return SLICE_MS;
+    }
     const allowance = (CAP_WINDOW_MS * this.cpuCap) / 100;
     if (now - this.capWindowStart >= CAP_WINDOW_MS) {
-      // a new window; a slice that ran over the last window's allowance is paid for from this one
-      this.capWindowBusy = Math.max(0, this.capWindowBusy - allowance);
+      // a new window; a slice that ran over the last window's allowance is paid for from this one (and every
+      // window that went by meanwhile, idle or held, paid its share)
+      const windows = Math.floor((now - this.capWindowStart) / CAP_WINDOW_MS);
+      this.capWindowBusy = Math.max(0, this.capWindowBusy - allowance * windows);
       this.capWindowStart = now;
     }
     return Math.min(SLICE_MS, allowance - this.capWindowBusy);

@@ -7,7 +7,7 @@
 import { openSnapshot, SnapshotError, type OpenedSnapshot } from "../../../emulator-core/src/snapshot/snapshot.ts";
 import { hostnameOf } from "../../../emulator-core/src/snapshot/template.ts";
 import type { Hypervisor, VmEntry } from "../hypervisor.ts";
-import { vmSpecFromMachine, uniqueName, probeMemory } from "../lab.ts";
+import { vmSpecFromMachine, uniqueName, probeMemory, checkSpec } from "../lab.ts";
 import type { VmOrigin } from "../../shared/protocol.ts";
 import { SnapshotStore, StorageFullError, type SnapshotRecord } from "./store.ts";
 
@@ -25,7 +25,6 @@ export interface Notice {
 
 const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
 const ms = (t: number) => `${t < 1000 ? t.toFixed(0) + " ms" : (t / 1000).toFixed(2) + " s"}`;
-const when = (t: number) => new Date(t).toLocaleString();
 
 /** Why an operation failed, in words for the page (a snapshot's own problem says what is wrong with it). */
 function reason(e: unknown): string {
@@ -101,17 +100,18 @@ export class Snapshots {
     const vm = e.spec.name;
     return this.busyWith(vm, "Saving snapshot…", async () => {
       const t0 = performance.now();
+      const createdAt = Date.now();
+      const title = name || `${vm} ${new Date(createdAt).toLocaleTimeString()}`;
       let bytes: Uint8Array;
       try {
-        bytes = await this.hv.snapshot(id, name);
+        bytes = await this.hv.snapshot(id, title);
       } catch (err) {
         this.say("error", `The snapshot of ${vm} could not be taken: ${reason(err)}`);
         return undefined;
       }
       const took = performance.now() - t0;
-      const createdAt = Date.now();
       try {
-        const record = await this.store.save({ name: name || `${vm} ${new Date(createdAt).toLocaleTimeString()}`, vmName: vm, createdAt, kind: "manual" }, bytes);
+        const record = await this.store.save({ name: title, vmName: vm, createdAt, kind: "manual" }, bytes);
         void navigator.storage?.persist?.().catch(() => false); // ask the browser not to evict them
         this.lastTiming = { op: "snapshot", ms: took, bytes: bytes.length };
         this.say("info", `Snapshot of ${vm} saved (${mb(bytes.length)}, taken in ${ms(took)}).`);
@@ -174,9 +174,9 @@ export class Snapshots {
     const base = typeof h.vmName === "string" && h.vmName ? h.vmName : hostnameOf(opened.spec.cmdline) ?? "vm";
     const name = uniqueName(base, this.hv.entries.map((x) => x.spec.name), 1);
     const spec = vmSpecFromMachine(opened.spec, name);
-    const why = probeMemory(spec.ramMiB);
+    const why = checkSpec(spec, this.hv.entries.map((x) => x.spec.name)) ?? probeMemory(spec.ramMiB);
     if (why) {
-      this.say("error", `${what} needs a VM of ${spec.ramMiB} MiB: ${why}`);
+      this.say("error", `${what} cannot become a VM: ${why}`);
       return undefined;
     }
     const t0 = performance.now();
@@ -241,10 +241,6 @@ export class Snapshots {
         return undefined;
       }
     });
-  }
-
-  describe(r: SnapshotRecord): string {
-    return `${r.name} (${r.vmName}, ${when(r.createdAt)}, ${mb(r.size)})`;
   }
 }
 
