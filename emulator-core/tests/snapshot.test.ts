@@ -195,8 +195,9 @@ describe("live migration", () => {
     await mover.command("(wget -q -O - http://server/f | sha256sum; echo FET\"\"CHED) & true");
     await sleep(300);
     // (a background job's lines may come between: look for the tagged number)
-    const counter = async (vm: NodeVm) => Number(/N=(\d+)/.exec(await vm.command("echo N=$(cat /tmp/n)"))?.[1]);
-    const before = await counter(mover);
+    const counter = async (vm: NodeVm) => Number(/N=(\d+)/.exec(await vm.command("echo N=$(cat /tmp/n 2>/dev/null)"))?.[1] ?? 0);
+    let before = 0;
+    for (let i = 0; i < 50 && before === 0; i++) { before = await counter(mover); if (!before) await sleep(200); }
     expect(before).toBeGreaterThan(0);
 
     // the channel: messages are handed over as they are sent (structured clone would do the same between workers)

@@ -79,6 +79,8 @@ export class NodeVm {
   private readonly attachments: MachineAttachments;
   /** while above zero the guest is held (a snapshot is being taken) */
   private holds = 0;
+  /** started from a template and not yet told who it is: console input waits */
+  private identityPending = false;
   output = "";
   private readonly runner: MachineRunner;
   private readonly input = new ConsoleInput();
@@ -161,10 +163,11 @@ export class NodeVm {
       yieldToEvents: () => new Promise<void>((resolve) => setImmediate(resolve)),
       beforeSlice: (m) => {
         if (this.holds > 0) return hold(1000);
+        if (m && this.identityPending) return runSlice(SLICE_MS);
         if (m) this.input.pump(m);
         return runSlice(SLICE_MS);
       },
-      hasWork: (m) => this.input.ready(m),
+      hasWork: (m) => !this.identityPending && this.input.ready(m),
       halted: () => this.runner.stop(),
       failed: (_m, e) => { this.failure = e; this.runner.stop(); },
     };
@@ -269,6 +272,10 @@ export class NodeVm {
    *  constructor; its description must have the template's shape. Throws SnapshotError when it does not. */
   static async fromTemplate(template: Uint8Array, opts: NodeVmOptions = {}): Promise<NodeVm> {
     const vm = new NodeVm({ ...opts, blank: true });
+    // The template's shell answers at once, but under the template's name until the guest has taken its identity:
+    // typed input waits for that, so a script's first command already sees this VM's name.
+    vm.identityPending = true;
+    vm.machine.onAgentLine = (line) => { if (line.startsWith("ok identity")) { vm.identityPending = false; vm.wake(); } };
     await startFromTemplate(async (_spec, _att, state, o) => { await vm.machine.restoreState(state, o); return vm.machine; },
       template, vm.spec, vm.attachments);
     return vm;
