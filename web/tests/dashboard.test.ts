@@ -152,20 +152,32 @@ describe("the dashboard (vite dev server, Chromium)", () => {
   });
 
   it("four idle VMs at their prompts cost the page under 5% of one core", async () => {
-    await sleep(2500); // let the last commands' tails settle
-    const c1 = chromiumCpuSeconds();
-    const t1 = Date.now();
-    const totals: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      await sleep(1000);
-      totals.push((await page.evaluate(() => window.tabvisor!.host()!.cpu)));
-    }
-    const p = cpuPercent(c1, chromiumCpuSeconds(), Date.now() - t1);
+    // The page draws its dashboard (meters, sparklines, cursors) whatever the VMs do, and what that costs depends on
+    // the machine's Chromium (software rendering here: 3.5% at one time, 7-10% at another for the same commit).
+    // So the VMs' cost is measured against the same page with the four VMs paused.
+    const measure = async () => {
+      const c = chromiumCpuSeconds();
+      const t = Date.now();
+      const totals: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        await sleep(1000);
+        totals.push((await page.evaluate(() => window.tabvisor!.host()!.cpu)));
+      }
+      return { p: cpuPercent(c, chromiumCpuSeconds(), Date.now() - t), totals };
+    };
+    await page.evaluate((ns) => Promise.all(ns.map((n) => window.tabvisor!.handleOf(n)!.pause())), VMS);
+    await sleep(1500);
+    const paused = await measure();
+    await page.evaluate((ns) => Promise.all(ns.map((n) => window.tabvisor!.handleOf(n)!.resume())), VMS);
+    await sleep(2500); // let the resumed guests' timers settle
+    const { p, totals } = await measure();
     const mean = totals.reduce((a, b) => a + b, 0) / totals.length;
+    const show = (q: Record<string, number>) => Object.entries(q).map(([k, v]) => `${k} ${v.toFixed(1)}%`).join(", ");
     console.log(`4 idle VMs: VM workers by the page's meters ${mean.toFixed(2)}% of a core (samples ${totals.map((t) => t.toFixed(2)).join(", ")}); ` +
-      `Chromium from /proc: ${Object.entries(p).map(([k, v]) => `${k} ${v.toFixed(1)}%`).join(", ")}`);
+      `Chromium from /proc: ${show(p)}; with the VMs paused: ${show(paused.p)}`);
     expect(mean).toBeLessThan(5);
-    expect(p.renderer).toBeLessThan(5); // the page's own process: main thread, VM workers, drawing
+    // the page's own process (main thread, VM workers, drawing): what the idle VMs add to it
+    expect(p.renderer - paused.p.renderer).toBeLessThan(5);
   });
 
   it("the balloon takes memory back from a running guest and gives it back, visible in the meters", async () => {
