@@ -8,6 +8,8 @@
 import type { VirtioNet } from "../../emulator-core/src/machine/virtio/net.ts";
 import type { NicAttachment } from "../../emulator-core/src/machine/description.ts";
 import { NIC_CTRL, NicChannel, type NicCounters, type NicInit } from "./nic-channel.ts";
+import { announceFrame } from "../../emulator-core/src/net/announce.ts";
+import { parseMac } from "../../emulator-core/src/net/packet.ts";
 
 /** Frames waiting in the device for guest buffers; past this, frames stay in the rx ring (and it fills). */
 const BACKLOG_LIMIT = 60;
@@ -73,6 +75,14 @@ export class VmNics {
     card.ch.counters[0] = c.txPackets;
     card.ch.counters[1] = c.txBytes;
     card.ch.ringSwitch();
+  }
+
+  /** Tells the switches where each card's MAC is now (after a live migration brought the machine here): a
+   *  broadcast RARP from each card, sent in the guest's place (announce.ts). Not counted as the guest's traffic. */
+  announce(): void {
+    for (const card of this.cards) {
+      if (card.ch.tx.push(announceFrame(parseMac(card.ch.init.mac)))) card.ch.ringSwitch();
+    }
   }
 
   /** Link changes and waiting frames → the devices. Returns whether a frame was handed over. */

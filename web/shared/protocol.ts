@@ -18,6 +18,7 @@
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import type { StateValue } from "../../emulator-core/src/snapshot/state-value.ts";
 import type { NicInit } from "../net/nic-channel.ts";
+import type { MigrationStats } from "../../emulator-core/src/snapshot/migration.ts";
 
 export const CTRL = { DOORBELL: 0, PENDING_CALLS: 1, WANT_SPACE: 2, STATE: 3, PAGE_ASLEEP: 4, OUTPUT_BELL: 5 } as const;
 export const CTRL_WORDS = 8;
@@ -58,7 +59,7 @@ export interface VmStats {
   lastHoldMs?: number;
 }
 
-export type VmStart = "boot" | "template" | "snapshot";
+export type VmStart = "boot" | "template" | "snapshot" | "migration";
 
 export interface VmDiskStats {
   sizeBytes: number;
@@ -129,6 +130,25 @@ export interface VmInit {
   /** a saved machine the first start restores instead of booting: an opened snapshot, or the state of the VM this
    *  one is a fork of */
   from?: VmOrigin;
+  /** the machine arrives by live migration instead: the first start receives it on this channel */
+  incoming?: VmIncoming;
+}
+
+/** Where a VM's machine comes from when it is live-migrated here from another tab. */
+export interface VmIncoming {
+  /** the BroadcastChannel both workers talk on (emulator-core/src/snapshot/migration-link.ts) */
+  channel: string;
+  /** the tab it comes from, for the console's note */
+  from: string;
+  /** it was paused there: it stays paused here */
+  paused?: boolean;
+}
+
+/** What a finished migration reports to the source page. */
+export interface VmMigrationReport extends MigrationStats {
+  /** host ms from holding the guest here to the target's word that it runs it there (the guest's downtime, with
+   *  the messages' way there and back) */
+  downtimeMs: number;
 }
 
 /** A machine's saved state and what it was: enough to start a machine of the same shape from it. */
@@ -170,6 +190,10 @@ export interface VmWorkerApi {
   /** replaces the machine with one built from `from` (of the same shape); the running machine goes on until the new
    *  one is built, and stays as it was when that fails (the promise then rejects saying why) */
   restore(from: VmOrigin): Promise<VmStats>;
+  /** live-migrates the machine to the VM worker listening on `channel` (made with VmInit.incoming, in the tab
+   *  named `to`): RAM is copied while the guest runs, then it is held for the rest; once the other side runs it this
+   *  VM stops for good ("stopped", "migrated to …"). On failure the guest runs on here and the promise rejects. */
+  migrateOut(channel: string, to: string): Promise<VmMigrationReport>;
 }
 
 /** The marker the guest's /init prints when the shell is about to start. */

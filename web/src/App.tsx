@@ -14,6 +14,8 @@ import type { Sample } from "./meters.ts";
 import { labFromUrl, loadSavedLab, SAMPLE_LAB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
 import { Snapshots } from "./snapshots/snapshots.ts";
 import { Autosave } from "./snapshots/autosave.ts";
+import { HostTabs, holdLock, type LocksLike } from "./tabs/host-tabs.ts";
+import { Migrations } from "./tabs/migrations.ts";
 
 /** What tests and the browser's devtools console can reach: window.tabvisor. The first group is about the
  *  selected VM (the one whose console and toolbar are shown). */
@@ -42,6 +44,8 @@ export interface TabvisorHook {
   /** the snapshots (list, take, restore, fork, open) and the autosave of the lab (a saved lab only) */
   snapshots?: Snapshots;
   autosave?: Autosave;
+  /** live migration to the browser's other tabs of this page (where the browser has Web Locks) */
+  migrations?: Migrations;
 }
 declare global {
   interface Window { tabvisor?: TabvisorHook }
@@ -50,7 +54,24 @@ declare global {
 /** The lab's default network: every VM gets one card on it, with an address from its gateway's DHCP. */
 const DEFAULT_NETWORK = { name: "lan", gateway: "10.0.1.1/24" };
 
-interface Lab { hv?: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave }
+interface Lab { hv?: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; secondHost?: boolean }
+
+/** The saved lab belongs to one tab at a time: a further tab opened on it starts empty, as another host of the
+ *  first tab's lab (VMs can be migrated to it, or made there; they are not saved). */
+const LAB_LOCK = "tabvisor-saved-lab";
+/** a reloading tab lets the lock go a moment after the new page asks for it */
+const LAB_LOCK_WAIT_MS = 1000;
+
+/** This tab's number among the page's open tabs: the page's, not a React mount's (taken once, given back when the
+ *  page goes away). */
+let hostTabs: Promise<HostTabs | undefined> | undefined;
+function openHostTabs(): Promise<HostTabs | undefined> {
+  if (!hostTabs) {
+    hostTabs = HostTabs.open().catch(() => undefined);
+    void hostTabs.then((t) => { if (t) addEventListener("pagehide", () => t.dispose(), { once: true }); });
+  }
+  return hostTabs;
+}
 
 function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: EnvironmentProblem) => void): Lab {
   const [lab, setLab] = useState<Lab>({});
@@ -58,16 +79,27 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
     let made: Hypervisor | undefined;
     let madeHub: NetworkHub | undefined;
     let madeAutosave: Autosave | undefined;
+    let madeMigrations: Migrations | undefined;
+    let labLock: { release(): void } | undefined;
     let cancelled = false;
     (async () => {
       const fromUrl = labFromUrl(location.search);
-      const [guest, saved] = await Promise.all([loadGuest(onProgress), fromUrl ? undefined : loadSavedLab()]);
-      if (cancelled) return;
+      const locks = (navigator as { locks?: LocksLike }).locks;
+      // a lab in the address is this tab's own; the saved one goes to the first tab that asks
+      labLock = !fromUrl && locks ? await holdLock(locks, LAB_LOCK, LAB_LOCK_WAIT_MS) : undefined;
+      // (React runs this effect twice in development: the first run's cleanup has come by now, so what it took
+      // goes back at once)
+      if (cancelled) { labLock?.release(); return; }
+      const secondHost = !fromUrl && !!locks && !labLock;
+      const [guest, saved, tabs] = await Promise.all([
+        loadGuest(onProgress), fromUrl || secondHost ? undefined : loadSavedLab(), openHostTabs(),
+      ]);
+      if (cancelled) { labLock?.release(); return; }
       const net = new NetworkHub();
       net.createNetwork(DEFAULT_NETWORK);
       madeHub = net;
       made = new Hypervisor(guest, {
-        persist: !fromUrl,
+        persist: !fromUrl && !secondHost,
         network: {
           // the first card on the lab's network unless told otherwise, further ones unplugged
           nicsFor: (vm, cards) => (ctrl) => net.attachVm(vm, cards.map((c, i) => ({
@@ -78,20 +110,30 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
           macsInUse: () => net.getState().cards.map((c) => c.mac),
         },
       });
-      for (const spec of fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec);
+      for (const spec of secondHost ? [] : fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec);
       const snaps = new Snapshots(made);
-      // a lab given in the address is not saved, nor autosaved
-      if (!fromUrl) {
+      // a lab given in the address is not saved, nor autosaved, nor is a second host's
+      if (!fromUrl && !secondHost) {
         madeAutosave = new Autosave(made, snaps);
         void madeAutosave.start().then(() => snaps.changed());
       }
-      setLab({ hv: made, hub: net, snaps, autosave: madeAutosave });
+      const migrations = madeMigrations = tabs && new Migrations(made, tabs, {
+        cardsOf: (vm) => net.getState().cards.filter((c) => c.vm === vm).map((c) => ({ mac: c.mac, network: c.network })),
+        configOf: (name) => net.getState().networks.find((n) => n.name === name)?.config,
+        ensure: (cfg) => { if (!net.networkNames().includes(cfg.name)) net.createNetwork(cfg); },
+        macsInUse: () => net.getState().cards.map((c) => c.mac),
+      }, { say: (kind, text) => snaps.say(kind, text) });
+      if (secondHost) snaps.say("info", `The saved lab is open in another tab: ${tabs?.self.name ?? "this tab"} starts empty, as another host (migrate VMs here, or make new ones: they are not saved).`);
+      setLab({ hv: made, hub: net, snaps, autosave: madeAutosave, migrations, secondHost });
     })().catch((e: unknown) => {
       if (cancelled) return;
       if (e instanceof DownloadError) onProblem({ title: "The guest images could not be downloaded", detail: e.message, fix: e.fix });
       else onProblem({ title: "The VMs could not be set up", detail: String((e as Error)?.message ?? e), fix: "Reload the page; if it keeps failing, see the browser's console." });
     });
-    return () => { cancelled = true; madeAutosave?.dispose(); made?.dispose(); madeHub?.dispose(); };
+    return () => {
+      cancelled = true;
+      madeMigrations?.dispose(); madeAutosave?.dispose(); made?.dispose(); madeHub?.dispose(); labLock?.release();
+    };
   }, []);
   return lab;
 }
@@ -99,7 +141,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
 export function App() {
   const [progress, setProgress] = useState<LoadProgress>();
   const [problem, setProblem] = useState<EnvironmentProblem>();
-  const { hv, hub, snaps, autosave } = useHypervisor(setProgress, setProblem);
+  const { hv, hub, snaps, autosave, migrations } = useHypervisor(setProgress, setProblem);
   const ui = useRef<DashboardUi | undefined>(undefined);
 
   useEffect(() => {
@@ -144,12 +186,13 @@ export function App() {
       }),
       snapshots: snaps,
       autosave,
+      migrations,
     };
-  }, [hv, problem, snaps, autosave]);
+  }, [hv, problem, snaps, autosave, migrations]);
 
   if (problem) return <ProblemView problem={problem} />;
   if (!hv) return <LoadingView progress={progress} />;
-  return <Guard><Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} onUi={(u) => { ui.current = u; }} /></Guard>;
+  return <Guard><Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} migrations={migrations} onUi={(u) => { ui.current = u; }} /></Guard>;
 }
 
 /** A bug in the dashboard shows what happened instead of an empty page (the VMs keep running in their workers). */

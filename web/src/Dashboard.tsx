@@ -13,6 +13,7 @@ import type { Snapshots } from "./snapshots/snapshots.ts";
 import type { Autosave } from "./snapshots/autosave.ts";
 import { fmtBytes, fmtPct, fmtUptime } from "./meters.ts";
 import { maxBalloonMiB, BALLOON_FLOOR_MIB, SAMPLE_LAB } from "./lab.ts";
+import type { Migrations } from "./tabs/migrations.ts";
 
 const CPU_COLOR = "#3fb950";
 const CAP_COLOR = "#d29922";
@@ -33,8 +34,8 @@ export interface DashboardUi {
   select(id: number): void;
 }
 
-export function Dashboard({ hv, hub, snaps, autosave, onUi }: {
-  hv: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; onUi?: (ui: DashboardUi) => void;
+export function Dashboard({ hv, hub, snaps, autosave, migrations, onUi }: {
+  hv: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; onUi?: (ui: DashboardUi) => void;
 }) {
   const [view, setView] = useState<"consoles" | "networks" | "snapshots">("consoles");
   const showNetworks = view === "networks";
@@ -94,6 +95,7 @@ export function Dashboard({ hv, hub, snaps, autosave, onUi }: {
           <span className="logo" aria-hidden>▣</span>
           <span className="title">Tabvisor</span>
           <span className="subtitle">RISC-V Linux VMs in this tab</span>
+          {migrations && <span className="tab-name" data-testid="tab-name" title="This tab's name as a host: VMs can be migrated between the page's tabs">{migrations.tabs.self.name}</span>}
         </div>
         <div className="top-actions">
           <button className="primary" data-testid="new-vm" onClick={() => setCreating(true)}>New VM</button>
@@ -154,7 +156,7 @@ export function Dashboard({ hv, hub, snaps, autosave, onUi }: {
                 {split ? "Single console" : "Split view"}
               </button>
             </nav>
-            {sel && <Toolbar hv={hv} e={sel} snaps={snaps} onSelect={select} showMeters={showMeters} onToggleMeters={() => setShowMeters(!showMeters)} />}
+            {sel && <Toolbar hv={hv} e={sel} snaps={snaps} migrations={migrations} onSelect={select} showMeters={showMeters} onToggleMeters={() => setShowMeters(!showMeters)} />}
             <div className="workspace">
               <div className={`consoles ${split ? `split n${Math.min(shownInSplit.length, 6)}` : ""}`}>
                 {entries.map((e) => (
@@ -265,11 +267,11 @@ function EmptyLab({ onCreate, onSample }: { onCreate: () => void; onSample: () =
 }
 
 // ---- the selected VM's toolbar ------------------------------------------------------------------------------------
-function Toolbar({ hv, e, snaps, onSelect, showMeters, onToggleMeters }: {
-  hv: Hypervisor; e: VmEntry; snaps?: Snapshots; onSelect: (id: number) => void; showMeters: boolean; onToggleMeters: () => void;
+function Toolbar({ hv, e, snaps, migrations, onSelect, showMeters, onToggleMeters }: {
+  hv: Hypervisor; e: VmEntry; snaps?: Snapshots; migrations?: Migrations; onSelect: (id: number) => void; showMeters: boolean; onToggleMeters: () => void;
 }) {
   useMeters(hv);
-  const busy = useSnapshots(snaps)?.busy.get(e.spec.name);
+  const busy = useSnapshots(snaps)?.busy.get(e.spec.name) ?? (e.migrating ? `Migrating to ${e.migrating}…` : undefined);
   const s = e.state;
   const running = s === "running" || s === "booting";
   const last = e.history.last;
@@ -284,7 +286,7 @@ function Toolbar({ hv, e, snaps, onSelect, showMeters, onToggleMeters }: {
       {running && e.stats && <span className="muted" data-testid="vm-uptime">up {fmtUptime(e.stats.uptimeMs)}</span>}
       {running && e.stats?.startedFrom && e.stats.startedFrom !== "boot" && (
         <span className="muted" data-testid="vm-origin" title={`its machine was restored in ${(e.stats.startMs ?? 0).toFixed(0)} ms instead of booting`}>
-          from {e.stats.startedFrom === "template" ? "the template" : "a snapshot"}
+          from {e.stats.startedFrom === "template" ? "the template" : e.stats.startedFrom === "migration" ? "another tab" : "a snapshot"}
         </span>
       )}
       <span className="stats" data-testid="vm-stats">
@@ -295,27 +297,60 @@ function Toolbar({ hv, e, snaps, onSelect, showMeters, onToggleMeters }: {
       </span>
       <span className="buttons">
         {s === "paused"
-          ? <button data-testid="resume" onClick={() => { void hv.resume(e.id); refocus(); }}>Resume</button>
-          : <button data-testid="pause" disabled={!running} onClick={() => { void hv.pause(e.id); refocus(); }}>Pause</button>}
-        <button data-testid="reset" onClick={() => { void hv.reset(e.id); refocus(); }}>Reset</button>
+          ? <button data-testid="resume" disabled={!!e.migrating} onClick={() => { void hv.resume(e.id); refocus(); }}>Resume</button>
+          : <button data-testid="pause" disabled={!running || !!e.migrating} onClick={() => { void hv.pause(e.id); refocus(); }}>Pause</button>}
+        <button data-testid="reset" disabled={!!e.migrating} onClick={() => { void hv.reset(e.id); refocus(); }}>Reset</button>
         {snaps && <>
           <button data-testid="snapshot" disabled={!hv.live(e) || !!busy} title="Save the whole machine as it is now (it runs on); see Snapshots"
             onClick={() => void snaps.take(e.id)}>{busy === "Saving snapshot…" ? busy : "Snapshot"}</button>
           <button data-testid="fork" disabled={!hv.live(e) || !!busy} title="Start a copy of this VM as it is now, with its own name, MAC and disk copy"
             onClick={() => void snaps.fork(e.id).then((c) => { if (c) onSelect(c.id); })}>{busy === "Forking…" ? busy : "Fork"}</button>
         </>}
+        {migrations && <MigrateButton hv={hv} e={e} migrations={migrations} busy={busy} />}
         {s === "stopped" || s === "crashed"
           ? <button data-testid="power-on" onClick={() => { void hv.start(e.id); refocus(); }}>Power on</button>
-          : <button data-testid="power-off" onClick={() => { void hv.powerOff(e.id); refocus(); }}>Power off</button>}
+          : <button data-testid="power-off" disabled={!!e.migrating} onClick={() => { void hv.powerOff(e.id); refocus(); }}>Power off</button>}
         {confirm
           ? <>
             <button className="danger" data-testid="delete-confirm" onClick={() => hv.remove(e.id)}>Delete {e.spec.name}</button>
             <button onClick={() => setConfirm(false)}>Keep</button>
           </>
-          : <button data-testid="delete-vm" title="Power off and remove this VM" onClick={() => setConfirm(true)}>Delete</button>}
+          : <button data-testid="delete-vm" disabled={!!e.migrating} title="Power off and remove this VM" onClick={() => setConfirm(true)}>Delete</button>}
         <button className={showMeters ? "on" : ""} data-testid="toggle-meters" onClick={onToggleMeters}>Meters</button>
       </span>
     </div>
+  );
+}
+
+/** Migrate: a menu of the page's other tabs; choosing one moves the VM there while it runs. */
+function MigrateButton({ hv, e, migrations, busy }: { hv: Hypervisor; e: VmEntry; migrations: Migrations; busy?: string }) {
+  useSyncExternalStore(migrations.subscribe, migrations.getVersion);
+  const [open, setOpen] = useState(false);
+  useEffect(() => setOpen(false), [e.id]);
+  const targets = migrations.targets();
+  const toggle = () => {
+    if (!open) void migrations.tabs.refresh(); // a tab that closed without a word drops out of the list
+    setOpen(!open);
+  };
+  return (
+    <span className="menu-anchor">
+      <button data-testid="migrate" disabled={!hv.live(e) || !!busy}
+        title="Move this VM, running, to another tab of this page (its network connections go on)" onClick={toggle}>
+        {busy?.startsWith("Migrating") ? busy : "Migrate…"}
+      </button>
+      {open && (
+        <div className="menu" role="menu" data-testid="migrate-menu">
+          {targets.length === 0
+            ? <div className="menu-note">No other tab of Tabvisor is open. Open this page in another tab (it starts empty, as a second host) to move VMs there.</div>
+            : targets.map((t) => (
+              <button key={t.n} role="menuitem" data-testid="migrate-to" data-tab={t.name}
+                onClick={() => { setOpen(false); void migrations.migrate(e.id, t); }}>
+                to {t.name}
+              </button>
+            ))}
+        </div>
+      )}
+    </span>
   );
 }
 

@@ -10,7 +10,7 @@ import { ConsoleHost } from "./console-host.ts";
 import { MeterHistory, sampleBetween, restingSample, HISTORY_SECONDS } from "./meters.ts";
 import { shareCpu, type SchedVm } from "./scheduler.ts";
 import { cmdlineOf, saveLab, maxBalloonMiB, uniqueName, type VmSpec } from "./lab.ts";
-import type { VmOrigin, VmState, VmStats } from "../shared/protocol.ts";
+import type { VmIncoming, VmMigrationReport, VmOrigin, VmState, VmStats } from "../shared/protocol.ts";
 import type { NicInit } from "../net/nic-channel.ts";
 
 /** What the dashboard calls a VM's state. */
@@ -44,6 +44,8 @@ export interface VmEntry {
   effectiveCap: number;
   /** since when (performance.now()) its worker has not answered a stats call in time */
   lateSince?: number;
+  /** the tab it is being live-migrated to (its controls wait meanwhile) */
+  migrating?: string;
 }
 
 export interface HostSummary {
@@ -83,6 +85,8 @@ export interface CreateOptions {
   from?: VmOrigin;
   /** its cards (default: one, with a new MAC) */
   cards?: CardPlan[];
+  /** the machine comes by live migration from another tab (see tabs/migrations.ts) */
+  incoming?: VmIncoming;
 }
 
 export interface HypervisorOptions {
@@ -165,7 +169,7 @@ export class Hypervisor {
       name: s.name, hart: this.guest.hart, images: this.guest.images, ramMiB: s.ramMiB, cmdline: cmdlineOf(s),
       diskMiB: s.diskMiB, cpuCap: e.effectiveCap, balloonMiB: s.balloonMiB,
       nics: this.opts.network?.nicsFor(s.name, opts.cards ?? Array.from({ length: s.machine?.nics.length ?? 1 }, () => ({}))),
-      machine: s.machine, template: this.guest.template, from: opts.from,
+      machine: s.machine, template: this.guest.template, from: opts.from, incoming: opts.incoming,
     });
     e.handle = handle;
     e.stats = undefined;
@@ -268,6 +272,26 @@ export class Hypervisor {
     // the copy's cards are new (new MACs), on the networks the original's are on now
     const cards = from.spec.nics.map((_, i): CardPlan => ({ network: networks ? networks[i] ?? null : undefined }));
     return this.create({ ...e.spec, name }, true, { from, cards });
+  }
+
+  /** Live-migrates a running VM to another tab (named `to`): `prepare` has that tab make the receiving VM and
+   *  gives the channel its worker listens on. Once the machine runs there, the VM is removed here. On failure it
+   *  runs on here and the promise rejects saying why. */
+  async emigrate(id: number, to: string, prepare: () => Promise<string>): Promise<VmMigrationReport> {
+    const e = this.byId(id);
+    if (!e || !this.live(e)) throw new Error(`${e?.spec.name ?? "the VM"} is not running`);
+    if (e.migrating) throw new Error(`${e.spec.name} is being migrated already`);
+    e.migrating = to;
+    this.changed();
+    try {
+      const channel = await prepare();
+      const report = await e.handle.migrateOut(channel, to);
+      this.remove(id);
+      return report;
+    } finally {
+      e.migrating = undefined;
+      this.changed();
+    }
   }
 
   async startAll(): Promise<void> {

@@ -3,7 +3,10 @@
 
 import * as Comlink from "comlink";
 import { ByteRing } from "../shared/ring.ts";
-import { CTRL, CTRL_WORDS, VM_STATES, type VmEvent, type VmOrigin, type VmState, type VmStats, type VmWorkerApi } from "../shared/protocol.ts";
+import {
+  CTRL, CTRL_WORDS, VM_STATES,
+  type VmEvent, type VmIncoming, type VmMigrationReport, type VmOrigin, type VmState, type VmStats, type VmWorkerApi,
+} from "../shared/protocol.ts";
 import { bulkBuffers } from "../shared/saved-machine.ts";
 import type { GuestImages, Template } from "./images.ts";
 import type { NicInit } from "../net/nic-channel.ts";
@@ -39,6 +42,8 @@ export interface VmHandleOptions {
   template?: Template;
   /** a saved machine the first start restores instead of booting (a snapshot, the VM this one forks) */
   from?: VmOrigin;
+  /** the machine comes by live migration from another tab instead (the first start receives it) */
+  incoming?: VmIncoming;
 }
 
 const MiB = 1024 * 1024;
@@ -155,6 +160,7 @@ export class VmHandle {
       nics,
       template,
       from: opts.from,
+      incoming: opts.incoming,
     }, opts.from ? bulkBuffers(opts.from.state) : []), Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
     this.schedule();
     // Animation frames stop in a hidden tab; a slow timer keeps the console (and a held guest) moving.
@@ -183,6 +189,8 @@ export class VmHandle {
   saveState(): Promise<VmOrigin> { return this.call((r) => r.saveState()); }
   /** replaces the machine with one restored from `from` (the state's page and disk buffers are handed over) */
   restore(from: VmOrigin): Promise<VmStats> { return this.call((r) => r.restore(Comlink.transfer(from, bulkBuffers(from.state)))); }
+  /** live-migrates the machine to the worker listening on `channel` in the tab named `to` (see VmWorkerApi) */
+  migrateOut(channel: string, to: string): Promise<VmMigrationReport> { return this.call((r) => r.migrateOut(channel, to)); }
 
   /** The state as the worker last published it in shared memory (no round trip). */
   get sharedState(): VmState { return VM_STATES[Atomics.load(this.ctrl, CTRL.STATE)] ?? "created"; }

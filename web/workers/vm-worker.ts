@@ -24,11 +24,15 @@ import { startAs, templateShape, type RestoreFn } from "../../emulator-core/src/
 import { MachineRunner, runSlice, hold, type RunnerHost, type SliceDecision } from "../../emulator-core/src/machine/runner.ts";
 import { consoleInputRoom } from "../../emulator-core/src/machine/console-input.ts";
 import { MemoryBlockBackend } from "../../emulator-core/src/machine/virtio/backends.ts";
+import { migrateOut, MigrationTarget } from "../../emulator-core/src/snapshot/migration.ts";
+import { broadcastPort, MigrationReceiver, MigrationSender } from "../../emulator-core/src/snapshot/migration-link.ts";
+import { ANNOUNCE_DELAYS_MS } from "../../emulator-core/src/net/announce.ts";
 import { ByteRing } from "../shared/ring.ts";
 import { VmNics } from "../net/vm-nics.ts";
 import {
   CTRL, GUEST_READY_MARKER, VM_STATES,
   type VmEvent, type VmInit, type VmState, type VmStats, type VmWorkerApi, type VmNetStats, type VmOrigin, type VmStart,
+  type VmIncoming, type VmMigrationReport,
 } from "../shared/protocol.ts";
 import { shapeMismatch, sameIdentity, bulkBuffers } from "../shared/saved-machine.ts";
 
@@ -86,6 +90,13 @@ class VmWorker implements VmWorkerApi {
   private template: VmInit["template"];
   /** what the first start restores instead of booting */
   private origin: VmOrigin | undefined;
+  /** the first start receives the machine by live migration instead */
+  private incoming: VmIncoming | undefined;
+  /** a live migration out is under way: the loop must not block in Atomics.wait (the other side's messages
+   *  have to get in) */
+  private migrating = false;
+  /** the machine was migrated away: it never runs here again */
+  private departed = false;
   /** a start from a saved machine is under way (asynchronous); `built` settles when it is over */
   private building = false;
   private built: Promise<void> = Promise.resolve();
@@ -127,6 +138,7 @@ class VmWorker implements VmWorkerApi {
     this.cpuCap = clampCap(init.cpuCap ?? 100);
     this.balloonPages = Math.max(0, Math.floor(((init.balloonMiB ?? 0) * MiB) / 4096));
     this.origin = init.from;
+    this.incoming = init.incoming;
     this.template = init.template;
     this.runner = new MachineRunner(this.runnerHost(), undefined, { maxSleepMs: MAX_SLEEP_MS });
     this.setState("created");
@@ -141,6 +153,7 @@ class VmWorker implements VmWorkerApi {
 
   start(): VmStats {
     this.took();
+    if (this.departed) return this.stats(false);
     if (this.state === "created" || this.state === "stopped" || this.state === "error") this.boot(false);
     return this.stats(false);
   }
@@ -159,13 +172,13 @@ class VmWorker implements VmWorkerApi {
 
   reset(): VmStats {
     this.took();
-    if (!this.building) this.boot(true); // a start from a saved machine is about to finish: it is the reset
+    if (!this.building && !this.departed && !this.migrating) this.boot(true); // a start from a saved machine is about to finish: it is the reset
     return this.stats(false);
   }
 
   powerOff(): VmStats {
     this.took();
-    if (this.poweredOn) {
+    if (this.poweredOn && !this.migrating) {
       this.emit("\r\n\x1b[2m[powered off]\x1b[0m\r\n");
       this.setState("stopped", "powered off");
     }
@@ -240,6 +253,7 @@ class VmWorker implements VmWorkerApi {
 
   async restore(from: VmOrigin): Promise<VmStats> {
     this.took();
+    if (this.migrating || this.departed) throw new Error("the VM is being migrated to another tab");
     await this.built; // a start from the template or a snapshot finishes first: this one replaces it
     // The running machine goes on meanwhile: the new one has its own memory and its own disks.
     const t0 = performance.now();
@@ -256,6 +270,40 @@ class VmWorker implements VmWorkerApi {
     this.setState(paused ? "paused" : renamed ? "booting" : "running");
     if (this.ready) this.event({ kind: "ready" });
     return this.stats(false);
+  }
+
+  async migrateOut(channel: string, to: string): Promise<VmMigrationReport> {
+    this.took();
+    const m = this.liveMachine();
+    if (this.migrating) throw new Error("the VM is being migrated already");
+    const port = broadcastPort(channel);
+    const sender = new MigrationSender(port);
+    let release: (() => void) | undefined;
+    let heldAt = 0;
+    this.migrating = true;
+    try {
+      // migrateOut (migration.ts): RAM goes while the guest runs (the run loop goes on between messages: each send
+      // waits for room in the link's window, and the loop gives the event loop a turn after every slice)
+      const stats = await migrateOut(m, {
+        hold: () => { release ??= this.hold(); heldAt = performance.now(); },
+        release: () => { release?.(); release = undefined; },
+        yield: () => new Promise((r) => setTimeout(r, 0)),
+      }, (msg) => sender.send(msg, msg.kind === "end" ? this.consoleTail() : undefined));
+      await sender.finished();
+      const downtimeMs = performance.now() - heldAt;
+      // it runs in the other tab now: this copy stays held for good
+      this.departed = true;
+      this.emit(`\r\n\x1b[2m[migrated to ${to}]\x1b[0m\r\n`);
+      this.setState("stopped", `migrated to ${to}`);
+      return { ...stats, downtimeMs };
+    } catch (e) {
+      sender.abort((e as Error).message);
+      release?.(); // the guest runs on here
+      throw new Error(`the migration to ${to} failed: ${(e as Error).message}`);
+    } finally {
+      this.migrating = false;
+      port.close();
+    }
   }
 
   /** The guest is booting, running or paused (not off, crashed or never started). */
@@ -304,14 +352,14 @@ class VmWorker implements VmWorkerApi {
     // Output the old guest had not got out yet is dropped; the terminal is reset in-band so the page needs no
     // separate message that could overtake the bytes still in the ring.
     this.overflow = clearScreen ? [TERMINAL_RESET] : [];
-    if (!this.machine && (this.origin || this.templateFits())) {
-      const origin = this.origin;
-      this.origin = undefined; // only the first start: a power cycle boots
+    if (!this.machine && (this.origin || this.incoming || this.templateFits())) {
+      const origin = this.origin, incoming = this.incoming;
+      this.origin = this.incoming = undefined; // only the first start: a power cycle boots
       this.tailLength = 0;
       this.nics.booted();
       this.bootAt = performance.now();
       this.setState("booting");
-      this.built = this.startFrom(origin);
+      this.built = incoming ? this.arrive(incoming) : this.startFrom(origin);
       return;
     }
     let failure: string | undefined;
@@ -411,6 +459,48 @@ class VmWorker implements VmWorkerApi {
     if (this.ready) this.event({ kind: "ready" });
   }
 
+  /** The first start of a VM live-migrated here: the machine comes in pages over the link (migration-link.ts)
+   *  into a blank board of this VM's description, which must be the source's (the same shape, host name and
+   *  MACs: it is the same VM, moved). */
+  private async arrive(incoming: VmIncoming): Promise<void> {
+    this.building = true;
+    const t0 = performance.now();
+    const port = broadcastPort(incoming.channel);
+    let disks: MemoryBlockBackend[] = [];
+    const target = new MigrationTarget((spec) => {
+      const own = this.spec;
+      if (!own) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
+      const why = shapeMismatch(spec, own, "this VM") ?? (sameIdentity(spec, own) ? undefined : "the arriving machine has another host name or other MACs than this VM");
+      if (why) throw new SnapshotError(why);
+      disks = own.disks.map((d) => new MemoryBlockBackend(d.sizeBytes, { readOnly: d.readOnly }));
+      return Machine.blank(this.cfg!.hart, own, this.attachments(disks));
+    });
+    const link = new MigrationReceiver(port, target);
+    try {
+      await this.holding(async () => {
+        const { machine, console } = await link.arrival;
+        this.install(machine, disks, "migration", performance.now() - t0);
+        this.showRestored({ console, label: `migrated from ${incoming.from}` });
+      });
+      link.confirm();
+    } catch (e) {
+      link.fail((e as Error).message);
+      const failure = `the migration from ${incoming.from} failed: ${(e as Error).message}`;
+      this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
+      this.setState("error", failure);
+      return;
+    } finally {
+      this.building = false;
+      port.close();
+    }
+    // the switches learn where the cards are now (the guest itself may stay quiet for a long time)
+    for (const ms of ANNOUNCE_DELAYS_MS) setTimeout(() => { if (this.runs) this.nics.announce(); }, ms);
+    this.bootAt = performance.now();
+    this.ready = true;
+    if (this.state === "booting") this.setState(incoming.paused ? "paused" : "running");
+    this.event({ kind: "ready" });
+  }
+
   /** A new machine (with new disks) from a saved one, beside whatever runs now. A guest that gets another host
    *  name or MAC than it had is told so by its agent (it then takes its own DHCP lease): `renamed`. */
   private async buildFrom(from: VmOrigin): Promise<{ machine: Machine; disks: MemoryBlockBackend[]; renamed: boolean }> {
@@ -426,7 +516,7 @@ class VmWorker implements VmWorkerApi {
   }
 
   /** The terminal starts over with the saved machine's last console lines and a note of where it came from. */
-  private showRestored(from: VmOrigin): void {
+  private showRestored(from: { console?: string; label?: string }): void {
     this.tailLength = 0;
     this.emitBytes(TERMINAL_RESET);
     if (from.console) this.emit(from.console.replace(/\r?\n/g, "\r\n"));
@@ -446,18 +536,29 @@ class VmWorker implements VmWorkerApi {
    * awaits and for control calls) and goes on once the last hold is released.
    */
   private async holding<T>(fn: () => Promise<T>, timed = false): Promise<T> {
-    if (this.holds++ === 0) this.parked = new Promise((r) => { this.unpark = r; });
+    const release = this.hold();
     const t0 = performance.now();
     try {
       return await fn();
     } finally {
       if (timed) this.lastHoldMs = performance.now() - t0;
+      release();
+    }
+  }
+
+  /** Holds the guest (see holding) until the function returned is called. */
+  private hold(): () => void {
+    if (this.holds++ === 0) this.parked = new Promise((r) => { this.unpark = r; });
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
       if (--this.holds === 0) {
         const go = this.unpark;
         this.parked = this.unpark = undefined;
         go?.();
       }
-    }
+    };
   }
 
   /** The console's last lines (from the first line start in the kept tail), as text. */
@@ -582,6 +683,8 @@ class VmWorker implements VmWorkerApi {
       sleep: (token, ms) => {
         // never block with a control call on its way: it could not be delivered
         if (ms <= 0 || this.holds > 0 || Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) return;
+        // nor while migrating (the other tab's acknowledgements come as messages): a short timer sleep instead
+        if (this.migrating) return new Promise<void>((r) => setTimeout(r, Math.min(ms, 4)));
         Atomics.wait(this.ctrl, CTRL.DOORBELL, token, ms);
       },
       wake: () => {
@@ -628,6 +731,7 @@ class VmWorker implements VmWorkerApi {
 
   private beforeSlice(m: Machine | undefined): SliceDecision {
     if (this.holds > 0) return hold(0); // parked (see holding)
+    if (this.departed) return hold(MAX_SLEEP_MS);
     if (!m || !this.runs) {
       this.flushOverflow();
       return hold(MAX_SLEEP_MS);

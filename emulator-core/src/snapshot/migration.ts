@@ -73,9 +73,11 @@ function* nonZeroPages(ram: Uint8Array): Generator<number> {
   }
 }
 
-/** Sends `machine` away through `send`. On return the source machine is held and must not run again. */
+/** Sends `machine` away through `send`. On return the source machine is held and must not run again; when
+ *  sending fails the guest is released (it runs on here) and the error is thrown. */
 export async function migrateOut(machine: Machine, control: GuestControl,
   send: (m: MigrationMessage) => void | Promise<void>, opts: MigrationOptions = {}): Promise<MigrationStats> {
+  let held = false;
   const t0 = performance.now();
   const stopBelow = opts.stopBelowPages ?? 256, maxRounds = opts.maxRounds ?? 8, chunk = opts.chunkPages ?? 512;
   const ram = machine.hart.ram;
@@ -99,7 +101,8 @@ export async function migrateOut(machine: Machine, control: GuestControl,
       pages = dirty;
     }
     control.hold();
-    const held = performance.now();
+    held = true;
+    const heldAt = performance.now();
     const state = await machine.saveState({ withoutRam: true });
     const last = [...(pages as number[]), ...log.collect()];
     const unique = [...new Set(last)].sort((a, b) => a - b);
@@ -107,7 +110,10 @@ export async function migrateOut(machine: Machine, control: GuestControl,
     stats.finalPages = indices.length;
     stats.bytes += data.length;
     await send({ kind: "end", indices, data, state });
-    stats.heldMs = performance.now() - held;
+    stats.heldMs = performance.now() - heldAt;
+  } catch (e) {
+    if (held) control.release();
+    throw e;
   } finally {
     log.stop();
   }
