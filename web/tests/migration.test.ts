@@ -118,6 +118,28 @@ describe("live migration between tabs (vite dev server, Chromium)", () => {
     expect(errors).toEqual([]);
   }, 240_000);
 
+  it("a second tab opened on the saved lab starts empty, as another host; the first keeps the lab", async () => {
+    const first = await browser.context.newPage();
+    const second = await browser.context.newPage();
+    try {
+      await first.goto(server.url); // the saved lab (the sample lab on this profile's first visit)
+      await first.waitForFunction(() => window.tabvisor?.vms().length === 3, undefined, { timeout: 60_000 });
+      await second.goto(server.url);
+      await second.waitForFunction(() => window.tabvisor?.hv !== undefined, undefined, { timeout: 60_000 });
+      expect(await second.evaluate(() => window.tabvisor!.vms())).toEqual([]);
+      expect(await second.getByTestId("notice-text").innerText()).toMatch(/^The saved lab is open in another tab: Tab \d starts empty, as another host/);
+      expect(await first.evaluate(() => window.tabvisor!.vms())).toEqual(["web1", "web2", "db1"]);
+      // the other tabs are in its Migrate menu
+      await first.getByTestId("migrate").click();
+      const names = await first.getByTestId("migrate-to").evaluateAll((els) => els.map((e) => e.getAttribute("data-tab")));
+      expect(names).toContain(await second.getByTestId("tab-name").innerText());
+      expect(names).toContain("Tab 1");
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  }, 120_000);
+
   it("refuses a VM whose name the other tab has, and the VM runs on", async () => {
     // alpha in tab 1, an alpha in tab 2 too: the offer is refused with the reason, nothing moves
     expect(await a.evaluate(() => window.tabvisor!.create({ name: "alpha" }))).toBeUndefined();

@@ -37,6 +37,8 @@ export function broadcastPort(name: string, BC: typeof BroadcastChannel = Broadc
   };
 }
 
+const duration = (ms: number) => (ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms)} ms`);
+
 /** Thrown when the other end gives up or goes quiet. */
 export class MigrationLinkError extends Error {}
 
@@ -101,7 +103,7 @@ export class MigrationSender {
       this.check();
       if (ok()) return;
       const left = deadline - performance.now();
-      if (left <= 0) throw new MigrationLinkError(`the other tab did not ${what} within ${Math.round(timeoutMs / 1000)} s`);
+      if (left <= 0) throw new MigrationLinkError(`the other tab did not ${what} within ${duration(timeoutMs)}`);
       await new Promise<void>((r) => {
         const timer = setTimeout(r, left);
         this.wake = () => { clearTimeout(timer); this.wake = undefined; r(); };
@@ -179,6 +181,6 @@ export class MigrationReceiver {
   private armTimer(): void {
     clearTimeout(this.timer);
     const ms = this.opts.idleTimeoutMs ?? 15_000;
-    this.timer = setTimeout(() => this.fail(`no migration data came for ${Math.round(ms / 1000)} s`), ms);
+    this.timer = setTimeout(() => this.fail(`no migration data came for ${duration(ms)}`), ms);
   }
 }
