@@ -6,6 +6,9 @@
 //   comparison (a boot argument keeps it off the template)
 // - a snapshot of a booted 128 MiB VM with a 64 MiB disk: file size, time, how long the guest was held
 // - restoring it into its VM, and a fork of it (from the request to the copy answering with its own name)
+// - live migration between two tabs of an idle 64 MiB VM and of one running a loop that writes memory, back and
+//   forth: the guest's downtime (held at the source until the target's word that it runs it), the whole move as
+//   the page sees it (offer, target worker made, RAM copied while the guest runs, the rest) and pages per round
 
 import { startDevServer, buildStatic, serveStatic, launchBrowser, type Served } from "./harness.ts";
 import { rmSync } from "node:fs";
@@ -117,6 +120,40 @@ try {
   }
   console.log(`fork of the 128 MiB VM: copy made (state saved, worker created) in ${forks.map((f) => f.created.toFixed(0)).join(", ")} ms; ` +
     `copy answering with its own host name after ${forks.map((f) => f.answered.toFixed(0)).join(", ")} ms`);
+  await page.evaluate(() => { const hv = window.tabvisor!.hv!; for (const e of [...hv.entries]) hv.remove(e.id); });
+
+  // live migration: the VM goes to the second tab and back, three times each way
+  const other = await browser.context.newPage();
+  await other.goto(served.url + "?lab=");
+  await other.waitForFunction(() => window.tabvisor?.migrations !== undefined, undefined, { timeout: 60_000 });
+  const pages = [page, other];
+  const migrate = async (from: Page, to: Page, vm: string) => {
+    const target = await to.evaluate(() => window.tabvisor!.migrations!.tabs.self);
+    const r = await from.evaluate(async ([n, t]) => {
+      const tv = window.tabvisor!;
+      await tv.migrations!.tabs.refresh();
+      const report = await tv.migrations!.migrate(tv.hv!.byName(n)!.id, t);
+      if (!report) throw new Error(tv.snapshots!.notice?.text ?? "the migration failed");
+      return tv.migrations!.last!;
+    }, [vm, target] as const);
+    await to.waitForFunction((n) => window.tabvisor!.readyOf(n) && window.tabvisor!.stateOf(n) === "running", vm, { timeout: 60_000 });
+    return r;
+  };
+  for (const [vm, busy] of [["idle", false], ["busy", true]] as const) {
+    await page.evaluate((n) => window.tabvisor!.create({ name: n }), vm);
+    await page.waitForFunction((n) => window.tabvisor!.readyOf(n), vm, { timeout: 60_000 });
+    // busy: a loop that rewrites 8 MiB of memory over and over
+    if (busy) await run(page, vm, "(dd if=/dev/zero of=/tmp/a bs=1M count=8 2>/dev/null; while :; do cp /tmp/a /tmp/b; done) & true");
+    await sleep(1000);
+    const reports = [];
+    for (let i = 0; i < 6; i++) reports.push(await migrate(pages[i % 2], pages[(i + 1) % 2], vm));
+    console.log(`migration between tabs, ${busy ? "busy" : "idle"} 64 MiB VM, 6 moves: guest paused ${reports.map((r) => r.downtimeMs.toFixed(0)).join(", ")} ms ` +
+      `(median ${median(reports.map((r) => r.downtimeMs)).toFixed(0)}); whole move ${reports.map((r) => r.pageMs.toFixed(0)).join(", ")} ms; ` +
+      `${(median(reports.map((r) => r.bytes)) / 1048576).toFixed(1)} MB; pages per round ${reports.map((r) => `${r.rounds.join("/")}+${r.finalPages}`).join("; ")}`);
+    await pages[0].evaluate((n) => { const hv = window.tabvisor!.hv!; hv.remove(hv.byName(n)!.id); }, vm);
+    await sleep(500);
+  }
+  await other.close();
 } finally {
   await browser.close();
   await served.close();

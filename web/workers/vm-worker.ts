@@ -425,38 +425,43 @@ class VmWorker implements VmWorkerApi {
   private async startFrom(origin: VmOrigin | undefined): Promise<void> {
     this.building = true;
     const t0 = performance.now();
+    const build = async (): Promise<void> => {
+      if (origin) {
+        const { machine, disks, renamed } = await this.buildFrom(origin);
+        this.install(machine, disks, "snapshot", performance.now() - t0);
+        this.showRestored(origin);
+        this.ready = !renamed;
+        return;
+      }
+      // startFromTemplate (template.ts), with the template the page opened once for every VM
+      let m: Machine;
+      try {
+        m = await startAs(this.restoreFn, this.template!, this.spec!, this.attachments(this.disks), { skipDisks: true, freshPrompt: true });
+      } catch (e) {
+        if (!(e instanceof SnapshotError)) throw e;
+        console.warn(`the template snapshot does not restore, the VM boots instead: ${e.message}`);
+        this.install(this.build(), this.disks, "boot", performance.now() - t0);
+        return;
+      }
+      this.install(m, this.disks, "template", performance.now() - t0);
+    };
     try {
+      // the state and the ready event go out while the guest is held: once it runs, the loop may sleep in
+      // Atomics.wait (an idle guest) and what came after would wait for the guest's next timer
       await this.holding(async () => {
-        if (origin) {
-          const { machine, disks, renamed } = await this.buildFrom(origin);
-          this.install(machine, disks, "snapshot", performance.now() - t0);
-          this.showRestored(origin);
-          this.ready = !renamed;
-        } else {
-          // startFromTemplate (template.ts), with the template the page opened once for every VM
-          let m: Machine;
-          try {
-            m = await startAs(this.restoreFn, this.template!, this.spec!, this.attachments(this.disks), { skipDisks: true, freshPrompt: true });
-          } catch (e) {
-            if (!(e instanceof SnapshotError)) throw e;
-            console.warn(`the template snapshot does not restore, the VM boots instead: ${e.message}`);
-            this.install(this.build(), this.disks, "boot", performance.now() - t0);
-            return;
-          }
-          this.install(m, this.disks, "template", performance.now() - t0);
-        }
+        await build();
+        this.building = false;
+        this.bootAt = performance.now();
+        if (this.ready && this.state === "booting") this.setState("running");
+        if (this.ready) this.event({ kind: "ready" });
       });
     } catch (e) {
       const failure = this.buildFailure(e);
       this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
       this.setState("error", failure);
-      return;
     } finally {
       this.building = false;
     }
-    this.bootAt = performance.now();
-    if (this.ready && this.state === "booting") this.setState("running");
-    if (this.ready) this.event({ kind: "ready" });
   }
 
   /** The first start of a VM live-migrated here: the machine comes in pages over the link (migration-link.ts)
@@ -477,12 +482,22 @@ class VmWorker implements VmWorkerApi {
     });
     const link = new MigrationReceiver(port, target);
     try {
+      // Everything up to the guest's first instruction happens while it is held: once the hold is released the run
+      // loop may sleep in Atomics.wait (an idle guest), and what came after would wait for its next timer.
       await this.holding(async () => {
         const { machine, console } = await link.arrival;
         this.install(machine, disks, "migration", performance.now() - t0);
         this.showRestored({ console, label: `migrated from ${incoming.from}` });
+        link.confirm();
+        // the switches learn where the cards are now (the guest itself may stay quiet for a long time); repeated a
+        // few times in case one is lost
+        this.nics.announce();
+        for (const ms of ANNOUNCE_DELAYS_MS) setTimeout(() => { if (this.runs) this.nics.announce(); }, ms);
+        this.bootAt = performance.now();
+        this.ready = true;
+        if (this.state === "booting") this.setState(incoming.paused ? "paused" : "running");
+        this.event({ kind: "ready" });
       });
-      link.confirm();
     } catch (e) {
       link.fail((e as Error).message);
       const failure = `the migration from ${incoming.from} failed: ${(e as Error).message}`;
@@ -493,12 +508,6 @@ class VmWorker implements VmWorkerApi {
       this.building = false;
       port.close();
     }
-    // the switches learn where the cards are now (the guest itself may stay quiet for a long time)
-    for (const ms of ANNOUNCE_DELAYS_MS) setTimeout(() => { if (this.runs) this.nics.announce(); }, ms);
-    this.bootAt = performance.now();
-    this.ready = true;
-    if (this.state === "booting") this.setState(incoming.paused ? "paused" : "running");
-    this.event({ kind: "ready" });
   }
 
   /** A new machine (with new disks) from a saved one, beside whatever runs now. A guest that gets another host

@@ -24,5 +24,6 @@ export function announceFrame(mac: ArrayLike<number>): Uint8Array {
   return f;
 }
 
-/** Delays (ms after the machine runs) of the announcements: a lost one is made up by the next. */
-export const ANNOUNCE_DELAYS_MS = [0, 50, 200, 500];
+/** Delays (ms after the first, sent as the machine starts) of the repeated announcements: a lost one is made up
+ *  by the next. */
+export const ANNOUNCE_DELAYS_MS = [50, 200, 500];
