@@ -19,6 +19,7 @@ import type { MachineSpec } from "../../emulator-core/src/machine/description.ts
 import type { StateValue } from "../../emulator-core/src/snapshot/state-value.ts";
 import type { NicInit } from "../net/nic-channel.ts";
 import type { MigrationStats } from "../../emulator-core/src/snapshot/migration.ts";
+import type { SharedDisk } from "../../emulator-core/src/machine/virtio/layered-disk.ts";
 
 export const CTRL = { DOORBELL: 0, PENDING_CALLS: 1, WANT_SPACE: 2, STATE: 3, PAGE_ASLEEP: 4, OUTPUT_BELL: 5 } as const;
 export const CTRL_WORDS = 8;
@@ -63,6 +64,10 @@ export type VmStart = "boot" | "template" | "snapshot" | "migration";
 
 export interface VmDiskStats {
   sizeBytes: number;
+  /** memory the disk's contents take that are its own (written since its last fork), and that it shares with forks
+   *  (copy-on-write layers) */
+  ownBytes: number;
+  sharedBytes: number;
   readBytes: number;
   writeBytes: number;
   reads: number;
@@ -161,6 +166,9 @@ export interface VmOrigin {
   console?: string;
   /** what to say in the console about where the machine came from */
   label?: string;
+  /** the disks' contents as shared frozen layers (a fork: copy-on-write, emulator-core/src/machine/virtio/
+   *  layered-disk.ts); the state then holds none. Only between the workers of one page (shared memory). */
+  disks?: SharedDisk[];
 }
 
 /** The VM worker's control API (exposed with comlink). */
@@ -185,7 +193,8 @@ export interface VmWorkerApi {
   injectFault(): void;
   /** a snapshot file of the running machine (emulator-core/src/snapshot/file.ts); the guest is held meanwhile */
   snapshot(info: { name?: string; vmName: string }): Promise<Uint8Array>;
-  /** the running machine's state, for a fork (no file: nothing is compressed); the guest is held meanwhile */
+  /** the running machine's state, for a fork (no file: nothing is compressed; the disks are shared copy-on-write:
+   *  VmOrigin.disks); the guest is held meanwhile */
   saveState(): Promise<VmOrigin>;
   /** replaces the machine with one built from `from` (of the same shape); the running machine goes on until the new
    *  one is built, and stays as it was when that fails (the promise then rejects saying why) */

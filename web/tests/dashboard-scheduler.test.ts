@@ -64,10 +64,10 @@ const stats = (o: Partial<VmStats>): VmStats => ({
 
 describe("meters", () => {
   it("turns counters into rates over the worker's clock", () => {
-    const a = stats({ atMs: 1000, busyMs: 100, instret: 1e6, disk: { sizeBytes: 1 << 24, readBytes: 0, writeBytes: 0, reads: 0, writes: 0 } });
+    const a = stats({ atMs: 1000, busyMs: 100, instret: 1e6, disk: { sizeBytes: 1 << 24, ownBytes: 0, sharedBytes: 0, readBytes: 0, writeBytes: 0, reads: 0, writes: 0 } });
     const b = stats({
       atMs: 3000, busyMs: 600, instret: 101e6, throttledMs: 400,
-      disk: { sizeBytes: 1 << 24, readBytes: 4096, writeBytes: 2e6, reads: 1, writes: 10 },
+      disk: { sizeBytes: 1 << 24, ownBytes: 0, sharedBytes: 0, readBytes: 4096, writeBytes: 2e6, reads: 1, writes: 10 },
       net: { cards: 1, rxBytes: 3000, txBytes: 1000, rxPackets: 4, txPackets: 2 },
     });
     const s = sampleBetween(a, b, 64);

@@ -101,7 +101,7 @@ describe("snapshots, forks and resume (vite dev server, Chromium)", () => {
     expect(await run("alpha", "dd if=/dev/vda bs=512 skip=1 count=2 2>/dev/null | tr -d '\\0'; echo")).toBe("disk-before");
   });
 
-  it("forks a running VM: the copy has its own name, MAC and lease and a copy of the disk; both run on", async () => {
+  it("forks a running VM: the copy has its own name, MAC and lease and a copy-on-write disk; both run on", async () => {
     await showVm("alpha");
     const t0 = Date.now();
     await page.getByTestId("fork").click();
@@ -133,6 +133,24 @@ describe("snapshots, forks and resume (vite dev server, Chromium)", () => {
     await run("alpha-2", "echo copy > /root/mine");
     expect(await run("alpha", "ls -1 /root")).toBe("before");
     expect(await run("alpha-2", "ls -1 /root")).toBe("before\nmine");
+    // the disk is copy-on-write: what was written before the fork is shared, not copied (neither holds a block of
+    // its own yet; the guests do not touch the disk unasked)...
+    const disk = (vm: string) => page.evaluate(async (n) => (await window.tabvisor!.handleOf(n)!.stats()).disk!, vm);
+    let [dA, dB] = [await disk("alpha"), await disk("alpha-2")];
+    expect(dB.sharedBytes).toBeGreaterThan(0);
+    expect(dB.sharedBytes).toBe(dA.sharedBytes);
+    expect([dA.ownBytes, dB.ownBytes]).toEqual([0, 0]);
+    // ...and each writes only its own blocks, which the other does not see
+    await run("alpha-2", "printf disk-copied | dd of=/dev/vda bs=512 seek=1 conv=notrunc 2>/dev/null; sync");
+    await run("alpha", "printf orig-disk | dd of=/dev/vda bs=512 seek=2 conv=notrunc 2>/dev/null; sync");
+    const sector = (vm: string, n: number) => run(vm, `dd if=/dev/vda bs=512 skip=${n} count=1 2>/dev/null | tr -d '\\0'; echo`);
+    expect(await sector("alpha-2", 1)).toBe("disk-copied"); // (as long as what it overwrote)
+    expect(await sector("alpha", 1)).toBe("disk-before");
+    expect(await sector("alpha", 2)).toBe("orig-disk");
+    expect(await sector("alpha-2", 2)).toBe("");
+    [dA, dB] = [await disk("alpha"), await disk("alpha-2")];
+    expect([dA.ownBytes, dB.ownBytes]).toEqual([4096, 4096]); // one block each (sectors 1 and 2 are in block 0)
+    expect(dB.sharedBytes).toBe(dA.sharedBytes);
   });
 
   it("refuses a corrupt, truncated or newer snapshot file with a message, and changes nothing", async () => {

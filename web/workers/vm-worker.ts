@@ -23,7 +23,7 @@ import { writeSnapshotFile } from "../../emulator-core/src/snapshot/file.ts";
 import { startAs, templateShape, type RestoreFn } from "../../emulator-core/src/snapshot/template.ts";
 import { MachineRunner, runSlice, hold, type RunnerHost, type SliceDecision } from "../../emulator-core/src/machine/runner.ts";
 import { consoleInputRoom } from "../../emulator-core/src/machine/console-input.ts";
-import { MemoryBlockBackend } from "../../emulator-core/src/machine/virtio/backends.ts";
+import { LayeredDisk } from "../../emulator-core/src/machine/virtio/layered-disk.ts";
 import { migrateOut, MigrationTarget } from "../../emulator-core/src/snapshot/migration.ts";
 import { broadcastPort, MigrationReceiver, MigrationSender } from "../../emulator-core/src/snapshot/migration-link.ts";
 import { ANNOUNCE_DELAYS_MS } from "../../emulator-core/src/net/announce.ts";
@@ -82,7 +82,7 @@ class VmWorker implements VmWorkerApi {
   private readonly countThrottled = (ms: number) => { this.throttledMs += ms; };
   /** the in-memory disks: their contents survive resets and power cycles (a restore brings new ones, with the
    *  saved contents) */
-  private disks: MemoryBlockBackend[] = [];
+  private disks: LayeredDisk[] = [];
   /** balloon target (4 KiB pages), kept across reboots */
   private balloonPages = 0;
   private bootAt = 0;
@@ -128,7 +128,7 @@ class VmWorker implements VmWorkerApi {
       if (spec.nics.length !== this.nics.count) {
         throw new MachineSpecError("nics", `lists ${spec.nics.length} cards but the VM was given ${this.nics.count}`);
       }
-      this.disks = spec.disks.map((d) => new MemoryBlockBackend(d.sizeBytes, { readOnly: d.readOnly }));
+      this.disks = spec.disks.map((d) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly }));
       this.spec = spec;
     } catch (e) {
       this.specProblem = e instanceof RangeError
@@ -247,8 +247,13 @@ class VmWorker implements VmWorkerApi {
   async saveState(): Promise<VmOrigin> {
     this.took();
     const m = this.liveMachine();
-    const state = await this.holding(() => m.saveState(), true);
-    return Comlink.transfer({ spec: m.spec, state, console: this.consoleTail() }, bulkBuffers(state));
+    // the disks are not copied: what was written since the last fork is frozen into a shared layer that this VM
+    // and the fork both read from (copy-on-write)
+    const { state, disks } = await this.holding(async () => {
+      const state = await m.saveState({ withoutDisks: true });
+      return { state, disks: this.disks.map((d) => d.fork()) };
+    }, true);
+    return Comlink.transfer({ spec: m.spec, state, console: this.consoleTail(), disks }, bulkBuffers(state));
   }
 
   async restore(from: VmOrigin): Promise<VmStats> {
@@ -317,7 +322,7 @@ class VmWorker implements VmWorkerApi {
     if (!backend) return undefined;
     const blk = this.machine?.disks[0];
     return {
-      sizeBytes: backend.size,
+      sizeBytes: backend.size, ownBytes: backend.ownBytes, sharedBytes: backend.sharedBytes,
       readBytes: blk?.readBytes ?? 0, writeBytes: blk?.writeBytes ?? 0, reads: blk?.reads ?? 0, writes: blk?.writes ?? 0,
     };
   }
@@ -398,12 +403,12 @@ class VmWorker implements VmWorkerApi {
     return Machine.create(cfg.hart, this.spec, this.attachments(this.disks));
   }
 
-  private attachments(disks: MemoryBlockBackend[]): MachineAttachments {
+  private attachments(disks: LayeredDisk[]): MachineAttachments {
     return { boot: this.cfg!.images, disks, nics: this.nics.attachments(), onConsole: (bytes) => this.onConsole(bytes) };
   }
 
   /** Makes `m` the VM's machine (the one before it, if any, is dropped). */
-  private install(m: Machine, disks: MemoryBlockBackend[], from: VmStart, ms: number): void {
+  private install(m: Machine, disks: LayeredDisk[], from: VmStart, ms: number): void {
     this.machine = m;
     this.disks = disks;
     this.nics.bind(m.nics);
@@ -471,13 +476,13 @@ class VmWorker implements VmWorkerApi {
     this.building = true;
     const t0 = performance.now();
     const port = broadcastPort(incoming.channel);
-    let disks: MemoryBlockBackend[] = [];
+    let disks: LayeredDisk[] = [];
     const target = new MigrationTarget((spec) => {
       const own = this.spec;
       if (!own) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
       const why = shapeMismatch(spec, own, "this VM") ?? (sameIdentity(spec, own) ? undefined : "the arriving machine has another host name or other MACs than this VM");
       if (why) throw new SnapshotError(why);
-      disks = own.disks.map((d) => new MemoryBlockBackend(d.sizeBytes, { readOnly: d.readOnly }));
+      disks = own.disks.map((d) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly }));
       return Machine.blank(this.cfg!.hart, own, this.attachments(disks));
     });
     const link = new MigrationReceiver(port, target);
@@ -512,12 +517,18 @@ class VmWorker implements VmWorkerApi {
 
   /** A new machine (with new disks) from a saved one, beside whatever runs now. A guest that gets another host
    *  name or MAC than it had is told so by its agent (it then takes its own DHCP lease): `renamed`. */
-  private async buildFrom(from: VmOrigin): Promise<{ machine: Machine; disks: MemoryBlockBackend[]; renamed: boolean }> {
+  private async buildFrom(from: VmOrigin): Promise<{ machine: Machine; disks: LayeredDisk[]; renamed: boolean }> {
     const spec = this.spec;
     if (!spec) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
     const why = shapeMismatch(from.spec, spec, "this VM");
     if (why) throw new SnapshotError(why);
-    const disks = spec.disks.map((d) => new MemoryBlockBackend(d.sizeBytes, { readOnly: d.readOnly }));
+    // a fork's disks start on the original's shared layers; a snapshot's are written in by the restore
+    let disks: LayeredDisk[];
+    try {
+      disks = spec.disks.map((d, i) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly, from: from.disks?.[i] }));
+    } catch (e) {
+      throw new SnapshotError(`the forked disk cannot be used: ${(e as Error).message}`);
+    }
     const att = this.attachments(disks);
     if (sameIdentity(from.spec, spec)) return { machine: await Machine.restore(this.cfg!.hart, spec, att, from.state), disks, renamed: false };
     const machine = await startAs(this.restoreFn, from, spec, att, { skipDisks: false, freshPrompt: false });

@@ -494,8 +494,8 @@ export class Machine {
 
   /** The whole machine's state (see snapshot/machine-state.ts). Waits for the disks' requests in flight; the
    *  embedder must not run the machine until it resolves. withoutRam: RAM is left out (a live migration has sent
-   *  it page by page). */
-  async saveState(opts: { withoutRam?: boolean } = {}): Promise<StateObject> {
+   *  it page by page); withoutDisks: the disks' contents are left out (a fork shares them: layered-disk.ts). */
+  async saveState(opts: { withoutRam?: boolean; withoutDisks?: boolean } = {}): Promise<StateObject> {
     if (this.halted) throw new Error("a halted machine has no state worth saving");
     const parts = this.parts();
     await quiesce(parts);

@@ -41,7 +41,7 @@ async function readWhole(backend: BlockBackend): Promise<Uint8Array> {
 }
 
 /** The machine's state. Call between run() calls, after quiesce(); the guest must not run until it resolves. */
-export async function saveMachine(parts: MachineParts, opts: { withoutRam?: boolean } = {}): Promise<StateObject> {
+export async function saveMachine(parts: MachineParts, opts: { withoutRam?: boolean; withoutDisks?: boolean } = {}): Promise<StateObject> {
   parts.updateLines(); // the hart's copy of mtime and its interrupt lines as a restore will recompute them
   const hart = parts.hart.saveState();
   const devices = parts.devices.map(({ name, device }) => ({ name, state: device.saveState() }));
@@ -57,8 +57,10 @@ export async function saveMachine(parts: MachineParts, opts: { withoutRam?: bool
   // Disks last and possibly asynchronous: nothing above may change while their contents are read.
   const disks: StateValue[] = [];
   for (const { backend } of parts.disks) {
-    // a read-only disk cannot have changed: its size is enough to check it is the same one
-    disks.push({ size: backend.size, readOnly: !!backend.readOnly, image: backend.readOnly ? null : saveRam(await readWhole(backend)) });
+    // a read-only disk cannot have changed: its size is enough to check it is the same one; without disks, the
+    // embedder hands the contents over itself (a restore then leaves the disk as it finds it)
+    const image = backend.readOnly || opts.withoutDisks ? null : saveRam(await readWhole(backend));
+    disks.push({ size: backend.size, readOnly: !!backend.readOnly, image });
   }
   state.disks = disks;
   return state;
