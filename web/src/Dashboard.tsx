@@ -303,7 +303,7 @@ function Toolbar({ hv, e, snaps, migrations, onSelect, showMeters, onToggleMeter
         {snaps && <>
           <button data-testid="snapshot" disabled={!hv.live(e) || !!busy} title="Save the whole machine as it is now (it runs on); see Snapshots"
             onClick={() => void snaps.take(e.id)}>{busy === "Saving snapshot…" ? busy : "Snapshot"}</button>
-          <button data-testid="fork" disabled={!hv.live(e) || !!busy} title="Start a copy of this VM as it is now, with its own name, MAC and disk copy"
+          <button data-testid="fork" disabled={!hv.live(e) || !!busy} title="Start a copy of this VM as it is now, with its own name and MAC; the disk is shared copy-on-write"
             onClick={() => void snaps.fork(e.id).then((c) => { if (c) onSelect(c.id); })}>{busy === "Forking…" ? busy : "Fork"}</button>
         </>}
         {migrations && <MigrateButton hv={hv} e={e} migrations={migrations} busy={busy} />}
@@ -320,6 +320,14 @@ function Toolbar({ hv, e, snaps, migrations, onSelect, showMeters, onToggleMeter
       </span>
     </div>
   );
+}
+
+/** The disk's size, and how much of its contents it shares with forks (copy-on-write) when it does. */
+function diskNote(e: VmEntry): string {
+  const d = e.stats?.disk;
+  const base = `in-memory disk, ${e.spec.diskMiB} MiB (/dev/vda)`;
+  if (!d || d.sharedBytes === 0) return base;
+  return `${base}; ${fmtBytes(d.ownBytes)} its own, ${fmtBytes(d.sharedBytes)} shared with forks`;
 }
 
 /** Migrate: a menu of the page's other tabs; choosing one moves the VM there while it runs. */
@@ -413,7 +421,7 @@ function MetersPanel({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
           { label: "balloon", color: BALLOON_COLOR, values: h.balloon, width: 1 },
         ]} height={70} yMax={ram} yFmt={(v) => `${v}M`} version={version} />
       </Meter>
-      <Meter title="Disk" note={hasDisk ? `in-memory disk, ${e.spec.diskMiB} MiB (/dev/vda)` : "no disk"} value={hasDisk && last ? `R ${fmtBytes(last.diskRead, true)} · W ${fmtBytes(last.diskWrite, true)}` : "—"} testid="meter-disk">
+      <Meter title="Disk" note={hasDisk ? diskNote(e) : "no disk"} value={hasDisk && last ? `R ${fmtBytes(last.diskRead, true)} · W ${fmtBytes(last.diskWrite, true)}` : "—"} testid="meter-disk">
         {hasDisk && <Chart t={h.t} series={[{ label: "read", color: READ_COLOR, values: h.diskRead }, { label: "write", color: WRITE_COLOR, values: h.diskWrite }]} height={56} yFmt={(v) => fmtBytes(v)} version={version} />}
       </Meter>
       <Meter title="Network" note={cards > 0 ? `${cards} card${cards > 1 ? "s" : ""}` : "no network card"} value={cards > 0 && last ? `↓ ${fmtBytes(last.netRx, true)} · ↑ ${fmtBytes(last.netTx, true)}` : "—"} sub={cards > 0 && last ? `${last.netRxPkts.toFixed(0)} / ${last.netTxPkts.toFixed(0)} packets/s` : undefined} testid="meter-net">
