@@ -117,3 +117,19 @@ export async function typeLine(page: Page, line: string): Promise<void> {
   await page.keyboard.type(line);
   await page.keyboard.press("Enter");
 }
+
+let commandSeq = 0;
+/** Types a command into a VM's console in the page (the dashboard's window.tabvisor) and resolves with its output,
+ *  found between a numbered pair of markers (split where they are typed, so the echo of the line never matches). */
+export async function consoleCommand(page: Page, vm: string, cmd: string, timeout = 20_000): Promise<string> {
+  const n = ++commandSeq;
+  await page.evaluate(([name, line]) => window.tabvisor!.handleOf(name)!.sendInput(line), [vm, `echo "@@B""EGIN${n}@@"; ${cmd}; echo "@@E""ND${n}@@"\n`]);
+  const t0 = Date.now();
+  for (;;) {
+    const text = await page.evaluate((name) => window.tabvisor!.textOf(name), vm);
+    const m = new RegExp(`^@@BEGIN${n}@@\\n([\\s\\S]*?)^@@END${n}@@$`, "m").exec(text);
+    if (m) return m[1].replace(/\n$/, "");
+    if (Date.now() - t0 > timeout) throw new Error(`${vm}: no answer to ${cmd}:\n${text.slice(-600)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -4,7 +4,7 @@
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import type { Page } from "playwright-core";
-import { startDevServer, launchBrowser, type Served, type Browser } from "./harness.ts";
+import { startDevServer, launchBrowser, consoleCommand, type Served, type Browser } from "./harness.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -26,19 +26,7 @@ describe("live migration between tabs (vite dev server, Chromium)", () => {
   const ready = (p: Page, names: string[], timeout = 60_000) => p.waitForFunction(
     (ns) => ns.every((n) => window.tabvisor?.readyOf(n) && window.tabvisor.stateOf(n) === "running"), names, { timeout, polling: 100 });
 
-  let seq = 0;
-  /** Types a command into the VM's console (in page `p`) and resolves with its output. */
-  async function run(p: Page, name: string, cmd: string, timeout = 20_000): Promise<string> {
-    const n = ++seq;
-    await p.evaluate(([vm, line]) => window.tabvisor!.handleOf(vm)!.sendInput(line), [name, `echo "@@B""EGIN${n}@@"; ${cmd}; echo "@@E""ND${n}@@"\n`]);
-    const t0 = Date.now();
-    for (;;) {
-      const m = new RegExp(`^@@BEGIN${n}@@\\n([\\s\\S]*?)^@@END${n}@@$`, "m").exec(await textOf(p, name));
-      if (m) return m[1].replace(/\n$/, "");
-      if (Date.now() - t0 > timeout) throw new Error(`${name}: no answer to ${cmd}:\n${(await textOf(p, name)).slice(-600)}`);
-      await sleep(50);
-    }
-  }
+  const run = consoleCommand;
   /** The loop's count (a background job's output may come between: the number is tagged; the loop rewrites the
    *  file all the time, so a read may find it empty: ask again). */
   async function counter(p: Page): Promise<number> {

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JSHandle, Page } from "playwright-core";
-import { startDevServer, launchBrowser, type Served, type Browser } from "./harness.ts";
+import { startDevServer, launchBrowser, consoleCommand, type Served, type Browser } from "./harness.ts";
 import { NodeVm } from "../../emulator-core/src/node/vm.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -26,19 +26,8 @@ describe("snapshots, forks and resume (vite dev server, Chromium)", () => {
     (ns) => ns.every((n) => window.tabvisor?.readyOf(n) && window.tabvisor.stateOf(n) === "running"), names, { timeout, polling: 100 });
   const notice = () => page.getByTestId("notice");
 
-  let seq = 0;
-  /** Types a command into the VM's console and resolves with its output (between an end-marked echo pair). */
-  async function run(name: string, cmd: string, timeout = 20_000): Promise<string> {
-    const n = ++seq;
-    await page.evaluate(([vm, line]) => window.tabvisor!.handleOf(vm)!.sendInput(line), [name, `echo "@@B""EGIN${n}@@"; ${cmd}; echo "@@E""ND${n}@@"\n`]);
-    const t0 = Date.now();
-    for (;;) {
-      const m = new RegExp(`^@@BEGIN${n}@@\\n([\\s\\S]*?)^@@END${n}@@$`, "m").exec(await textOf(name));
-      if (m) return m[1].replace(/\n$/, "");
-      if (Date.now() - t0 > timeout) throw new Error(`${name}: no answer to ${cmd}:\n${(await textOf(name)).slice(-600)}`);
-      await sleep(50);
-    }
-  }
+  /** Types a command into the VM's console and resolves with its output. */
+  const run = (name: string, cmd: string, timeout?: number) => consoleCommand(page, name, cmd, timeout);
 
   async function showVm(name: string): Promise<void> {
     if (await page.getByTestId("show-snapshots").innerText() === "Consoles") await page.getByTestId("show-snapshots").click();
