@@ -1,7 +1,7 @@
 // Live migration of VMs between the page's tabs (host-tabs.ts), from the dashboard's side. The source tab offers
 // the VM to the target tab (its settings, its cards' MACs and networks); the target checks it can take it (no VM of
 // that name, memory for it, the MACs free), makes the VM with a worker that listens on a fresh channel and says
-// yes; then the two VM workers move the machine between them (vm-worker.ts migrateOut / arrive, over
+// yes; then the two VM workers move the machine between them (web/vm/vm-host.ts migrateOut / arrive, over
 // emulator-core/src/snapshot/migration-link.ts) while the guest runs on. The cards keep their MACs and go on the
 // same networks in the target tab (a network missing there is made with the source's settings; networks span
 // tabs), so the guest's TCP connections live on. When the target runs the machine, the source drops its VM.

@@ -1,0 +1,173 @@
+// The VM worker's class (web/vm/vm-host.ts) driven in Node, with the shared memory the page would hand it: a VM
+// started from the template answers; live migration from one VmHost to another over a BroadcastChannel (as two
+// tabs' workers do), the loop counting on and the source stopping for good; a fork whose disk is copy-on-write.
+
+import { describe, it, expect, afterEach } from "vitest";
+import { readFileSync } from "node:fs";
+import { VmHost } from "../vm/vm-host.ts";
+import { ByteRing } from "../shared/ring.ts";
+import { CTRL, CTRL_WORDS, type VmEvent, type VmInit, type VmOrigin, type VmIncoming } from "../shared/protocol.ts";
+import { NicChannel } from "../net/nic-channel.ts";
+import { loadHartModule } from "../../emulator-core/src/node/hart-module.ts";
+import { openSnapshot } from "../../emulator-core/src/snapshot/snapshot.ts";
+import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
+
+const images = new URL("../../public/images/", import.meta.url);
+const hart = loadHartModule();
+const boot = { kernel: new Uint8Array(readFileSync(new URL("Image", images))), initrd: new Uint8Array(readFileSync(new URL("initramfs.cpio.gz", images))) };
+const template = await openSnapshot(new Uint8Array(readFileSync(new URL("template.snap", images))));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** command markers are numbered across VMs: a restored console shows the original's earlier ones again */
+let seq = 0;
+
+/** A VmHost with its rings and control block, and the page's side of the console (drained into `text`). */
+class TestVm {
+  readonly host = new VmHost({ sharedThread: true });
+  readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
+  readonly output = ByteRing.create(1 << 18);
+  readonly input = ByteRing.create(1 << 14);
+  readonly events: VmEvent[] = [];
+  text = "";
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(readonly name: string, opts: { last: number; diskMiB?: number; from?: VmOrigin; incoming?: VmIncoming }) {
+    const mac = `52:54:00:12:50:${opts.last.toString(16).padStart(2, "0")}`;
+    const nics = [NicChannel.create(`${name}/eth0`, mac)];
+    const spec: MachineSpec = {
+      ramMiB: 64, cmdline: `console=ttyS0 hostname=${name}`, deterministic: false,
+      disks: opts.diskMiB ? [{ sizeBytes: opts.diskMiB << 20, serial: "tabvisor-disk" }] : [],
+      nics: [{ mac: mac.split(":").map((h) => parseInt(h, 16)) }], rng: true, balloon: true,
+    };
+    const init: VmInit = {
+      hart, images: boot, spec, ctrl: this.ctrl.buffer as SharedArrayBuffer, output: this.output.buffer, input: this.input.buffer,
+      nics, template: { spec: template.spec, state: template.state }, from: opts.from, incoming: opts.incoming,
+    };
+    this.host.init(init, (e) => { this.events.push(e); });
+    this.timer = setInterval(() => this.drain(), 10);
+  }
+
+  private drain(): void {
+    const bytes = this.output.read(1 << 18);
+    if (bytes.length) this.text += new TextDecoder().decode(bytes).replace(/\r/g, "");
+    if (Atomics.load(this.ctrl, CTRL.WANT_SPACE)) { Atomics.store(this.ctrl, CTRL.WANT_SPACE, 0); this.ring(); }
+  }
+
+  ring(): void {
+    Atomics.add(this.ctrl, CTRL.DOORBELL, 1);
+    Atomics.notify(this.ctrl, CTRL.DOORBELL);
+  }
+
+  /** A control call as the page makes one: counted as pending, then the bell. */
+  call<T>(fn: (h: VmHost) => T): T {
+    Atomics.add(this.ctrl, CTRL.PENDING_CALLS, 1);
+    this.ring();
+    return fn(this.host);
+  }
+
+  async command(cmd: string, timeout = 20_000): Promise<string> {
+    const n = ++seq;
+    this.input.write(new TextEncoder().encode(`echo "@@B""EGIN${n}@@"; ${cmd}; echo "@@E""ND${n}@@"\n`));
+    this.ring();
+    const t0 = Date.now();
+    for (;;) {
+      const m = new RegExp(`^@@BEGIN${n}@@\\n([\\s\\S]*?)^@@END${n}@@$`, "m").exec(this.text);
+      if (m) return m[1].replace(/\n$/, "");
+      if (Date.now() - t0 > timeout) throw new Error(`${this.name}: no answer to ${cmd}:\n${this.text.slice(-500)}`);
+      await sleep(20);
+    }
+  }
+
+  get state(): string { return this.call((h) => h.stats()).state; }
+
+  /** The guest said it is ready (its shell runs under its own name). */
+  async ready(timeout = 60_000): Promise<void> {
+    const t0 = Date.now();
+    while (!this.events.some((e) => e.kind === "ready")) {
+      if (Date.now() - t0 > timeout) throw new Error(`${this.name} never became ready:\n${this.text.slice(-500)}`);
+      await sleep(20);
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    if (this.host.stats(false).state !== "stopped") this.host.powerOff();
+  }
+}
+
+const made: TestVm[] = [];
+afterEach(() => { for (const vm of made.splice(0)) vm.stop(); });
+const vm = (name: string, opts: ConstructorParameters<typeof TestVm>[1]) => { const v = new TestVm(name, opts); made.push(v); return v; };
+const count = async (v: TestVm) => {
+  for (let i = 0; i < 50; i++) {
+    const n = Number(/N=(\d+)/.exec(await v.command("echo N=$(cat /tmp/n 2>/dev/null)"))?.[1] ?? 0);
+    if (n > 0) return n;
+  }
+  return 0;
+};
+
+describe("VmHost (the VM worker's class) in Node", () => {
+  it("live-migrates a counting VM to another VmHost: the loop counts on there, the source stops for good", async () => {
+    const src = vm("mover", { last: 1 });
+    src.call((h) => h.start());
+    await src.ready();
+    expect(await src.command("hostname")).toBe("mover");
+    await src.command("(i=0; while :; do i=$((i+1)); echo $i > /tmp/n; done) & true");
+    const before = await count(src);
+    expect(before).toBeGreaterThan(0);
+
+    const channel = `test-vm-host-${process.pid}`;
+    const dst = vm("mover", { last: 1, incoming: { channel, from: "Tab 1" } });
+    dst.call((h) => h.start()); // listens on the channel from here
+    const report = await src.call((h) => h.migrateOut(channel, "Tab 2"));
+    expect(report.rounds[0]).toBeGreaterThan(1000);
+    expect(report.downtimeMs).toBeLessThan(2000);
+    expect(src.state).toBe("stopped");
+    expect(src.call((h) => h.stats()).instret).toBe(0); // no machine runs there any more
+    src.call((h) => h.start());
+    expect(src.state).toBe("stopped"); // a migrated VM cannot be started again where it was
+
+    expect(dst.events).toContainEqual({ kind: "ready" });
+    expect(dst.state).toBe("running");
+    await expect.poll(() => dst.text).toMatch(/\[migrated from Tab 1\]/); // (the page's side drains the ring every 10 ms)
+    expect(await count(dst)).toBeGreaterThan(before);
+    expect(await dst.command("hostname")).toBe("mover");
+    expect(dst.call((h) => h.stats()).startedFrom).toBe("migration");
+  }, 120_000);
+
+  it("a migration to a VM of another shape fails on both sides and the source runs on", async () => {
+    const src = vm("stay", { last: 2 });
+    src.call((h) => h.start());
+    await src.ready();
+    expect(await src.command("echo up")).toBe("up");
+    const channel = `test-vm-host-bad-${process.pid}`;
+    const dst = vm("stay", { last: 2, diskMiB: 16, incoming: { channel, from: "Tab 1" } });
+    dst.call((h) => h.start());
+    await expect(src.call((h) => h.migrateOut(channel, "Tab 2"))).rejects.toThrow(/the migration to Tab 2 failed: .*another kind of machine/);
+    expect(src.state).toBe("running");
+    expect(await src.command("echo still-up")).toBe("still-up");
+    for (let i = 0; i < 50 && dst.state !== "error"; i++) await sleep(20);
+    expect(dst.call((h) => h.stats()).state).toBe("error");
+  }, 120_000);
+
+  it("a fork's disk is copy-on-write: it starts on the original's shared layers; each writes its own blocks", async () => {
+    const orig = vm("orig", { last: 3, diskMiB: 16 });
+    orig.call((h) => h.start());
+    await orig.ready();
+    await orig.command("printf before-fork | dd of=/dev/vda bs=512 seek=3 conv=notrunc 2>/dev/null; sync", 60_000);
+    const origin = await orig.call((h) => h.saveState());
+    expect(origin.disks?.[0].layers.length).toBe(1);
+    expect(origin.disks![0].layers[0].data.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const copy = vm("copy", { last: 4, diskMiB: 16, from: origin });
+    copy.call((h) => h.start());
+    await copy.ready();
+    const sector = (v: TestVm, n: number) => v.command(`dd if=/dev/vda bs=512 skip=${n} count=1 2>/dev/null | tr -d '\\0'; echo`, 30_000);
+    expect(await sector(copy, 3)).toBe("before-fork");
+    await copy.command("printf after--fork | dd of=/dev/vda bs=512 seek=3 conv=notrunc 2>/dev/null; sync");
+    expect(await sector(copy, 3)).toBe("after--fork");
+    expect(await sector(orig, 3)).toBe("before-fork");
+    const [dO, dC] = [orig.call((h) => h.stats()).disk!, copy.call((h) => h.stats()).disk!];
+    expect(dC.sharedBytes).toBe(dO.sharedBytes);
+    expect(dC.ownBytes).toBe(4096);
+    expect(await copy.command("hostname")).toBe("copy");
+  }, 120_000);
+});

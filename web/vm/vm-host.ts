@@ -1,0 +1,796 @@
+// One VM: the machine (whose shared WebAssembly.Memory is the guest's RAM), the console's ends of the two byte
+// rings and the network cards, driven by the shared run loop (emulator-core/src/machine/runner.ts). Its worker
+// (web/workers/vm-worker.ts) exposes it to the page through comlink (see VmWorkerApi); console bytes and wake-ups go
+// through shared memory (see web/shared/protocol.ts). Nothing here needs a worker: Node tests drive it directly.
+//
+// It keeps one machine, built from the description the page sent at the first start; resets, reboots and power
+// cycles all happen in place, because a tab may only have so many wasm memories. The first start may restore a
+// saved machine instead of booting (the template, a snapshot, the VM a fork copies) or receive one by live
+// migration from another tab, and a restore builds a new machine beside the running one and swaps it in only once
+// it is whole, so a snapshot that does not fit leaves the VM as it was. Whatever awaits with the machine (a
+// snapshot, a restore into the board) holds the run loop first: the guest must not run while its state is read or
+// written.
+//
+// What is its own here is policy, in the run loop's hooks: slices of SLICE_MS so comlink calls are answered in
+// time, the CPU cap, and holding the guest while the page has not taken its console output. When the guest idles
+// the loop sleeps in Atomics.wait on the doorbell until the guest's next timer deadline or until the page rings
+// (typed input, freed output room, a control call).
+
+import { Machine, BootError, MachineSpecError } from "../../emulator-core/src/machine/machine.ts";
+import { validateSpec, type MachineAttachments, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import { SnapshotError } from "../../emulator-core/src/snapshot/snapshot.ts";
+import { writeSnapshotFile } from "../../emulator-core/src/snapshot/file.ts";
+import { startAs, templateShape, type RestoreFn } from "../../emulator-core/src/snapshot/template.ts";
+import { MachineRunner, runSlice, hold, type RunnerHost, type SliceDecision } from "../../emulator-core/src/machine/runner.ts";
+import { consoleInputRoom } from "../../emulator-core/src/machine/console-input.ts";
+import { LayeredDisk } from "../../emulator-core/src/machine/virtio/layered-disk.ts";
+import { migrateOut, MigrationTarget } from "../../emulator-core/src/snapshot/migration.ts";
+import { broadcastPort, MigrationReceiver, MigrationSender } from "../../emulator-core/src/snapshot/migration-link.ts";
+import { ANNOUNCE_DELAYS_MS } from "../../emulator-core/src/net/announce.ts";
+import { ByteRing } from "../shared/ring.ts";
+import { VmNics } from "../net/vm-nics.ts";
+import {
+  CTRL, GUEST_READY_MARKER, VM_STATES,
+  type VmEvent, type VmInit, type VmState, type VmStats, type VmWorkerApi, type VmNetStats, type VmOrigin, type VmStart,
+  type VmIncoming, type VmMigrationReport,
+} from "../shared/protocol.ts";
+import { shapeMismatch, sameIdentity } from "../shared/saved-machine.ts";
+
+/** Host time per slice while the guest is busy. */
+const SLICE_MS = 16;
+/** Longest single sleep (a safety net: every reason to wake up also rings the doorbell). */
+const MAX_SLEEP_MS = 1000;
+/** How long to wait for the page to drain the output ring before looking again (it rings when it has). */
+const OUTPUT_HOLD_MS = 50;
+/** ESC c: resets the terminal (sent in-band ahead of a reset guest's output). */
+const TERMINAL_RESET = new Uint8Array([0x1b, 0x63]);
+/** CPU cap: the guest may run cap% of each window of this many ms; the rest of the window the worker sleeps. */
+const CAP_WINDOW_MS = 100;
+const MiB = 1024 * 1024;
+/** Console output kept to show again after a restore (from the first line start within it). */
+const CONSOLE_TAIL = 16 * 1024;
+/** A command line the template can stand for: nothing but the console and the host name (which the guest is told). */
+const PLAIN_CMDLINE = /^console=ttyS0 hostname=\S+$/;
+
+const encoder = new TextEncoder();
+const waitAsync = (Atomics as unknown as {
+  waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: boolean; value: Promise<unknown> | string };
+}).waitAsync;
+
+export interface VmHostOptions {
+  /** The thread is not the VM's alone (a Node test drives the class from the thread it runs on): the run loop
+   *  sleeps in Atomics.waitAsync instead of blocking in Atomics.wait, and lets the event loop in through
+   *  setImmediate (Node drains a MessagePort's messages in one go, new ones included, so a MessageChannel
+   *  ping-pong would starve its timers and other channels). A worker has the thread to itself: the default. */
+  sharedThread?: boolean;
+}
+
+/** One VM: what its worker does (web/workers/vm-worker.ts only exposes it through comlink). */
+export class VmHost implements VmWorkerApi {
+  private cfg: VmInit | undefined;
+  /** the checked description, or why it cannot be built */
+  private spec: MachineSpec | undefined;
+  private specProblem = "";
+  private nics = new VmNics();
+  private onEvent: (e: VmEvent) => void = () => {};
+  private ctrl!: Int32Array;
+  private output!: ByteRing;
+  private input!: ByteRing;
+  private machine: Machine | undefined;
+  private runner!: MachineRunner;
+  private state: VmState = "created";
+  private ready = false;
+  /** console output that did not fit the ring: the guest is held until the page has drained it */
+  private overflow: Uint8Array[] = [];
+  private markerTail = "";
+  private readonly channel = new MessageChannel();
+  private yieldResolve: (() => void) | undefined;
+  /** percent of one core the guest may use (100: no cap) */
+  private cpuCap = 100;
+  private capWindowStart = 0;
+  /** host ms the guest ran in the current cap window (plus any overrun carried from the last) */
+  private capWindowBusy = 0;
+  private throttledMs = 0;
+  private readonly countThrottled = (ms: number) => { this.throttledMs += ms; };
+  /** the in-memory disks: their contents survive resets and power cycles (a restore brings new ones, with the
+   *  saved contents) */
+  private disks: LayeredDisk[] = [];
+  /** balloon target (4 KiB pages), kept across reboots */
+  private balloonPages = 0;
+  private bootAt = 0;
+  /** the opened template, when the page offered one */
+  private template: VmInit["template"];
+  /** what the first start restores instead of booting */
+  private origin: VmOrigin | undefined;
+  /** the first start receives the machine by live migration instead */
+  private incoming: VmIncoming | undefined;
+  /** a live migration out is under way: the loop must not block in Atomics.wait (the other side's messages
+   *  have to get in) */
+  private migrating = false;
+  /** the machine was migrated away: it never runs here again */
+  private departed = false;
+  /** a start from a saved machine is under way (asynchronous); `built` settles when it is over */
+  private building = false;
+  private built: Promise<void> = Promise.resolve();
+  private startedFrom: VmStart | undefined;
+  private startMs = 0;
+  private lastHoldMs: number | undefined;
+  /** while above zero the run loop is parked (see holding) */
+  private holds = 0;
+  private parked: Promise<void> | undefined;
+  private unpark: (() => void) | undefined;
+  /** the end of the console output, for the next snapshot */
+  private readonly tail = new Uint8Array(CONSOLE_TAIL);
+  private tailLength = 0;
+
+  constructor(private readonly opts: VmHostOptions = {}) {
+    this.channel.port1.onmessage = () => { const r = this.yieldResolve; this.yieldResolve = undefined; r?.(); };
+  }
+
+  init(init: VmInit, onEvent: (e: VmEvent) => void): void {
+    if (this.cfg) throw new Error("the VM worker is already initialised");
+    this.cfg = init;
+    this.onEvent = onEvent;
+    this.ctrl = new Int32Array(init.ctrl);
+    this.output = new ByteRing(init.output);
+    this.input = new ByteRing(init.input);
+    this.nics = new VmNics(init.nics);
+    try {
+      const spec = validateSpec(init.spec);
+      if (spec.nics.length !== this.nics.count) {
+        throw new MachineSpecError("nics", `lists ${spec.nics.length} cards but the VM was given ${this.nics.count}`);
+      }
+      this.disks = spec.disks.map((d) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly }));
+      this.spec = spec;
+    } catch (e) {
+      this.specProblem = e instanceof RangeError
+        ? `the browser could not give this VM its disk (${e.message})`
+        : (e as Error).message;
+    }
+    this.cpuCap = clampCap(init.cpuCap ?? 100);
+    this.balloonPages = Math.max(0, Math.floor(((init.balloonMiB ?? 0) * MiB) / 4096));
+    this.origin = init.from;
+    this.incoming = init.incoming;
+    this.template = init.template;
+    this.runner = new MachineRunner(this.runnerHost(), undefined, { maxSleepMs: MAX_SLEEP_MS });
+    this.setState("created");
+    void this.runner.run();
+  }
+
+  // Each control call first takes itself off the page's count of pending calls (see CTRL.PENDING_CALLS).
+  private took(): void {
+    if (!this.cfg) throw new Error("the VM worker is not initialised");
+    Atomics.sub(this.ctrl, CTRL.PENDING_CALLS, 1);
+  }
+
+  start(): VmStats {
+    this.took();
+    if (this.departed) return this.stats(false);
+    if (this.state === "created" || this.state === "stopped" || this.state === "error") this.boot(false);
+    return this.stats(false);
+  }
+
+  pause(): VmStats {
+    this.took();
+    if (this.state === "running" || this.state === "booting") this.setState("paused");
+    return this.stats(false);
+  }
+
+  resume(): VmStats {
+    this.took();
+    if (this.state === "paused") this.setState(this.ready ? "running" : "booting");
+    return this.stats(false);
+  }
+
+  reset(): VmStats {
+    this.took();
+    if (!this.building && !this.departed && !this.migrating) this.boot(true); // a start from a saved machine is about to finish: it is the reset
+    return this.stats(false);
+  }
+
+  powerOff(): VmStats {
+    this.took();
+    if (this.poweredOn && !this.migrating) {
+      this.emit("\r\n\x1b[2m[powered off]\x1b[0m\r\n");
+      this.setState("stopped", "powered off");
+    }
+    return this.stats(false);
+  }
+
+  stats(counted = true): VmStats {
+    // the page asks once a second: have the guest refresh its memory statistics for the next
+    if (counted) {
+      this.took();
+      if (this.poweredOn) this.machine?.balloon?.requestStats();
+    }
+    const m = this.machine;
+    const on = this.poweredOn ? m : undefined;
+    const halted = m?.halted && (this.state === "stopped" || this.state === "error");
+    return {
+      state: this.state,
+      instret: on ? Number(on.hart.instret) : 0,
+      busyMs: m?.busyMs ?? 0,
+      idleMs: m?.idleMs ?? 0,
+      haltReason: halted ? m.haltReason : undefined,
+      exitStatus: halted ? m.exitStatus : undefined,
+      atMs: performance.now(),
+      throttledMs: this.throttledMs,
+      cpuCap: this.cpuCap,
+      uptimeMs: on ? performance.now() - this.bootAt : 0,
+      disk: this.diskStats(),
+      net: this.netStats(on),
+      balloon: on ? this.balloonStats(on) : undefined,
+      startedFrom: m ? this.startedFrom : undefined,
+      startMs: m ? this.startMs : undefined,
+      lastHoldMs: this.lastHoldMs,
+    };
+  }
+
+  setCpuCap(percent: number): VmStats {
+    this.took();
+    this.cpuCap = clampCap(percent);
+    return this.stats(false);
+  }
+
+  setBalloon(mib: number): VmStats {
+    this.took();
+    this.balloonPages = Math.max(0, Math.floor(((Number.isFinite(mib) ? mib : 0) * MiB) / 4096));
+    this.machine?.balloon?.setTarget(this.balloonPages);
+    return this.stats(false);
+  }
+
+  injectFault(): void {
+    this.took();
+    setTimeout(() => { throw new Error("fault injected into the VM worker (test)"); });
+  }
+
+  async snapshot(info: { name?: string; vmName: string }): Promise<Uint8Array> {
+    this.took();
+    const m = this.liveMachine();
+    // takeSnapshot (snapshot.ts), with the console's last lines in the header so a restore can show them again.
+    // The guest is held while its state is read; the state is a copy (RAM pages, device fields), so the guest runs
+    // on while it is encoded and compressed (about 0.3 s for a booted 128 MiB VM).
+    const createdAt = new Date().toISOString();
+    const { state, console } = await this.holding(async () => ({ state: await m.saveState(), console: this.consoleTail() }), true);
+    const file = await writeSnapshotFile({ machine: m.spec, createdAt, ...info, console }, state);
+    return file;
+  }
+
+  async saveState(): Promise<VmOrigin> {
+    this.took();
+    const m = this.liveMachine();
+    // the disks are not copied: what was written since the last fork is frozen into a shared layer that this VM
+    // and the fork both read from (copy-on-write)
+    const { state, disks } = await this.holding(async () => {
+      const state = await m.saveState({ withoutDisks: true });
+      return { state, disks: this.disks.map((d) => d.fork()) };
+    }, true);
+    return { spec: m.spec, state, console: this.consoleTail(), disks };
+  }
+
+  async restore(from: VmOrigin): Promise<VmStats> {
+    this.took();
+    if (this.migrating || this.departed) throw new Error("the VM is being migrated to another tab");
+    await this.built; // a start from the template or a snapshot finishes first: this one replaces it
+    // The running machine goes on meanwhile: the new one has its own memory and its own disks.
+    const t0 = performance.now();
+    const { machine, disks, renamed } = await this.buildFrom(from);
+    this.install(machine, disks, "snapshot", performance.now() - t0);
+    this.input.clear(); // typed for the machine that is gone
+    this.overflow = [];
+    this.showRestored(from);
+    this.bootAt = performance.now();
+    const paused = this.state === "paused";
+    // a guest told a new identity prints its ready marker again; one that keeps its own is up already
+    this.ready = !renamed;
+    this.markerTail = "";
+    this.setState(paused ? "paused" : renamed ? "booting" : "running");
+    if (this.ready) this.event({ kind: "ready" });
+    return this.stats(false);
+  }
+
+  async migrateOut(channel: string, to: string): Promise<VmMigrationReport> {
+    this.took();
+    const m = this.liveMachine();
+    if (this.migrating) throw new Error("the VM is being migrated already");
+    const port = broadcastPort(channel);
+    const sender = new MigrationSender(port);
+    let release: (() => void) | undefined;
+    let heldAt = 0;
+    this.migrating = true;
+    try {
+      // migrateOut (migration.ts): RAM goes while the guest runs (the run loop goes on between messages: each send
+      // waits for room in the link's window, and the loop gives the event loop a turn after every slice)
+      const stats = await migrateOut(m, {
+        hold: () => { release ??= this.hold(); heldAt = performance.now(); },
+        release: () => { release?.(); release = undefined; },
+        yield: () => new Promise((r) => setTimeout(r, 0)),
+      }, (msg) => sender.send(msg, msg.kind === "end" ? this.consoleTail() : undefined));
+      await sender.finished();
+      const downtimeMs = performance.now() - heldAt;
+      // it runs in the other tab now: this copy stays held for good
+      this.departed = true;
+      this.emit(`\r\n\x1b[2m[migrated to ${to}]\x1b[0m\r\n`);
+      this.setState("stopped", `migrated to ${to}`);
+      return { ...stats, downtimeMs };
+    } catch (e) {
+      sender.abort((e as Error).message);
+      release?.(); // the guest runs on here
+      throw new Error(`the migration to ${to} failed: ${(e as Error).message}`);
+    } finally {
+      this.migrating = false;
+      port.close();
+    }
+  }
+
+  /** The guest is booting, running or paused (not off, crashed or never started). */
+  private get poweredOn(): boolean {
+    return this.state === "booting" || this.state === "running" || this.state === "paused";
+  }
+
+  /** The first disk's counters (they count from the worker's start: the device lives as long as the machine). */
+  private diskStats(): VmStats["disk"] {
+    const backend = this.disks[0];
+    if (!backend) return undefined;
+    const blk = this.machine?.disks[0];
+    return {
+      sizeBytes: backend.size, ownBytes: backend.ownBytes, sharedBytes: backend.sharedBytes,
+      readBytes: blk?.readBytes ?? 0, writeBytes: blk?.writeBytes ?? 0, reads: blk?.reads ?? 0, writes: blk?.writes ?? 0,
+    };
+  }
+
+  private netStats(m: Machine | undefined): VmNetStats {
+    const n: VmNetStats = { cards: 0, rxBytes: 0, txBytes: 0, rxPackets: 0, txPackets: 0 };
+    for (const nic of this.machine?.nics ?? []) {
+      n.rxBytes += nic.rxBytes; n.txBytes += nic.txBytes; n.rxPackets += nic.rxPackets; n.txPackets += nic.txPackets;
+    }
+    n.cards = m?.nics.length ?? 0;
+    return n;
+  }
+
+  private balloonStats(m: Machine): VmStats["balloon"] {
+    const b = m.balloon;
+    if (!b) return undefined;
+    const s = b.stats;
+    return {
+      ramPages: b.ramPages, targetPages: b.targetPages, actualPages: b.actualPages, inflatedPages: b.inflatedPages,
+      deflateOnOom: b.deflateOnOom,
+      memTotal: s?.memTotal, memFree: s?.memFree, memAvailable: s?.memAvailable, diskCaches: s?.diskCaches,
+      statsAgeMs: b.statsAt === undefined ? undefined : performance.now() - b.statsAt,
+    };
+  }
+
+  /** Powers the guest on: the machine is built the first time (or restored from a saved one), power-cycled in
+   *  place after that. */
+  private boot(clearScreen: boolean): void {
+    this.ready = false;
+    this.markerTail = "";
+    this.input.clear();
+    // Output the old guest had not got out yet is dropped; the terminal is reset in-band so the page needs no
+    // separate message that could overtake the bytes still in the ring.
+    this.overflow = clearScreen ? [TERMINAL_RESET] : [];
+    if (!this.machine && (this.origin || this.incoming || this.templateFits())) {
+      const origin = this.origin, incoming = this.incoming;
+      this.origin = this.incoming = undefined; // only the first start: a power cycle boots
+      this.tailLength = 0;
+      this.nics.booted();
+      this.bootAt = performance.now();
+      this.setState("booting");
+      this.built = incoming ? this.arrive(incoming) : this.startFrom(origin);
+      return;
+    }
+    let failure: string | undefined;
+    try {
+      const t0 = performance.now();
+      if (this.machine) this.machine.reboot();
+      else this.install(this.build(), this.disks, "boot", 0);
+      this.startedFrom = "boot";
+      this.startMs = performance.now() - t0;
+    } catch (e) {
+      failure = this.buildFailure(e);
+    }
+    if (failure !== undefined) {
+      this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
+      this.setState("error", failure);
+      return;
+    }
+    this.tailLength = 0;
+    this.nics.booted();
+    this.bootAt = performance.now();
+    this.setState("booting");
+  }
+
+  /** What to say when a machine cannot be built. */
+  private buildFailure(e: unknown): string {
+    // a memory the browser cannot give (too large, or too many VMs in this tab) says so
+    return e instanceof RangeError && /allocate/i.test(e.message)
+      ? `the browser could not give this VM its ${this.cfg!.spec.ramMiB} MiB of RAM (${e.message}): delete other VMs or give it less`
+      : e instanceof BootError || e instanceof MachineSpecError || e instanceof RangeError || e instanceof SnapshotError ? e.message
+      : `the VM could not be built: ${(e as Error).message}`;
+  }
+
+  private build(): Machine {
+    const cfg = this.cfg!;
+    if (!this.spec) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
+    return Machine.create(cfg.hart, this.spec, this.attachments(this.disks));
+  }
+
+  private attachments(disks: LayeredDisk[]): MachineAttachments {
+    return { boot: this.cfg!.images, disks, nics: this.nics.attachments(), onConsole: (bytes) => this.onConsole(bytes) };
+  }
+
+  /** Makes `m` the VM's machine (the one before it, if any, is dropped). */
+  private install(m: Machine, disks: LayeredDisk[], from: VmStart, ms: number): void {
+    this.machine = m;
+    this.disks = disks;
+    this.nics.bind(m.nics);
+    m.balloon?.setTarget(this.balloonPages);
+    this.runner.machine = m;
+    this.startedFrom = from;
+    this.startMs = ms;
+  }
+
+  /** The template fits this VM: same shape, and a command line that says nothing the template would not do. */
+  private templateFits(): boolean {
+    const t = this.template, spec = this.spec;
+    return !!t && !!spec && PLAIN_CMDLINE.test(spec.cmdline) && templateShape(t.spec) === templateShape(spec);
+  }
+
+  private readonly restoreFn: RestoreFn = (spec, att, state, opts) => Machine.restore(this.cfg!.hart, spec, att, state, opts);
+
+  /** The first start from a saved machine (or the template), asynchronously; the VM shows "booting" meanwhile. */
+  private async startFrom(origin: VmOrigin | undefined): Promise<void> {
+    this.building = true;
+    const t0 = performance.now();
+    const build = async (): Promise<void> => {
+      if (origin) {
+        const { machine, disks, renamed } = await this.buildFrom(origin);
+        this.install(machine, disks, "snapshot", performance.now() - t0);
+        this.showRestored(origin);
+        this.ready = !renamed;
+        return;
+      }
+      // startFromTemplate (template.ts), with the template the page opened once for every VM
+      let m: Machine;
+      try {
+        m = await startAs(this.restoreFn, this.template!, this.spec!, this.attachments(this.disks), { skipDisks: true, freshPrompt: true });
+      } catch (e) {
+        if (!(e instanceof SnapshotError)) throw e;
+        console.warn(`the template snapshot does not restore, the VM boots instead: ${e.message}`);
+        this.install(this.build(), this.disks, "boot", performance.now() - t0);
+        return;
+      }
+      this.install(m, this.disks, "template", performance.now() - t0);
+    };
+    try {
+      // the state and the ready event go out while the guest is held: once it runs, the loop may sleep in
+      // Atomics.wait (an idle guest) and what came after would wait for the guest's next timer
+      await this.holding(async () => {
+        await build();
+        this.building = false;
+        this.bootAt = performance.now();
+        if (this.ready && this.state === "booting") this.setState("running");
+        if (this.ready) this.event({ kind: "ready" });
+      });
+    } catch (e) {
+      const failure = this.buildFailure(e);
+      this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
+      this.setState("error", failure);
+    } finally {
+      this.building = false;
+    }
+  }
+
+  /** The first start of a VM live-migrated here: the machine comes in pages over the link (migration-link.ts)
+   *  into a blank board of this VM's description, which must be the source's (the same shape, host name and
+   *  MACs: it is the same VM, moved). */
+  private async arrive(incoming: VmIncoming): Promise<void> {
+    this.building = true;
+    const t0 = performance.now();
+    const port = broadcastPort(incoming.channel);
+    let disks: LayeredDisk[] = [];
+    const target = new MigrationTarget((spec) => {
+      const own = this.spec;
+      if (!own) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
+      const why = shapeMismatch(spec, own, "this VM") ?? (sameIdentity(spec, own) ? undefined : "the arriving machine has another host name or other MACs than this VM");
+      if (why) throw new SnapshotError(why);
+      disks = own.disks.map((d) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly }));
+      return Machine.blank(this.cfg!.hart, own, this.attachments(disks));
+    });
+    const link = new MigrationReceiver(port, target);
+    try {
+      // Everything up to the guest's first instruction happens while it is held: once the hold is released the run
+      // loop may sleep in Atomics.wait (an idle guest), and what came after would wait for its next timer.
+      await this.holding(async () => {
+        const { machine, console } = await link.arrival;
+        this.install(machine, disks, "migration", performance.now() - t0);
+        this.showRestored({ console, label: `migrated from ${incoming.from}` });
+        link.confirm();
+        // the switches learn where the cards are now (the guest itself may stay quiet for a long time); repeated a
+        // few times in case one is lost
+        this.nics.announce();
+        for (const ms of ANNOUNCE_DELAYS_MS) setTimeout(() => { if (this.runs) this.nics.announce(); }, ms);
+        this.bootAt = performance.now();
+        this.ready = true;
+        if (this.state === "booting") this.setState(incoming.paused ? "paused" : "running");
+        this.event({ kind: "ready" });
+      });
+    } catch (e) {
+      link.fail((e as Error).message);
+      const failure = `the migration from ${incoming.from} failed: ${(e as Error).message}`;
+      this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
+      this.setState("error", failure);
+      return;
+    } finally {
+      this.building = false;
+      port.close();
+    }
+  }
+
+  /** A new machine (with new disks) from a saved one, beside whatever runs now. A guest that gets another host
+   *  name or MAC than it had is told so by its agent (it then takes its own DHCP lease): `renamed`. */
+  private async buildFrom(from: VmOrigin): Promise<{ machine: Machine; disks: LayeredDisk[]; renamed: boolean }> {
+    const spec = this.spec;
+    if (!spec) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
+    const why = shapeMismatch(from.spec, spec, "this VM");
+    if (why) throw new SnapshotError(why);
+    // a fork's disks start on the original's shared layers; a snapshot's are written in by the restore
+    let disks: LayeredDisk[];
+    try {
+      disks = spec.disks.map((d, i) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly, from: from.disks?.[i] }));
+    } catch (e) {
+      throw new SnapshotError(`the forked disk cannot be used: ${(e as Error).message}`);
+    }
+    const att = this.attachments(disks);
+    if (sameIdentity(from.spec, spec)) return { machine: await Machine.restore(this.cfg!.hart, spec, att, from.state), disks, renamed: false };
+    const machine = await startAs(this.restoreFn, from, spec, att, { skipDisks: false, freshPrompt: false });
+    return { machine, disks, renamed: true };
+  }
+
+  /** The terminal starts over with the saved machine's last console lines and a note of where it came from. */
+  private showRestored(from: { console?: string; label?: string }): void {
+    this.tailLength = 0;
+    this.emitBytes(TERMINAL_RESET);
+    if (from.console) this.emit(from.console.replace(/\r?\n/g, "\r\n"));
+    this.emit(`\r\n\x1b[2m[${from.label ?? "restored"}]\x1b[0m\r\n`);
+    this.tailLength = 0; // the note is not the guest's
+  }
+
+  /** The running (or paused) machine, or an error saying there is none. */
+  private liveMachine(): Machine {
+    const m = this.machine;
+    if (!m || this.building || !this.poweredOn || m.halted) throw new Error("the VM is not running");
+    return m;
+  }
+
+  /**
+   * Runs `fn` with the guest held: the run loop parks in yieldToEvents (the event loop stays free for `fn`'s
+   * awaits and for control calls) and goes on once the last hold is released.
+   */
+  private async holding<T>(fn: () => Promise<T>, timed = false): Promise<T> {
+    const release = this.hold();
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      if (timed) this.lastHoldMs = performance.now() - t0;
+      release();
+    }
+  }
+
+  /** Holds the guest (see holding) until the function returned is called. */
+  private hold(): () => void {
+    if (this.holds++ === 0) this.parked = new Promise((r) => { this.unpark = r; });
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.holds === 0) {
+        const go = this.unpark;
+        this.parked = this.unpark = undefined;
+        go?.();
+      }
+    };
+  }
+
+  /** The console's last lines (from the first line start in the kept tail), as text. */
+  private consoleTail(): string {
+    const bytes = this.tail.subarray(0, this.tailLength);
+    const nl = this.tailLength === CONSOLE_TAIL ? bytes.indexOf(0x0a) : -1;
+    return new TextDecoder().decode(bytes.subarray(nl + 1));
+  }
+
+  private keepTail(bytes: Uint8Array): void {
+    if (bytes.length >= CONSOLE_TAIL) {
+      this.tail.set(bytes.subarray(bytes.length - CONSOLE_TAIL));
+      this.tailLength = CONSOLE_TAIL;
+      return;
+    }
+    const keep = Math.min(this.tailLength, CONSOLE_TAIL - bytes.length);
+    if (keep < this.tailLength) this.tail.copyWithin(0, this.tailLength - keep, this.tailLength);
+    this.tail.set(bytes, keep);
+    this.tailLength = keep + bytes.length;
+  }
+
+  private onConsole(bytes: Uint8Array): void {
+    if (!this.ready) this.scanForMarker(bytes);
+    this.keepTail(bytes);
+    this.emitBytes(bytes);
+  }
+
+  private scanForMarker(bytes: Uint8Array): void {
+    let s = this.markerTail;
+    for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+    if (s.includes(GUEST_READY_MARKER)) {
+      this.ready = true;
+      this.markerTail = "";
+      if (this.state === "booting") this.setState("running");
+      this.event({ kind: "ready" });
+    } else {
+      this.markerTail = s.slice(-(GUEST_READY_MARKER.length - 1));
+    }
+  }
+
+  private emit(text: string): void { this.emitBytes(encoder.encode(text)); }
+
+  /** Into the output ring, or behind it when it is full (never dropped). */
+  private emitBytes(bytes: Uint8Array): void {
+    if (this.overflow.length === 0) {
+      const n = this.output.write(bytes);
+      if (n > 0) this.wakePage();
+      if (n === bytes.length) return;
+      bytes = bytes.subarray(n);
+    }
+    this.overflow.push(bytes);
+  }
+
+  /** Moves held-back output into the ring; true when nothing is left behind. */
+  private flushOverflow(): boolean {
+    let moved = false;
+    try {
+      while (this.overflow.length) {
+        const b = this.overflow[0];
+        const n = this.output.write(b);
+        if (n > 0) moved = true;
+        if (n < b.length) { this.overflow[0] = b.subarray(n); return false; }
+        this.overflow.shift();
+      }
+      return true;
+    } finally {
+      if (moved) this.wakePage();
+    }
+  }
+
+  /** New output for a page whose console pump sleeps: wake it. */
+  private wakePage(): void {
+    if (Atomics.load(this.ctrl, CTRL.PAGE_ASLEEP) === 0) return;
+    Atomics.store(this.ctrl, CTRL.PAGE_ASLEEP, 0);
+    Atomics.add(this.ctrl, CTRL.OUTPUT_BELL, 1);
+    Atomics.notify(this.ctrl, CTRL.OUTPUT_BELL);
+  }
+
+  /** Typed input into the UART, as much as the guest is ready to read (the rest waits in the ring). */
+  private pumpInput(m: Machine): void {
+    const room = consoleInputRoom(m);
+    if (room > 0 && this.input.available() > 0) m.sendInput(this.input.read(room));
+  }
+
+  private setState(state: VmState, detail?: string): void {
+    this.state = state;
+    Atomics.store(this.ctrl, CTRL.STATE, VM_STATES.indexOf(state));
+    this.event({ kind: "state", state, detail });
+  }
+
+  private event(e: VmEvent): void {
+    try {
+      void Promise.resolve(this.onEvent(e)).catch(() => {});
+    } catch { /* the page went away */ }
+  }
+
+  /** How long the guest may run now under its CPU cap (ms; <= 0: not before the current window ends). */
+  private runBudget(): number {
+    const now = performance.now();
+    if (this.cpuCap >= 100) {
+      // nothing is owed while there is no cap (a cap set later must not pay for the time run before it)
+      this.capWindowBusy = 0;
+      this.capWindowStart = now;
+      return SLICE_MS;
+    }
+    const allowance = (CAP_WINDOW_MS * this.cpuCap) / 100;
+    if (now - this.capWindowStart >= CAP_WINDOW_MS) {
+      // a new window; a slice that ran over the last window's allowance is paid for from this one (and every
+      // window that went by meanwhile, idle or held, paid its share)
+      const windows = Math.floor((now - this.capWindowStart) / CAP_WINDOW_MS);
+      this.capWindowBusy = Math.max(0, this.capWindowBusy - allowance * windows);
+      this.capWindowStart = now;
+    }
+    return Math.min(SLICE_MS, allowance - this.capWindowBusy);
+  }
+
+  /** The run loop's view of this worker: the doorbell to sleep on, and the worker's policies before each slice. */
+  private runnerHost(): RunnerHost {
+    return {
+      // The bell is read before looking at anything it announces: a ring after that ends the sleep.
+      wakeToken: () => Atomics.load(this.ctrl, CTRL.DOORBELL),
+      sleep: (token, ms) => {
+        // never block with a control call on its way: it could not be delivered
+        if (ms <= 0 || this.holds > 0 || Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) return;
+        // nor while migrating (the other tab's acknowledgements come as messages): a short timer sleep instead
+        if (this.migrating) return new Promise<void>((r) => setTimeout(r, Math.min(ms, 4)));
+        if (this.opts.sharedThread) {
+          const r = waitAsync(this.ctrl, CTRL.DOORBELL, token, ms);
+          return r.async ? (r.value as Promise<unknown>).then(() => {}) : undefined;
+        }
+        Atomics.wait(this.ctrl, CTRL.DOORBELL, token, ms);
+      },
+      wake: () => {
+        Atomics.add(this.ctrl, CTRL.DOORBELL, 1);
+        Atomics.notify(this.ctrl, CTRL.DOORBELL);
+      },
+      yieldToEvents: () => {
+        if (this.parked) return this.parked;
+        if (!this.runs && Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) {
+          // a call is posted but not delivered yet: wait for it without spinning
+          return new Promise((r) => setTimeout(r, 1));
+        }
+        if (this.opts.sharedThread) return new Promise((r) => setImmediate(r));
+        return new Promise((r) => { this.yieldResolve = r; this.channel.port2.postMessage(null); });
+      },
+      beforeSlice: (m) => this.beforeSlice(m),
+      afterSlice: (_m, ranMs) => { this.capWindowBusy += ranMs; },
+      hasWork: (m) => this.overflow.length > 0 || this.nics.pending() ||
+        (this.input.available() > 0 && consoleInputRoom(m) > 0),
+      rebooted: () => {
+        this.ready = false;
+        this.markerTail = "";
+        this.tailLength = 0;
+        this.startedFrom = "boot";
+        this.nics.booted();
+        this.bootAt = performance.now();
+        this.setState("booting");
+      },
+      halted: (m) => {
+        // a hart fault (status 2) or a kernel panic (3) is a crash, not a power-off
+        const crashed = (m.exitStatus ?? 0) >= 2;
+        this.emit(`\r\n\x1b[${crashed ? 31 : 2}m[${m.haltReason}]\x1b[0m\r\n`);
+        this.setState(crashed ? "error" : "stopped", m.haltReason);
+      },
+      failed: (_m, e) => {
+        const msg = `the emulator failed: ${(e as Error).message}`;
+        this.emit(`\r\n\x1b[31m${msg}\x1b[0m\r\n`);
+        this.setState("error", msg);
+      },
+    };
+  }
+
+  /** The guest is meant to run: booting or running (paused, off and crashed guests are held). */
+  private get runs(): boolean { return this.state === "running" || this.state === "booting"; }
+
+  private beforeSlice(m: Machine | undefined): SliceDecision {
+    if (this.holds > 0) return hold(0); // parked (see holding)
+    if (this.departed) return hold(MAX_SLEEP_MS);
+    if (!m || !this.runs) {
+      this.flushOverflow();
+      return hold(MAX_SLEEP_MS);
+    }
+    if (!this.flushOverflow()) {
+      // The page is behind on the console: hold the guest until it drains (it rings when it sees WANT_SPACE).
+      Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1);
+      return hold(this.flushOverflow() ? 0 : OUTPUT_HOLD_MS);
+    }
+    const budget = this.runBudget();
+    if (budget <= 0) {
+      // over the cap for this window: sleep until it ends (a ring still wakes us to look around)
+      return hold(this.capWindowStart + CAP_WINDOW_MS - performance.now(), this.countThrottled);
+    }
+    this.pumpInput(m);
+    this.nics.pump(); // frames the switch left for the guest
+    return runSlice(budget);
+  }
+}
+
+/** A CPU cap in percent of one core: 1..100 (anything else becomes the nearest; NaN: no cap). */
+function clampCap(p: number): number {
+  return Number.isFinite(p) ? Math.max(1, Math.min(100, p)) : 100;
+}
+
