@@ -114,11 +114,17 @@ export class Hart {
   /** The hart's architectural state (a copy of its block up to the TLBs). Call between run() calls. */
   saveState(): HartSnapshot {
     this.ex.prepareSave();
-    return { layoutVersion: HART_LAYOUT_VERSION, block: this.blockBytes.slice() };
+    const block = this.blockBytes.slice();
+    // the words the host sets for this machine's own sake (a flush it asked for, the write log of a migration
+    // under way) are not the guest's state: a machine restored from it starts without them
+    const v = new HartStateView(new DataView(block.buffer, block.byteOffset, block.length));
+    v.flushRequest = 0;
+    v.dirtyLog = 0;
+    return { layoutVersion: HART_LAYOUT_VERSION, block };
   }
 
   /** Puts saved state back (checked first: nothing changes when it is refused) and drops what was derived from
-   *  the old state (TLBs, decoded instructions, the LR/SC reservation). */
+   *  the old state (TLBs, decoded instructions); the LR/SC reservation is part of the saved state and stays. */
   restoreState(s: HartSnapshot): void {
     if (s.layoutVersion !== HART_LAYOUT_VERSION) {
       throw new SnapshotError(`the hart state has layout 0x${s.layoutVersion.toString(16)}, this build expects 0x${HART_LAYOUT_VERSION.toString(16)}`);

@@ -10,6 +10,7 @@ import { MigrationTarget, type MigrationMessage } from "../src/snapshot/migratio
 import { broadcastPort, MigrationReceiver, MigrationSender, type LinkMessage, type LinkPort } from "../src/snapshot/migration-link.ts";
 import { announceFrame, ETHERTYPE_RARP } from "../src/net/announce.ts";
 import { readU16 } from "../src/net/packet.ts";
+import { HartStateView } from "../src/hart-state.ts";
 
 const template = readFileSync(new URL("../../public/images/template.snap", import.meta.url));
 const vms: NodeVm[] = [];
@@ -34,10 +35,14 @@ const count = async (vm: NodeVm) => {
 };
 
 /** The receiving end of a migration into a blank VM of `spec`'s shape, as the target tab's worker builds it. */
-function receiver(name: string, opts: { idleTimeoutMs?: number } = {}) {
+function receiver(name: string, opts: { idleTimeoutMs?: number; ackDelayMs?: number } = {}) {
   let vm: NodeVm | undefined;
   const target = new MigrationTarget((spec) => { vm = keep(new NodeVm({ spec, blank: true })); return vm.machine; });
-  const port = broadcastPort(name);
+  const raw = broadcastPort(name);
+  const delay = opts.ackDelayMs;
+  const port: LinkPort = delay === undefined ? raw
+    // (the last acknowledgement may come after the test has closed the channel)
+    : { ...raw, post: (m) => { if (m.t === "ack") setTimeout(() => { try { raw.post(m); } catch { /* closed */ } }, delay); else raw.post(m); } };
   const link = new MigrationReceiver(port, target, opts);
   return { link, port, vm: () => vm };
 }
@@ -47,8 +52,15 @@ describe("live migration over a link", () => {
     const src = await counting("mover");
     const before = await count(src);
     const name = channel();
-    const rx = receiver(name);
-    const port = broadcastPort(name);
+    const rx = receiver(name, { ackDelayMs: 5 }); // a target slower than the source: the window has to hold it back
+    // the source's port, counting the messages it has out unacknowledged
+    const raw = broadcastPort(name);
+    let posted = 0, acked = 0, most = 0;
+    const port: LinkPort = {
+      post: (m) => { if (m.t === "data") most = Math.max(most, ++posted - acked); raw.post(m); },
+      listen: (fn) => raw.listen((m) => { if (m.t === "ack") acked = m.seq + 1; fn(m); }),
+      close: () => raw.close(),
+    };
     const sender = new MigrationSender(port, { window: 2 });
     const arrived = rx.link.arrival.then(({ machine, console }) => {
       const vm = rx.vm()!;
@@ -62,7 +74,8 @@ describe("live migration over a link", () => {
     await sender.finished();
     const moved = await arrived;
     port.close(); rx.port.close();
-    expect(stats.rounds[0]).toBeGreaterThan(256); // several messages, so the window was used
+    expect(stats.rounds[0]).toBeGreaterThan(4 * 256); // several messages...
+    expect(most).toBe(2); // ...never more than the window out at once
     const after = await count(moved);
     expect(after).toBeGreaterThan(before);
     expect(await moved.command("hostname")).toBe("mover");
@@ -123,6 +136,27 @@ describe("live migration over a link", () => {
     toTarget!({ t: "data", seq: 1, m: begin });
     await expect(link.arrival).rejects.toThrow(/migration message 1 arrived where 0 was due/);
     expect(sent).toEqual([{ t: "fail", why: "migration message 1 arrived where 0 was due" }]);
+  });
+
+  it("a reboot during a migration marks all of RAM for sending again; the hart's saved state carries no write log", async () => {
+    const vm = keep(await NodeVm.fromTemplate(template, { ramMiB: 64, nics: 1, balloon: true, hostname: "rebooter", macs: [[0x52, 0x54, 0, 0x12, 0x40, 7]] }));
+    const log = vm.machine.dirtyLog();
+    log.start();
+    expect(log.collect().length).toBe(0);
+    const saved = vm.machine.hart.saveState();
+    const v = new HartStateView(new DataView(saved.block.buffer, saved.block.byteOffset, saved.block.length));
+    expect(vm.machine.hart.state.dirtyLog).toBe(1); // logging here...
+    expect([v.dirtyLog, v.flushRequest]).toEqual([0, 0]); // ...but not in what a target restores
+    vm.machine.reboot(); // the host clears RAM and loads the kernel again, behind the hart's back
+    expect(log.collect().length).toBe(64 * 256);
+    log.stop();
+  });
+
+  it("a migration that begins twice is refused", async () => {
+    const vm = keep(new NodeVm({ ramMiB: 64, nics: 1, blank: true }));
+    const target = new MigrationTarget((spec) => keep(new NodeVm({ spec, blank: true })).machine);
+    await target.receive({ kind: "begin", spec: vm.spec });
+    await expect(target.receive({ kind: "begin", spec: vm.spec })).rejects.toThrow(/a migration began twice/);
   });
 
   it("a moved card announces itself with a broadcast RARP from its MAC", () => {

@@ -204,6 +204,8 @@ export class Machine {
     this.resetDevices();
     clearRam(this.hart.ram);
     this.powerOn();
+    // the host rewrote RAM behind the hart's back: a live migration under way must send it all again
+    this.memory.markWritten(0, this.hart.ram.length);
     this.reboots++;
   }
 

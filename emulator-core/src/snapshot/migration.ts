@@ -129,6 +129,7 @@ export class MigrationTarget {
 
   async receive(m: MigrationMessage): Promise<Machine | undefined> {
     if (m.kind === "begin") {
+      if (this.machine) throw new SnapshotError("a migration began twice");
       let spec: MachineSpec;
       try { spec = validateSpec(m.spec); } catch (e) { throw new SnapshotError(`the migrating machine cannot be built here: ${(e as Error).message}`); }
       this.machine = this.blank(spec);
