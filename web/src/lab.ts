@@ -93,7 +93,17 @@ export function checkSpec(spec: VmSpec, taken: string[]): string | undefined {
     return "Name: 1 to 32 lower-case letters, digits and dashes (not at either end); it becomes the guest's hostname.";
   }
   if (taken.some((n) => n.toLowerCase() === spec.name.toLowerCase())) return `There is already a VM named ${spec.name}.`;
+  // what every VM has, however it is described
+  if (typeof spec.cpuCap !== "number" || !(spec.cpuCap >= 1 && spec.cpuCap <= 100)) return "CPU cap: 1 to 100 percent of one core.";
+  if (!(Number.isInteger(spec.weight) && spec.weight >= 1 && spec.weight <= 10000)) return "CPU weight: a whole number from 1 to 10000.";
+  const ram = spec.ramMiB;
+  if (!Number.isInteger(ram)) return "Memory: a whole number of MiB.";
+  if (typeof spec.balloonMiB !== "number" || !(spec.balloonMiB >= 0 && spec.balloonMiB <= maxBalloonMiB(ram))) {
+    return `Balloon: 0 to ${maxBalloonMiB(ram)} MiB (the guest keeps at least ${BALLOON_FLOOR_MIB}).`;
+  }
+  if (typeof spec.bootArgs !== "string" || spec.bootArgs.length > 512 || /[^\x20-\x7e]/.test(spec.bootArgs)) return "Boot arguments: printable ASCII, at most 512 characters.";
   if (spec.machine) {
+    // a machine the fields cannot describe: its own description is checked instead of the fields below
     try {
       validateSpec(spec.machine);
     } catch (e) {
@@ -101,18 +111,12 @@ export function checkSpec(spec: VmSpec, taken: string[]): string | undefined {
     }
     return spec.machine.ramMiB === spec.ramMiB ? undefined : "Memory: the machine's description says otherwise.";
   }
-  const ram = spec.ramMiB;
-  if (!Number.isInteger(ram)) return "Memory: a whole number of MiB.";
   if (ram > MAX_RAM_MIB) {
     return `Memory: at most ${MAX_RAM_MIB} MiB. A VM's RAM lives in one WebAssembly memory, which cannot reach 4 GiB with the emulator's own data beside it.`;
   }
   if (ram < MIN_RAM_MIB) return `Memory: at least ${MIN_RAM_MIB} MiB (the kernel and its initramfs need about 20).`;
   if (!IMAGES.some((i) => i.id === spec.image)) return `Unknown image ${spec.image}.`;
-  if (!(spec.cpuCap >= 1 && spec.cpuCap <= 100)) return "CPU cap: 1 to 100 percent of one core.";
-  if (!(Number.isInteger(spec.weight) && spec.weight >= 1 && spec.weight <= 10000)) return "CPU weight: a whole number from 1 to 10000.";
   if (!(Number.isInteger(spec.diskMiB) && spec.diskMiB >= 0 && spec.diskMiB <= 1024)) return "Disk: 0 to 1024 MiB.";
-  if (!(spec.balloonMiB >= 0 && spec.balloonMiB <= maxBalloonMiB(ram))) return `Balloon: 0 to ${maxBalloonMiB(ram)} MiB (the guest keeps at least ${BALLOON_FLOOR_MIB}).`;
-  if (spec.bootArgs.length > 512 || /[^\x20-\x7e]/.test(spec.bootArgs)) return "Boot arguments: printable ASCII, at most 512 characters.";
   return undefined;
 }
 

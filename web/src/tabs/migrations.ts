@@ -110,7 +110,7 @@ export class Migrations {
     if (taken) throw new Error(`a card in ${this.tabs.self.name} has the MAC ${taken.mac} already`);
     const memory = probeMemory(spec.ramMiB);
     if (memory) throw new Error(memory);
-    for (const c of offer.cards) if (c.network && c.config?.name === c.network) this.net.ensure(c.config);
+    for (const c of offer.cards) if (c.config) this.net.ensure(c.config);
     const cards = offer.cards.map((c): CardPlan => ({ mac: c.mac, network: c.network }));
     const e = this.hv.create(spec, false, { cards, incoming: { channel: offer.channel, from: from.name, paused: offer.paused } });
     this.watchArrival(e, from);
@@ -136,13 +136,17 @@ export class Migrations {
 }
 
 /** An offer from another tab, checked field by field (a tab of another version of the page may send anything). */
-function checkOffer(body: unknown): MigrationOffer {
+export function checkOffer(body: unknown): MigrationOffer {
   const o = body as Partial<MigrationOffer> | undefined;
   const bad = (what: string) => new Error(`the offer from the other tab is not understood (${what})`);
   if (!o || o.kind !== "migrate") throw bad("kind");
   if (typeof o.channel !== "string" || !o.channel.startsWith("tabvisor-migrate:")) throw bad("channel");
   if (!o.spec || typeof o.spec !== "object" || typeof o.spec.name !== "string" || typeof o.spec.ramMiB !== "number") throw bad("spec");
-  if (!Array.isArray(o.cards) || o.cards.some((c) => !c || typeof c.mac !== "string" || !MAC_RE.test(c.mac) ||
-    !(c.network === null || typeof c.network === "string"))) throw bad("cards");
+  // one card per card of the machine, each MAC once, a network's settings only for the network it is on
+  const cardCount = o.spec.machine?.nics?.length ?? 1;
+  if (!Array.isArray(o.cards) || o.cards.length !== cardCount || new Set(o.cards.map((c) => c?.mac)).size !== cardCount ||
+    o.cards.some((c) => !c || typeof c.mac !== "string" || !MAC_RE.test(c.mac) ||
+      !(c.network === null || typeof c.network === "string") ||
+      (c.config !== undefined && (typeof c.config !== "object" || c.config === null || c.config.name !== c.network)))) throw bad("cards");
   return { kind: "migrate", channel: o.channel, spec: o.spec, cards: o.cards, paused: o.paused === true };
 }
