@@ -1,14 +1,20 @@
 // How long a VM command takes from being started to the guest's shell: the first console byte, the guest's ready
 // marker (@@GUEST_READY@@, printed when /init is done) and the shell prompt. Not a test: a measurement.
 //
-//   node --import tsx cli/measure-startup.ts                     npx tabvisor vm, 5 runs
+//   node --import tsx cli/measure-startup.ts                     npx tabvisor vm, 7 runs
 //   node --import tsx cli/measure-startup.ts --runs 10 -- npm run -s vm
 //   node --import tsx cli/measure-startup.ts --breakdown         also what npx, node and the bin cost on their own
+//   node --import tsx cli/measure-startup.ts --cold              every run a first start (see below)
 //
 // Each run starts the command in its own process group with stdin a pipe (so nothing is typed), watches stdout
 // and ends the group once the prompt shows. Times are wall clock from spawn(), in ms; the summary is min and median.
+// A start uses what an earlier one left in node_modules/.cache/tabvisor/ (the bundled TypeScript, cli/ts-cache.mjs,
+// and the template's decoded state, cli/template-cache.ts), as every start after the first does; --cold removes
+// that directory before each run, so each pays for making them again (a first start, or one after an edit).
 
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
@@ -60,7 +66,10 @@ const stats = (xs: number[]) => {
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
-    options: { runs: { type: "string", default: "5" }, breakdown: { type: "boolean" }, "timeout-ms": { type: "string", default: "30000" } },
+    options: {
+      runs: { type: "string", default: "7" }, breakdown: { type: "boolean" }, cold: { type: "boolean" },
+      "timeout-ms": { type: "string", default: "30000" },
+    },
     allowPositionals: true,
   });
   const runs = Math.max(1, Number(values.runs));
@@ -79,8 +88,11 @@ async function main(): Promise<void> {
     }
   }
   const all: Marks[] = [];
-  for (let i = 0; i < runs; i++) all.push(await once(cmd, Number(values["timeout-ms"])));
-  const label = cmd.join(" ");
+  for (let i = 0; i < runs; i++) {
+    if (values.cold) rmSync(join(ROOT, "node_modules", ".cache", "tabvisor"), { recursive: true, force: true });
+    all.push(await once(cmd, Number(values["timeout-ms"])));
+  }
+  const label = cmd.join(" ") + (values.cold ? " (cold)" : "");
   for (const key of ["firstByte", "ready", "prompt"] as const) {
     console.log(`${label.padEnd(40)} ${key.padEnd(9)} ${stats(all.map((m) => m[key]!))}`);
   }

@@ -7,7 +7,6 @@
 // sources (file times, the rule emulator-core/build.mjs applies, checked here without loading the AssemblyScript
 // compiler), and the TypeScript runs from a cached bundle instead of through the tsx loader (ts-cache.mjs).
 
-import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,6 +35,8 @@ if (!entry) {
 }
 if (coreIsStale()) {
   // the compiler's messages go to stderr: stdout is the guest's console
+  // (node:child_process is loaded only here: with what it pulls in, it costs a few ms of every start)
+  const { spawnSync } = await import("node:child_process");
   const r = spawnSync(process.execPath, [join(ROOT, "emulator-core", "build.mjs")], { stdio: ["ignore", 2, 2] });
   if (r.status !== 0) {
     process.stderr.write("tabvisor: the emulator core did not build (see above)\n");

@@ -9,6 +9,7 @@
 
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -45,6 +46,39 @@ function isFresh(out, inputsFile) {
   return [SELF, ...inputs].every((f) => mtime(f) <= built);
 }
 
+// Packages loaded on first use instead of with the bundle, because importing them costs every start and a start
+// does not use them. fflate is the snapshot file's DEFLATE where the platform has none (snapshot/file.ts takes
+// CompressionStream when it is there, as in Node), and evaluating it (it builds its Huffman tables) costs about
+// 12 ms. In the bundle such a package is a small module of the same exports: each function loads the package
+// (require, synchronously) on its first call and hands the call on; any other export loads it when the bundle is
+// evaluated, but only if something imports it (esbuild drops the unused ones).
+const LAZY_PACKAGES = ["fflate"];
+const LAZY = "lazy-package";
+const lazyPackages = {
+  name: LAZY,
+  setup(build) {
+    const names = new RegExp(`^(${LAZY_PACKAGES.map((p) => p.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join("|")})$`);
+    build.onResolve({ filter: names }, (args) => ({ path: args.path, namespace: LAZY }));
+    build.onLoad({ filter: /.*/, namespace: LAZY }, async (args) => {
+      const require = createRequire(join(ROOT, "package.json"));
+      const exports = require(args.path);
+      const lines = [
+        `import { createRequire } from "node:module";`,
+        `let pkg;`,
+        `const load = () => (pkg ??= createRequire(${JSON.stringify(join(ROOT, "package.json"))})(${JSON.stringify(args.path)}));`,
+        `const pick = (name) => load()[name];`,
+      ];
+      for (const [name, value] of Object.entries(exports)) {
+        if (!/^[A-Za-z_$][\w$]*$/.test(name) || name === "default") continue;
+        lines.push(typeof value === "function"
+          ? `export function ${name}(...args) { return new.target ? Reflect.construct(load().${name}, args, new.target) : load().${name}.apply(this, args); }`
+          : `export const ${name} = /* @__PURE__ */ pick(${JSON.stringify(name)});`);
+      }
+      return { contents: lines.join("\n"), loader: "js", resolveDir: ROOT };
+    });
+  },
+};
+
 /** Bundles `entry` into `out`; false when esbuild is not there. */
 async function makeBundle(entry, out, inputsFile) {
   let esbuild;
@@ -63,7 +97,7 @@ async function makeBundle(entry, out, inputsFile) {
   const result = await esbuild.build({
     entryPoints: [entry], outfile: out, bundle: true, platform: "node", format: "esm", target: "node20",
     packages: "external", sourcemap: "linked", metafile: true, write: false, absWorkingDir: ROOT, logLevel: "error",
-    plugins: [keepMetaUrl],
+    plugins: [keepMetaUrl, lazyPackages],
   });
   mkdirSync(CACHE, { recursive: true });
   // each file is written under a temporary name and renamed: a second start at the same moment never loads half
@@ -78,6 +112,7 @@ async function makeBundle(entry, out, inputsFile) {
     put(f.path, f.contents);
     utimesSync(f.path, started, started);
   }
-  put(inputsFile, JSON.stringify(Object.keys(result.metafile.inputs).map((p) => resolve(ROOT, p))));
+  const files = Object.keys(result.metafile.inputs).filter((p) => !p.startsWith(`${LAZY}:`));
+  put(inputsFile, JSON.stringify(files.map((p) => resolve(ROOT, p))));
   return true;
 }

@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { runBareElf } from "../emulator-core/src/bare.ts";
 import { NodeVm, VmConfigError, DEFAULT_IMAGES } from "../emulator-core/src/node/vm.ts";
 import { SnapshotError } from "../emulator-core/src/snapshot/state-value.ts";
+import { openTemplate } from "./template-cache.ts";
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`vm: ${message}\n`);
@@ -64,12 +65,10 @@ async function saveSnapshot(vm: NodeVm, path: string): Promise<void> {
  *  when it is there and fits (a snapshot of this image booted to an idle shell; npm run template): the prompt comes
  *  in a fraction of a boot. A missing or stale template is no error: the VM boots instead. */
 async function fromTemplate(opts: LinuxOptions): Promise<NodeVm | undefined> {
-  let template: Uint8Array;
-  try {
-    template = readFileSync(DEFAULT_IMAGES + "template-vm.snap");
-  } catch {
-    return undefined;
-  }
+  // the template's state, decoded once and kept for the next start (template-cache.ts); it is read while
+  // NodeVm.fromTemplate builds the board
+  const template = openTemplate(DEFAULT_IMAGES + "template-vm.snap");
+  if (!template) return undefined;
   try {
     return await NodeVm.fromTemplate(template, {
       ramMiB: opts.mem, hostname: opts.hostname, keepOutput: false, onConsole: (bytes) => process.stdout.write(bytes),

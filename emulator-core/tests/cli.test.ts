@@ -4,7 +4,7 @@
 import { describe, it, expect } from "vitest";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -72,5 +72,45 @@ describe("the vm command", () => {
     const missing = await sh(`node cli/tabvisor.mjs vm --restore ${join(dir, "nope.snap")} < /dev/null`);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/cannot read the snapshot .*no such file/);
+  });
+});
+
+describe("the template's cache (cli/template-cache.ts: the default VM starts from the decoded state it keeps)", () => {
+  it("gives what the file holds, from the cache on the next start, and opens the file again when it or the cache changed", async () => {
+    const { openTemplate, templateCacheFiles } = await import("../../cli/template-cache.ts");
+    const { openSnapshot } = await import("../src/snapshot/snapshot.ts");
+    const { encodeState } = await import("../src/snapshot/codec.ts");
+    const dir = mkdtempSync(join(tmpdir(), "tabvisor-template-cache-"));
+    const path = join(dir, "template-vm.snap");
+    copyFileSync(join(ROOT, "public/images/template-vm.snap"), path);
+    const { stateFile, keyFile } = templateCacheFiles(path);
+    const expected = await openSnapshot(readFileSync(path));
+    const same = async (p: ReturnType<typeof openTemplate>) => {
+      const t = await p!;
+      expect(t.spec).toEqual(expected.spec);
+      expect(Buffer.compare(encodeState(t.state), encodeState(expected.state))).toBe(0);
+    };
+    const written = () => { const st = statSync(stateFile); return `${st.ino}:${st.mtimeMs}`; };
+    try {
+      await same(openTemplate(path)); // from the file; the cache is made
+      const made = written();
+      await same(openTemplate(path)); // from the cache: not made again
+      expect(written()).toBe(made);
+
+      truncateSync(stateFile, 1000); // a damaged cache: the file is opened and the cache made again
+      await same(openTemplate(path));
+      expect(statSync(stateFile).size).toBe(expected.header.stateBytes);
+
+      const before = written();
+      const later = new Date(statSync(path).mtimeMs + 5000);
+      utimesSync(path, later, later); // a template changed since: opened again
+      await same(openTemplate(path));
+      expect(written()).not.toBe(before);
+
+      expect(openTemplate(join(dir, "missing.snap"))).toBeUndefined();
+    } finally {
+      rmSync(stateFile, { force: true });
+      rmSync(keyFile, { force: true });
+    }
   });
 });

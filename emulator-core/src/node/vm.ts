@@ -10,7 +10,8 @@ import { makeSpec, MachineSpecError, type MachineSpec } from "../machine/descrip
 import { MachineRunner, runSlice, hold, type RunnerHost } from "../machine/runner.ts";
 import type { MachineAttachments } from "../machine/description.ts";
 import { takeSnapshot, openSnapshot } from "../snapshot/snapshot.ts";
-import { startFromTemplate, startAs } from "../snapshot/template.ts";
+import { startFromTemplate, startAs, type RestoreFn } from "../snapshot/template.ts";
+import type { StateValue } from "../snapshot/state-value.ts";
 import { migrateOut, MigrationTarget, type MigrationMessage, type MigrationOptions, type MigrationStats } from "../snapshot/migration.ts";
 import { ConsoleInput } from "../machine/console-input.ts";
 import { FileBlockBackend } from "./file-block-backend.ts";
@@ -22,6 +23,9 @@ export const DEFAULT_IMAGES = fileURLToPath(new URL("../../../public/images/", i
 
 /** A problem with what the VM was asked to do (a missing or corrupt file, too little memory): one line. */
 export class VmConfigError extends Error {}
+
+/** A snapshot opened already: the description and state openSnapshot gives. */
+export interface OpenedTemplate { spec: MachineSpec; state: StateValue }
 
 export interface NodeVmOptions {
   /** the whole machine description (instead of ramMiB, append, nics, ...: a restore builds the snapshot's) */
@@ -269,15 +273,24 @@ export class NodeVm {
   }
 
   /** A VM that starts from a template snapshot (snapshot/template.ts) instead of booting: same options as the
-   *  constructor; its description must have the template's shape. Throws SnapshotError when it does not. */
-  static async fromTemplate(template: Uint8Array, opts: NodeVmOptions = {}): Promise<NodeVm> {
+   *  constructor; its description must have the template's shape. Throws SnapshotError when it does not.
+   *  `template` is the snapshot file, or the snapshot already opened (openSnapshot's spec and state), or a
+   *  promise of that: the board is built while it settles. (The CLI keeps the default template's state decoded
+   *  in a cache, cli/template-cache.ts, and reads it while the board is built: opening the file is a large part
+   *  of its start-up.) */
+  static async fromTemplate(template: Uint8Array | OpenedTemplate | Promise<OpenedTemplate>, opts: NodeVmOptions = {}): Promise<NodeVm> {
+    // (should building the board throw, a failure of the template's promise is not also an unhandled rejection)
+    if (template instanceof Promise) template.catch(() => {});
     const vm = new NodeVm({ ...opts, blank: true });
     // The template's shell answers at once, but under the template's name until the guest has taken its identity:
     // typed input waits for that, so a script's first command already sees this VM's name.
     vm.identityPending = true;
     vm.machine.onAgentLine = (line) => { if (line.startsWith("ok identity")) { vm.identityPending = false; vm.wake(); } };
-    await startFromTemplate(async (_spec, _att, state, o) => { await vm.machine.restoreState(state, o); return vm.machine; },
-      template, vm.spec, vm.attachments);
+    const restore: RestoreFn = async (_spec, _att, state, o) => { await vm.machine.restoreState(state, o); return vm.machine; };
+    const t = await template;
+    if (t instanceof Uint8Array) await startFromTemplate(restore, t, vm.spec, vm.attachments);
+    // what startFromTemplate does once it has opened the file
+    else await startAs(restore, t, vm.spec, vm.attachments, { skipDisks: true, freshPrompt: true });
     return vm;
   }
 
