@@ -50,8 +50,9 @@ function isFresh(out, inputsFile) {
 // does not use them. fflate is the snapshot file's DEFLATE where the platform has none (snapshot/file.ts takes
 // CompressionStream when it is there, as in Node), and evaluating it (it builds its Huffman tables) costs about
 // 12 ms. In the bundle such a package is a small module of the same exports: each function loads the package
-// (require, synchronously) on its first call and hands the call on; any other export loads it when the bundle is
-// evaluated, but only if something imports it (esbuild drops the unused ones).
+// (require, synchronously) on its first call and hands the call on (`new` included: it gives the package's own
+// object, so the stand-in is no base class and no instanceof target); any other export loads it when the bundle
+// is evaluated, but only if something imports it (esbuild drops the unused ones).
 const LAZY_PACKAGES = ["fflate"];
 const LAZY = "lazy-package";
 const lazyPackages = {
@@ -71,7 +72,7 @@ const lazyPackages = {
       for (const [name, value] of Object.entries(exports)) {
         if (!/^[A-Za-z_$][\w$]*$/.test(name) || name === "default") continue;
         lines.push(typeof value === "function"
-          ? `export function ${name}(...args) { return new.target ? Reflect.construct(load().${name}, args, new.target) : load().${name}.apply(this, args); }`
+          ? `export function ${name}(...args) { return new.target ? new (load().${name})(...args) : load().${name}.apply(this, args); }`
           : `export const ${name} = /* @__PURE__ */ pick(${JSON.stringify(name)});`);
       }
       return { contents: lines.join("\n"), loader: "js", resolveDir: ROOT };
