@@ -170,7 +170,6 @@ async function main(): Promise<number> {
     qemu = await measure(make, repeat, idleMs, timeoutMs);
   }
 
-  // ---- the table ----
   const rows: string[][] = [["step", "ours s", "guest instr", "guest MIPS", "busy %", ...(qemu ? ["QEMU s", "ours/QEMU"] : [])]];
   for (const [id, title] of [["boot", "boot to prompt"], ...STEPS.map((s) => [s.id, s.title])]) {
     const o = ours.samples.get(id) ?? [];

@@ -154,7 +154,6 @@ abstract class ShellSession implements GuestSession {
   }
 }
 
-// ---- Tabvisor ------------------------------------------------------------------------------------------------
 
 export class TabvisorSession extends ShellSession {
   readonly name = "tabvisor";
@@ -195,7 +194,6 @@ export class TabvisorSession extends ShellSession {
   }
 }
 
-// ---- QEMU ----------------------------------------------------------------------------------------------------
 
 const FIRMWARE_CANDIDATES = [
   "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin",

@@ -131,7 +131,6 @@ export class NetworkHub {
     this.captureTimer = setInterval(() => void this.pollCaptures(), opts.capturePollMs ?? 400);
   }
 
-  // ---- state for the UI ---------------------------------------------------------------------------------------
   /** A new object whenever something changed (for React's useSyncExternalStore). */
   getState = (): HubState => this.state;
 
@@ -153,7 +152,6 @@ export class NetworkHub {
     return { id: c.id, vm: c.vm, name: c.name, mac: c.init.mac, network: c.network, link: { ...c.link }, counters: c.ch.readCounters(), rates: c.rates };
   }
 
-  // ---- networks -----------------------------------------------------------------------------------------------
   /** Creates a network: its switch worker, gateway (DHCP, DNS, ping) and capture. */
   createNetwork(cfg: NetworkConfig): void {
     if (this.disposed) throw new Error("the network hub is disposed");
@@ -185,7 +183,6 @@ export class NetworkHub {
 
   networkNames(): string[] { return [...this.nets.keys()]; }
 
-  // ---- cards --------------------------------------------------------------------------------------------------
   /** Makes a VM's cards (eth0, eth1, ... in order); see the file's comment. Replaces the VM's earlier cards. */
   attachVm(vm: string, specs: CardSpec[]): VmNetworkAttachment {
     this.detachVm(vm);
@@ -293,7 +290,6 @@ export class NetworkHub {
     if (c.vmCtrl) ringDoorbell(new Int32Array(c.vmCtrl), c.vmBell);
   }
 
-  // ---- capture ------------------------------------------------------------------------------------------------
   /** Keeps the network's capture list live (polled) while at least one watcher is registered. */
   watchCapture(network: string): () => void {
     const net = this.nets.get(network);
@@ -362,7 +358,6 @@ export class NetworkHub {
     if (any) this.changed();
   }
 
-  // ---- polling ------------------------------------------------------------------------------------------------
   private polling = false;
 
   /** Switch states and card rates, now. */

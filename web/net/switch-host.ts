@@ -191,7 +191,6 @@ export class SwitchHost {
     this.gateway = gw;
   }
 
-  // ---- cards --------------------------------------------------------------------------------------------------
 
   /** Plugs a card in (replacing a card with the same id); returns its port id. */
   plug(p: PortPlug): number {
@@ -245,7 +244,6 @@ export class SwitchHost {
     card.port.setLink(cfg);
   }
 
-  // ---- moving frames ------------------------------------------------------------------------------------------
 
   private schedule(): void {
     if (this.scheduled || this.closed) return;
@@ -303,7 +301,6 @@ export class SwitchHost {
     if (card.vmCtrl) ringDoorbell(card.vmCtrl, card.vmBell);
   }
 
-  // ---- other tabs ---------------------------------------------------------------------------------------------
 
   private openBridge(BC: typeof BroadcastChannel): void {
     const bc = new BC(`tabvisor-net:${this.cfg.name}`);
@@ -355,7 +352,6 @@ export class SwitchHost {
     }
   }
 
-  // ---- what the page shows ------------------------------------------------------------------------------------
 
   snapshot(): SwitchSnapshot {
     const cardOf = new Map<number, string>();

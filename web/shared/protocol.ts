@@ -31,9 +31,9 @@ export interface VmStats {
   state: VmState;
   /** instructions the guest has retired since it was (re)booted */
   instret: number;
-  /** host time spent running the guest (ms, since boot) */
+  /** host time spent running the guest (ms, since the machine was made: a reboot does not reset it) */
   busyMs: number;
-  /** host time spent asleep while the guest idled (ms, since boot) */
+  /** host time spent asleep while the guest idled (ms, likewise) */
   idleMs: number;
   /** set once the guest has stopped */
   haltReason?: string;

@@ -34,7 +34,8 @@ export function sameIdentity(saved: MachineSpec, target: MachineSpec): boolean {
 
 /** The buffers holding a saved machine's RAM and disk pages. They are the bulk of a state and are made fresh by
  *  Machine.saveState (and by decoding a file), so they can be transferred; the small device states are copied,
- *  since a device's state may share arrays with the live device. */
+ *  since a device's state may share arrays with the live device. A state decoded from a file is all views of one
+ *  buffer: transferring it moves the whole state, which the sender must not use afterwards. */
 export function bulkBuffers(state: StateValue): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   const pages = (v: StateValue | undefined) => {

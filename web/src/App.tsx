@@ -5,7 +5,7 @@
 import { NetworkHub } from "./network/index.ts";
 import { Component, useEffect, useRef, useState, type ReactNode } from "react";
 import { Dashboard, type DashboardUi } from "./Dashboard.tsx";
-import { Hypervisor, type UiState, type HostSummary } from "./hypervisor.ts";
+import { Hypervisor, type UiState, type HostSummary, type NetworkAttach } from "./hypervisor.ts";
 import type { VmHandle } from "./vm-handle.ts";
 import { loadGuest, DownloadError, type LoadProgress } from "./images.ts";
 import type { EnvironmentProblem } from "./environment.ts";
@@ -15,7 +15,7 @@ import { labFromUrl, loadSavedLab, SAMPLE_LAB, checkSpec, probeMemory, newSpec, 
 import { Snapshots } from "./snapshots/snapshots.ts";
 import { Autosave } from "./snapshots/autosave.ts";
 import { HostTabs, holdLock, type LocksLike } from "./tabs/host-tabs.ts";
-import { Migrations } from "./tabs/migrations.ts";
+import { Migrations, type MigrationNetwork } from "./tabs/migrations.ts";
 
 /** What tests and the browser's devtools console can reach: window.tabvisor. The first group is about the
  *  selected VM (the one whose console and toolbar are shown). */
@@ -25,7 +25,6 @@ export interface TabvisorHook {
   /** the selected VM's terminal text (scrollback and screen) */
   text(): string;
   stats(): Promise<VmStats | undefined>;
-  // ---- the whole lab ----
   hv?: Hypervisor;
   vms(): string[];
   select(name: string): void;
@@ -98,18 +97,19 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       const net = new NetworkHub();
       net.createNetwork(DEFAULT_NETWORK);
       madeHub = net;
-      made = new Hypervisor(guest, {
-        persist: !fromUrl && !secondHost,
-        network: {
-          // the first card on the lab's network unless told otherwise, further ones unplugged
-          nicsFor: (vm, cards) => (ctrl) => net.attachVm(vm, cards.map((c, i) => ({
-            mac: c.mac, network: c.network === undefined ? (i === 0 ? DEFAULT_NETWORK.name : null) : c.network,
-          }))).nics(ctrl),
-          release: (vm) => net.detachVm(vm),
-          networksOf: (vm) => net.getState().cards.filter((c) => c.vm === vm).map((c) => c.network),
-          macsInUse: () => net.getState().cards.map((c) => c.mac),
-        },
-      });
+      // the page's networks as the hypervisor and the migrations see them
+      const network: NetworkAttach & MigrationNetwork = {
+        // the first card on the lab's network unless told otherwise, further ones unplugged
+        nicsFor: (vm, cards) => (ctrl) => net.attachVm(vm, cards.map((c, i) => ({
+          mac: c.mac, network: c.network === undefined ? (i === 0 ? DEFAULT_NETWORK.name : null) : c.network,
+        }))).nics(ctrl),
+        release: (vm) => net.detachVm(vm),
+        cardsOf: (vm) => net.getState().cards.filter((c) => c.vm === vm).map((c) => ({ mac: c.mac, network: c.network })),
+        macsInUse: () => net.getState().cards.map((c) => c.mac),
+        configOf: (name) => net.getState().networks.find((n) => n.name === name)?.config,
+        ensure: (cfg) => { if (!net.networkNames().includes(cfg.name)) net.createNetwork(cfg); },
+      };
+      made = new Hypervisor(guest, { persist: !fromUrl && !secondHost, network });
       for (const spec of secondHost ? [] : fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec);
       const snaps = new Snapshots(made);
       // a lab given in the address is not saved, nor autosaved, nor is a second host's
@@ -117,12 +117,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
         madeAutosave = new Autosave(made, snaps);
         void madeAutosave.start().then(() => snaps.changed());
       }
-      const migrations = madeMigrations = tabs && new Migrations(made, tabs, {
-        cardsOf: (vm) => net.getState().cards.filter((c) => c.vm === vm).map((c) => ({ mac: c.mac, network: c.network })),
-        configOf: (name) => net.getState().networks.find((n) => n.name === name)?.config,
-        ensure: (cfg) => { if (!net.networkNames().includes(cfg.name)) net.createNetwork(cfg); },
-        macsInUse: () => net.getState().cards.map((c) => c.mac),
-      }, { say: (kind, text) => snaps.say(kind, text) });
+      const migrations = madeMigrations = tabs && new Migrations(made, tabs, network, { say: (kind, text) => snaps.say(kind, text) });
       if (secondHost) snaps.say("info", `The saved lab is open in another tab: ${tabs?.self.name ?? "this tab"} starts empty, as another host (migrate VMs here, or make new ones: they are not saved).`);
       setLab({ hv: made, hub: net, snaps, autosave: madeAutosave, migrations, secondHost });
     })().catch((e: unknown) => {

@@ -177,7 +177,6 @@ export function Dashboard({ hv, hub, snaps, autosave, migrations, onUi }: {
   );
 }
 
-// ---- host ---------------------------------------------------------------------------------------------------------
 function HostPanel({ hv }: { hv: Hypervisor }) {
   const version = useMeters(hv);
   const h = hv.host();
@@ -202,7 +201,6 @@ function HostPanel({ hv }: { hv: Hypervisor }) {
   );
 }
 
-// ---- the VM list --------------------------------------------------------------------------------------------------
 function StatePill({ state, attr }: { state: UiState; attr?: Record<string, string> }) {
   return <span className={`pill pill-${state}`} {...attr}>{state}</span>;
 }
@@ -266,12 +264,14 @@ function EmptyLab({ onCreate, onSample }: { onCreate: () => void; onSample: () =
   );
 }
 
-// ---- the selected VM's toolbar ------------------------------------------------------------------------------------
 function Toolbar({ hv, e, snaps, migrations, onSelect, showMeters, onToggleMeters }: {
   hv: Hypervisor; e: VmEntry; snaps?: Snapshots; migrations?: Migrations; onSelect: (id: number) => void; showMeters: boolean; onToggleMeters: () => void;
 }) {
   useMeters(hv);
-  const busy = useSnapshots(snaps)?.busy.get(e.spec.name) ?? (e.migrating ? `Migrating to ${e.migrating}…` : undefined);
+  useSnapshots(snaps);
+  const busy = e.busy?.label;
+  /** the machine is on its way to another tab: nothing else may touch it */
+  const moving = e.busy?.op === "migrate";
   const s = e.state;
   const running = s === "running" || s === "booting";
   const last = e.history.last;
@@ -297,25 +297,25 @@ function Toolbar({ hv, e, snaps, migrations, onSelect, showMeters, onToggleMeter
       </span>
       <span className="buttons">
         {s === "paused"
-          ? <button data-testid="resume" disabled={!!e.migrating} onClick={() => { void hv.resume(e.id); refocus(); }}>Resume</button>
-          : <button data-testid="pause" disabled={!running || !!e.migrating} onClick={() => { void hv.pause(e.id); refocus(); }}>Pause</button>}
-        <button data-testid="reset" disabled={!!e.migrating} onClick={() => { void hv.reset(e.id); refocus(); }}>Reset</button>
+          ? <button data-testid="resume" disabled={moving} onClick={() => { void hv.resume(e.id); refocus(); }}>Resume</button>
+          : <button data-testid="pause" disabled={!running || moving} onClick={() => { void hv.pause(e.id); refocus(); }}>Pause</button>}
+        <button data-testid="reset" disabled={moving} onClick={() => { void hv.reset(e.id); refocus(); }}>Reset</button>
         {snaps && <>
           <button data-testid="snapshot" disabled={!hv.live(e) || !!busy} title="Save the whole machine as it is now (it runs on); see Snapshots"
-            onClick={() => void snaps.take(e.id)}>{busy === "Saving snapshot…" ? busy : "Snapshot"}</button>
+            onClick={() => void snaps.take(e.id)}>{e.busy?.op === "snapshot" ? busy : "Snapshot"}</button>
           <button data-testid="fork" disabled={!hv.live(e) || !!busy} title="Start a copy of this VM as it is now, with its own name and MAC; the disk is shared copy-on-write"
-            onClick={() => void snaps.fork(e.id).then((c) => { if (c) onSelect(c.id); })}>{busy === "Forking…" ? busy : "Fork"}</button>
+            onClick={() => void snaps.fork(e.id).then((c) => { if (c) onSelect(c.id); })}>{e.busy?.op === "fork" ? busy : "Fork"}</button>
         </>}
         {migrations && <MigrateButton hv={hv} e={e} migrations={migrations} busy={busy} />}
         {s === "stopped" || s === "crashed"
           ? <button data-testid="power-on" onClick={() => { void hv.start(e.id); refocus(); }}>Power on</button>
-          : <button data-testid="power-off" disabled={!!e.migrating} onClick={() => { void hv.powerOff(e.id); refocus(); }}>Power off</button>}
+          : <button data-testid="power-off" disabled={moving} onClick={() => { void hv.powerOff(e.id); refocus(); }}>Power off</button>}
         {confirm
           ? <>
             <button className="danger" data-testid="delete-confirm" onClick={() => hv.remove(e.id)}>Delete {e.spec.name}</button>
             <button onClick={() => setConfirm(false)}>Keep</button>
           </>
-          : <button data-testid="delete-vm" disabled={!!e.migrating} title="Power off and remove this VM" onClick={() => setConfirm(true)}>Delete</button>}
+          : <button data-testid="delete-vm" disabled={moving} title="Power off and remove this VM" onClick={() => setConfirm(true)}>Delete</button>}
         <button className={showMeters ? "on" : ""} data-testid="toggle-meters" onClick={onToggleMeters}>Meters</button>
       </span>
     </div>
@@ -344,7 +344,7 @@ function MigrateButton({ hv, e, migrations, busy }: { hv: Hypervisor; e: VmEntry
     <span className="menu-anchor">
       <button data-testid="migrate" disabled={!hv.live(e) || !!busy}
         title="Move this VM, running, to another tab of this page (its network connections go on)" onClick={toggle}>
-        {busy?.startsWith("Migrating") ? busy : "Migrate…"}
+        {e.busy?.op === "migrate" ? busy : "Migrate…"}
       </button>
       {open && (
         <div className="menu" role="menu" data-testid="migrate-menu">
@@ -362,7 +362,6 @@ function MigrateButton({ hv, e, migrations, busy }: { hv: Hypervisor; e: VmEntry
   );
 }
 
-// ---- consoles -----------------------------------------------------------------------------------------------------
 function ConsolePane({ e, visible, split, focused, onFocus, onClose }: {
   e: VmEntry; visible: boolean; split: boolean; focused: boolean; onFocus: () => void; onClose: () => void;
 }) {
@@ -391,7 +390,6 @@ function ConsolePane({ e, visible, split, focused, onFocus, onClose }: {
   );
 }
 
-// ---- meters and resource controls ---------------------------------------------------------------------------------
 function MetersPanel({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
   const version = useMeters(hv);
   const h = e.history;

@@ -12,6 +12,8 @@ import { shareCpu, type SchedVm } from "./scheduler.ts";
 import { cmdlineOf, saveLab, maxBalloonMiB, uniqueName, type VmSpec } from "./lab.ts";
 import type { VmIncoming, VmMigrationReport, VmOrigin, VmState, VmStats } from "../shared/protocol.ts";
 import type { NicInit } from "../net/nic-channel.ts";
+import { hostnameOf } from "../../emulator-core/src/snapshot/template.ts";
+import { macToString } from "../../emulator-core/src/net/packet.ts";
 
 /** What the dashboard calls a VM's state. */
 export type UiState = "booting" | "running" | "paused" | "stopped" | "crashed";
@@ -44,8 +46,15 @@ export interface VmEntry {
   effectiveCap: number;
   /** since when (performance.now()) its worker has not answered a stats call in time */
   lateSince?: number;
-  /** the tab it is being live-migrated to (its controls wait meanwhile) */
-  migrating?: string;
+  /** what is under way with its machine (one operation at a time per VM; see busyWith) */
+  busy?: VmBusy;
+}
+
+/** An operation on a VM's machine that takes a while: taking a snapshot, restoring one, forking, migrating. */
+export interface VmBusy {
+  op: "snapshot" | "restore" | "fork" | "migrate";
+  /** what the VM's buttons say meanwhile ("Forking…") */
+  label: string;
 }
 
 export interface HostSummary {
@@ -73,8 +82,8 @@ export interface CardPlan {
 export interface NetworkAttach {
   nicsFor(vm: string, cards: CardPlan[]): ((ctrl: SharedArrayBuffer) => NicInit[]) | undefined;
   release?(vm: string): void;
-  /** the network each of the VM's cards is on now, in order */
-  networksOf?(vm: string): (string | null)[];
+  /** each of the VM's cards now, in order */
+  cardsOf?(vm: string): { mac: string; network: string | null }[];
   /** the MACs every card in the page has now */
   macsInUse?(): string[];
 }
@@ -145,7 +154,6 @@ export class Hypervisor {
   byName(name: string): VmEntry | undefined { return this.entries.find((e) => e.spec.name === name); }
   byId(id: number): VmEntry | undefined { return this.entries.find((e) => e.id === id); }
 
-  // ---- lifecycle ----------------------------------------------------------------------------------------------
   /** Adds a VM (its spec already checked) and, unless told otherwise, boots it (or starts it from `opts.from`). */
   create(spec: VmSpec, start = true, opts: CreateOptions = {}): VmEntry {
     const console = new ConsoleHost();
@@ -217,7 +225,6 @@ export class Hypervisor {
     this.changed(true);
   }
 
-  // ---- saved machines -----------------------------------------------------------------------------------------
   /** The VM has a machine whose state can be saved (running, booting or paused). */
   live(e: VmEntry): boolean {
     return !e.handle.dead && (e.state === "running" || e.state === "booting" || e.state === "paused");
@@ -252,9 +259,9 @@ export class Hypervisor {
    *  saved name and no card in the page has them (then the guest goes on as it was); otherwise they are new and the
    *  guest is told its new identity. */
   createFrom(spec: VmSpec, from: VmOrigin): VmEntry {
-    const savedName = /(?:^|\s)hostname=(\S+)/.exec(from.spec.cmdline)?.[1];
+    const savedName = hostnameOf(from.spec.cmdline);
     const inUse = new Set(this.opts.network?.macsInUse?.() ?? []);
-    const macs = from.spec.nics.map((n) => n.mac.map((b) => b.toString(16).padStart(2, "0")).join(":"));
+    const macs = from.spec.nics.map((n) => macToString(n.mac));
     const keep = savedName === spec.name && macs.every((m) => !inUse.has(m));
     return this.create(spec, true, { from, cards: macs.map((mac): CardPlan => ({ mac: keep ? mac : undefined })) });
   }
@@ -268,10 +275,23 @@ export class Hypervisor {
     const from = await e.handle.saveState();
     const name = uniqueName(e.spec.name, this.entries.map((x) => x.spec.name));
     from.label = `forked from ${e.spec.name}`;
-    const networks = this.opts.network?.networksOf?.(e.spec.name);
+    const networks = this.opts.network?.cardsOf?.(e.spec.name).map((c) => c.network);
     // the copy's cards are new (new MACs), on the networks the original's are on now
     const cards = from.spec.nics.map((_, i): CardPlan => ({ network: networks ? networks[i] ?? null : undefined }));
     return this.create({ ...e.spec, name }, true, { from, cards });
+  }
+
+  /** Runs `fn` as the VM's one operation under way (e.busy meanwhile); rejects at once when another is. */
+  async busyWith<T>(e: VmEntry, busy: VmBusy, fn: () => Promise<T>): Promise<T> {
+    if (e.busy) throw new Error(`${e.spec.name} is busy: ${e.busy.label.replace(/…$/, "")}`);
+    e.busy = busy;
+    this.changed();
+    try {
+      return await fn();
+    } finally {
+      e.busy = undefined;
+      this.changed();
+    }
   }
 
   /** Live-migrates a running VM to another tab (named `to`): `prepare` has that tab make the receiving VM and
@@ -280,18 +300,12 @@ export class Hypervisor {
   async emigrate(id: number, to: string, prepare: () => Promise<string>): Promise<VmMigrationReport> {
     const e = this.byId(id);
     if (!e || !this.live(e)) throw new Error(`${e?.spec.name ?? "the VM"} is not running`);
-    if (e.migrating) throw new Error(`${e.spec.name} is being migrated already`);
-    e.migrating = to;
-    this.changed();
-    try {
+    const report = await this.busyWith(e, { op: "migrate", label: `Migrating to ${to}…` }, async () => {
       const channel = await prepare();
-      const report = await e.handle.migrateOut(channel, to);
-      this.remove(id);
-      return report;
-    } finally {
-      e.migrating = undefined;
-      this.changed();
-    }
+      return e.handle.migrateOut(channel, to);
+    });
+    this.remove(id);
+    return report;
   }
 
   async startAll(): Promise<void> {
@@ -306,7 +320,6 @@ export class Hypervisor {
     await Promise.all(this.entries.filter((e) => e.state !== "stopped" && e.state !== "crashed").map((e) => this.powerOff(e.id)));
   }
 
-  // ---- resource controls --------------------------------------------------------------------------------------
   setCpuCap(id: number, percent: number): void {
     const e = this.byId(id);
     if (!e) return;
@@ -332,7 +345,6 @@ export class Hypervisor {
     this.changed(true);
   }
 
-  // ---- meters -------------------------------------------------------------------------------------------------
   host(): HostSummary {
     let cpu = 0, ram = 0, balloon = 0, running = 0;
     for (const e of this.entries) {

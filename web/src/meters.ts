@@ -124,7 +124,6 @@ export function restingSample(): Sample {
   };
 }
 
-// ---- formatting ---------------------------------------------------------------------------------------------------
 export function fmtBytes(n: number, perSec = false): string {
   const u = perSec ? ["B/s", "KB/s", "MB/s", "GB/s"] : ["B", "KB", "MB", "GB"];
   let i = 0;

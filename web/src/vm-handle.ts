@@ -170,7 +170,6 @@ export class VmHandle {
     }, 250);
   }
 
-  // ---- control ------------------------------------------------------------------------------------------------
   start(): Promise<VmStats> { return this.call((r) => r.start()); }
   pause(): Promise<VmStats> { return this.call((r) => r.pause()); }
   resume(): Promise<VmStats> { return this.call((r) => r.resume()); }
@@ -247,7 +246,6 @@ export class VmHandle {
     for (const fn of this.listeners) fn(e.state, e.detail);
   }
 
-  // ---- console ------------------------------------------------------------------------------------------------
   /** Sends keystrokes or pasted text to the guest's console. */
   sendInput(data: string | Uint8Array): void {
     const bytes = typeof data === "string" ? this.encoder.encode(data) : data;

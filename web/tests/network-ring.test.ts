@@ -92,7 +92,6 @@ describe("FrameRing", () => {
   });
 });
 
-// ---- a switch host fed by cards ---------------------------------------------------------------------------------
 
 const hosts: SwitchHost[] = [];
 afterEach(() => { for (const h of hosts.splice(0)) h.close(); });

@@ -20,8 +20,6 @@ export class DirtyLog {
     this.bits = new Uint8Array(harts[0].memory.buffer, layout.dirtyMap, Math.ceil(layout.ramBytes / 4096 / 8));
   }
 
-  get logging(): boolean { return this.on; }
-
   /** Starts logging with no page marked. */
   start(): void {
     this.bits.fill(0);

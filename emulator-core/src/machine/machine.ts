@@ -10,6 +10,7 @@ import { MmioBus } from "./bus.ts";
 import { MachineClock, TIMEBASE_HZ } from "./clock.ts";
 import { StateReader, type StateObject, type StateValue } from "../snapshot/state-value.ts";
 import { quiesce, saveMachine, restoreMachine, type MachineParts } from "../snapshot/machine-state.ts";
+import { nonZeroPages, PAGE_SIZE } from "../snapshot/ram.ts";
 import { ConsoleInput, type ConsoleInputSink } from "./console-input.ts";
 import { DirtyLog } from "./dirty-log.ts";
 import { GuestMemory } from "./guest-memory.ts";
@@ -557,14 +558,7 @@ function checkAttachments(spec: MachineSpec, att: MachineAttachments): void {
 }
 
 /** Clears guest RAM, writing only the 4 KiB pages that are not zero already: pages the guest never touched stay
- *  unbacked on the host, so a reboot does not make the whole RAM resident. (Reading them maps nothing; the check
- *  ORs eight words at a time, which is what makes a scan of 256 MiB take tens of milliseconds, not a hundred.) */
+ *  unbacked on the host, so a reboot does not make the whole RAM resident. */
 function clearRam(ram: Uint8Array): void {
-  const w = new Int32Array(ram.buffer, ram.byteOffset, ram.byteLength >> 2);
-  const PAGE_WORDS = 1024;
-  for (let at = 0; at < w.length; at += PAGE_WORDS) {
-    let any = 0;
-    for (let i = at; i < at + PAGE_WORDS; i += 8) any |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
-    if (any !== 0) w.fill(0, at, at + PAGE_WORDS);
-  }
+  for (const p of nonZeroPages(ram)) ram.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
 }

@@ -10,7 +10,7 @@
 import type { Machine } from "../machine/machine.ts";
 import type { MachineSpec } from "../machine/description.ts";
 import { validateSpec } from "../machine/description.ts";
-import { PAGE_SIZE } from "./ram.ts";
+import { PAGE_SIZE, nonZeroPages } from "./ram.ts";
 import { SnapshotError, type StateObject } from "./state-value.ts";
 
 export type MigrationMessage =
@@ -63,14 +63,6 @@ function* chunks(ram: Uint8Array, pages: Iterable<number>, chunkPages: number): 
     if (idx.length === chunkPages) yield flush();
   }
   if (idx.length) yield flush();
-}
-
-function* nonZeroPages(ram: Uint8Array): Generator<number> {
-  const words = new Uint32Array(ram.buffer, ram.byteOffset, ram.length / 4);
-  const perPage = PAGE_SIZE / 4;
-  for (let p = 0; p < ram.length / PAGE_SIZE; p++) {
-    for (let i = p * perPage, end = i + perPage; i < end; i++) if (words[i] !== 0) { yield p; break; }
-  }
 }
 
 /** Sends `machine` away through `send`. On return the source machine is held and must not run again; when

@@ -3,7 +3,7 @@
 
 import type { Machine } from "../machine/machine.ts";
 import { validateSpec, type MachineSpec } from "../machine/description.ts";
-import { writeSnapshotFile, readSnapshotFile, readSnapshotHeader, type SnapshotHeader } from "./file.ts";
+import { writeSnapshotFile, readSnapshotFile, type SnapshotHeader } from "./file.ts";
 import { SnapshotError, type StateValue } from "./state-value.ts";
 
 export { SnapshotError };
@@ -34,8 +34,3 @@ export async function openSnapshot(file: Uint8Array): Promise<OpenedSnapshot> {
   return { header, spec: specOf(header), state };
 }
 
-/** The header and machine description alone (cheap: for listing and for building the board first). */
-export function peekSnapshot(file: Uint8Array): { header: SnapshotHeader; spec: MachineSpec } {
-  const header = readSnapshotHeader(file);
-  return { header, spec: specOf(header) };
-}

@@ -7,6 +7,7 @@ import type { Machine } from "../machine/machine.ts";
 import type { MachineAttachments, MachineSpec } from "../machine/description.ts";
 import { openSnapshot } from "./snapshot.ts";
 import { SnapshotError, type StateObject, type StateValue } from "./state-value.ts";
+import { macToString } from "../net/packet.ts";
 
 /** The command line a template boots with. */
 export const TEMPLATE_CMDLINE = "console=ttyS0 hostname=template tabvisor.template=1";
@@ -24,8 +25,6 @@ export function templateShape(spec: MachineSpec): string {
 export function templateSpecFor(spec: MachineSpec): MachineSpec {
   return { ...spec, cmdline: TEMPLATE_CMDLINE, nics: spec.nics.map((_, i) => ({ mac: [0x52, 0x54, 0x00, 0x00, 0x00, 0x10 + i] })) };
 }
-
-const macText = (mac: number[]) => mac.map((b) => b.toString(16).padStart(2, "0")).join(":");
 
 /** The host name a command line gives (hostname=), or undefined. */
 export function hostnameOf(cmdline: string): string | undefined {
@@ -58,7 +57,7 @@ export async function startAs(restore: RestoreFn, source: { spec: MachineSpec; s
   }
   const m = await restore(spec, attachments, withMacs(source.state, spec), { skipDisks: opts.skipDisks });
   const words = [`hostname=${hostnameOf(spec.cmdline) ?? "tabvisor"}`];
-  if (spec.nics.length) words.push(`mac=${macText(spec.nics[0].mac)}`);
+  if (spec.nics.length) words.push(`mac=${macToString(spec.nics[0].mac)}`);
   if (opts.freshPrompt) {
     const before = m.onAgentLine;
     m.onAgentLine = (line) => {

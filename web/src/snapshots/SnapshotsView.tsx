@@ -68,7 +68,7 @@ export function SnapshotsView({ snaps, onOpened }: { snaps: Snapshots; onOpened:
           <tbody>
             {snaps.records.map((r) => {
               const vm = hv.byName(r.vmName);
-              const busy = snaps.busy.get(r.vmName);
+              const busy = vm?.busy;
               return (
                 <tr key={r.id} data-testid="snapshot-row" data-snapshot={r.id} data-vm={r.vmName} data-kind={r.kind}>
                   <td>{r.name}{r.kind === "autosave" && <span className="pill snap-kind">autosave</span>}</td>
@@ -79,7 +79,7 @@ export function SnapshotsView({ snaps, onOpened }: { snaps: Snapshots; onOpened:
                     <button data-testid="snapshot-restore" disabled={!!busy}
                       title={vm ? `Put this snapshot into ${r.vmName} in place of the machine it runs now` : `Make ${r.vmName} again from this snapshot`}
                       onClick={() => void snaps.restore(r.id).then(() => { const e = hv.byName(r.vmName); if (e) onOpened(e.id); })}>
-                      {busy === "Restoring…" ? busy : vm ? "Restore" : "Restore as new VM"}
+                      {busy?.op === "restore" ? busy.label : vm ? "Restore" : "Restore as new VM"}
                     </button>
                     <button data-testid="snapshot-download" onClick={() => void snaps.download(r.id)}>Download</button>
                     {confirm === r.id

@@ -34,7 +34,7 @@ export class Autosave {
     this.offered = autosaves.filter((r) => names.has(r.vmName));
     // autosaves of VMs that are no longer in the lab are of no use
     for (const r of autosaves) if (!names.has(r.vmName)) await this.snapshots.store.delete(r.id).catch(() => {});
-    this.hv.onRemoved = (name) => void this.forget(name);
+    this.hv.onRemoved = this.onRemoved;
     document.addEventListener("visibilitychange", this.onVisibility);
     window.addEventListener("pagehide", this.onPageHide);
     this.timer = setInterval(() => void this.saveAll(), this.intervalMs);
@@ -45,7 +45,10 @@ export class Autosave {
     document.removeEventListener("visibilitychange", this.onVisibility);
     window.removeEventListener("pagehide", this.onPageHide);
     if (this.timer) clearInterval(this.timer);
+    if (this.hv.onRemoved === this.onRemoved) this.hv.onRemoved = undefined;
   }
+
+  private readonly onRemoved = (name: string) => void this.forget(name);
 
   /** Saves every VM that has a machine; a VM that is off or crashed loses its autosave (it was not running). */
   async saveAll(): Promise<void> {
@@ -57,6 +60,8 @@ export class Autosave {
       for (const e of [...this.hv.entries]) {
         const vm = e.spec.name;
         const previous = this.snapshots.records.find((r) => r.kind === "autosave" && r.vmName === vm);
+        // a machine being replaced, forked or moved to another tab: the next round saves it
+        if (e.busy) continue;
         if (!this.hv.live(e)) {
           if (previous && e.state !== "booting") await this.snapshots.store.delete(previous.id).catch(() => {});
           continue;

@@ -6,7 +6,7 @@
 
 import { openSnapshot, SnapshotError, type OpenedSnapshot } from "../../../emulator-core/src/snapshot/snapshot.ts";
 import { hostnameOf } from "../../../emulator-core/src/snapshot/template.ts";
-import type { Hypervisor, VmEntry } from "../hypervisor.ts";
+import type { Hypervisor, VmBusy, VmEntry } from "../hypervisor.ts";
 import { vmSpecFromMachine, uniqueName, probeMemory, checkSpec } from "../lab.ts";
 import type { VmOrigin } from "../../shared/protocol.ts";
 import { SnapshotStore, StorageFullError, type SnapshotRecord } from "./store.ts";
@@ -34,8 +34,6 @@ function reason(e: unknown): string {
 
 export class Snapshots {
   records: SnapshotRecord[] = [];
-  /** what is under way per VM name ("Saving snapshot…", "Restoring…", "Forking…"), for the buttons */
-  readonly busy = new Map<string, string>();
   notice: Notice | undefined;
   /** the last operation's figures (tests and the measurement script read them) */
   lastTiming: { op: string; ms: number; bytes?: number } | undefined;
@@ -80,16 +78,17 @@ export class Snapshots {
     this.changed();
   }
 
-  /** Runs `fn` as the VM's current operation (one at a time per VM). */
-  private async busyWith<T>(vm: string, what: string, fn: () => Promise<T>): Promise<T | undefined> {
-    if (this.busy.has(vm)) return undefined;
-    this.busy.set(vm, what);
+  /** Runs `fn` as the VM's operation under way (Hypervisor.busyWith); a VM busy with another only says so. */
+  private async busyWith<T>(e: VmEntry, busy: VmBusy, fn: () => Promise<T>): Promise<T | undefined> {
+    if (e.busy) {
+      this.say("error", `${e.spec.name} is busy (${e.busy.label.replace(/…$/, "").toLowerCase()}): try again when it is done.`);
+      return undefined;
+    }
     this.changed();
     try {
-      return await fn();
+      return await this.hv.busyWith(e, busy, fn);
     } finally {
-      this.busy.delete(vm);
-      this.changed();
+      this.changed(); // the buttons of the Snapshots view say what is under way
     }
   }
 
@@ -98,7 +97,7 @@ export class Snapshots {
     const e = this.hv.byId(id);
     if (!e) return undefined;
     const vm = e.spec.name;
-    return this.busyWith(vm, "Saving snapshot…", async () => {
+    return this.busyWith(e, { op: "snapshot", label: "Saving snapshot…" }, async () => {
       const t0 = performance.now();
       const createdAt = Date.now();
       const title = name || `${vm} ${new Date(createdAt).toLocaleTimeString()}`;
@@ -143,7 +142,7 @@ export class Snapshots {
   /** Opens a snapshot file and puts it into `e` in place of its machine. */
   async restoreInto(e: VmEntry, bytes: Uint8Array, what: string): Promise<boolean> {
     const vm = e.spec.name;
-    const done = await this.busyWith(vm, "Restoring…", async () => {
+    const done = await this.busyWith(e, { op: "restore", label: "Restoring…" }, async () => {
       const t0 = performance.now();
       try {
         const opened = await openSnapshot(bytes);
@@ -229,7 +228,7 @@ export class Snapshots {
   async fork(id: number): Promise<VmEntry | undefined> {
     const e = this.hv.byId(id);
     if (!e) return undefined;
-    return this.busyWith(e.spec.name, "Forking…", async () => {
+    return this.busyWith(e, { op: "fork", label: "Forking…" }, async () => {
       const t0 = performance.now();
       try {
         const copy = await this.hv.fork(id);

@@ -7,7 +7,7 @@
 // tabs), so the guest's TCP connections live on. When the target runs the machine, the source drops its VM.
 // A failure anywhere leaves the VM running in the source tab, and the target drops what it had made.
 
-import type { Hypervisor, VmEntry, CardPlan } from "../hypervisor.ts";
+import type { Hypervisor, VmEntry, CardPlan, NetworkAttach } from "../hypervisor.ts";
 import { checkSpec, probeMemory, type VmSpec } from "../lab.ts";
 import type { VmMigrationReport } from "../../shared/protocol.ts";
 import type { HostTabs, TabPeer } from "./host-tabs.ts";
@@ -23,14 +23,11 @@ export interface MigrationOffer {
   paused: boolean;
 }
 
-/** The network side the migrations need (App wires the page's NetworkHub in). */
-export interface MigrationNetwork {
-  /** each of the VM's cards now, in order */
-  cardsOf(vm: string): { mac: string; network: string | null }[];
+/** The network side the migrations need: the hypervisor's (App wires the page's NetworkHub in), and more. */
+export interface MigrationNetwork extends Required<Pick<NetworkAttach, "cardsOf" | "macsInUse">> {
   configOf(network: string): NetworkConfig | undefined;
   /** makes the network in this tab unless it is here already */
   ensure(cfg: NetworkConfig): void;
-  macsInUse(): string[];
 }
 
 export interface MigrationsOptions {
@@ -46,11 +43,12 @@ export class Migrations {
   last: (VmMigrationReport & { vm: string; to: string; pageMs: number }) | undefined;
   version = 0;
   private readonly listeners = new Set<() => void>();
+  private readonly unsubscribe: () => void;
 
   constructor(private readonly hv: Hypervisor, readonly tabs: HostTabs, private readonly net: MigrationNetwork,
     private readonly opts: MigrationsOptions) {
     tabs.onRequest = (from, body) => this.answer(from, body);
-    tabs.subscribe(() => this.changed());
+    this.unsubscribe = tabs.subscribe(() => this.changed());
   }
 
   subscribe = (fn: () => void): (() => void) => {
@@ -75,8 +73,6 @@ export class Migrations {
     const name = e.spec.name;
     const t0 = performance.now();
     try {
-      if (!this.hv.live(e)) throw new Error("it is not running");
-      if (e.migrating) throw new Error(`it is being migrated to ${e.migrating} already`);
       const channel = `tabvisor-migrate:${crypto.randomUUID()}`;
       const offer: MigrationOffer = {
         kind: "migrate", channel, spec: structuredClone(e.spec), paused: e.state === "paused",
@@ -132,6 +128,7 @@ export class Migrations {
 
   dispose(): void {
     this.tabs.onRequest = undefined;
+    this.unsubscribe();
   }
 }
 

@@ -62,7 +62,6 @@ export class LabVm {
 
   private notify(): void { for (const fn of this.listeners) fn(); }
 
-  // ---- console ------------------------------------------------------------------------------------------------
   send(text: string): void { this.handle.sendInput(text); }
 
   private append(s: string): void {

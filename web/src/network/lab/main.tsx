@@ -134,7 +134,6 @@ function scenario(name: string | null): void {
   }
 }
 
-// ---- the page ---------------------------------------------------------------------------------------------------
 
 function VmConsole({ vm }: { vm: LabVm }) {
   const [, setTick] = useState(0);
