@@ -179,30 +179,37 @@ describe("the run loop (MachineRunner)", () => {
         if (n === 4) runner.stop();
         return runSlice(5);
       },
+      // each sleep lasts 20 ms here: the machine counts them as idle time
+      sleep: async (_token, ms) => { log.push(`sleep ${Math.round(ms)}`); await new Promise((r) => setTimeout(r, 20)); },
     });
     runner = new MachineRunner(host, m, { maxSleepMs: 300 });
     await runner.run();
     // no timer set: the guest waits for ever, the loop sleeps its longest; with work waiting it does not sleep
     expect(log).toEqual(["sleep 300", "sleep 300"]);
-    expect(m.idleMs).toBeGreaterThanOrEqual(0);
+    expect(m.idleMs).toBeGreaterThanOrEqual(38);
+    expect(m.idleMs).toBeLessThan(1000);
   });
 
   it("holds the guest when the host says so, and tells the host how long", async () => {
     const m = Machine.create(module, spec(), { boot: { kernel: tinyImage(srst(0)) } });
-    let held = 0;
+    const held: number[] = [];
     let runner!: MachineRunner;
     const { host, log } = recordingHost({
       decide: (n) => {
         if (n === 3) runner.stop();
-        return { run: false, ms: 40, held: (ms) => { held += ms; } };
+        return { run: false, ms: 40, held: (ms) => { held.push(ms); } };
       },
     });
+    const sleep = host.sleep;
+    // each hold lasts 10 ms here
+    host.sleep = async (token, ms) => { await sleep(token, ms); await new Promise((r) => setTimeout(r, 10)); };
     runner = new MachineRunner(host, m);
     await runner.run();
     // stop() wakes the last sleep
     expect(log).toEqual(["sleep 40", "sleep 40", "sleep 40", "sleep 40 (woken)"]);
     expect(m.halted).toBe(false); // never ran
-    expect(held).toBeGreaterThanOrEqual(0);
+    expect(held.length).toBe(4); // told once per hold...
+    for (const ms of held) expect(ms).toBeGreaterThanOrEqual(9); // ...how long it lasted
   });
 
   it("a guest reboot starts the machine over in place: same memory, RAM cleared, devices kept", async () => {

@@ -241,7 +241,9 @@ export class NodeVm {
     const from = this.output.length;
     this.send(`${cmd}; echo "@@E""ND${n}@@"\n`);
     const out = await this.waitFor(new RegExp(`\r?\n@@END${n}@@`), timeoutMs, from);
-    const typed = out.indexOf(`@@E""ND${n}@@`);
+    // the typed line's echo (the last one: a line typed just as the shell switches its terminal mode is echoed
+    // twice, once by the terminal and once by the shell's line editor)
+    const typed = out.lastIndexOf(`@@E""ND${n}@@`);
     const echoEnd = out.indexOf("\n", typed);
     return out.slice(echoEnd + 1).replace(new RegExp(`\r?\n@@END${n}@@$`), "");
   }
