@@ -127,54 +127,48 @@ export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Pro
     const total = names.reduce((s, n) => s + manifest.artefacts[n].size, 0) + (templateEntry?.size ?? 0);
     let loaded = 0;
     const hart = loadHart();
-    const files: Uint8Array[] = [];
-    for (const n of names) {
-      const url = imageUrl(n);
-      const { size, sha256 } = manifest.artefacts[n];
-      onProgress({ loaded, total, file: n });
+    /** Downloads a file of the manifest with progress, and checks its size and sha256 (unless the server sent a .gz
+     *  file unpacked: then neither can be checked). Throws saying what is wrong. */
+    const download = async (name: string, size: number, sha256: string): Promise<Uint8Array> => {
+      const url = imageUrl(name);
+      onProgress({ loaded, total, file: name });
       const start = loaded;
       const res = await get(url);
       // A host that labels a .gz file "Content-Encoding: gzip" makes the browser unpack it: the bytes are then
       // a plain cpio archive (which Linux boots from just as well), no longer the file the manifest describes.
-      const unpacked = n.endsWith(".gz") && /gzip|br|deflate/i.test(res.headers.get("Content-Encoding") ?? "");
+      const unpacked = name.endsWith(".gz") && /gzip|br|deflate/i.test(res.headers.get("Content-Encoding") ?? "");
       const bytes = await readAll(url, res, size, (k) => {
         loaded = Math.min(start + size, loaded + k);
-        onProgress({ loaded, total, file: n });
+        onProgress({ loaded, total, file: name });
       });
       loaded = start + size;
       if (unpacked) {
         console.warn(`${url} arrived unpacked (the server sent Content-Encoding: ${res.headers.get("Content-Encoding")}); its size and sha256 are not checked`);
-        files.push(bytes);
-        continue;
+        return bytes;
       }
-      if (bytes.length !== size) {
-        throw new DownloadError(url, `${url} has ${bytes.length} bytes, but the manifest says ${size}`, IMAGES_FIX);
-      }
+      if (bytes.length !== size) throw new Error(`${url} has ${bytes.length} bytes, but the manifest says ${size}`);
       const digest = await sha256Hex(bytes);
-      if (digest !== undefined && digest !== sha256) {
-        throw new DownloadError(url, `${url} is corrupt: its sha256 is ${digest}, the manifest says ${sha256}`, IMAGES_FIX);
+      if (digest !== undefined && digest !== sha256) throw new Error(`${url} is corrupt: its sha256 is ${digest}, the manifest says ${sha256}`);
+      return bytes;
+    };
+    const files: Uint8Array[] = [];
+    for (const n of names) {
+      const { size, sha256 } = manifest.artefacts[n];
+      try {
+        files.push(await download(n, size, sha256));
+      } catch (e) {
+        if (e instanceof DownloadError) throw e;
+        throw new DownloadError(imageUrl(n), (e as Error).message, IMAGES_FIX);
       }
-      files.push(bytes);
     }
     // The template only saves boot time: one that is missing or damaged is reported and VMs boot instead.
     let template: Template | undefined;
     if (templateEntry) {
-      const url = imageUrl(templateEntry.file);
-      onProgress({ loaded, total, file: templateEntry.file });
       try {
-        const res = await get(url);
-        const start = loaded;
-        const bytes = await readAll(url, res, templateEntry.size, (k) => {
-          loaded = Math.min(start + templateEntry.size, loaded + k);
-          onProgress({ loaded, total, file: templateEntry.file });
-        });
-        if (bytes.length !== templateEntry.size) throw new Error(`it has ${bytes.length} bytes, the manifest says ${templateEntry.size}`);
-        const digest = await sha256Hex(bytes);
-        if (digest !== undefined && digest !== templateEntry.sha256) throw new Error(`its sha256 is ${digest}, the manifest says ${templateEntry.sha256}`);
-        const { spec, state } = await openSnapshot(bytes);
+        const { spec, state } = await openSnapshot(await download(templateEntry.file, templateEntry.size, templateEntry.sha256));
         template = { spec, state };
       } catch (e) {
-        console.warn(`the template snapshot ${url} is not usable (${(e as Error).message}): new VMs boot instead`);
+        console.warn(`the template snapshot ${imageUrl(templateEntry.file)} is not usable (${(e as Error).message}): new VMs boot instead`);
       }
     }
     return { hart: await hart, images: { kernel: files[0], initrd: files[1] }, template };
