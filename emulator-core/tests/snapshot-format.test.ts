@@ -2,7 +2,7 @@
 // files with a message that says what is wrong.
 
 import { describe, it, expect } from "vitest";
-import { encodeState, decodeState } from "../src/snapshot/codec.ts";
+import { encodeState, decodeState, MAX_LIST_ITEMS, MAX_OBJECT_KEYS, MAX_STRING_BYTES, MAX_VALUES } from "../src/snapshot/codec.ts";
 import { writeSnapshotFile, readSnapshotFile, readSnapshotHeader, SNAPSHOT_FORMAT } from "../src/snapshot/file.ts";
 import { saveRam, restoreRam, PAGE_SIZE } from "../src/snapshot/ram.ts";
 import { crc32 } from "../src/snapshot/crc32.ts";
@@ -27,12 +27,60 @@ describe("state encoding", () => {
     expect(() => decodeState(Uint8Array.from([...enc, 0]))).toThrow(/trailing/);
     expect(() => decodeState(Uint8Array.from([99]))).toThrow(/unknown tag/);
     // a list claiming four billion items fails on the bytes that are not there, not on memory
-    expect(() => decodeState(Uint8Array.from([7, 0xff, 0xff, 0xff, 0xff]))).toThrow(SnapshotError);
+    expect(() => decodeState(Uint8Array.from([7, 0xff, 0xff, 0xff, 0xff]))).toThrow(/truncated or corrupt: a list of 4294967295 items in 0 bytes/);
+    // an object entry takes at least 5 bytes (its key's length and its value's tag)
+    expect(() => decodeState(Uint8Array.from([8, 2, 0, 0, 0, 0, 0, 0, 0, 0]))).toThrow(/an object of 2 keys in 5 bytes/);
     // invalid UTF-8 in a string
     expect(() => decodeState(Uint8Array.from([4, 1, 0, 0, 0, 0xff]))).toThrow(/UTF-8/);
     // nesting deeper than any real state
     const deep = [...Array.from({ length: 100 }, () => [7, 1, 0, 0, 0]).flat(), 0];
     expect(() => decodeState(Uint8Array.from(deep))).toThrow(/nests too deeply/);
+  });
+});
+
+/** The codec's own encoding of a list of `n` items, each `item` (already encoded), without building the list. */
+function encodedList(n: number, item: Uint8Array): Uint8Array {
+  const out = new Uint8Array(5 + n * item.length);
+  out[0] = encodeState([])[0]; // the codec's T_LIST
+  new DataView(out.buffer).setUint32(1, n, true);
+  for (let i = 0; i < n; i++) out.set(item, 5 + i * item.length);
+  return out;
+}
+const NULL = encodeState(null);
+
+describe("state encoding limits", () => {
+  it("holds lists, objects and strings up to the limits, and refuses them (saving or reading) past them", () => {
+    expect(NULL).toEqual(Uint8Array.of(0));
+    const most = encodedList(MAX_LIST_ITEMS, NULL);
+    expect((decodeState(most) as StateValue[]).length).toBe(MAX_LIST_ITEMS);
+    expect(encodeState(new Array(MAX_LIST_ITEMS).fill(null))).toEqual(most);
+    // one more item, every one of them there: refused on the count, before any item is read
+    expect(() => decodeState(encodedList(MAX_LIST_ITEMS + 1, NULL))).toThrow(`a list of ${MAX_LIST_ITEMS + 1} items (at most ${MAX_LIST_ITEMS})`);
+    expect(() => encodeState(new Array(MAX_LIST_ITEMS + 1).fill(null))).toThrow(/a list of 65537 items, more than a snapshot holds/);
+
+    const wide = Object.fromEntries(Array.from({ length: MAX_OBJECT_KEYS + 1 }, (_, i) => [`k${i}`, null]));
+    expect(() => encodeState(wide)).toThrow(/an object of 4097 keys/);
+    delete wide[`k${MAX_OBJECT_KEYS}`];
+    const wideBytes = encodeState(wide);
+    expect(Object.keys(decodeState(wideBytes) as object).length).toBe(MAX_OBJECT_KEYS);
+    const dv = new DataView(wideBytes.buffer);
+    dv.setUint32(1, MAX_OBJECT_KEYS + 1, true); // the same entries, one claimed more: it is never read
+    expect(() => decodeState(Uint8Array.from([...wideBytes, 2, 0, 0, 0, 0x6b, 0x78, 0]))).toThrow(/an object of 4097 keys \(at most 4096\)/);
+
+    const long = "x".repeat(MAX_STRING_BYTES + 1);
+    expect(() => encodeState(long)).toThrow(/a string of 1048577 bytes/);
+    const longBytes = new Uint8Array(5 + long.length).fill(0x78);
+    longBytes.set([4, 1, 0, 0x10, 0]); // T_STRING of 2^20 + 1 bytes
+    expect(() => decodeState(longBytes)).toThrow(/a string of 1048577 bytes \(at most 1048576\)/);
+    expect(() => encodeState(1n << 600n)).toThrow(/an integer of 608 bits/);
+  });
+
+  it("refuses more values in the whole tree than any machine's state holds, however they are nested", () => {
+    // lists of lists, each within its limit: 5 * 65536 nulls, about 320 KB
+    const inner = encodedList(MAX_LIST_ITEMS, NULL);
+    const outer = encodedList(5, inner);
+    expect(() => decodeState(outer)).toThrow(`more than ${MAX_VALUES} values`);
+    expect(() => encodeState(Array.from({ length: 5 }, () => new Array(MAX_LIST_ITEMS).fill(null)))).toThrow(/more than 262144 values/);
   });
 });
 

@@ -57,6 +57,11 @@ export const DEFAULT_CMDLINE = "console=ttyS0";
 /** Linux's COMMAND_LINE_SIZE on RISC-V, terminating NUL included */
 export const MAX_CMDLINE_BYTES = 1023;
 export const MAX_SERIAL_CHARS = 20;
+/** The largest disk: 64 GiB, the most a snapshot's disk image can describe (2^24 pages of 4 KiB, snapshot/ram.ts).
+ *  The dashboard offers disks of up to 256 MiB (and takes up to 1 GiB as one of its own, web/src/lab.ts); Node's
+ *  are image files. A description read from a snapshot file is taken as is, and a restore writes every byte of
+ *  every disk, so the limit also bounds what a crafted file can ask of it. */
+export const MAX_DISK_BYTES = 64 * 2 ** 30;
 
 /** A machine description that cannot be built: names the field and what is wrong with it. */
 export class MachineSpecError extends Error {
@@ -187,6 +192,9 @@ function disk(v: unknown, field: string): DiskSpec {
   const size = o.sizeBytes;
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size <= 0 || size % 512 !== 0) {
     throw new MachineSpecError(`${field}.sizeBytes`, `must be a positive whole number of 512-byte sectors, not ${show(size)}`);
+  }
+  if (size > MAX_DISK_BYTES) {
+    throw new MachineSpecError(`${field}.sizeBytes`, `must be at most ${MAX_DISK_BYTES} (64 GiB, the largest disk a snapshot holds), not ${show(size)}`);
   }
   const d: DiskSpec = { sizeBytes: size };
   if (o.readOnly !== undefined) d.readOnly = bool(o.readOnly, `${field}.readOnly`);

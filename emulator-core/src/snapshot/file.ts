@@ -12,24 +12,61 @@
 //
 // Reading checks, in order: the magic, the version, the lengths against the file's size, the checksum, then the
 // header's and body's contents, so a truncated, corrupt or foreign file is refused with a message saying which.
+// The body is inflated into a buffer of the header's stateBytes (at most MAX_STATE_BYTES, and no more than its
+// compressed bytes can hold) and never past it: a small file that inflates to far more than its header says is
+// refused as soon as its output passes that size, having taken no more memory than the size it claimed.
 
-import { deflateSync, inflateSync } from "fflate";
+import { deflateSync, Inflate } from "fflate";
 
 // The platform's own (native) DEFLATE where it has one: browsers and Node 20 have CompressionStream, several
 // times faster than a JavaScript inflater, which matters for a restore; fflate otherwise.
 const nativeDeflate = typeof CompressionStream === "function" && typeof DecompressionStream === "function";
 
-async function through(stream: CompressionStream | DecompressionStream, bytes: Uint8Array): Promise<Uint8Array> {
-  const out = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(stream);
+async function deflate(raw: Uint8Array): Promise<Uint8Array> {
+  if (!nativeDeflate) return deflateSync(raw, { level: 1 });
+  const out = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream("deflate-raw"));
   return new Uint8Array(await new Response(out).arrayBuffer());
 }
 
-async function deflate(raw: Uint8Array): Promise<Uint8Array> {
-  return nativeDeflate ? through(new CompressionStream("deflate-raw"), raw) : deflateSync(raw, { level: 1 });
-}
+/** DEFLATE's densest code is two bits for a 258-byte match: no body inflates to more than this per byte. */
+const MAX_INFLATE_RATIO = 1032;
+/** fflate is handed the body this much at a time, so one step's output stays under MAX_INFLATE_RATIO times it. */
+const FFLATE_STEP = 16384;
 
+const tooBig = (size: number) => new SnapshotError(`the snapshot is corrupt: its state decompresses to more than the ${size} bytes its header says`);
+
+/** Inflates a raw DEFLATE body that the header says holds `size` bytes into a buffer of that size, and refuses it
+ *  (SnapshotError) as soon as its output passes that: the output is counted as it comes, never gathered whole. A
+ *  body that ends short of `size` returns what it gave (the caller checks the length); other failures throw
+ *  whatever the inflater threw. */
 async function inflate(body: Uint8Array, size: number): Promise<Uint8Array> {
-  return nativeDeflate ? through(new DecompressionStream("deflate-raw"), body) : inflateSync(body, { out: new Uint8Array(size) });
+  const out = new Uint8Array(size);
+  let at = 0;
+  const take = (chunk: Uint8Array): boolean => {
+    if (chunk.length > size - at) return false;
+    out.set(chunk, at);
+    at += chunk.length;
+    return true;
+  };
+  if (nativeDeflate) {
+    const reader = new Blob([body as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate-raw")).getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!take(value)) {
+        reader.cancel().catch(() => {}); // stops the inflater; what it says as it stops does not matter
+        throw tooBig(size);
+      }
+    }
+  } else {
+    let over = false;
+    const inflater = new Inflate((chunk) => { if (!over && !take(chunk)) over = true; });
+    for (let i = 0; i < body.length && !over; i += FFLATE_STEP) {
+      inflater.push(body.subarray(i, i + FFLATE_STEP), i + FFLATE_STEP >= body.length);
+    }
+    if (over) throw tooBig(size);
+  }
+  return at === size ? out : out.subarray(0, at);
 }
 import { crc32 } from "./crc32.ts";
 import { encodeState, decodeState } from "./codec.ts";
@@ -115,10 +152,15 @@ export function readSnapshotHeader(file: Uint8Array): SnapshotHeader {
 /** Checks and opens a snapshot file: its header and its state tree. */
 export async function readSnapshotFile(file: Uint8Array): Promise<{ header: SnapshotHeader; state: StateValue }> {
   const { header, body } = split(file, true);
+  // (with a little room for the smallest bodies, whose block headers are most of them)
+  if (header.stateBytes > body.length * MAX_INFLATE_RATIO + 1024) {
+    throw new SnapshotError(`the snapshot is corrupt: its header says ${header.stateBytes} bytes of state, more than its ${body.length} compressed bytes can hold`);
+  }
   let raw: Uint8Array;
   try {
     raw = await inflate(body, header.stateBytes);
-  } catch {
+  } catch (e) {
+    if (e instanceof SnapshotError) throw e;
     throw new SnapshotError("the snapshot is corrupt: its state does not decompress");
   }
   if (raw.length !== header.stateBytes) throw new SnapshotError("the snapshot is corrupt: its state has the wrong size");

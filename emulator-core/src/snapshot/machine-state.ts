@@ -4,13 +4,15 @@
 // Saving happens between run() calls, after every disk has finished its requests (a request in flight cannot be
 // saved). Restoring goes into a freshly built machine of the same description, in this order: RAM, hart, PLIC,
 // the other devices (each re-drives its interrupt line), the clock, and last the disks, whose backends may be
-// files of the user's: everything else has been checked by then, so a corrupt snapshot never reaches a disk.
+// files of the user's: everything else has been checked by then, and every disk's image before any disk is
+// written, so a corrupt snapshot never reaches a disk. A disk is written a run of pages at a time from its image
+// (ram.ts's format: the pages that are not zeros), zeros for the rest, never as one buffer of the whole disk.
 
 import type { Hart } from "../hart.ts";
 import type { BlockBackend } from "../machine/virtio/backends.ts";
 import type { VirtioBlk } from "../machine/virtio/blk.ts";
 import type { MachineClock } from "../machine/clock.ts";
-import { saveRam, restoreRam } from "./ram.ts";
+import { saveRam, restoreRam, PAGE_SIZE } from "./ram.ts";
 import { SnapshotError, StateReader, type Stateful, type StateObject, type StateValue } from "./state-value.ts";
 
 export interface MachineParts {
@@ -38,6 +40,55 @@ async function readWhole(backend: BlockBackend): Promise<Uint8Array> {
   const bytes = new Uint8Array(backend.size);
   await backend.read(0, bytes);
   return bytes;
+}
+
+/** A disk's image from a snapshot (saveRam's format), checked whole. */
+interface DiskImage {
+  pages: number;
+  /** a bit per page: the page is in `data` (else it is zeros) */
+  present: Uint8Array;
+  /** the present pages, one after another */
+  data: Uint8Array;
+}
+
+/** Checks a disk's image against a disk of `size` bytes, as restoreRam does for RAM (with its messages), without
+ *  writing anything. (restoreRam itself writes into a buffer of the whole disk.) */
+function checkDiskImage(state: StateValue, size: number, what: string): DiskImage {
+  const r = new StateReader(state, what);
+  r.num("pageSize", PAGE_SIZE, PAGE_SIZE);
+  const pages = r.num("pages", 0, 1 << 24);
+  if (pages * PAGE_SIZE !== size) {
+    throw new SnapshotError(`the snapshot holds ${pages * PAGE_SIZE / 1048576} MiB of ${what}, this machine has ${size / 1048576} MiB`);
+  }
+  const present = r.bytes("present", { length: Math.ceil(pages / 8) });
+  let count = 0;
+  for (let p = 0; p < pages; p++) if (present[p >> 3] & (1 << (p & 7))) count++;
+  const data = r.bytes("data", { length: count * PAGE_SIZE });
+  return { pages, present, data };
+}
+
+/** Pages per write to a disk: 1 MiB. */
+const RUN_PAGES = 256;
+
+/** Writes a checked image to a disk: runs of up to RUN_PAGES present pages from the image, runs of absent ones as
+ *  zeros (the disk may hold other contents: a file of the user's). */
+async function writeDiskImage(backend: BlockBackend, img: DiskImage): Promise<void> {
+  const has = (p: number) => (img.present[p >> 3] & (1 << (p & 7))) !== 0;
+  const zeros = new Uint8Array(Math.min(RUN_PAGES, img.pages) * PAGE_SIZE);
+  let o = 0;
+  for (let p = 0; p < img.pages;) {
+    const present = has(p);
+    let end = p + 1;
+    while (end < img.pages && end - p < RUN_PAGES && has(end) === present) end++;
+    const n = (end - p) * PAGE_SIZE;
+    let src = present ? img.data.subarray(o, o + n) : zeros.subarray(0, n);
+    if (present) o += n;
+    // an asynchronous backend may keep or transfer what it is handed (backends.ts): its own copy
+    if (backend.async) src = src.slice();
+    await backend.write(p * PAGE_SIZE, src);
+    p = end;
+  }
+  await backend.flush();
 }
 
 /** The machine's state. Call between run() calls, after quiesce(); the guest must not run until it resolves. */
@@ -77,11 +128,17 @@ export async function restoreMachine(parts: MachineParts, state: StateValue, opt
   }
   const disks = r.array("disks", 64);
   if (disks.length !== parts.disks.length) throw new SnapshotError(`the snapshot's machine has ${disks.length} disks, this one ${parts.disks.length}`);
-  const diskImages = disks.map((d, i) => {
+  // every disk's image checked before anything is written (to RAM, the devices or any disk)
+  const diskImages = disks.map((d, i): DiskImage | null => {
     const dr = new StateReader(d, `machine.disks[${i}]`);
+    const { backend } = parts.disks[i];
     const size = dr.num("size", 0);
-    if (size !== parts.disks[i].backend.size) throw new SnapshotError(`disk ${i} of the snapshot has ${size} bytes, this machine's ${parts.disks[i].backend.size}`);
-    return dr.raw("image");
+    if (size !== backend.size) throw new SnapshotError(`disk ${i} of the snapshot has ${size} bytes, this machine's ${backend.size}`);
+    const image = dr.raw("image");
+    // A template's disks are empty and the VM's own hold its files: with skipDisks they stay as they are.
+    if (image === null || opts.skipDisks) return null;
+    if (backend.readOnly) throw new SnapshotError(`disk ${i} is read-only here but was writable in the snapshot`);
+    return checkDiskImage(image, backend.size, `disk ${i}`);
   });
 
   const ram = r.raw("ram");
@@ -99,15 +156,8 @@ export async function restoreMachine(parts: MachineParts, state: StateValue, opt
   parts.clock.restoreState(r.raw("clock"));
   parts.updateLines();
 
-  // A template's disks are empty and the VM's own hold its files: with skipDisks they stay as they are.
-  for (let i = 0; i < (opts.skipDisks ? 0 : diskImages.length); i++) {
+  for (let i = 0; i < diskImages.length; i++) {
     const image = diskImages[i];
-    const { backend } = parts.disks[i];
-    if (image === null) continue;
-    if (backend.readOnly) throw new SnapshotError(`disk ${i} is read-only here but was writable in the snapshot`);
-    const bytes = new Uint8Array(backend.size);
-    restoreRam(bytes, image, `disk ${i}`, true);
-    await backend.write(0, bytes);
-    await backend.flush();
+    if (image !== null) await writeDiskImage(parts.disks[i].backend, image);
   }
 }
