@@ -12,33 +12,16 @@ import { ConsoleInput, consoleInputRoom } from "../src/machine/console-input.ts"
 import { MemoryBlockBackend } from "../src/machine/virtio/backends.ts";
 import { REG } from "../src/machine/virtio/mmio.ts";
 import { loadHartModule } from "../src/node/hart-module.ts";
+import { tinyImage, IDLE_FOREVER, ECALL, JUMP_SELF, JUMP_BACK } from "./tiny-image.ts";
 
-// RV64 encodings
-const WFI = 0x10500073;
-const ECALL = 0x00000073;
-const JUMP_SELF = 0x0000006f; // j .
-const JUMP_BACK = 0xffdff06f; // j .-4
+// RV64 encodings (and tiny-image.ts)
 const LI_A7_SRST = [0x535258b7, 0x35488893]; // lui a7, 0x53525; addi a7, a7, 0x354 (the SRST extension id)
 const LI_A6_0 = 0x00000813;
 const liA0 = (v: number) => ((v << 20) | (10 << 7) | 0x13) >>> 0;
 const LI_A1_0 = 0x00000593;
 
-/** A RISC-V Linux Image (boot-image-header.rst) whose code, after the 64-byte header, is `code`. */
-function tinyImage(code: number[]): Uint8Array {
-  const bytes = new Uint8Array(64 + code.length * 4);
-  const dv = new DataView(bytes.buffer);
-  dv.setUint32(0, 0x0400006f, true); // j +64: over the header
-  dv.setBigUint64(8, 0x200000n, true); // text_offset
-  dv.setBigUint64(16, BigInt(bytes.length), true); // image_size
-  bytes.set(new TextEncoder().encode("RISCV"), 48);
-  dv.setUint32(56, 0x05435352, true);
-  code.forEach((w, i) => dv.setUint32(64 + 4 * i, w, true));
-  return bytes;
-}
-
 /** SBI system reset: type 0 shuts down, 1 reboots. */
 const srst = (type: number) => [...LI_A7_SRST, LI_A6_0, liA0(type), LI_A1_0, ECALL, JUMP_SELF];
-const IDLE_FOREVER = [WFI, JUMP_BACK];
 
 const spec = (over: Partial<MachineSpec> = {}): MachineSpec => makeSpec({ ramMiB: 32, ...over });
 

@@ -6,8 +6,7 @@
 
 import { describe, it, expect, vi, afterEach } from "vitest";
 import { deflateRawSync } from "node:zlib";
-import { writeSnapshotFile, readSnapshotFile, SNAPSHOT_FORMAT } from "../src/snapshot/file.ts";
-import { crc32 } from "../src/snapshot/crc32.ts";
+import { writeSnapshotFile, readSnapshotFile, frameSnapshotFile } from "../src/snapshot/file.ts";
 import { encodeState, MAX_LIST_ITEMS } from "../src/snapshot/codec.ts";
 import { PAGE_SIZE } from "../src/snapshot/ram.ts";
 import { SnapshotError, type StateObject, type StateValue } from "../src/snapshot/state-value.ts";
@@ -15,6 +14,7 @@ import { Machine } from "../src/machine/machine.ts";
 import { makeSpec, validateSpec, MAX_DISK_BYTES, type MachineSpec } from "../src/machine/description.ts";
 import { MemoryBlockBackend, type BlockBackend } from "../src/machine/virtio/backends.ts";
 import { loadHartModule } from "../src/node/hart-module.ts";
+import { tinyImage, IDLE_FOREVER } from "./tiny-image.ts";
 
 afterEach(() => { vi.unstubAllGlobals(); });
 
@@ -24,17 +24,7 @@ const peakMiB = () => process.resourceUsage().maxRSS / 1024;
 
 /** A snapshot file around any body, the header saying `stateBytes` (framed and checksummed as the writer does). */
 function snapshotFileOf(body: Uint8Array, stateBytes: number): Uint8Array {
-  const head = new TextEncoder().encode(JSON.stringify({ machine: {}, createdAt: "2026-11-29T00:00:00.000Z", stateBytes }));
-  const out = new Uint8Array(20 + head.length + body.length + 4);
-  const dv = new DataView(out.buffer);
-  out.set(new TextEncoder().encode("TABVSNAP"), 0);
-  dv.setUint32(8, SNAPSHOT_FORMAT, true);
-  dv.setUint32(12, head.length, true);
-  out.set(head, 16);
-  dv.setUint32(16 + head.length, body.length, true);
-  out.set(body, 20 + head.length);
-  dv.setUint32(out.length - 4, crc32(out.subarray(0, out.length - 4)), true);
-  return out;
+  return frameSnapshotFile({ machine: {}, createdAt: "2026-11-29T00:00:00.000Z", stateBytes }, body);
 }
 
 /** A raw DEFLATE body of `prefix` then `mib` MiB of zeros, built from one compressed MiB repeated (about 1 KB
@@ -122,20 +112,6 @@ describe("snapshot file: inflating", () => {
   });
 });
 
-/** A RISC-V Linux Image (boot-image-header.rst) whose code, after the 64-byte header, is `code` (as in
- *  machine-board.test.ts): enough for a machine to be built and saved without running anything. */
-function tinyImage(code: number[]): Uint8Array {
-  const bytes = new Uint8Array(64 + code.length * 4);
-  const dv = new DataView(bytes.buffer);
-  dv.setUint32(0, 0x0400006f, true); // j +64: over the header
-  dv.setBigUint64(8, 0x200000n, true); // text_offset
-  dv.setBigUint64(16, BigInt(bytes.length), true); // image_size
-  bytes.set(new TextEncoder().encode("RISCV"), 48);
-  dv.setUint32(56, 0x05435352, true);
-  code.forEach((w, i) => dv.setUint32(64 + 4 * i, w, true));
-  return bytes;
-}
-const IDLE_FOREVER = [0x10500073, 0xffdff06f]; // wfi; j .-4
 
 describe("a snapshot's disks", () => {
   const module = loadHartModule();

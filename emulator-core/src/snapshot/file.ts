@@ -17,6 +17,9 @@
 // refused as soon as its output passes that size, having taken no more memory than the size it claimed.
 
 import { deflateSync, Inflate } from "fflate";
+import { crc32 } from "./crc32.ts";
+import { encodeState, decodeState } from "./codec.ts";
+import { SnapshotError, type StateValue } from "./state-value.ts";
 
 // The platform's own (native) DEFLATE where it has one: browsers and Node 20 have CompressionStream, several
 // times faster than a JavaScript inflater, which matters for a restore; fflate otherwise.
@@ -68,9 +71,6 @@ async function inflate(body: Uint8Array, size: number): Promise<Uint8Array> {
   }
   return at === size ? out : out.subarray(0, at);
 }
-import { crc32 } from "./crc32.ts";
-import { encodeState, decodeState } from "./codec.ts";
-import { SnapshotError, type StateValue } from "./state-value.ts";
 
 export const SNAPSHOT_MAGIC = "TABVSNAP";
 export const SNAPSHOT_FORMAT = 1;
@@ -96,8 +96,13 @@ const utf8 = new TextEncoder();
 /** Writes a snapshot file. */
 export async function writeSnapshotFile(header: Omit<SnapshotHeader, "stateBytes">, state: StateValue): Promise<Uint8Array> {
   const raw = encodeState(state);
-  const body = await deflate(raw);
-  const head = utf8.encode(JSON.stringify({ ...header, stateBytes: raw.length }));
+  return frameSnapshotFile({ ...header, stateBytes: raw.length } as SnapshotHeader, await deflate(raw));
+}
+
+/** The file around a compressed state: magic, format version, the header, the body and the checksum, as the
+ *  reader expects them (tests frame bodies and headers of their own with it, to make files that lie). */
+export function frameSnapshotFile(header: SnapshotHeader, body: Uint8Array): Uint8Array {
+  const head = utf8.encode(JSON.stringify(header));
   const out = new Uint8Array(20 + head.length + body.length + 4);
   const dv = new DataView(out.buffer);
   out.set(utf8.encode(SNAPSHOT_MAGIC), 0);
