@@ -17,10 +17,11 @@ import {
 } from "../src/machine/virtio/blk.ts";
 import { VirtioNet, VIRTIO_NET_F_MAC, VIRTIO_NET_F_STATUS, VIRTIO_NET_F_MTU } from "../src/machine/virtio/net.ts";
 import { VirtioRng } from "../src/machine/virtio/rng.ts";
-import { MemoryBlockBackend } from "../src/machine/virtio/backends.ts";
+import { MemoryBlockBackend, type BlockBackend } from "../src/machine/virtio/backends.ts";
+import { VirtioBalloon, INFLATEQ, DEFLATEQ } from "../src/machine/virtio/balloon.ts";
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT } from "../src/machine/virtio/queue.ts";
 import { FileBlockBackend } from "../src/node/file-block-backend.ts";
-import { Ram, FakeIrq, Driver, setup, pattern, RAM_BASE, RAM_SIZE, type Buf } from "./virtio-driver.ts";
+import { Ram, FakeIrq, Driver, BalloonDriver, setup, pattern, RAM_BASE, RAM_SIZE, type Buf } from "./virtio-driver.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // virtio-blk helpers
@@ -569,6 +570,234 @@ describe("hostile drivers", () => {
       expect(() => c.drv.kick(0)).not.toThrow();
       expect(c.ram.guardsIntact()).toBe(true);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// DEVICE_NEEDS_RESET with requests in flight (Linux 6.1 ignores NEEDS_RESET: what it waits for must complete)
+
+/** An asynchronous disk whose operations wait until the test settles them. */
+class HeldDisk implements BlockBackend {
+  readonly async = true;
+  readonly data: Uint8Array;
+  readonly ops: { kind: string; offset: number; done(): void }[] = [];
+  issued = 0;
+  constructor(sectors: number) { this.data = new Uint8Array(sectors * 512); }
+  get size(): number { return this.data.length; }
+  read(offset: number, dst: Uint8Array): Promise<void> { return this.hold("read", offset, () => dst.set(this.data.subarray(offset, offset + dst.length))); }
+  write(offset: number, src: Uint8Array): Promise<void> { return this.hold("write", offset, () => this.data.set(src, offset)); }
+  flush(): Promise<void> { return this.hold("flush", 0, () => {}); }
+  private hold(kind: string, offset: number, work: () => void): Promise<void> {
+    this.issued++;
+    return new Promise((resolve) => this.ops.push({ kind, offset, done: () => { work(); resolve(); } }));
+  }
+  /** settles every operation held (including ones issued meanwhile), letting completions run */
+  async settleAll(): Promise<void> {
+    for (let i = 0; i < 100 && this.ops.length > 0; i++) {
+      for (const op of this.ops.splice(0)) op.done();
+      await new Promise<void>((r) => setTimeout(r, 0));
+    }
+  }
+}
+
+/** Queues one request without kicking; status() reads its status byte, bytes() its data buffer. */
+function queueBlk(drv: Driver, type: number, sector: bigint, opts: { data?: Uint8Array; readLen?: number; noStatus?: boolean } = {}) {
+  const ram = drv.ram;
+  const bufs: Buf[] = [{ addr: blkHeader(ram, type, sector), len: 16 }];
+  const len = opts.data?.length ?? opts.readLen ?? 0;
+  const data = len ? ram.alloc(len) : 0n;
+  if (opts.data) ram.mem.write(data, opts.data);
+  else if (len) ram.mem.view(data, len).fill(0xee);
+  if (len) bufs.push({ addr: data, len, write: !opts.data });
+  const st = ram.alloc(1, 1);
+  ram.mem.setU8(st, 0xff);
+  if (!opts.noStatus) bufs.push({ addr: st, len: 1, write: true });
+  const head = drv.add(0, bufs);
+  return { head, status: () => ram.mem.u8(st), bytes: () => ram.mem.view(data, len).slice() };
+}
+
+describe("NEEDS_RESET completes what the driver waits for", () => {
+  function heldSetup(opts: { start?: boolean } = {}) {
+    const disk = new HeldDisk(64);
+    disk.data.set(pattern(64 * 512, 3));
+    const blk = new VirtioBlk(disk);
+    return { disk, blk, ...setup(blk, [16], { start: opts.start }) };
+  }
+  const IOERR = VIRTIO_BLK_S_IOERR;
+
+  it("blk: requests in flight with an async backend, and the ones published after the bad one, end with IOERR", async () => {
+    const c = heldSetup();
+    const before = c.disk.data.slice();
+    const r = queueBlk(c.drv, VIRTIO_BLK_T_IN, 0n, { readLen: 1024 });
+    const w = queueBlk(c.drv, VIRTIO_BLK_T_OUT, 8n, { data: pattern(512, 9) });
+    const f = queueBlk(c.drv, VIRTIO_BLK_T_FLUSH, 0n);
+    c.drv.kick(0);
+    expect(c.blk.inflight).toBe(3);
+    expect(c.drv.used(0)).toEqual([]);
+    c.drv.ack();
+    // one notify brings a chain with a buffer outside RAM, then a good read, a chain without status byte, a good write
+    const bad = c.ram.alloc(1, 1);
+    c.ram.mem.setU8(bad, 0xff);
+    c.drv.add(0, [{ addr: blkHeader(c.ram, VIRTIO_BLK_T_IN, 0n), len: 16 }, { addr: RAM_BASE + BigInt(RAM_SIZE) - 256n, len: 512, write: true },
+      { addr: bad, len: 1, write: true }]);
+    const r2 = queueBlk(c.drv, VIRTIO_BLK_T_IN, 4n, { readLen: 512 });
+    const nost = queueBlk(c.drv, VIRTIO_BLK_T_OUT, 12n, { data: pattern(512, 11), noStatus: true }); // nothing writable
+    const w2 = queueBlk(c.drv, VIRTIO_BLK_T_OUT, 16n, { data: pattern(512, 10) });
+    c.drv.kick(0);
+    expect(c.drv.status & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+    expect(c.errors.length).toBe(1);
+    // in flight first, then the published ones; each one's status byte says IOERR, used length 1 (the status byte)
+    expect(c.drv.used(0)).toEqual([r, w, f, r2, w2].map((q) => ({ id: q.head, len: 1 })));
+    expect([r, w, f, r2, w2].map((q) => q.status())).toEqual([IOERR, IOERR, IOERR, IOERR, IOERR]);
+    expect(c.ram.mem.u8(bad)).toBe(0xff); // the chain that failed the checks is not answered
+    expect(nost.status()).toBe(0xff); // nor one without a status byte (not in the used ring above)
+    expect(c.drv.r(REG.InterruptStatus)).toBe(3); // used buffers and the config change
+    expect(c.irq.level).toBe(true);
+    expect(c.blk.errors).toBe(5);
+    // nothing new reached the backend; the three operations it holds are still running
+    expect(c.disk.issued).toBe(2); // the read and the write (the flush waits for the write)
+    expect(c.blk.inflight).toBe(3);
+    // late completions are dropped: no data into the read's buffer, no second used element
+    let idle = false;
+    void c.blk.whenIdle().then(() => { idle = true; });
+    await c.disk.settleAll();
+    expect(idle).toBe(true);
+    expect(c.blk.inflight).toBe(0);
+    expect(c.drv.used(0)).toEqual([]);
+    expect(r.bytes().every((b) => b === 0xee)).toBe(true);
+    expect([r, w, f].map((q) => q.status())).toEqual([IOERR, IOERR, IOERR]);
+    expect(c.disk.data.subarray(12 * 512, 17 * 512)).toEqual(before.subarray(12 * 512, 17 * 512)); // nost, w2 never written
+    expect(c.blk.errors).toBe(5);
+    // what the driver publishes while the device stays failed ends with IOERR at once, without the backend
+    const r3 = queueBlk(c.drv, VIRTIO_BLK_T_IN, 0n, { readLen: 512 });
+    c.drv.kick(0);
+    expect(c.drv.used(0)).toEqual([{ id: r3.head, len: 1 }]);
+    expect(r3.status()).toBe(IOERR);
+    expect(c.disk.issued).toBe(3); // the flush, issued once the write it waited for settled
+    expect(c.ram.guardsIntact()).toBe(true);
+    // a reset brings the device back
+    c.drv.w(REG.Status, 0);
+    c.drv.negotiate(); c.drv.setupQueue(0, 16); c.drv.driverOk();
+    const r4 = queueBlk(c.drv, VIRTIO_BLK_T_IN, 2n, { readLen: 512 });
+    c.drv.kick(0);
+    await c.disk.settleAll();
+    expect(r4.status()).toBe(VIRTIO_BLK_S_OK);
+    expect(r4.bytes()).toEqual(c.disk.data.subarray(1024, 1536));
+    expect(c.drv.status & STATUS_NEEDS_RESET).toBe(0);
+  });
+
+  it("blk: an avail ring the guest broke: the in-flight request is answered through the used ring, the avail ring is not read", async () => {
+    const c = heldSetup();
+    const r = queueBlk(c.drv, VIRTIO_BLK_T_IN, 0n, { readLen: 512 });
+    c.drv.kick(0);
+    const r2 = queueBlk(c.drv, VIRTIO_BLK_T_IN, 0n, { readLen: 512 }); // published, then avail.idx runs ahead
+    c.ram.mem.setU16(c.drv.q[0].avail + 2n, 40);
+    c.drv.kick(0);
+    expect(c.drv.status & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+    expect(c.drv.used(0)).toEqual([{ id: r.head, len: 1 }]);
+    expect(r.status()).toBe(IOERR);
+    expect(r2.status()).toBe(0xff);
+    for (let i = 0; i < 3; i++) c.drv.kick(0); // nothing more, and nothing thrown
+    expect(c.drv.used(0)).toEqual([]);
+    await c.disk.settleAll();
+    expect(c.drv.used(0)).toEqual([]);
+    expect(r.bytes().every((b) => b === 0xee)).toBe(true);
+    expect(c.ram.guardsIntact()).toBe(true);
+  });
+
+  it("blk: requests of a queue the driver disabled are not answered (their buffers are no longer the device's)", async () => {
+    const c = heldSetup();
+    const r = queueBlk(c.drv, VIRTIO_BLK_T_IN, 0n, { readLen: 512 });
+    c.drv.kick(0);
+    c.drv.w(REG.QueueSel, 0); c.drv.w(REG.QueueReady, 0);
+    c.drv.kick(0); // notify on an unready queue
+    expect(c.drv.status & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+    // and re-enabled on other rings: the old request belongs to another epoch
+    const q = c.drv.setupQueue(0, 16);
+    c.drv.kick(0);
+    await c.disk.settleAll();
+    expect(r.status()).toBe(0xff);
+    expect(r.bytes().every((b) => b === 0xee)).toBe(true);
+    expect(c.ram.mem.u16(q.used + 2n)).toBe(0);
+    expect(c.ram.guardsIntact()).toBe(true);
+  });
+
+  it("blk: a backend that returns promises without declaring itself async: answered with IOERR once it settles", async () => {
+    const disk = new MemoryBlockBackend(16 * 512);
+    disk.data.set(pattern(512, 4));
+    const waits: (() => void)[] = [];
+    const loose: BlockBackend = { // handed views of guest RAM, which it fills later
+      size: disk.size,
+      read: (o, d) => new Promise<void>((resolve) => waits.push(() => { disk.read(o, d); resolve(); })),
+      write: (o, s) => disk.write(o, s),
+      flush: () => disk.flush(),
+    };
+    const c = setup(new VirtioBlk(loose), [8]);
+    const r = queueBlk(c.drv, VIRTIO_BLK_T_IN, 0n, { readLen: 512 });
+    c.drv.kick(0);
+    c.drv.kick(3);
+    expect(c.drv.status & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+    expect(r.status()).toBe(0xff); // not yet: the backend may still write the buffer
+    expect(c.drv.used(0)).toEqual([]);
+    waits.shift()!();
+    await c.device.whenIdle();
+    expect(r.status()).toBe(IOERR);
+    expect(c.drv.used(0)).toEqual([{ id: r.head, len: 1 }]);
+  });
+
+  it("blk: nothing is answered before DRIVER_OK", () => {
+    const c = heldSetup({ start: false });
+    const r = queueBlk(c.drv, VIRTIO_BLK_T_IN, 0n, { readLen: 512 });
+    c.drv.kick(5); // nonexistent queue
+    expect(c.drv.status & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+    c.drv.kick(0);
+    expect(r.status()).toBe(0xff);
+    expect(c.ram.mem.u16(c.drv.q[0].used + 2n)).toBe(0);
+    // a driver that sets DRIVER_OK all the same, then notifies: answered with IOERR
+    c.drv.driverOk();
+    c.drv.kick(0);
+    expect(r.status()).toBe(IOERR);
+    expect(c.drv.used(0)).toEqual([{ id: r.head, len: 1 }]);
+    expect(c.disk.issued).toBe(0);
+  });
+
+  it("blk: random rings with requests in flight: never throws, stays inside RAM, every answer is IOERR or OK", async () => {
+    let seed = 7;
+    const rnd = () => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed; };
+    for (let round = 0; round < 150; round++) {
+      const c = heldSetup();
+      const reqs = [0, 1, 2].map((i) => i === 1 ? queueBlk(c.drv, VIRTIO_BLK_T_OUT, 0n, { data: pattern(512, i) })
+        : queueBlk(c.drv, VIRTIO_BLK_T_IN, BigInt(i), { readLen: 512 }));
+      c.drv.kick(0);
+      const q = c.drv.q[0];
+      // random descriptors in the free part of the table, random avail entries after ours, sometimes a bad avail.idx
+      for (let i = 6; i < 16; i++) {
+        const addr = rnd() % 4 === 0 ? (BigInt(rnd()) << 32n) | BigInt(rnd()) : RAM_BASE + BigInt(rnd() % RAM_SIZE);
+        c.drv.writeDesc(q.desc, i, addr, rnd() % 4 === 0 ? rnd() : rnd() % 2048, rnd() & 7, rnd() % 20);
+      }
+      for (let i = 3; i < 16; i++) c.ram.mem.setU16(q.avail + 4n + BigInt(2 * i), 6 + (rnd() % 12));
+      c.ram.mem.setU16(q.avail + 2n, 3 + (rnd() % 20));
+      expect(() => { c.drv.kick(0); c.drv.kick(rnd() % 3); c.drv.kick(0); }).not.toThrow();
+      await c.disk.settleAll();
+      expect(c.ram.guardsIntact()).toBe(true);
+      for (const r of reqs) expect([VIRTIO_BLK_S_OK, IOERR]).toContain(r.status());
+    }
+  });
+
+  it("balloon: inflate/deflate buffers published after the failure are acknowledged without being acted on", () => {
+    const balloon = new VirtioBalloon();
+    const c = setup(balloon, [16, 16, 16], { driver: BalloonDriver });
+    const page = 200;
+    c.ram.fillPage(page, 0x77);
+    const pfn = Number((RAM_BASE >> 12n) + BigInt(page));
+    c.drv.kick(7);
+    expect(c.drv.status & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+    expect(c.drv.send(INFLATEQ, [pfn])).toEqual([{ id: 0, len: 0 }]);
+    expect(c.drv.send(DEFLATEQ, [pfn])).toEqual([{ id: 0, len: 0 }]);
+    expect(balloon.inflatedPages).toBe(0);
+    expect(balloon.inflateRequests).toBe(0);
+    expect(c.ram.page(page).every((b) => b === 0x77)).toBe(true);
+    expect(c.ram.guardsIntact()).toBe(true);
   });
 });
 

@@ -21,7 +21,8 @@
 // Hostile drivers: PFNs outside guest RAM are ignored and counted (invalidPfns); a chain offers at most
 // MAX_PFNS_PER_CHAIN PFNs (the rest is ignored) and at most MAX_STATS statistics are read, so one request costs
 // bounded work; device-writable buffers carry no data for this device and are ignored. Buffers outside RAM,
-// descriptor loops and the like are caught by the virtqueue and put the device in DEVICE_NEEDS_RESET.
+// descriptor loops and the like are caught by the virtqueue and put the device in DEVICE_NEEDS_RESET; inflate and
+// deflate buffers published after that are acknowledged without being acted on (failRequests).
 //
 // Snapshots hold num_pages, actual, the bitmap of inflated pages, the held stats buffer's head, the latest
 // statistics and the counters. statsAt is host time, meaningless in another process: a restored device dates its
@@ -243,6 +244,20 @@ export class VirtioBalloon implements VirtioDevice {
   queueNotify(queue: number): void {
     if (queue === INFLATEQ || queue === DEFLATEQ) this.pages(queue);
     else if (queue === STATSQ && this.queueCount > STATSQ) this.statsArrived();
+  }
+
+  /**
+   * The transport needs a reset: acknowledge the inflate/deflate buffers the driver published (Linux waits for each
+   * one uninterruptibly) without acting on their PFNs; the balloon has no error status. The stats buffer is left
+   * where it is (nothing waits for it, and returning it would only bring it straight back).
+   */
+  failRequests(queue?: number): void {
+    const t = this.t!;
+    for (const qi of queue === undefined ? [INFLATEQ, DEFLATEQ] : [queue]) {
+      if (qi !== INFLATEQ && qi !== DEFLATEQ) continue;
+      const vq = t.queue(qi);
+      if (vq.ready && vq.drain(this.chain!, () => 0) > 0) t.usedBuffers(vq);
+    }
   }
 
   private pages(queue: number): void {

@@ -12,6 +12,21 @@
 // it when a read completes, so a completion that arrives after the driver reset the device (or the queue was
 // re-enabled, or the transport needs a reset) is dropped without touching the queues or guest RAM.
 // A snapshot cannot hold a request in flight: the machine awaits whenIdle() first.
+//
+// When the transport enters DEVICE_NEEDS_RESET (anything the guest gets wrong), the driver's requests are completed
+// with VIRTIO_BLK_S_IOERR as far as that is safe (failRequests), so that a driver that ignores NEEDS_RESET, like
+// Linux 6.1's, fails its I/O instead of waiting forever:
+// - requests in flight with an asynchronous backend are answered at once: IOERR in their status byte (a RAM
+//   offset checked when the chain was popped) and a used element (the used ring was checked against RAM when the
+//   queue was made ready). Their backend completion is dropped later: a read's data never reaches guest RAM.
+//   (A backend that returns promises without declaring itself async was handed views of guest RAM, and may still
+//   fill them: its requests are answered with IOERR when they settle instead.)
+// - chains the driver published but the device had not taken yet, and the ones it publishes and notifies while the
+//   device stays failed, are popped with the usual checks and answered with IOERR without reaching the backend.
+// Not answered, because nothing about them can be trusted: the chain that made the device fail, a chain that fails
+// the checks or has no status byte, anything after an avail.idx that ran more than a ring ahead (which chains are
+// available is then unknown), and requests of a queue the driver disabled or re-enabled since they were popped
+// (their buffers may have been reused; as after a reset).
 
 import type { BlockBackend } from "./backends.ts";
 import { VIRTIO_ID_BLOCK, type VirtioDevice, type VirtioTransport } from "./mmio.ts";
@@ -61,6 +76,10 @@ interface BlkRequest {
   deliver?: () => void;
   /** the RAM views deliver() fills */
   views?: Uint8Array[];
+  /** answered with IOERR when the device failed; the backend's completion is dropped */
+  aborted?: boolean;
+  /** the device failed while a backend without private buffers had the request: answer IOERR when it settles */
+  failOnSettle?: boolean;
 }
 
 export class VirtioBlk implements VirtioDevice {
@@ -86,6 +105,8 @@ export class VirtioBlk implements VirtioDevice {
   private readonly id = new Uint8Array(ID_BYTES);
   private readonly onAsyncCompletion?: () => void;
   private inflightCount = 0;
+  /** requests with an asynchronous backend, until their promise settles */
+  private readonly withBackend = new Set<BlkRequest>();
   private idleWaiters: (() => void)[] = [];
   /** settling writes; a FLUSH waits for the ones issued before it */
   private readonly writesInFlight = new Set<Promise<number>>();
@@ -159,6 +180,7 @@ export class VirtioBlk implements VirtioDevice {
       return true;
     }
     this.inflightCount++;
+    this.withBackend.add(req);
     void result.then((s) => this.settle(vq, req, s));
     return false;
   }
@@ -251,9 +273,12 @@ export class VirtioBlk implements VirtioDevice {
   /** An asynchronous request finished: complete it if its queue is still the one it came from. */
   private settle(vq: Virtqueue, req: BlkRequest, status: number): void {
     this.inflightCount--;
+    this.withBackend.delete(req);
     const t = this.t!;
-    if (req.epoch === vq.epoch && vq.ready && t.running) {
-      this.complete(vq, req, status);
+    if (req.aborted) {
+      // answered with IOERR when the device failed (and counted then)
+    } else if (req.epoch === vq.epoch && vq.ready && (t.running || req.failOnSettle)) {
+      this.complete(vq, req, req.failOnSettle ? VIRTIO_BLK_S_IOERR : status);
       t.usedBuffers(vq);
     } else {
       this.count(req, status); // the disk did the work even though the guest never hears of it
@@ -261,6 +286,38 @@ export class VirtioBlk implements VirtioDevice {
     this.resume(vq);
     this.onAsyncCompletion?.();
     if (this.inflightCount === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /**
+   * The transport needs a reset: answer the requests in flight and the published ones with IOERR (see the top of
+   * this file for what is and is not answered).
+   */
+  failRequests(): void {
+    const t = this.t!;
+    const vq = t.queue(0);
+    if (!vq.ready) return; // the driver took the queue away: its rings and buffers are no longer the device's
+    let n = 0;
+    for (const req of this.withBackend) {
+      if (req.aborted || req.epoch !== vq.epoch) continue;
+      if (!this.backend.async) {
+        // it was handed views of guest RAM and may still fill them: answer once it is done with them
+        req.failOnSettle = true;
+        continue;
+      }
+      req.aborted = true;
+      this.complete(vq, req, VIRTIO_BLK_S_IOERR);
+      n++;
+    }
+    const mem = t.mem;
+    n += vq.drain(this.chain!, (c) => {
+      if (c.writeTotal < 1) return -1;
+      const status = c.writableByte(c.writeTotal - 1);
+      status[0] = VIRTIO_BLK_S_IOERR;
+      mem.markWritten(status.byteOffset - mem.bytes.byteOffset, 1);
+      this.errors++;
+      return 1;
+    });
+    if (n > 0) t.usedBuffers(vq);
   }
 
   /** A request slot came free: take what the driver published while all of them were taken. */

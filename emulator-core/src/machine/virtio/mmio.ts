@@ -20,6 +20,10 @@
 // bad sizes, notify on an unready queue, truncated request headers) stops the device: Status reads with
 // DEVICE_NEEDS_RESET (0x40), InterruptStatus bit 1 (config change) is raised, and nothing is processed until the
 // driver writes 0 to Status. Guest RAM is only touched through GuestMemory-checked offsets.
+// What the driver is waiting for is then completed with errors where the device can do that safely
+// (VirtioDevice.failRequests): virtio-blk answers its requests in flight, and the ones the driver publishes while the
+// device stays failed, with VIRTIO_BLK_S_IOERR; the balloon acknowledges inflate/deflate buffers without acting on
+// them. (Linux 6.1 does not handle NEEDS_RESET: without this its I/O would hang in D state.)
 //
 // Offered transport features: VIRTIO_F_VERSION_1 (always) and VIRTIO_F_INDIRECT_DESC. No EVENT_IDX, no packed
 // rings. The avail ring's NO_INTERRUPT flag is honoured.
@@ -127,6 +131,13 @@ export interface VirtioDevice extends Stateful {
   queueNotify(queue: number): void;
   /** config space write of 1/2/4 bytes (default: ignored) */
   writeConfig?(offset: number, size: 1 | 2 | 4, value: number): void;
+  /**
+   * The device is in DEVICE_NEEDS_RESET after DRIVER_OK: complete, with an error where the device type has one,
+   * what the driver would otherwise wait for forever, as far as that can be done safely (optional; default:
+   * nothing). Called once when the device fails, and again on each notify of a ready queue (`queue`) while it stays
+   * failed. Must not throw, and must not consume buffers to do the device's normal work.
+   */
+  failRequests?(queue?: number): void;
 }
 
 export interface VirtioMmioOptions {
@@ -149,6 +160,8 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Stateful {
   private driverFeaturesSel = 0;
   private queueSel = 0;
   private irqLevel = false;
+  /** inside device.failRequests */
+  private failing = false;
   private readonly onError?: (message: string) => void;
 
   constructor(readonly mem: GuestMemory, private readonly irq: IrqLine, readonly device: VirtioDevice,
@@ -185,7 +198,8 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Stateful {
   }
 
   fail(reason: unknown): void {
-    if (this.failureReason === null) {
+    const first = this.failureReason === null;
+    if (first) {
       const msg = reason instanceof Error ? reason.message : String(reason);
       this.failureReason = msg;
       this.onError?.(msg);
@@ -193,6 +207,26 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Stateful {
     this.configGeneration = (this.configGeneration + 1) >>> 0;
     this.interruptStatus |= INT_CONFIG_CHANGE;
     this.updateIrq();
+    if (first) this.failRequests();
+  }
+
+  /**
+   * NEEDS_RESET with DRIVER_OK (after FEATURES_OK) set and the driver not FAILED: let the device complete what is
+   * in flight with errors (Linux 6.1 ignores NEEDS_RESET, and its I/O would otherwise wait forever). The spec
+   * allows it: a driver "can't assume requests in flight will be completed if DEVICE_NEEDS_RESET is set, nor can it
+   * assume that they have not been completed" (virtio 1.x, 2.1.1).
+   */
+  private failRequests(queue?: number): void {
+    const ok = STATUS_DRIVER_OK | STATUS_FEATURES_OK;
+    if (this.failing || (this.status & (ok | STATUS_FAILED)) !== ok || !this.device.failRequests) return;
+    this.failing = true;
+    try {
+      this.device.failRequests(queue);
+    } catch {
+      // nothing more can be done safely; the device stays in NEEDS_RESET
+    } finally {
+      this.failing = false;
+    }
   }
 
   saveState(): StateValue {
@@ -374,8 +408,12 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Stateful {
   }
 
   private notify(index: number): void {
-    if (this.failureReason !== null || this.status === 0) return;
+    if (this.status === 0) return;
     const q = this.queues[index];
+    if (this.failureReason !== null) {
+      if (q?.ready) this.failRequests(index);
+      return;
+    }
     if (!q || !q.ready) {
       this.fail(`notify on ${q ? "unready" : "nonexistent"} queue ${index}`);
       return;

@@ -295,6 +295,33 @@ export class Virtqueue {
     c.add(off, len, writable);
   }
 
+  /**
+   * For a device in DEVICE_NEEDS_RESET: pops what the driver has made available, at most one ring's worth, and
+   * gives each chain that pops cleanly to `answer`, which returns the used length to push for it, or -1 to leave it
+   * unanswered. A chain that breaks the rules is skipped (nothing about it can be trusted, not even its head); the
+   * walk stops when the avail ring itself is invalid (avail.idx more than a ring ahead): which chains are available
+   * is then unknown. Buffers are checked as by pop(). Returns the number of chains pushed; throws only what
+   * `answer` throws.
+   */
+  drain(c: DescChain, answer: (c: DescChain) => number): number {
+    let pushed = 0;
+    for (let i = 0; i < this.num; i++) {
+      try {
+        if (this.pending() === 0) break;
+      } catch {
+        break;
+      }
+      try {
+        this.pop(c);
+      } catch {
+        continue;
+      }
+      const len = answer(c);
+      if (len >= 0) { this.push(c.head, len); pushed++; }
+    }
+    return pushed;
+  }
+
   /** Puts the chain last popped back (it stays available for a later pop). */
   unpop(): void {
     this.lastAvail = (this.lastAvail - 1) & 0xffff;
