@@ -345,23 +345,21 @@ export function decode16(e: usize, c: u32): void {
         writeEntry(e, O.OP_LUI, rd, 0, 0, imm6 << 12, 2, c); return;
       }
       case 4: {
+        // An if chain, not a nested switch: AssemblyScript 0.28 compiled a `break` in the inner switch's braced
+        // `default` as a fall-through into the outer `case 5` (C.J), so the reserved encodings below ran as jumps.
         const shamt = bit(c, 12, 5) | bits(c, 6, 2, 0);
-        switch ((c >> 10) & 3) {
-          case 0: writeEntry(e, O.OP_SRLI, rs1p, rs1p, 0, shamt, 2, c); return;
-          case 1: writeEntry(e, O.OP_SRAI, rs1p, rs1p, 0, shamt, 2, c); return;
-          case 2: writeEntry(e, O.OP_ANDI, rs1p, rs1p, 0, imm6, 2, c); return;
-          default: {
-            const k = (c >> 5) & 3;
-            if ((c >> 12) & 1) {
-              if (k == 0) { writeEntry(e, O.OP_SUBW, rs1p, rs1p, rdp, 0, 2, c); return; }
-              if (k == 1) { writeEntry(e, O.OP_ADDW, rs1p, rs1p, rdp, 0, 2, c); return; }
-              break;
-            }
-            const op = k == 0 ? O.OP_SUB : k == 1 ? O.OP_XOR : k == 2 ? O.OP_OR : O.OP_AND;
-            writeEntry(e, op, rs1p, rs1p, rdp, 0, 2, c); return;
-          }
+        const funct2 = (c >> 10) & 3;
+        if (funct2 == 0) { writeEntry(e, O.OP_SRLI, rs1p, rs1p, 0, shamt, 2, c); return; }
+        if (funct2 == 1) { writeEntry(e, O.OP_SRAI, rs1p, rs1p, 0, shamt, 2, c); return; }
+        if (funct2 == 2) { writeEntry(e, O.OP_ANDI, rs1p, rs1p, 0, imm6, 2, c); return; }
+        const k = (c >> 5) & 3;
+        if ((c >> 12) & 1) {
+          if (k == 0) { writeEntry(e, O.OP_SUBW, rs1p, rs1p, rdp, 0, 2, c); return; }
+          if (k == 1) { writeEntry(e, O.OP_ADDW, rs1p, rs1p, rdp, 0, 2, c); return; }
+          writeIllegal(e, c, 2); return; // reserved (bit 12 = 1, bits 6:5 = 1x)
         }
-        break;
+        const op = k == 0 ? O.OP_SUB : k == 1 ? O.OP_XOR : k == 2 ? O.OP_OR : O.OP_AND;
+        writeEntry(e, op, rs1p, rs1p, rdp, 0, 2, c); return;
       }
       case 5: { // C.J
         const imm = sext(bit(c, 12, 11) | bit(c, 11, 4) | bits(c, 10, 9, 8) | bit(c, 8, 10) | bit(c, 7, 6) |

@@ -118,3 +118,67 @@ describe("compressed forms equal their expansions", () => {
     expect(decode(0x8002).op).toBe("ILLEGAL");          // c.jr with rs1 = 0
   });
 });
+
+describe("every 16-bit encoding", () => {
+  // Which compressed encodings are reserved, as binutils sees them: all 49152 halfwords whose low two bits are not
+  // 11 are written, in order, to a flat blob that riscv64-linux-gnu-objdump disassembles once at test time
+  // (`-D -b binary -m riscv:rv64 -M no-aliases`; the RV64 default ISA includes C). objdump prints an encoding it
+  // knows no instruction for as `.2byte 0x....`, and the defined-illegal all-zero parcel as `c.unimp`; every
+  // other line names an instruction (HINTs such as `c.addi zero,1` or `c.slli64` are instructions: they execute
+  // as no-ops). The decoder must say ILLEGAL for exactly the reserved ones, and decode the others as 2-byte
+  // instructions.
+  //
+  // Where binutils and the ISA manual differ, the manual wins; those encodings are listed here:
+  // - 0x6101, c.addi16sp with nzimm = 0: "the code point with nzimm=0 is reserved" (RVC chapter), but binutils
+  //   2.40 prints it as `c.addi16sp sp,0`.
+  const SPEC_RESERVED = new Set([0x6101]);
+
+  function binutilsReserved(): Map<number, string> {
+    const dir = mkdtempSync(join(tmpdir(), "tv-dec16-"));
+    const halfwords: number[] = [];
+    for (let h = 0; h < 0x10000; h++) if ((h & 3) !== 3) halfwords.push(h);
+    const blob = Buffer.alloc(halfwords.length * 2);
+    halfwords.forEach((h, i) => blob.writeUInt16LE(h, i * 2));
+    writeFileSync(join(dir, "c16.bin"), blob);
+    const out = execFileSync("riscv64-linux-gnu-objdump",
+      ["-D", "-b", "binary", "-m", "riscv:rv64", "-M", "no-aliases", join(dir, "c16.bin")],
+      { encoding: "utf8", maxBuffer: 64 << 20 });
+    const seen = new Map<number, string>(); // halfword -> objdump's text
+    for (const line of out.split("\n")) {
+      const m = /^\s*([0-9a-f]+):\s+([0-9a-f]{4})\s+(.*)$/.exec(line);
+      if (!m) continue;
+      const h = parseInt(m[2], 16);
+      // one line per halfword, in order
+      if (parseInt(m[1], 16) !== seen.size * 2 || h !== halfwords[seen.size]) throw new Error(`unexpected objdump line: ${line}`);
+      seen.set(h, m[3].trim());
+    }
+    expect(seen.size).toBe(halfwords.length);
+    return seen;
+  }
+
+  it("is illegal in the decoder exactly when binutils (or the ISA manual) calls it reserved", () => {
+    const text = binutilsReserved();
+    const mismatches: string[] = [];
+    let reserved = 0;
+    for (const [h, asm] of text) {
+      const isReserved = asm.startsWith(".2byte") || asm === "c.unimp" || SPEC_RESERVED.has(h);
+      if (isReserved) reserved++;
+      const d = decode(h);
+      if ((d.op === "ILLEGAL") !== isReserved) {
+        mismatches.push(`0x${h.toString(16).padStart(4, "0")} binutils: ${asm}, decoder: ${d.op} imm=${d.imm}`);
+      } else if (!isReserved && d.len !== 2) {
+        mismatches.push(`0x${h.toString(16).padStart(4, "0")} (${asm}) decoded with length ${d.len}`);
+      }
+    }
+    expect(mismatches.slice(0, 20), `${mismatches.length} mismatches`).toEqual([]);
+    // the RVC reserved space (RV64): quadrant 0 funct3=100 (2048), c.addi4spn nzuimm=0 (8), c.addiw rd=0 (64),
+    // c.lui nzimm=0 (31), c.addi16sp nzimm=0 (1), c.subw/c.addw's neighbours (128), c.lwsp/c.ldsp rd=0 (128),
+    // c.jr rs1=0 (1)
+    expect(reserved).toBe(2048 + 8 + 64 + 31 + 1 + 128 + 128 + 1);
+  }, 30_000);
+
+  it("raises illegal-instruction for the reserved quadrant-1 arithmetic forms (not a backward c.j)", () => {
+    expect(decode(0x9c41).op).toBe("ILLEGAL");
+    expect(decode(0x9ff5).op).toBe("ILLEGAL");
+  });
+});
