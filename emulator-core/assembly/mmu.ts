@@ -163,12 +163,22 @@ export function fetchParcel(va: u64): u32 {
 /** Load of size bytes at va, zero-extended; raises or requests a stop on failure (check exc). */
 export function loadSlow(va: u64, size: u32): u64 {
   if ((va & 0xfff) + size > 4096) {
-    // misaligned across a page boundary: byte by byte (each byte translated)
+    // Misaligned across a page boundary. Both pages are translated first (a page fault on either is raised before
+    // anything is read), and the access is emulated only when both halves are RAM. Device memory has side effects
+    // and takes one access per instruction (one MMIO answer slot), so a misaligned access that reaches it is not
+    // split: it raises a load access fault, which the ISA manual allows instead of address-misaligned when the
+    // access should not be emulated, as for stores (storeSlow).
+    const dp = effectiveDataPriv();
+    const pa0 = translate(va, ACC_READ, dp);
+    if (H.exc) return 0;
+    const pa1 = translate((va + size - 1) & ~0xfff, ACC_READ, dp); // tval of a fault: where the second part starts
+    if (H.exc) return 0;
+    if (!inRam(pa0, 1) || !inRam(pa1, 1)) { raise(CAUSE_LOAD_ACCESS, va); return 0; }
     let v: u64 = 0;
     for (let i: u32 = 0; i < size; i++) {
-      const b = loadSlow(va + i, 1);
-      if (H.exc) return 0;
-      v |= b << (8 * <u64>i);
+      const a = va + i;
+      const pa = (a & ~0xfff) == (va & ~0xfff) ? pa0 + i : pa1 + (a & 0xfff);
+      v |= <u64>load<u8>(hostOf(pa)) << (8 * <u64>i);
     }
     return v;
   }

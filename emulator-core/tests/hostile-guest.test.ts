@@ -123,3 +123,63 @@ describe("a trap loop counts against the slice (issue 12, defect 1)", () => {
     }, 10_000);
   }
 });
+
+describe("a misaligned load across a page boundary (issue 12, defect 3)", () => {
+  // The load was split into byte loads, each replayed from byte 0 after the host answered, with one MMIO answer
+  // slot for all of them: the bytes took the answer from each other and the load never completed. Now a load that
+  // crosses a page is emulated only when both pages are RAM; if either half is device memory it raises a load
+  // access fault (as a page-crossing store already did) without any device access.
+  const RAM_END = RAM_BASE + BigInt(computeLayout(1).ramBytes);
+  const HANDLER = `
+      .align 2
+    handler: j handler
+    `;
+  const cases: [string, string][] = [
+    ["into a device page (0x02000ffe)", "li t0, 0x02000ffe\nfault: lw t1, 0(t0)"],
+    ["from the last page of RAM past its end", `li t0, ${RAM_END - 2n}\nfault: lw t1, 0(t0)`],
+    ["from a device page into RAM, with fld", `li t0, ${RAM_BASE - 4n}\nfault: fld ft0, 0(t0)`],
+  ];
+  for (const [title, access] of cases) {
+    it(`${title} raises a load access fault, and no device sees a partial access`, () => {
+      const image = build(title.replace(/\W+/g, "_"), `
+        la t0, handler
+        csrw mtvec, t0
+        li t0, 1 << 13
+        csrs mstatus, t0      # FS = Initial
+        ${access}
+        j .
+        ${HANDLER}`);
+      const hart = load(image);
+      let deviceAccesses = 0;
+      for (let i = 0; i < 100 && hart.pc !== image.symbols.get("handler"); i++) {
+        if (hart.run(1000) === StopReason.Mmio) { deviceAccesses++; hart.mmioComplete(0x5an); }
+      }
+      expect(deviceAccesses).toBe(0);
+      expect(hart.pc).toBe(image.symbols.get("handler"));
+      expect(hart.state.mcause).toBe(5n); // load access fault
+      expect(hart.state.mepc).toBe(image.symbols.get("fault"));
+      expect(hart.state.mtval).toBe(BigInt.asUintN(64, hart.reg(5)));
+    });
+  }
+
+  it("across two RAM pages still reads the bytes of both", () => {
+    const image = build("ram_cross", `
+        la t0, page_end
+        li t1, 0x0807060504030201
+        sd t1, -4(t0)
+        ld t2, -4(t0)
+        lw t3, -2(t0)
+        lhu t4, -1(t0)
+      done: j done
+        .section .data
+        .align 12
+        .space 4096
+      page_end: .space 8`);
+    const hart = load(image);
+    for (let i = 0; i < 10 && hart.pc !== image.symbols.get("done"); i++) expect(hart.run(1000)).toBe(StopReason.Slice);
+    expect(hart.pc).toBe(image.symbols.get("done"));
+    expect(hart.reg(7)).toBe(0x0807060504030201n);
+    expect(hart.reg(28)).toBe(0x06050403n);
+    expect(hart.reg(29)).toBe(0x0504n);
+  });
+});
