@@ -59,13 +59,13 @@ async function main(): Promise<number> {
       for (let i = 0; i < repeat; i++) {
         const r = await runBareElf(elf, { timeoutMs, ramMiB: 64 });
         const secs = r.hostMs / 1000;
-        const mips = r.hostMs > 0 ? Number(r.instret) / r.hostMs / 1000 : 0;
+        const mips = r.hostMs > 0 ? Number(r.instructions) / r.hostMs / 1000 : 0;
         let status: string = r.status;
         if (r.status !== "pass") {
           failures++;
           status = r.status === "fail" ? `FAIL (exit code ${r.exitCode})` : `${r.status.toUpperCase()} (${r.message})`;
         }
-        rows.push([name, status, r.instret.toString(), secs.toFixed(2), mips.toFixed(1)]);
+        rows.push([name, status, r.instructions.toString(), secs.toFixed(2), mips.toFixed(1)]);
       }
     }
 

@@ -29,6 +29,25 @@ function positive(name: string, v: string | undefined, fallback: number): number
   return n;
 }
 
+/** Writes console output to stdout; false when stdout is behind (a pipe its reader is not emptying): the caller
+ *  holds the guest until whenStdoutDrained() resolves, so output never piles up in this process. */
+function toStdout(bytes: Uint8Array | string): boolean {
+  return process.stdout.write(bytes);
+}
+function whenStdoutDrained(): Promise<void> {
+  if (!process.stdout.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => process.stdout.once("drain", resolve));
+}
+
+/** Exits once what was written to stdout has left the process (process.exit would drop output a pipe has not
+ *  taken yet). */
+function exitAfterOutput(status: number): void {
+  const exit = () => process.exit(status);
+  if (process.stdout.writableLength === 0) exit();
+  process.stdout.once("drain", exit);
+  process.stdout.once("error", exit);
+}
+
 async function runElf(path: string, timeoutMs: number, ramMiB: number): Promise<void> {
   let bytes: Uint8Array;
   try {
@@ -36,14 +55,18 @@ async function runElf(path: string, timeoutMs: number, ramMiB: number): Promise<
   } catch (e) {
     fail(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const r = await runBareElf(bytes, { timeoutMs, ramMiB, onConsole: (s) => process.stdout.write(s) });
-  const mips = r.hostMs > 0 ? Number(r.instret) / r.hostMs / 1000 : 0;
-  const stats = `${r.instret} instructions in ${r.hostMs.toFixed(0)} ms (${mips.toFixed(1)} MIPS)`;
+  const r = await runBareElf(bytes, {
+    timeoutMs, ramMiB,
+    // HTIF console characters are bytes (Latin-1), written as they are
+    onConsole: (s) => toStdout(Buffer.from(s, "latin1")), whenDrained: whenStdoutDrained,
+  });
+  const mips = r.hostMs > 0 ? Number(r.instructions) / r.hostMs / 1000 : 0;
+  const stats = `${r.instructions} instructions in ${r.hostMs.toFixed(0)} ms (${mips.toFixed(1)} MIPS)`;
   switch (r.status) {
     case "pass": process.stderr.write(`vm: pass: ${stats}\n`); return;
-    case "fail": fail(`${path}: failed test case ${r.exitCode} (${stats})`, 1);
+    case "fail": process.stderr.write(`vm: ${path}: failed test case ${r.exitCode} (${stats})\n`); return exitAfterOutput(1);
     case "timeout": fail(`${path}: ${r.message}`, 3);
-    default: fail(`${path}: ${r.message}`);
+    default: process.stderr.write(`vm: ${path}: ${r.message}\n`); return exitAfterOutput(2);
   }
 }
 

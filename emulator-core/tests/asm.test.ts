@@ -35,7 +35,7 @@ async function run(name: string): Promise<BareRunResult> {
 }
 
 function describeResult(name: string, r: BareRunResult): string {
-  return `${name}: status=${r.status} exitCode=${r.exitCode} (failing case number) instret=${r.instret} ` +
+  return `${name}: status=${r.status} exitCode=${r.exitCode} (failing case number) instructions=${r.instructions} ` +
     `message=${JSON.stringify(r.message)} console=${JSON.stringify(r.console)}`;
 }
 

