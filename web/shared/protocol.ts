@@ -191,6 +191,8 @@ export interface VmWorkerApi {
   setBalloon(mib: number): VmStats;
   /** fault injection for tests: the worker throws an uncaught exception, as a worker bug would */
   injectFault(): void;
+  /** fault injection for tests: the worker's thread spins for ever, as a run loop that never yields would */
+  injectHang(): void;
   /** a snapshot file of the running machine (emulator-core/src/snapshot/file.ts); the guest is held meanwhile */
   snapshot(info: { name?: string; vmName: string }): Promise<Uint8Array>;
   /** the running machine's state, for a fork (no file: nothing is compressed; the disks are shared copy-on-write:

@@ -213,10 +213,12 @@ function VmCard({ hv, e, selected, onSelect }: { hv: Hypervisor; e: VmEntry; sel
   const used = last?.memUsed;
   const balloon = last?.balloon ?? 0;
   return (
-    <div className={`card ${selected ? "selected" : ""}`} data-testid="vm-card" data-vm={e.spec.name} data-vm-state={e.state} onClick={onSelect}>
+    <div className={`card ${selected ? "selected" : ""}`} data-testid="vm-card" data-vm={e.spec.name} data-vm-state={e.state}
+      data-not-responding={e.notResponding ? "true" : undefined} onClick={onSelect}>
       <div className="card-head">
         <span className="card-name">{e.spec.name}</span>
         <StatePill state={e.state} />
+        {e.notResponding && <span className="pill not-responding" data-testid="not-responding" title="Its worker has not answered for a few seconds: Reset or Power off replace it">not responding</span>}
         <span className="card-actions" onClick={(ev) => ev.stopPropagation()}>
           {e.state === "paused" && <button className="icon" title="Resume" data-testid="card-resume" onClick={() => void hv.resume(e.id)}>▶</button>}
           {(e.state === "running" || e.state === "booting") && <button className="icon" title="Pause" data-testid="card-pause" onClick={() => void hv.pause(e.id)}>❚❚</button>}
@@ -282,6 +284,7 @@ function Toolbar({ hv, e, snaps, migrations, onSelect, showMeters, onToggleMeter
     <div className="toolbar">
       <span className="vm-title">{e.spec.name}</span>
       <span className={`state state-${s}`} data-testid="vm-state" data-state={s}>{s}</span>
+      {e.notResponding && <span className="pill not-responding" title="Its worker has not answered for a few seconds: Reset or Power off replace it">not responding</span>}
       {e.detail && (s === "stopped" || s === "crashed") && <span className="detail" data-testid="vm-detail">{e.detail}</span>}
       {running && e.stats && <span className="muted" data-testid="vm-uptime">up {fmtUptime(e.stats.uptimeMs)}</span>}
       {running && e.stats?.startedFrom && e.stats.startedFrom !== "boot" && (

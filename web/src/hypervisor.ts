@@ -46,6 +46,8 @@ export interface VmEntry {
   effectiveCap: number;
   /** since when (performance.now()) its worker has not answered a stats call in time */
   lateSince?: number;
+  /** its worker has not answered for NOT_RESPONDING_MS: shown as such; Reset and Power off replace the worker */
+  notResponding?: boolean;
   /** what is under way with its machine (one operation at a time per VM; see busyWith) */
   busy?: VmBusy;
 }
@@ -107,7 +109,9 @@ export interface HypervisorOptions {
 const SAMPLE_MS = 1000;
 /** A round of samples waits this long for a worker's answer; a late worker misses the round (the others do not wait). */
 const LATE_MS = 1500;
-/** A worker that has not answered for this long while it should be running is taken for hung. */
+/** A worker that has not answered for this long is shown as not responding (Reset and Power off then replace it)... */
+const NOT_RESPONDING_MS = 3000;
+/** ...and after this long it is taken for hung and stopped. */
 const HUNG_MS = 15_000;
 
 export class Hypervisor {
@@ -204,13 +208,34 @@ export class Hypervisor {
     try { await fn(e.handle); } catch { /* the worker went away; its state says so */ }
   }
 
+  /** Stops a worker that does not answer (it cannot be asked to): its guest is gone with it. */
+  private stopUnresponsive(e: VmEntry, why: string): void {
+    e.handle.dispose();
+    e.handle.dead = true;
+    e.notResponding = false;
+    e.lateSince = undefined;
+    e.state = "stopped";
+    e.detail = why;
+    e.ready = false;
+    this.changed();
+  }
+
   start(id: number): Promise<void> { return this.act(id, (h) => h.start()); }
   pause(id: number): Promise<void> { return this.act(id, (h) => h.pause()); }
   resume(id: number): Promise<void> { return this.act(id, (h) => h.resume()); }
-  reset(id: number): Promise<void> { return this.act(id, (h) => h.reset()); }
+  /** A hard reset; a VM whose worker does not respond gets a new worker, which boots. */
+  reset(id: number): Promise<void> {
+    const e = this.byId(id);
+    if (e?.notResponding) {
+      this.stopUnresponsive(e, "its worker was not responding and was replaced");
+      return this.start(id);
+    }
+    return this.act(id, (h) => h.reset());
+  }
   powerOff(id: number): Promise<void> {
     const e = this.byId(id);
     if (e?.handle.dead) return Promise.resolve(); // nothing runs
+    if (e?.notResponding) { this.stopUnresponsive(e, "powered off (its worker was not responding and was stopped)"); return Promise.resolve(); }
     return this.act(id, (h) => h.powerOff());
   }
 
@@ -391,14 +416,17 @@ export class Hypervisor {
     if (e.handle !== h) return;
     if (s === "late") {
       e.lateSince ??= performance.now();
+      if (!e.notResponding && performance.now() - e.lateSince >= NOT_RESPONDING_MS) { e.notResponding = true; this.structVersion++; }
       if (performance.now() - e.lateSince < HUNG_MS) return; // no sample from it this round
     } else {
       e.lateSince = undefined;
+      if (e.notResponding) { e.notResponding = false; this.structVersion++; }
     }
     if (s === "late") {
       // A worker that does not answer for this long is stuck (its run loop never yields): stop it.
       h.dispose();
       h.dead = true;
+      e.notResponding = false;
       e.state = "crashed";
       e.detail = `the VM worker stopped answering for ${HUNG_MS / 1000} s and was stopped`;
       e.crashLines = e.console.lastLines(6);

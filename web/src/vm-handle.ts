@@ -182,6 +182,8 @@ export class VmHandle {
   setBalloon(mib: number): Promise<VmStats> { return this.call((r) => r.setBalloon(mib)); }
   /** test hook: makes the worker throw an uncaught error */
   injectFault(): Promise<void> { return this.call((r) => r.injectFault()); }
+  /** test hook: makes the worker's thread spin for ever */
+  injectHang(): Promise<void> { return this.call((r) => r.injectHang()); }
   /** a snapshot file of the running machine */
   snapshot(info: { name?: string; vmName: string }): Promise<Uint8Array> { return this.call((r) => r.snapshot(info)); }
   /** the running machine's state (for a fork) */
@@ -346,6 +348,7 @@ export class VmHandle {
 
   /** Stops the worker for good. */
   dispose(): void {
+    if (this.disposed) return; // (a worker stopped for not answering is disposed again when it is replaced)
     this.disposed = true;
     this.asleep = false;
     if (this.frame) cancelAnimationFrame(this.frame);

@@ -237,6 +237,27 @@ describe("the dashboard (vite dev server, Chromium)", () => {
     await card.locator('[data-testid="card-start"]').click();
     await allReady(["bravo"], 30_000);
 
+    // a worker that stops answering (its thread never yields, as a run loop with a bug would): shown as not
+    // responding after a few seconds; Reset replaces the worker and the VM boots again
+    await page.evaluate(() => { void window.tabvisor!.handleOf("bravo")!.injectHang(); });
+    const hungAt = Date.now();
+    await expect.poll(() => card.getAttribute("data-not-responding"), { timeout: 15_000 }).toBe("true");
+    expect(Date.now() - hungAt).toBeLessThan(8_000);
+    await page.locator('[data-testid="tab"][data-vm="bravo"]').click();
+    await page.getByTestId("reset").click();
+    await allReady(["bravo"], 30_000);
+    expect(await card.getAttribute("data-not-responding")).toBeNull();
+    await typeIn("bravo", "echo back-$(hostname)");
+    await waitText("bravo", /^back-bravo$/m);
+    // and Power off stops a worker that does not answer
+    await page.evaluate(() => { void window.tabvisor!.handleOf("bravo")!.injectHang(); });
+    await expect.poll(() => card.getAttribute("data-not-responding"), { timeout: 15_000 }).toBe("true");
+    await page.getByTestId("power-off").click();
+    await expect.poll(() => card.getAttribute("data-vm-state")).toBe("stopped");
+    expect(await card.innerText()).not.toMatch(/not responding/);
+    await card.locator('[data-testid="card-start"]').click();
+    await allReady(["bravo"], 30_000);
+
     // a guest kernel panic (init exits): the VM stops running and shows the panic
     await page.getByTestId("new-vm").click();
     await page.getByTestId("create-name").fill("panicky");

@@ -239,6 +239,11 @@ export class VmHost implements VmWorkerApi {
     return this.stats(false);
   }
 
+  injectHang(): void {
+    this.took();
+    setTimeout(() => { for (;;) { /* never yields: the page must notice and replace the worker */ } });
+  }
+
   injectFault(): void {
     this.took();
     setTimeout(() => { throw new Error("fault injected into the VM worker (test)"); });

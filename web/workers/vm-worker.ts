@@ -20,6 +20,7 @@ const api: VmWorkerApi = {
   setCpuCap: (p) => host.setCpuCap(p),
   setBalloon: (mib) => host.setBalloon(mib),
   injectFault: () => host.injectFault(),
+  injectHang: () => host.injectHang(),
   async snapshot(info) {
     const file = await host.snapshot(info);
     return Comlink.transfer(file, [file.buffer as ArrayBuffer]);
