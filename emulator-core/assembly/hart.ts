@@ -103,7 +103,6 @@ export function run(budget: i32): u32 {
   const tW = tlbWrite;
   let p = H.pc;
   let n = budget;
-  let trapSteps: i32 = 0; // steps of the budget spent on traps: counted against the slice, but not retired
   let codePage: u64 = 1; // the virtual page codeBase belongs to; 1 = none (not page aligned)
   let codeBase: usize = 0;
   let dKey: u64 = 0;
@@ -137,11 +136,11 @@ export function run(budget: i32): u32 {
           if (handler == p) {
             // the trap handler itself cannot be fetched: the hart would loop forever
             H.pc = p;
-            H.instret += <u64>(budget - n - trapSteps);
+            H.instret += <u64>(budget - n);
             return STOP_FATAL;
           }
           p = handler;
-          n--; trapSteps++; // a trap costs a step, so run() always returns
+          n--; H.instret--; // a trap spends a step of the budget (so run() always returns) but retires nothing
           if (H.keysEpoch != H.translationEpoch) updateKeys();
           dKey = H.dataKey;
           codePage = 1;
@@ -460,7 +459,7 @@ export function run(budget: i32): u32 {
         const field = (raw >> 15) & 31;
         const src: u64 = op >= O.OP_CSRRWI ? <u64>field : X(xr, load<u16>(e, E_RS1));
         const isWrite = op == O.OP_CSRRW || op == O.OP_CSRRWI || field != 0;
-        const retired = H.instret + <u64>(budget - n - trapSteps) - 1;
+        const retired = H.instret + <u64>(budget - n) - 1;
         const old = csrRead(csr, isWrite, retired, raw);
         if (H.exc) break;
         if (isWrite) {
@@ -488,14 +487,15 @@ export function run(budget: i32): u32 {
         if (reason == STOP_MMIO) n++; // the access is re-executed once the host has answered
         else if (reason == STOP_HTIF) p += load<u8>(e, E_LEN); // the store to tohost completed
         H.pc = p;
-        H.instret += <u64>(budget - n - trapSteps);
+        H.instret += <u64>(budget - n);
         return reason;
       }
       H.exc = 0;
       // A trapping instruction does not retire, but it spends its step of the budget: a handler whose first
       // instruction traps again (a trap vector on an illegal or unfetchable word) must not keep run() from
-      // returning.
-      trapSteps++;
+      // returning. instret (to which run() adds the steps spent, budget - n) is lowered instead, which keeps the
+      // loop's locals as they were.
+      H.instret--;
       p = takeTrap(p, H.excCause, H.excTval);
     }
     irq = pendingInterrupt();
@@ -507,6 +507,6 @@ export function run(budget: i32): u32 {
     e = crossEntry;
   }
   H.pc = p;
-  H.instret += <u64>(budget - n - trapSteps);
+  H.instret += <u64>(budget - n);
   return STOP_SLICE;
 }
