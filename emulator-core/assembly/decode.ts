@@ -345,8 +345,10 @@ export function decode16(e: usize, c: u32): void {
         writeEntry(e, O.OP_LUI, rd, 0, 0, imm6 << 12, 2, c); return;
       }
       case 4: {
-        // An if chain, not a nested switch: AssemblyScript 0.28 compiled a `break` in the inner switch's braced
-        // `default` as a fall-through into the outer `case 5` (C.J), so the reserved encodings below ran as jumps.
+        // An if chain, not a nested switch. AssemblyScript 0.28.20 takes a switch that has a `default` and whose
+        // every clause ends in return/continue as never completing, even when a clause can `break` from inside an
+        // `if`, and drops what follows it: here the outer `break` after the inner switch, so the reserved
+        // encodings below fell through into `case 5` and ran as C.J. (Avoid that shape anywhere in assembly/.)
         const shamt = bit(c, 12, 5) | bits(c, 6, 2, 0);
         const funct2 = (c >> 10) & 3;
         if (funct2 == 0) { writeEntry(e, O.OP_SRLI, rs1p, rs1p, 0, shamt, 2, c); return; }
