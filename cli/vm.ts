@@ -94,7 +94,7 @@ async function fromTemplate(opts: LinuxOptions): Promise<NodeVm | undefined> {
   if (!template) return undefined;
   try {
     return await NodeVm.fromTemplate(template, {
-      ramMiB: opts.mem, hostname: opts.hostname, keepOutput: false, onConsole: (bytes) => process.stdout.write(bytes),
+      ramMiB: opts.mem, hostname: opts.hostname, keepOutput: false, onConsole: toStdout, whenConsoleDrained: whenStdoutDrained,
     });
   } catch (e) {
     if (!(e instanceof SnapshotError)) throw e;
@@ -110,7 +110,7 @@ function bootVm(opts: LinuxOptions): NodeVm {
       hostname: opts.hostname, keepOutput: false, deterministic: opts.deterministic,
       // the boot is what a user waits for: the host inflates the initramfs much faster than the guest would
       inflateInitrd: true,
-      onConsole: (bytes) => process.stdout.write(bytes),
+      onConsole: toStdout, whenConsoleDrained: whenStdoutDrained,
     });
   } catch (e) {
     if (e instanceof VmConfigError || e instanceof RangeError) fail(e.message);
@@ -136,7 +136,7 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
       fail(`cannot read the snapshot ${opts.restore}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
     }
     try {
-      vm = await NodeVm.restore(file, { disk: opts.disk, keepOutput: false, onConsole: (bytes) => process.stdout.write(bytes) });
+      vm = await NodeVm.restore(file, { disk: opts.disk, keepOutput: false, onConsole: toStdout, whenConsoleDrained: whenStdoutDrained });
     } catch (e) {
       if (e instanceof SnapshotError || e instanceof VmConfigError || e instanceof RangeError) fail(`${opts.restore}: ${e.message}`);
       throw e;
@@ -179,7 +179,7 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
   if (tty) stdin.setRawMode(false);
   const reason = vm.machine.haltReason;
   if (status !== 0) process.stderr.write(`vm: ${reason}\n`);
-  process.exit(status);
+  exitAfterOutput(status);
 }
 
 async function main(): Promise<void> {

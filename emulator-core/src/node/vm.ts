@@ -46,7 +46,12 @@ export interface NodeVmOptions {
   deterministic?: boolean;
   /** a virtio-balloon device (true for the defaults) */
   balloon?: boolean | VirtioBalloonOptions;
-  onConsole?: (bytes: Uint8Array) => void;
+  /** Console output. Return false when its consumer is behind (a pipe not emptied): with whenConsoleDrained the
+   *  guest is then held, after the slice that wrote it, until whenConsoleDrained() resolves, so output never piles
+   *  up on the host (the guest's own buffers fill and its writers wait, as on a real serial line). */
+  onConsole?: (bytes: Uint8Array) => boolean | void;
+  /** with onConsole returning false: resolves once the consumer can take more */
+  whenConsoleDrained?: () => Promise<void>;
   /** keep console output in `output` (default true) */
   keepOutput?: boolean;
   /** decompress a gzip initramfs on the host and hand the guest the cpio archive inside (Linux takes either): the
@@ -83,6 +88,8 @@ export class NodeVm {
   private readonly attachments: MachineAttachments;
   /** while above zero the guest is held (a snapshot is being taken) */
   private holds = 0;
+  /** the console's consumer is behind (onConsole returned false): the guest is held until it drains */
+  private consoleBehind = false;
   /** started from a template and not yet told who it is: console input waits */
   private identityPending = false;
   output = "";
@@ -130,7 +137,10 @@ export class NodeVm {
         boot: { kernel, initrd },
         disks: this.disk ? [this.disk] : [],
         onConsole: (bytes) => {
-          opts.onConsole?.(bytes);
+          if (opts.onConsole?.(bytes) === false && opts.whenConsoleDrained && !this.consoleBehind) {
+            this.consoleBehind = true;
+            opts.whenConsoleDrained().then(() => { this.consoleBehind = false; this.wake(); }, () => {});
+          }
           if (this.keepOutput || this.watchers.length) this.addOutput(bytes);
         },
       };
@@ -166,7 +176,7 @@ export class NodeVm {
       // let other VMs, timers and console input in
       yieldToEvents: () => new Promise<void>((resolve) => setImmediate(resolve)),
       beforeSlice: (m) => {
-        if (this.holds > 0) return hold(1000);
+        if (this.holds > 0 || this.consoleBehind) return hold(1000);
         if (m && this.identityPending) return runSlice(SLICE_MS);
         if (m) this.input.pump(m);
         return runSlice(SLICE_MS);
@@ -299,7 +309,7 @@ export class NodeVm {
   /** Forks the VM: a new VM starts from this one's state as it is now, with its own host name and MACs (the guest
    *  is told through its agent, and takes a new DHCP lease), and a copy of the disk in opts.disk (a file of the
    *  same size, overwritten). Both run on. */
-  async fork(opts: { hostname: string; macs?: ArrayLike<number>[]; disk?: string } & Pick<NodeVmOptions, "onConsole" | "keepOutput">): Promise<NodeVm> {
+  async fork(opts: { hostname: string; macs?: ArrayLike<number>[]; disk?: string } & Pick<NodeVmOptions, "onConsole" | "whenConsoleDrained" | "keepOutput">): Promise<NodeVm> {
     if (this.spec.disks.length && opts.disk === undefined) throw new VmConfigError("the VM has a disk: give the fork a disk file of the same size");
     this.holds++;
     let state;
@@ -314,7 +324,7 @@ export class NodeVm {
       : `${this.spec.cmdline} hostname=${opts.hostname}`;
     const nics = this.spec.nics.map((n, i) => ({ mac: Array.from(opts.macs?.[i] ?? n.mac) }));
     const spec = { ...this.spec, cmdline, nics };
-    const vm = new NodeVm({ spec, disk: opts.disk, onConsole: opts.onConsole, keepOutput: opts.keepOutput, blank: true });
+    const vm = new NodeVm({ spec, disk: opts.disk, onConsole: opts.onConsole, whenConsoleDrained: opts.whenConsoleDrained, keepOutput: opts.keepOutput, blank: true });
     await startAs(async (_sp, _att, st, o) => { await vm.machine.restoreState(st, o); return vm.machine; },
       { spec: this.spec, state }, spec, vm.attachments, { skipDisks: false, freshPrompt: false });
     return vm;
