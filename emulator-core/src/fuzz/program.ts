@@ -162,7 +162,7 @@ export interface FuzzOptions {
   instructions?: number;
   /** guest RAM the program runs in (MiB, default 16): the base registers point at its edges */
   ramMiB?: number;
-  /** traps the handler takes before it gives up and reports (default 1000) */
+  /** traps the handler takes before it gives up and reports (default 20 000) */
   maxTraps?: number;
 }
 
@@ -223,7 +223,7 @@ export function fuzzProgram(seed: number, opts: FuzzOptions = {}): FuzzProgram {
   const rng = new Rng(seed);
   const n = opts.instructions ?? 2000;
   const ramBytes = BigInt((opts.ramMiB ?? 16) << 20);
-  const maxTraps = opts.maxTraps ?? 1000;
+  const maxTraps = opts.maxTraps ?? 20_000;
   const body: number[] = []; // halfwords of the random part
   for (let i = 0; i < n; i++) body.push(...instruction(rng));
   if (body.length % 2) body.push(0x0001); // c.nop: what follows stays word-aligned
