@@ -9,6 +9,8 @@
 // guest console, so a script can drive it. Either way the bytes wait until the
 // guest's serial port is open and reading (NodeVm.send), so nothing typed or piped in during boot is lost. The
 // exit status is the guest's (0 after poweroff), 3 on --timeout-ms, 2 for bad input, with a one-line message.
+// The guest (or --elf program) is held while stdout is not drained (a pipe its reader has paused), so its output
+// never piles up here; a boot that has put nothing on the console after a few seconds is told on stderr.
 
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -22,18 +24,27 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-function positive(name: string, v: string | undefined, fallback: number): number {
+/** A whole decimal number above zero (no 0x, exponents, fractions or blanks: what a typo makes must not pass as
+ *  some other number); a bad value ends the command with one line. */
+function positive(name: string, v: string | undefined, fallback: number, unit: string): number {
   if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) fail(`--${name} must be a positive number, not ${v}`);
+  if (v.trim() === "") fail(`--${name} needs a value: a whole number of ${unit}`);
+  const n = /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) fail(`--${name} must be a whole number of ${unit} above 0, not ${JSON.stringify(v)}`);
   return n;
 }
 
 /** Writes console output to stdout; false when stdout is behind (a pipe its reader is not emptying): the caller
  *  holds the guest until whenStdoutDrained() resolves, so output never piles up in this process. */
 function toStdout(bytes: Uint8Array | string): boolean {
+  if (bytes.length) consoleSeen = true;
   return process.stdout.write(bytes);
 }
+/** something has been written to the console */
+let consoleSeen = false;
+/** How long a booting VM may stay silent before the command says so (a corrupt kernel, or a command line without
+ *  console=ttyS0, spins without a word): the default image prints within a fraction of a second. */
+const SILENT_BOOT_MS = 5000;
 function whenStdoutDrained(): Promise<void> {
   if (!process.stdout.writableNeedDrain) return Promise.resolve();
   return new Promise((resolve) => process.stdout.once("drain", resolve));
@@ -142,7 +153,17 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
       throw e;
     }
     process.stderr.write(`vm: restored ${opts.restore}\n`);
-  } else vm = (opts.plain ? await fromTemplate(opts) : undefined) ?? bootVm(opts);
+  } else {
+    const fromTemplateVm = opts.plain ? await fromTemplate(opts) : undefined;
+    vm = fromTemplateVm ?? bootVm(opts);
+    if (!fromTemplateVm) {
+      setTimeout(() => {
+        if (consoleSeen) return;
+        process.stderr.write(`\r\nvm: nothing has reached the console after ${SILENT_BOOT_MS / 1000} s of booting: is the kernel a ` +
+          `working RISC-V Linux Image, with console=ttyS0 on its command line? (the VM runs on; Ctrl-A x quits)\r\n`);
+      }, SILENT_BOOT_MS).unref();
+    }
+  }
 
   const stdin = process.stdin;
 
@@ -208,10 +229,9 @@ async function main(): Promise<void> {
     ].join("\n"));
     return;
   }
-  const timeout = args["timeout-ms"] !== undefined ? positive("timeout-ms", args["timeout-ms"], 0) : undefined;
-  if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64));
-  const mem = positive("mem", args.mem, 256);
-  if (!Number.isInteger(mem)) fail(`--mem must be a whole number of MiB, not ${args.mem}`);
+  const timeout = args["timeout-ms"] !== undefined ? positive("timeout-ms", args["timeout-ms"], 0, "milliseconds") : undefined;
+  if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64, "MiB"));
+  const mem = positive("mem", args.mem, 256, "MiB");
   const plain = !args.kernel && !args.initrd && !args.append && !args.disk && !args.deterministic && args.mem === undefined;
   return runLinux({
     mem, deterministic: args.deterministic, kernel: args.kernel, initrd: args.initrd, append: args.append, disk: args.disk,

@@ -130,10 +130,13 @@ class BareRun {
       hart.state.mtime = this.executed / 10n; // a 10 MHz timer on a nominal 100 MIPS hart: deterministic
       const before = hart.instret;
       const why = hart.run(slice);
-      // A slice stop spent the budget; another stop spent part of it, which minstret tells unless the program
-      // wrote minstret in this call: the count is held to what the call can have run.
+      // A slice stop spent the whole budget: exact, whatever the program does. Another stop spent part of it,
+      // which only minstret tells, and the program may have written minstret in this call: a change that no call
+      // can make (below 0, above the budget) counts nothing, so a write moves the count by less than one budget,
+      // only for a call that stopped early, and never makes it negative or huge. (An exact count of those calls
+      // needs a counter in the hart itself that no CSR writes.)
       const d = hart.instret - before;
-      this.executed += why === StopReason.Slice ? BigInt(slice) : d < 0n ? 0n : d > BigInt(slice) ? BigInt(slice) : d;
+      this.executed += why === StopReason.Slice ? BigInt(slice) : d >= 0n && d <= BigInt(slice) ? d : 0n;
       if (why === StopReason.Htif) {
         const v = hart.state.htifValue;
         this.ramView.setBigUint64(Number(tohost - RAM_BASE), 0n, true);

@@ -117,3 +117,59 @@ describe("a stdout its reader does not empty for a while", () => {
     expect(r.peakRssMiB).toBeLessThan(400);
   }, 300_000);
 });
+
+describe("small ones", () => {
+  it("--elf counts the instructions itself: a program that writes minstret does not change the count", async () => {
+    // 3000000 instructions of a loop that sets minstret to 0 each time round, then minstret = 2^63 (a negative
+    // count, read as signed), then pass: before, the count was what minstret said (9223372036854775812)
+    const elf = program("minstret", `  li t2, 1000000\n1:\n  csrw minstret, zero\n  addi t2, t2, -1\n  bnez t2, 1b\n` +
+      `  li t0, 0x8000000000000000\n  csrw minstret, t0\n  la t0, tohost\n  li t1, 1\n  sd t1, 0(t0)\n2:\n  j 2b`);
+    const r = await runCli(["--elf", elf, "--timeout-ms", "20000"]);
+    expect(r.status, r.stderr).toBe(0);
+    const m = /vm: pass: (\d+) instructions in \d+ ms \((-?[\d.]+) MIPS\)/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    // the three full slices of a million instructions are exact; the last call (a few instructions, ended by
+    // tohost, with a minstret write in it) cannot be told from minstret and counts at most one slice
+    expect(Number(m![1]), r.stderr).toBeGreaterThanOrEqual(3_000_000);
+    expect(Number(m![1]), r.stderr).toBeLessThanOrEqual(4_000_000);
+    expect(Number(m![2]), r.stderr).toBeGreaterThan(0);
+  });
+
+  it("--elf refuses a `fromhost` outside RAM with one line", async () => {
+    const elf = program("fromhost-out", `  la t0, tohost\n  li t1, 0x0101000000000078\n  sd t1, 0(t0)\n  li t1, 1\n  sd t1, 0(t0)\n1:\n  j 1b`,
+      ["-Wl,--defsym=fromhost=0x70000000"], false);
+    const r = await runCli(["--elf", elf, "--timeout-ms", "10000"]);
+    expect(r.stderr).toMatch(/^vm: .*fromhost-out\.elf: `fromhost` \(0x70000000\) is outside RAM 0x80000000-0x84000000/);
+    expect(r.stderr).not.toMatch(/DataView/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.status).toBe(2);
+  });
+
+  it("takes --mem and --timeout-ms as whole decimal numbers only, and says what is wrong", async () => {
+    const cases: [string[], RegExp][] = [
+      [["--mem", "0x40"], /^vm: --mem must be a whole number of MiB above 0, not "0x40"\n$/],
+      [["--mem", ""], /^vm: --mem needs a value: a whole number of MiB\n$/],
+      [["--mem", "1e2"], /^vm: --mem must be a whole number of MiB above 0, not "1e2"\n$/],
+      [["--mem", " 64"], /^vm: --mem must be a whole number of MiB above 0, not " 64"\n$/],
+      [["--mem", "0"], /^vm: --mem must be a whole number of MiB above 0, not "0"\n$/],
+      [["--elf", "x.elf", "--mem", "0x40"], /^vm: --mem must be a whole number of MiB above 0, not "0x40"\n$/],
+      [["--mem", "64", "--timeout-ms", "0x10"], /^vm: --timeout-ms must be a whole number of milliseconds above 0, not "0x10"\n$/],
+    ];
+    // (--timeout-ms 5000 where it is not the bad value: a VM that wrongly starts ends anyway)
+    const runs = await Promise.all(cases.map(([args]) => runCli(args.includes("--timeout-ms") ? args : [...args, "--timeout-ms", "5000"], { killAfterMs: 30_000 })));
+    runs.forEach((r, i) => {
+      expect(r.stderr, cases[i][0].join(" ")).toMatch(cases[i][1]);
+      expect(r.status, cases[i][0].join(" ")).toBe(2);
+    });
+  });
+
+  it("says after a few seconds when a booting kernel has put nothing on the console (and runs on)", async () => {
+    const image = readFileSync(join(ROOT, "public/images/Image"));
+    const truncated = join(dir, "truncated-Image");
+    writeFileSync(truncated, image.subarray(0, 1_000_000)); // a header that looks right, the rest gone
+    const r = await runCli(["--kernel", truncated, "--timeout-ms", "7000"]);
+    expect(r.stderr).toMatch(/vm: nothing has reached the console after 5 s of booting: is the kernel a working RISC-V Linux Image, with console=ttyS0 on its command line\?/);
+    expect(r.stderr).toMatch(/vm: timed out after 7000 ms/);
+    expect(r.status).toBe(3);
+  });
+});

@@ -21,8 +21,11 @@ export class FileBlockBackend implements BlockBackend {
       const code = (e as NodeJS.ErrnoException).code;
       const why =
         code === "ENOENT" ? "does not exist" :
-        code === "EACCES" || code === "EPERM" ? `is not ${this.readOnly ? "readable" : "readable and writable"} (permission denied${this.readOnly ? "" : "; use readOnly to open it read-only"})` :
-        code === "EROFS" ? "is on a read-only file system (open it with readOnly)" :
+        // (said to the vm command's user, who has no read-only option: the VM writes to its disk)
+        code === "EACCES" || code === "EPERM" ? (this.readOnly ? "is not readable (permission denied)"
+          : "cannot be opened for reading and writing (permission denied): the VM writes to its disk, so give it a file you may read and write (a copy, or chmod u+rw)") :
+        code === "EROFS" ? (this.readOnly ? `cannot be opened (${(e as Error).message})`
+          : "is on a read-only file system: the VM writes to its disk, so give it a writable copy") :
         code === "EISDIR" ? "is a directory" :
         `cannot be opened (${(e as Error).message})`;
       throw new Error(`disk image ${path} ${why}`);
