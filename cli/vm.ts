@@ -204,6 +204,12 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  // stdout's reader went away (`npm run vm | head`): no one reads the console any more, so end quietly, with the
+  // status of a writer a closed pipe stops (128 + SIGPIPE), instead of a stack trace
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(141);
+    fail(`cannot write the console to stdout: ${e.message}`, 1);
+  });
   let args;
   try {
     args = parseArgs({

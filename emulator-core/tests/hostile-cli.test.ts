@@ -4,7 +4,7 @@
 // outside RAM, a malformed --mem and a kernel that prints nothing are each told in one clear line.
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
-import { spawn, execFileSync } from "node:child_process";
+import { spawn, execFileSync, execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -116,6 +116,18 @@ describe("a stdout its reader does not empty for a while", () => {
     expect(r.waiting, `${r.waiting} bytes waited`).toBeLessThan(200 * 1024);
     expect(r.peakRssMiB).toBeLessThan(400);
   }, 300_000);
+});
+
+describe("a reader of stdout that goes away (vm | head)", () => {
+  it("ends the command quietly with the status of a closed pipe, not a stack trace", async () => {
+    const elf = program("flood-head", FLOOD);
+    const r = await new Promise<{ stdout: string; stderr: string }>((resolve) => {
+      execFile("bash", ["-c", `node --import tsx cli/vm.ts --elf ${elf} --timeout-ms 20000 | head -c 10; echo " status \${PIPESTATUS[0]}"`],
+        { cwd: ROOT, timeout: 40_000 }, (_err, stdout, stderr) => resolve({ stdout, stderr }));
+    });
+    expect(r.stdout).toBe("xxxxxxxxxx status 141\n");
+    expect(r.stderr).toBe("");
+  });
 });
 
 describe("small ones", () => {
