@@ -90,6 +90,15 @@ describe("a bare-metal console flood (--elf)", () => {
     expect(r.peakRssMiB, JSON.stringify(late)).toBeLessThan(400);
   });
 
+  it("is held while stdout is not read, and still ends by --timeout-ms", async () => {
+    const elf = program("flood-paused", FLOOD);
+    const r = await runCli(["--elf", elf, "--timeout-ms", "3000"], { readAfterMs: 6000, killAfterMs: 30_000 });
+    expect(r.stderr).toMatch(/timed out after 3000 ms/);
+    expect(r.status).toBe(3);
+    expect(r.ms).toBeLessThan(20_000);
+    expect(r.peakRssMiB).toBeLessThan(400);
+  });
+
   it("keeps only the end of the console in the result, and counts the rest", async () => {
     const { runBareElf } = await import("../src/bare.ts");
     const elf = program("flood-api", FLOOD);
