@@ -18,7 +18,7 @@ import { VirtioRng } from "../src/machine/virtio/rng.ts";
 import { VirtioBalloon, BALLOON_STAT, INFLATEQ, DEFLATEQ, STATSQ } from "../src/machine/virtio/balloon.ts";
 import { MemoryBlockBackend, type BlockBackend, type EntropySource } from "../src/machine/virtio/backends.ts";
 import { SnapshotError, type StateValue } from "../src/snapshot/state-value.ts";
-import { Ram, FakeIrq, Driver, BalloonDriver, setup, pattern, RAM_BASE, RAM_SIZE, type Buf } from "./virtio-driver.ts";
+import { Ram, FakeIrq, Driver, BalloonDriver, setup, pattern, queueBlkRequest, RAM_BASE, RAM_SIZE, type Buf } from "./virtio-driver.ts";
 
 /** a saved state taken apart field by field, to corrupt it */
 type Mutable = any;
@@ -272,23 +272,8 @@ describe("interrupt lines after a restore", () => {
   });
 });
 
-/** Adds a virtio-blk request (not kicked); the status byte starts at 0xff and read buffers at 0xee. */
-function addBlk(drv: Driver, type: number, sector: number, opts: { data?: Uint8Array; readLen?: number } = {}) {
-  const ram = drv.ram;
-  const hdr = ram.alloc(16);
-  ram.mem.setU32(hdr, type); ram.mem.setU32(hdr + 4n, 0); ram.mem.setU64(hdr + 8n, BigInt(sector));
-  const bufs: Buf[] = [{ addr: hdr, len: 16 }];
-  const len = opts.data?.length ?? opts.readLen ?? 0;
-  const data = len ? ram.alloc(len) : 0n;
-  if (opts.data) ram.mem.write(data, opts.data);
-  else if (len) ram.mem.view(data, len).fill(0xee);
-  if (len) bufs.push({ addr: data, len, write: !opts.data });
-  const st = ram.alloc(1, 1);
-  ram.mem.setU8(st, 0xff);
-  bufs.push({ addr: st, len: 1, write: true });
-  const head = drv.add(0, bufs);
-  return { head, st, data, len, status: () => ram.mem.u8(st), bytes: () => ram.mem.view(data, len).slice() };
-}
+/** Adds a virtio-blk request, not kicked (virtio-driver.ts queueBlkRequest). */
+const addBlk = queueBlkRequest;
 
 describe("virtio-blk state", () => {
   const opts = { serial: "snap-disk" };

@@ -245,3 +245,24 @@ export function pattern(len: number, seed: number): Uint8Array {
   for (let i = 0; i < len; i++) a[i] = (i * 7 + seed * 13 + (i >> 8)) & 0xff;
   return a;
 }
+
+/** Queues one virtio-blk request without kicking: a header, a data buffer (written for OUT, 0xee-filled and
+ *  device-writable for IN) and, unless noStatus, a status byte starting at 0xff. status() reads the status byte,
+ *  bytes() the data buffer. */
+export function queueBlkRequest(drv: Driver, type: number, sector: bigint | number,
+  opts: { data?: Uint8Array; readLen?: number; noStatus?: boolean } = {}) {
+  const ram = drv.ram;
+  const hdr = ram.alloc(16);
+  ram.mem.setU32(hdr, type); ram.mem.setU32(hdr + 4n, 0); ram.mem.setU64(hdr + 8n, BigInt(sector));
+  const bufs: Buf[] = [{ addr: hdr, len: 16 }];
+  const len = opts.data?.length ?? opts.readLen ?? 0;
+  const data = len ? ram.alloc(len) : 0n;
+  if (opts.data) ram.mem.write(data, opts.data);
+  else if (len) ram.mem.view(data, len).fill(0xee);
+  if (len) bufs.push({ addr: data, len, write: !opts.data });
+  const st = ram.alloc(1, 1);
+  ram.mem.setU8(st, 0xff);
+  if (!opts.noStatus) bufs.push({ addr: st, len: 1, write: true });
+  const head = drv.add(0, bufs);
+  return { head, st, data, len, status: () => ram.mem.u8(st), bytes: () => ram.mem.view(data, len).slice() };
+}

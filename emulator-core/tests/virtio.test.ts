@@ -21,7 +21,7 @@ import { MemoryBlockBackend, type BlockBackend } from "../src/machine/virtio/bac
 import { VirtioBalloon, INFLATEQ, DEFLATEQ } from "../src/machine/virtio/balloon.ts";
 import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT } from "../src/machine/virtio/queue.ts";
 import { FileBlockBackend } from "../src/node/file-block-backend.ts";
-import { Ram, FakeIrq, Driver, BalloonDriver, setup, pattern, RAM_BASE, RAM_SIZE, type Buf } from "./virtio-driver.ts";
+import { Ram, FakeIrq, Driver, BalloonDriver, setup, pattern, queueBlkRequest, RAM_BASE, RAM_SIZE, type Buf } from "./virtio-driver.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // virtio-blk helpers
@@ -600,21 +600,8 @@ class HeldDisk implements BlockBackend {
   }
 }
 
-/** Queues one request without kicking; status() reads its status byte, bytes() its data buffer. */
-function queueBlk(drv: Driver, type: number, sector: bigint, opts: { data?: Uint8Array; readLen?: number; noStatus?: boolean } = {}) {
-  const ram = drv.ram;
-  const bufs: Buf[] = [{ addr: blkHeader(ram, type, sector), len: 16 }];
-  const len = opts.data?.length ?? opts.readLen ?? 0;
-  const data = len ? ram.alloc(len) : 0n;
-  if (opts.data) ram.mem.write(data, opts.data);
-  else if (len) ram.mem.view(data, len).fill(0xee);
-  if (len) bufs.push({ addr: data, len, write: !opts.data });
-  const st = ram.alloc(1, 1);
-  ram.mem.setU8(st, 0xff);
-  if (!opts.noStatus) bufs.push({ addr: st, len: 1, write: true });
-  const head = drv.add(0, bufs);
-  return { head, status: () => ram.mem.u8(st), bytes: () => ram.mem.view(data, len).slice() };
-}
+/** Queues one request without kicking (virtio-driver.ts queueBlkRequest). */
+const queueBlk = queueBlkRequest;
 
 describe("NEEDS_RESET completes what the driver waits for", () => {
   function heldSetup(opts: { start?: boolean } = {}) {
