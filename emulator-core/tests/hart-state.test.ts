@@ -10,6 +10,7 @@ import { HART_BLOCK, HART_FIELDS } from "../src/hart-state.ts";
 import { SnapshotError } from "../src/snapshot/state-value.ts";
 // @ts-expect-error: a plain ESM build script without type declarations
 import { assemblyText, typescriptText } from "../hart-state-gen.mjs";
+import { sType } from "../src/fuzz/program.ts";
 
 const csrrw = (csr: number, rs1: number) => ((csr << 20) | (rs1 << 15) | (1 << 12) | 0x73) >>> 0;
 const JAL_SELF = 0x0000006f; // jal x0, 0: park the hart
@@ -98,7 +99,7 @@ describe("hart state block", () => {
 
 describe("write logging (live migration)", () => {
   // sd a1, 0(a0); sd a1, 8(a0); sd a1, 0(a2); then park
-  const sd = (rs2: number, rs1: number, imm: number) => (((imm >> 5) << 25) | (rs2 << 20) | (rs1 << 15) | (3 << 12) | ((imm & 31) << 7) | 0x23) >>> 0;
+  const sd = (rs2: number, rs1: number, imm: number) => sType(imm, rs2, rs1, 3, 0x23);
   const code = () => new Uint8Array(new Uint32Array([sd(11, 10, 0), sd(11, 10, 8), sd(11, 12, 0), JAL_SELF]).buffer);
 
   it("marks every page the hart or a device writes, and again after each collect", async () => {

@@ -38,13 +38,14 @@ const r = (rng: Rng) => FIRST_RD + rng.below(LAST_RD - FIRST_RD + 1);
 const anyReg = (rng: Rng) => rng.below(32);
 const f = (rng: Rng) => rng.below(32);
 
-const rType = (f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number) =>
+/** Instruction encoders (R, I, S, U formats). */
+export const rType = (f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number) =>
   ((f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
-const iType = (imm: number, rs1: number, f3: number, rd: number, op: number) =>
+export const iType = (imm: number, rs1: number, f3: number, rd: number, op: number) =>
   (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
-const sType = (imm: number, rs2: number, rs1: number, f3: number, op: number) =>
+export const sType = (imm: number, rs2: number, rs1: number, f3: number, op: number) =>
   ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | op) >>> 0;
-const uType = (imm20: number, rd: number, op: number) => (((imm20 & 0xfffff) << 12) | (rd << 7) | op) >>> 0;
+export const uType = (imm20: number, rd: number, op: number) => (((imm20 & 0xfffff) << 12) | (rd << 7) | op) >>> 0;
 
 /** CSRs the random part may read and write without moving the machine: the FP status, scratch registers, the
  *  counters, trap values; never mtvec, mstatus, satp, PMP or the privilege. */
