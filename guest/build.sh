@@ -6,7 +6,8 @@
 #             gcc-riscv64-linux-gnu, config guest/kernel.defconfig (no modules)
 #   userland: busybox-static from Debian trixie riscv64, fetched through a
 #             private apt configuration (the host's apt setup is untouched),
-#             plus the files under guest/rootfs/
+#             plus the files under guest/rootfs/ and the control channel's
+#             agent (guest/agent/tabvisor-agent.c, static, cross-compiled)
 #
 # Output in OUT_DIR (default ${TMPDIR:-/tmp}/tabvisor-guest-build):
 #   Image, initramfs.cpio.gz, manifest.json (+ kernel.config, initramfs.list)
@@ -28,9 +29,9 @@ mkdir -p "$OUT_ARG"
 OUT=$(cd "$OUT_ARG" && pwd)
 JOBS=${JOBS:-$(nproc)}
 BUSYBOX_VERSION=${BUSYBOX_VERSION-1:1.37.0-6+b9}
-NEEDED_PACKAGES="gcc-riscv64-linux-gnu linux-source-6.1 gcc libc6-dev make bc flex bison libssl-dev libelf-dev xz-utils gzip qemu-user debian-archive-keyring"
+NEEDED_PACKAGES="gcc-riscv64-linux-gnu libc6-dev-riscv64-cross linux-source-6.1 gcc libc6-dev make bc flex bison libssl-dev libelf-dev xz-utils gzip qemu-user debian-archive-keyring"
 # Without the kernel build: gen_init_cpio.c from linux-source, busybox, qemu-user for its applet list.
-INITRAMFS_ONLY_PACKAGES="linux-source-6.1 gcc libc6-dev xz-utils gzip qemu-user debian-archive-keyring"
+INITRAMFS_ONLY_PACKAGES="gcc-riscv64-linux-gnu libc6-dev-riscv64-cross linux-source-6.1 gcc libc6-dev xz-utils gzip qemu-user debian-archive-keyring"
 INITRAMFS_ONLY=${INITRAMFS_ONLY:-0}
 KERNEL_DIR=${KERNEL_DIR:-$HERE/../public/images}
 
@@ -45,7 +46,7 @@ die() { echo "build.sh: error: $*" >&2; exit 1; }
 # --- 0. host tools -------------------------------------------------------------
 missing=()
 if [ "$INITRAMFS_ONLY" = 1 ]; then
-  tools="gcc tar xz gzip sha256sum apt-get dpkg-deb dpkg-query qemu-riscv64 node"   # node reads the old manifest
+  tools="riscv64-linux-gnu-gcc gcc tar xz gzip sha256sum apt-get dpkg-deb dpkg-query qemu-riscv64 node"   # node reads the old manifest
   packages=$INITRAMFS_ONLY_PACKAGES
 else
   tools="riscv64-linux-gnu-gcc gcc make bc flex bison tar xz gzip sha256sum apt-get dpkg-deb dpkg-query qemu-riscv64"
@@ -191,6 +192,11 @@ rm -rf "$STAGE"
 mkdir -p "$STAGE"
 cp -a "$ROOTFS/." "$STAGE/"
 cp "$BB" "$STAGE/busybox"
+# The agent: static, so it runs on any riscv64 userland (this one and the Debian image); stripped, and with no
+# build path in it, so the same sources give the same bytes.
+riscv64-linux-gnu-gcc -static -Os -Wall -Wextra -Werror -ffile-prefix-map="$HERE"=guest \
+  -o "$STAGE/tabvisor-agent" "$HERE/agent/tabvisor-agent.c"
+riscv64-linux-gnu-strip "$STAGE/tabvisor-agent"
 find "$STAGE" -exec touch -h -d @0 {} +
 LIST="$OUT/initramfs.list"
 {
@@ -209,6 +215,7 @@ LIST="$OUT/initramfs.list"
   echo "slink /var/tmp /tmp 777 0 0"
   echo "slink /etc/mtab /proc/self/mounts 777 0 0"
   echo "file /bin/busybox $STAGE/busybox 755 0 0"
+  echo "file /sbin/tabvisor-agent $STAGE/tabvisor-agent 755 0 0"
   # Our files: mode from the executable bit (git keeps only that); secrets 600.
   (cd "$ROOTFS" && find . -type f | sed 's|^\.||' | sort) | while read -r f; do
     if [ "$f" = /etc/shadow ]; then m=600; elif [ -x "$ROOTFS$f" ]; then m=755; else m=644; fi
@@ -249,8 +256,10 @@ cat > "$OUT/manifest.json" <<JSON
   "packages": {
     "linux-source-6.1": "$KERNEL_SOURCE_VERSION",
     "gcc-riscv64-linux-gnu": "$GCC_RISCV_VERSION",
-    "busybox-static": "$BUSYBOX_DEB_VERSION"
+    "busybox-static": "$BUSYBOX_DEB_VERSION",
+    "libc6-dev-riscv64-cross": "$(pkgver libc6-dev-riscv64-cross)"
   },
+  "agent": { "sha256": "$(sha "$STAGE/tabvisor-agent")", "compiler": "gcc-riscv64-linux-gnu $(pkgver gcc-riscv64-linux-gnu)" },
   "busybox_source": "Debian trixie main, riscv64",
   "gen_init_cpio_source": "linux-source-6.1 $LINUX_SOURCE_VERSION"
 }

@@ -13,12 +13,13 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${GUEST_BUILD_DIR:-${TMPDIR:-/tmp}/tabvisor-guest-build}
 DEST="$ROOT/public/images"
-PACKAGES=(gcc-riscv64-linux-gnu linux-source-6.1 gcc libc6-dev make bc flex bison libssl-dev
+PACKAGES=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross linux-source-6.1 gcc libc6-dev make bc flex bison libssl-dev
           libelf-dev xz-utils gzip qemu-user debian-archive-keyring)
 FILES=(Image initramfs.cpio.gz manifest.json)
 if [ "${INITRAMFS_ONLY:-0}" = 1 ]; then
   # gen_init_cpio.c comes from linux-source; qemu-user runs busybox for its applet list.
-  PACKAGES=(linux-source-6.1 gcc libc6-dev xz-utils gzip qemu-user debian-archive-keyring)
+  # The agent is cross-compiled (guest/agent).
+  PACKAGES=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross linux-source-6.1 gcc libc6-dev xz-utils gzip qemu-user debian-archive-keyring)
   FILES=(initramfs.cpio.gz manifest.json)   # build.sh took Image from public/images and checked it
   export INITRAMFS_ONLY KERNEL_DIR="$DEST"
 fi

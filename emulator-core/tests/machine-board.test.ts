@@ -30,7 +30,7 @@ describe("the machine description", () => {
     ramMiB: 64, cmdline: "console=ttyS0", deterministic: false,
     disks: [{ sizeBytes: 1 << 20, readOnly: true, serial: "disk-a" }, { sizeBytes: 4096 }],
     nics: [{ mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56] }],
-    rng: true, balloon: { stats: false },
+    rng: true, balloon: { stats: false }, agent: true,
   };
 
   it("is plain data that survives JSON and checks out the same", () => {
@@ -39,9 +39,14 @@ describe("the machine description", () => {
     expect(validateSpec(checked)).toEqual(checked);
   });
 
+  it("reads a description from before the agent channel as one without it", () => {
+    const { agent: _, ...older } = good;
+    expect(validateSpec(older)).toEqual({ ...good, agent: false });
+  });
+
   it("fills in the defaults", () => {
     expect(makeSpec({ ramMiB: 128 })).toEqual({
-      ramMiB: 128, cmdline: "console=ttyS0", deterministic: false, disks: [], nics: [], rng: true, balloon: false,
+      ramMiB: 128, cmdline: "console=ttyS0", deterministic: false, disks: [], nics: [], rng: true, balloon: false, agent: true,
     });
   });
 
@@ -71,16 +76,17 @@ describe("the machine description", () => {
     bad({ rng: 1 }, "rng", /true or false/);
     bad({ balloon: "on" }, "balloon", /object/);
     bad({ balloon: { stats: 1 } }, "balloon.stats", /true or false/);
+    bad({ agent: "yes" }, "agent", /true or false/);
     bad({ cpus: 2 }, "cpus", /not a field/);
-    bad({ disks: Array(6).fill({ sizeBytes: 512 }) }, "disks, nics, rng and balloon", /need 9 virtio slots; the board has 8/);
+    bad({ disks: Array(6).fill({ sizeBytes: 512 }) }, "disks, nics, rng, balloon and agent", /need 10 virtio slots; the board has 8/);
     expect(() => validateSpec(null)).toThrow(MachineSpecError);
     expect(() => validateSpec([good])).toThrow(/must be an object/);
   });
 
-  it("puts the virtio devices in a fixed order: disks, cards, rng, balloon; slot i raises interrupt 1 + i", () => {
+  it("puts the virtio devices in a fixed order: disks, cards, rng, balloon, agent; slot i raises interrupt 1 + i", () => {
     const slots = virtioDevices(validateSpec(good));
     expect(slots.map((s) => `${s.kind}${s.index}@${s.slot}:irq${s.irq}`)).toEqual(
-      ["disk0@0:irq1", "disk1@1:irq2", "nic0@2:irq3", "rng0@3:irq4", "balloon0@4:irq5"]);
+      ["disk0@0:irq1", "disk1@1:irq2", "nic0@2:irq3", "rng0@3:irq4", "balloon0@4:irq5", "agent0@5:irq6"]);
     expect(slots[4].base).toBe(VIRTIO_BASE + 4n * 0x1000n);
   });
 });
@@ -97,9 +103,11 @@ describe("the board a description builds", () => {
       nics: [{ mac: [0x52, 0x54, 0, 0, 0, 1] }, { mac: [0x52, 0x54, 0, 0, 0, 2] }],
       balloon: true,
     }), { boot, disks, nics: [{ backend: { send: (f) => sent.push(f) } }, { linkUp: false }] });
-    // what a driver probing the slots finds: device ids 2 (blk), 1 (net), 4 (rng), 5 (balloon), then nothing
+    // what a driver probing the slots finds: device ids 2 (blk), 1 (net), 4 (rng), 5 (balloon), 3 (console: the
+    // agent channel), then nothing
     const ids = Array.from({ length: 8 }, (_, i) => Number(m.bus.read(VIRTIO_BASE + BigInt(i) * 0x1000n + BigInt(REG.DeviceID), 4) ?? -1));
-    expect(ids).toEqual([2, 2, 1, 1, 4, 5, -1, -1]);
+    expect(ids).toEqual([2, 2, 1, 1, 4, 5, 3, -1]);
+    expect(m.agentChannel).toBeDefined();
     expect(m.disks.map((d) => d.backend)).toEqual(disks);
     expect(m.disks[1].readOnly).toBe(true);
     expect(m.nics.map((n) => [...n.mac].join("."))).toEqual(["82.84.0.0.0.1", "82.84.0.0.0.2"]);

@@ -16,7 +16,7 @@ export function describeShape(spec: MachineSpec): string {
     : spec.disks.length === 1 ? `a ${size(spec.disks[0].sizeBytes)} disk`
     : `disks of ${spec.disks.map((d) => size(d.sizeBytes)).join(", ")}`;
   const nics = `${spec.nics.length} network card${spec.nics.length === 1 ? "" : "s"}`;
-  const extra = [spec.rng ? "" : "no rng", spec.balloon ? "" : "no balloon", spec.deterministic ? "deterministic clock" : ""].filter(Boolean);
+  const extra = [spec.rng ? "" : "no rng", spec.balloon ? "" : "no balloon", spec.agent ? "" : "no agent channel", spec.deterministic ? "deterministic clock" : ""].filter(Boolean);
   return [`${spec.ramMiB} MiB`, disks, nics, ...extra].join(", ");
 }
 

@@ -61,6 +61,7 @@ function machineSpecOf(opts: VmHandleOptions, nics: NicInit[]): MachineSpec {
     nics: cards,
     rng: true,
     balloon: true,
+    agent: true,
   };
 }
 

@@ -36,7 +36,7 @@ class TestVm {
     const spec: MachineSpec = {
       ramMiB: 64, cmdline: `console=ttyS0 hostname=${name}`, deterministic: false,
       disks: opts.diskMiB ? [{ sizeBytes: opts.diskMiB << 20, serial: "tabvisor-disk" }] : [],
-      nics: [{ mac: mac.split(":").map((h) => parseInt(h, 16)) }], rng: true, balloon: true,
+      nics: [{ mac: mac.split(":").map((h) => parseInt(h, 16)) }], rng: true, balloon: true, agent: true,
     };
     const init: VmInit = {
       hart, images: boot, spec, ctrl: this.ctrl.buffer as SharedArrayBuffer, output: this.output.buffer, input: this.input.buffer,

@@ -5,8 +5,8 @@
 // console's sink and the boot images.
 //
 // Every embedder hands both to Machine.create(), which builds the board itself, so a description always gives the
-// same board: virtio devices in the fixed order disks, network cards, rng, balloon, device i in slot i (guest
-// physical VIRTIO_BASE + i * VIRTIO_STRIDE, PLIC interrupt 1 + i). Linux names disks vda, vdb, ... and cards
+// same board: virtio devices in the fixed order disks, network cards, rng, balloon, agent channel, device i in
+// slot i (guest physical VIRTIO_BASE + i * VIRTIO_STRIDE, PLIC interrupt 1 + i). Linux names disks vda, vdb, ... and cards
 // eth0, eth1, ... in that order.
 
 import { MAX_RAM_MIB } from "../layout.ts";
@@ -48,6 +48,9 @@ export interface MachineSpec {
   rng: boolean;
   /** a virtio-balloon device (true: with the default features) */
   balloon: boolean | BalloonSpec;
+  /** a virtio-console with one port, the host's control channel to the guest's agent (emulator-core/src/agent).
+   *  Optional in a description read back: snapshots from before it existed have none. */
+  agent: boolean;
 }
 
 /** What an embedder may leave out; makeSpec() fills in the rest. */
@@ -71,18 +74,19 @@ export class MachineSpecError extends Error {
 }
 
 /** A complete, checked description from the fields an embedder cares about (fields left out or undefined get
- *  the defaults: the console on ttyS0, host time, no disks or cards, an rng, no balloon). */
+ *  the defaults: the console on ttyS0, host time, no disks or cards, an rng, no balloon, the agent channel). */
 export function makeSpec(input: MachineSpecInput): MachineSpec {
   const given = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
   return validateSpec({
-    cmdline: DEFAULT_CMDLINE, deterministic: false, disks: [], nics: [], rng: true, balloon: false, ...given,
+    cmdline: DEFAULT_CMDLINE, deterministic: false, disks: [], nics: [], rng: true, balloon: false, agent: true, ...given,
   });
 }
 
-const SPEC_KEYS = ["ramMiB", "cmdline", "deterministic", "disks", "nics", "rng", "balloon"];
+const SPEC_KEYS = ["ramMiB", "cmdline", "deterministic", "disks", "nics", "rng", "balloon", "agent"];
 
 /** Checks a value from outside (a snapshot file, a message) and returns it as a fresh MachineSpec; throws
- *  MachineSpecError naming the first bad field. Every field must be there; unknown fields are refused too, since
+ *  MachineSpecError naming the first bad field. Every field must be there (but `agent`, which older snapshots do not
+ *  have: absent means none); unknown fields are refused too, since
  *  a description this version does not understand would build a different machine than the one it describes. */
 export function validateSpec(value: unknown): MachineSpec {
   const o = record(value, "the description");
@@ -102,15 +106,16 @@ export function validateSpec(value: unknown): MachineSpec {
   const nics = list(o.nics, "nics").map((n, i) => nic(n, `nics[${i}]`));
   const rng = bool(o.rng, "rng");
   const balloon = balloonSpec(o.balloon);
-  const spec: MachineSpec = { ramMiB, cmdline, deterministic, disks, nics, rng, balloon };
+  const agent = o.agent === undefined ? false : bool(o.agent, "agent");
+  const spec: MachineSpec = { ramMiB, cmdline, deterministic, disks, nics, rng, balloon, agent };
   const devices = virtioDevices(spec).length;
   if (devices > VIRTIO_SLOTS) {
-    throw new MachineSpecError("disks, nics, rng and balloon", `need ${devices} virtio slots; the board has ${VIRTIO_SLOTS}`);
+    throw new MachineSpecError("disks, nics, rng, balloon and agent", `need ${devices} virtio slots; the board has ${VIRTIO_SLOTS}`);
   }
   return spec;
 }
 
-export type VirtioKind = "disk" | "nic" | "rng" | "balloon";
+export type VirtioKind = "disk" | "nic" | "rng" | "balloon" | "agent";
 
 /** One virtio device of a description, where it sits and which interrupt it raises. */
 export interface VirtioSlot {
@@ -122,10 +127,12 @@ export interface VirtioSlot {
   irq: number;
 }
 
-/** The board's virtio devices in slot order: disks, then network cards, then rng, then balloon. */
+/** The board's virtio devices in slot order: disks, then network cards, then rng, balloon, agent channel (last, so
+ *  that adding it moved no other device). */
 export function virtioDevices(spec: MachineSpec): VirtioSlot[] {
   const kinds: [VirtioKind, number][] = [
     ["disk", spec.disks.length], ["nic", spec.nics.length], ["rng", spec.rng ? 1 : 0], ["balloon", spec.balloon ? 1 : 0],
+    ["agent", spec.agent ? 1 : 0],
   ];
   const out: VirtioSlot[] = [];
   for (const [kind, count] of kinds) {

@@ -29,6 +29,7 @@ import { VirtioBlk } from "./virtio/blk.ts";
 import { VirtioNet } from "./virtio/net.ts";
 import { VirtioRng } from "./virtio/rng.ts";
 import { VirtioBalloon } from "./virtio/balloon.ts";
+import { VirtioConsole } from "./virtio/console.ts";
 
 export { BootError, MachineSpecError, VIRTIO_BASE, VIRTIO_STRIDE, VIRTIO_SLOTS };
 
@@ -82,6 +83,8 @@ export class Machine {
   readonly nics: readonly VirtioNet[];
   readonly rng: VirtioRng | undefined;
   readonly balloon: VirtioBalloon | undefined;
+  /** the control channel's port (spec.agent): what emulator-core/src/agent's AgentClient talks through */
+  readonly agentChannel: VirtioConsole | undefined;
   /** exit status once halted: 0 for a clean poweroff, 1 when the guest reported failure, 2 on a hart fault,
    *  3 when the guest kernel panicked */
   exitStatus: number | undefined;
@@ -141,7 +144,7 @@ export class Machine {
     this.bus.map(AGENT_UART_BASE, this.agentPort, "agent-uart");
 
     const disks: VirtioBlk[] = [], nics: VirtioNet[] = [];
-    let rng: VirtioRng | undefined, balloon: VirtioBalloon | undefined;
+    let rng: VirtioRng | undefined, balloon: VirtioBalloon | undefined, agentChannel: VirtioConsole | undefined;
     const virtio = virtioDevices(spec).map((slot) => {
       let device: VirtioDevice;
       switch (slot.kind) {
@@ -159,6 +162,7 @@ export class Machine {
         }
         case "rng": device = rng = new VirtioRng(att.entropy); break;
         case "balloon": device = balloon = new VirtioBalloon(spec.balloon === true ? {} : spec.balloon || {}); break;
+        case "agent": device = agentChannel = new VirtioConsole(); break;
       }
       const transport = new VirtioMmio(this.memory, this.plic.line(slot.irq), device);
       this.bus.map(slot.base, transport, `virtio-${slot.kind}`);
@@ -169,6 +173,7 @@ export class Machine {
     this.nics = nics;
     this.rng = rng;
     this.balloon = balloon;
+    this.agentChannel = agentChannel;
     this.virtioNodes = virtio.map(({ slot }) => node(`virtio_mmio@${slot.base.toString(16)}`, [
       ["compatible", "virtio,mmio"],
       ["reg", [...u64cells(slot.base), ...u64cells(VIRTIO_STRIDE)]],

@@ -18,6 +18,7 @@ import { FileBlockBackend } from "./file-block-backend.ts";
 import { loadHartModule } from "./hart-module.ts";
 import type { VirtioNet } from "../machine/virtio/net.ts";
 import type { VirtioBalloon, VirtioBalloonOptions } from "../machine/virtio/balloon.ts";
+import { AgentClient } from "../agent/client.ts";
 
 export const DEFAULT_IMAGES = fileURLToPath(new URL("../../../public/images/", import.meta.url));
 
@@ -161,6 +162,14 @@ export class NodeVm {
   /** the virtio-balloon device, with opts.balloon */
   get balloon(): VirtioBalloon | undefined { return this.machine.balloon; }
 
+  private agentClient: AgentClient | undefined;
+  /** The control channel to the guest's agent: exec a command, put or get a file (emulator-core/src/agent). */
+  get agent(): AgentClient {
+    const port = this.machine.agentChannel;
+    if (!port) throw new VmConfigError("this machine has no agent channel (its description says agent: false)");
+    return (this.agentClient ??= new AgentClient(port, () => this.wake()));
+  }
+
   private host(): RunnerHost {
     return {
       wakeToken: () => this.wakes,
@@ -203,6 +212,7 @@ export class NodeVm {
    *  exit status (0 when stopped); rejects when the emulator fails. */
   async run(): Promise<number> {
     await this.runner.run();
+    this.agentClient?.close(this.machine.halted ? "the guest powered off" : "the VM stopped");
     this.disk?.close();
     if (this.failure !== undefined) throw this.failure;
     const status = this.machine.exitStatus ?? 0;

@@ -1,6 +1,6 @@
 // Starting VMs from a template instead of booting them. A template is a snapshot of the default image booted with
 // `tabvisor.template=1` to an idle shell prompt, with no network (guest/rootfs/init). A VM of the same shape (RAM,
-// disks, cards, rng, balloon) restores it, gets its own MACs in its cards, and tells the guest's agent its host
+// disks, cards, rng, balloon, agent channel) restores it, gets its own MACs in its cards, and tells the guest's agent its host
 // name and MAC; the guest then brings up its network (its own DHCP lease). The shell answers at once.
 
 import type { Machine } from "../machine/machine.ts";
@@ -18,6 +18,7 @@ export const TEMPLATE_WAIT_MARKER = "@@TEMPLATE_WAIT@@";
 export function templateShape(spec: MachineSpec): string {
   return JSON.stringify({
     ramMiB: spec.ramMiB, deterministic: spec.deterministic, disks: spec.disks, nics: spec.nics.length, rng: spec.rng, balloon: spec.balloon,
+    agent: spec.agent,
   });
 }
 

@@ -13,6 +13,8 @@
 //     new VirtioNet({ mac?, backend?, linkUp?, backlog? })                     — net.ts (device ID 1)
 //       net.receive(frame) delivers one Ethernet frame; net.setLinkUp(up); backend.send(frame) for tx
 //     new VirtioRng(source?: EntropySource)                                    — rng.ts (device ID 4)
+//     new VirtioConsole({ name?, pendingLimit? })   — console.ts (device ID 3): one named port, the agent's channel
+//       console.send(bytes) to the guest, console.onData(bytes) from it
 //   Backends (backends.ts): BlockBackend, MemoryBlockBackend, NetBackend, EntropySource, cryptoEntropy;
 //     Node only: FileBlockBackend in src/node/file-block-backend.ts.
 //
@@ -43,6 +45,7 @@ export const VIRTIO_VENDOR_ID = 0x53495654; // "TVIS" in memory order
 
 export const VIRTIO_ID_NET = 1;
 export const VIRTIO_ID_BLOCK = 2;
+export const VIRTIO_ID_CONSOLE = 3;
 export const VIRTIO_ID_RNG = 4;
 
 export const VIRTIO_F_INDIRECT_DESC = 1n << 28n;
