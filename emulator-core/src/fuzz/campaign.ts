@@ -28,13 +28,69 @@ export interface CampaignReport {
 }
 
 /** A run may overrun its timeout by this much (the timeout is checked between slices of the hart). */
-const OVERRUN_MS = 1000;
+export const OVERRUN_MS = 1000;
 /** Memory the campaign may grow by. Each run's hart (its wasm memory) is dropped after it, but V8 collects them
  *  lazily: without a gc() between runs (node --expose-gc, as npm run fuzz does) resident memory swings by a GiB or
  *  more before falling back. A program that makes the host keep what it emits (the console flood of issue 12) grows
  *  it by gigabytes within a few runs. */
-const RSS_GROWTH_LIMIT = 2048 * 1048576;
+export const RSS_GROWTH_LIMIT = 2048 * 1048576;
 const gc = (globalThis as { gc?: () => void }).gc;
+
+/**
+ * The rules every campaign holds its runs to (the hart's random programs here, the hostile virtio driver in
+ * virtio-campaign.ts): nothing thrown on the host, each run within its timeout plus OVERRUN_MS, resident memory
+ * grown by at most RSS_GROWTH_LIMIT over the campaign. A campaign adds its own rules through fail().
+ */
+export class CampaignRules {
+  readonly failures: { seed: number; problem: string }[] = [];
+  runs = 0;
+  private readonly rss0 = process.memoryUsage().rss;
+
+  /** gcEvery: runs between collections where gc() is exposed (a run that holds more memory wants them sooner) */
+  constructor(private readonly onFailure?: (f: { seed: number; problem: string }) => void, private readonly gcEvery = 50) {}
+
+  fail(seed: number, problem: string): void {
+    this.failures.push({ seed, problem });
+    this.onFailure?.({ seed, problem });
+  }
+
+  /** Runs one seed: a host exception breaks the rule; returns undefined then. */
+  run<T>(seed: number, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (e) {
+      this.fail(seed, `the host threw: ${(e as Error).stack ?? e}`);
+      return undefined;
+    } finally {
+      this.runs++;
+      if (gc && this.runs % this.gcEvery === 0) gc();
+    }
+  }
+
+  /** run() for a run that returns a promise */
+  async runAsync<T>(seed: number, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (e) {
+      this.fail(seed, `the host threw: ${(e as Error).stack ?? e}`);
+      return undefined;
+    } finally {
+      this.runs++;
+      if (gc && this.runs % this.gcEvery === 0) gc();
+    }
+  }
+
+  checkTime(seed: number, ms: number, timeoutMs: number): void {
+    if (ms > timeoutMs + OVERRUN_MS) this.fail(seed, `ran ${ms.toFixed(0)} ms, past its ${timeoutMs} ms timeout`);
+  }
+
+  /** At the end of the campaign: the memory rule. Returns the growth (bytes). */
+  finish(lastSeed: number): number {
+    const growth = process.memoryUsage().rss - this.rss0;
+    if (growth > RSS_GROWTH_LIMIT) this.fail(lastSeed, `memory grew by ${(growth / 1048576).toFixed(0)} MiB over the campaign`);
+    return growth;
+  }
+}
 
 /** "1-200" or "7": the seeds to run. */
 export function parseSeeds(s: string): { from: number; to: number } {
@@ -47,31 +103,23 @@ export function parseSeeds(s: string): { from: number; to: number } {
 
 export function fuzzCampaign(module: WebAssembly.Module, opts: CampaignOptions): CampaignReport {
   const report: CampaignReport = { runs: 0, executed: 0, hostMs: 0, statuses: {}, failures: [], rssGrowth: 0 };
-  const fail = (seed: number, problem: string) => { report.failures.push({ seed, problem }); opts.onFailure?.({ seed, problem }); };
-  const rss0 = process.memoryUsage().rss;
+  const rules = new CampaignRules(opts.onFailure);
   const t0 = performance.now();
   for (let seed = opts.from; seed <= opts.to; seed++) {
     const { elf } = fuzzProgram(seed, { instructions: opts.instructions, ramMiB: 16 });
     const started = performance.now();
-    let r: BareRunResult;
-    try {
-      r = runBareElfWith(module, elf, { timeoutMs: opts.timeoutMs, ramMiB: 16, sliceSize: 100_000 });
-    } catch (e) {
-      fail(seed, `the host threw: ${(e as Error).stack ?? e}`);
-      continue;
-    } finally {
-      report.runs++;
-      if (gc && report.runs % 50 === 0) gc();
-    }
+    const r: BareRunResult | undefined = rules.run(seed, () => runBareElfWith(module, elf, { timeoutMs: opts.timeoutMs, ramMiB: 16, sliceSize: 100_000 }));
+    if (!r) continue;
     const ms = performance.now() - started;
     report.executed += Number(r.instructions);
     report.statuses[r.status] = (report.statuses[r.status] ?? 0) + 1;
-    if (ms > opts.timeoutMs + OVERRUN_MS) fail(seed, `ran ${ms.toFixed(0)} ms, past its ${opts.timeoutMs} ms timeout`);
+    rules.checkTime(seed, ms, opts.timeoutMs);
     // a fatal stop of the hart is a clean end; any other error means the program did not even load
-    if (r.status === "error" && !/fatal/.test(r.message)) fail(seed, `did not run: ${r.message}`);
+    if (r.status === "error" && !/fatal/.test(r.message)) rules.fail(seed, `did not run: ${r.message}`);
   }
   report.hostMs = performance.now() - t0;
-  report.rssGrowth = process.memoryUsage().rss - rss0;
-  if (report.rssGrowth > RSS_GROWTH_LIMIT) fail(opts.to, `memory grew by ${(report.rssGrowth / 1048576).toFixed(0)} MiB over the campaign`);
+  report.rssGrowth = rules.finish(opts.to);
+  report.runs = rules.runs;
+  report.failures = rules.failures;
   return report;
 }

@@ -1,0 +1,420 @@
+// Fuzzing the virtio devices with a hostile driver (virtio-program.ts) running as guest code on the whole Machine:
+// a disk, a network card, an entropy source and a balloon, on the board Linux boots on. Each round boots one
+// seed's script and holds it to the campaign rules (campaign.ts: no host exception, in time, bounded memory) and
+// to the virtio ones:
+// - the round ends through the SBI power-off (the script's end, or the trap handler giving up), a clean fatal stop
+//   of the hart, or the timeout;
+// - no device throws anything but the guest-error path into DEVICE_NEEDS_RESET (VirtqueueError, GuestMemoryError,
+//   or a reason the transport states itself): a TypeError or RangeError caught by the transport's safety net is a
+//   defect even though the host survived it;
+// - the disk backend sees only accesses inside [0, size), and its size stays the same;
+// - afterwards, every device recovers: a sane host-side driver resets it (which must clear NEEDS_RESET), sets it
+//   up again and completes one good request (a sector read back as the disk holds it, random bytes, a frame each
+//   way, a page inflated and deflated). This is what makes the rounds mean something: a device that survives
+//   without an exception but stays wedged would be found here.
+//
+// Rounds are deterministic per seed except for the frames the host sends the card, which arrive between run
+// slices (host time).
+
+import { Machine } from "../machine/machine.ts";
+import { makeSpec } from "../machine/description.ts";
+import { GuestMemoryError } from "../machine/guest-memory.ts";
+import { MemoryBlockBackend, type BlockBackend, type EntropySource } from "../machine/virtio/backends.ts";
+import {
+  REG, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET, type VirtioMmio,
+  type VirtioDevice,
+} from "../machine/virtio/mmio.ts";
+import { VirtqueueError, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "../machine/virtio/queue.ts";
+import type { VirtioBalloon } from "../machine/virtio/balloon.ts";
+import type { VirtioNet } from "../machine/virtio/net.ts";
+import { Rng } from "./program.ts";
+import { CampaignRules } from "./campaign.ts";
+import {
+  virtioScript, virtioImage, type Action, ACTION_BYTES, SCRIPT_ADDR, CHECK_AREA, FUZZ_DISK_BYTES, FUZZ_RAM_MIB, FUZZ_DEVICES, type DeviceKind,
+} from "./virtio-program.ts";
+
+/**
+ * A disk that holds the device to the BlockBackend contract: every access inside [0, size), the size unchanged.
+ * Asynchronous when asked (as the browser's IndexedDB and OPFS disks are): each operation then waits in `pending`
+ * until the round settles it (done, or failed: an I/O error), so requests stay in flight across whatever the guest
+ * does next (a reset, a queue disabled, a bad ring that fails the device).
+ */
+export class CheckedDisk implements BlockBackend {
+  readonly inner: MemoryBlockBackend;
+  readonly size: number;
+  readonly async: boolean;
+  readonly violations: string[] = [];
+  readonly pending: { run: () => void; resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  constructor(size: number, seed: number, async = false) {
+    const data = new Uint8Array(size);
+    const rng = new Rng(seed ^ 0x5eed);
+    for (let i = 0; i < size; i += 4) new DataView(data.buffer).setUint32(i, rng.next(), true);
+    this.inner = new MemoryBlockBackend(data);
+    this.size = size;
+    this.async = async;
+  }
+
+  private inside(what: string, offset: number, len: number): boolean {
+    if (Number.isSafeInteger(offset) && offset >= 0 && offset + len <= this.size && this.inner.data.length === this.size) return true;
+    if (this.violations.length < 10) this.violations.push(`${what} of ${len} bytes at ${offset} (disk of ${this.size})`);
+    return false;
+  }
+
+  private op(run: () => void): void | Promise<void> {
+    if (!this.async) { run(); return; }
+    return new Promise((resolve, reject) => this.pending.push({ run, resolve, reject }));
+  }
+
+  // an access outside the image is recorded and not done (a typed array would silently clip it, or throw)
+  read(offset: number, dst: Uint8Array): void | Promise<void> {
+    const ok = this.inside("read", offset, dst.length);
+    return this.op(() => { if (ok) this.inner.read(offset, dst); });
+  }
+
+  write(offset: number, src: Uint8Array): void | Promise<void> {
+    const ok = this.inside("write", offset, src.length);
+    return this.op(() => { if (ok) this.inner.write(offset, src); });
+  }
+
+  flush(): void | Promise<void> { return this.op(() => this.inner.flush()); }
+
+  /** Settles pending operations: each with probability `p` (1: all), one in 20 of them as an I/O error. */
+  settle(rng: Rng, p = 1): void {
+    for (let i = 0; i < this.pending.length; i++) {
+      if (p < 1 && rng.next() / 0x1_0000_0000 >= p) continue;
+      const [op] = this.pending.splice(i--, 1);
+      if (rng.below(20) === 0) op.reject(new Error("host I/O error"));
+      else { op.run(); op.resolve(); }
+    }
+  }
+}
+
+/** Lets settled promises run their callbacks. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+export interface VirtioRoundOptions {
+  /** actions in the script (default 300) */
+  actions?: number;
+  /** run these actions instead of the seed's (a test's own script) */
+  script?: Action[];
+  /** the disk answers later (default: every other seed) */
+  asyncDisk?: boolean;
+  /** called with the machine before it runs (a test that breaks something on purpose) */
+  tamper?: (m: Machine) => void;
+  /** host time the round may run (default 2000 ms) */
+  timeoutMs?: number;
+}
+
+export interface VirtioRoundResult {
+  /** "poweroff" (the script's end), "trap-limit" (the handler gave up), "fatal", "timeout" */
+  end: "poweroff" | "trap-limit" | "fatal" | "timeout";
+  ms: number;
+  /** actions the guest got through (the End included) */
+  executed: number;
+  /** devices that entered NEEDS_RESET during the round */
+  failedDuring: number;
+  /** devices in NEEDS_RESET when the round ended */
+  needsResetAtEnd: number;
+  /** of those, the ones the sane driver brought back */
+  recovered: number;
+  /** every rule the round broke (empty: it passed) */
+  problems: string[];
+  /** why devices entered NEEDS_RESET (the first reason of each) */
+  reasons: string[];
+  /** what the devices did for the guest: requests that got through to the work (not stopped by a check) */
+  work: VirtioWork;
+}
+
+export interface VirtioWork { blkDone: number; blkErrors: number; netTx: number; netRx: number; rngRequests: number; balloonRequests: number }
+
+function workOf(m: Machine): VirtioWork {
+  const b = m.disks[0], n = m.nics[0], bl = m.balloon!;
+  return {
+    blkDone: b.reads + b.writes + b.flushes, blkErrors: b.errors, netTx: n.txPackets + n.txDropped, netRx: n.rxPackets,
+    rngRequests: m.rng!.requests, balloonRequests: bl.inflateRequests + bl.deflateRequests + bl.statsUpdates,
+  };
+}
+
+const MAC = [0x52, 0x54, 0x00, 0xf0, 0x22, 0x01];
+
+/** One round: boot the seed's script on a fresh machine, run it to its end, check the rules and recovery. */
+export async function virtioRound(module: WebAssembly.Module, seed: number, opts: VirtioRoundOptions = {}): Promise<VirtioRoundResult> {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const script = opts.script ? { actions: opts.script, image: virtioImage(opts.script) } : virtioScript(seed, { actions: opts.actions });
+  const disk = new CheckedDisk(FUZZ_DISK_BYTES, seed, opts.asyncDisk ?? seed % 2 === 0);
+  const hostRng = new Rng(seed ^ 0x4057);
+  const sent: Uint8Array[] = [];
+  const backend = { send: (f: Uint8Array) => { sent.push(f); if (sent.length > 8) sent.shift(); } };
+  const entropyRng = new Rng(seed ^ 0xe27);
+  const entropy: EntropySource = { fill: (dst) => { for (let i = 0; i < dst.length; i++) dst[i] = entropyRng.next() & 0xff; } };
+  const m = Machine.create(module, makeSpec({
+    ramMiB: FUZZ_RAM_MIB, deterministic: true, disks: [{ sizeBytes: FUZZ_DISK_BYTES }], nics: [{ mac: MAC }], rng: true, balloon: true,
+  }), { boot: { kernel: script.image }, disks: [disk], nics: [{ backend }], entropy });
+  const problems: string[] = [];
+  const reasons: string[] = [];
+  // the script drives the first slots (disks, cards, rng, balloon come first on the board); devices added after
+  // them are left alone
+  const fuzzed = m.virtio.slice(0, FUZZ_DEVICES.length);
+  const kinds = fuzzed.map((v) => v.slot.kind === "disk" ? "blk" : v.slot.kind === "nic" ? "net" : v.slot.kind) as DeviceKind[];
+  if (kinds.join() !== FUZZ_DEVICES.join()) throw new Error(`the board's virtio slots are ${kinds.join()}, the script expects ${FUZZ_DEVICES.join()}`);
+  const failedDuring = new Set<number>();
+  fuzzed.forEach((v, i) => watch(v.transport, v.device, kinds[i], (p) => problems.push(p), (why) => {
+    if (!failedDuring.has(i)) reasons.push(`${kinds[i]}: ${why}`);
+    failedDuring.add(i);
+  }));
+
+  // run to the end; frames arrive for the card now and then, as from a network
+  const t0 = performance.now();
+  const frame = new Uint8Array(60).fill(0xab);
+  frame.set(MAC, 0);
+  opts.tamper?.(m);
+  let slices = 0;
+  while (!m.halted && performance.now() - t0 < timeoutMs) {
+    m.runFor(Math.min(2, timeoutMs));
+    slices++;
+    // the host's side: frames arrive, the balloon's target moves, statistics are asked for, the disk answers
+    if (slices % 3 === 0) m.nics[0].receive(frame);
+    if (slices % 7 === 0) m.balloon!.setTarget(hostRng.below(64));
+    if (slices % 2 === 0) m.balloon!.requestStats();
+    if (disk.async) { disk.settle(hostRng, 0.5); await turn(); }
+  }
+  const ms = performance.now() - t0;
+  // whatever the guest left in flight settles; then no request may stay with the device
+  for (let i = 0; i < 3 && disk.pending.length > 0; i++) { disk.settle(hostRng); await turn(); }
+  if (m.disks[0].inflight !== 0) problems.push(`blk: ${m.disks[0].inflight} requests still in flight after the disk answered them all`);
+  let end: VirtioRoundResult["end"] = "timeout";
+  if (m.halted) end = m.exitStatus === 0 ? "poweroff" : m.exitStatus === 1 ? "trap-limit" : "fatal";
+  if (m.halted && m.exitStatus !== 0 && m.exitStatus !== 1 && m.exitStatus !== 2) problems.push(`halted with status ${m.exitStatus}: ${m.haltReason}`);
+  const work = workOf(m); // before the sane driver's requests
+  const s0 = m.hart.reg(8);
+  const executed = s0 >= SCRIPT_ADDR ? Math.min(script.actions.length + 1, Number((s0 - SCRIPT_ADDR) / BigInt(ACTION_BYTES))) : 0;
+
+  for (const v of disk.violations) problems.push(`disk: ${v}`);
+  if (disk.inner.data.length !== FUZZ_DISK_BYTES) problems.push(`disk: its size changed to ${disk.inner.data.length}`);
+
+  // recovery: each device, reset by a sane driver, must work again
+  let needsResetAtEnd = 0, recovered = 0;
+  for (const [i, v] of fuzzed.entries()) {
+    const was = v.transport.needsReset;
+    if (was) needsResetAtEnd++;
+    let problem: string | null;
+    try {
+      problem = await saneRequest(m, v.transport, v.device, kinds[i], disk);
+    } catch (e) {
+      problem = `the host threw: ${(e as Error).stack ?? e}`;
+    }
+    if (problem) problems.push(`${kinds[i]} did not recover after a reset${was ? " (it was in NEEDS_RESET)" : ""}: ${problem}`);
+    else if (was) recovered++;
+  }
+  return { end, ms, executed, failedDuring: failedDuring.size, needsResetAtEnd, recovered, problems, reasons, work };
+}
+
+/** Errors that are the guest's fault: the device's NEEDS_RESET path. */
+function guestError(e: unknown): boolean {
+  return typeof e === "string" || e instanceof VirtqueueError || e instanceof GuestMemoryError;
+}
+
+/**
+ * Taps a transport and its device: anything else thrown out of the device, or handed to the transport's fail()
+ * (its safety net catches every exception), is a problem; failRequests must not throw at all.
+ */
+function watch(t: VirtioMmio, d: VirtioDevice, kind: string, problem: (p: string) => void, failed: (why: string) => void): void {
+  // a used element names a head the driver published, so one below the queue's size
+  for (const q of t.queues) {
+    const push = q.push.bind(q);
+    q.push = (head: number, len: number) => {
+      if (!(head >= 0 && head < q.num)) problem(`${kind}: queue ${q.index} got a used element for head ${head}, past its size ${q.num}`);
+      push(head, len);
+    };
+  }
+  const fail = t.fail.bind(t);
+  t.fail = (reason: unknown) => {
+    if (!guestError(reason)) problem(`${kind}: the device broke on something other than a guest error: ${(reason as Error)?.stack ?? reason}`);
+    failed(reason instanceof Error ? reason.message : String(reason));
+    fail(reason);
+  };
+  const dd = d as unknown as Record<string, unknown>;
+  for (const name of ["queueNotify", "writeConfig", "reset", "failRequests"]) {
+    const f = dd[name];
+    if (typeof f !== "function") continue;
+    dd[name] = (...args: unknown[]) => {
+      try {
+        return (f as (...a: unknown[]) => unknown).apply(d, args);
+      } catch (e) {
+        if (name === "failRequests" || !guestError(e)) problem(`${kind}.${name} threw ${(e as Error)?.stack ?? e}`);
+        throw e;
+      }
+    };
+  }
+}
+
+// ---- the sane driver, host side, run after the guest stopped ----
+
+/** Resets the device, sets it up and completes one good request; returns what went wrong, or null. */
+async function saneRequest(m: Machine, t: VirtioMmio, d: VirtioDevice, kind: DeviceKind, disk: CheckedDisk): Promise<string | null> {
+  const mem = m.memory;
+  const r = (off: number) => t.read(off, 4) >>> 0;
+  const w = (off: number, v: number | bigint) => t.write(off, 4, Number(BigInt(v) & 0xffffffffn));
+  w(REG.Status, 0);
+  if (r(REG.Status) !== 0) return `Status reads 0x${r(REG.Status).toString(16)} after the reset`;
+  if (t.needsReset) return "still in NEEDS_RESET after the reset";
+  w(REG.Status, STATUS_ACKNOWLEDGE);
+  w(REG.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+  w(REG.DriverFeaturesSel, 0);
+  w(REG.DriverFeatures, 0);
+  w(REG.DriverFeaturesSel, 1);
+  w(REG.DriverFeatures, 1); // VERSION_1 alone
+  w(REG.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+  if (!(r(REG.Status) & STATUS_FEATURES_OK)) return `FEATURES_OK refused (Status 0x${r(REG.Status).toString(16)})`;
+  const NUM = 4;
+  const queues = d.queueCount;
+  const ring = (q: number) => CHECK_AREA + BigInt(q) * 0x1000n;
+  for (let q = 0; q < queues; q++) {
+    const base = ring(q);
+    mem.bytes.fill(0, mem.check(base, 0x1000), mem.check(base, 0x1000) + 0x1000);
+    w(REG.QueueSel, q);
+    if (r(REG.QueueReady) !== 0) return `queue ${q} ready after the reset`;
+    w(REG.QueueNum, NUM);
+    w(REG.QueueDescLow, base); w(REG.QueueDescHigh, base >> 32n);
+    w(REG.QueueDriverLow, base + 0x400n); w(REG.QueueDriverHigh, (base + 0x400n) >> 32n);
+    w(REG.QueueDeviceLow, base + 0x800n); w(REG.QueueDeviceHigh, (base + 0x800n) >> 32n);
+    w(REG.QueueReady, 1);
+  }
+  w(REG.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+  if (r(REG.Status) & STATUS_NEEDS_RESET) return `NEEDS_RESET after a proper setup: ${t.failureReason}`;
+  const bufs = CHECK_AREA + 0x1_0000n;
+  /** publishes a chain on queue q and notifies; returns the used entry, or a problem */
+  const request = async (q: number, chain: { addr: bigint; len: number; write: boolean }[], completes = true): Promise<{ len: number } | string> => {
+    const base = ring(q);
+    chain.forEach((b, i) => {
+      const at = base + BigInt(16 * i);
+      mem.setU64(at, b.addr); mem.setU32(at + 8n, b.len);
+      mem.setU16(at + 12n, (b.write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < chain.length ? VIRTQ_DESC_F_NEXT : 0));
+      mem.setU16(at + 14n, i + 1);
+    });
+    const idx = mem.u16(base + 0x400n + 2n);
+    mem.setU16(base + 0x400n + 4n + BigInt(2 * (idx % NUM)), 0);
+    mem.setU16(base + 0x400n + 2n, (idx + 1) & 0xffff);
+    const usedBefore = mem.u16(base + 0x800n + 2n);
+    w(REG.QueueNotify, q);
+    // an asynchronous disk answers now (without I/O errors: this request must succeed)
+    for (let i = 0; i < 3 && disk.pending.length > 0; i++) {
+      for (const op of disk.pending.splice(0)) { op.run(); op.resolve(); }
+      await turn();
+    }
+    if (t.needsReset) return `NEEDS_RESET on a good request: ${t.failureReason}`;
+    const usedNow = mem.u16(base + 0x800n + 2n);
+    if (!completes) return usedNow === usedBefore ? { len: 0 } : "an rx buffer was used with no frame to fill it";
+    if (usedNow !== ((usedBefore + 1) & 0xffff)) return `a good request on queue ${q} was not completed (used.idx ${usedBefore} -> ${usedNow})`;
+    const e = base + 0x800n + 4n + BigInt(8 * (usedBefore % NUM));
+    if (mem.u32(e) !== 0) return `used entry names head ${mem.u32(e)}, not 0`;
+    return { len: mem.u32(e + 4n) };
+  };
+  switch (kind) {
+    case "blk": {
+      const sector = 3;
+      mem.setU32(bufs, 0); mem.setU32(bufs + 4n, 0); mem.setU64(bufs + 8n, BigInt(sector));
+      mem.bytes.fill(0, mem.check(bufs + 0x200n, 512), mem.check(bufs + 0x200n, 512) + 512);
+      mem.setU8(bufs + 0x400n, 0xff);
+      const u = await request(0, [{ addr: bufs, len: 16, write: false }, { addr: bufs + 0x200n, len: 512, write: true }, { addr: bufs + 0x400n, len: 1, write: true }]);
+      if (typeof u === "string") return u;
+      if (mem.u8(bufs + 0x400n) !== 0) return `a sector read ended with status ${mem.u8(bufs + 0x400n)}`;
+      const got = mem.view(bufs + 0x200n, 512), want = disk.inner.data.subarray(sector * 512, sector * 512 + 512);
+      if (got.some((b, i) => b !== want[i])) return "a sector read does not match the disk";
+      return null;
+    }
+    case "rng": {
+      const u = await request(0, [{ addr: bufs, len: 16, write: true }]);
+      if (typeof u === "string") return u;
+      return u.len === 16 ? null : `16 random bytes asked, ${u.len} given`;
+    }
+    case "net": {
+      const net = d as VirtioNet;
+      const before = net.txPackets;
+      const f = new Uint8Array(60).fill(0x5a);
+      mem.view(bufs, 12).fill(0);
+      mem.view(bufs + 12n, 60).set(f);
+      const u = await request(1, [{ addr: bufs, len: 72, write: false }]);
+      if (typeof u === "string") return u;
+      if (net.txPackets !== before + 1) return "a good frame was not sent";
+      const rx = await request(0, [{ addr: bufs + 0x1000n, len: 1526, write: true }], false);
+      if (typeof rx === "string") return rx;
+      const frame = new Uint8Array(60).fill(0x77);
+      if (!net.receive(frame)) return "a good frame was not received";
+      const e = ring(0) + 0x800n;
+      if (mem.u16(e + 2n) !== 1 || mem.u32(e + 8n) !== 72) return `a received frame was not delivered (used.idx ${mem.u16(e + 2n)})`;
+      return null;
+    }
+    case "balloon": {
+      const b = d as VirtioBalloon;
+      const page = CHECK_AREA + 0x2_0000n;
+      mem.setU32(bufs, Number(page >> 12n));
+      let u = await request(0, [{ addr: bufs, len: 4, write: false }]);
+      if (typeof u === "string") return u;
+      if (!b.isInflated(page)) return "a page inflated is not in the balloon";
+      u = await request(1, [{ addr: bufs, len: 4, write: false }]);
+      if (typeof u === "string") return u;
+      if (b.isInflated(page)) return "a page deflated is still in the balloon";
+      return null;
+    }
+  }
+}
+
+export interface VirtioCampaignOptions {
+  from: number;
+  to: number;
+  actions?: number;
+  timeoutMs?: number;
+  onFailure?: (f: { seed: number; problem: string }) => void;
+}
+
+export interface VirtioCampaignReport {
+  rounds: number;
+  /** actions the guests executed in all */
+  executed: number;
+  hostMs: number;
+  ends: Record<string, number>;
+  /** devices (over all rounds) that entered NEEDS_RESET during their round */
+  failedDuring: number;
+  /** devices in NEEDS_RESET at the end of their round, and how many of them recovered */
+  needsResetAtEnd: number;
+  recovered: number;
+  /** how often each kind of NEEDS_RESET reason came up (the reason with its numbers taken out) */
+  reasons: Map<string, number>;
+  work: VirtioWork;
+  failures: { seed: number; problem: string }[];
+  rssGrowth: number;
+}
+
+export async function virtioCampaign(module: WebAssembly.Module, opts: VirtioCampaignOptions): Promise<VirtioCampaignReport> {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  // each round's machine holds ~40 MiB of wasm memory until collected: collect more often than for a hart
+  const rules = new CampaignRules(opts.onFailure, 10);
+  const report: VirtioCampaignReport = {
+    rounds: 0, executed: 0, hostMs: 0, ends: {}, failedDuring: 0, needsResetAtEnd: 0, recovered: 0, reasons: new Map(), failures: [], rssGrowth: 0,
+    work: { blkDone: 0, blkErrors: 0, netTx: 0, netRx: 0, rngRequests: 0, balloonRequests: 0 },
+  };
+  const t0 = performance.now();
+  for (let seed = opts.from; seed <= opts.to; seed++) {
+    const r = await rules.runAsync(seed, () => virtioRound(module, seed, { actions: opts.actions, timeoutMs }));
+    if (!r) continue;
+    report.executed += r.executed;
+    report.ends[r.end] = (report.ends[r.end] ?? 0) + 1;
+    report.failedDuring += r.failedDuring;
+    report.needsResetAtEnd += r.needsResetAtEnd;
+    report.recovered += r.recovered;
+    for (const k of Object.keys(r.work) as (keyof VirtioWork)[]) report.work[k] += r.work[k];
+    for (const why of r.reasons) {
+      const k = why.replace(/0x[0-9a-f]+|\d+/g, "N");
+      report.reasons.set(k, (report.reasons.get(k) ?? 0) + 1);
+    }
+    rules.checkTime(seed, r.ms, timeoutMs);
+    for (const p of r.problems) rules.fail(seed, p);
+  }
+  report.hostMs = performance.now() - t0;
+  report.rssGrowth = rules.finish(opts.to);
+  report.rounds = rules.runs;
+  report.failures = rules.failures;
+  return report;
+}
