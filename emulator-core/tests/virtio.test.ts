@@ -788,6 +788,35 @@ describe("NEEDS_RESET completes what the driver waits for", () => {
   });
 });
 
+// Found by the hostile virtio driver (npm run fuzz -- --virtio, src/fuzz/virtio-program.ts).
+describe("defects the hostile virtio driver found", () => {
+  it("balloon: a stats buffer held from before the driver re-enabled the stats queue is not returned (seed 529: head 12 in a ring of 1)", () => {
+    const STATSQ = 2;
+    const { drv, device: balloon, dev } = setup(new VirtioBalloon(), [16, 16, 16], { driver: BalloonDriver });
+    // the device holds the driver's second stats buffer: head 1
+    drv.add(STATSQ, [drv.statsBuf([[4, 1n]])]);
+    drv.kick(STATSQ);
+    expect(balloon.requestStats()).toBe(true);
+    const held = drv.add(STATSQ, [drv.statsBuf([[4, 2n]])]);
+    drv.kick(STATSQ);
+    expect(held).toBe(1);
+    // the driver takes the queue away and gives it back with one entry: head 1 is nothing of its own any more
+    drv.w(REG.QueueSel, STATSQ);
+    drv.w(REG.QueueReady, 0);
+    const q = drv.setupQueue(STATSQ, 1);
+    expect(balloon.requestStats()).toBe(false);
+    expect(drv.used(STATSQ)).toEqual([]);
+    // a buffer published on the new queue is held, and returned, as before
+    drv.add(STATSQ, [drv.statsBuf([[4, 3n]])]);
+    drv.kick(STATSQ);
+    expect(drv.used(STATSQ)).toEqual([]); // the stale buffer is not handed back either
+    expect(balloon.requestStats()).toBe(true);
+    expect(drv.used(STATSQ)).toEqual([{ id: 0, len: 0 }]);
+    expect(q.num).toBe(1);
+    expect(dev.needsReset).toBe(false);
+  });
+});
+
 describe("FileBlockBackend", () => {
   const dir = mkdtempSync(join(tmpdir(), "tabvisor-blk-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

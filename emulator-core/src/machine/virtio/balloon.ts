@@ -13,7 +13,8 @@
 // - Statistics (VIRTIO_BALLOON_F_STATS_VQ): the driver primes statsq with one device-readable buffer of
 //   { le16 tag; le64 val } entries (10 bytes each, packed). The device keeps that buffer; to ask for fresh numbers
 //   it returns the buffer (used length 0), and the driver answers by adding the buffer again with new values.
-//   requestStats() does the asking; `stats` holds the latest answer.
+//   requestStats() does the asking; `stats` holds the latest answer. A buffer held when the driver takes the stats
+//   queue away (QueueReady 0, then 1) is forgotten: its head means nothing in the new ring.
 // - VIRTIO_BALLOON_F_DEFLATE_ON_OOM (offered unless opts.deflateOnOom is false): the guest may take pages back
 //   out of the balloon rather than run out of memory. Linux then keeps balloon pages in MemTotal (they show as
 //   used), instead of taking them off MemTotal.
@@ -29,7 +30,7 @@
 // statistics to the restore.
 
 import type { VirtioDevice, VirtioTransport } from "./mmio.ts";
-import { DescChain } from "./queue.ts";
+import { DescChain, type Virtqueue } from "./queue.ts";
 import { SnapshotError, StateReader, type StateObject, type StateValue } from "../../snapshot/state-value.ts";
 
 export const VIRTIO_ID_BALLOON = 5;
@@ -119,6 +120,13 @@ export class VirtioBalloon implements VirtioDevice {
   private bitmap = new Uint8Array(0);
   /** head of the stats buffer the device holds (to return when it wants new numbers), or -1 */
   private heldStats = -1;
+  /**
+   * The statsq's epoch when the buffer was taken: once the driver takes the queue away (QueueReady 0, then 1,
+   * perhaps with another size) the head means nothing any more, and returning it would hand the driver a used
+   * element it never published (even a head past the new size). null: held since a restore, which changes the
+   * epoch; the first use adopts the queue's then (a head past the size is refused whatever the epoch).
+   */
+  private heldEpoch: number | null = null;
   private readonly cfg = new DataView(this.config.buffer);
   private readonly pfnBuf = new Uint8Array(4 * MAX_PFNS_PER_CHAIN);
   private readonly pfnView = new DataView(this.pfnBuf.buffer);
@@ -167,14 +175,14 @@ export class VirtioBalloon implements VirtioDevice {
 
   /**
    * Returns the held statistics buffer to the driver, which answers with fresh numbers (they land in `stats`).
-   * False when there is nothing to ask with: no stats queue, the driver is not running, or its answer to the
-   * previous request has not come yet.
+   * False when there is nothing to ask with: no stats queue, the driver is not running, its answer to the
+   * previous request has not come yet, or it re-enabled the queue since it gave the buffer.
    */
   requestStats(): boolean {
     const t = this.t;
     if (!t || this.heldStats < 0 || !t.running || !this.statsEnabled) return false;
     const vq = t.queue(STATSQ);
-    if (!vq.ready) return false;
+    if (!vq.ready || !this.holdsFor(vq)) return false;
     vq.push(this.heldStats, 0);
     this.heldStats = -1;
     t.usedBuffers(vq);
@@ -227,6 +235,7 @@ export class VirtioBalloon implements VirtioDevice {
     this.bitmap.set(bitmap);
     this.inflatedPages = bitmap.reduce((n, b) => n + popcount8(b), 0);
     this.heldStats = heldStats;
+    this.heldEpoch = null;
     this.stats = stats;
     this.statsAt = stats === undefined ? undefined : performance.now();
     this.inflateRequests = inflateRequests; this.deflateRequests = deflateRequests;
@@ -301,6 +310,15 @@ export class VirtioBalloon implements VirtioDevice {
     }
   }
 
+  /** Whether the held stats buffer belongs to the queue as it is now; forgets it when not. */
+  private holdsFor(vq: Virtqueue): boolean {
+    if (this.heldStats < 0) return false;
+    if (this.heldEpoch === null) this.heldEpoch = vq.epoch;
+    if (this.heldEpoch === vq.epoch && this.heldStats < vq.num) return true;
+    this.heldStats = -1;
+    return false;
+  }
+
   private statsArrived(): void {
     const t = this.t!;
     const vq = t.queue(STATSQ);
@@ -323,8 +341,9 @@ export class VirtioBalloon implements VirtioDevice {
         this.statsAt = performance.now();
         this.statsUpdates++;
         // Keep the newest buffer to ask with next time; a driver that queues more than one gets the older back.
-        if (this.heldStats >= 0) { vq.push(this.heldStats, 0); returned++; }
+        if (this.holdsFor(vq)) { vq.push(this.heldStats, 0); returned++; }
         this.heldStats = c.head;
+        this.heldEpoch = vq.epoch;
       }
     } finally {
       if (returned > 0) t.usedBuffers(vq);
