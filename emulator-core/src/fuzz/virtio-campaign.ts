@@ -220,11 +220,34 @@ function guestError(e: unknown): boolean {
  * (its safety net catches every exception), is a problem; failRequests must not throw at all.
  */
 function watch(t: VirtioMmio, d: VirtioDevice, kind: string, problem: (p: string) => void, failed: (why: string) => void): void {
-  // a used element names a head the driver published, so one below the queue's size
+  // A used element names a chain the device took from this ring (in the queue's current epoch: not one from before
+  // a reset or a re-enable) and has not given back yet, so a head below the queue's size; its length is at most
+  // the chain's device-writable bytes.
   for (const q of t.queues) {
-    const push = q.push.bind(q);
+    const push = q.push.bind(q), pop = q.pop.bind(q), unpop = q.unpop.bind(q);
+    const taken = new Map<string, number[]>(); // "epoch:head" -> writeTotal of each time it was taken
+    let last = "";
+    q.pop = (c) => {
+      const got = pop(c);
+      if (got) {
+        last = `${q.epoch}:${c.head}`;
+        taken.set(last, [...(taken.get(last) ?? []), c.writeTotal]);
+      }
+      return got;
+    };
+    q.unpop = () => { taken.get(last)?.pop(); unpop(); };
     q.push = (head: number, len: number) => {
+      const key = `${q.epoch}:${head}`;
+      const lens = taken.get(key);
       if (!(head >= 0 && head < q.num)) problem(`${kind}: queue ${q.index} got a used element for head ${head}, past its size ${q.num}`);
+      else if (!lens?.length) problem(`${kind}: queue ${q.index} got a used element for head ${head}, which the device had not taken from the ring`);
+      else {
+        // the same head may be out more than once (a driver that republished it): match the tightest one
+        let best = -1;
+        lens.forEach((w, i) => { if (w >= len && (best < 0 || w < lens[best])) best = i; });
+        if (best < 0) problem(`${kind}: queue ${q.index} got a used length of ${len} for head ${head}, which has ${Math.max(...lens)} writable bytes`);
+        lens.splice(best < 0 ? 0 : best, 1);
+      }
       push(head, len);
     };
   }

@@ -256,13 +256,18 @@ class Gen {
   /** An address somewhere it should not be: beyond RAM, in device memory, straddling RAM's end, wrapping past
    *  2^64, unaligned, on the program itself, on the device's own registers. */
   private badAddr(d: DeviceGen, size = 16): bigint {
+    size = Math.max(1, Math.min(size, 0x1000));
     switch (this.rng.below(9)) {
       case 0: return RAM_END;
       case 1: return RAM_END - BigInt(this.rng.below(size) + 1);
       case 2: return (1n << 64n) - BigInt(this.rng.below(64) + 1);
       case 3: return d.base; // MMIO: the device's own registers
       case 4: return 0n;
-      case 5: return IMAGE_ADDR + BigInt(this.rng.below(0x200)); // the interpreter
+      case 5:
+        // the program itself: mostly the part of the script already run (so the round goes on), now and then the
+        // interpreter (the device's writes then wreck it, and the round ends by the trap limit or the timeout)
+        if (this.rng.below(8) === 0) return IMAGE_ADDR + BigInt(this.rng.below(0x200));
+        return SCRIPT_ADDR + BigInt(ACTION_BYTES * this.rng.below(Math.max(1, this.out.length - 8)));
       case 6: return d.area + BigInt(this.rng.below(0x3000)) | 1n; // odd, over the rings
       case 7: return this.u64();
       default: return RAM_BASE - BigInt(this.rng.below(size) + 1); // straddles RAM's start
@@ -325,7 +330,7 @@ class Gen {
       this.st(4, q.used, 0);
       const addrs = [q.desc, q.avail, q.used];
       if (twist === 7 && this.chance(0.6)) addrs[this.rng.below(3)] = this.badAddr(d, 16 * num);
-      if (twist === 8 && this.chance(0.6)) addrs[this.rng.below(3)] = this.rng.pick([IMAGE_ADDR, SCRIPT_ADDR, addrs[0], addrs[1] + 1n]); // overlaps
+      if (twist === 8 && this.chance(0.6)) addrs[this.rng.below(3)] = this.rng.pick([SCRIPT_ADDR, addrs[0], addrs[1] + 1n, addrs[2] - 4n]); // overlaps
       [REG.QueueDescLow, REG.QueueDriverLow, REG.QueueDeviceLow].forEach((r, k) => {
         this.reg(d, r, addrs[k] & M32);
         this.reg(d, r + 4, addrs[k] >> 32n);
@@ -357,8 +362,13 @@ class Gen {
     if (q.num === 0 || this.chance(0.2)) { this.init(d, false); }
     // one request, or several (as many as the ring holds; now and then more, which the device must refuse)
     const count = this.chance(0.7) ? 1 : this.chance(0.9) ? 1 + this.rng.below(q.num) : q.num + 1 + this.rng.below(q.num);
+    // chains share the descriptor table: past what it holds, a later chain overwrites an earlier one's descriptors
+    // (a driver bug the device must survive, but one that makes requests shallow: rare)
+    let room = q.num;
     for (let i = 0; i < count; i++) {
       const bufs = this.chainFor(d, qi, i);
+      if (bufs.length > room && i > 0 && this.chance(0.9)) break;
+      room -= bufs.length;
       this.publish(d, qi, bufs, this.chance(0.25));
     }
     if (this.chance(0.05)) this.reg(d, REG.Status, 0); // reset before the notify
@@ -429,7 +439,7 @@ class Gen {
     if (twist === 1) pick().len32 = rng.pick([M32, 0x8000_0000n, 0n, 0x1_0000n]);
     if (twist === 2) { const x = pick(); x.flags ^= VIRTQ_DESC_F_WRITE; }
     if (twist === 3) pick().addr = rng.pick([q.desc, q.used, q.avail]); // the device writes its own rings
-    if (twist === 4) pick().addr = SCRIPT_ADDR; // on the script already run
+    if (twist === 4) pick().addr = SCRIPT_ADDR + BigInt(ACTION_BYTES * rng.below(Math.max(1, this.out.length - 8))); // on the script already run
     if (twist === 5) { const x = pick(); x.addr = (1n << 64n) - 8n; x.len32 = 0x100n; } // wraps past 2^64
     const useIndirect = twist >= 6 && twist <= 11 ? true : this.chance(0.15);
     if (useIndirect) {
