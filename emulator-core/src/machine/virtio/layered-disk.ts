@@ -7,6 +7,13 @@
 // worker of the page shares it instead of copying it. Layers are never written again once frozen. A block no layer
 // has reads as zeros, and zeros written over such a block take no memory (a restored snapshot writes its whole disk).
 
+// A disk may also be persistent: below the blocks written since the last fork lies an OverlayStore (a file of the
+// browser's, web/vm/disk-store.ts), and under everything a read-only DiskBase (the image a VM starts from; none:
+// zeros). The in-memory top layer is then a write-back cache of the store: written out when it grows past
+// WRITEBACK_BYTES and at every FLUSH, after which the store is made durable, so a guest that flushed has its data
+// kept. Such a disk has no frozen layers of its own for long: a fork hands its whole overlay over (packed once),
+// and a disk made from a fork writes what it was handed into its own store (absorbLayers) before it runs.
+//
 import type { BlockBackend } from "./backends.ts";
 
 /** Bytes per block: the unit layers keep. */
@@ -21,6 +28,41 @@ export interface FrozenLayer {
   /** their contents, one block after another (on shared memory) */
   data: Uint8Array;
 }
+
+/** Bytes of written blocks a persistent disk keeps in memory before writing them out to its store. */
+export const WRITEBACK_BYTES = 4 * 1024 * 1024;
+
+/** The read-only image under a disk's own blocks (e.g. a system image fetched in chunks). Reads are synchronous. */
+export interface DiskBase {
+  readonly size: number;
+  /** names the image: a store written over one base is not used over another */
+  readonly id: string;
+  read(offset: number, dst: Uint8Array): void;
+}
+
+/**
+ * Where a persistent disk keeps the blocks it wrote (its copy-on-write overlay over the base). Blocks are
+ * DISK_BLOCK bytes, numbered from 0; block numbers handed in are always below the disk's block count.
+ */
+export interface OverlayStore {
+  /** blocks it holds */
+  readonly count: number;
+  /** the most blocks it may hold (its quota; Infinity: what the browser gives) */
+  readonly capacity: number;
+  /** bytes of storage it takes */
+  readonly storedBytes: number;
+  has(block: number): boolean;
+  read(block: number, dst: Uint8Array): void;
+  /** throws DiskFullError when there is no room for a new block (nothing is then changed) */
+  write(block: number, src: Uint8Array): void;
+  /** every block it holds */
+  blockNumbers(): Iterable<number>;
+  /** makes what was written durable */
+  sync(): void;
+}
+
+/** The disk's store has no room for more blocks (its quota, or the browser's). */
+export class DiskFullError extends Error {}
 
 /** A disk as a fork hands it over: its size and its frozen layers, bottom first. */
 export interface SharedDisk {
@@ -40,16 +82,34 @@ function shared(bytes: number): ArrayBuffer {
   return typeof SharedArrayBuffer !== "undefined" ? (new SharedArrayBuffer(bytes) as unknown as ArrayBuffer) : new ArrayBuffer(bytes);
 }
 
+export interface LayeredDiskOptions {
+  readOnly?: boolean;
+  /** start on a fork's frozen layers */
+  from?: SharedDisk;
+  /** the read-only image under everything (default: zeros) */
+  base?: DiskBase;
+  /** persistent: written blocks end up here (see the top of this file) */
+  store?: OverlayStore;
+  /** told when the store runs out of room (the guest gets an I/O error) */
+  onFull?: (why: string) => void;
+}
+
 export class LayeredDisk implements BlockBackend {
   readonly size: number;
   readonly readOnly: boolean;
   flushes = 0;
   /** bottom first */
-  private readonly layers: Layer[] = [];
-  /** blocks written since the last fork */
+  private layers: Layer[] = [];
+  /** blocks written since the last fork (with a store: not yet written out to it) */
   private top = new Map<number, Uint8Array>();
+  private base: DiskBase | undefined;
+  private store: OverlayStore | undefined;
+  /** blocks of `top` the store does not hold yet (each needs room in it) */
+  private pendingNew = 0;
+  private onFull: ((why: string) => void) | undefined;
+  private readonly scratch = new Uint8Array(DISK_BLOCK);
 
-  constructor(size: number, opts: { readOnly?: boolean; from?: SharedDisk } = {}) {
+  constructor(size: number, opts: LayeredDiskOptions = {}) {
     if (size % 512 !== 0 || size < 0) throw new Error(`disk size ${size} is not a multiple of 512`);
     this.size = size;
     this.readOnly = opts.readOnly ?? false;
@@ -57,10 +117,17 @@ export class LayeredDisk implements BlockBackend {
       if (opts.from.size !== size) throw new Error(`the shared disk has ${opts.from.size} bytes, this one ${size}`);
       for (const frozen of opts.from.layers) this.layers.push(indexOf(frozen, size));
     }
+    if (opts.base && opts.base.size !== size) throw new Error(`the base image has ${opts.base.size} bytes, the disk ${size}`);
+    this.base = opts.base;
+    this.store = opts.store;
+    this.onFull = opts.onFull;
   }
 
-  /** Bytes this disk holds of its own (not shared with a fork). */
+  /** Memory this disk holds of its own (not shared with a fork; with a store: not written out yet). */
   get ownBytes(): number { return this.top.size * DISK_BLOCK; }
+  /** Bytes of the browser's storage its store takes (0 without one). */
+  get storedBytes(): number { return this.store?.storedBytes ?? 0; }
+  get persistent(): boolean { return this.store !== undefined; }
   /** Bytes in its frozen layers (shared with forks). */
   get sharedBytes(): number { return this.layers.reduce((n, l) => n + l.frozen.data.length, 0); }
   get depth(): number { return this.layers.length; }
@@ -77,8 +144,35 @@ export class LayeredDisk implements BlockBackend {
     }
   }
 
+  /** Blocks of the write at offset..offset+length that would take new room in the store. */
+  private newBlocks(offset: number, src: Uint8Array): number {
+    let added = 0;
+    for (let done = 0; done < src.length;) {
+      const pos = offset + done;
+      const block = Math.floor(pos / DISK_BLOCK), within = pos - block * DISK_BLOCK;
+      const n = Math.min(DISK_BLOCK - within, src.length - done);
+      if (!this.top.has(block) && !this.store!.has(block)) {
+        const below = this.lookup(block);
+        if (below || !isZero(src.subarray(done, done + n))) added++;
+      }
+      done += n;
+    }
+    return added;
+  }
+
   write(offset: number, src: Uint8Array): void {
     if (this.readOnly) throw new Error("read-only disk");
+    const store = this.store;
+    if (store) {
+      // refused whole, before anything changes, when the store could not take it: the guest gets an I/O error
+      // for this write and everything written before stays as it was
+      const added = this.newBlocks(offset, src);
+      if (added > 0 && store.count + this.pendingNew + added > store.capacity) {
+        const why = `the disk's storage is full (${fmtMiB(store.capacity * DISK_BLOCK)} of overlay in use): the guest's writes to new blocks fail`;
+        this.onFull?.(why);
+        throw new DiskFullError(why);
+      }
+    }
     for (let done = 0; done < src.length;) {
       const pos = offset + done;
       const block = Math.floor(pos / DISK_BLOCK), within = pos - block * DISK_BLOCK;
@@ -92,17 +186,91 @@ export class LayeredDisk implements BlockBackend {
         own = new Uint8Array(DISK_BLOCK);
         if (below && n < DISK_BLOCK) own.set(below); // the rest of the block is what lies below
         this.top.set(block, own);
+        if (store && !store.has(block)) this.pendingNew++;
       }
       own.set(part, within);
       done += n;
     }
+    if (store && this.top.size * DISK_BLOCK >= WRITEBACK_BYTES) {
+      // the write itself is done (in memory); a store that cannot take it now is tried again at the next flush,
+      // which then fails if it still cannot
+      try { this.writeBack(); } catch { /* kept in memory */ }
+    }
   }
 
-  flush(): void { this.flushes++; }
+  /** Makes completed writes durable: with a store, writes the cached blocks out and syncs it. */
+  flush(): void {
+    this.flushes++;
+    if (!this.store) return;
+    this.writeBack();
+    this.store.sync();
+  }
+
+  /** Writes the blocks cached in memory out to the store (each one leaves the cache once it is stored). */
+  writeBack(): void {
+    const store = this.store;
+    if (!store) return;
+    for (const [block, data] of this.top) {
+      const fresh = !store.has(block);
+      try {
+        store.write(block, data);
+      } catch (e) {
+        if (e instanceof DiskFullError) this.onFull?.(e.message);
+        throw e;
+      }
+      this.top.delete(block);
+      if (fresh) this.pendingNew--;
+    }
+  }
+
+  /** A disk made from a fork's layers over a store: writes what the layers hold into the store, syncs it and lets
+   *  the layers go (the disk then needs nothing but its store). */
+  absorbLayers(): void {
+    const store = this.store;
+    if (!store || this.layers.length === 0) return;
+    const all = new Set<number>();
+    for (const l of this.layers) for (const b of l.frozen.blocks) all.add(b);
+    for (const b of all) if (!this.top.has(b) && !store.has(b)) store.write(b, this.lookup(b)!);
+    this.layers = [];
+    this.writeBack();
+    store.sync();
+  }
+
+  /** Takes over `other`'s contents (its store, layers and cached blocks; `other` must not be used again): how a
+   *  reset or an imported image replaces the disk a machine holds. */
+  adopt(other: LayeredDisk): void {
+    if (other.size !== this.size) throw new Error(`the new disk has ${other.size} bytes, this one ${this.size}`);
+    this.layers = other.layers;
+    this.top = other.top;
+    this.base = other.base;
+    this.store = other.store;
+    this.pendingNew = other.pendingNew;
+    other.layers = [];
+    other.top = new Map();
+    other.store = undefined;
+  }
+
+  /** Lets go of the store (it is closed by its owner): from now on the disk refuses every operation. */
+  detach(): void {
+    this.store = undefined;
+    this.layers = [];
+    this.top = new Map();
+    this.detached = true;
+  }
+  private detached = false;
 
   /** Freezes the blocks written since the last fork into a shared layer (this disk goes on writing above it) and
    *  returns the disk as it is now, for a fork's copy. */
   fork(): SharedDisk {
+    if (this.store) {
+      // the copy gets the whole overlay, packed once (it writes it into a store of its own); this disk goes on
+      // with its store as it is
+      this.writeBack();
+      const numbers = new Set<number>(this.store.blockNumbers());
+      for (const l of this.layers) for (const b of l.frozen.blocks) numbers.add(b);
+      const packed = this.pack([...numbers], (b) => this.lookup(b)!.slice());
+      return { size: this.size, layers: [packed.frozen] };
+    }
     if (this.layers.length >= MAX_LAYERS) {
       // every block that any layer has, newest first, into one layer (the old ones live on in earlier forks)
       const all = new Set<number>(this.top.keys());
@@ -126,13 +294,27 @@ export class LayeredDisk implements BlockBackend {
     return indexOf({ blocks, data }, this.size);
   }
 
-  /** The newest contents of a block, or undefined when no layer has it (zeros). */
+  /** The newest contents of a block, or undefined when nothing has it (zeros). What comes from the store or the
+   *  base is in a scratch buffer, good until the next lookup. */
   private lookup(block: number): Uint8Array | undefined {
+    if (this.detached) throw new Error("the disk was replaced");
     const own = this.top.get(block);
     if (own) return own;
+    if (this.store?.has(block)) {
+      this.store.read(block, this.scratch);
+      return this.scratch;
+    }
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const at = this.layers[i].index.get(block);
       if (at !== undefined) return this.layers[i].frozen.data.subarray(at * DISK_BLOCK, (at + 1) * DISK_BLOCK);
+    }
+    if (this.base) {
+      // the last block of a disk whose size is not a whole number of blocks is read short
+      const from = block * DISK_BLOCK;
+      const n = Math.min(DISK_BLOCK, this.base.size - from);
+      if (n < DISK_BLOCK) this.scratch.fill(0);
+      this.base.read(from, this.scratch.subarray(0, n));
+      return this.scratch;
     }
     return undefined;
   }
@@ -152,6 +334,8 @@ function indexOf(frozen: FrozenLayer, size: number): Layer {
   }
   return { frozen, index };
 }
+
+function fmtMiB(n: number): string { return `${(n / 1048576).toFixed(1)} MiB`; }
 
 function isZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
