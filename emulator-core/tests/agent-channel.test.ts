@@ -67,11 +67,15 @@ describe("virtio-console (the agent channel)", () => {
     const msg = pattern(3000, 1);
     expect(device.send(msg)).toBe(true);
     expect(device.queued).toBe(3000);
-    // two receive buffers of 2 KiB: the message is split across them
+    // two receive buffers of 2 KiB: the message is split across them, once a guest process opens the port (Linux
+    // drops what comes for a closed port)
     const r1 = ram.alloc(2048), r2 = ram.alloc(2048);
     drv.add(RXQ, [{ addr: r1, len: 2048, write: true }]);
     drv.add(RXQ, [{ addr: r2, len: 2048, write: true }]);
     drv.kick(RXQ);
+    expect(drv.used(RXQ)).toEqual([]);
+    drv.add(CTXQ, [{ addr: ctrlMsg(ram, 0, CONSOLE_CTRL.PORT_OPEN, 1), len: 8 }]);
+    drv.kick(CTXQ);
     const used = drv.used(RXQ);
     expect(used.map((u) => u.len)).toEqual([2048, 952]);
     expect([...ram.mem.view(r1, 2048), ...ram.mem.view(r2, 952)]).toEqual([...msg]);
@@ -88,6 +92,8 @@ describe("virtio-console (the agent channel)", () => {
 
   it("takes no more than its limit from the host, and says when there is room again", () => {
     const { device, drv, ram } = handshake({ pendingLimit: 4096 });
+    drv.add(CTXQ, [{ addr: ctrlMsg(ram, 0, CONSOLE_CTRL.PORT_OPEN, 1), len: 8 }]);
+    drv.kick(CTXQ);
     let drained = 0;
     device.onDrain = () => drained++;
     expect(device.send(new Uint8Array(3000))).toBe(true);
@@ -189,7 +195,7 @@ function scriptedPort(answer: (f: Frame, reply: (type: number, id: number, paylo
   const reader = new FrameReader();
   let queued = 0;
   const port: AgentPort & { reset(): void; drain(): void; sent: Frame[] } = {
-    onData: null, onDrain: null, onReset: null, sent: [],
+    onData: null, onDrain: null, onReset: null, onGuestOpen: null, sent: [],
     send(bytes) {
       if (queued > 0 && queued + bytes.length > limit) return false;
       queued += bytes.length;
@@ -241,16 +247,23 @@ describe("AgentClient", () => {
     await expect(c.getFile("/x", { idleTimeoutMs: 30 })).rejects.toThrow(/no progress reading \/x/);
   }, 15_000);
 
-  it("fails what is in flight when the channel resets or the agent restarts, and everything after close()", async () => {
+  it("fails what is in flight when the channel resets or the agent dies, not what a new agent will answer; all after close()", async () => {
     const port = scriptedPort(() => {});
     const c = new AgentClient(port);
     const a = c.exec("x", { timeoutMs: 60_000 });
     port.reset();
     await expect(a).rejects.toThrow(/reset its agent channel/);
     const b = c.getFile("/y");
+    port.onGuestOpen?.(false); // the agent died
+    await expect(b).rejects.toThrow(/agent stopped/);
+    // a new agent says hello: that answers a hello() waiting for it, and fails nothing sent meanwhile
+    const h = c.hello(5000);
+    const d = c.exec("y", { timeoutMs: 60_000 });
     port.onData?.(encodeFrame(T.R_HELLO, 0, new TextEncoder().encode("tabvisor-agent 1")));
-    await expect(b).rejects.toThrow(/agent restarted/);
+    expect(await h).toBe("tabvisor-agent 1");
     expect(c.agentVersion).toBe("tabvisor-agent 1");
+    port.onData?.(encodeFrame(T.EXIT, port.sent.at(-1)!.id, u32s(0, 0, 0)));
+    expect((await d).exitCode).toBe(0);
     c.close("gone");
     await expect(c.exec("x")).rejects.toThrow(/gone/);
   });

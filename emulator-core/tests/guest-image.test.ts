@@ -74,4 +74,15 @@ describe("the committed guest initramfs", () => {
       expect((e!.mode & 0o7777).toString(8), name).toBe(perm.toString(8));
     }
   });
+
+  it("holds the control channel's agent, the static riscv64 binary the manifest describes", () => {
+    const e = entries.find((x) => x.name === "sbin/tabvisor-agent");
+    expect(e, "sbin/tabvisor-agent is missing (rebuild: INITRAMFS_ONLY=1 npm run images)").toBeDefined();
+    expect(createHash("sha256").update(e!.data).digest("hex")).toBe(manifest.agent.sha256);
+    expect((e!.mode & 0o7777).toString(8)).toBe("755");
+    const elf = Buffer.from(e!.data);
+    expect(elf.subarray(0, 4).toString("latin1")).toBe("\x7fELF");
+    expect(elf.readUInt16LE(18)).toBe(243); // e_machine: RISC-V
+    expect(elf.readUInt16LE(16)).toBe(2); // ET_EXEC: static, no interpreter to find in another userland
+  });
 });

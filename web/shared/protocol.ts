@@ -15,6 +15,7 @@
 //                  bumps OUTPUT_BELL, which the page awaits with Atomics.waitAsync (or polls without it).
 //   OUTPUT_BELL    see PAGE_ASLEEP.
 
+import type { ExecOptions, ExecResult } from "../../emulator-core/src/agent/client.ts";
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import type { StateValue } from "../../emulator-core/src/snapshot/state-value.ts";
 import type { NicInit } from "../net/nic-channel.ts";
@@ -104,7 +105,9 @@ export interface VmBalloonStats {
 
 export type VmEvent =
   | { kind: "state"; state: VmState; detail?: string }
-  | { kind: "ready" };
+  | { kind: "ready" }
+  /** a file going in or out through the agent (VmWorkerApi.agentPut/agentGet with a transfer id) */
+  | { kind: "transfer"; id: string; done: number; total: number };
 
 export interface VmBootImages {
   kernel: Uint8Array;
@@ -205,6 +208,13 @@ export interface VmWorkerApi {
    *  named `to`): RAM is copied while the guest runs, then it is held for the rest; once the other side runs it this
    *  VM stops for good ("stopped", "migrated to …"). On failure the guest runs on here and the promise rejects. */
   migrateOut(channel: string, to: string): Promise<VmMigrationReport>;
+  /** runs `/bin/sh -c command` in the guest through its agent (emulator-core/src/agent): exit status and output;
+   *  rejects with "no answer ..." when the guest does not answer in time */
+  agentExec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** writes a file in the guest (made whole at the end); progress as "transfer" events when `transfer` is given */
+  agentPut(path: string, data: Uint8Array, opts?: { mode?: number; transfer?: string }): Promise<void>;
+  /** reads a file from the guest */
+  agentGet(path: string, opts?: { maxBytes?: number; transfer?: string }): Promise<Uint8Array>;
 }
 
 /** The marker the guest's /init prints when the shell is about to start. */

@@ -16,6 +16,7 @@ import { Snapshots } from "./snapshots/snapshots.ts";
 import { Autosave } from "./snapshots/autosave.ts";
 import { HostTabs, holdLock, type LocksLike } from "./tabs/host-tabs.ts";
 import { Migrations, type MigrationNetwork } from "./tabs/migrations.ts";
+import { Transfers } from "./files/transfers.ts";
 
 /** What tests and the browser's devtools console can reach: window.tabvisor. The first group is about the
  *  selected VM (the one whose console and toolbar are shown). */
@@ -53,7 +54,7 @@ declare global {
 /** The lab's default network: every VM gets one card on it, with an address from its gateway's DHCP. */
 const DEFAULT_NETWORK = { name: "lan", gateway: "10.0.1.1/24" };
 
-interface Lab { hv?: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; secondHost?: boolean }
+interface Lab { hv?: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; transfers?: Transfers; secondHost?: boolean }
 
 /** The saved lab belongs to one tab at a time: a further tab opened on it starts empty, as another host of the
  *  first tab's lab (VMs can be migrated to it, or made there; they are not saved). */
@@ -119,7 +120,8 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       }
       const migrations = madeMigrations = tabs && new Migrations(made, tabs, network, { say: (kind, text) => snaps.say(kind, text) });
       if (secondHost) snaps.say("info", `The saved lab is open in another tab: ${tabs?.self.name ?? "this tab"} starts empty, as another host (migrate VMs here, or make new ones: they are not saved).`);
-      setLab({ hv: made, hub: net, snaps, autosave: madeAutosave, migrations, secondHost });
+      const transfers = new Transfers(made, (kind, text) => snaps.say(kind, text));
+      setLab({ hv: made, hub: net, snaps, autosave: madeAutosave, migrations, transfers, secondHost });
     })().catch((e: unknown) => {
       if (cancelled) return;
       if (e instanceof DownloadError) onProblem({ title: "The guest images could not be downloaded", detail: e.message, fix: e.fix });
@@ -136,7 +138,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
 export function App() {
   const [progress, setProgress] = useState<LoadProgress>();
   const [problem, setProblem] = useState<EnvironmentProblem>();
-  const { hv, hub, snaps, autosave, migrations } = useHypervisor(setProgress, setProblem);
+  const { hv, hub, snaps, autosave, migrations, transfers } = useHypervisor(setProgress, setProblem);
   const ui = useRef<DashboardUi | undefined>(undefined);
 
   useEffect(() => {
@@ -187,7 +189,7 @@ export function App() {
 
   if (problem) return <ProblemView problem={problem} />;
   if (!hv) return <LoadingView progress={progress} />;
-  return <Guard><Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} migrations={migrations} onUi={(u) => { ui.current = u; }} /></Guard>;
+  return <Guard><Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} migrations={migrations} transfers={transfers} onUi={(u) => { ui.current = u; }} /></Guard>;
 }
 
 /** A bug in the dashboard shows what happened instead of an empty page (the VMs keep running in their workers). */

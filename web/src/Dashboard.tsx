@@ -14,6 +14,8 @@ import type { Autosave } from "./snapshots/autosave.ts";
 import { fmtBytes, fmtPct, fmtUptime } from "./meters.ts";
 import { maxBalloonMiB, BALLOON_FLOOR_MIB, SAMPLE_LAB } from "./lab.ts";
 import type { Migrations } from "./tabs/migrations.ts";
+import type { Transfers } from "./files/transfers.ts";
+import { FilesMenu } from "./files/FilesMenu.tsx";
 
 const CPU_COLOR = "#3fb950";
 const CAP_COLOR = "#d29922";
@@ -34,8 +36,8 @@ export interface DashboardUi {
   select(id: number): void;
 }
 
-export function Dashboard({ hv, hub, snaps, autosave, migrations, onUi }: {
-  hv: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; onUi?: (ui: DashboardUi) => void;
+export function Dashboard({ hv, hub, snaps, autosave, migrations, transfers, onUi }: {
+  hv: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; transfers?: Transfers; onUi?: (ui: DashboardUi) => void;
 }) {
   const [view, setView] = useState<"consoles" | "networks" | "snapshots">("consoles");
   const showNetworks = view === "networks";
@@ -156,13 +158,14 @@ export function Dashboard({ hv, hub, snaps, autosave, migrations, onUi }: {
                 {split ? "Single console" : "Split view"}
               </button>
             </nav>
-            {sel && <Toolbar hv={hv} e={sel} snaps={snaps} migrations={migrations} onSelect={select} showMeters={showMeters} onToggleMeters={() => setShowMeters(!showMeters)} />}
+            {sel && <Toolbar hv={hv} e={sel} snaps={snaps} migrations={migrations} transfers={transfers} onSelect={select} showMeters={showMeters} onToggleMeters={() => setShowMeters(!showMeters)} />}
             <div className="workspace">
               <div className={`consoles ${split ? `split n${Math.min(shownInSplit.length, 6)}` : ""}`}>
                 {entries.map((e) => (
                   <ConsolePane
                     key={e.id} e={e} visible={visible(e)} split={split} focused={e.id === sel?.id}
                     onFocus={() => setSelected(e.id)}
+                    onFiles={transfers && ((files) => { for (const f of files) void transfers.upload(e, f); })}
                     onClose={() => setSplitIds((ids) => ids.length > 1 ? ids.filter((i) => i !== e.id) : ids)}
                   />
                 ))}
@@ -266,8 +269,8 @@ function EmptyLab({ onCreate, onSample }: { onCreate: () => void; onSample: () =
   );
 }
 
-function Toolbar({ hv, e, snaps, migrations, onSelect, showMeters, onToggleMeters }: {
-  hv: Hypervisor; e: VmEntry; snaps?: Snapshots; migrations?: Migrations; onSelect: (id: number) => void; showMeters: boolean; onToggleMeters: () => void;
+function Toolbar({ hv, e, snaps, migrations, transfers, onSelect, showMeters, onToggleMeters }: {
+  hv: Hypervisor; e: VmEntry; snaps?: Snapshots; migrations?: Migrations; transfers?: Transfers; onSelect: (id: number) => void; showMeters: boolean; onToggleMeters: () => void;
 }) {
   useMeters(hv);
   useSnapshots(snaps);
@@ -310,6 +313,7 @@ function Toolbar({ hv, e, snaps, migrations, onSelect, showMeters, onToggleMeter
             onClick={() => void snaps.fork(e.id).then((c) => { if (c) onSelect(c.id); })}>{e.busy?.op === "fork" ? busy : "Fork"}</button>
         </>}
         {migrations && <MigrateButton hv={hv} e={e} migrations={migrations} busy={busy} />}
+        {transfers && <FilesMenu hv={hv} e={e} transfers={transfers} disabled={moving} />}
         {s === "stopped" || s === "crashed"
           ? <button data-testid="power-on" onClick={() => { void hv.start(e.id); refocus(); }}>Power on</button>
           : <button data-testid="power-off" disabled={moving} onClick={() => { void hv.powerOff(e.id); refocus(); }}>Power off</button>}
@@ -365,9 +369,13 @@ function MigrateButton({ hv, e, migrations, busy }: { hv: Hypervisor; e: VmEntry
   );
 }
 
-function ConsolePane({ e, visible, split, focused, onFocus, onClose }: {
+function ConsolePane({ e, visible, split, focused, onFocus, onClose, onFiles }: {
   e: VmEntry; visible: boolean; split: boolean; focused: boolean; onFocus: () => void; onClose: () => void;
+  /** files dropped on the console: they go into the guest (the page's own drop, elsewhere, opens snapshots) */
+  onFiles?: (files: File[]) => void;
 }) {
+  const [dropping, setDropping] = useState(false);
+  const hasFiles = (ev: React.DragEvent) => Array.from(ev.dataTransfer?.types ?? []).includes("Files");
   const slot = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = slot.current!;
@@ -379,7 +387,16 @@ function ConsolePane({ e, visible, split, focused, onFocus, onClose }: {
     if (visible && focused) requestAnimationFrame(() => e.console.focus());
   }, [visible, focused, split, e]);
   return (
-    <div className={`pane ${focused && split ? "focused" : ""}`} style={{ display: visible ? undefined : "none" }} onMouseDown={onFocus}>
+    <div className={`pane ${focused && split ? "focused" : ""} ${dropping ? "drop-target" : ""}`} style={{ display: visible ? undefined : "none" }} onMouseDown={onFocus}
+      onDragOver={(ev) => { if (onFiles && hasFiles(ev)) { ev.preventDefault(); ev.stopPropagation(); ev.dataTransfer.dropEffect = "copy"; setDropping(true); } }}
+      onDragLeave={(ev) => { if (ev.currentTarget === ev.target || !ev.relatedTarget) setDropping(false); }}
+      onDrop={(ev) => {
+        if (!onFiles || !hasFiles(ev)) return;
+        ev.preventDefault();
+        ev.stopPropagation();
+        setDropping(false);
+        onFiles(Array.from(ev.dataTransfer.files));
+      }}>
       {split && (
         <div className="pane-head">
           <span className={`dot dot-${e.state}`} />

@@ -13,6 +13,7 @@ import type { NicInit } from "../net/nic-channel.ts";
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import { templateShape } from "../../emulator-core/src/snapshot/template.ts";
 import { parseMac } from "../../emulator-core/src/net/packet.ts";
+import type { ExecOptions, ExecResult } from "../../emulator-core/src/agent/client.ts";
 
 /** Where a VM's console output goes (an xterm Terminal fits: write(data, callback)). */
 export interface ConsoleSink {
@@ -118,6 +119,8 @@ export class VmHandle {
   /** the worker failed (an uncaught error) and was terminated: this handle is done, make a new one */
   dead = false;
   private readyListeners = new Set<() => void>();
+  private readonly transferListeners = new Map<string, (done: number, total: number) => void>();
+  private transfers = 0;
   state: VmState = "created";
   stateDetail: string | undefined;
   ready = false;
@@ -194,6 +197,38 @@ export class VmHandle {
   /** live-migrates the machine to the worker listening on `channel` in the tab named `to` (see VmWorkerApi) */
   migrateOut(channel: string, to: string): Promise<VmMigrationReport> { return this.call((r) => r.migrateOut(channel, to)); }
 
+  /** Runs a shell command in the guest through its agent (the control channel): exit status and output. */
+  agentExec(command: string, opts?: ExecOptions): Promise<ExecResult> { return this.call((r) => r.agentExec(command, opts)); }
+
+  /** Writes `data` to `path` in the guest; its buffer moves to the worker (the caller must not use it after). */
+  async agentPut(path: string, data: Uint8Array, opts: { mode?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
+    const transfer = this.watchTransfer(opts.onProgress);
+    try {
+      const moved = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer
+        ? Comlink.transfer(data, [data.buffer]) : data;
+      await this.call((r) => r.agentPut(path, moved, { mode: opts.mode, transfer }));
+    } finally {
+      if (transfer) this.transferListeners.delete(transfer);
+    }
+  }
+
+  /** Reads a file from the guest. */
+  async agentGet(path: string, opts: { maxBytes?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<Uint8Array> {
+    const transfer = this.watchTransfer(opts.onProgress);
+    try {
+      return await this.call((r) => r.agentGet(path, { maxBytes: opts.maxBytes, transfer }));
+    } finally {
+      if (transfer) this.transferListeners.delete(transfer);
+    }
+  }
+
+  private watchTransfer(fn: ((done: number, total: number) => void) | undefined): string | undefined {
+    if (!fn) return undefined;
+    const id = `t${++this.transfers}`;
+    this.transferListeners.set(id, fn);
+    return id;
+  }
+
   /** The state as the worker last published it in shared memory (no round trip). */
   get sharedState(): VmState { return VM_STATES[Atomics.load(this.ctrl, CTRL.STATE)] ?? "created"; }
 
@@ -241,6 +276,10 @@ export class VmHandle {
     if (e.kind === "ready") {
       this.ready = true;
       for (const fn of this.readyListeners) fn();
+      return;
+    }
+    if (e.kind === "transfer") {
+      this.transferListeners.get(e.id)?.(e.done, e.total);
       return;
     }
     if (e.state === "booting") this.ready = false;

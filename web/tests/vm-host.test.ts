@@ -106,6 +106,28 @@ const count = async (v: TestVm) => {
 };
 
 describe("VmHost (the VM worker's class) in Node", () => {
+  it("talks to the guest's agent: a command's status and output, a file in with progress and back out", async () => {
+    const v = vm("agentvm", { last: 9 });
+    v.call((h) => h.start());
+    await v.ready();
+    const r = await v.call((h) => h.agentExec("hostname; exit 4"));
+    expect(new TextDecoder().decode(r.stdout)).toBe("agentvm\n");
+    expect(r.exitCode).toBe(4);
+    const data = new Uint8Array(3 << 20).map((_, i) => (i * 31) >> 3);
+    await v.call((h) => h.agentPut("/root/uploads/x.bin", data, { transfer: "up1" }));
+    const progress = v.events.filter((e) => e.kind === "transfer" && e.id === "up1");
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.at(-1)).toEqual({ kind: "transfer", id: "up1", done: data.length, total: data.length });
+    const back = await v.call((h) => h.agentGet("/root/uploads/x.bin"));
+    expect(Buffer.from(back).equals(Buffer.from(data))).toBe(true);
+    // a restore puts another machine in: the agent follows it
+    const saved = await v.call((h) => h.saveState());
+    await v.call((h) => h.restore(saved));
+    expect(new TextDecoder().decode((await v.call((h) => h.agentExec("cat /root/uploads/x.bin | wc -c"))).stdout).trim()).toBe(String(data.length));
+    v.call((h) => h.powerOff());
+    await expect(v.call((h) => h.agentExec("true"))).rejects.toThrow(/the VM is stopped/);
+  }, 120_000);
+
   it("live-migrates a counting VM to another VmHost: the loop counts on there, the source stops for good", async () => {
     const src = vm("mover", { last: 1 });
     src.call((h) => h.start());

@@ -35,6 +35,8 @@ import {
   type VmIncoming, type VmMigrationReport,
 } from "../shared/protocol.ts";
 import { shapeMismatch, sameIdentity } from "../shared/saved-machine.ts";
+import { VmAgent } from "./vm-agent.ts";
+import type { ExecOptions, ExecResult } from "../../emulator-core/src/agent/client.ts";
 
 /** Host time per slice while the guest is busy. */
 const SLICE_MS = 16;
@@ -92,6 +94,9 @@ export class VmHost implements VmWorkerApi {
   private capWindowBusy = 0;
   private throttledMs = 0;
   private readonly countThrottled = (ms: number) => { this.throttledMs += ms; };
+  /** the control channel to the guest's agent (commands, files in and out) */
+  private readonly agent = new VmAgent(() => this.runner.machine && this.runnerHost().wake(),
+    () => (this.state === "running" || this.state === "booting" ? undefined : `the VM is ${this.state === "created" ? "not started" : this.state}`));
   /** the in-memory disks: their contents survive resets and power cycles (a restore brings new ones, with the
    *  saved contents) */
   private disks: LayeredDisk[] = [];
@@ -247,6 +252,30 @@ export class VmHost implements VmWorkerApi {
   injectFault(): void {
     this.took();
     setTimeout(() => { throw new Error("fault injected into the VM worker (test)"); });
+  }
+
+  agentExec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.agent.exec(command, opts);
+  }
+
+  async agentPut(path: string, data: Uint8Array, opts: { mode?: number; transfer?: string } = {}): Promise<void> {
+    await this.agent.put(path, data, opts.mode, this.progress(opts.transfer));
+  }
+
+  async agentGet(path: string, opts: { maxBytes?: number; transfer?: string } = {}): Promise<Uint8Array> {
+    return this.agent.get(path, opts.maxBytes, this.progress(opts.transfer));
+  }
+
+  /** Transfer progress as events, at most every 100 ms and at the end. */
+  private progress(transfer: string | undefined): ((done: number, total: number) => void) | undefined {
+    if (!transfer) return undefined;
+    let last = 0;
+    return (done, total) => {
+      const now = performance.now();
+      if (done < total && now - last < 100) return;
+      last = now;
+      this.event({ kind: "transfer", id: transfer, done, total });
+    };
   }
 
   async snapshot(info: { name?: string; vmName: string }): Promise<Uint8Array> {
@@ -427,6 +456,7 @@ export class VmHost implements VmWorkerApi {
   /** Makes `m` the VM's machine (the one before it, if any, is dropped). */
   private install(m: Machine, disks: LayeredDisk[], from: VmStart, ms: number): void {
     this.machine = m;
+    this.agent.bind(m);
     this.disks = disks;
     this.nics.bind(m.nics);
     m.balloon?.setTarget(this.balloonPages);
@@ -681,6 +711,7 @@ export class VmHost implements VmWorkerApi {
   }
 
   private setState(state: VmState, detail?: string): void {
+    if (state === "stopped" || state === "error") this.agent.stopped(`the VM stopped${detail ? ` (${detail})` : ""}`);
     this.state = state;
     Atomics.store(this.ctrl, CTRL.STATE, VM_STATES.indexOf(state));
     this.event({ kind: "state", state, detail });

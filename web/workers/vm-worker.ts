@@ -1,6 +1,6 @@
 // One VM in its own Web Worker: VmHost (web/vm/vm-host.ts) exposed to the page through comlink. What is the
-// worker's own is how results cross to the page: a snapshot file and a saved state's page buffers are transferred,
-// not copied.
+// worker's own is how results cross to the page: a snapshot file, a saved state's page buffers and a file read from
+// the guest are transferred, not copied.
 
 import * as Comlink from "comlink";
 import { VmHost } from "../vm/vm-host.ts";
@@ -31,6 +31,12 @@ const api: VmWorkerApi = {
   },
   restore: (from) => host.restore(from),
   migrateOut: (channel, to) => host.migrateOut(channel, to),
+  agentExec: (command, opts) => host.agentExec(command, opts),
+  agentPut: (path, data, opts) => host.agentPut(path, data, opts),
+  async agentGet(path, opts) {
+    const data = await host.agentGet(path, opts);
+    return Comlink.transfer(data, [data.buffer as ArrayBuffer]);
+  },
 };
 
 Comlink.expose(api);

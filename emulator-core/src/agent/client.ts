@@ -18,6 +18,8 @@ export interface AgentPort {
   onData: ((bytes: Uint8Array) => void) | null;
   onDrain: (() => void) | null;
   onReset: (() => void) | null;
+  /** the guest's agent opened or closed its end (a close: it died, and what it had in hand is lost) */
+  onGuestOpen: ((open: boolean) => void) | null;
 }
 
 export interface ExecResult {
@@ -86,13 +88,14 @@ export class AgentClient {
     port.onData = (bytes) => this.reader.push(bytes, (f) => this.dispatch(f));
     port.onDrain = () => { const w = this.drainWaiters; this.drainWaiters = []; for (const f of w) f(); };
     port.onReset = () => this.failAll(new AgentNoAnswer("the guest reset its agent channel (a reboot?)"));
+    port.onGuestOpen = (open) => { if (!open) this.failAll(new AgentNoAnswer("the guest agent stopped (init starts it again)")); };
   }
 
   /** Fails every request in flight and every later one (the machine is gone). */
   close(reason = "the VM stopped"): void {
     this.closed = new AgentNoAnswer(reason);
     this.failAll(this.closed);
-    this.port.onData = this.port.onDrain = this.port.onReset = null;
+    this.port.onData = this.port.onDrain = this.port.onReset = this.port.onGuestOpen = null;
   }
 
   /** Whether the agent runs: its version, or AgentNoAnswer after timeoutMs. A guest agent that starts later says
@@ -242,10 +245,9 @@ export class AgentClient {
     if (f.type === T.R_HELLO) {
       this.agentVersion = text(f.payload);
       if (f.id === 0) {
-        // The agent (re)started: it answers hello() calls waiting for it (they leave `pending`), and whatever else
-        // it was doing for us is gone.
+        // The agent (re)started: it answers the hello() calls waiting for it. Requests sent meanwhile were held for
+        // it and it answers them too (what an agent that died had in hand failed when it closed the port).
         for (const h of [...this.helloWaiters]) h(this.agentVersion);
-        this.failAll(new AgentNoAnswer("the guest agent restarted"));
         return;
       }
     }

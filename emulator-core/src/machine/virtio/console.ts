@@ -15,8 +15,9 @@
 // (PORT_OPEN(0, 1): the host always listens, so a guest read blocks instead of seeing end of file). The driver sends
 // PORT_OPEN(0, 1/0) when a guest process opens or closes the port.
 //
-// Host to guest bytes wait in `pending` until the guest gives receive buffers, as many as `pendingLimit` allows (the
-// host is told when there is room again: onDrain). Guest to host bytes go to `onData` as they come. A driver
+// Host to guest bytes wait in `pending` until a guest process has the port open (Linux drops data for a port that
+// is closed) and the driver gives receive buffers, as many as `pendingLimit` allows (the host is told when there is
+// room again: onDrain). Guest to host bytes go to `onData` as they come. A driver
 // reset drops what was pending and what the control queue had not delivered; onReset tells the host, whose
 // requests in flight are then lost.
 
@@ -71,7 +72,7 @@ export class VirtioConsole implements VirtioDevice {
   onData: ((bytes: Uint8Array) => void) | null = null;
   /** room again under pendingLimit after send() returned false, or everything delivered */
   onDrain: (() => void) | null = null;
-  /** the guest opened (true) or closed (false) the port */
+  /** the guest opened (true) or closed (false) the port; at a close, pending host bytes were dropped */
   onGuestOpen: ((open: boolean) => void) | null = null;
   /** the driver reset the device: pending host bytes were dropped */
   onReset: (() => void) | null = null;
@@ -201,7 +202,8 @@ export class VirtioConsole implements VirtioDevice {
   private deliver(): void {
     const t = this.t!;
     const vq = t.queue(PORT_RXQ);
-    if (!vq.ready || !this.portReady) return;
+    // Linux throws away what arrives for a port no process has open: hold it until the agent opens the port.
+    if (!vq.ready || !this.portReady || !this.guestOpen) return;
     const c = this.chain!;
     let n = 0;
     try {
@@ -286,6 +288,9 @@ export class VirtioConsole implements VirtioDevice {
       case CONSOLE_CTRL.PORT_OPEN: {
         if (id !== 0) break;
         const open = value === 1;
+        // What was on its way to a process that closed the port is for requests it will never answer: drop it, so
+        // that the next process starts on a clean stream.
+        if (!open) this.dropPending();
         if (open !== this.guestOpen) { this.guestOpen = open; this.onGuestOpen?.(open); }
         if (open) this.deliver();
         break;
@@ -293,6 +298,13 @@ export class VirtioConsole implements VirtioDevice {
       default:
         break; // events a driver does not send, or ones this device does not need (RESIZE)
     }
+  }
+
+  private dropPending(): void {
+    this.pending.length = 0;
+    this.headUsed = 0;
+    this.pendingBytes = 0;
+    if (this.wantDrain) { this.wantDrain = false; this.onDrain?.(); }
   }
 
   private queueControl(id: number, event: number, value: number, payload?: Uint8Array): void {
