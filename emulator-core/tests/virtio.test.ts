@@ -815,6 +815,24 @@ describe("defects the hostile virtio driver found", () => {
     expect(q.num).toBe(1);
     expect(dev.needsReset).toBe(false);
   });
+
+  it("a Status write that clears a bit needs a reset, so a running device never stands without FEATURES_OK (its snapshot was refused)", () => {
+    const { drv, dev, errors } = setup(new VirtioRng(), [8]);
+    drv.w(REG.Status, STATUS_DRIVER_OK); // FEATURES_OK, DRIVER and ACKNOWLEDGE taken back
+    expect(drv.status & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+    expect(errors).toEqual([expect.stringMatching(/Status 0x4 clears bits 0xb of 0xf without a reset/)]);
+    expect(dev.running).toBe(false);
+    // whatever the guest did, the machine's snapshot of it restores
+    const copy = new VirtioMmio(drv.ram.mem, new FakeIrq(), new VirtioRng());
+    expect(() => copy.restoreState(dev.saveState())).not.toThrow();
+    // a reset brings it back; setting bits one by one is what drivers do, and stays fine
+    drv.w(REG.Status, 0);
+    expect(drv.status).toBe(0);
+    drv.w(REG.Status, STATUS_ACKNOWLEDGE);
+    drv.w(REG.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    expect(drv.status).toBe(STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    expect(errors.length).toBe(1);
+  });
 });
 
 describe("FileBlockBackend", () => {

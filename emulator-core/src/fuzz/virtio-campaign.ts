@@ -20,13 +20,16 @@ import { Machine } from "../machine/machine.ts";
 import { makeSpec } from "../machine/description.ts";
 import { GuestMemoryError } from "../machine/guest-memory.ts";
 import { MemoryBlockBackend, type BlockBackend, type EntropySource } from "../machine/virtio/backends.ts";
+import { VirtioBlk } from "../machine/virtio/blk.ts";
+import { VirtioNet } from "../machine/virtio/net.ts";
+import { VirtioRng } from "../machine/virtio/rng.ts";
+import { VirtioBalloon } from "../machine/virtio/balloon.ts";
+import type { StateObject, StateValue } from "../snapshot/state-value.ts";
 import {
-  REG, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET, type VirtioMmio,
+  VirtioMmio, REG, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET,
   type VirtioDevice,
 } from "../machine/virtio/mmio.ts";
 import { VirtqueueError, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "../machine/virtio/queue.ts";
-import type { VirtioBalloon } from "../machine/virtio/balloon.ts";
-import type { VirtioNet } from "../machine/virtio/net.ts";
 import { Rng } from "./program.ts";
 import { CampaignRules } from "./campaign.ts";
 import {
@@ -178,6 +181,7 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
     if (slices % 7 === 0) m.balloon!.setTarget(hostRng.below(64));
     if (slices % 2 === 0) m.balloon!.requestStats();
     if (disk.async) { disk.settle(hostRng, 0.5); await turn(); }
+    if (slices % 4 === 0) stateRoundTrip(m, fuzzed, kinds, problems);
   }
   const ms = performance.now() - t0;
   // whatever the guest left in flight settles; then no request may stay with the device
@@ -186,6 +190,7 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
   let end: VirtioRoundResult["end"] = "timeout";
   if (m.halted) end = m.exitStatus === 0 ? "poweroff" : m.exitStatus === 1 ? "trap-limit" : "fatal";
   if (m.halted && m.exitStatus !== 0 && m.exitStatus !== 1 && m.exitStatus !== 2) problems.push(`halted with status ${m.exitStatus}: ${m.haltReason}`);
+  stateRoundTrip(m, fuzzed, kinds, problems);
   const work = workOf(m); // before the sane driver's requests
   const s0 = m.hart.reg(8);
   const executed = s0 >= SCRIPT_ADDR ? Math.min(script.actions.length + 1, Number((s0 - SCRIPT_ADDR) / BigInt(ACTION_BYTES))) : 0;
@@ -208,6 +213,53 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
     else if (was) recovered++;
   }
   return { end, ms, executed, failedDuring: failedDuring.size, needsResetAtEnd, recovered, problems, reasons, work };
+}
+
+/**
+ * Whatever state the guest drove a device into must survive a snapshot (a VM that cannot be restored or migrated
+ * is one the guest wedged): each transport's state restores into a fresh device of the same kind, and reads back
+ * the same. (A disk with requests in flight is skipped: the machine waits for them before it saves.)
+ */
+function stateRoundTrip(m: Machine, fuzzed: Machine["virtio"], kinds: DeviceKind[], problems: string[]): void {
+  fuzzed.forEach((v, i) => {
+    const kind = kinds[i];
+    if (kind === "blk" && m.disks[0].inflight > 0) return;
+    if (problems.some((p) => p.startsWith(`${kind}: its state`))) return; // once per round is enough
+    let saved: StateValue;
+    try {
+      saved = v.transport.saveState();
+    } catch (e) {
+      problems.push(`${kind}: its state does not save: ${(e as Error).message}`);
+      return;
+    }
+    const fresh = kind === "blk" ? new VirtioBlk(new MemoryBlockBackend(FUZZ_DISK_BYTES))
+      : kind === "net" ? new VirtioNet({ mac: MAC })
+      : kind === "rng" ? new VirtioRng()
+      : new VirtioBalloon();
+    const copy = new VirtioMmio(m.memory, { set: () => {} }, fresh);
+    try {
+      copy.restoreState(saved);
+    } catch (e) {
+      problems.push(`${kind}: its state does not restore: ${(e as Error).message}`);
+      return;
+    }
+    const again = copy.saveState();
+    if (!sameState(saved, again)) problems.push(`${kind}: its state reads back differently after a restore`);
+  });
+}
+
+function sameState(a: StateValue, b: StateValue): boolean {
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    return a instanceof Uint8Array && b instanceof Uint8Array && a.length === b.length && a.every((x, i) => x === b[i]);
+  }
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameState(x, b[i]));
+  }
+  if (a !== null && b !== null && typeof a === "object" && typeof b === "object") {
+    const ka = Object.keys(a), kb = Object.keys(b);
+    return ka.length === kb.length && ka.every((k) => sameState((a as StateObject)[k], (b as StateObject)[k]));
+  }
+  return a === b;
 }
 
 /** Errors that are the guest's fault: the device's NEEDS_RESET path. */

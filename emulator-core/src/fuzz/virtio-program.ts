@@ -286,7 +286,8 @@ class Gen {
       const k = this.rng.below(100);
       if (k < 50) this.request(d);
       else if (k < 60) this.init(d, true);
-      else if (k < 68) this.storm(d);
+      else if (k < 64) this.storm(d);
+      else if (k < 68) this.statusSequence(d);
       else if (k < 74) this.config(d);
       else if (k < 84) this.interrupts(d);
       else if (k < 87) this.reset(d);
@@ -506,6 +507,18 @@ class Gen {
       const addr = d.base + BigInt(off + (this.chance(0.1) ? this.rng.below(4) : 0));
       if (this.chance(0.4)) this.ld(size, addr);
       else this.st(size, addr, this.chance(0.5) ? BigInt(this.rng.below(16)) : this.u64());
+    }
+  }
+
+  /** Status writes a driver must not make: bits cleared without a reset, bits out of order, FAILED, reserved. */
+  private statusSequence(d: DeviceGen): void {
+    const bits = [STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_FEATURES_OK, STATUS_DRIVER_OK, STATUS_FAILED, STATUS_NEEDS_RESET, 0x10, 0x20];
+    const n = 1 + this.rng.below(3);
+    for (let i = 0; i < n; i++) {
+      let v = 0;
+      for (const b of bits) if (this.chance(b === STATUS_FAILED || b >= 0x10 && b !== STATUS_DRIVER_OK && b !== STATUS_FEATURES_OK ? 0.1 : 0.6)) v |= b;
+      this.reg(d, REG.Status, this.chance(0.05) ? this.u32() : v);
+      if (this.chance(0.5)) this.ld(4, d.base + BigInt(REG.Status));
     }
   }
 

@@ -19,9 +19,10 @@
 //     Node only: FileBlockBackend in src/node/file-block-backend.ts.
 //
 // Robustness: read() and write() never throw. Anything the guest gets wrong (ring or buffer outside RAM, loops,
-// bad sizes, notify on an unready queue, truncated request headers) stops the device: Status reads with
-// DEVICE_NEEDS_RESET (0x40), InterruptStatus bit 1 (config change) is raised, and nothing is processed until the
-// driver writes 0 to Status. Guest RAM is only touched through GuestMemory-checked offsets.
+// bad sizes, notify on an unready queue, truncated request headers, a Status write that clears a bit) stops the
+// device: Status reads with DEVICE_NEEDS_RESET (0x40), InterruptStatus bit 1 (config change) is raised, and
+// nothing is processed until the driver writes 0 to Status. Guest RAM is only touched through GuestMemory-checked
+// offsets.
 // What the driver is waiting for is then completed with errors where the device can do that safely
 // (VirtioDevice.failRequests): virtio-blk answers its requests in flight, and the ones the driver publishes while the
 // device stays failed, with VIRTIO_BLK_S_IOERR; the balloon acknowledges inflate/deflate buffers without acting on
@@ -429,6 +430,13 @@ export class VirtioMmio implements MmioDevice, VirtioTransport, Stateful {
     if (v === 0) { this.reset(); return; }
     v &= ~STATUS_NEEDS_RESET;
     const old = this.status;
+    // Only a reset clears status bits (virtio 1.x, 2.1.2: the driver MUST NOT clear a device status bit). Taking
+    // FEATURES_OK back from a running device would leave it running on features it never accepted, a state no
+    // device goes through and one a snapshot of the machine would refuse to restore.
+    if (old & ~v) {
+      this.fail(`Status 0x${v.toString(16)} clears bits 0x${(old & ~v).toString(16)} of 0x${old.toString(16)} without a reset`);
+      return;
+    }
     if ((v & STATUS_FEATURES_OK) && !(old & STATUS_FEATURES_OK)) {
       const f = this.driverFeatures;
       if ((f & ~this.offeredFeatures) !== 0n || (f & VIRTIO_F_VERSION_1) === 0n) v &= ~STATUS_FEATURES_OK;
