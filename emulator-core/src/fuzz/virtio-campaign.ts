@@ -179,6 +179,7 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
     // the host's side: frames arrive, the balloon's target moves, statistics are asked for, the disk answers
     if (slices % 3 === 0) m.nics[0].receive(frame);
     if (slices % 7 === 0) m.balloon!.setTarget(hostRng.below(64));
+    if (slices % 11 === 0) m.nics[0].setLinkUp(hostRng.below(4) !== 0);
     if (slices % 2 === 0) m.balloon!.requestStats();
     if (disk.async) { disk.settle(hostRng, 0.5); await turn(); }
     if (slices % 4 === 0) stateRoundTrip(m, fuzzed, kinds, problems);
@@ -406,6 +407,7 @@ async function saneRequest(m: Machine, t: VirtioMmio, d: VirtioDevice, kind: Dev
     }
     case "net": {
       const net = d as VirtioNet;
+      net.setLinkUp(true); // the host may have left the cable out
       const before = net.txPackets;
       const f = new Uint8Array(60).fill(0x5a);
       mem.view(bufs, 12).fill(0);

@@ -269,7 +269,7 @@ class Gen {
         if (this.rng.below(8) === 0) return IMAGE_ADDR + BigInt(this.rng.below(0x200));
         return SCRIPT_ADDR + BigInt(ACTION_BYTES * this.rng.below(Math.max(1, this.out.length - 8)));
       case 6: return d.area + BigInt(this.rng.below(0x3000)) | 1n; // odd, over the rings
-      case 7: return this.u64();
+      case 7: return this.chance(0.5) ? this.u64() : this.rng.pick(this.devs).area + BigInt(this.rng.below(0x3000)); // random, or another device's rings
       default: return RAM_BASE - BigInt(this.rng.below(size) + 1); // straddles RAM's start
     }
   }
@@ -319,7 +319,8 @@ class Gen {
     if (twist !== 4) this.reg(d, REG.Status, ok);
     this.ld(4, d.base + BigInt(REG.Status));
     d.queues.forEach((q, i) => {
-      const num = this.chance(0.85) ? 4 << this.rng.below(3) : 1 << this.rng.below(2); // mostly 4..16: room for a chain
+      // mostly 4..16: room for a chain; now and then the largest ring the transport offers (256)
+      const num = this.chance(0.85) ? 4 << this.rng.below(3) : this.chance(0.5) ? 256 : 1 << this.rng.below(2);
       this.reg(d, REG.QueueSel, twist === 5 && this.chance(0.5) ? this.pickBadQueue(d) : i);
       this.ld(4, d.base + BigInt(REG.QueueNumMax));
       let n = BigInt(num);
@@ -417,7 +418,10 @@ class Gen {
         if (qi === 2) return [{ addr: buf, len: 10 * (1 + rng.below(40)), write: false }];
         const n = 1 + rng.below(8);
         for (let k = 0; k < n; k++) {
-          const pfn = this.chance(0.9) ? (BALLOON_PAGES >> 12n) + BigInt(rng.below(64)) : rng.pick([0n, M32, (RAM_END >> 12n), (IMAGE_ADDR >> 12n) + 1n]);
+          // mostly pages set aside for it; now and then none of RAM's, or a page in use: the script already run, or
+          // a device's rings and buffers (zeroed under its feet)
+          const pfn = this.chance(0.9) ? (BALLOON_PAGES >> 12n) + BigInt(rng.below(64))
+            : rng.pick([0n, M32, (RAM_END >> 12n), (SCRIPT_ADDR >> 12n) + 1n, (rng.pick(this.devs).area >> 12n) + BigInt(rng.below(0x50))]);
           this.st(4, buf + BigInt(4 * k), pfn);
         }
         return [{ addr: buf, len: 4 * n + (this.chance(0.1) ? rng.below(4) : 0), write: false }];
