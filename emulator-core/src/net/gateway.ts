@@ -3,10 +3,14 @@
 // (stable per MAC) and answers DNS queries (UDP port 53) for the names of the VMs on the network: the host name
 // each DHCP client sent (option 12), the gateway's own name, and names registered statically. Names resolve both
 // bare ("client") and in the network's domain ("client.lab").
+//
+// It also opens TCP connections to the VMs (connectTcp, tcp.ts): the host's own way into a VM's services (the page's
+// "Open port"). Their frames go to the MAC the gateway last saw for the address (from ARP, the VM's own frames or
+// its lease), or, when it knows none, it asks by ARP and the SYN's retransmission goes once it is known.
 
 import {
   ARP_REPLY, ARP_REQUEST, BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST,
-  IPPROTO_ICMP, IPPROTO_UDP, buildArpFrame, buildEthernet, buildIcmp, buildIpv4, buildUdpFrame, ipToString, isMulticastMac,
+  IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, buildArpFrame, transportChecksum, buildEthernet, buildIcmp, buildIpv4, buildUdpFrame, ipToString, isMulticastMac,
   macEquals, macKey, macToString, parseArp, parseEthernet, parseIcmp, parseIpv4, parseUdp, prefixMask, toIp, toMac,
   udpChecksumOk,
 } from "./packet.ts";
@@ -22,6 +26,7 @@ import {
   RCODE_NXDOMAIN, buildDnsResponse, encodeName, parseDns, parseReverseName, type DnsAnswer,
 } from "./dns.ts";
 import type { LinkConfig } from "./link.ts";
+import { TcpEndpoint, type TcpConnection, type TcpHandlers } from "./tcp.ts";
 import type { Port, VirtualSwitch } from "./switch.ts";
 
 export interface LeaseRecord {
@@ -129,6 +134,9 @@ export class Gateway {
   private readonly byIp = new Map<number, LeaseEntry>();
   private readonly declined = new Map<number, number>(); // ip → until
   private readonly staticHosts = new Map<string, number>(); // name (lower case) → ip
+  /** where each address of the network was last seen (ARP, the frames it sent): for the gateway's own TCP */
+  private readonly neighbours = new Map<number, Uint8Array>();
+  private readonly tcp: TcpEndpoint;
 
   constructor(sw: VirtualSwitch, opts: GatewayOptions = {}) {
     this.ip = toIp(opts.ip ?? "10.0.0.1");
@@ -162,10 +170,40 @@ export class Gateway {
       this.byIp.set(e.ip, e);
     }
     this.port = sw.attach({ name: opts.portName ?? "gateway", link: opts.link, deliver: (f) => { this.handle(f); } });
+    this.tcp = new TcpEndpoint({ ip: this.ip, sendSegment: (dst, seg) => this.sendTcp(dst, seg) });
   }
 
-  /** Leaves the switch. */
-  detach(): void { this.port.detach(); }
+  /** Leaves the switch (its TCP connections are reset). */
+  detach(): void { this.tcp.closeAll(); this.port.detach(); }
+
+  /** Opens a TCP connection from the gateway to `ip`:`port` on this network (e.g. a VM's web server). */
+  connectTcp(ip: string | number, port: number, handlers: TcpHandlers): TcpConnection {
+    const dst = toIp(ip);
+    if (!this.inSubnet(dst) || dst === this.ip) throw new Error(`${ipToString(dst)} is not an address of a VM on this network`);
+    return this.tcp.connect(dst, port, handlers);
+  }
+
+  /** TCP connections open now */
+  get tcpConnections(): number { return this.tcp.open; }
+
+  private sendTcp(dst: number, segment: Uint8Array): void {
+    const mac = this.neighbours.get(dst) ?? this.byIp.get(dst)?.mac;
+    if (!mac) {
+      // who has it? the answer fills `neighbours`; TCP sends again on its timer
+      this.port.send(buildArpFrame({ op: ARP_REQUEST, senderMac: this.mac, senderIp: this.ip, targetMac: new Uint8Array(6), targetIp: dst }));
+      return;
+    }
+    this.port.send(buildEthernet(mac, this.mac, ETHERTYPE_IPV4, buildIpv4({ src: this.ip, dst, protocol: IPPROTO_TCP, payload: segment })));
+  }
+
+  /** Remembers where a unicast source address of this network is. */
+  private learn(ip: number, mac: Uint8Array, off = 0): void {
+    if (!this.inSubnet(ip) || ip === this.ip || isMulticastMac(mac, off)) return;
+    const known = this.neighbours.get(ip);
+    if (known && macEquals(mac, off, known)) return;
+    if (this.neighbours.size >= 4096 && !known) this.neighbours.clear(); // a guest making up addresses: start over
+    this.neighbours.set(ip, mac.slice(off, off + 6));
+  }
 
   inSubnet(ip: number): boolean { return ((ip & this.mask) >>> 0) === this.network && ip !== this.network && ip !== this.broadcast; }
 
@@ -295,6 +333,12 @@ export class Gateway {
     if (eth.etherType !== ETHERTYPE_IPV4) return;
     const ip = parseIpv4(eth.payload);
     if (!ip || !ip.checksumOk || ip.mf || ip.fragmentOffset > 0) return;
+    if (ip.protocol === IPPROTO_TCP) {
+      if (ip.dst !== this.ip || transportChecksum(ip.src, ip.dst, IPPROTO_TCP, ip.payload) !== 0) return;
+      this.learn(ip.src, eth.src);
+      this.tcp.input(ip.src, ip.payload);
+      return;
+    }
     if (ip.protocol === IPPROTO_UDP) {
       const udp = parseUdp(ip.payload);
       if (!udp || !udpChecksumOk(ip)) return;
@@ -322,6 +366,7 @@ export class Gateway {
 
   private handleArp(payload: Uint8Array): void {
     const a = parseArp(payload);
+    if (a && (a.targetIp === this.ip || this.neighbours.has(a.senderIp))) this.learn(a.senderIp, a.senderMac);
     if (!a || a.op !== ARP_REQUEST || a.targetIp !== this.ip || isMulticastMac(a.senderMac)) return;
     this.counters.arpReplies++;
     this.port.send(buildArpFrame({ op: ARP_REPLY, senderMac: this.mac, senderIp: this.ip, targetMac: a.senderMac, targetIp: a.senderIp }));

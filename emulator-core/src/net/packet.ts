@@ -362,6 +362,8 @@ export interface TcpSegment {
   flags: number;
   window: number;
   headerLength: number;
+  /** the option bytes between the fixed header and the payload */
+  options: Uint8Array;
   payload: Uint8Array;
 }
 
@@ -371,7 +373,7 @@ export function parseTcp(p: Uint8Array): TcpSegment | null {
   if (headerLength < 20 || headerLength > p.length) return null;
   return {
     srcPort: readU16(p, 0), dstPort: readU16(p, 2), seq: readU32(p, 4), ack: readU32(p, 8),
-    flags: p[13], window: readU16(p, 14), headerLength, payload: p.subarray(headerLength),
+    flags: p[13], window: readU16(p, 14), headerLength, options: p.subarray(20, headerLength), payload: p.subarray(headerLength),
   };
 }
 
@@ -383,19 +385,24 @@ export interface TcpOptions {
   flags: number;
   window?: number;
   payload?: Uint8Array;
+  /** option bytes (e.g. MSS), padded here to a multiple of 4 */
+  options?: Uint8Array;
 }
 
 export function buildTcp(src: number, dst: number, o: TcpOptions): Uint8Array {
   const payload = o.payload ?? new Uint8Array(0);
-  const t = new Uint8Array(20 + payload.length);
+  const optLen = ((o.options?.length ?? 0) + 3) & ~3;
+  const hdr = 20 + optLen;
+  const t = new Uint8Array(hdr + payload.length);
   writeU16(t, 0, o.srcPort);
   writeU16(t, 2, o.dstPort);
   writeU32(t, 4, o.seq ?? 0);
   writeU32(t, 8, o.ack ?? 0);
-  t[12] = 5 << 4;
+  t[12] = (hdr / 4) << 4;
   t[13] = o.flags;
   writeU16(t, 14, o.window ?? 65535);
-  t.set(payload, 20);
+  if (o.options) t.set(o.options, 20);
+  t.set(payload, hdr);
   writeU16(t, 16, transportChecksum(src, dst, IPPROTO_TCP, t));
   return t;
 }
