@@ -2,8 +2,9 @@
 // guest on the whole machine drives the disk, the network card, the entropy source and the balloon with nearly
 // valid but hostile register writes, rings and descriptors (src/fuzz/virtio-program.ts); each round must end
 // through the power-off, a fatal stop or the timeout, in time, without a host exception or a device error other
-// than the guest-error path, with no disk access outside the image, and every device must work again after a reset
-// (src/fuzz/virtio-campaign.ts). The last tests break those rules on purpose, to show the rounds notice.
+// than the guest-error path, with no disk access outside the image; every device's state, and the machine's, must
+// survive a snapshot, and every device must work again after a reset (src/fuzz/virtio-campaign.ts). The last tests
+// break those rules on purpose, to show the rounds notice.
 
 import { describe, it, expect } from "vitest";
 import { loadHartModule } from "../src/node/hart-module.ts";
@@ -90,6 +91,15 @@ describe("the rounds notice a broken rule", () => {
     });
     expect(r.problems.join("\n")).toMatch(/disk: write of 512 bytes at 65280 \(disk of 65536\)/);
     expect(r.problems.join("\n")).toMatch(/rng: queue 0 got a used element for head 4, past its size 4/);
+  });
+
+  it("a device state that does not survive a snapshot", async () => {
+    const r = await virtioRound(module, 3, {
+      machineSnapshot: true, actions: 6000,
+      tamper: (m) => { m.virtio[3].transport.saveState = () => { throw new Error("unsaveable"); }; },
+    });
+    expect(r.problems).toContain("balloon: its state does not save: unsaveable");
+    expect(r.problems.join("\n")).toMatch(/the machine's state does not save: Error: unsaveable/);
   });
 
   it("a host that throws", async () => {

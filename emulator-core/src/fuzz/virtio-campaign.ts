@@ -82,12 +82,13 @@ export class CheckedDisk implements BlockBackend {
 
   flush(): void | Promise<void> { return this.op(() => this.inner.flush()); }
 
-  /** Settles pending operations: each with probability `p` (1: all), one in 20 of them as an I/O error. */
-  settle(rng: Rng, p = 1): void {
+  /** Settles pending operations: each with probability `p` (1: all), one in 20 of them as an I/O error unless
+   *  `errors` is false. */
+  settle(rng: Rng, p = 1, errors = true): void {
     for (let i = 0; i < this.pending.length; i++) {
       if (p < 1 && rng.next() / 0x1_0000_0000 >= p) continue;
       const [op] = this.pending.splice(i--, 1);
-      if (rng.below(20) === 0) op.reject(new Error("host I/O error"));
+      if (errors && rng.below(20) === 0) op.reject(new Error("host I/O error"));
       else { op.run(); op.resolve(); }
     }
   }
@@ -103,6 +104,8 @@ export interface VirtioRoundOptions {
   script?: Action[];
   /** the disk answers later (default: every other seed) */
   asyncDisk?: boolean;
+  /** save the whole machine once mid-round and restore it into a blank one (default: one seed in four) */
+  machineSnapshot?: boolean;
   /** called with the machine before it runs (a test that breaks something on purpose) */
   tamper?: (m: Machine) => void;
   /** host time the round may run (default 2000 ms) */
@@ -183,6 +186,9 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
     if (slices % 2 === 0) m.balloon!.requestStats();
     if (disk.async) { disk.settle(hostRng, 0.5); await turn(); }
     if (slices % 4 === 0) stateRoundTrip(m, fuzzed, kinds, problems);
+    if (slices === 2 && !m.halted && (opts.machineSnapshot ?? seed % 4 === 1)) {
+      await machineRoundTrip(module, m, script.image, disk, hostRng, entropy, problems);
+    }
   }
   const ms = performance.now() - t0;
   // whatever the guest left in flight settles; then no request may stay with the device
@@ -247,6 +253,32 @@ function stateRoundTrip(m: Machine, fuzzed: Machine["virtio"], kinds: DeviceKind
     const again = copy.saveState();
     if (!sameState(saved, again)) problems.push(`${kind}: its state reads back differently after a restore`);
   });
+}
+
+/**
+ * The whole machine's snapshot, taken mid-round (the devices in whatever state the guest left them, the PLIC as
+ * it programmed it), must restore into a blank machine of the same description.
+ */
+async function machineRoundTrip(module: WebAssembly.Module, m: Machine, kernel: Uint8Array, disk: CheckedDisk, rng: Rng,
+                                entropy: EntropySource, problems: string[]): Promise<void> {
+  // the machine saves once its disk is idle: answer everything (without errors: a failed read of the image would
+  // fail the save for the host's reasons, not the guest's)
+  const saving = m.saveState().then((state) => ({ state }), (error: unknown) => ({ error }));
+  let done: Awaited<typeof saving> | undefined;
+  for (let i = 0; i < 1000 && !done; i++) {
+    disk.settle(rng, 1, false);
+    done = await Promise.race([saving, turn().then(() => undefined)]);
+  }
+  if (!done) { problems.push("the machine's snapshot never completed"); return; }
+  if ("error" in done) { problems.push(`the machine's state does not save: ${(done.error as Error)?.stack ?? done.error}`); return; }
+  const copy = Machine.blank(module, m.spec, {
+    boot: { kernel }, disks: [new MemoryBlockBackend(FUZZ_DISK_BYTES)], nics: [{ backend: { send: () => {} } }], entropy,
+  });
+  try {
+    await copy.restoreState(done.state);
+  } catch (e) {
+    problems.push(`the machine's snapshot does not restore: ${(e as Error)?.stack ?? e}`);
+  }
 }
 
 function sameState(a: StateValue, b: StateValue): boolean {
