@@ -49,16 +49,16 @@ describe("the hostile virtio driver", () => {
     expect(t.problems).toEqual([]);
   });
 
-  it("60 rounds of 2000 actions: every rule holds, devices fail and recover, requests get through", async () => {
-    const report = await virtioCampaign(module, { from: 1, to: 60, actions: 2000, timeoutMs: 1500 });
+  it("100 rounds of 2000 actions: every rule holds, devices fail and recover, requests get through", async () => {
+    const report = await virtioCampaign(module, { from: 1, to: 100, actions: 2000, timeoutMs: 1500 });
     expect(report.failures).toEqual([]);
-    expect(report.rounds).toBe(60);
-    expect(Object.values(report.ends).reduce((a, b) => a + b, 0)).toBe(60);
-    expect(report.ends.poweroff).toBeGreaterThan(50);
-    expect(report.executed).toBeGreaterThan(50 * 2000);
+    expect(report.rounds).toBe(100);
+    expect(Object.values(report.ends).reduce((a, b) => a + b, 0)).toBe(100);
+    expect(report.ends.poweroff).toBeGreaterThan(90);
+    expect(report.executed).toBeGreaterThan(90 * 2000);
     // hostile enough to break the devices, and the breakage is recovered from
-    expect(report.failedDuring).toBeGreaterThan(60);
-    expect(report.needsResetAtEnd).toBeGreaterThan(20);
+    expect(report.failedDuring).toBeGreaterThan(100);
+    expect(report.needsResetAtEnd).toBeGreaterThan(40);
     expect(report.recovered).toBe(report.needsResetAtEnd);
     // and valid enough that every device did real work
     const w = report.work;
