@@ -505,9 +505,28 @@ export async function virtioCampaign(module: WebAssembly.Module, opts: VirtioCam
     work: { blkDone: 0, blkErrors: 0, netTx: 0, netRx: 0, rngRequests: 0, balloonRequests: 0 },
   };
   const t0 = performance.now();
-  for (let seed = opts.from; seed <= opts.to; seed++) {
+  // an exception in a device's asynchronous completion (a disk's promise callback) reaches no caller: it is a
+  // host exception of the round that is running
+  let current = opts.from;
+  const unhandled = (e: unknown) => rules.fail(current, `the host threw (unhandled, asynchronously): ${(e as Error)?.stack ?? e}`);
+  process.on("unhandledRejection", unhandled);
+  try {
+    for (let seed = opts.from; seed <= opts.to; seed++) {
+      current = seed;
+      await oneRound(seed);
+    }
+  } finally {
+    process.off("unhandledRejection", unhandled);
+  }
+  report.hostMs = performance.now() - t0;
+  report.rssGrowth = rules.finish(opts.to);
+  report.rounds = rules.runs;
+  report.failures = rules.failures;
+  return report;
+
+  async function oneRound(seed: number): Promise<void> {
     const r = await rules.runAsync(seed, () => virtioRound(module, seed, { actions: opts.actions, timeoutMs }));
-    if (!r) continue;
+    if (!r) return;
     report.executed += r.executed;
     report.ends[r.end] = (report.ends[r.end] ?? 0) + 1;
     report.failedDuring += r.failedDuring;
@@ -521,9 +540,4 @@ export async function virtioCampaign(module: WebAssembly.Module, opts: VirtioCam
     rules.checkTime(seed, r.ms, timeoutMs);
     for (const p of r.problems) rules.fail(seed, p);
   }
-  report.hostMs = performance.now() - t0;
-  report.rssGrowth = rules.finish(opts.to);
-  report.rounds = rules.runs;
-  report.failures = rules.failures;
-  return report;
 }
