@@ -1,15 +1,17 @@
-/* Cross-origin isolation for static hosts that cannot send headers.
+/* The page's service worker: cross-origin isolation for static hosts that cannot send headers, and "Open port".
  *
- * Loaded as a plain <script> by index.html, this file registers itself as a service worker when the page is not
- * cross-origin isolated, then reloads the page once the worker controls it. As the service worker, it re-serves
+ * Loaded as a plain <script> by index.html, this file registers itself as the service worker. When the page is not
+ * cross-origin isolated it then reloads the page once the worker controls it: as the service worker, it re-serves
  * every same-origin response with Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy:
- * require-corp and Cross-Origin-Resource-Policy: same-origin, which makes the page isolated and
- * SharedArrayBuffer available. Where the server already sends the headers (npm start, npm run preview) it does
- * nothing. Same idea as the coi-serviceworker package, kept small and local to this project.
+ * require-corp and Cross-Origin-Resource-Policy: same-origin, which makes the page isolated and SharedArrayBuffer
+ * available (same idea as the coi-serviceworker package, kept small and local to this project). Where the server
+ * sends the headers already (npm start, npm run preview) it registers all the same, for the other job: requests for
+ * /port/VM/PORT/... are a VM's web server, carried over the lab network (public/port-proxy.js).
  */
 /* eslint-disable no-restricted-globals */
 if (typeof window === "undefined") {
   // ---- service worker ----
+  importScripts("port-proxy.js");
   self.addEventListener("install", () => self.skipWaiting());
   self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
   self.addEventListener("message", (event) => { if (event.data === "claim") event.waitUntil(self.clients.claim()); });
@@ -17,6 +19,12 @@ if (typeof window === "undefined") {
     const req = event.request;
     if (req.cache === "only-if-cached" && req.mode !== "same-origin") return;
     if (new URL(req.url).origin !== self.location.origin) return; // other origins: the browser's own handling
+    // a VM's port: /port/VM/PORT/..., or a path a page shown from one asks for (its absolute links)
+    const target = self.tabvisorPortProxy.parsePortUrl(req.url, req.referrer || undefined);
+    if (target) {
+      event.respondWith(self.tabvisorPortProxy.proxy(self, req, target));
+      return;
+    }
     event.respondWith(
       fetch(req).then((res) => {
         if (res.status === 0 || res.type === "opaque") return res;
@@ -32,8 +40,13 @@ if (typeof window === "undefined") {
   // ---- page ----
   (function () {
     const KEY = "tabvisor-coi-reloaded";
-    if (window.crossOriginIsolated) { sessionStorage.removeItem(KEY); return; }
     if (!window.isSecureContext || !("serviceWorker" in navigator)) return; // the page explains what is wrong
+    if (window.crossOriginIsolated) {
+      // isolated by the server's headers: the worker is only wanted for Open port (no reload)
+      sessionStorage.removeItem(KEY);
+      navigator.serviceWorker.register(document.currentScript.src).catch((e) => console.warn("the service worker (Open port) could not be registered:", e));
+      return;
+    }
     if (sessionStorage.getItem(KEY)) return; // reloaded once already and still not isolated: give up
     window.coiReloading = true;
     const giveUp = (why) => {

@@ -318,6 +318,18 @@ export class NetworkHub {
     this.changed();
   }
 
+  /** Opens a TCP connection from the network's gateway to `vm` (its first card's network) on `tcpPort`, relayed over
+   *  `port`, which moves to the network's worker (web/net/tcp-relay.ts says what goes over it). Returns why not, or
+   *  undefined. */
+  async connectTcp(vm: string, tcpPort: number, port: MessagePort): Promise<string | undefined> {
+    const card = this.state.cards.find((c) => c.vm === vm && c.network) ?? [...this.cardMap.values()].find((c) => c.vm === vm && c.network);
+    if (!card?.network) return this.cardMap.size && [...this.cardMap.values()].some((c) => c.vm === vm) ? `${vm} is on no network` : `no VM named ${vm}`;
+    const net = this.nets.get(card.network);
+    if (!net) return `the network ${card.network} is gone`;
+    await net.remote.connectTcp(vm, tcpPort, Comlink.transfer(port, [port]));
+    return undefined;
+  }
+
   async setCapture(network: string, enabled: boolean): Promise<void> {
     await this.nets.get(network)?.remote.setCapture(enabled);
     void this.poll();

@@ -17,6 +17,7 @@
 
 import { VirtualSwitch, type MacTableEntry, type Port, type PortCounters, type SwitchCounters } from "../../emulator-core/src/net/switch.ts";
 import { Gateway, type GatewayCounters, type Lease, type LeaseRecord } from "../../emulator-core/src/net/gateway.ts";
+import { relayTcp } from "./tcp-relay.ts";
 import type { LinkConfig } from "../../emulator-core/src/net/link.ts";
 import { summarizeCapture, toPcap, type CaptureSummary } from "../../emulator-core/src/net/pcap.ts";
 import { ipToString, parseIp, prefixMask } from "../../emulator-core/src/net/packet.ts";
@@ -389,6 +390,12 @@ export class SwitchHost {
   clearCapture(): void { this.sw.capture.clear(); }
 
   setCapture(enabled: boolean): void { this.sw.capture.enabled = enabled; }
+
+  /** Opens a TCP connection from the gateway to a VM (by host name or address) and relays it over `port`
+   *  (web/net/tcp-relay.ts). */
+  connectTcp(host: string, tcpPort: number, port: MessagePort): void {
+    relayTcp(this.closed ? undefined : this.gateway, host, tcpPort, port);
+  }
 
   close(): void {
     if (this.closed) return;

@@ -17,6 +17,7 @@ import { Autosave } from "./snapshots/autosave.ts";
 import { HostTabs, holdLock, type LocksLike } from "./tabs/host-tabs.ts";
 import { Migrations, type MigrationNetwork } from "./tabs/migrations.ts";
 import { Transfers } from "./files/transfers.ts";
+import { servePorts } from "./ports/ports.ts";
 
 /** What tests and the browser's devtools console can reach: window.tabvisor. The first group is about the
  *  selected VM (the one whose console and toolbar are shown). */
@@ -80,6 +81,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
     let madeHub: NetworkHub | undefined;
     let madeAutosave: Autosave | undefined;
     let madeMigrations: Migrations | undefined;
+    let stopPorts: (() => void) | undefined;
     let labLock: { release(): void } | undefined;
     let cancelled = false;
     (async () => {
@@ -121,6 +123,8 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       const migrations = madeMigrations = tabs && new Migrations(made, tabs, network, { say: (kind, text) => snaps.say(kind, text) });
       if (secondHost) snaps.say("info", `The saved lab is open in another tab: ${tabs?.self.name ?? "this tab"} starts empty, as another host (migrate VMs here, or make new ones: they are not saved).`);
       const transfers = new Transfers(made, (kind, text) => snaps.say(kind, text));
+      const lab = made;
+      stopPorts = servePorts(net, (name) => lab.entries.some((e) => e.spec.name === name));
       setLab({ hv: made, hub: net, snaps, autosave: madeAutosave, migrations, transfers, secondHost });
     })().catch((e: unknown) => {
       if (cancelled) return;
@@ -129,7 +133,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
     });
     return () => {
       cancelled = true;
-      madeMigrations?.dispose(); madeAutosave?.dispose(); made?.dispose(); madeHub?.dispose(); labLock?.release();
+      stopPorts?.(); madeMigrations?.dispose(); madeAutosave?.dispose(); made?.dispose(); madeHub?.dispose(); labLock?.release();
     };
   }, []);
   return lab;

@@ -16,6 +16,7 @@ import { maxBalloonMiB, BALLOON_FLOOR_MIB, SAMPLE_LAB } from "./lab.ts";
 import type { Migrations } from "./tabs/migrations.ts";
 import type { Transfers } from "./files/transfers.ts";
 import { FilesMenu } from "./files/FilesMenu.tsx";
+import { OpenPortMenu } from "./ports/OpenPortMenu.tsx";
 
 const CPU_COLOR = "#3fb950";
 const CAP_COLOR = "#d29922";
@@ -314,6 +315,7 @@ function Toolbar({ hv, e, snaps, migrations, transfers, onSelect, showMeters, on
         </>}
         {migrations && <MigrateButton hv={hv} e={e} migrations={migrations} busy={busy} />}
         {transfers && <FilesMenu hv={hv} e={e} transfers={transfers} disabled={moving} />}
+        <OpenPortMenu hv={hv} e={e} disabled={moving} />
         {s === "stopped" || s === "crashed"
           ? <button data-testid="power-on" onClick={() => { void hv.start(e.id); refocus(); }}>Power on</button>
           : <button data-testid="power-off" disabled={moving} onClick={() => { void hv.powerOff(e.id); refocus(); }}>Power off</button>}

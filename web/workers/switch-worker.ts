@@ -18,6 +18,8 @@ export interface SwitchWorkerApi {
   pcap(): Uint8Array;
   clearCapture(): void;
   setCapture(enabled: boolean): void;
+  /** a TCP connection from the gateway to a VM, relayed over `port` (web/net/tcp-relay.ts; transfer the port) */
+  connectTcp(host: string, tcpPort: number, port: MessagePort): void;
   close(): void;
 }
 
@@ -43,6 +45,7 @@ const api: SwitchWorkerApi = {
   },
   clearCapture: () => need().clearCapture(),
   setCapture: (on) => need().setCapture(on),
+  connectTcp: (host, tcpPort, port) => need().connectTcp(host, tcpPort, port),
   close() { host?.close(); },
 };
 
