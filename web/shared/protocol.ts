@@ -65,6 +65,12 @@ export type VmStart = "boot" | "template" | "snapshot" | "migration";
 
 export interface VmDiskStats {
   sizeBytes: number;
+  /** kept in the browser's storage (VmInit.disk), not only in memory */
+  persistent?: boolean;
+  /** bytes of the browser's storage its overlay takes (0 when it is not persistent) */
+  storedBytes?: number;
+  /** why the disk is not as it should be (its storage is full, it could not be opened), if it is not */
+  problem?: string;
   /** memory the disk's contents take that are its own (written since its last fork), and that it shares with forks
    *  (copy-on-write layers) */
   ownBytes: number;
@@ -106,6 +112,8 @@ export interface VmBalloonStats {
 export type VmEvent =
   | { kind: "state"; state: VmState; detail?: string }
   | { kind: "ready" }
+  /** something went wrong with the VM's disk (its storage is full, ...): the page shows it by the VM */
+  | { kind: "disk"; problem: string }
   /** a file going in or out through the agent (VmWorkerApi.agentPut/agentGet with a transfer id) */
   | { kind: "transfer"; id: string; done: number; total: number };
 
@@ -140,6 +148,19 @@ export interface VmInit {
   from?: VmOrigin;
   /** the machine arrives by live migration instead: the first start receives it on this channel */
   incoming?: VmIncoming;
+  /** keep the disks in the browser's storage (OPFS); absent: in memory only */
+  disk?: VmDiskInit;
+}
+
+/** A VM whose disks are kept in the browser's storage (web/vm/disk-store.ts, disk-opfs.ts). */
+export interface VmDiskInit {
+  /** the folder the disks are kept in: the VM's name */
+  name: string;
+  /** "keep": the disks kept for this VM (the lab of the last visit); "fresh": a new VM, whatever is kept under its
+   *  name is dropped and its disks start from their base */
+  mode: "keep" | "fresh";
+  /** caps each disk's overlay at this many bytes (a small quota for tests: the page's ?diskQuotaMiB=N) */
+  quotaBytes?: number;
 }
 
 /** Where a VM's machine comes from when it is live-migrated here from another tab. */
@@ -208,6 +229,13 @@ export interface VmWorkerApi {
    *  named `to`): RAM is copied while the guest runs, then it is held for the rest; once the other side runs it this
    *  VM stops for good ("stopped", "migrated to …"). On failure the guest runs on here and the promise rejects. */
   migrateOut(channel: string, to: string): Promise<VmMigrationReport>;
+  /** the disk back to its base image (empty); the VM must be off */
+  resetDisk(): Promise<VmStats>;
+  /** a raw image of exactly the disk's size becomes the disk (all or nothing); the VM must be off */
+  importDisk(image: Blob): Promise<VmStats>;
+  /** the disk as a raw image, handed to `onChunk` a piece at a time, in order (the guest is held meanwhile when it
+   *  runs: the image is as at one instant); resolves with its size */
+  exportDisk(onChunk: (bytes: Uint8Array) => void | Promise<void>): Promise<number>;
   /** runs `/bin/sh -c command` in the guest through its agent (emulator-core/src/agent): exit status and output;
    *  rejects with "no answer ..." when the guest does not answer in time */
   agentExec(command: string, opts?: ExecOptions): Promise<ExecResult>;

@@ -14,6 +14,7 @@ import type { VmIncoming, VmMigrationReport, VmOrigin, VmState, VmStats } from "
 import type { NicInit } from "../net/nic-channel.ts";
 import { hostnameOf } from "../../emulator-core/src/snapshot/template.ts";
 import { macToString } from "../../emulator-core/src/net/packet.ts";
+import { removeVmDisks, vmsWithDisks, hasOpfs } from "../vm/disk-opfs.ts";
 
 /** What the dashboard calls a VM's state. */
 export type UiState = "booting" | "running" | "paused" | "stopped" | "crashed";
@@ -50,11 +51,15 @@ export interface VmEntry {
   notResponding?: boolean;
   /** what is under way with its machine (one operation at a time per VM; see busyWith) */
   busy?: VmBusy;
+  /** its disk is kept in the browser's storage; "keep" once its worker has it (a new worker then opens it again) */
+  diskMode?: "keep" | "fresh";
+  /** what is wrong with its disk (its storage is full...), as its worker last said */
+  diskProblem?: string;
 }
 
 /** An operation on a VM's machine that takes a while: taking a snapshot, restoring one, forking, migrating. */
 export interface VmBusy {
-  op: "snapshot" | "restore" | "fork" | "migrate";
+  op: "snapshot" | "restore" | "fork" | "migrate" | "disk";
   /** what the VM's buttons say meanwhile ("Forking…") */
   label: string;
 }
@@ -98,12 +103,28 @@ export interface CreateOptions {
   cards?: CardPlan[];
   /** the machine comes by live migration from another tab (see tabs/migrations.ts) */
   incoming?: VmIncoming;
+  /** its disk is the one kept for it in the browser's storage (a VM of the lab of the last visit); otherwise a VM
+   *  made now starts with a new disk (whatever was kept under its name is dropped) */
+  keepDisk?: boolean;
+}
+
+/** The browser's storage as the page sees it (navigator.storage). */
+export interface StorageSummary {
+  /** bytes the page uses (everything: disks, snapshots, caches) and may use */
+  usage?: number;
+  quota?: number;
+  /** the browser agreed not to evict the page's storage */
+  persisted?: boolean;
 }
 
 export interface HypervisorOptions {
   /** save the lab (the specs) in IndexedDB on every change */
   persist: boolean;
   network?: NetworkAttach;
+  /** keep VMs' disks in the browser's storage (the saved lab's tab) */
+  persistDisks?: boolean;
+  /** cap each disk's overlay at this many bytes (tests: ?diskQuotaMiB=) */
+  diskQuotaBytes?: number;
 }
 
 const SAMPLE_MS = 1000;
@@ -134,8 +155,17 @@ export class Hypervisor {
   /** told when a VM is deleted (its name) */
   onRemoved: ((name: string) => void) | undefined;
 
+  /** the browser's storage (refreshed every few samples) */
+  storage: StorageSummary = {};
+  private storageRound = 0;
+
   constructor(private readonly guest: Guest, private readonly opts: HypervisorOptions) {
     this.timer = setInterval(() => void this.sample(), SAMPLE_MS);
+    if (this.persistDisks) {
+      // disks the user expects to find next week: ask the browser not to evict them under storage pressure
+      void navigator.storage?.persist?.().then((p) => { this.storage.persisted = p; this.changed(); }).catch(() => {});
+      void this.refreshStorage();
+    }
   }
 
   subscribe = (fn: () => void): (() => void) => {
@@ -177,12 +207,19 @@ export class Hypervisor {
   /** A new worker for the entry (at creation, and after its worker crashed: it then boots). */
   private spawn(e: VmEntry, opts: CreateOptions = {}): void {
     const s = e.spec;
+    const hasDisk = (s.machine ? s.machine.disks.length : s.diskMiB) > 0;
+    if (this.persistDisks && hasDisk) e.diskMode ??= opts.keepDisk ? "keep" : "fresh";
     const handle = new VmHandle({
       name: s.name, hart: this.guest.hart, images: this.guest.images, ramMiB: s.ramMiB, cmdline: cmdlineOf(s),
       diskMiB: s.diskMiB, cpuCap: e.effectiveCap, balloonMiB: s.balloonMiB,
       nics: this.opts.network?.nicsFor(s.name, opts.cards ?? Array.from({ length: s.machine?.nics.length ?? 1 }, () => ({}))),
       machine: s.machine, template: this.guest.template, from: opts.from, incoming: opts.incoming,
+      disk: e.diskMode && { name: s.name, mode: e.diskMode, quotaBytes: this.opts.diskQuotaBytes },
     });
+    // a worker made again for the VM (its first one crashed) opens the disk the first one kept
+    if (e.diskMode) e.diskMode = "keep";
+    e.diskProblem = undefined;
+    handle.onDiskProblem((p) => { if (e.handle === handle) { e.diskProblem = p; this.changed(); } });
     e.handle = handle;
     e.stats = undefined;
     e.console.attach(handle);
@@ -247,7 +284,65 @@ export class Hypervisor {
     e.console.dispose();
     this.opts.network?.release?.(e.spec.name);
     this.onRemoved?.(e.spec.name);
+    // its disk goes with it (a VM migrated away took its disk's contents along)
+    if (e.diskMode) void removeVmDisks(e.spec.name).then(() => this.refreshStorage()).catch(() => {});
     this.changed(true);
+  }
+
+  /** VMs' disks are kept in the browser's storage. */
+  get persistDisks(): boolean { return !!this.opts.persistDisks && hasOpfs(); }
+
+  /** Removes disks kept for VMs that are not in the lab (one deleted while its page was going away). */
+  async dropOrphanDisks(): Promise<void> {
+    if (!this.persistDisks) return;
+    const names = new Set(this.entries.map((e) => e.spec.name));
+    for (const vm of await vmsWithDisks().catch(() => [])) if (!names.has(vm)) await removeVmDisks(vm).catch(() => {});
+  }
+
+  async refreshStorage(): Promise<void> {
+    try {
+      const est = await navigator.storage?.estimate?.();
+      if (est) { this.storage.usage = est.usage; this.storage.quota = est.quota; }
+      this.storage.persisted = await navigator.storage?.persisted?.() ?? this.storage.persisted;
+    } catch { /* not offered: nothing to show */ }
+  }
+
+  /** Bytes of the browser's storage the VMs' disks take, all together. */
+  diskStoredBytes(): number {
+    return this.entries.reduce((n, e) => n + (e.stats?.disk?.storedBytes ?? 0), 0);
+  }
+
+  /** A disk operation (reset, import): the VM is powered off first when it is on; its stats follow. */
+  private async diskOp(id: number, label: string, fn: (h: VmHandle) => Promise<VmStats>): Promise<void> {
+    const e = this.byId(id);
+    if (!e) throw new Error("the VM is gone");
+    await this.busyWith(e, { op: "disk", label }, async () => {
+      if (e.handle.dead) { e.handle.dispose(); this.spawn(e); }
+      if (e.state === "running" || e.state === "booting" || e.state === "paused") await e.handle.powerOff();
+      const s = await fn(e.handle);
+      e.stats = s;
+      e.diskProblem = undefined;
+    });
+    void this.refreshStorage().then(() => this.changed());
+  }
+
+  /** The VM's disk back to its base (empty); a running VM is powered off first. */
+  resetDisk(id: number): Promise<void> { return this.diskOp(id, "Resetting disk…", (h) => h.resetDisk()); }
+
+  /** A raw image file becomes the VM's disk (exactly the disk's size; all or nothing); a running VM is powered
+   *  off first. */
+  importDisk(id: number, image: Blob): Promise<void> { return this.diskOp(id, "Importing disk…", (h) => h.importDisk(image)); }
+
+  /** The VM's disk as a raw image. The pieces go into the browser's blob storage as they come (which keeps large
+   *  blobs on disk), not into one buffer of the whole disk. */
+  async exportDisk(id: number): Promise<Blob> {
+    const e = this.byId(id);
+    if (!e || e.handle.dead) throw new Error(`${e?.spec.name ?? "the VM"} has no worker`);
+    return this.busyWith(e, { op: "disk", label: "Exporting disk…" }, async () => {
+      const parts: Blob[] = [];
+      await e.handle.exportDisk((bytes) => { parts.push(new Blob([bytes as Uint8Array<ArrayBuffer>])); });
+      return new Blob(parts, { type: "application/octet-stream" });
+    });
   }
 
   /** The VM has a machine whose state can be saved (running, booting or paused). */
@@ -392,6 +487,7 @@ export class Hypervisor {
     try {
       await Promise.all(this.entries.map((e) => this.sampleOne(e)));
       if (this.share()) this.structVersion++;
+      if (this.persistDisks && ++this.storageRound % 5 === 0) await this.refreshStorage();
       let total = 0;
       for (const e of this.entries) total += e.history.last?.cpu ?? 0;
       this.hostT.push(Date.now() / 1000);

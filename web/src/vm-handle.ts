@@ -5,7 +5,7 @@ import * as Comlink from "comlink";
 import { ByteRing } from "../shared/ring.ts";
 import {
   CTRL, CTRL_WORDS, VM_STATES,
-  type VmEvent, type VmIncoming, type VmMigrationReport, type VmOrigin, type VmState, type VmStats, type VmWorkerApi,
+  type VmEvent, type VmIncoming, type VmDiskInit, type VmMigrationReport, type VmOrigin, type VmState, type VmStats, type VmWorkerApi,
 } from "../shared/protocol.ts";
 import { bulkBuffers } from "../shared/saved-machine.ts";
 import type { GuestImages, Template } from "./images.ts";
@@ -30,6 +30,8 @@ export interface VmHandleOptions {
   cmdline?: string;
   /** an in-memory disk of this many MiB (/dev/vda); 0 or absent: none */
   diskMiB?: number;
+  /** keep the disk in the browser's storage (see VmInit.disk) */
+  disk?: VmDiskInit;
   /** CPU cap, percent of one core (default 100: none) */
   cpuCap?: number;
   /** memory the balloon asks back at boot (MiB) */
@@ -119,6 +121,9 @@ export class VmHandle {
   /** the worker failed (an uncaught error) and was terminated: this handle is done, make a new one */
   dead = false;
   private readyListeners = new Set<() => void>();
+  private readonly diskListeners = new Set<(problem: string) => void>();
+  /** the last problem the worker reported with the disk */
+  diskProblem: string | undefined;
   private readonly transferListeners = new Map<string, (done: number, total: number) => void>();
   private transfers = 0;
   state: VmState = "created";
@@ -165,6 +170,7 @@ export class VmHandle {
       template,
       from: opts.from,
       incoming: opts.incoming,
+      disk: opts.disk,
     }, opts.from ? bulkBuffers(opts.from.state) : []), Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
     this.schedule();
     // Animation frames stop in a hidden tab; a slow timer keeps the console (and a held guest) moving.
@@ -196,6 +202,12 @@ export class VmHandle {
   restore(from: VmOrigin): Promise<VmStats> { return this.call((r) => r.restore(Comlink.transfer(from, bulkBuffers(from.state)))); }
   /** live-migrates the machine to the worker listening on `channel` in the tab named `to` (see VmWorkerApi) */
   migrateOut(channel: string, to: string): Promise<VmMigrationReport> { return this.call((r) => r.migrateOut(channel, to)); }
+  /** the disk back to its base (the VM must be off) */
+  resetDisk(): Promise<VmStats> { return this.call((r) => r.resetDisk()); }
+  /** a raw image (exactly the disk's size) becomes the disk; the file is handed over, not read here */
+  importDisk(image: Blob): Promise<VmStats> { return this.call((r) => r.importDisk(image)); }
+  /** the disk as a raw image, a piece at a time (see VmWorkerApi.exportDisk) */
+  exportDisk(onChunk: (bytes: Uint8Array) => void | Promise<void>): Promise<number> { return this.call((r) => r.exportDisk(Comlink.proxy(onChunk))); }
 
   /** Runs a shell command in the guest through its agent (the control channel): exit status and output. */
   agentExec(command: string, opts?: ExecOptions): Promise<ExecResult> { return this.call((r) => r.agentExec(command, opts)); }
@@ -267,6 +279,12 @@ export class VmHandle {
     return () => this.listeners.delete(fn);
   }
 
+  /** Hears of problems with the VM's disk (its storage is full, it could not be opened). */
+  onDiskProblem(fn: (problem: string) => void): () => void {
+    this.diskListeners.add(fn);
+    return () => this.diskListeners.delete(fn);
+  }
+
   onReady(fn: () => void): () => void {
     this.readyListeners.add(fn);
     return () => this.readyListeners.delete(fn);
@@ -276,6 +294,11 @@ export class VmHandle {
     if (e.kind === "ready") {
       this.ready = true;
       for (const fn of this.readyListeners) fn();
+      return;
+    }
+    if (e.kind === "disk") {
+      this.diskProblem = e.problem;
+      for (const fn of this.diskListeners) fn(e.problem);
       return;
     }
     if (e.kind === "transfer") {

@@ -23,7 +23,9 @@ import { writeSnapshotFile } from "../../emulator-core/src/snapshot/file.ts";
 import { startAs, templateShape, type RestoreFn } from "../../emulator-core/src/snapshot/template.ts";
 import { MachineRunner, runSlice, hold, type RunnerHost, type SliceDecision } from "../../emulator-core/src/machine/runner.ts";
 import { consoleInputRoom } from "../../emulator-core/src/machine/console-input.ts";
-import { LayeredDisk } from "../../emulator-core/src/machine/virtio/layered-disk.ts";
+import { LayeredDisk, DISK_BLOCK, type SharedDisk } from "../../emulator-core/src/machine/virtio/layered-disk.ts";
+import { DiskVolume, type OverlayFile } from "./disk-store.ts";
+import { opfsDiskDir } from "./disk-opfs.ts";
 import { migrateOut, MigrationTarget } from "../../emulator-core/src/snapshot/migration.ts";
 import { broadcastPort, MigrationReceiver, MigrationSender } from "../../emulator-core/src/snapshot/migration-link.ts";
 import { ANNOUNCE_DELAYS_MS } from "../../emulator-core/src/net/announce.ts";
@@ -32,7 +34,7 @@ import { VmNics } from "../net/vm-nics.ts";
 import {
   CTRL, GUEST_READY_MARKER, VM_STATES,
   type VmEvent, type VmInit, type VmState, type VmStats, type VmWorkerApi, type VmNetStats, type VmOrigin, type VmStart,
-  type VmIncoming, type VmMigrationReport,
+  type VmIncoming, type VmMigrationReport, type VmDiskInit,
 } from "../shared/protocol.ts";
 import { shapeMismatch, sameIdentity } from "../shared/saved-machine.ts";
 import { VmAgent } from "./vm-agent.ts";
@@ -53,6 +55,12 @@ const MiB = 1024 * 1024;
 const CONSOLE_TAIL = 16 * 1024;
 /** A command line the template can stand for: nothing but the console and the host name (which the guest is told). */
 const PLAIN_CMDLINE = /^console=ttyS0 hostname=\S+$/;
+/** The base image of a dashboard VM's disk: none (a blank disk). A chunked system image would name itself here. */
+const BLANK_BASE = "blank";
+/** Bytes per piece of an exported or imported disk image. */
+const IMAGE_CHUNK = 1024 * 1024;
+/** A busy guest's cached disk writes go out to the disk's store at least this often (ms). */
+const WRITEBACK_MS = 1000;
 
 const encoder = new TextEncoder();
 const waitAsync = (Atomics as unknown as {
@@ -100,6 +108,17 @@ export class VmHost implements VmWorkerApi {
   /** the in-memory disks: their contents survive resets and power cycles (a restore brings new ones, with the
    *  saved contents) */
   private disks: LayeredDisk[] = [];
+  /** where each persistent disk is kept (VmInit.disk); undefined for a disk in memory only */
+  private volumes: (DiskVolume | undefined)[] = [];
+  /** the persistent disks are being opened: the first start waits for it */
+  private diskOpening: Promise<void> | undefined;
+  /** what is wrong with the disk, as last reported to the page */
+  private diskProblem: string | undefined;
+  /** the disk is being replaced (reset, import) or exported: the VM may not start meanwhile */
+  private diskBusy = false;
+  /** asynchronous disk operations under way (the run loop must not block the thread meanwhile) */
+  private diskWork = 0;
+  private lastWriteBack = 0;
   /** balloon target (4 KiB pages), kept across reboots */
   private balloonPages = 0;
   private bootAt = 0;
@@ -147,6 +166,9 @@ export class VmHost implements VmWorkerApi {
       }
       this.disks = spec.disks.map((d) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly }));
       this.spec = spec;
+      if (init.disk && spec.disks.some((d) => !d.readOnly)) {
+        this.diskOpening = this.diskTask(() => this.openDisks(init.disk!, spec)).finally(() => { this.diskOpening = undefined; });
+      }
     } catch (e) {
       this.specProblem = e instanceof RangeError
         ? `the browser could not give this VM its disk (${e.message})`
@@ -171,6 +193,10 @@ export class VmHost implements VmWorkerApi {
   start(): VmStats {
     this.took();
     if (this.departed) return this.stats(false);
+    if (this.diskBusy) {
+      this.emit("\r\n\x1b[33m[the disk is being replaced or exported: power on when that is done]\x1b[0m\r\n");
+      return this.stats(false);
+    }
     if (this.state === "created" || this.state === "stopped" || this.state === "error") this.boot(false);
     return this.stats(false);
   }
@@ -308,7 +334,8 @@ export class VmHost implements VmWorkerApi {
     await this.built; // a start from the template or a snapshot finishes first: this one replaces it
     // The running machine goes on meanwhile: the new one has its own memory and its own disks.
     const t0 = performance.now();
-    const { machine, disks, renamed } = await this.buildFrom(from);
+    const { machine, disks, pending, renamed } = await this.buildFrom(from);
+    this.commitDisks(pending);
     this.install(machine, disks, "snapshot", performance.now() - t0);
     this.input.clear(); // typed for the machine that is gone
     this.overflow = [];
@@ -342,8 +369,11 @@ export class VmHost implements VmWorkerApi {
       }, (msg) => sender.send(msg, msg.kind === "end" ? this.consoleTail() : undefined));
       await sender.finished();
       const downtimeMs = performance.now() - heldAt;
-      // it runs in the other tab now: this copy stays held for good
+      // it runs in the other tab now: this copy stays held for good, and lets its disks' files go (the page removes
+      // them with the VM: the disk went with the machine)
       this.departed = true;
+      for (const v of this.volumes) v?.close();
+      for (const d of this.disks) d.detach();
       this.emit(`\r\n\x1b[2m[migrated to ${to}]\x1b[0m\r\n`);
       this.setState("stopped", `migrated to ${to}`);
       return { ...stats, downtimeMs };
@@ -369,6 +399,7 @@ export class VmHost implements VmWorkerApi {
     const blk = this.machine?.disks[0];
     return {
       sizeBytes: backend.size, ownBytes: backend.ownBytes, sharedBytes: backend.sharedBytes,
+      persistent: backend.persistent, storedBytes: backend.storedBytes, problem: this.diskProblem,
       readBytes: blk?.readBytes ?? 0, writeBytes: blk?.writeBytes ?? 0, reads: blk?.reads ?? 0, writes: blk?.writes ?? 0,
     };
   }
@@ -403,6 +434,19 @@ export class VmHost implements VmWorkerApi {
     // Output the old guest had not got out yet is dropped; the terminal is reset in-band so the page needs no
     // separate message that could overtake the bytes still in the ring.
     this.overflow = clearScreen ? [TERMINAL_RESET] : [];
+    const opening = this.diskOpening;
+    if (opening) {
+      // the disks come from the browser's storage first (a few ms); then this start goes on as it would have
+      this.building = true;
+      this.setState("booting");
+      this.built = opening.then(() => {
+        this.building = false;
+        if (this.state !== "booting") return undefined; // powered off meanwhile
+        this.boot(false);
+        return this.built;
+      });
+      return;
+    }
     if (!this.machine && (this.origin || this.incoming || this.templateFits())) {
       const origin = this.origin, incoming = this.incoming;
       this.origin = this.incoming = undefined; // only the first start: a power cycle boots
@@ -457,6 +501,8 @@ export class VmHost implements VmWorkerApi {
   private install(m: Machine, disks: LayeredDisk[], from: VmStart, ms: number): void {
     this.machine = m;
     this.agent.bind(m);
+    // the disks of a machine replaced: their stores were closed when the new ones were committed
+    for (const d of this.disks) if (!disks.includes(d)) d.detach();
     this.disks = disks;
     this.nics.bind(m.nics);
     m.balloon?.setTarget(this.balloonPages);
@@ -479,7 +525,8 @@ export class VmHost implements VmWorkerApi {
     const t0 = performance.now();
     const build = async (): Promise<void> => {
       if (origin) {
-        const { machine, disks, renamed } = await this.buildFrom(origin);
+        const { machine, disks, pending, renamed } = await this.buildFrom(origin);
+        this.commitDisks(pending);
         this.install(machine, disks, "snapshot", performance.now() - t0);
         this.showRestored(origin);
         this.ready = !renamed;
@@ -523,13 +570,25 @@ export class VmHost implements VmWorkerApi {
     this.building = true;
     const t0 = performance.now();
     const port = broadcastPort(incoming.channel);
-    let disks: LayeredDisk[] = [];
+    // the disks are written from the arriving state: persistent ones into new generations, made current once the
+    // machine is whole
+    let fresh: { disks: LayeredDisk[]; pending: (OverlayFile | undefined)[] } = { disks: [], pending: [] };
+    try {
+      if (this.spec) fresh = await this.diskTask(() => this.newDisks());
+    } catch (e) {
+      const failure = `the migration from ${incoming.from} failed: ${(e as Error).message}`;
+      this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
+      this.setState("error", failure);
+      this.building = false;
+      port.close();
+      return;
+    }
+    const disks = fresh.disks;
     const target = new MigrationTarget((spec) => {
       const own = this.spec;
       if (!own) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
       const why = shapeMismatch(spec, own, "this VM") ?? (sameIdentity(spec, own) ? undefined : "the arriving machine has another host name or other MACs than this VM");
       if (why) throw new SnapshotError(why);
-      disks = own.disks.map((d) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly }));
       return Machine.blank(this.cfg!.hart, own, this.attachments(disks));
     });
     const link = new MigrationReceiver(port, target);
@@ -538,6 +597,7 @@ export class VmHost implements VmWorkerApi {
       // loop may sleep in Atomics.wait (an idle guest), and what came after would wait for its next timer.
       await this.holding(async () => {
         const { machine, console } = await link.arrival;
+        this.commitDisks(fresh.pending);
         this.install(machine, disks, "migration", performance.now() - t0);
         this.showRestored({ console, label: `migrated from ${incoming.from}` });
         link.confirm();
@@ -552,6 +612,7 @@ export class VmHost implements VmWorkerApi {
       });
     } catch (e) {
       link.fail((e as Error).message);
+      await this.discardDisks(fresh.pending);
       const failure = `the migration from ${incoming.from} failed: ${(e as Error).message}`;
       this.emit(`\r\n\x1b[31m${failure}\x1b[0m\r\n`);
       this.setState("error", failure);
@@ -564,22 +625,190 @@ export class VmHost implements VmWorkerApi {
 
   /** A new machine (with new disks) from a saved one, beside whatever runs now. A guest that gets another host
    *  name or MAC than it had is told so by its agent (it then takes its own DHCP lease): `renamed`. */
-  private async buildFrom(from: VmOrigin): Promise<{ machine: Machine; disks: LayeredDisk[]; renamed: boolean }> {
+  private async buildFrom(from: VmOrigin): Promise<{ machine: Machine; disks: LayeredDisk[]; pending: (OverlayFile | undefined)[]; renamed: boolean }> {
     const spec = this.spec;
     if (!spec) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
     const why = shapeMismatch(from.spec, spec, "this VM");
     if (why) throw new SnapshotError(why);
-    // a fork's disks start on the original's shared layers; a snapshot's are written in by the restore
-    let disks: LayeredDisk[];
+    // a fork's disks start on the original's shared layers; a snapshot's are written in by the restore. Persistent
+    // ones are new generations of the VM's disks, made current only once the machine is whole (commitDisks).
+    const fresh = await this.diskTask(() => this.newDisks(from.disks));
     try {
-      disks = spec.disks.map((d, i) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly, from: from.disks?.[i] }));
+      const att = this.attachments(fresh.disks);
+      if (sameIdentity(from.spec, spec)) return { machine: await Machine.restore(this.cfg!.hart, spec, att, from.state), ...fresh, renamed: false };
+      const machine = await startAs(this.restoreFn, from, spec, att, { skipDisks: false, freshPrompt: false });
+      return { machine, ...fresh, renamed: true };
     } catch (e) {
-      throw new SnapshotError(`the forked disk cannot be used: ${(e as Error).message}`);
+      await this.discardDisks(fresh.pending);
+      throw e;
     }
-    const att = this.attachments(disks);
-    if (sameIdentity(from.spec, spec)) return { machine: await Machine.restore(this.cfg!.hart, spec, att, from.state), disks, renamed: false };
-    const machine = await startAs(this.restoreFn, from, spec, att, { skipDisks: false, freshPrompt: false });
-    return { machine, disks, renamed: true };
+  }
+
+  /** Disks for a machine that replaces the VM's (a restore, a fork's copy, a migration's arrival): in memory, or
+   *  for persistent ones over new generations of their stores (`pending`), which commitDisks makes current. */
+  private async newDisks(shared?: SharedDisk[]): Promise<{ disks: LayeredDisk[]; pending: (OverlayFile | undefined)[] }> {
+    const spec = this.spec!;
+    const pending: (OverlayFile | undefined)[] = [];
+    try {
+      const disks: LayeredDisk[] = [];
+      for (let i = 0; i < spec.disks.length; i++) {
+        const d = spec.disks[i];
+        const store = pending[i] = await this.volumes[i]?.begin();
+        let disk: LayeredDisk;
+        try {
+          disk = new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly, from: shared?.[i], store, onFull: this.onDiskFull });
+        } catch (e) {
+          throw new SnapshotError(`the forked disk cannot be used: ${(e as Error).message}`);
+        }
+        // a fork's contents go into the copy's own store before it runs (they are not kept in memory)
+        disk.absorbLayers();
+        disks.push(disk);
+      }
+      return { disks, pending };
+    } catch (e) {
+      await this.discardDisks(pending);
+      throw e;
+    }
+  }
+
+  /** Makes the new generations of a replacement machine's disks current (at once: the caller installs the machine
+   *  right after, with nothing awaited between). */
+  private commitDisks(pending: (OverlayFile | undefined)[]): void {
+    pending.forEach((o, i) => { if (o) void this.volumes[i]!.commit(o); });
+    this.diskProblem = undefined;
+  }
+
+  private async discardDisks(pending: (OverlayFile | undefined)[]): Promise<void> {
+    await Promise.all(pending.map((o, i) => o && this.volumes[i]?.discard(o)));
+  }
+
+  /** Opens the VM's persistent disks (the first start waits for this). A disk that cannot be opened stays in
+   *  memory, and the page is told. */
+  private async openDisks(init: VmDiskInit, spec: MachineSpec): Promise<void> {
+    for (let i = 0; i < spec.disks.length; i++) {
+      const d = spec.disks[i];
+      if (d.readOnly) continue;
+      try {
+        const capacity = init.quotaBytes !== undefined ? Math.max(0, Math.floor(init.quotaBytes / DISK_BLOCK)) : Infinity;
+        const volume = await DiskVolume.open(await opfsDiskDir(init.name, i), d.sizeBytes, BLANK_BASE, init.mode, capacity);
+        this.volumes[i] = volume;
+        this.disks[i] = new LayeredDisk(d.sizeBytes, { store: volume.current, onFull: this.onDiskFull });
+        if (volume.problem) this.reportDisk(`${volume.problem}; the disk starts empty`);
+      } catch (e) {
+        this.reportDisk(`the disk could not be opened in the browser's storage (${(e as Error).message}): it is kept in memory only, and lost when the page goes`);
+      }
+    }
+  }
+
+  private readonly onDiskFull = (why: string) => this.reportDisk(why);
+
+  /** Writes the persistent disks' cached blocks out to their stores (a failure is the next FLUSH's to report). */
+  private writeBackDisks(): void {
+    this.lastWriteBack = performance.now();
+    if (this.diskBusy) return;
+    for (const d of this.disks) {
+      if (d.persistent && d.ownBytes > 0) try { d.writeBack(); } catch { /* kept in memory */ }
+    }
+  }
+
+  /** Runs an asynchronous disk operation with the run loop kept from blocking the thread (its awaits must get in). */
+  private async diskTask<T>(fn: () => Promise<T>): Promise<T> {
+    this.diskWork++;
+    try {
+      return await fn();
+    } finally {
+      this.diskWork--;
+    }
+  }
+
+  /** Tells the page (and the console) what went wrong with the disk, once per problem. */
+  private reportDisk(problem: string): void {
+    if (this.diskProblem === problem) return;
+    this.diskProblem = problem;
+    if (this.cfg) this.emit(`\r\n\x1b[31m[disk: ${problem}]\x1b[0m\r\n`);
+    this.event({ kind: "disk", problem });
+  }
+
+  /** The machine cannot be using the disk now (it is off and nothing else is under way with it). */
+  private diskIdle(what: string): LayeredDisk {
+    const d = this.disks[0];
+    if (!d || d.readOnly) throw new Error("this VM has no disk");
+    if (this.poweredOn || this.building || this.migrating || this.departed) throw new Error(`power the VM off to ${what}`);
+    if (this.diskBusy) throw new Error("the disk is busy with another operation");
+    return d;
+  }
+
+  /** Replaces the first disk's contents whole: a new generation filled by `fill` becomes the disk, or (when
+   *  anything fails) is dropped and the disk stays as it was. */
+  private async replaceDisk(cur: LayeredDisk, fill?: (d: LayeredDisk) => Promise<void>): Promise<void> {
+    this.diskBusy = true;
+    const volume = this.volumes[0];
+    let store: OverlayFile | undefined;
+    try {
+      store = await volume?.begin();
+      const fresh = new LayeredDisk(cur.size, { store, onFull: () => {} });
+      await fill?.(fresh);
+      fresh.flush();
+      if (store) void volume!.commit(store);
+      store = undefined;
+      cur.adopt(fresh);
+      this.diskProblem = undefined;
+    } finally {
+      if (store) await volume!.discard(store);
+      this.diskBusy = false;
+    }
+  }
+
+  async resetDisk(): Promise<VmStats> {
+    this.took();
+    const cur = this.diskIdle("reset its disk");
+    await this.diskTask(() => this.replaceDisk(cur));
+    return this.stats(false);
+  }
+
+  async importDisk(image: Blob): Promise<VmStats> {
+    this.took();
+    const cur = this.diskIdle("import a disk image");
+    const mib = (n: number) => `${(n / 1048576).toFixed(n % 1048576 ? 2 : 0)} MiB`;
+    if (image.size !== cur.size) {
+      throw new Error(`the image is ${mib(image.size)} (${image.size} bytes) but this VM's disk is ${mib(cur.size)}: an image must be exactly the disk's size`);
+    }
+    await this.diskTask(() => this.replaceDisk(cur, async (d) => {
+      for (let at = 0; at < cur.size; at += IMAGE_CHUNK) {
+        const n = Math.min(IMAGE_CHUNK, cur.size - at);
+        const bytes = new Uint8Array(await image.slice(at, at + n).arrayBuffer());
+        if (bytes.length !== n) throw new Error("the image file changed while it was read");
+        try {
+          d.write(at, bytes); // blocks of zeros over the blank base take no room
+        } catch (e) {
+          throw new Error(`the image does not fit the disk's storage (${(e as Error).message})`);
+        }
+      }
+    }));
+    return this.stats(false);
+  }
+
+  async exportDisk(onChunk: (bytes: Uint8Array) => void | Promise<void>): Promise<number> {
+    this.took();
+    const d = this.disks[0];
+    if (!d || d.readOnly) throw new Error("this VM has no disk");
+    if (this.diskBusy || this.migrating || this.departed) throw new Error("the disk is busy with another operation");
+    const send = async () => {
+      for (let at = 0; at < d.size; at += IMAGE_CHUNK) {
+        const bytes = new Uint8Array(Math.min(IMAGE_CHUNK, d.size - at));
+        d.read(at, bytes);
+        await onChunk(bytes);
+      }
+      return d.size;
+    };
+    this.diskBusy = true;
+    try {
+      // a running guest is held while its disk is read: the image is the disk at one instant (as at a power cut),
+      // not pieces of different moments
+      return this.machine && this.poweredOn && !this.building ? await this.holding(send) : await this.diskTask(send);
+    } finally {
+      this.diskBusy = false;
+    }
   }
 
   /** The terminal starts over with the saved machine's last console lines and a note of where it came from. */
@@ -751,8 +980,12 @@ export class VmHost implements VmWorkerApi {
       sleep: (token, ms) => {
         // never block with a control call on its way: it could not be delivered
         if (ms <= 0 || this.holds > 0 || Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) return;
-        // nor while migrating (the other tab's acknowledgements come as messages): a short timer sleep instead
-        if (this.migrating) return new Promise<void>((r) => setTimeout(r, Math.min(ms, 4)));
+        // the disks' cached writes go out to their store while the guest idles (not synced: that is the guest's
+        // FLUSH), so a reload or a killed tab finds them even when the guest never flushes (ext2's sync does not)
+        this.writeBackDisks();
+        // nor while migrating (the other tab's acknowledgements come as messages), nor while a disk operation awaits
+        // the browser's storage: a short timer sleep instead
+        if (this.migrating || this.diskWork > 0) return new Promise<void>((r) => setTimeout(r, Math.min(ms, 4)));
         if (this.opts.sharedThread) {
           const r = waitAsync(this.ctrl, CTRL.DOORBELL, token, ms);
           return r.async ? (r.value as Promise<unknown>).then(() => {}) : undefined;
@@ -804,6 +1037,7 @@ export class VmHost implements VmWorkerApi {
 
   private beforeSlice(m: Machine | undefined): SliceDecision {
     if (this.holds > 0) return hold(0); // parked (see holding)
+    if (performance.now() - this.lastWriteBack >= WRITEBACK_MS) this.writeBackDisks();
     if (this.departed) return hold(MAX_SLEEP_MS);
     if (!m || !this.runs) {
       this.flushOverflow();

@@ -31,6 +31,10 @@ const api: VmWorkerApi = {
   },
   restore: (from) => host.restore(from),
   migrateOut: (channel, to) => host.migrateOut(channel, to),
+  resetDisk: () => host.resetDisk(),
+  importDisk: (image) => host.importDisk(image),
+  // each piece of an exported disk is transferred to the page, not copied
+  exportDisk: (onChunk) => host.exportDisk((bytes) => onChunk(Comlink.transfer(bytes, [bytes.buffer as ArrayBuffer]))),
   agentExec: (command, opts) => host.agentExec(command, opts),
   agentPut: (path, data, opts) => host.agentPut(path, data, opts),
   async agentGet(path, opts) {
