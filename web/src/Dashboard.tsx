@@ -16,6 +16,7 @@ import { maxBalloonMiB, BALLOON_FLOOR_MIB, SAMPLE_LAB } from "./lab.ts";
 import type { Migrations } from "./tabs/migrations.ts";
 import type { Transfers } from "./files/transfers.ts";
 import { FilesMenu } from "./files/FilesMenu.tsx";
+import { DiskMenu, DiskLine, StorageRow } from "./storage/DiskMenu.tsx";
 import { OpenPortMenu } from "./ports/OpenPortMenu.tsx";
 
 const CPU_COLOR = "#3fb950";
@@ -201,6 +202,7 @@ function HostPanel({ hv }: { hv: Hypervisor }) {
           {h.ramReservedMiB} MiB{h.balloonMiB > 0 && <span className="muted"> (−{h.balloonMiB.toFixed(0)} in balloons)</span>}
         </span>
       </div>
+      <StorageRow hv={hv} />
     </section>
   );
 }
@@ -247,6 +249,7 @@ function VmCard({ hv, e, selected, onSelect }: { hv: Hypervisor; e: VmEntry; sel
         </div>
         <span className="meter-value">{live && used !== undefined ? `${used.toFixed(0)} MiB` : "—"}</span>
       </div>
+      <DiskLine e={e} />
       {e.state === "crashed" && (
         <div className="crash">
           {e.detail && <div className="crash-why">{e.detail}</div>}
@@ -315,6 +318,7 @@ function Toolbar({ hv, e, snaps, migrations, transfers, onSelect, showMeters, on
         </>}
         {migrations && <MigrateButton hv={hv} e={e} migrations={migrations} busy={busy} />}
         {transfers && <FilesMenu hv={hv} e={e} transfers={transfers} disabled={moving} />}
+        <DiskMenu hv={hv} e={e} say={snaps && ((kind, text) => snaps.say(kind, text))} disabled={moving} />
         <OpenPortMenu hv={hv} e={e} disabled={moving} />
         {s === "stopped" || s === "crashed"
           ? <button data-testid="power-on" onClick={() => { void hv.start(e.id); refocus(); }}>Power on</button>
@@ -334,7 +338,7 @@ function Toolbar({ hv, e, snaps, migrations, transfers, onSelect, showMeters, on
 /** The disk's size, and how much of its contents it shares with forks (copy-on-write) when it does. */
 function diskNote(e: VmEntry): string {
   const d = e.stats?.disk;
-  const base = `in-memory disk, ${e.spec.diskMiB} MiB (/dev/vda)`;
+  const base = `${d?.persistent ? `disk kept in the browser (${fmtBytes(d.storedBytes ?? 0)} stored)` : "in-memory disk"}, ${e.spec.diskMiB} MiB (/dev/vda)`;
   if (!d || d.sharedBytes === 0) return base;
   return `${base}; ${fmtBytes(d.ownBytes)} its own, ${fmtBytes(d.sharedBytes)} shared with forks`;
 }

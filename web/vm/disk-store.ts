@@ -246,8 +246,9 @@ export class DiskVolume {
     return o;
   }
 
-  /** Makes a replacement from begin() the disk (durably), and removes the generation it replaces. */
-  async commit(o: OverlayFile): Promise<void> {
+  /** Makes a replacement from begin() the disk (durably), at once (it throws when it cannot: the old disk then
+   *  stays), and removes the generation it replaces (the promise: that removal, which may fail harmlessly). */
+  commit(o: OverlayFile): Promise<void> {
     const name = this.pending.get(o);
     if (name === undefined) throw new Error("not a replacement of this disk");
     o.markComplete();
@@ -256,7 +257,7 @@ export class DiskVolume {
     this.current = o;
     this.currentName = name;
     old.close();
-    await this.dir.remove(oldName).catch(() => { /* removed at the next open */ });
+    return this.dir.remove(oldName).catch(() => { /* removed at the next open */ });
   }
 
   /** Drops a replacement that is not wanted (it failed, or the restore it was for did). */

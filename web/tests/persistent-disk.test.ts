@@ -1,0 +1,201 @@
+// Persistent disks in the page (Chromium, OPFS): a file written on a VM's disk is there after a reload; Export disk
+// then Import disk gives the same image back (and a wrong image is refused, losing nothing); Reset disk empties it;
+// a small forced quota (?diskQuotaMiB=N) gives the guest I/O errors, the page says why and earlier files survive;
+// a tab killed during heavy writes to an ext4 file system reopens with the file system replaying its journal and
+// checking clean with the host's e2fsck -fn. One VM, "keeper" (64 MiB, a 16 MiB disk), in the saved lab (a lab in
+// the address is not kept, nor are its disks).
+
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { execFileSync, spawnSync } from "node:child_process";
+import type { Page } from "playwright-core";
+import { startDevServer, launchBrowser, consoleCommand, type Served, type Browser } from "./harness.ts";
+
+const VM = "keeper";
+const DISK = 16 * 1024 * 1024;
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("persistent disks (vite dev server, Chromium, OPFS)", () => {
+  let server: Served;
+  let browser: Browser;
+  let page: Page;
+  let dir: string;
+  const errors: string[] = [];
+
+  const run = (cmd: string, timeout?: number) => consoleCommand(page, VM, cmd, timeout);
+  const ready = (timeout = 60_000) => page.waitForFunction(
+    (n) => window.tabvisor?.readyOf(n) && window.tabvisor.stateOf(n) === "running", VM, { timeout, polling: 100 });
+  const stateOf = () => page.evaluate((n) => window.tabvisor?.stateOf(n), VM);
+
+  const watched = new WeakSet<Page>();
+  async function open(query = ""): Promise<void> {
+    if (!watched.has(page)) {
+      watched.add(page);
+      page.on("pageerror", (e) => errors.push(e.message));
+      page.on("console", (m) => { if (process.env.DEBUG_DISK) console.log("page:", m.text()); });
+    }
+    await page.goto(server.url + query);
+    await page.waitForFunction((n) => window.tabvisor?.vms().includes(n), VM, { timeout: 60_000 });
+    await ready();
+    await run("dmesg -n 1");
+  }
+
+  /** Exports the disk through the toolbar's Disk… menu; resolves with the image's bytes. */
+  async function exportDisk(name: string): Promise<Uint8Array> {
+    await page.getByTestId("disk-menu").click();
+    const [download] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), page.getByTestId("disk-export").click()]);
+    expect(download.suggestedFilename()).toBe(`${VM}-disk.img`);
+    const file = join(dir, name);
+    await download.saveAs(file);
+    return readFileSync(file);
+  }
+
+  /** Imports a file through Disk… > Import disk… and confirms (the VM is powered off by it). */
+  async function importDisk(file: string): Promise<void> {
+    await page.getByTestId("disk-import-input").setInputFiles(file);
+    await page.getByTestId("disk-confirm").click();
+  }
+
+  async function powerOn(): Promise<void> {
+    await page.getByTestId("power-on").click();
+    await ready();
+    await run("dmesg -n 1");
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "tabvisor-disk-"));
+    server = await startDevServer();
+    browser = await launchBrowser();
+    page = browser.page;
+    // the saved lab: one VM with a disk (written the way the page keeps it, idb-keyval's default store)
+    await page.goto(server.url + "?lab=");
+    await page.evaluate((name) => new Promise<void>((resolve, reject) => {
+      const req = indexedDB.open("keyval-store");
+      req.onupgradeneeded = () => req.result.createObjectStore("keyval");
+      req.onerror = () => reject(req.error);
+      req.onsuccess = () => {
+        const db = req.result;
+        const tx = db.transaction("keyval", "readwrite");
+        tx.objectStore("keyval").put([{ name, ramMiB: 64, diskMiB: 16 }], "tabvisor.lab.v1");
+        tx.oncomplete = () => { db.close(); resolve(); };
+        tx.onerror = () => reject(tx.error);
+      };
+    }), VM);
+    await open();
+    // kernel messages stay off the console the commands are read from
+    await run("dmesg -n 1");
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  let fileSha = "";
+
+  it("a file written on the disk is there after a reload, with the same sha256", async () => {
+    expect(await run("mke2fs /dev/vda >/dev/null 2>&1; mkdir -p /mnt; mount /dev/vda /mnt && echo mounted")).toBe("mounted");
+    fileSha = await run("dd if=/dev/urandom of=/mnt/data bs=1k count=300 2>/dev/null; sync; sha256sum /mnt/data | cut -d' ' -f1");
+    expect(fileSha).toMatch(/^[0-9a-f]{64}$/);
+    // the card shows what the disk keeps in the browser's storage, the host panel the total
+    await expect.poll(() => page.getByTestId("card-disk-stored").getAttribute("data-value"), { timeout: 10_000 })
+      .toSatisfy((v) => Number(v) > 300 * 1024);
+    expect(await page.getByTestId("host-storage").innerText()).toMatch(/in VM disks/);
+    expect(await page.evaluate(() => navigator.storage.persisted !== undefined)).toBe(true);
+
+    await page.reload();
+    await page.waitForFunction((n) => window.tabvisor?.vms().includes(n), VM, { timeout: 60_000 });
+    await ready();
+    await run("dmesg -n 1");
+    expect(await run("mkdir -p /mnt; mount /dev/vda /mnt && sha256sum /mnt/data | cut -d' ' -f1")).toBe(fileSha);
+  });
+
+  it("Export disk then Import disk: the same image, the file readable; a wrong image is refused and loses nothing", async () => {
+    await run("umount /mnt; sync");
+    const exported = await exportDisk("one.img");
+    expect(exported.length).toBe(DISK);
+    expect(await stateOf()).toBe("running"); // the guest was only held while its disk was read
+    const image = sha(exported);
+    // the host reads the same file system
+    const fsck = spawnSync("e2fsck", ["-fn", join(dir, "one.img")], { encoding: "utf8" });
+    expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0);
+
+    // Reset disk: asks first, powers the VM off, and the disk is empty
+    await page.getByTestId("disk-menu").click();
+    await page.getByTestId("disk-reset").click();
+    expect(await page.getByTestId("disk-confirm-box").innerText()).toMatch(/Erase the disk of keeper\? .* keeper is on: it will be powered off first/);
+    await page.getByTestId("disk-confirm").click();
+    await expect.poll(() => page.getByTestId("notice").innerText(), { timeout: 20_000 }).toMatch(/The disk of keeper was reset/);
+    expect(await stateOf()).toBe("stopped");
+    await powerOn();
+    expect(await run("dd if=/dev/vda bs=1M count=16 2>/dev/null | tr -d '\\0' | wc -c")).toBe("0");
+
+    // the wrong size: refused at once, with the reason; nothing changes
+    writeFileSync(join(dir, "short.img"), Buffer.alloc(DISK - 512, 1));
+    await page.getByTestId("disk-import-input").setInputFiles(join(dir, "short.img"));
+    await expect.poll(() => page.getByTestId("disk-note").innerText()).toMatch(/short\.img could not be imported into keeper: it is 16\.0 MiB \(16776704 bytes\) but the disk is 16 MiB; an image must be exactly the disk's size\. The disk is as it was/);
+    expect(await stateOf()).toBe("running");
+
+    await importDisk(join(dir, "one.img"));
+    await expect.poll(() => page.getByTestId("notice").innerText(), { timeout: 30_000 }).toMatch(/one\.img is now the disk of keeper/);
+    // byte for byte the image (exported again before the guest mounts it: a mount writes to the superblock)
+    expect(await stateOf()).toBe("stopped");
+    expect(sha(await exportDisk("two.img"))).toBe(image);
+    await powerOn();
+    expect(await run("mkdir -p /mnt; mount /dev/vda /mnt && sha256sum /mnt/data | cut -d' ' -f1")).toBe(fileSha);
+  });
+
+  it("a forced small quota: the guest gets I/O errors, the page says why, files written before survive", async () => {
+    const stored = Number(await page.getByTestId("card-disk-stored").getAttribute("data-value"));
+    // room for about 1 MiB more than the disk keeps now
+    const quotaMiB = Math.ceil(stored / 1048576) + 1;
+    await open(`?diskQuotaMiB=${quotaMiB}`);
+    expect(await run("mkdir -p /mnt; mount /dev/vda /mnt && sha256sum /mnt/data | cut -d' ' -f1")).toBe(fileSha);
+    const out = await run("dd if=/dev/urandom of=/mnt/big bs=64k count=64 2>&1; sync; dmesg | grep -ci 'error' ", 60_000);
+    expect(Number(out.split("\n").pop())).toBeGreaterThan(0);
+    expect(await run("dmesg | grep -i -m1 'I/O error'")).toMatch(/I\/O error/);
+    await expect.poll(() => page.getByTestId("disk-problem").innerText(), { timeout: 10_000 }).toMatch(/Disk: the disk's storage is full \(\d+\.\d MiB of overlay in use\)/);
+    expect(await page.evaluate((n) => window.tabvisor!.textOf(n), VM)).toMatch(/\[disk: the disk's storage is full/);
+    // what was written before is read back from the disk (not the guest's cache)
+    expect(await run("echo 3 > /proc/sys/vm/drop_caches; sha256sum /mnt/data | cut -d' ' -f1")).toBe(fileSha);
+    // and is still there after a reload without the quota
+    await open();
+    expect(await run("mkdir -p /mnt; mount -o ro /dev/vda /mnt && sha256sum /mnt/data | cut -d' ' -f1")).toBe(fileSha);
+    await run("umount /mnt");
+  });
+
+  it("a tab killed during heavy writes to ext4 reopens with a file system that replays its journal and checks clean", async () => {
+    // an ext4 file system with a journal (the guest's busybox makes only ext2): made on the host, imported
+    const img = join(dir, "ext4.img");
+    execFileSync("mkfs.ext4", ["-q", "-F", "-L", "crashtest", img, "16M"]);
+    await importDisk(img);
+    await expect.poll(() => page.getByTestId("notice").innerText(), { timeout: 30_000 }).toMatch(/ext4\.img is now the disk of keeper/);
+    await powerOn();
+    expect(await run("mkdir -p /mnt; mount -t ext4 /dev/vda /mnt && echo mounted")).toBe("mounted");
+    const before = await run("dd if=/dev/urandom of=/mnt/before bs=1k count=200 2>/dev/null; sync; sha256sum /mnt/before | cut -d' ' -f1");
+    // heavy writes: files rewritten, made and removed in a loop, with syncs now and then
+    await page.evaluate((n) => window.tabvisor!.handleOf(n)!.sendInput(
+      "(i=0; while :; do dd if=/dev/urandom of=/mnt/w$((i%24)) bs=4k count=48 2>/dev/null; mkdir -p /mnt/d$((i%7)); " +
+      "echo $i > /mnt/d$((i%7))/n$i; rm -f /mnt/d$(((i+3)%7))/*; [ $((i%5)) = 0 ] && sync; i=$((i+1)); done) &\n"), VM);
+    await sleep(2500);
+    const wrote = await page.evaluate(() => window.tabvisor!.stats().then((s) => s?.disk?.writeBytes ?? 0));
+    expect(wrote).toBeGreaterThan(1024 * 1024);
+    // the renderer goes away at once, its workers with it
+    const cdp = await browser.context.newCDPSession(page);
+    await cdp.send("Page.crash").catch(() => { /* the answer dies with the renderer */ });
+    page = await browser.context.newPage();
+    await open();
+    // the journal is replayed by the guest's mount; what was synced before the writes is there
+    expect(await run("mkdir -p /mnt; mount -t ext4 /dev/vda /mnt && sha256sum /mnt/before | cut -d' ' -f1", 60_000)).toBe(before);
+    await run("umount /mnt; sync");
+    await exportDisk("after-crash.img");
+    const fsck = spawnSync("e2fsck", ["-fn", join(dir, "after-crash.img")], { encoding: "utf8" });
+    console.log(`e2fsck -fn after the crash: ${fsck.stdout.trim().split("\n").pop()}`);
+    expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0);
+    expect(errors).toEqual([]);
+  });
+});
