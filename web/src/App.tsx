@@ -112,8 +112,15 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
         configOf: (name) => net.getState().networks.find((n) => n.name === name)?.config,
         ensure: (cfg) => { if (!net.networkNames().includes(cfg.name)) net.createNetwork(cfg); },
       };
-      made = new Hypervisor(guest, { persist: !fromUrl && !secondHost, network });
-      for (const spec of secondHost ? [] : fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec);
+      // the saved lab's VMs keep their disks in the browser's storage (a lab in the address, or a second host's VMs,
+      // are not kept: nor are their disks); ?diskQuotaMiB=N caps each disk's overlay (a quota to test against)
+      const quotaMiB = Number(new URLSearchParams(location.search).get("diskQuotaMiB") ?? NaN);
+      made = new Hypervisor(guest, {
+        persist: !fromUrl && !secondHost, network, persistDisks: !fromUrl && !secondHost,
+        diskQuotaBytes: Number.isFinite(quotaMiB) && quotaMiB >= 0 ? quotaMiB * 1048576 : undefined,
+      });
+      for (const spec of secondHost ? [] : fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec, true, { keepDisk: true });
+      void made.dropOrphanDisks();
       const snaps = new Snapshots(made);
       // a lab given in the address is not saved, nor autosaved, nor is a second host's
       if (!fromUrl && !secondHost) {
