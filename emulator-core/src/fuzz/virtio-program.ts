@@ -440,7 +440,7 @@ class Gen {
     const twist = hostile ? rng.below(18) : -1;
     const descs = bufs.map((b) => ({ ...b, flags: b.write ? VIRTQ_DESC_F_WRITE : 0, next: 0, len32: BigInt(b.len) }));
     const pick = () => descs[rng.below(descs.length)];
-    if (twist === 0) pick().addr = this.badAddr(d, pick().len);
+    if (twist === 0) { const x = pick(); x.addr = this.badAddr(d, x.len); }
     if (twist === 1) pick().len32 = rng.pick([M32, 0x8000_0000n, 0n, 0x1_0000n]);
     if (twist === 2) { const x = pick(); x.flags ^= VIRTQ_DESC_F_WRITE; }
     if (twist === 3) pick().addr = rng.pick([q.desc, q.used, q.avail]); // the device writes its own rings
@@ -448,8 +448,10 @@ class Gen {
     if (twist === 5) { const x = pick(); x.addr = (1n << 64n) - 8n; x.len32 = 0x100n; } // wraps past 2^64
     const useIndirect = twist >= 6 && twist <= 11 ? true : this.chance(0.15);
     if (useIndirect) {
-      // the whole chain in an indirect table; one head descriptor points at it
-      const table = d.area + 0x3_0000n + BigInt(qi) * 0x4000n;
+      // the whole chain in an indirect table (one per head: chains published together keep theirs); one head
+      // descriptor points at it
+      const head = q.nextDesc % num;
+      const table = d.area + 0x3_0000n + BigInt(qi) * 0x4000n + BigInt(head % 16) * 0x400n;
       const n = descs.length;
       descs.forEach((x, k) => {
         let flags = x.flags | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
@@ -461,7 +463,6 @@ class Gen {
       });
       let len = BigInt(16 * n);
       if (twist === 9) len = rng.pick([0n, len + 1n, 16n * 2000n, M32]);
-      const head = q.nextDesc % num;
       this.desc(q.desc + BigInt(16 * head), twist === 10 ? this.badAddr(d, Number(len)) : table, len,
         VIRTQ_DESC_F_INDIRECT | (twist === 11 ? VIRTQ_DESC_F_NEXT : 0), (head + 1) % num);
       q.nextDesc = (head + 1) % num;
