@@ -186,7 +186,9 @@ describe("persistent disks (vite dev server, Chromium, OPFS)", () => {
     expect(wrote).toBeGreaterThan(1024 * 1024);
     // the renderer goes away at once, its workers with it
     const cdp = await browser.context.newCDPSession(page);
-    await cdp.send("Page.crash").catch(() => { /* the answer dies with the renderer */ });
+    const crashed = page.waitForEvent("crash", { timeout: 20_000 });
+    void cdp.send("Page.crash").catch(() => { /* no answer comes: it dies with the renderer */ });
+    await crashed;
     page = await browser.context.newPage();
     await open();
     // the journal is replayed by the guest's mount; what was synced before the writes is there

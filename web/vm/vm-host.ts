@@ -439,12 +439,14 @@ export class VmHost implements VmWorkerApi {
       // the disks come from the browser's storage first (a few ms); then this start goes on as it would have
       this.building = true;
       this.setState("booting");
-      this.built = opening.then(() => {
+      const after: Promise<void> = opening.then(() => {
         this.building = false;
         if (this.state !== "booting") return undefined; // powered off meanwhile
         this.boot(false);
-        return this.built;
+        // a start from a saved machine goes on asynchronously: `built` settles when it does
+        return this.built !== after ? this.built : undefined;
       });
+      this.built = after;
       return;
     }
     if (!this.machine && (this.origin || this.incoming || this.templateFits())) {
