@@ -12,6 +12,9 @@
 if (typeof window === "undefined") {
   // ---- service worker ----
   importScripts("port-proxy.js");
+  // registered by an isolated page (the server sends the headers): only the ports, every other request is left to
+  // the browser as if there were no worker
+  const portsOnly = new URL(self.location.href).searchParams.get("mode") === "ports";
   self.addEventListener("install", () => self.skipWaiting());
   self.addEventListener("activate", (event) => event.waitUntil(self.clients.claim()));
   self.addEventListener("message", (event) => { if (event.data === "claim") event.waitUntil(self.clients.claim()); });
@@ -25,6 +28,7 @@ if (typeof window === "undefined") {
       event.respondWith(self.tabvisorPortProxy.proxy(self, req, target));
       return;
     }
+    if (portsOnly) return;
     event.respondWith(
       fetch(req).then((res) => {
         if (res.status === 0 || res.type === "opaque") return res;
@@ -44,7 +48,7 @@ if (typeof window === "undefined") {
     if (window.crossOriginIsolated) {
       // isolated by the server's headers: the worker is only wanted for Open port (no reload)
       sessionStorage.removeItem(KEY);
-      navigator.serviceWorker.register(document.currentScript.src).catch((e) => console.warn("the service worker (Open port) could not be registered:", e));
+      navigator.serviceWorker.register(document.currentScript.src + "?mode=ports").catch((e) => console.warn("the service worker (Open port) could not be registered:", e));
       return;
     }
     if (sessionStorage.getItem(KEY)) return; // reloaded once already and still not isolated: give up
