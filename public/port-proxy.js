@@ -169,6 +169,9 @@
     return new Response(html, { status, headers: { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" } });
   }
 
+  /** what the answer's stream holds before it stops asking the VM for more */
+  const QUEUE_BYTES = 256 * 1024;
+
   /** How long to wait for a dashboard tab to answer, and for the connection to open. */
   const CONNECT_TIMEOUT_MS = 15000;
 
@@ -222,7 +225,9 @@
           }
           h.set("Cross-Origin-Resource-Policy", "same-origin");
           const noBody = request.method === "HEAD" || head.status === 204 || head.status === 304;
-          const stream = noBody ? null : new ReadableStream({ start: (c) => { controller = c; } });
+          const stream = noBody ? null : new ReadableStream(
+            { start: (c) => { controller = c; }, pull: () => credit() },
+            new ByteLengthQueuingStrategy({ highWaterMark: QUEUE_BYTES }));
           answered = true;
           resolve(new Response(stream, { status: head.status, statusText: head.statusText, headers: h }));
         },
@@ -235,9 +240,18 @@
           relay.close();
         },
       });
+      // Flow control: the relay lets the VM send only as much as we say was passed on (web/net/tcp-relay.ts). Bytes
+      // count as passed on once they left the stream's queue (the reader took them), or never entered it (the head,
+      // chunk sizes).
+      let received = 0, credited = 0;
+      const credit = () => {
+        const queued = controller ? Math.max(0, QUEUE_BYTES - (controller.desiredSize ?? 0)) : 0;
+        const passed = received - queued;
+        if (passed > credited) { relay.postMessage({ t: "read", n: passed - credited }); credited = passed; }
+      };
       relay.onmessage = (ev) => {
         const m = ev.data;
-        if (m.t === "data") parser.push(m.data);
+        if (m.t === "data") { received += m.data.length; parser.push(m.data); credit(); }
         else if (m.t === "end" || m.t === "close") {
           if (m.t === "close" && m.error && !answered) {
             answered = true;

@@ -63,6 +63,27 @@ describe("the gateway's TCP to a Linux guest", () => {
     expect(r.error).toBeUndefined(); // our FIN was acknowledged and the guest closed its side
     expect((await vm.command("wc -c < /tmp/in; sha256sum /tmp/in")).split(/\s+/).slice(0, 2)).toEqual(["1000000", sha(data)]);
 
+    // a reader that falls behind: the window closes at its buffer, the guest waits, and all comes when it reads
+    const got: Uint8Array[] = [];
+    let closed: string | undefined | null = null;
+    const c = gw.connectTcp(ip, 80, {
+      onOpen: () => { c.write(new TextEncoder().encode("GET /big HTTP/1.0\r\n\r\n")); c.end(); },
+      onData: (b) => got.push(b),
+      onClose: (e) => { closed = e; },
+    }, { receiveBuffer: 100_000 });
+    await new Promise((r) => setTimeout(r, 3000));
+    const held = got.reduce((n, b) => n + b.length, 0);
+    expect(held).toBeGreaterThan(50_000);
+    expect(held).toBeLessThanOrEqual(100_000);
+    for (let i = 0; i < 600 && closed === null; i++) {
+      c.consumed(got.reduce((n, b) => n + b.length, 0)); // (consumed() frees what was not freed yet, at most)
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(closed).toBeUndefined();
+    const all = Buffer.concat(got);
+    const body = all.subarray(all.indexOf("\r\n\r\n") + 4);
+    expect(sha(body)).toBe((await vm.command("sha256sum /srv/big")).split(" ")[0]);
+
     const refused = await exchange(gw, ip, 81);
     expect(refused.error).toBe("connection refused");
     expect(() => gw.connectTcp("10.0.10.5", 80, {})).toThrow(/not an address of a VM on this network/);

@@ -4,14 +4,19 @@
 // port over), so the bytes never pass through the page.
 //
 // Messages on the port (structured clone):
-//   to the relay:    { t: "write", data: Uint8Array }   { t: "end" }   { t: "abort" }
+//   to the relay:    { t: "write", data: Uint8Array }   { t: "read", n }   { t: "end" }   { t: "abort" }
 //   from the relay:  { t: "open" }   { t: "data", data: Uint8Array }   { t: "end" }   { t: "close", error?: string }
 // "close" comes last, once; error is undefined after an orderly close ("connection refused", "timed out", ...).
+// "read" says the other end has passed n bytes of "data" on: at most RECEIVE_BUFFER bytes are ever unread there,
+// beyond that the connection's window closes and the VM waits (a reader that stops cannot make anything grow).
 
 import type { Gateway } from "../../emulator-core/src/net/gateway.ts";
 import { ipToString, parseIp } from "../../emulator-core/src/net/packet.ts";
 
-export type RelayToVm = { t: "write"; data: Uint8Array } | { t: "end" } | { t: "abort" };
+export type RelayToVm = { t: "write"; data: Uint8Array } | { t: "read"; n: number } | { t: "end" } | { t: "abort" };
+
+/** bytes sent on the port and not yet passed on by its reader */
+export const RECEIVE_BUFFER = 1 << 20;
 export type RelayFromVm = { t: "open" } | { t: "data"; data: Uint8Array } | { t: "end" } | { t: "close"; error?: string };
 
 /** The VM's address on the gateway's network: a dotted quad, or a name its DNS knows (the VM's host name). */
@@ -35,7 +40,7 @@ export function relayTcp(gw: Gateway | undefined, host: string, tcpPort: number,
       onData: (data) => say({ t: "data", data }),
       onEnd: () => say({ t: "end" }),
       onClose: (error) => { say({ t: "close", error }); port.close(); },
-    });
+    }, { receiveBuffer: RECEIVE_BUFFER });
   } catch (e) {
     return fail(`${host} (${ipToString(ip)}): ${(e as Error).message}`);
   }
@@ -44,6 +49,7 @@ export function relayTcp(gw: Gateway | undefined, host: string, tcpPort: number,
     const m = ev.data;
     try {
       if (m?.t === "write" && m.data instanceof Uint8Array) c.write(m.data);
+      else if (m?.t === "read" && typeof m.n === "number") c.consumed(m.n);
       else if (m?.t === "end") c.end();
       else if (m?.t === "abort") c.abort();
     } catch { c.abort(); }

@@ -177,10 +177,10 @@ export class Gateway {
   detach(): void { this.tcp.closeAll(); this.port.detach(); }
 
   /** Opens a TCP connection from the gateway to `ip`:`port` on this network (e.g. a VM's web server). */
-  connectTcp(ip: string | number, port: number, handlers: TcpHandlers): TcpConnection {
+  connectTcp(ip: string | number, port: number, handlers: TcpHandlers, opts: { receiveBuffer?: number } = {}): TcpConnection {
     const dst = toIp(ip);
     if (!this.inSubnet(dst) || dst === this.ip) throw new Error(`${ipToString(dst)} is not an address of a VM on this network`);
-    return this.tcp.connect(dst, port, handlers);
+    return this.tcp.connect(dst, port, handlers, opts);
   }
 
   /** TCP connections open now */

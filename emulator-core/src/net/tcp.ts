@@ -6,6 +6,10 @@
 // queue (a segment out of order is dropped and acknowledged again: the guest retransmits), no TIME_WAIT (local ports
 // are not reused soon: they count up through the ephemeral range).
 //
+// A reader that falls behind holds the peer back: with a receive buffer (connect's receiveBuffer), bytes handed to
+// onData count against it until the reader says it took them (consumed()), and the window we advertise shrinks to
+// what is left, down to zero; a guest that sends beyond it has the excess dropped (it must send it again).
+//
 // Everything the guest sends is checked before it is believed: a segment for no connection gets a RST, an ACK for
 // bytes never sent is answered with an ACK and otherwise ignored, a peer that stops answering is given up after its
 // retries ("timed out").
@@ -67,12 +71,18 @@ export class TcpConnection {
   private wantFin = false;
   private finSent = false;
   private peerFin = false;
+  /** bytes given to onData that the reader has not released (consumed) */
+  private unread = 0;
+  /** the window last advertised */
+  private advertised = WINDOW;
   private rto = RTO_START_MS;
   private retries = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly net: TcpNetwork, readonly remoteIp: number, readonly remotePort: number, localPort: number,
-              private readonly handlers: TcpHandlers, private readonly done: (c: TcpConnection) => void) {
+              private readonly handlers: TcpHandlers, private readonly done: (c: TcpConnection) => void,
+              /** bytes the reader may hold unreleased (Infinity: onData's bytes are taken as given) */
+              private readonly receiveBuffer = Infinity) {
     this.localPort = localPort;
     this.iss = (Math.random() * 0x100000000) >>> 0;
     this.sndUna = this.iss;
@@ -95,6 +105,18 @@ export class TcpConnection {
     if (this.state === "closed" || this.wantFin) return;
     this.wantFin = true;
     this.pump();
+  }
+
+  /** The reader took `n` bytes of what onData gave: the window opens again (a window update when it had closed). */
+  consumed(n: number): void {
+    if (!(n > 0) || this.receiveBuffer === Infinity) return;
+    this.unread = Math.max(0, this.unread - n);
+    // say so when the peer would otherwise wait: the window was below a segment and now holds one or more
+    if (this.state === "established" && this.advertised < this.mss && this.window() >= this.mss) this.send(TCP_ACK, this.sndNxt);
+  }
+
+  private window(): number {
+    return this.receiveBuffer === Infinity ? WINDOW : Math.max(0, Math.min(WINDOW, this.receiveBuffer - this.unread));
   }
 
   /** Resets the connection (RST) and forgets it. */
@@ -139,17 +161,21 @@ export class TcpConnection {
     if (this.state !== "established") return; // the ACK finished the connection
     if (len > 0 || flags & TCP_FIN) {
       if (seg.seq === this.rcvNxt && !this.peerFin) {
-        if (len > 0) {
-          this.rcvNxt = seqAdd(this.rcvNxt, len);
-          this.bytesIn += len;
-          this.handlers.onData?.(seg.payload.slice());
+        // what fits the window we offered; the rest comes again
+        const take = Math.min(len, this.window());
+        if (take > 0) {
+          this.rcvNxt = seqAdd(this.rcvNxt, take);
+          this.bytesIn += take;
+          if (this.receiveBuffer !== Infinity) this.unread += take;
+          this.handlers.onData?.(seg.payload.slice(0, take));
         }
-        if (flags & TCP_FIN) {
+        const fin = (flags & TCP_FIN) !== 0 && take === len;
+        if (fin) {
           this.rcvNxt = seqAdd(this.rcvNxt, 1);
           this.peerFin = true;
         }
         this.send(TCP_ACK, this.sndNxt);
-        if (flags & TCP_FIN) {
+        if (fin) {
           this.handlers.onEnd?.();
           this.maybeClosed();
         }
@@ -255,7 +281,7 @@ export class TcpConnection {
 
   private sendRaw(flags: number, seq: number, ack: number, payload?: Uint8Array, options?: Uint8Array): void {
     this.net.sendSegment(this.remoteIp, buildTcp(this.net.ip, this.remoteIp, {
-      srcPort: this.localPort, dstPort: this.remotePort, seq, ack, flags, window: WINDOW, payload, options,
+      srcPort: this.localPort, dstPort: this.remotePort, seq, ack, flags, window: (this.advertised = this.window()), payload, options,
     }));
   }
 
@@ -293,7 +319,8 @@ export class TcpEndpoint {
 
   get open(): number { return this.conns.size; }
 
-  connect(ip: number, port: number, handlers: TcpHandlers): TcpConnection {
+  /** receiveBuffer: see TcpConnection.consumed (default: no limit, the window stays open) */
+  connect(ip: number, port: number, handlers: TcpHandlers, opts: { receiveBuffer?: number } = {}): TcpConnection {
     if (!(port > 0 && port < 65536)) throw new RangeError(`port ${port}`);
     let local = 0;
     for (let i = 0; i < EPHEMERAL_COUNT; i++) {
@@ -301,7 +328,8 @@ export class TcpEndpoint {
       if (!this.conns.has(key(ip, port, p))) { local = p; this.nextPort = (this.nextPort + i + 1) % EPHEMERAL_COUNT; break; }
     }
     if (!local) throw new Error("no local port free");
-    const c = new TcpConnection(this.net, ip, port, local, handlers, (x) => this.conns.delete(key(x.remoteIp, x.remotePort, x.localPort)));
+    const c = new TcpConnection(this.net, ip, port, local, handlers, (x) => this.conns.delete(key(x.remoteIp, x.remotePort, x.localPort)),
+      opts.receiveBuffer);
     if (c.state !== "closed") this.conns.set(key(ip, port, local), c);
     return c;
   }
