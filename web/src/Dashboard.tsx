@@ -18,6 +18,7 @@ import type { Transfers } from "./files/transfers.ts";
 import { FilesMenu } from "./files/FilesMenu.tsx";
 import { DiskMenu, DiskLine, StorageRow } from "./storage/DiskMenu.tsx";
 import { OpenPortMenu } from "./ports/OpenPortMenu.tsx";
+import { fileDrop } from "./files/drop.ts";
 
 const CPU_COLOR = "#3fb950";
 const CAP_COLOR = "#d29922";
@@ -149,6 +150,7 @@ export function Dashboard({ hv, hub, snaps, autosave, migrations, transfers, onU
                   data-unread={e.console.unread ? "1" : "0"}
                   className={`tab ${e.id === sel?.id ? "active" : ""} ${split && splitIds.includes(e.id) ? "in-split" : ""}`}
                   onClick={() => { select(e.id); requestAnimationFrame(() => e.console.focus()); }}
+                  {...fileDrop(transfers && ((files) => { for (const f of files) void transfers.upload(e, f); }))}
                 >
                   <span className={`dot dot-${e.state}`} />
                   {e.spec.name}
@@ -381,7 +383,6 @@ function ConsolePane({ e, visible, split, focused, onFocus, onClose, onFiles }: 
   onFiles?: (files: File[]) => void;
 }) {
   const [dropping, setDropping] = useState(false);
-  const hasFiles = (ev: React.DragEvent) => Array.from(ev.dataTransfer?.types ?? []).includes("Files");
   const slot = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = slot.current!;
@@ -394,15 +395,7 @@ function ConsolePane({ e, visible, split, focused, onFocus, onClose, onFiles }: 
   }, [visible, focused, split, e]);
   return (
     <div className={`pane ${focused && split ? "focused" : ""} ${dropping ? "drop-target" : ""}`} style={{ display: visible ? undefined : "none" }} onMouseDown={onFocus}
-      onDragOver={(ev) => { if (onFiles && hasFiles(ev)) { ev.preventDefault(); ev.stopPropagation(); ev.dataTransfer.dropEffect = "copy"; setDropping(true); } }}
-      onDragLeave={(ev) => { if (ev.currentTarget === ev.target || !ev.relatedTarget) setDropping(false); }}
-      onDrop={(ev) => {
-        if (!onFiles || !hasFiles(ev)) return;
-        ev.preventDefault();
-        ev.stopPropagation();
-        setDropping(false);
-        onFiles(Array.from(ev.dataTransfer.files));
-      }}>
+      {...fileDrop(onFiles, setDropping)}>
       {split && (
         <div className="pane-head">
           <span className={`dot dot-${e.state}`} />

@@ -32,14 +32,14 @@ describe("files in and out of a VM (vite dev server, Chromium)", () => {
     return { bytes, sha };
   }
 
-  /** Drops a file on the VM's console, as dragging it from the desktop would. */
-  async function dropOnConsole(vm: string, name: string, bytes: JSHandle<Uint8Array>): Promise<void> {
+  /** Drops a file on the VM's console (or its tab), as dragging it from the desktop would. */
+  async function dropOnConsole(vm: string, name: string, bytes: JSHandle<Uint8Array>, on: "console" | "tab" = "console"): Promise<void> {
     const dt = await page.evaluateHandle(([n, b]) => {
       const t = new DataTransfer();
       t.items.add(new File([b as Uint8Array<ArrayBuffer>], n));
       return t;
     }, [name, bytes] as const);
-    const target = `[data-testid="console"][data-vm="${vm}"]`;
+    const target = `[data-testid="${on}"][data-vm="${vm}"]`;
     await page.dispatchEvent(target, "dragover", { dataTransfer: dt });
     await page.dispatchEvent(target, "drop", { dataTransfer: dt });
   }
@@ -95,7 +95,12 @@ describe("files in and out of a VM (vite dev server, Chromium)", () => {
     await dropOnConsole("filer", "hello world.bin", bytes);
     await page.getByTestId("notice").filter({ hasText: "/root/uploads/hello world.bin" }).waitFor({ timeout: 60_000 });
     expect(await consoleCommand(page, "filer", "sha256sum '/root/uploads/hello world.bin' | cut -d' ' -f1")).toBe(sha);
-    // the drop went to the VM, not to the page's snapshot opener
+    // the VM's tab takes files too
+    const second = await pageBytes(1000);
+    await dropOnConsole("filer", "from-tab.txt", second.bytes, "tab");
+    await page.getByTestId("notice").filter({ hasText: "/root/uploads/from-tab.txt" }).waitFor({ timeout: 60_000 });
+    expect(await consoleCommand(page, "filer", "sha256sum /root/uploads/from-tab.txt | cut -d' ' -f1")).toBe(second.sha);
+    // the drops went to the VM, not to the page's snapshot opener
     expect(await page.evaluate(() => window.tabvisor!.vms())).toEqual(["filer"]);
 
     await consoleCommand(page, "filer", "head -c 123457 /dev/urandom > /root/out.bin");
