@@ -200,4 +200,46 @@ describe("persistent disks (vite dev server, Chromium, OPFS)", () => {
     expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0);
     expect(errors).toEqual([]);
   });
+
+  it("a fork's copy and a restored snapshot each have a whole disk of their own, kept across a reload; deleting a VM deletes its disk", async () => {
+    const runOn = (vm: string, cmd: string) => consoleCommand(page, vm, cmd);
+    const readyOf = (vm: string) => page.waitForFunction(
+      (n) => window.tabvisor?.readyOf(n) && window.tabvisor.stateOf(n) === "running", vm, { timeout: 60_000, polling: 100 });
+    const folders = () => page.evaluate(async () => {
+      const root = await (await navigator.storage.getDirectory()).getDirectoryHandle("tabvisor-disks");
+      const out: string[] = [];
+      for await (const k of (root as unknown as { keys(): AsyncIterable<string> }).keys()) out.push(k);
+      return out.sort();
+    });
+    expect(await run("mount -t ext4 /dev/vda /mnt && echo A > /mnt/a && sync && cat /mnt/a")).toBe("A");
+    await page.getByTestId("fork").click();
+    await readyOf(`${VM}-2`);
+    expect(await runOn(`${VM}-2`, "dmesg -n 1; cat /mnt/a; echo B > /mnt/b; sync; ls /mnt | grep -c '^b$'")).toBe("A\n1");
+    expect(await run("ls /mnt | grep -c '^b$'")).toBe("0");
+    // a snapshot of the original, then a file written after it: restoring brings the disk back to the snapshot
+    await page.locator(`[data-testid="tab"][data-vm="${VM}"]`).click();
+    await page.getByTestId("snapshot").click();
+    await expect.poll(() => page.getByTestId("notice").innerText(), { timeout: 20_000 }).toMatch(/Snapshot of keeper saved/);
+    await run("echo C > /mnt/c; sync");
+    await page.getByTestId("show-snapshots").click();
+    await page.locator(`[data-testid="snapshot-row"][data-vm="${VM}"]`).first().getByTestId("snapshot-restore").click();
+    await expect.poll(() => page.getByTestId("notice").innerText(), { timeout: 30_000 }).toMatch(/keeper restored from snapshot/);
+    expect(await run("ls /mnt | grep -c '^[abc]$'; cat /mnt/a")).toBe("1\nA");
+    await run("umount /mnt");
+    await consoleCommand(page, `${VM}-2`, "umount /mnt");
+
+    // after a reload each boots afresh on the disk it had
+    await open();
+    await readyOf(`${VM}-2`);
+    expect(await run("mount -t ext4 /dev/vda /mnt && ls /mnt | grep -c '^[bc]$'; cat /mnt/a")).toBe("0\nA");
+    expect(await runOn(`${VM}-2`, "dmesg -n 1; mkdir -p /mnt; mount -t ext4 /dev/vda /mnt && cat /mnt/a /mnt/b")).toBe("A\nB");
+    expect(await folders()).toEqual([VM, `${VM}-2`]);
+
+    // Delete (with its confirmation) takes the VM's disk with it
+    await page.locator(`[data-testid="tab"][data-vm="${VM}-2"]`).click();
+    await page.getByTestId("delete-vm").click();
+    await page.getByTestId("delete-confirm").click();
+    await expect.poll(folders, { timeout: 20_000 }).toEqual([VM]);
+    expect(errors).toEqual([]);
+  });
 });
