@@ -9,7 +9,7 @@
 // recovers after a reset).
 //
 //   npm run fuzz -- [--seeds 1-200] [--instructions 2000] [--timeout-ms 2000]
-//   npm run fuzz -- --virtio [--seeds 1-200] [--actions 300] [--timeout-ms 2000]
+//   npm run fuzz -- --virtio [--seeds 1-200] [--actions 2000] [--timeout-ms 2000]
 
 import { parseArgs } from "node:util";
 import { fuzzCampaign, parseSeeds } from "../emulator-core/src/fuzz/campaign.ts";
@@ -31,7 +31,7 @@ try {
 }
 const count = (v: string | undefined, dflt: number) => (v === undefined ? dflt : /^\d+$/.test(v.trim()) ? Number(v) : NaN);
 const instructions = count(values.instructions, 2000);
-const actions = count(values.actions, 300);
+const actions = count(values.actions, 2000);
 const timeoutMs = Number(values["timeout-ms"] ?? 2000);
 if (!Number.isSafeInteger(instructions) || !Number.isSafeInteger(actions) || !(timeoutMs > 0)) {
   process.stderr.write("fuzz: --instructions and --actions take a whole number, --timeout-ms a positive one\n");
