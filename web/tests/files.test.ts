@@ -7,13 +7,11 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { JSHandle, Page } from "playwright-core";
-import { startDevServer, launchBrowser, consoleCommand, type Served, type Browser } from "./harness.ts";
+import { openEmptyLab, consoleCommand, dropFile } from "./harness.ts";
 
 describe("files in and out of a VM (vite dev server, Chromium)", () => {
-  let server: Served;
-  let browser: Browser;
+  let lab: Awaited<ReturnType<typeof openEmptyLab>>;
   let page: Page;
-  const errors: string[] = [];
 
   const ready = (name: string, timeout = 60_000) => page.waitForFunction(
     (n) => window.tabvisor?.readyOf(n) && window.tabvisor.stateOf(n) === "running", name, { timeout, polling: 100 });
@@ -33,16 +31,8 @@ describe("files in and out of a VM (vite dev server, Chromium)", () => {
   }
 
   /** Drops a file on the VM's console (or its tab), as dragging it from the desktop would. */
-  async function dropOnConsole(vm: string, name: string, bytes: JSHandle<Uint8Array>, on: "console" | "tab" = "console"): Promise<void> {
-    const dt = await page.evaluateHandle(([n, b]) => {
-      const t = new DataTransfer();
-      t.items.add(new File([b as Uint8Array<ArrayBuffer>], n));
-      return t;
-    }, [name, bytes] as const);
-    const target = `[data-testid="${on}"][data-vm="${vm}"]`;
-    await page.dispatchEvent(target, "dragover", { dataTransfer: dt });
-    await page.dispatchEvent(target, "drop", { dataTransfer: dt });
-  }
+  const dropOnConsole = (vm: string, name: string, bytes: JSHandle<Uint8Array>, on: "console" | "tab" = "console") =>
+    dropFile(page, `[data-testid="${on}"][data-vm="${vm}"]`, name, bytes);
 
   /** Longest gap between animation frames while `work` runs: the page must not freeze. */
   async function longestFrameGap<T>(work: () => Promise<T>): Promise<{ result: T; gapMs: number }> {
@@ -75,20 +65,13 @@ describe("files in and out of a VM (vite dev server, Chromium)", () => {
   }
 
   beforeAll(async () => {
-    server = await startDevServer();
-    browser = await launchBrowser();
-    page = browser.page;
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(server.url + "?lab=");
-    await page.waitForFunction(() => window.tabvisor?.hv !== undefined);
+    lab = await openEmptyLab();
+    page = lab.page;
     // room for 50 MB in the guest's RAM-backed /root, twice over
     expect(await page.evaluate(() => window.tabvisor!.create({ name: "filer", ramMiB: 256 }))).toBeUndefined();
     await ready("filer");
   }, 120_000);
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  afterAll(async () => { await lab?.close(); });
 
   it("a file dropped on the console lands in /root/uploads; a guest file downloads with the same sha256", async () => {
     const { bytes, sha } = await pageBytes(300_000);
@@ -108,7 +91,7 @@ describe("files in and out of a VM (vite dev server, Chromium)", () => {
     const got = await download("filer", "/root/out.bin");
     expect(got.length).toBe(123457);
     expect(createHash("sha256").update(got).digest("hex")).toBe(guestSha);
-    expect(errors).toEqual([]);
+    expect(lab.errors).toEqual([]);
   }, 180_000);
 
   it("50 MB go in and come out while the page keeps drawing", async () => {

@@ -8,7 +8,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { createServer, build } from "vite";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { chromium, type BrowserContext, type JSHandle, type Page } from "playwright-core";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -132,4 +132,28 @@ export async function consoleCommand(page: Page, vm: string, cmd: string, timeou
     if (Date.now() - t0 > timeout) throw new Error(`${vm}: no answer to ${cmd}:\n${text.slice(-600)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** The dev server and Chromium on the dashboard with an empty lab (?lab=); `errors` collects the page's uncaught
+ *  errors. close() ends both. */
+export async function openEmptyLab(): Promise<{ server: Served; browser: Browser; page: Page; errors: string[]; close(): Promise<void> }> {
+  const server = await startDevServer();
+  const browser = await launchBrowser();
+  const page = browser.page;
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(server.url + "?lab=");
+  await page.waitForFunction(() => window.tabvisor?.hv !== undefined);
+  return { server, browser, page, errors, close: async () => { await browser.close(); await server.close(); } };
+}
+
+/** Drops a file whose bytes were made in the page on the element `selector`, as dragging it from the desktop would. */
+export async function dropFile(page: Page, selector: string, name: string, bytes: JSHandle<Uint8Array>): Promise<void> {
+  const dt = await page.evaluateHandle(([n, b]) => {
+    const t = new DataTransfer();
+    t.items.add(new File([b as Uint8Array<ArrayBuffer>], n));
+    return t;
+  }, [name, bytes] as const);
+  await page.dispatchEvent(selector, "dragover", { dataTransfer: dt });
+  await page.dispatchEvent(selector, "drop", { dataTransfer: dt });
 }

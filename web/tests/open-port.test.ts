@@ -5,22 +5,17 @@
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import type { Page } from "playwright-core";
-import { startDevServer, launchBrowser, consoleCommand, type Served, type Browser } from "./harness.ts";
+import { openEmptyLab, consoleCommand } from "./harness.ts";
 
 describe("Open port: a VM's web server in the browser (vite dev server, Chromium)", () => {
-  let server: Served;
-  let browser: Browser;
+  let lab: Awaited<ReturnType<typeof openEmptyLab>>;
   let page: Page;
-  const errors: string[] = [];
+  const url = (path: string) => new URL(path, lab.server.url).href;
   const run = (cmd: string, timeout?: number) => consoleCommand(page, "web1", cmd, timeout);
 
   beforeAll(async () => {
-    server = await startDevServer();
-    browser = await launchBrowser();
-    page = browser.page;
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(server.url + "?lab=");
-    await page.waitForFunction(() => window.tabvisor?.hv !== undefined);
+    lab = await openEmptyLab();
+    page = lab.page;
     expect(await page.evaluate(() => window.tabvisor!.create({ name: "web1", ramMiB: 128 }))).toBeUndefined();
     await page.waitForFunction(() => window.tabvisor?.readyOf("web1") && window.tabvisor.stateOf("web1") === "running", undefined, { timeout: 90_000, polling: 100 });
     // the page's service worker carries the ports (index.html registers it)
@@ -30,22 +25,19 @@ describe("Open port: a VM's web server in the browser (vite dev server, Chromium
     await run("mkdir -p /srv/docs && echo '<title>web1 home</title><h1>hello from web1</h1>' > /srv/index.html && echo docs > /srv/docs/index.html");
     await run("head -c 20000000 /dev/urandom > /srv/big.bin && httpd -h /srv -p 80", 60_000);
   }, 180_000);
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  afterAll(async () => { await lab?.close(); });
 
   it("shows the VM's page in a new tab from the toolbar, and follows its redirect under the prefix", async () => {
     await page.locator('[data-testid="tab"][data-vm="web1"]').click();
     await page.getByTestId("open-port").click();
     await page.getByTestId("open-port-number").fill("80");
-    const [tab] = await Promise.all([browser.context.waitForEvent("page"), page.getByTestId("open-port-go").click()]);
+    const [tab] = await Promise.all([lab.browser.context.waitForEvent("page"), page.getByTestId("open-port-go").click()]);
     await tab.waitForLoadState("domcontentloaded");
     expect(new URL(tab.url()).pathname).toBe("/port/web1/80/");
     await tab.getByText("hello from web1").waitFor({ timeout: 30_000 });
     expect(await tab.title()).toBe("web1 home");
     // busybox httpd answers a directory without its slash with a redirect to /docs/: it stays on the VM's port
-    await tab.goto(new URL("/port/", server.url).href + "web1/80/docs");
+    await tab.goto(url("/port/web1/80/docs"));
     expect(new URL(tab.url()).pathname).toBe("/port/web1/80/docs/");
     expect((await tab.textContent("body"))?.trim()).toBe("docs");
     await tab.close();
@@ -53,8 +45,8 @@ describe("Open port: a VM's web server in the browser (vite dev server, Chromium
 
   it("downloads 20 MB from the VM with the guest's sha256", async () => {
     const want = (await run("sha256sum /srv/big.bin", 60_000)).split(" ")[0];
-    const tab = await browser.context.newPage();
-    await tab.goto(new URL("/port/", server.url).href + "web1/80/");
+    const tab = await lab.browser.context.newPage();
+    await tab.goto(url("/port/web1/80/"));
     const got = await tab.evaluate(async () => {
       const t0 = performance.now();
       const r = await fetch("/port/web1/80/big.bin");
@@ -70,14 +62,14 @@ describe("Open port: a VM's web server in the browser (vite dev server, Chromium
   }, 240_000);
 
   it("says 'connection refused' for a port nobody listens on, and names a VM that is not there", async () => {
-    const tab = await browser.context.newPage();
-    const r = await tab.goto(new URL("/port/", server.url).href + "web1/8081/");
+    const tab = await lab.browser.context.newPage();
+    const r = await tab.goto(url("/port/web1/8081/"));
     expect(r?.status()).toBe(502);
     expect(await tab.textContent("h1")).toMatch(/Connection refused: nothing listens on port 8081 of web1/);
-    const r2 = await tab.goto(new URL("/port/", server.url).href + "nosuchvm/80/");
+    const r2 = await tab.goto(url("/port/nosuchvm/80/"));
     expect(r2?.status()).toBe(404);
     expect(await tab.textContent("body")).toMatch(/no VM named nosuchvm/);
     await tab.close();
-    expect(errors).toEqual([]);
+    expect(lab.errors).toEqual([]);
   }, 60_000);
 });

@@ -8,17 +8,15 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JSHandle, Page } from "playwright-core";
-import { startDevServer, launchBrowser, consoleCommand, type Served, type Browser } from "./harness.ts";
+import { openEmptyLab, consoleCommand, dropFile as dropOn } from "./harness.ts";
 import { NodeVm } from "../../emulator-core/src/node/vm.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("snapshots, forks and resume (vite dev server, Chromium)", () => {
-  let server: Served;
-  let browser: Browser;
+  let lab: Awaited<ReturnType<typeof openEmptyLab>>;
   let page: Page;
   let dir: string;
-  const errors: string[] = [];
 
   const textOf = (name: string) => page.evaluate((n) => window.tabvisor!.textOf(n), name);
   const vms = () => page.evaluate(() => window.tabvisor!.vms());
@@ -35,30 +33,17 @@ describe("snapshots, forks and resume (vite dev server, Chromium)", () => {
   }
 
   /** Drops a file onto the dashboard, as dragging it from the desktop would; `bytes` are made in the page. */
-  async function dropFile(name: string, bytes: JSHandle<Uint8Array>): Promise<void> {
-    const dt = await page.evaluateHandle(([n, b]) => {
-      const t = new DataTransfer();
-      t.items.add(new File([b as Uint8Array<ArrayBuffer>], n));
-      return t;
-    }, [name, bytes] as const);
-    await page.dispatchEvent('[data-testid="dashboard"]', "dragover", { dataTransfer: dt });
-    await page.dispatchEvent('[data-testid="dashboard"]', "drop", { dataTransfer: dt });
-  }
+  const dropFile = (name: string, bytes: JSHandle<Uint8Array>) => dropOn(page, '[data-testid="dashboard"]', name, bytes);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "tabvisor-snap-"));
-    server = await startDevServer();
-    browser = await launchBrowser();
-    page = browser.page;
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(server.url + "?lab=");
-    await page.waitForFunction(() => window.tabvisor?.hv !== undefined);
+    lab = await openEmptyLab();
+    page = lab.page;
     expect(await page.evaluate(() => window.tabvisor!.create({ name: "alpha", diskMiB: 16 }))).toBeUndefined();
     await ready(["alpha"]);
   });
   afterAll(async () => {
-    await browser?.close();
-    await server?.close();
+    await lab?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -205,7 +190,7 @@ describe("snapshots, forks and resume (vite dev server, Chromium)", () => {
   it("brings the lab back after a reload: a counting loop goes on from where it was", async () => {
     // the saved lab (not one in the address, which is not saved): the sample lab on this profile's first visit,
     // trimmed to web2 (64 MiB, no disk: it starts from the template)
-    await page.goto(server.url);
+    await page.goto(lab.server.url);
     await page.waitForFunction(() => window.tabvisor?.vms().length === 3);
     await page.evaluate(() => { const hv = window.tabvisor!.hv!; for (const n of ["web1", "db1"]) hv.remove(hv.byName(n)!.id); });
     await ready(["web2"]);
@@ -242,6 +227,6 @@ describe("snapshots, forks and resume (vite dev server, Chromium)", () => {
     await page.evaluate(() => window.tabvisor!.autosave!.saveAll());
     await expect.poll(() => notice().innerText()).toMatch(/Autosave: the browser's storage is full: the snapshot of web2 \(\d+\.\d MB\) was not saved, the previous one is kept/);
     expect(await page.evaluate(() => window.tabvisor!.snapshots!.records.filter((r) => r.kind === "autosave").map((r) => r.id))).toEqual(kept);
-    expect(errors).toEqual([]);
+    expect(lab.errors).toEqual([]);
   });
 });
