@@ -1,6 +1,7 @@
 // `npm run vm` (or `npx tabvisor vm`, cli/tabvisor.mjs): a Tabvisor VM on the terminal.
 //   npm run vm                      boots the default guest image (public/images) with its console here
 //   npm run vm -- --elf FILE        runs a bare-metal ELF with an HTIF tohost device (riscv-tests, benchmarks)
+//   npm run vm -- --image debian    boots the Debian system disk (public/images/debian, npm run images:debian)
 // Options: --mem MB, --kernel FILE, --initrd FILE, --append "ARGS", --disk FILE, --hostname NAME, --timeout-ms N,
 // --deterministic (the guest clock follows retired instructions, so runs repeat exactly), --snapshot FILE (where
 // Ctrl-A s saves; default ./tabvisor.snap), --restore FILE (start from a snapshot instead of booting).
@@ -18,6 +19,10 @@ import { runBareElf } from "../emulator-core/src/bare.ts";
 import { NodeVm, VmConfigError, DEFAULT_IMAGES } from "../emulator-core/src/node/vm.ts";
 import { SnapshotError } from "../emulator-core/src/snapshot/state-value.ts";
 import { openTemplate } from "./template-cache.ts";
+import { DEBIAN_IMAGE_DIR, DEBIAN_BUILD_HINT, openChunkedImage, readChunkedManifest } from "../emulator-core/src/node/chunked-image.ts";
+
+/** The images --image names: the default busybox initramfs, or the Debian system disk (chunked, read on demand). */
+const IMAGES = ["default", "debian"] as const;
 
 function fail(message: string, code = 2): never {
   process.stderr.write(`vm: ${message}\n`);
@@ -114,7 +119,34 @@ async function fromTemplate(opts: LinuxOptions): Promise<NodeVm | undefined> {
   }
 }
 
+/** The Debian image: the project's kernel, no initramfs, the chunked disk as /dev/vda (a copy-on-write overlay in
+ *  memory: what the guest writes is gone when the command ends). */
+function bootDebian(opts: LinuxOptions): NodeVm {
+  if (opts.disk !== undefined || opts.initrd !== undefined) fail("--image debian brings its own disk and no initrd: leave out --disk and --initrd");
+  let manifest;
+  try {
+    manifest = readChunkedManifest(DEBIAN_IMAGE_DIR);
+  } catch (e) {
+    fail(`the Debian image in ${DEBIAN_IMAGE_DIR} is damaged (${(e as Error).message}): ${DEBIAN_BUILD_HINT}`);
+  }
+  if (!manifest) fail(`the Debian image is not built (no ${DEBIAN_IMAGE_DIR}manifest.json): ${DEBIAN_BUILD_HINT}`);
+  const { disk } = openChunkedImage(DEBIAN_IMAGE_DIR);
+  const cmdline = typeof manifest.cmdline === "string" ? manifest.cmdline : "console=ttyS0 root=/dev/vda rw";
+  try {
+    return new NodeVm({
+      ramMiB: opts.mem, kernel: opts.kernel ?? DEFAULT_IMAGES + "Image",
+      append: opts.append ?? `${cmdline} hostname=${opts.hostname ?? "debian"}`,
+      diskBackend: disk, keepOutput: false, deterministic: opts.deterministic,
+      onConsole: toStdout, whenConsoleDrained: whenStdoutDrained,
+    });
+  } catch (e) {
+    if (e instanceof VmConfigError || e instanceof RangeError) fail(e.message);
+    throw e;
+  }
+}
+
 function bootVm(opts: LinuxOptions): NodeVm {
+  if (opts.image === "debian") return bootDebian(opts);
   try {
     return new NodeVm({
       ramMiB: opts.mem, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disk: opts.disk,
@@ -133,7 +165,7 @@ interface LinuxOptions {
   /** nothing asked for that a template cannot give (kernel, initrd, command line, disk, clock mode, RAM size) */
   plain?: boolean;
   mem: number; deterministic?: boolean; kernel?: string; initrd?: string; append?: string; disk?: string; hostname?: string;
-  timeoutMs?: number; snapshot?: string; restore?: string;
+  timeoutMs?: number; snapshot?: string; restore?: string; image?: (typeof IMAGES)[number];
 }
 
 async function runLinux(opts: LinuxOptions): Promise<void> {
@@ -217,7 +249,7 @@ async function main(): Promise<void> {
         elf: { type: "string" }, kernel: { type: "string" }, initrd: { type: "string" }, append: { type: "string" },
         disk: { type: "string" }, hostname: { type: "string" }, mem: { type: "string" },
         deterministic: { type: "boolean" }, snapshot: { type: "string" }, restore: { type: "string" },
-        "timeout-ms": { type: "string" }, help: { type: "boolean", short: "h" },
+        "timeout-ms": { type: "string" }, image: { type: "string" }, help: { type: "boolean", short: "h" },
       },
       strict: true,
     }).values;
@@ -227,6 +259,7 @@ async function main(): Promise<void> {
   if (args.help) {
     process.stdout.write([
       "usage: npm run vm -- [--mem MB] [--deterministic] [--kernel Image] [--initrd FILE] [--append ARGS] [--disk FILE] [--hostname NAME] [--timeout-ms N] [--snapshot FILE]",
+      "       npm run vm -- --image debian [--mem MB] [--hostname NAME] [--append ARGS] [--timeout-ms N]   (the Debian disk: npm run images:debian)",
       "       npm run vm -- --restore FILE [--disk FILE] [--snapshot FILE] [--timeout-ms N]",
       "       console: Ctrl-A x quits, Ctrl-A s saves a snapshot to --snapshot FILE (default ./tabvisor.snap)",
       "       npm run vm -- --elf FILE [--timeout-ms N] [--mem MB]",
@@ -237,9 +270,13 @@ async function main(): Promise<void> {
   }
   const timeout = args["timeout-ms"] !== undefined ? positive("timeout-ms", args["timeout-ms"], 0, "milliseconds") : undefined;
   if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64, "MiB"));
-  const mem = positive("mem", args.mem, 256, "MiB");
-  const plain = !args.kernel && !args.initrd && !args.append && !args.disk && !args.deterministic && args.mem === undefined;
-  return runLinux({
+  const image = args.image ?? "default";
+  if (!(IMAGES as readonly string[]).includes(image)) fail(`--image must be one of ${IMAGES.join(", ")}, not ${JSON.stringify(image)}`);
+  if (image !== "default" && args.restore !== undefined) fail("--restore starts from the snapshot's own state: leave out --image");
+  // Debian runs PostgreSQL, nginx and sshd: 512 MiB by default
+  const mem = positive("mem", args.mem, image === "debian" ? 512 : 256, "MiB");
+  const plain = image === "default" && !args.kernel && !args.initrd && !args.append && !args.disk && !args.deterministic && args.mem === undefined;
+  return runLinux({ image: image as LinuxOptions["image"],
     mem, deterministic: args.deterministic, kernel: args.kernel, initrd: args.initrd, append: args.append, disk: args.disk,
     hostname: args.hostname, timeoutMs: timeout, snapshot: args.snapshot, restore: args.restore, plain,
   });

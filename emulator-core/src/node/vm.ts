@@ -17,6 +17,7 @@ import { ConsoleInput } from "../machine/console-input.ts";
 import { FileBlockBackend } from "./file-block-backend.ts";
 import { loadHartModule } from "./hart-module.ts";
 import type { VirtioNet } from "../machine/virtio/net.ts";
+import type { BlockBackend } from "../machine/virtio/backends.ts";
 import type { VirtioBalloon, VirtioBalloonOptions } from "../machine/virtio/balloon.ts";
 import { AgentClient } from "../agent/client.ts";
 
@@ -40,6 +41,8 @@ export interface NodeVmOptions {
   append?: string;
   hostname?: string;
   disk?: string;
+  /** a disk backend to attach instead of a file (a chunked image: node/chunked-image.ts); not with `disk` */
+  diskBackend?: BlockBackend;
   /** number of network cards (their frames go to nic.backend) */
   nics?: number;
   /** MAC of each NIC (default 52:54:00:12:34:56+i) */
@@ -103,6 +106,8 @@ export class NodeVm {
   private readonly decoder = new TextDecoder();
   private watchers: { re: RegExp; from: number; resolve: (s: string) => void }[] = [];
   private disk: FileBlockBackend | undefined;
+  /** the disk the guest sees: the file's backend, or opts.diskBackend */
+  private readonly diskAttached: BlockBackend | undefined;
   /** resolves with the guest's exit status once it powers off or is stopped */
   readonly exited: Promise<number>;
   private resolveExit!: (status: number) => void;
@@ -121,13 +126,15 @@ export class NodeVm {
         throw new VmConfigError((e as Error).message);
       }
     }
+    if (opts.diskBackend && this.disk) { this.disk.close(); throw new VmConfigError("give either a disk file or a disk backend, not both"); }
+    this.diskAttached = this.disk ?? (opts.diskBackend?.async ? wakingDisk(opts.diskBackend, () => this.wake()) : opts.diskBackend);
     const hostname = opts.hostname ?? "tabvisor";
     try {
       this.spec = opts.spec ?? makeSpec({
         ramMiB: opts.ramMiB ?? 256,
         cmdline: opts.append ?? `console=ttyS0 hostname=${hostname}`,
         deterministic: opts.deterministic ?? false,
-        disks: this.disk ? [{ sizeBytes: this.disk.size, readOnly: this.disk.readOnly }] : [],
+        disks: this.diskAttached ? [{ sizeBytes: this.diskAttached.size, readOnly: this.diskAttached.readOnly ?? false }] : [],
         nics: Array.from({ length: opts.nics ?? 0 }, (_, i) => ({
           mac: Array.from(opts.macs?.[i] ?? [0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i]),
         })),
@@ -136,7 +143,7 @@ export class NodeVm {
       });
       this.attachments = {
         boot: { kernel, initrd },
-        disks: this.disk ? [this.disk] : [],
+        disks: this.diskAttached ? [this.diskAttached] : [],
         onConsole: (bytes) => {
           if (opts.onConsole?.(bytes) === false && opts.whenConsoleDrained && !this.consoleBehind) {
             this.consoleBehind = true;
@@ -365,6 +372,22 @@ export class NodeVm {
 
   /** the guest's host name, from its kernel command line */
   private get hostname(): string { return /(?:^|\s)hostname=(\S+)/.exec(this.spec.cmdline)?.[1] ?? "tabvisor"; }
+}
+
+/** An asynchronous disk whose completions wake the VM: a guest idling in WFI for its disk request (a chunk being
+ *  fetched) would otherwise sleep on until its next timer. The wake comes after the device has completed the request
+ *  and raised its interrupt (the device's own handler on the same promise runs first, as a microtask). */
+function wakingDisk(b: BlockBackend, wake: () => void): BlockBackend {
+  const after = (r: void | PromiseLike<void>): void | PromiseLike<void> => {
+    if (!r || typeof (r as PromiseLike<void>).then !== "function") return r;
+    return Promise.resolve(r).finally(() => setImmediate(wake));
+  };
+  return {
+    size: b.size, readOnly: b.readOnly, async: b.async,
+    read: (offset, dst) => after(b.read(offset, dst)),
+    write: (offset, src) => after(b.write(offset, src)),
+    flush: () => after(b.flush()),
+  };
 }
 
 /** Joins two NICs with a virtual cable: frames one sends, the other receives. */
