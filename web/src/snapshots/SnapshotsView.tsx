@@ -116,8 +116,8 @@ export function Notices({ snaps, autosave }: { snaps: Snapshots; autosave?: Auto
             Your VMs were saved when you left ({offered.map((r) => r.vmName).join(", ")},{" "}
             {new Date(Math.max(...offered.map((r) => r.createdAt))).toLocaleString()}). Bring them back where they were?
           </span>
-          <button className="primary" data-testid="resume-restore" onClick={() => void autosave!.restoreAll()}>Restore</button>
-          <button data-testid="resume-fresh" title="Keep the freshly started VMs and drop what was saved" onClick={() => void autosave!.startFresh()}>Start fresh</button>
+          <button className="primary" data-testid="resume-restore" title="Each VM's memory and disk as they were when saved: what it wrote to its disk since is replaced (a machine never runs on a disk of another moment)" onClick={() => void autosave!.restoreAll()}>Restore</button>
+          <button data-testid="resume-fresh" title="Keep the freshly started VMs (their disks as they last wrote them) and drop what was saved" onClick={() => void autosave!.startFresh()}>Start fresh</button>
         </div>
       )}
       {n && (
