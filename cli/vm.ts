@@ -135,7 +135,8 @@ function bootDebian(opts: LinuxOptions): NodeVm {
   try {
     return new NodeVm({
       ramMiB: opts.mem, kernel: opts.kernel ?? DEFAULT_IMAGES + "Image",
-      append: opts.append ?? `${cmdline} hostname=${opts.hostname ?? "debian"}`,
+      // (the machine has no RTC: the guest's init sets its clock from tabvisor.time)
+      append: opts.append ?? `${cmdline} hostname=${opts.hostname ?? "debian"} tabvisor.time=${Math.floor(Date.now() / 1000)}`,
       diskBackend: disk, keepOutput: false, deterministic: opts.deterministic,
       onConsole: toStdout, whenConsoleDrained: whenStdoutDrained,
     });
