@@ -179,6 +179,11 @@ install -m 755 "$HERE/../rootfs/etc/udhcpc/default.script" "$R/etc/udhcpc/defaul
 # PID 1 is our init; poweroff/reboot/halt are busybox's, which signal busybox init
 ln -sfn ../local/sbin/tabvisor-init "$R/usr/sbin/init"
 for c in poweroff reboot halt; do ln -sfn /usr/bin/busybox "$R/usr/local/sbin/$c"; done
+# The machine has no RTC and a VM's clock may start at 1970 (no tabvisor.time=):
+# no "last password change" dates, which would then lie in the future (pam_unix
+# complains on every su).
+awk -F: 'BEGIN { OFS = ":" } { $3 = ""; print }' "$R/etc/shadow" > "$R/etc/shadow.new"
+cat "$R/etc/shadow.new" > "$R/etc/shadow" && rm "$R/etc/shadow.new"   # (keeps its owner and mode)
 # host keys: each VM makes its own ed25519 key at its first boot (init)
 rm -f "$R"/etc/ssh/ssh_host_*
 rm -f "$R/etc/machine-id" "$R/var/lib/dbus/machine-id"
