@@ -105,9 +105,17 @@ describe("persistent disks (vite dev server, Chromium, OPFS)", () => {
     await expect.poll(() => page.getByTestId("card-disk-stored").getAttribute("data-value"), { timeout: 10_000 })
       .toSatisfy((v) => Number(v) > 300 * 1024);
     expect(await page.getByTestId("host-storage").innerText()).toMatch(/in VM disks/);
-    expect(await page.evaluate(() => navigator.storage.persisted !== undefined)).toBe(true);
 
+    // the page asks for persistent storage (counted by a wrapper put in before its scripts run)
+    await page.addInitScript(() => {
+      const w = window as unknown as { persistAsked: number };
+      w.persistAsked = 0;
+      const persist = navigator.storage.persist.bind(navigator.storage);
+      navigator.storage.persist = () => { w.persistAsked++; return persist(); };
+    });
     await page.reload();
+    await expect.poll(() => page.evaluate(() => (window as unknown as { persistAsked: number }).persistAsked)).toBeGreaterThan(0);
+    await expect.poll(() => page.getByTestId("storage-persisted").innerText()).toMatch(/persistent/);
     await page.waitForFunction((n) => window.tabvisor?.vms().includes(n), VM, { timeout: 60_000 });
     await ready();
     await run("dmesg -n 1");
