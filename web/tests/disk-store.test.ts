@@ -219,6 +219,40 @@ describe("persistent disk store", () => {
     expect(again.volume.current.count).toBe(1);
   });
 
+  it("over a base fetched on demand (asynchronous): reads and partial writes wait for it, concurrent parts all land", async () => {
+    const image = new Uint8Array(MiB);
+    for (let i = 0; i < image.length; i++) image[i] = (i * 13 + 1) & 0xff;
+    let fetches = 0;
+    const base: DiskBase = {
+      size: MiB, id: "fetched", async: true,
+      read: (off, dst) => new Promise<void>((r) => setTimeout(() => { fetches++; dst.set(image.subarray(off, off + dst.length)); r(); }, 5)),
+    };
+    const dir = new MemoryDir();
+    const { disk, volume } = await openDisk(dir, MiB, "keep", Infinity, base);
+    expect(disk.async).toBe(true);
+    const got = new Uint8Array(6000);
+    const pending = disk.read(3000, got);
+    expect(pending).toBeInstanceOf(Promise);
+    await pending;
+    expect(got).toEqual(image.subarray(3000, 9000));
+    // two partial writes into the same base block at once, and a whole-block write of zeros (which must be kept:
+    // the base has data there)
+    await Promise.all([disk.write(8192 + 10, fill(20, 0xaa)), disk.write(8192 + 100, fill(20, 0xbb)), disk.write(4 * DISK_BLOCK, fill(DISK_BLOCK, 0))]);
+    const expected = image.slice(8192, 12288);
+    expected.fill(0xaa, 10, 30);
+    expected.fill(0xbb, 100, 120);
+    expect(readAt(disk, 8192, 4096)).toEqual(expected); // from the top layer now: no wait
+    disk.flush();
+    volume.close();
+    const again = await openDisk(dir, MiB, "keep", Infinity, base);
+    const b = new Uint8Array(4096);
+    await again.disk.read(8192, b);
+    expect(b).toEqual(expected);
+    await again.disk.read(4 * DISK_BLOCK, b);
+    expect(b).toEqual(fill(4096, 0));
+    expect(fetches).toBeGreaterThan(0);
+  });
+
   it("a random mix of writes, flushes and kills matches a model of what was flushed", async () => {
     let seed = 12345;
     const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };

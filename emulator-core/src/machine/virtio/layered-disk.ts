@@ -32,12 +32,16 @@ export interface FrozenLayer {
 /** Bytes of written blocks a persistent disk keeps in memory before writing them out to its store. */
 export const WRITEBACK_BYTES = 4 * 1024 * 1024;
 
-/** The read-only image under a disk's own blocks (e.g. a system image fetched in chunks). Reads are synchronous. */
+/** The read-only image under a disk's own blocks (e.g. a system image fetched in chunks). A base whose reads
+ *  complete later (`async`: fetched on first use) makes the disk asynchronous (BlockBackend.async): a read of a
+ *  block only the base has, and a partial write onto one (the rest of the block comes from the base), settle once
+ *  the base has answered. */
 export interface DiskBase {
   readonly size: number;
   /** names the image: a store written over one base is not used over another */
   readonly id: string;
-  read(offset: number, dst: Uint8Array): void;
+  readonly async?: boolean;
+  read(offset: number, dst: Uint8Array): void | PromiseLike<void>;
 }
 
 /**
@@ -132,16 +136,32 @@ export class LayeredDisk implements BlockBackend {
   get sharedBytes(): number { return this.layers.reduce((n, l) => n + l.frozen.data.length, 0); }
   get depth(): number { return this.layers.length; }
 
-  read(offset: number, dst: Uint8Array): void {
+  /** The device hands an asynchronous disk private buffers (backends.ts): with a base fetched on demand. */
+  get async(): boolean { return this.base?.async === true; }
+
+  read(offset: number, dst: Uint8Array): void | Promise<void> {
+    let waits: Promise<void>[] | undefined;
     for (let done = 0; done < dst.length;) {
       const pos = offset + done;
       const block = Math.floor(pos / DISK_BLOCK), within = pos - block * DISK_BLOCK;
       const n = Math.min(DISK_BLOCK - within, dst.length - done);
       const src = this.lookup(block);
       if (src) dst.set(src.subarray(within, within + n), done);
-      else dst.fill(0, done, done + n);
+      else if (this.async) {
+        const at = done;
+        (waits ??= []).push(this.baseBlock(block).then((b) => dst.set(b.subarray(within, within + n), at)));
+      } else dst.fill(0, done, done + n);
       done += n;
     }
+    return waits && Promise.all(waits).then(() => {});
+  }
+
+  /** A block of the base as it answers (the end of a disk that is not whole blocks reads as zeros). */
+  private async baseBlock(block: number): Promise<Uint8Array> {
+    const buf = new Uint8Array(DISK_BLOCK);
+    const from = block * DISK_BLOCK;
+    await this.base!.read(from, buf.subarray(0, Math.min(DISK_BLOCK, this.base!.size - from)));
+    return buf;
   }
 
   /** Blocks of the write at offset..offset+length that would take new room in the store. */
@@ -153,14 +173,14 @@ export class LayeredDisk implements BlockBackend {
       const n = Math.min(DISK_BLOCK - within, src.length - done);
       if (!this.top.has(block) && !this.store!.has(block)) {
         const below = this.lookup(block);
-        if (below || !isZero(src.subarray(done, done + n))) added++;
+        if (below || this.base || !isZero(src.subarray(done, done + n))) added++;
       }
       done += n;
     }
     return added;
   }
 
-  write(offset: number, src: Uint8Array): void {
+  write(offset: number, src: Uint8Array): void | Promise<void> {
     if (this.readOnly) throw new Error("read-only disk");
     const store = this.store;
     if (store) {
@@ -173,6 +193,7 @@ export class LayeredDisk implements BlockBackend {
         throw new DiskFullError(why);
       }
     }
+    let waits: Promise<void>[] | undefined;
     for (let done = 0; done < src.length;) {
       const pos = offset + done;
       const block = Math.floor(pos / DISK_BLOCK), within = pos - block * DISK_BLOCK;
@@ -181,17 +202,42 @@ export class LayeredDisk implements BlockBackend {
       let own = this.top.get(block);
       if (!own) {
         const below = this.lookup(block);
-        // zeros over a block no layer has change nothing
-        if (!below && isZero(part)) { done += n; continue; }
-        own = new Uint8Array(DISK_BLOCK);
-        if (below && n < DISK_BLOCK) own.set(below); // the rest of the block is what lies below
-        this.top.set(block, own);
-        if (store && !store.has(block)) this.pendingNew++;
+        if (!below && n < DISK_BLOCK && this.async) {
+          // part of a block only the base has: the rest of it comes from the base first. Another write may have
+          // made the block meanwhile: then this part goes into that one.
+          const copy = part.slice();
+          (waits ??= []).push(this.baseBlock(block).then((b) => { this.own(block, () => b).set(copy, within); }));
+          done += n;
+          continue;
+        }
+        // zeros over a block nothing has (no base either) change nothing
+        if (!below && !this.base && isZero(part)) { done += n; continue; }
+        own = this.own(block, () => {
+          const fresh = new Uint8Array(DISK_BLOCK);
+          if (below && n < DISK_BLOCK) fresh.set(below); // the rest of the block is what lies below
+          return fresh;
+        });
       }
       own.set(part, within);
       done += n;
     }
-    if (store && this.top.size * DISK_BLOCK >= WRITEBACK_BYTES) {
+    if (waits) return Promise.all(waits).then(() => this.writeBackIfLarge());
+    this.writeBackIfLarge();
+  }
+
+  /** The block's own copy in the top layer, made from `contents` when it has none. */
+  private own(block: number, contents: () => Uint8Array): Uint8Array {
+    let own = this.top.get(block);
+    if (!own) {
+      own = contents();
+      this.top.set(block, own);
+      if (this.store && !this.store.has(block)) this.pendingNew++;
+    }
+    return own;
+  }
+
+  private writeBackIfLarge(): void {
+    if (this.store && this.top.size * DISK_BLOCK >= WRITEBACK_BYTES) {
       // the write itself is done (in memory); a store that cannot take it now is tried again at the next flush,
       // which then fails if it still cannot
       try { this.writeBack(); } catch { /* kept in memory */ }
@@ -294,8 +340,9 @@ export class LayeredDisk implements BlockBackend {
     return indexOf({ blocks, data }, this.size);
   }
 
-  /** The newest contents of a block, or undefined when nothing has it (zeros). What comes from the store or the
-   *  base is in a scratch buffer, good until the next lookup. */
+  /** The newest contents of a block, or undefined when nothing has it (zeros; or, over an asynchronous base, what
+   *  the base has: see baseBlock). What comes from the store or the base is in a scratch buffer, good until the
+   *  next lookup. */
   private lookup(block: number): Uint8Array | undefined {
     if (this.detached) throw new Error("the disk was replaced");
     const own = this.top.get(block);
@@ -308,7 +355,7 @@ export class LayeredDisk implements BlockBackend {
       const at = this.layers[i].index.get(block);
       if (at !== undefined) return this.layers[i].frozen.data.subarray(at * DISK_BLOCK, (at + 1) * DISK_BLOCK);
     }
-    if (this.base) {
+    if (this.base && !this.base.async) {
       // the last block of a disk whose size is not a whole number of blocks is read short
       const from = block * DISK_BLOCK;
       const n = Math.min(DISK_BLOCK, this.base.size - from);
