@@ -152,6 +152,91 @@ describe("virtio-console (the agent channel)", () => {
     expect(device.portReady).toBe(false);
   });
 
+  // Found by the hostile virtio driver (src/fuzz/virtio-campaign.ts), whose host answers from inside the callbacks as
+  // AgentClient does (it sends CANCEL from inside onData).
+  it("lets the host send from inside onData: the guest's chain is still the one completed, with all its bytes", () => {
+    const { device, drv, ram } = handshake();
+    drv.add(CTXQ, [{ addr: ctrlMsg(ram, 0, CONSOLE_CTRL.PORT_OPEN, 1), len: 8 }]);
+    drv.kick(CTXQ);
+    const got: number[] = [];
+    device.onData = (b) => got.push(...b);
+    const w = ram.alloc(1);
+    drv.add(TXQ, [{ addr: w, len: 1 }]); // transmit descriptor 0, done with
+    drv.kick(TXQ);
+    expect(drv.used(TXQ)).toEqual([{ id: 0, len: 0 }]);
+    got.length = 0;
+    const r = ram.alloc(4096);
+    const rxHead = drv.add(RXQ, [{ addr: r, len: 4096, write: true }]);
+    drv.kick(RXQ);
+    // the host answers the first piece of what the guest writes at once, which fills the guest's receive buffer
+    device.onData = (b) => { got.push(...b); if (got.length === b.length) expect(device.send(pattern(10, 5))).toBe(true); };
+    const out = pattern(100_000, 6); // more than one onData
+    const a = ram.alloc(out.length);
+    ram.mem.write(a, out);
+    const txHead = drv.add(TXQ, [{ addr: a, len: out.length }]);
+    drv.kick(TXQ);
+    expect(drv.used(TXQ)).toEqual([{ id: txHead, len: 0 }]);
+    expect(got.length).toBe(out.length);
+    expect(got).toEqual([...out]);
+    expect(drv.used(RXQ)).toEqual([{ id: rxHead, len: 10 }]);
+    expect([...ram.mem.view(r, 10)]).toEqual([...pattern(10, 5)]);
+    expect(drv.status & STATUS_NEEDS_RESET).toBe(0);
+  });
+
+  it("says there is room again when a driver reset drops what was pending (a host waiting to send would wait forever)", () => {
+    const { device, drv } = handshake({ pendingLimit: 4096 });
+    let drained = 0;
+    device.onDrain = () => drained++;
+    expect(device.send(new Uint8Array(3000))).toBe(true);
+    expect(device.send(new Uint8Array(3000))).toBe(false);
+    drv.w(REG.Status, 0);
+    expect(device.queued).toBe(0);
+    expect(drained).toBe(1);
+  });
+
+  it("refuses a transmit chain larger than Linux ever writes, without copying it (a guest cannot wedge the host)", () => {
+    const { device, drv, errors } = handshake();
+    let seen = 0;
+    device.onData = (b) => { seen += b.length; };
+    // the largest Linux writes (32 KiB through write(), a pipe's 1 MiB through splice) goes through
+    drv.add(TXQ, [{ addr: 0x8000_0000n, len: 1 << 20 }]);
+    drv.kick(TXQ);
+    expect(drv.status & STATUS_NEEDS_RESET).toBe(0);
+    expect(seen).toBe(1 << 20);
+    seen = 0;
+    // indirect tables of 1024 descriptors over all of RAM: a GiB in each chain
+    const all = Array.from({ length: 1024 }, () => ({ addr: 0x8000_0000n, len: 1 << 20 }));
+    for (let i = 0; i < 4; i++) drv.add(TXQ, all, { indirect: true });
+    const t0 = performance.now();
+    drv.kick(TXQ);
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(drv.status & STATUS_NEEDS_RESET).toBe(STATUS_NEEDS_RESET);
+    expect(errors.join()).toMatch(/transmit chain of 1073741824 bytes/);
+    expect(seen).toBe(0);
+  });
+
+  it("keeps what the host sends from inside the close's callbacks for the next process, not the one closing", () => {
+    const { device, drv, ram } = handshake({ pendingLimit: 4096 });
+    drv.add(CTXQ, [{ addr: ctrlMsg(ram, 0, CONSOLE_CTRL.PORT_OPEN, 1), len: 8 }]);
+    drv.kick(CTXQ);
+    expect(device.send(new Uint8Array(3000))).toBe(true);
+    expect(device.send(new Uint8Array(3000))).toBe(false);
+    const order: string[] = [];
+    device.onGuestOpen = (open) => order.push(open ? "open" : "close");
+    device.onDrain = () => { order.push("drain"); expect(device.send(pattern(10, 8))).toBe(true); };
+    const r = ram.alloc(4096);
+    const rxHead = drv.add(RXQ, [{ addr: r, len: 4096, write: true }]); // given, not kicked
+    drv.add(CTXQ, [{ addr: ctrlMsg(ram, 0, CONSOLE_CTRL.PORT_OPEN, 0), len: 8 }]);
+    drv.kick(CTXQ);
+    expect(order).toEqual(["close", "drain"]);
+    expect(drv.used(RXQ)).toEqual([]);
+    expect(device.queued).toBe(10);
+    drv.add(CTXQ, [{ addr: ctrlMsg(ram, 0, CONSOLE_CTRL.PORT_OPEN, 1), len: 8 }]);
+    drv.kick(CTXQ);
+    expect(drv.used(RXQ)).toEqual([{ id: rxHead, len: 10 }]);
+    expect([...ram.mem.view(r, 10)]).toEqual([...pattern(10, 8)]);
+  });
+
   it("keeps what is pending across save and restore, and refuses a state that is not one", () => {
     const { device } = handshake();
     device.send(pattern(100, 3));

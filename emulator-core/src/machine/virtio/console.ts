@@ -17,9 +17,15 @@
 //
 // Host to guest bytes wait in `pending` until a guest process has the port open (Linux drops data for a port that
 // is closed) and the driver gives receive buffers, as many as `pendingLimit` allows (the host is told when there is
-// room again: onDrain). Guest to host bytes go to `onData` as they come. A driver
+// room again: onDrain, also when a close or a reset dropped what was pending). Guest to host bytes go to `onData` as
+// they come; a transmit chain of more than MAX_TX_CHAIN bytes is a driver error (NEEDS_RESET): Linux's writes are
+// 32 KiB at most (a splice a pipe's worth), and a guest must not make the host copy gigabytes in one notify. A driver
 // reset drops what was pending and what the control queue had not delivered; onReset tells the host, whose
 // requests in flight are then lost.
+//
+// The host may call send() from inside any of its callbacks (AgentClient sends CANCEL from inside onData): each
+// queue has its own DescChain, so a delivery started from a callback does not overwrite the chain being worked on,
+// and a loop stops when a callback's delivery failed the device.
 
 import { VIRTIO_ID_CONSOLE, type VirtioDevice, type VirtioTransport } from "./mmio.ts";
 import { DescChain, VirtqueueError } from "./queue.ts";
@@ -52,6 +58,9 @@ const CTRL_LEN = 8;
 const DEFAULT_PENDING_LIMIT = 4 << 20;
 /** control messages the device will hold undelivered (the handshake needs three) */
 const MAX_CTRL_PENDING = 16;
+/** largest transmit chain (readable bytes) the device takes: Linux's port writes are 32 KiB at most, a splice a
+ *  pipe's worth (1 MiB unless root raised it) */
+export const MAX_TX_CHAIN = 1 << 20;
 
 export interface VirtioConsoleOptions {
   /** the port's name (default AGENT_PORT_NAME) */
@@ -87,7 +96,8 @@ export class VirtioConsole implements VirtioDevice {
   txBytes = 0; // guest to host
 
   private t: VirtioTransport | null = null;
-  private chain: DescChain | null = null;
+  /** one chain per queue: a callback may start a delivery while a chain of another queue is being worked on */
+  private readonly chains: DescChain[] = [];
   /** host to guest bytes not yet in a guest buffer, oldest first; the first may be partly delivered (`headUsed`) */
   private readonly pending: Uint8Array[] = [];
   private headUsed = 0;
@@ -109,18 +119,20 @@ export class VirtioConsole implements VirtioDevice {
 
   attach(t: VirtioTransport): void {
     this.t = t;
-    this.chain = new DescChain(t.mem.bytes);
+    for (let q = 0; q < this.queueCount; q++) this.chains[q] = new DescChain(t.mem.bytes);
   }
 
   reset(): void {
     const hadPort = this.portReady;
-    this.pending.length = 0;
-    this.headUsed = 0;
-    this.pendingBytes = 0;
+    const wasOpen = this.guestOpen;
     this.ctrlOut.length = 0;
     this.portReady = false;
-    if (this.guestOpen) { this.guestOpen = false; this.onGuestOpen?.(false); }
+    this.guestOpen = false;
+    const waited = this.dropPending();
+    if (wasOpen) this.onGuestOpen?.(false);
     if (hadPort) this.onReset?.();
+    // a host that was refused waits for onDrain: the drop made room (told last, once it knows of the reset)
+    if (waited) this.onDrain?.();
   }
 
   /**
@@ -204,10 +216,10 @@ export class VirtioConsole implements VirtioDevice {
     const vq = t.queue(PORT_RXQ);
     // Linux throws away what arrives for a port no process has open: hold it until the agent opens the port.
     if (!vq.ready || !this.portReady || !this.guestOpen) return;
-    const c = this.chain!;
+    const c = this.chains[PORT_RXQ];
     let n = 0;
     try {
-      while (this.pendingBytes > 0 && n < vq.num && vq.pop(c)) {
+      while (this.pendingBytes > 0 && n < vq.num && t.running && vq.pop(c)) {
         let at = 0;
         while (at < c.writeTotal && this.pending.length > 0) {
           const head = this.pending[0];
@@ -234,10 +246,12 @@ export class VirtioConsole implements VirtioDevice {
   private transmit(): void {
     const t = this.t!;
     const vq = t.queue(PORT_TXQ);
-    const c = this.chain!;
+    const c = this.chains[PORT_TXQ];
     let n = 0;
     try {
-      while (n < vq.num && vq.pop(c)) {
+      // a callback (onData) may have failed the device (a delivery it started met a bad buffer): stop then
+      while (n < vq.num && t.running && vq.pop(c)) {
+        if (c.readTotal > MAX_TX_CHAIN) throw new VirtqueueError(`virtio-console: transmit chain of ${c.readTotal} bytes`);
         for (let at = 0; at < c.readTotal;) {
           const len = c.copyFrom(at, this.txBuf.subarray(0, Math.min(this.txBuf.length, c.readTotal - at)));
           at += len;
@@ -256,10 +270,10 @@ export class VirtioConsole implements VirtioDevice {
   private control(): void {
     const t = this.t!;
     const vq = t.queue(CTRL_TXQ);
-    const c = this.chain!;
+    const c = this.chains[CTRL_TXQ];
     let n = 0;
     try {
-      while (n < vq.num && vq.pop(c)) {
+      while (n < vq.num && t.running && vq.pop(c)) {
         if (c.readTotal < CTRL_LEN) throw new VirtqueueError(`virtio-console: control message of ${c.readTotal} bytes`);
         c.copyFrom(0, this.ctrlIn);
         vq.push(c.head, 0);
@@ -270,7 +284,7 @@ export class VirtioConsole implements VirtioDevice {
     } finally {
       if (n > 0) t.usedBuffers(vq);
     }
-    this.deliverControl();
+    if (t.running) this.deliverControl();
   }
 
   private onControl(id: number, event: number, value: number): void {
@@ -288,10 +302,14 @@ export class VirtioConsole implements VirtioDevice {
       case CONSOLE_CTRL.PORT_OPEN: {
         if (id !== 0) break;
         const open = value === 1;
+        const was = this.guestOpen;
+        this.guestOpen = open;
         // What was on its way to a process that closed the port is for requests it will never answer: drop it, so
-        // that the next process starts on a clean stream.
-        if (!open) this.dropPending();
-        if (open !== this.guestOpen) { this.guestOpen = open; this.onGuestOpen?.(open); }
+        // that the next process starts on a clean stream. (The port is closed first: what the host sends from
+        // inside a callback waits for the next process.)
+        const waited = !open && this.dropPending();
+        if (open !== was) this.onGuestOpen?.(open);
+        if (waited) this.onDrain?.();
         if (open) this.deliver();
         break;
       }
@@ -300,11 +318,15 @@ export class VirtioConsole implements VirtioDevice {
     }
   }
 
-  private dropPending(): void {
+  /** Drops the host bytes not yet delivered; returns whether the host waits to be told there is room (the caller
+   *  calls onDrain once its other callbacks are done). */
+  private dropPending(): boolean {
     this.pending.length = 0;
     this.headUsed = 0;
     this.pendingBytes = 0;
-    if (this.wantDrain) { this.wantDrain = false; this.onDrain?.(); }
+    const waited = this.wantDrain;
+    this.wantDrain = false;
+    return waited;
   }
 
   private queueControl(id: number, event: number, value: number, payload?: Uint8Array): void {
@@ -324,7 +346,7 @@ export class VirtioConsole implements VirtioDevice {
     const t = this.t!;
     const vq = t.queue(CTRL_RXQ);
     if (!vq.ready) return;
-    const c = this.chain!;
+    const c = this.chains[CTRL_RXQ];
     let n = 0;
     try {
       while (this.ctrlOut.length > 0 && vq.pop(c)) {
