@@ -4,9 +4,9 @@
 // and every seed that broke a rule (replay one with --seeds N-N).
 //
 // With --virtio, fuzzes the virtio devices instead: each seed is a round of a hostile driver running as an S-mode
-// guest on the whole machine (emulator-core/src/fuzz/virtio-program.ts, virtio-campaign.ts), held to the same rules
-// and to the virtio ones (no device error but the guest-error path, no disk access outside the image, every device
-// recovers after a reset).
+// guest on the whole machine (emulator-core/src/fuzz/virtio-program.ts, virtio-campaign.ts) against the disk, network
+// card, rng, balloon and agent channel (virtio-console), held to the same rules and to the virtio ones (no device
+// error but the guest-error path, no disk access outside the image, every device recovers after a reset).
 //
 //   npm run fuzz -- [--seeds 1-200] [--instructions 2000] [--timeout-ms 2000]
 //   npm run fuzz -- --virtio [--seeds 1-200] [--actions 2000] [--timeout-ms 2000]
@@ -48,7 +48,10 @@ if (values.virtio) {
     `memory grew ${(r.rssGrowth / 1048576).toFixed(0)} MiB; ${r.failures.length} broke a rule\n`);
   const w = r.work;
   process.stdout.write(`device work: blk ${w.blkDone} requests done and ${w.blkErrors} answered with an error, net ${w.netTx} frames sent and ${w.netRx} received, ` +
-    `rng ${w.rngRequests} requests, balloon ${w.balloonRequests} requests\n`);
+    `rng ${w.rngRequests} requests, balloon ${w.balloonRequests} requests; console: the host sent ${w.consoleSent} bytes (${w.consoleRefused} sends refused while full), ` +
+    `${w.consoleRx} bytes reached the guest's buffers, the guest wrote ${w.consoleTx} bytes, ${w.consoleGot} of them to the host, the port opened ${w.consoleOpens} times\n`);
+  const kinds = Object.entries(r.byKind).map(([k, c]) => `${k} ${c.failedDuring}/${c.needsResetAtEnd}/${c.recovered}`).join(", ");
+  process.stdout.write(`NEEDS_RESET per device (during rounds / at their end / recovered): ${kinds}\n`);
   if (process.env.FUZZ_REASONS) {
     for (const [k, v] of [...r.reasons].sort((a, b) => b[1] - a[1])) process.stdout.write(`  ${v}\t${k}\n`);
   }

@@ -1,5 +1,6 @@
 // A short run of the hostile virtio driver in the suite (`npm run fuzz -- --virtio` runs longer ones): an S-mode
-// guest on the whole machine drives the disk, the network card, the entropy source and the balloon with nearly
+// guest on the whole machine drives the disk, the network card, the entropy source, the balloon and the agent
+// channel (a multiport virtio-console: control messages, receive buffers, data both ways) with nearly
 // valid but hostile register writes, rings and descriptors (src/fuzz/virtio-program.ts); each round must end
 // through the power-off, a fatal stop or the timeout, in time, without a host exception or a device error other
 // than the guest-error path, with no disk access outside the image; every device's state, and the machine's, must
@@ -63,6 +64,14 @@ describe("the hostile virtio driver", () => {
     // and valid enough that every device did real work
     const w = report.work;
     for (const n of [w.blkDone, w.netTx, w.netRx, w.rngRequests, w.balloonRequests]) expect(n).toBeGreaterThan(10);
+    // the console too: guests open its port, bytes go both ways, the host is refused now and then (flow control)
+    const con = report.byKind.console!;
+    expect(con.failedDuring).toBeGreaterThan(20);
+    expect(con.recovered).toBe(con.needsResetAtEnd);
+    expect(w.consoleOpens).toBeGreaterThan(50);
+    expect(w.consoleRx).toBeGreaterThan(10_000);
+    expect(w.consoleGot).toBeGreaterThan(10_000);
+    expect(w.consoleRefused).toBeGreaterThan(0);
   }, 120_000);
 });
 
@@ -100,6 +109,19 @@ describe("the rounds notice a broken rule", () => {
     });
     expect(r.problems).toContain("balloon: its state does not save: unsaveable");
     expect(r.problems.join("\n")).toMatch(/the machine's state does not save: Error: unsaveable/);
+  });
+
+  it("a console that never tells a refused host there is room again after a reset dropped what was pending", async () => {
+    const r = await virtioRound(module, 3, {
+      script: [],
+      tamper: (m) => {
+        const c = m.agentChannel!;
+        const reset = c.reset.bind(c);
+        c.reset = () => { const drain = c.onDrain; c.onDrain = null; try { reset(); } finally { c.onDrain = drain; } };
+        c.send(new Uint8Array(10_000)); // the host's first send is then refused (over the round's limit)
+      },
+    });
+    expect(r.problems).toEqual([expect.stringMatching(/^console: send\(\) was refused and nothing is pending any more, but onDrain never came/)]);
   });
 
   it("a host that throws", async () => {

@@ -1,5 +1,6 @@
 // Fuzzing the virtio devices with a hostile driver (virtio-program.ts) running as guest code on the whole Machine:
-// a disk, a network card, an entropy source and a balloon, on the board Linux boots on. Each round boots one
+// a disk, a network card, an entropy source, a balloon and the agent channel (a multiport virtio-console), on the
+// board Linux boots on. Each round boots one
 // seed's script and holds it to the campaign rules (campaign.ts: no host exception, in time, bounded memory) and
 // to the virtio ones:
 // - the round ends through the SBI power-off (the script's end, or the trap handler giving up), a clean fatal stop
@@ -10,11 +11,15 @@
 // - the disk backend sees only accesses inside [0, size), and its size stays the same;
 // - afterwards, every device recovers: a sane host-side driver resets it (which must clear NEEDS_RESET), sets it
 //   up again and completes one good request (a sector read back as the disk holds it, random bytes, a frame each
-//   way, a page inflated and deflated). This is what makes the rounds mean something: a device that survives
+//   way, a page inflated and deflated, the console's multiport handshake and bytes both ways). This is what makes the rounds mean something: a device that survives
 //   without an exception but stays wedged would be found here.
 //
-// Rounds are deterministic per seed except for the frames the host sends the card, which arrive between run
-// slices (host time).
+// - the console's host side behaves as the device documents: onGuestOpen only when the port's state changes, onReset
+//   with nothing left pending, and a send() that was refused is followed by onDrain once what was pending went.
+// - no run slice holds the host thread for long (a guest must not wedge the host with one notify).
+//
+// Rounds are deterministic per seed except for the frames the host sends the card and the bytes it sends the
+// console, which arrive between run slices (host time).
 
 import { Machine } from "../machine/machine.ts";
 import { makeSpec } from "../machine/description.ts";
@@ -24,6 +29,7 @@ import { VirtioBlk } from "../machine/virtio/blk.ts";
 import { VirtioNet } from "../machine/virtio/net.ts";
 import { VirtioRng } from "../machine/virtio/rng.ts";
 import { VirtioBalloon } from "../machine/virtio/balloon.ts";
+import { VirtioConsole, CONSOLE_CTRL, AGENT_PORT_NAME, VIRTIO_CONSOLE_F_MULTIPORT } from "../machine/virtio/console.ts";
 import type { StateObject, StateValue } from "../snapshot/state-value.ts";
 import {
   VirtioMmio, REG, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_NEEDS_RESET,
@@ -130,19 +136,108 @@ export interface VirtioRoundResult {
   reasons: string[];
   /** what the devices did for the guest: requests that got through to the work (not stopped by a check) */
   work: VirtioWork;
+  /** the NEEDS_RESET counts above, per kind of device */
+  byKind: Partial<Record<DeviceKind, KindCounts>>;
 }
 
-export interface VirtioWork { blkDone: number; blkErrors: number; netTx: number; netRx: number; rngRequests: number; balloonRequests: number }
+export interface KindCounts { failedDuring: number; needsResetAtEnd: number; recovered: number }
 
-function workOf(m: Machine): VirtioWork {
-  const b = m.disks[0], n = m.nics[0], bl = m.balloon!;
+export interface VirtioWork {
+  blkDone: number; blkErrors: number; netTx: number; netRx: number; rngRequests: number; balloonRequests: number;
+  /** console: bytes the host queued for the port (send() taken), sends refused (full), bytes the device put in the
+   *  guest's receive buffers, bytes the guest wrote to the port, of them those handed to the host (onData) */
+  consoleSent: number; consoleRefused: number; consoleRx: number; consoleTx: number; consoleGot: number;
+  /** console: times the guest opened the port (onGuestOpen(true)) */
+  consoleOpens: number;
+}
+
+export const NO_WORK: VirtioWork = {
+  blkDone: 0, blkErrors: 0, netTx: 0, netRx: 0, rngRequests: 0, balloonRequests: 0,
+  consoleSent: 0, consoleRefused: 0, consoleRx: 0, consoleTx: 0, consoleGot: 0, consoleOpens: 0,
+};
+
+function workOf(m: Machine, host: ConsoleHost): VirtioWork {
+  const b = m.disks[0], n = m.nics[0], bl = m.balloon!, c = m.agentChannel!;
   return {
     blkDone: b.reads + b.writes + b.flushes, blkErrors: b.errors, netTx: n.txPackets + n.txDropped, netRx: n.rxPackets,
     rngRequests: m.rng!.requests, balloonRequests: bl.inflateRequests + bl.deflateRequests + bl.statsUpdates,
+    consoleSent: host.sent, consoleRefused: host.refused, consoleRx: c.rxBytes, consoleTx: c.txBytes, consoleGot: host.got,
+    consoleOpens: host.opens,
   };
 }
 
+/** The console's host-side limit in the rounds: small, so that the guest's pace (or its not reading) makes send()
+ *  refuse and flow control is exercised (the machine's own device holds 4 MiB). */
+const CONSOLE_PENDING_LIMIT = 8192;
+
+/**
+ * The host's side of the agent channel during a round, as AgentClient uses it: bytes sent now and then, nothing more
+ * after a refusal until onDrain; bytes from the guest counted (not kept); some answers given synchronously from inside
+ * the device's callbacks (AgentClient sends CANCEL from inside onData). The callbacks are held to what the device
+ * documents; during the recovery check the host only collects what arrives.
+ */
+class ConsoleHost {
+  sent = 0; refused = 0; got = 0; opens = 0; resets = 0; drains = 0;
+  /** send() returned false and onDrain has not come since */
+  waiting = false;
+  /** what onGuestOpen said last */
+  open = false;
+  /** set by the recovery check: collect what the guest writes, send nothing by itself */
+  collect: number[] | null = null;
+  private n = 0;
+
+  constructor(readonly dev: VirtioConsole, private readonly rng: Rng, private readonly problem: (p: string) => void) {
+    (dev as { pendingLimit: number }).pendingLimit = CONSOLE_PENDING_LIMIT;
+    dev.onData = (b) => this.guarded("onData", () => {
+      if (this.collect) { if (this.collect.length < 65536) this.collect.push(...b); return; }
+      this.got += b.length;
+      if (this.rng.below(8) === 0) this.trySend(); // an answer at once
+    });
+    dev.onDrain = () => this.guarded("onDrain", () => {
+      this.drains++;
+      this.waiting = false;
+      if (!this.collect && this.rng.below(2) === 0) this.trySend(); // the next chunk at once
+    });
+    dev.onGuestOpen = (open) => this.guarded("onGuestOpen", () => {
+      if (open === this.open) this.problem(`console: onGuestOpen(${open}) twice in a row`);
+      if (dev.guestOpen !== open) this.problem(`console: onGuestOpen(${open}) while the device says the port is ${dev.guestOpen ? "open" : "closed"}`);
+      this.open = open;
+      if (open) { this.opens++; if (!this.collect && this.rng.below(4) === 0) this.trySend(); } // a greeting
+    });
+    dev.onReset = () => this.guarded("onReset", () => {
+      this.resets++;
+      if (dev.queued !== 0) this.problem(`console: onReset with ${dev.queued} host bytes still pending`);
+      if (this.open) this.problem("console: onReset while the host was told the port is open");
+    });
+  }
+
+  /** A callback of the host must not throw into the device (nor may the device's state make it). */
+  private guarded(name: string, f: () => void): void {
+    try { f(); } catch (e) { this.problem(`console: the host's ${name} threw: ${(e as Error)?.stack ?? e}`); }
+  }
+
+  /** Sends a chunk unless the device refused the last one and has not said there is room. */
+  trySend(): void {
+    if (this.waiting) return;
+    const len = this.rng.pick([1, 16, 100, 1000, 4000, 4000, CONSOLE_PENDING_LIMIT + 808]);
+    const bytes = new Uint8Array(len);
+    for (let i = 0; i < len; i++) bytes[i] = (this.n + i) & 0xff;
+    if (this.dev.send(bytes)) { this.sent += len; this.n += len; } else { this.waiting = true; this.refused++; }
+  }
+
+  /** Between slices: a host that waits for onDrain while nothing is pending would wait forever. */
+  check(): void {
+    if (this.waiting && this.dev.queued === 0) {
+      this.problem("console: send() was refused and nothing is pending any more, but onDrain never came (the host would wait forever)");
+      this.waiting = false;
+    }
+  }
+}
+
 const MAC = [0x52, 0x54, 0x00, 0xf0, 0x22, 0x01];
+/** Longest a run slice (2 ms of guest time) may hold the host thread: far above a loaded machine's hiccups, far
+ *  below what a wedged device costs. */
+const SLICE_LIMIT_MS = 1000;
 
 /** One round: boot the seed's script on a fresh machine, run it to its end, check the rules and recovery. */
 export async function virtioRound(module: WebAssembly.Module, seed: number, opts: VirtioRoundOptions = {}): Promise<VirtioRoundResult> {
@@ -156,15 +251,18 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
   const entropy: EntropySource = { fill: (dst) => { for (let i = 0; i < dst.length; i++) dst[i] = entropyRng.next() & 0xff; } };
   const m = Machine.create(module, makeSpec({
     ramMiB: FUZZ_RAM_MIB, deterministic: true, disks: [{ sizeBytes: FUZZ_DISK_BYTES }], nics: [{ mac: MAC }], rng: true, balloon: true,
+    agent: true,
   }), { boot: { kernel: script.image }, disks: [disk], nics: [{ backend }], entropy });
   const problems: string[] = [];
   const reasons: string[] = [];
-  // the script drives the first slots (disks, cards, rng, balloon come first on the board); devices added after
-  // them are left alone
+  // the script drives the first slots (disks, cards, rng, balloon, agent channel come first on the board); devices
+  // added after them are left alone
   const fuzzed = m.virtio.slice(0, FUZZ_DEVICES.length);
-  const kinds = fuzzed.map((v) => v.slot.kind === "disk" ? "blk" : v.slot.kind === "nic" ? "net" : v.slot.kind) as DeviceKind[];
+  const kindOf = { disk: "blk", nic: "net", rng: "rng", balloon: "balloon", agent: "console" } as const;
+  const kinds = fuzzed.map((v) => kindOf[v.slot.kind]) as DeviceKind[];
   if (kinds.join() !== FUZZ_DEVICES.join()) throw new Error(`the board's virtio slots are ${kinds.join()}, the script expects ${FUZZ_DEVICES.join()}`);
   const failedDuring = new Set<number>();
+  const host = new ConsoleHost(m.agentChannel!, new Rng(seed ^ 0xc0de), (p) => { if (!problems.includes(p)) problems.push(p); });
   fuzzed.forEach((v, i) => watch(v.transport, v.device, kinds[i], (p) => problems.push(p), (why) => {
     if (!failedDuring.has(i)) reasons.push(`${kinds[i]}: ${why}`);
     failedDuring.add(i);
@@ -176,9 +274,14 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
   frame.set(MAC, 0);
   opts.tamper?.(m);
   let slices = 0;
+  let longest = 0;
   while (!m.halted && performance.now() - t0 < timeoutMs) {
+    const s0 = performance.now();
     m.runFor(Math.min(2, timeoutMs));
+    longest = Math.max(longest, performance.now() - s0);
     slices++;
+    host.check();
+    host.trySend(); // the host has something for the guest at every slice: its limit is soon reached
     // the host's side: frames arrive, the balloon's target moves, statistics are asked for, the disk answers
     if (slices % 3 === 0) m.nics[0].receive(frame);
     if (slices % 7 === 0) m.balloon!.setTarget(hostRng.below(64));
@@ -191,6 +294,7 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
     }
   }
   const ms = performance.now() - t0;
+  if (longest > SLICE_LIMIT_MS) problems.push(`one run slice of 2 ms held the host for ${longest.toFixed(0)} ms`);
   // whatever the guest left in flight settles; then no request may stay with the device
   for (let i = 0; i < 3 && disk.pending.length > 0; i++) { disk.settle(hostRng); await turn(); }
   if (m.disks[0].inflight !== 0) problems.push(`blk: ${m.disks[0].inflight} requests still in flight after the disk answered them all`);
@@ -198,7 +302,7 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
   if (m.halted) end = m.exitStatus === 0 ? "poweroff" : m.exitStatus === 1 ? "trap-limit" : "fatal";
   if (m.halted && m.exitStatus !== 0 && m.exitStatus !== 1 && m.exitStatus !== 2) problems.push(`halted with status ${m.exitStatus}: ${m.haltReason}`);
   stateRoundTrip(m, fuzzed, kinds, problems);
-  const work = workOf(m); // before the sane driver's requests
+  const work = workOf(m, host); // before the sane driver's requests
   const s0 = m.hart.reg(8);
   const executed = s0 >= SCRIPT_ADDR ? Math.min(script.actions.length + 1, Number((s0 - SCRIPT_ADDR) / BigInt(ACTION_BYTES))) : 0;
 
@@ -207,19 +311,22 @@ export async function virtioRound(module: WebAssembly.Module, seed: number, opts
 
   // recovery: each device, reset by a sane driver, must work again
   let needsResetAtEnd = 0, recovered = 0;
+  const byKind: Partial<Record<DeviceKind, KindCounts>> = {};
   for (const [i, v] of fuzzed.entries()) {
+    const k = byKind[kinds[i]] ??= { failedDuring: 0, needsResetAtEnd: 0, recovered: 0 };
+    if (failedDuring.has(i)) k.failedDuring++;
     const was = v.transport.needsReset;
-    if (was) needsResetAtEnd++;
+    if (was) { needsResetAtEnd++; k.needsResetAtEnd++; }
     let problem: string | null;
     try {
-      problem = await saneRequest(m, v.transport, v.device, kinds[i], disk);
+      problem = await saneRequest(m, v.transport, v.device, kinds[i], disk, host);
     } catch (e) {
       problem = `the host threw: ${(e as Error).stack ?? e}`;
     }
     if (problem) problems.push(`${kinds[i]} did not recover after a reset${was ? " (it was in NEEDS_RESET)" : ""}: ${problem}`);
-    else if (was) recovered++;
+    else if (was) { recovered++; k.recovered++; }
   }
-  return { end, ms, executed, failedDuring: failedDuring.size, needsResetAtEnd, recovered, problems, reasons, work };
+  return { end, ms, executed, failedDuring: failedDuring.size, needsResetAtEnd, recovered, problems, reasons, work, byKind };
 }
 
 /**
@@ -242,6 +349,7 @@ function stateRoundTrip(m: Machine, fuzzed: Machine["virtio"], kinds: DeviceKind
     const fresh = kind === "blk" ? new VirtioBlk(new MemoryBlockBackend(FUZZ_DISK_BYTES))
       : kind === "net" ? new VirtioNet({ mac: MAC })
       : kind === "rng" ? new VirtioRng()
+      : kind === "console" ? new VirtioConsole()
       : new VirtioBalloon();
     const copy = new VirtioMmio(m.memory, { set: () => {} }, fresh);
     try {
@@ -360,17 +468,24 @@ function watch(t: VirtioMmio, d: VirtioDevice, kind: string, problem: (p: string
 // ---- the sane driver, host side, run after the guest stopped ----
 
 /** Resets the device, sets it up and completes one good request; returns what went wrong, or null. */
-async function saneRequest(m: Machine, t: VirtioMmio, d: VirtioDevice, kind: DeviceKind, disk: CheckedDisk): Promise<string | null> {
+async function saneRequest(m: Machine, t: VirtioMmio, d: VirtioDevice, kind: DeviceKind, disk: CheckedDisk, host: ConsoleHost): Promise<string | null> {
   const mem = m.memory;
   const r = (off: number) => t.read(off, 4) >>> 0;
   const w = (off: number, v: number | bigint) => t.write(off, 4, Number(BigInt(v) & 0xffffffffn));
+  if (kind === "console") host.collect = [];
   w(REG.Status, 0);
   if (r(REG.Status) !== 0) return `Status reads 0x${r(REG.Status).toString(16)} after the reset`;
   if (t.needsReset) return "still in NEEDS_RESET after the reset";
+  if (kind === "console") {
+    const con = d as VirtioConsole;
+    if (con.queued !== 0) return `${con.queued} host bytes still pending after the reset`;
+    if (con.guestOpen || con.portReady || host.open) return "the port is still open after the reset";
+    host.check();
+  }
   w(REG.Status, STATUS_ACKNOWLEDGE);
   w(REG.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
   w(REG.DriverFeaturesSel, 0);
-  w(REG.DriverFeatures, 0);
+  w(REG.DriverFeatures, kind === "console" ? VIRTIO_CONSOLE_F_MULTIPORT : 0);
   w(REG.DriverFeaturesSel, 1);
   w(REG.DriverFeatures, 1); // VERSION_1 alone
   w(REG.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
@@ -467,7 +582,84 @@ async function saneRequest(m: Machine, t: VirtioMmio, d: VirtioDevice, kind: Dev
       if (b.isInflated(page)) return "a page deflated is still in the balloon";
       return null;
     }
+    case "console": return saneConsole(m, t, d as VirtioConsole, host, ring, NUM, bufs);
   }
+}
+
+/**
+ * The console after the reset, driven as Linux does (its queues set up by saneRequest): control receive buffers,
+ * DEVICE_READY answered by PORT_ADD, PORT_READY by PORT_NAME and PORT_OPEN(1); host bytes held until the guest opens
+ * the port, then delivered; guest bytes handed to the host.
+ */
+function saneConsole(m: Machine, t: VirtioMmio, con: VirtioConsole, host: ConsoleHost, ring: (q: number) => bigint, NUM: number,
+                     bufs: bigint): string | null {
+  const mem = m.memory;
+  const RX = 0, TX = 1, CRX = 2, CTX = 3;
+  const next = [0, 0, 0, 0];
+  /** writes a chain at the queue's next free descriptors and publishes it (no notify); returns its head */
+  const post = (q: number, chain: { addr: bigint; len: number; write: boolean }[]): number => {
+    const head = next[q];
+    chain.forEach((b, i) => {
+      const at = ring(q) + BigInt(16 * ((head + i) % NUM));
+      mem.setU64(at, b.addr); mem.setU32(at + 8n, b.len);
+      mem.setU16(at + 12n, (b.write ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < chain.length ? VIRTQ_DESC_F_NEXT : 0));
+      mem.setU16(at + 14n, (head + i + 1) % NUM);
+    });
+    next[q] = (head + chain.length) % NUM;
+    const avail = ring(q) + 0x400n, idx = mem.u16(avail + 2n);
+    mem.setU16(avail + 4n + BigInt(2 * (idx % NUM)), head);
+    mem.setU16(avail + 2n, (idx + 1) & 0xffff);
+    return head;
+  };
+  const notify = (q: number) => t.write(REG.QueueNotify, 4, q);
+  const usedIdx = (q: number) => mem.u16(ring(q) + 0x802n);
+  const used = (q: number, i: number) => { const e = ring(q) + 0x804n + BigInt(8 * (i % NUM)); return { id: mem.u32(e), len: mem.u32(e + 4n) }; };
+  const ctrlBuf = (i: number) => bufs + BigInt(0x100 * i);
+  const send = (event: number, value: number, k: number) => {
+    const at = bufs + 0x800n + BigInt(16 * k);
+    mem.setU32(at, 0); mem.setU16(at + 4n, event); mem.setU16(at + 6n, value);
+    post(CTX, [{ addr: at, len: 8, write: false }]);
+    notify(CTX);
+  };
+  /** the control message the device put in used element i of the control receive queue */
+  const got = (i: number) => {
+    const u = used(CRX, i), a = ctrlBuf(u.id);
+    if (u.id >= 3 || u.len < 8 || u.len > 256) return `a control message in used element {${u.id}, ${u.len}}`;
+    const name = u.len > 8 ? new TextDecoder().decode(mem.view(a + 8n, u.len - 8)) : "";
+    return `${mem.u32(a)}:${mem.u16(a + 4n)}:${mem.u16(a + 6n)}${name ? ":" + name : ""}`;
+  };
+  for (let i = 0; i < 3; i++) post(CRX, [{ addr: ctrlBuf(i), len: 256, write: true }]);
+  notify(CRX);
+  send(CONSOLE_CTRL.DEVICE_READY, 1, 0);
+  if (t.needsReset) return `NEEDS_RESET in the handshake: ${t.failureReason}`;
+  if (usedIdx(CTX) !== 1) return `DEVICE_READY not taken (control transmit used.idx ${usedIdx(CTX)})`;
+  if (usedIdx(CRX) !== 1 || got(0) !== `0:${CONSOLE_CTRL.PORT_ADD}:0`) return `DEVICE_READY not answered by PORT_ADD (${usedIdx(CRX)} messages: ${usedIdx(CRX) ? got(0) : ""})`;
+  send(CONSOLE_CTRL.PORT_READY, 1, 1);
+  const want = [`0:${CONSOLE_CTRL.PORT_NAME}:0:${AGENT_PORT_NAME}`, `0:${CONSOLE_CTRL.PORT_OPEN}:1`];
+  if (usedIdx(CRX) !== 3 || got(1) !== want[0] || got(2) !== want[1]) {
+    return `PORT_READY not answered by PORT_NAME and PORT_OPEN (${usedIdx(CRX)} messages in all${usedIdx(CRX) === 3 ? `: ${got(1)}, ${got(2)}` : ""})`;
+  }
+  // host to guest: held until the guest opens the port
+  const msg = Uint8Array.from({ length: 300 }, (_, i) => (i * 7 + 3) & 0xff);
+  if (!con.send(msg)) return "send() refused 300 bytes with nothing pending";
+  const rxBuf = bufs + 0x1000n;
+  post(RX, [{ addr: rxBuf, len: 4096, write: true }]);
+  notify(RX);
+  if (usedIdx(RX) !== 0) return "host bytes delivered before the guest opened the port";
+  send(CONSOLE_CTRL.PORT_OPEN, 1, 2);
+  if (!host.open) return "onGuestOpen(true) not called when the guest opened the port";
+  if (usedIdx(RX) !== 1 || used(RX, 0).len !== msg.length) return `300 host bytes not delivered once the port opened (used.idx ${usedIdx(RX)}, length ${used(RX, 0).len})`;
+  if (mem.view(rxBuf, msg.length).some((b, i) => b !== msg[i])) return "the host's bytes arrived changed";
+  // guest to host
+  const out = Uint8Array.from({ length: 5000 }, (_, i) => (i * 13 + 1) & 0xff);
+  mem.view(bufs + 0x2000n, out.length).set(out);
+  post(TX, [{ addr: bufs + 0x2000n, len: 1000, write: false }, { addr: bufs + 0x2000n + 1000n, len: 4000, write: false }]);
+  notify(TX);
+  if (usedIdx(TX) !== 1) return `the guest's bytes were not taken (transmit used.idx ${usedIdx(TX)})`;
+  const seen = host.collect ?? [];
+  if (seen.length !== out.length || seen.some((b, i) => b !== out[i])) return `the host got ${seen.length} bytes, not the guest's 5000`;
+  if (t.needsReset) return `NEEDS_RESET after the handshake: ${t.failureReason}`;
+  return null;
 }
 
 export interface VirtioCampaignOptions {
@@ -492,6 +684,7 @@ export interface VirtioCampaignReport {
   /** how often each kind of NEEDS_RESET reason came up (the reason with its numbers taken out) */
   reasons: Map<string, number>;
   work: VirtioWork;
+  byKind: Partial<Record<DeviceKind, KindCounts>>;
   failures: { seed: number; problem: string }[];
   rssGrowth: number;
 }
@@ -502,7 +695,7 @@ export async function virtioCampaign(module: WebAssembly.Module, opts: VirtioCam
   const rules = new CampaignRules(opts.onFailure, 10);
   const report: VirtioCampaignReport = {
     rounds: 0, executed: 0, hostMs: 0, ends: {}, failedDuring: 0, needsResetAtEnd: 0, recovered: 0, reasons: new Map(), failures: [], rssGrowth: 0,
-    work: { blkDone: 0, blkErrors: 0, netTx: 0, netRx: 0, rngRequests: 0, balloonRequests: 0 },
+    work: { ...NO_WORK }, byKind: {},
   };
   const t0 = performance.now();
   // an exception in a device's asynchronous completion (a disk's promise callback) reaches no caller: it is a
@@ -533,6 +726,10 @@ export async function virtioCampaign(module: WebAssembly.Module, opts: VirtioCam
     report.needsResetAtEnd += r.needsResetAtEnd;
     report.recovered += r.recovered;
     for (const k of Object.keys(r.work) as (keyof VirtioWork)[]) report.work[k] += r.work[k];
+    for (const [kind, c] of Object.entries(r.byKind) as [DeviceKind, KindCounts][]) {
+      const to = report.byKind[kind] ??= { failedDuring: 0, needsResetAtEnd: 0, recovered: 0 };
+      to.failedDuring += c.failedDuring; to.needsResetAtEnd += c.needsResetAtEnd; to.recovered += c.recovered;
+    }
     for (const why of r.reasons) {
       const k = why.replace(/0x[0-9a-f]+|\d+/g, "N");
       report.reasons.set(k, (report.reasons.get(k) ?? 0) + 1);

@@ -182,8 +182,8 @@ export function virtioImage(actions: Action[]): Uint8Array {
 // ---- the script generator ----
 
 /** What the generator knows of the board (machine.ts, description.ts): one device per slot, in this order. */
-export type DeviceKind = "blk" | "net" | "rng" | "balloon";
-export const FUZZ_DEVICES: DeviceKind[] = ["blk", "net", "rng", "balloon"];
+export type DeviceKind = "blk" | "net" | "rng" | "balloon" | "console";
+export const FUZZ_DEVICES: DeviceKind[] = ["blk", "net", "rng", "balloon", "console"];
 export const VIRTIO_MMIO_BASE = 0x1000_1000n;
 export const VIRTIO_MMIO_STRIDE = 0x1000n;
 export const PLIC_ADDR = 0x0c00_0000n;
@@ -197,9 +197,19 @@ const BALLOON_PAGES = RAM_BASE + 0xd0_0000n;
 /** Left alone by the script: where the host's sane driver works after the run. */
 export const CHECK_AREA = RAM_BASE + 0x100_0000n;
 
-const QUEUES: Record<DeviceKind, number> = { blk: 1, net: 2, rng: 1, balloon: 3 };
+const QUEUES: Record<DeviceKind, number> = { blk: 1, net: 2, rng: 1, balloon: 3, console: 4 };
 /** The device-type features a sane driver accepts (it always adds VERSION_1; INDIRECT_DESC is bit 28). */
-const GOOD_FEATURES: Record<DeviceKind, number> = { blk: (1 << 9) | (1 << 2), net: (1 << 5) | (1 << 16) | (1 << 3), rng: 0, balloon: 0b110 };
+const GOOD_FEATURES: Record<DeviceKind, number> = { blk: (1 << 9) | (1 << 2), net: (1 << 5) | (1 << 16) | (1 << 3), rng: 0, balloon: 0b110, console: 1 << 1 };
+/** Where in a device's area its indirect tables go: past its rings (queue q's at q * 0x1_0000, up to four) and
+ *  its buffers (0x4_0000 to 0x9_0000). */
+const TABLES = 0xa_0000n;
+
+// virtio-console's control messages (struct virtio_console_control: id u32, event u16, value u16)
+const CTRL = { DEVICE_READY: 0, PORT_ADD: 1, PORT_REMOVE: 2, PORT_READY: 3, CONSOLE_PORT: 4, RESIZE: 5, PORT_OPEN: 6, PORT_NAME: 7 } as const;
+/** The console's queues: port receive, port transmit, control receive, control transmit. */
+const CON_RX = 0, CON_TX = 1, CON_CRX = 2, CON_CTX = 3;
+/** What one request on the console's control transmit queue says (all its messages, so floods are floods). */
+type ConsoleTheme = "handshake" | "device-ready" | "open-toggle" | "bad-port" | "bad-value" | "unknown" | "short" | "long" | "mixed";
 
 interface QueueGen { num: number; desc: bigint; avail: bigint; used: bigint; idx: number; nextDesc: number }
 interface DeviceGen { kind: DeviceKind; base: bigint; area: bigint; queues: QueueGen[] }
@@ -226,6 +236,8 @@ const M32 = 0xffff_ffffn;
 class Gen {
   readonly out: Action[] = [];
   private readonly devs: DeviceGen[];
+  /** what the console's control messages of the current request say */
+  private theme: ConsoleTheme = "mixed";
   constructor(private readonly rng: Rng) {
     this.devs = FUZZ_DEVICES.map((kind, slot) => {
       const area = AREA_BASE + BigInt(slot) * 0x10_0000n;
@@ -277,7 +289,7 @@ class Gen {
   run(target: number): void {
     // PLIC: every virtio source at priority 1, enabled for the S-mode context, threshold 0
     for (let s = 1; s <= FUZZ_DEVICES.length; s++) this.st(4, PLIC_ADDR + BigInt(4 * s), 1);
-    this.st(4, PLIC_ADDR + 0x2080n, 0x1e);
+    this.st(4, PLIC_ADDR + 0x2080n, ((1 << (FUZZ_DEVICES.length + 1)) - 2) >>> 0); // sources 1..N
     this.st(4, PLIC_ADDR + 0x20_1000n, 0);
     // most rounds start with every device set up properly, so requests get deep
     for (const d of this.devs) if (this.chance(0.8)) this.init(d, false);
@@ -342,10 +354,48 @@ class Gen {
       if (twist === 11 && this.chance(0.5)) this.reg(d, REG.QueueDescLow, this.u32()); // ignored once ready
     });
     if (d.kind === "net") this.rxBuffers(d);
+    if (d.kind === "console") this.consoleBuffers(d);
     if (twist === 12) this.reg(d, REG.Status, this.rng.pick([STATUS_DRIVER_OK | STATUS_ACKNOWLEDGE, 0xff, STATUS_FAILED | ok, STATUS_NEEDS_RESET | ok | STATUS_DRIVER_OK]));
     else if (twist !== 13) this.reg(d, REG.Status, ok | STATUS_DRIVER_OK);
     this.ld(4, d.base + BigInt(REG.Status));
     if (d.kind === "balloon" && this.chance(0.5)) this.publish(d, 2, [{ addr: d.area + 0x8_0000n, len: 10 * (1 + this.rng.below(12)), write: false }]);
+    // most set-ups of the console go on with Linux's handshake, so that its port opens and data flows
+    if (d.kind === "console" && this.chance(0.7)) this.consoleHandshake(d);
+  }
+
+  /** The console's receive buffers, as Linux gives them before DRIVER_OK: control ones (pages), port ones. */
+  private consoleBuffers(d: DeviceGen): void {
+    const n = 1 + this.rng.below(3);
+    for (let i = 0; i < n; i++) this.publish(d, CON_CRX, [{ addr: d.area + 0x4_0000n + BigInt(i) * 0x1000n, len: 4096, write: true }]);
+    const m = this.rng.below(3);
+    for (let i = 0; i < m; i++) this.publish(d, CON_RX, [{ addr: d.area + 0x4_8000n + BigInt(i) * 0x1000n, len: 4096, write: true }]);
+  }
+
+  /** DEVICE_READY(1), PORT_READY(0, 1), PORT_OPEN(0, 1): each its own notify (Linux answers in between). */
+  private consoleHandshake(d: DeviceGen): void {
+    const steps: [number, number, number][] = [[0, CTRL.DEVICE_READY, 1], [0, CTRL.PORT_READY, 1], [0, CTRL.PORT_OPEN, 1]];
+    // now and then a step is left out or comes twice
+    const skip = this.chance(0.1) ? this.rng.below(3) : -1;
+    const twice = this.chance(0.1) ? this.rng.below(3) : -1;
+    steps.forEach(([id, event, value], k) => {
+      if (k === skip) return;
+      for (let r = k === twice ? 2 : 1; r > 0; r--) {
+        const at = d.area + 0x4_c000n + BigInt(k) * 0x40n;
+        this.ctrlMessage(at, id, event, value);
+        this.publish(d, CON_CTX, [{ addr: at, len: 8, write: false }]);
+        this.reg(d, REG.QueueNotify, CON_CTX);
+        // more control receive buffers for the answers (PORT_ADD; PORT_NAME and PORT_OPEN)
+        if (this.chance(0.6)) {
+          this.publish(d, CON_CRX, [{ addr: d.area + 0x4_4000n + BigInt(k) * 0x1000n, len: 4096, write: true }]);
+          this.reg(d, REG.QueueNotify, CON_CRX);
+        }
+      }
+    });
+  }
+
+  private ctrlMessage(at: bigint, id: number | bigint, event: number, value: number): void {
+    this.st(4, at, BigInt(id));
+    this.st(4, at + 4n, BigInt(event & 0xffff) | (BigInt(value & 0xffff) << 16n));
   }
 
   private pickBadQueue(d: DeviceGen): number { return this.rng.pick([d.queues.length, 7, 0xffff, 0xffffffff]); }
@@ -367,6 +417,7 @@ class Gen {
     // chains share the descriptor table: past what it holds, a later chain overwrites an earlier one's descriptors
     // (a driver bug the device must survive, but one that makes requests shallow: rare)
     let room = q.num;
+    if (d.kind === "console") this.theme = this.rng.pick(["handshake", "device-ready", "open-toggle", "bad-port", "bad-value", "unknown", "short", "long", "mixed", "mixed"] as const);
     for (let i = 0; i < count; i++) {
       const bufs = this.chainFor(d, qi, i);
       if (bufs.length > room && i > 0 && this.chance(0.9)) break;
@@ -426,7 +477,65 @@ class Gen {
         }
         return [{ addr: buf, len: 4 * n + (this.chance(0.1) ? rng.below(4) : 0), write: false }];
       }
+      case "console": return this.consoleChain(d, qi, i, buf);
     }
+  }
+
+  /** A chain for one of the console's queues: a control message, a receive buffer, data for the host. */
+  private consoleChain(d: DeviceGen, qi: number, i: number, buf: bigint): Buf[] {
+    const rng = this.rng;
+    if (qi === CON_CTX) {
+      // each message of a request has its own place (chains published together do not share one)
+      const at = buf + BigInt(i % 8) * 0x200n;
+      let theme = this.theme;
+      if (theme === "mixed") theme = rng.pick(["handshake", "device-ready", "open-toggle", "bad-port", "bad-value", "unknown", "short", "long"] as const);
+      let id: number | bigint = 0, event: number = CTRL.DEVICE_READY, value = 1, len = 8;
+      switch (theme) {
+        case "handshake": [event, value] = rng.pick([[CTRL.DEVICE_READY, 1], [CTRL.PORT_READY, 1], [CTRL.PORT_OPEN, 1], [CTRL.PORT_OPEN, 0]] as const); break;
+        case "device-ready": break; // a flood when several go together
+        case "open-toggle": event = CTRL.PORT_OPEN; value = i & 1 ? 0 : 1; break;
+        case "bad-port": id = rng.pick([1, 2, 31, 0x8000_0000, 0xffff_ffff]); event = rng.pick([CTRL.PORT_READY, CTRL.PORT_OPEN, CTRL.PORT_REMOVE, CTRL.RESIZE]); break;
+        case "bad-value": event = rng.pick([CTRL.DEVICE_READY, CTRL.PORT_READY, CTRL.PORT_OPEN]); value = rng.pick([0, 2, 0x100, 0xffff]); break;
+        case "unknown": event = rng.pick([CTRL.PORT_ADD, CTRL.PORT_REMOVE, CTRL.CONSOLE_PORT, CTRL.RESIZE, CTRL.PORT_NAME, 8, 0x7fff, 0xffff, rng.below(0x10000)]); value = rng.below(3); break;
+        case "short": len = rng.below(8); event = rng.pick([CTRL.DEVICE_READY, CTRL.PORT_OPEN]); break;
+        case "long": len = 8 + rng.pick([1, 20, 248, 4096, 70000]); event = rng.pick([CTRL.DEVICE_READY, CTRL.PORT_READY, CTRL.PORT_OPEN, CTRL.PORT_NAME]); break;
+      }
+      this.ctrlMessage(at, id, event, value);
+      // a message split over two descriptors now and then (the device reads the chain, not a descriptor)
+      if (len >= 8 && this.chance(0.15)) return [{ addr: at, len: 3, write: false }, { addr: at + 3n, len: len - 3, write: false }];
+      return [{ addr: at, len, write: false }];
+    }
+    if (qi === CON_CRX) {
+      // a page, as Linux gives; or too small for PORT_NAME with the name (8 + 20 bytes), or for any message; or a
+      // readable part first (the device must write only the writable one), or writable before readable (not allowed)
+      const len = this.chance(0.6) ? rng.pick([4096, 256, 28, 64]) : rng.pick([0, 1, 7, 8, 9, 27]);
+      const k = rng.below(10);
+      if (k === 0) return [{ addr: buf, len: 16, write: false }, { addr: buf + 0x100n, len, write: true }];
+      if (k === 1) return [{ addr: buf, len, write: true }, { addr: buf + 0x100n, len: 16, write: false }];
+      if (k === 2) return [{ addr: buf, len: 4, write: true }, { addr: buf + 0x100n, len, write: true }];
+      return [{ addr: buf, len, write: true }];
+    }
+    if (qi === CON_RX) {
+      const len = rng.pick([1, 16, 512, 4096, 4096, 65536, 0]);
+      const k = rng.below(10);
+      if (k === 0) return [{ addr: buf, len: 64, write: false }, { addr: buf + 0x100n, len, write: true }];
+      if (k === 1) return [{ addr: buf, len, write: true }, { addr: buf + 0x100n, len: 64, write: false }];
+      if (k === 2) return [{ addr: buf, len: 16, write: false }]; // nothing writable at all
+      return this.chance(0.3) ? [{ addr: buf, len: 7, write: true }, { addr: buf + 0x100n, len, write: true }] : [{ addr: buf, len, write: true }];
+    }
+    // data for the host, of every size: mostly what Linux writes (up to 32 KiB), now and then far more, up to
+    // descriptors over most of RAM
+    for (let k = 0; k < 2; k++) this.st(8, buf + BigInt(8 * k), this.u64());
+    const len = this.chance(0.8) ? rng.pick([1, 2, 7, 16, 100, 4096, 32768]) : rng.pick([0, 65536, 65537, (1 << 20), (1 << 20) + 1, 1 << 22]);
+    if (this.chance(0.05)) {
+      // descriptors each over 16 MiB of RAM: hundreds of MiB in one chain, a GiB in an indirect table of 64 (the
+      // most one table place holds)
+      const n = this.chance(0.8) ? 2 + rng.below(7) : 64;
+      return Array.from({ length: n }, () => ({ addr: RAM_BASE, len: 16 << 20, write: false }));
+    }
+    if (this.chance(0.2) && len >= 2) return [{ addr: buf, len: 1, write: false }, { addr: buf + 1n, len: len - 1, write: false }];
+    if (this.chance(0.05)) return [{ addr: buf, len, write: false }, { addr: buf + 0x100n, len: 64, write: true }]; // a writable part too
+    return [{ addr: buf, len, write: false }];
   }
 
   /**
@@ -451,7 +560,7 @@ class Gen {
       // the whole chain in an indirect table (one per head: chains published together keep theirs); one head
       // descriptor points at it
       const head = q.nextDesc % num;
-      const table = d.area + 0x3_0000n + BigInt(qi) * 0x4000n + BigInt(head % 16) * 0x400n;
+      const table = d.area + TABLES + BigInt(qi) * 0x4000n + BigInt(head % 16) * 0x400n;
       const n = descs.length;
       descs.forEach((x, k) => {
         let flags = x.flags | (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0);
