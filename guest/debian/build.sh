@@ -25,6 +25,9 @@
 #                    once chunked: zero chunks are not stored)
 #      SUITE=trixie
 set -euo pipefail
+# The whole script is one compound command, read before it runs: editing this
+# file during a build (it takes minutes) does not change the running build.
+{
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT_ARG=${1:-${TMPDIR:-/tmp}/tabvisor-debian-build}
@@ -216,3 +219,5 @@ cat > "$OUT/build-info.json" <<JSON
 JSON
 step "done: $IMG"
 cat "$OUT/build-info.json"
+exit 0
+}
