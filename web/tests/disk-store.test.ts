@@ -85,6 +85,24 @@ describe("persistent disk store", () => {
     expect(again.current.count).toBe(0);
     again.current.write(4, fill(4096, 9));
     expect(again.current.storedBytes).toBe(f.getSize()); // the orphaned slot was used again, the file did not grow
+
+    // many new blocks at once: killed after their data went out, before their map entries: none of them is there
+    // (and the ones written before are)
+    again.current.write(0, fill(4096, 1));
+    const g = [...dir2.files.values()].find((x) => x.open)!;
+    const gWrite = g.write.bind(g);
+    let n = 0;
+    g.write = (buf, o) => { if (buf.length > 4096 && ++n === 1) { gWrite(buf, o); throw new Error("killed"); } if (n === 1) throw new Error("killed"); return gWrite(buf, o); };
+    expect(() => again.current.writeBlocks([[7, fill(4096, 7)], [8, fill(4096, 8)], [9, fill(4096, 9)]])).toThrow(/killed/);
+    kill(dir2);
+    const third = await DiskVolume.open(dir2, MiB, "blank", "keep");
+    expect([0, 4, 7, 8, 9].map((b) => third.current.has(b))).toEqual([true, true, false, false, false]);
+    third.current.writeBlocks([[7, fill(4096, 7)], [8, fill(4096, 8)]]);
+    const got = new Uint8Array(4096);
+    third.current.read(8, got);
+    expect(got).toEqual(fill(4096, 8));
+    third.current.read(0, got);
+    expect(got).toEqual(fill(4096, 1));
   });
 
   it("quota: a write that needs room the store does not have fails whole, and what was written stays", async () => {

@@ -144,6 +144,35 @@ export class OverlayFile implements OverlayStore {
     }
   }
 
+  /** Many blocks in a few writes: the ones it holds in place, the new ones into a run of slots at the end of the
+   *  file (their data in one write, then their map entries in one write: the map never names data not written). */
+  writeBlocks(blocks: [number, Uint8Array][]): void {
+    if (this.closed) throw new Error("the disk's store is closed");
+    const fresh: [number, Uint8Array][] = [];
+    for (const [block, data] of blocks) {
+      if (!(block >= 0 && block < this.blocks && Number.isInteger(block))) throw new Error(`block ${block} is past the disk's end`);
+      if (!this.slots.has(block)) fresh.push([block, data]);
+    }
+    if (this.slots.size + fresh.length > this.capacity) throw new DiskFullError(`the disk's storage is full (${(this.capacity * DISK_BLOCK / 1048576).toFixed(1)} MiB of overlay in use)`);
+    for (const [block, data] of blocks) if (this.slots.has(block)) this.write(block, data);
+    // free slots (left by a killed tab) are filled one by one; the rest go on at the end in one run
+    while (fresh.length > 0 && this.free.length > 0) { const [block, data] = fresh.pop()!; this.write(block, data); }
+    if (fresh.length === 0) return;
+    const first = this.nextSlot;
+    const data = new Uint8Array(fresh.length * DISK_BLOCK);
+    const map = new Uint8Array(fresh.length * 4);
+    const mv = new DataView(map.buffer);
+    fresh.forEach(([block, d], i) => { data.set(d.subarray(0, DISK_BLOCK), i * DISK_BLOCK); mv.setUint32(i * 4, block + 1, true); });
+    try {
+      writeAll(this.file, data, this.dataOffset + first * DISK_BLOCK);
+      writeAll(this.file, map, HEADER + first * 4);
+    } catch (e) {
+      throw isQuota(e) ? new DiskFullError("the browser's storage for this page is full (its quota is used up)") : e;
+    }
+    fresh.forEach(([block], i) => this.slots.set(block, first + i));
+    this.nextSlot = first + fresh.length;
+  }
+
   sync(): void { this.file.flush(); }
 
   /** Marks the generation whole (after its contents were written) and makes it durable. */

@@ -59,6 +59,8 @@ export interface OverlayStore {
   read(block: number, dst: Uint8Array): void;
   /** throws DiskFullError when there is no room for a new block (nothing is then changed) */
   write(block: number, src: Uint8Array): void;
+  /** many blocks at once (fewer, larger writes); all or, when it throws, none of the new ones are taken */
+  writeBlocks?(blocks: [number, Uint8Array][]): void;
   /** every block it holds */
   blockNumbers(): Iterable<number>;
   /** makes what was written durable */
@@ -255,7 +257,17 @@ export class LayeredDisk implements BlockBackend {
   /** Writes the blocks cached in memory out to the store (each one leaves the cache once it is stored). */
   writeBack(): void {
     const store = this.store;
-    if (!store) return;
+    if (!store || this.top.size === 0) return;
+    if (store.writeBlocks && this.top.size > 1) {
+      try {
+        store.writeBlocks([...this.top]);
+        this.top = new Map();
+        this.pendingNew = 0;
+        return;
+      } catch {
+        // block by block below: as many as fit are stored, and the error is the one the last one gets
+      }
+    }
     for (const [block, data] of this.top) {
       const fresh = !store.has(block);
       try {
