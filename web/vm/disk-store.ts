@@ -154,7 +154,17 @@ export class OverlayFile implements OverlayStore {
       if (!this.slots.has(block)) fresh.push([block, data]);
     }
     if (this.slots.size + fresh.length > this.capacity) throw new DiskFullError(`the disk's storage is full (${(this.capacity * DISK_BLOCK / 1048576).toFixed(1)} MiB of overlay in use)`);
-    for (const [block, data] of blocks) if (this.slots.has(block)) this.write(block, data);
+    // the ones it holds, in place: runs of neighbouring slots in one write each
+    const held = blocks.filter(([block]) => this.slots.has(block)).map(([block, d]) => [this.slots.get(block)!, d] as const)
+      .sort((a, b) => a[0] - b[0]);
+    for (let i = 0; i < held.length;) {
+      let j = i + 1;
+      while (j < held.length && held[j][0] === held[j - 1][0] + 1 && j - i < 256) j++;
+      const run = new Uint8Array((j - i) * DISK_BLOCK);
+      for (let k = i; k < j; k++) run.set(held[k][1].subarray(0, DISK_BLOCK), (k - i) * DISK_BLOCK);
+      writeAll(this.file, run, this.dataOffset + held[i][0] * DISK_BLOCK);
+      i = j;
+    }
     // free slots (left by a killed tab) are filled one by one; the rest go on at the end in one run
     while (fresh.length > 0 && this.free.length > 0) { const [block, data] = fresh.pop()!; this.write(block, data); }
     if (fresh.length === 0) return;

@@ -203,8 +203,10 @@ export class LayeredDisk implements BlockBackend {
       const part = src.subarray(done, done + n);
       let own = this.top.get(block);
       if (!own) {
-        const below = this.lookup(block);
-        if (!below && n < DISK_BLOCK && this.async) {
+        // a whole block needs nothing from below (not even reading it: only whether anything is there)
+        const whole = n === DISK_BLOCK;
+        const below = whole ? (this.hasBelow(block) ? part : undefined) : this.lookup(block);
+        if (!below && !whole && this.async) {
           // part of a block only the base has: the rest of it comes from the base first. Another write may have
           // made the block meanwhile: then this part goes into that one.
           const copy = part.slice();
@@ -216,7 +218,7 @@ export class LayeredDisk implements BlockBackend {
         if (!below && !this.base && isZero(part)) { done += n; continue; }
         own = this.own(block, () => {
           const fresh = new Uint8Array(DISK_BLOCK);
-          if (below && n < DISK_BLOCK) fresh.set(below); // the rest of the block is what lies below
+          if (below && !whole) fresh.set(below); // the rest of the block is what lies below
           return fresh;
         });
       }
@@ -350,6 +352,13 @@ export class LayeredDisk implements BlockBackend {
     const data = new Uint8Array(shared(numbers.length * DISK_BLOCK));
     numbers.forEach((b, i) => { blocks[i] = b; data.set(contents(b), i * DISK_BLOCK); });
     return indexOf({ blocks, data }, this.size);
+  }
+
+  /** Something below the top layer has the block (the store, a frozen layer, a base). */
+  private hasBelow(block: number): boolean {
+    if (this.base || this.store?.has(block)) return true;
+    for (const l of this.layers) if (l.index.has(block)) return true;
+    return false;
   }
 
   /** The newest contents of a block, or undefined when nothing has it (zeros; or, over an asynchronous base, what
