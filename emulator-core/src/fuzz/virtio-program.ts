@@ -393,6 +393,20 @@ class Gen {
     });
   }
 
+  /** DEVICE_READY over and over, a ring's worth per notify, several times: more answers (PORT_ADD) than the device
+   *  holds for a driver that gives too few control receive buffers to take them. */
+  private consoleFlood(d: DeviceGen): void {
+    const q = d.queues[CON_CTX];
+    const at = d.area + 0x4_c100n;
+    this.ctrlMessage(at, 0, CTRL.DEVICE_READY, 1);
+    for (let batches = 2 + this.rng.below(4); batches > 0; batches--) {
+      // (a large ring's worth would take the whole script: 40 go past the 16 answers the device holds)
+      for (let i = 0; i < Math.min(q.num || 1, 40); i++) this.publish(d, CON_CTX, [{ addr: at, len: 8, write: false }]);
+      this.reg(d, REG.QueueNotify, CON_CTX);
+    }
+    if (this.chance(0.5)) this.interrupts(d);
+  }
+
   private ctrlMessage(at: bigint, id: number | bigint, event: number, value: number): void {
     this.st(4, at, BigInt(id));
     this.st(4, at + 4n, BigInt(event & 0xffff) | (BigInt(value & 0xffff) << 16n));
@@ -417,7 +431,10 @@ class Gen {
     // chains share the descriptor table: past what it holds, a later chain overwrites an earlier one's descriptors
     // (a driver bug the device must survive, but one that makes requests shallow: rare)
     let room = q.num;
-    if (d.kind === "console") this.theme = this.rng.pick(["handshake", "device-ready", "open-toggle", "bad-port", "bad-value", "unknown", "short", "long", "mixed", "mixed"] as const);
+    if (d.kind === "console") {
+      this.theme = this.rng.pick(["handshake", "device-ready", "open-toggle", "bad-port", "bad-value", "unknown", "short", "long", "mixed", "mixed"] as const);
+      if (qi === CON_CTX && this.theme === "device-ready" && this.chance(0.5)) { this.consoleFlood(d); return; }
+    }
     for (let i = 0; i < count; i++) {
       const bufs = this.chainFor(d, qi, i);
       if (bufs.length > room && i > 0 && this.chance(0.9)) break;
