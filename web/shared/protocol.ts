@@ -7,8 +7,8 @@
 //   PENDING_CALLS  control calls the page has posted and the worker has not begun: while it is above zero the
 //                  worker never blocks, it returns to its event loop so comlink can deliver them (a worker
 //                  blocked in Atomics.wait cannot receive messages).
-//   WANT_SPACE     set by the worker when the output ring is full and the guest is held; the page rings the
-//                  doorbell after draining when it sees it.
+//   WANT_SPACE     set by the worker when output waits behind the full ring (in its backlog: the guest is never
+//                  held for its console); the page rings the doorbell after draining when it sees it.
 //   STATE          the VmState code, published by the worker on every change (the page may read it any time).
 //   PAGE_ASLEEP    set by the page when its console pump stops for lack of output (no animation frames are
 //                  requested then: an idle tab draws nothing); the worker clears it when it writes output and

@@ -173,11 +173,12 @@ export class VmHandle {
       disk: opts.disk,
     }, opts.from ? bulkBuffers(opts.from.state) : []), Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
     this.schedule();
-    // Animation frames stop in a hidden tab; a slow timer keeps the console (and a held guest) moving.
-    // It is also the safety net should a wake-up of the sleeping pump ever be missed.
+    // The safety net should a wake-up of the sleeping pump ever be missed. A hidden page takes no output at all: the
+    // worker keeps it (the guest runs on; the oldest is dropped past its backlog, with a mark) until it shows again.
     this.timer = setInterval(() => {
-      if (performance.now() - this.lastPump > 200 && this.pump() && this.asleep) this.wakePump();
+      if (!pageHidden() && performance.now() - this.lastPump > 200 && this.pump() && this.asleep) this.wakePump();
     }, 250);
+    document.addEventListener("visibilitychange", this.onVisibility);
   }
 
   start(): Promise<VmStats> { return this.call((r) => r.start()); }
@@ -342,7 +343,7 @@ export class VmHandle {
   /** The sink attached now. */
   get attachedConsole(): ConsoleSink | undefined { return this.sink; }
 
-  /** True while the output ring is full and the worker holds the guest until the page drains it. */
+  /** True while the output ring is full and the worker keeps more output in its backlog until the page drains it. */
   get outputHeld(): boolean { return Atomics.load(this.ctrl, CTRL.WANT_SPACE) === 1; }
 
   // The console pump runs once per animation frame while there is output (or queued input, or a sink still
@@ -351,10 +352,19 @@ export class VmHandle {
   private quietFrames = 0;
   private asleep = false;
 
+  private readonly onVisibility = (): void => { if (!pageHidden()) this.wakePump(); };
+
   private schedule(): void {
     if (this.disposed || this.frame) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
+      if (pageHidden()) {
+        // nothing is drawn while hidden: stop until the page shows again (onVisibility), without asking the worker
+        // for a bell (PAGE_ASLEEP stays clear), so its output costs this page nothing meanwhile
+        if (this.pendingInput.length) this.pushInput();
+        this.asleep = true;
+        return;
+      }
       if (this.pump()) this.quietFrames = 0;
       else if (++this.quietFrames >= IDLE_FRAMES) { this.sleepPump(); return; }
       this.schedule();
@@ -413,6 +423,7 @@ export class VmHandle {
   dispose(): void {
     if (this.disposed) return; // (a worker stopped for not answering is disposed again when it is replaced)
     this.disposed = true;
+    document.removeEventListener("visibilitychange", this.onVisibility);
     this.asleep = false;
     if (this.frame) cancelAnimationFrame(this.frame);
     if (this.timer) clearInterval(this.timer);
@@ -421,3 +432,6 @@ export class VmHandle {
     this.abandonCalls();
   }
 }
+
+/** The page is not shown (another tab in front, minimized): consoles are not drawn. */
+function pageHidden(): boolean { return typeof document !== "undefined" && document.visibilityState === "hidden"; }

@@ -22,7 +22,7 @@ let seq = 0;
 
 /** A VmHost with its rings and control block, and the page's side of the console (drained into `text`). */
 class TestVm {
-  readonly host = new VmHost({ sharedThread: true });
+  readonly host: VmHost;
   readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
   readonly output = ByteRing.create(1 << 18);
   readonly input = ByteRing.create(1 << 14);
@@ -30,7 +30,11 @@ class TestVm {
   text = "";
   private readonly timer: ReturnType<typeof setInterval>;
 
-  constructor(readonly name: string, opts: { last: number; diskMiB?: number; from?: VmOrigin; incoming?: VmIncoming }) {
+  /** the page stops taking console output (a hidden tab) */
+  paused = false;
+
+  constructor(readonly name: string, opts: { last: number; diskMiB?: number; from?: VmOrigin; incoming?: VmIncoming; consoleBacklog?: number }) {
+    this.host = new VmHost({ sharedThread: true, consoleBacklog: opts.consoleBacklog });
     const mac = `52:54:00:12:50:${opts.last.toString(16).padStart(2, "0")}`;
     const nics = [NicChannel.create(`${name}/eth0`, mac)];
     const spec: MachineSpec = {
@@ -47,6 +51,7 @@ class TestVm {
   }
 
   private drain(): void {
+    if (this.paused) return;
     const bytes = this.output.read(1 << 18);
     if (bytes.length) this.text += new TextDecoder().decode(bytes).replace(/\r/g, "");
     if (Atomics.load(this.ctrl, CTRL.WANT_SPACE)) { Atomics.store(this.ctrl, CTRL.WANT_SPACE, 0); this.ring(); }
@@ -106,6 +111,32 @@ const count = async (v: TestVm) => {
 };
 
 describe("VmHost (the VM worker's class) in Node", () => {
+  it("keeps console output the page does not take, up to its backlog: then the oldest goes, with a mark, and the guest never waits", async () => {
+    const v = vm("backlog", { last: 10, consoleBacklog: 64 << 10 });
+    v.call((h) => h.start());
+    await v.ready();
+    await v.command("true"); // the prompt is drawn
+    v.paused = true;
+    // ~400 KB while nothing is taken: the 256 KiB ring fills, 64 KiB wait behind it, the rest is dropped
+    v.input.write(new TextEncoder().encode("seq 1 60000; echo end-$((6*7)); touch /tmp/done\n"));
+    v.ring();
+    const done = async () => new TextDecoder().decode((await v.call((h) => h.agentExec("test -e /tmp/done && echo yes || echo no"))).stdout).trim();
+    await expect.poll(done, { timeout: 120_000, interval: 300 }).toBe("yes"); // the guest finished, nothing drawn
+    v.paused = false;
+    v.ring();
+    await expect.poll(() => /^end-42$/m.test(v.text), { timeout: 30_000 }).toBe(true);
+    const mark = /\[… (\d+) KB of output skipped while the console was not shown …\]/.exec(v.text);
+    expect(mark).not.toBeNull();
+    const after = v.text.slice(v.text.indexOf(mark![0])).split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
+    expect(after.at(-1)).toBe(60000);
+    expect(after.every((n, i) => i === 0 || n === after[i - 1] + 1)).toBe(true); // what was kept is whole and in order
+    // what was kept after the mark is at most the backlog (plus the ring's worth that was already in it before)
+    expect(after.length * 6).toBeLessThan(70 << 10);
+    const before = v.text.slice(0, v.text.indexOf(mark![0])).split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
+    expect(before[0]).toBe(1); // the start, up to what the ring held
+    expect(after[0] - before.at(-1)! - 1).toBeGreaterThan(10_000); // the middle is what was skipped
+  }, 180_000);
+
   it("talks to the guest's agent: a command's status and output, a file in with progress and back out", async () => {
     const v = vm("agentvm", { last: 9 });
     v.call((h) => h.start());

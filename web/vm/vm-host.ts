@@ -12,7 +12,9 @@
 // written.
 //
 // What is its own here is policy, in the run loop's hooks: slices of SLICE_MS so comlink calls are answered in
-// time, the CPU cap, and holding the guest while the page has not taken its console output. When the guest idles
+// time, the CPU cap, and the console's backlog: output the page has not taken waits here, up to CONSOLE_BACKLOG, the
+// oldest dropped past that with a mark in the console saying how much, so that a guest in a hidden or throttled tab
+// runs on instead of waiting for its console to be drawn. When the guest idles
 // the loop sleeps in Atomics.wait on the doorbell until the guest's next timer deadline or until the page rings
 // (typed input, freed output room, a control call).
 
@@ -44,8 +46,9 @@ import type { ExecOptions, ExecResult } from "../../emulator-core/src/agent/clie
 const SLICE_MS = 16;
 /** Longest single sleep (a safety net: every reason to wake up also rings the doorbell). */
 const MAX_SLEEP_MS = 1000;
-/** How long to wait for the page to drain the output ring before looking again (it rings when it has). */
-const OUTPUT_HOLD_MS = 50;
+/** Console output kept here beyond the ring while the page does not take it (a hidden or busy tab): the oldest is
+ *  dropped past this, and the console says how much (the guest never waits for its console to be drawn). */
+export const CONSOLE_BACKLOG = 4 * 1024 * 1024;
 /** ESC c: resets the terminal (sent in-band ahead of a reset guest's output). */
 const TERMINAL_RESET = new Uint8Array([0x1b, 0x63]);
 /** CPU cap: the guest may run cap% of each window of this many ms; the rest of the window the worker sleeps. */
@@ -73,6 +76,8 @@ export interface VmHostOptions {
    *  setImmediate (Node drains a MessagePort's messages in one go, new ones included, so a MessageChannel
    *  ping-pong would starve its timers and other channels). A worker has the thread to itself: the default. */
   sharedThread?: boolean;
+  /** bytes of console output kept beyond the ring for a page that does not take it (default CONSOLE_BACKLOG) */
+  consoleBacklog?: number;
 }
 
 /** One VM: what its worker does (web/workers/vm-worker.ts only exposes it through comlink). */
@@ -90,8 +95,13 @@ export class VmHost implements VmWorkerApi {
   private runner!: MachineRunner;
   private state: VmState = "created";
   private ready = false;
-  /** console output that did not fit the ring: the guest is held until the page has drained it */
+  /** console output that did not fit the ring, oldest first (at most CONSOLE_BACKLOG bytes; see emitBytes) */
   private overflow: Uint8Array[] = [];
+  private overflowBytes = 0;
+  /** bytes dropped from the backlog's front since the last skip mark went out */
+  private skippedBytes = 0;
+  /** bytes dropped in all, since the worker started */
+  private consoleSkipped = 0;
   private markerTail = "";
   private readonly channel = new MessageChannel();
   private yieldResolve: (() => void) | undefined;
@@ -338,7 +348,7 @@ export class VmHost implements VmWorkerApi {
     this.commitDisks(pending);
     this.install(machine, disks, "snapshot", performance.now() - t0);
     this.input.clear(); // typed for the machine that is gone
-    this.overflow = [];
+    this.dropBacklog();
     this.showRestored(from);
     this.bootAt = performance.now();
     const paused = this.state === "paused";
@@ -433,7 +443,8 @@ export class VmHost implements VmWorkerApi {
     this.input.clear();
     // Output the old guest had not got out yet is dropped; the terminal is reset in-band so the page needs no
     // separate message that could overtake the bytes still in the ring.
-    this.overflow = clearScreen ? [TERMINAL_RESET] : [];
+    this.dropBacklog();
+    if (clearScreen) { this.overflow = [TERMINAL_RESET]; this.overflowBytes = TERMINAL_RESET.length; }
     const opening = this.diskOpening;
     if (opening) {
       // the disks come from the browser's storage first (a few ms); then this start goes on as it would have
@@ -899,26 +910,58 @@ export class VmHost implements VmWorkerApi {
 
   private emit(text: string): void { this.emitBytes(encoder.encode(text)); }
 
-  /** Into the output ring, or behind it when it is full (never dropped). */
+  /** Into the output ring, or into the backlog behind it when it is full; past CONSOLE_BACKLOG the backlog's oldest
+   *  bytes are dropped (counted: flushOverflow writes a mark where they were). */
   private emitBytes(bytes: Uint8Array): void {
-    if (this.overflow.length === 0) {
+    if (this.overflow.length === 0 && this.skippedBytes === 0) {
       const n = this.output.write(bytes);
       if (n > 0) this.wakePage();
       if (n === bytes.length) return;
       bytes = bytes.subarray(n);
     }
-    this.overflow.push(bytes);
+    // the bytes may be a view of a buffer the machine reuses: keep a copy
+    this.overflow.push(bytes.slice());
+    this.overflowBytes += bytes.length;
+    Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1); // the page rings when it has drained the ring
+    const limit = this.opts.consoleBacklog ?? CONSOLE_BACKLOG;
+    while (this.overflowBytes > limit) {
+      const head = this.overflow[0];
+      const drop = Math.min(head.length, this.overflowBytes - limit);
+      if (drop === head.length) this.overflow.shift();
+      else this.overflow[0] = head.subarray(drop);
+      this.overflowBytes -= drop;
+      this.skippedBytes += drop;
+      this.consoleSkipped += drop;
+    }
   }
 
-  /** Moves held-back output into the ring; true when nothing is left behind. */
+  /** Forgets the console output not yet in the ring (a machine that is gone wrote it). */
+  private dropBacklog(): void {
+    this.overflow = [];
+    this.overflowBytes = 0;
+    this.skippedBytes = 0;
+  }
+
+  /** Moves the backlog into the ring (after a mark for what was dropped from it); true when nothing is left behind. */
   private flushOverflow(): boolean {
     let moved = false;
     try {
+      if (this.skippedBytes > 0) {
+        const mark = encoder.encode(`\r\n\x1b[7m[… ${fmtBytes(this.skippedBytes)} of output skipped while the console was not shown …]\x1b[0m\r\n`);
+        if (this.output.free() < mark.length) { Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1); return false; }
+        this.output.write(mark);
+        moved = true;
+        this.skippedBytes = 0;
+      }
       while (this.overflow.length) {
         const b = this.overflow[0];
         const n = this.output.write(b);
-        if (n > 0) moved = true;
-        if (n < b.length) { this.overflow[0] = b.subarray(n); return false; }
+        if (n > 0) { moved = true; this.overflowBytes -= n; }
+        if (n < b.length) {
+          this.overflow[0] = b.subarray(n);
+          Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1); // more to come: the page rings when it has made room
+          return false;
+        }
         this.overflow.shift();
       }
       return true;
@@ -1009,7 +1052,7 @@ export class VmHost implements VmWorkerApi {
       },
       beforeSlice: (m) => this.beforeSlice(m),
       afterSlice: (_m, ranMs) => { this.capWindowBusy += ranMs; },
-      hasWork: (m) => this.overflow.length > 0 || this.nics.pending() ||
+      hasWork: (m) => this.nics.pending() ||
         (this.input.available() > 0 && consoleInputRoom(m) > 0),
       rebooted: () => {
         this.ready = false;
@@ -1045,11 +1088,9 @@ export class VmHost implements VmWorkerApi {
       this.flushOverflow();
       return hold(MAX_SLEEP_MS);
     }
-    if (!this.flushOverflow()) {
-      // The page is behind on the console: hold the guest until it drains (it rings when it sees WANT_SPACE).
-      Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1);
-      return hold(this.flushOverflow() ? 0 : OUTPUT_HOLD_MS);
-    }
+    // The page may be behind on the console (a hidden tab draws nothing): the guest runs on, its output waits in
+    // the backlog, and the page rings when it has made room (WANT_SPACE).
+    this.flushOverflow();
     const budget = this.runBudget();
     if (budget <= 0) {
       // over the cap for this window: sleep until it ends (a ring still wakes us to look around)
@@ -1066,3 +1107,9 @@ function clampCap(p: number): number {
   return Number.isFinite(p) ? Math.max(1, Math.min(100, p)) : 100;
 }
 
+/** "1.5 MB", "800 KB", "12 bytes": how much output a skip mark stands for. */
+function fmtBytes(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${Math.round(n / 1e3)} KB`;
+  return `${n} bytes`;
+}
