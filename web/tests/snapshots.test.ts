@@ -202,8 +202,13 @@ describe("snapshots, forks and resume (vite dev server, Chromium)", () => {
       document.dispatchEvent(new Event("visibilitychange"));
     });
     await page.waitForFunction(() => window.tabvisor!.autosave!.lastSavedAt !== undefined, undefined, { timeout: 20_000 });
-    const atSave = Number(await run("web2", "cat /tmp/n"));
-    await page.evaluate(() => { delete (document as unknown as { visibilityState?: string }).visibilityState; });
+    // (a hidden page draws no console: ask the guest's agent)
+    const atSave = Number(await page.evaluate(async () =>
+      new TextDecoder().decode((await window.tabvisor!.handleOf("web2")!.agentExec("cat /tmp/n")).stdout)));
+    await page.evaluate(() => {
+      delete (document as unknown as { visibilityState?: string }).visibilityState;
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
 
     await page.reload();
     const banner = page.getByTestId("resume-banner");
