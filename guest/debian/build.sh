@@ -125,6 +125,11 @@ ln -s usr/bin "$R/bin"; ln -s usr/sbin "$R/sbin"; ln -s usr/lib "$R/lib"
 # translations. dpkg honours this file for every package, now and later in
 # the VM; the host-side unpack below leaves out the same paths.
 cp "$HERE/overlay/etc/dpkg/dpkg.cfg.d/tabvisor-nodoc" "$R/etc/dpkg/dpkg.cfg.d/"
+# sshd's host keys: ours is ed25519 only, and with it in place before
+# openssh-server's postinst, that makes no RSA key (slow under emulation, and
+# removed below anyway: each VM makes its own)
+mkdir -p "$R/etc/ssh/sshd_config.d"
+cp "$HERE/overlay/etc/ssh/sshd_config.d/tabvisor.conf" "$R/etc/ssh/sshd_config.d/"
 TAR_EXCLUDES=(--exclude='./usr/share/man/*' --exclude='./usr/share/info/*' --exclude='./usr/share/lintian/*'
   --exclude='./usr/share/linda/*' --exclude='./usr/share/doc/*')
 # Every package's files, so that dpkg, the shells and the libraries they need
