@@ -46,8 +46,11 @@ if (typeof window === "undefined") {
     const KEY = "tabvisor-coi-reloaded";
     if (!window.isSecureContext || !("serviceWorker" in navigator)) return; // the page explains what is wrong
     if (window.crossOriginIsolated) {
-      // isolated by the server's headers: the worker is only wanted for Open port (no reload)
       sessionStorage.removeItem(KEY);
+      // isolated by this worker (a static host without the headers): it must stay as it is, it serves the headers
+      const ctl = navigator.serviceWorker.controller;
+      if (ctl && !/[?&]mode=ports/.test(ctl.scriptURL)) return;
+      // isolated by the server's headers: the worker is only wanted for Open port (no reload)
       navigator.serviceWorker.register(document.currentScript.src + "?mode=ports").catch((e) => console.warn("the service worker (Open port) could not be registered:", e));
       return;
     }
