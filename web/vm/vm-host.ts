@@ -507,7 +507,11 @@ export class VmHost implements VmWorkerApi {
   }
 
   private attachments(disks: LayeredDisk[]): MachineAttachments {
-    return { boot: this.cfg!.images, disks, nics: this.nics.attachments(), onConsole: (bytes) => this.onConsole(bytes) };
+    return {
+      boot: this.cfg!.images, disks, nics: this.nics.attachments(), onConsole: (bytes) => this.onConsole(bytes),
+      // a disk request that completes later (a base fetched on first use) must wake a guest idling in WFI
+      wake: () => this.runnerHost().wake(),
+    };
   }
 
   /** Makes `m` the VM's machine (the one before it, if any, is dropped). */

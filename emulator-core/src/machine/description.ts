@@ -169,6 +169,8 @@ export interface MachineAttachments {
   onConsole?: (bytes: Uint8Array) => void;
   /** randomness for virtio-rng (default: crypto.getRandomValues) */
   entropy?: EntropySource;
+  /** an asynchronous disk finished a request (it may have interrupted the guest): an idle guest must wake up */
+  wake?: () => void;
 }
 
 function record(v: unknown, field: string): Record<string, unknown> {

@@ -150,7 +150,7 @@ export class Machine {
       switch (slot.kind) {
         case "disk": {
           const d = spec.disks[slot.index];
-          device = new VirtioBlk(att.disks![slot.index], { readOnly: d.readOnly, serial: d.serial });
+          device = new VirtioBlk(att.disks![slot.index], { readOnly: d.readOnly, serial: d.serial, onAsyncCompletion: att.wake });
           disks.push(device as VirtioBlk);
           break;
         }

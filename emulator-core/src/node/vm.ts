@@ -127,7 +127,7 @@ export class NodeVm {
       }
     }
     if (opts.diskBackend && this.disk) { this.disk.close(); throw new VmConfigError("give either a disk file or a disk backend, not both"); }
-    this.diskAttached = this.disk ?? (opts.diskBackend?.async ? wakingDisk(opts.diskBackend, () => this.wake()) : opts.diskBackend);
+    this.diskAttached = this.disk ?? opts.diskBackend;
     const hostname = opts.hostname ?? "tabvisor";
     try {
       this.spec = opts.spec ?? makeSpec({
@@ -144,6 +144,8 @@ export class NodeVm {
       this.attachments = {
         boot: { kernel, initrd },
         disks: this.diskAttached ? [this.diskAttached] : [],
+        // a disk request that completes later (a chunk fetched) must wake a guest idling until its next timer
+        wake: () => setImmediate(() => this.wake()),
         onConsole: (bytes) => {
           if (opts.onConsole?.(bytes) === false && opts.whenConsoleDrained && !this.consoleBehind) {
             this.consoleBehind = true;
@@ -372,22 +374,6 @@ export class NodeVm {
 
   /** the guest's host name, from its kernel command line */
   private get hostname(): string { return /(?:^|\s)hostname=(\S+)/.exec(this.spec.cmdline)?.[1] ?? "tabvisor"; }
-}
-
-/** An asynchronous disk whose completions wake the VM: a guest idling in WFI for its disk request (a chunk being
- *  fetched) would otherwise sleep on until its next timer. The wake comes after the device has completed the request
- *  and raised its interrupt (the device's own handler on the same promise runs first, as a microtask). */
-function wakingDisk(b: BlockBackend, wake: () => void): BlockBackend {
-  const after = (r: void | PromiseLike<void>): void | PromiseLike<void> => {
-    if (!r || typeof (r as PromiseLike<void>).then !== "function") return r;
-    return Promise.resolve(r).finally(() => setImmediate(wake));
-  };
-  return {
-    size: b.size, readOnly: b.readOnly, async: b.async,
-    read: (offset, dst) => after(b.read(offset, dst)),
-    write: (offset, src) => after(b.write(offset, src)),
-    flush: () => after(b.flush()),
-  };
 }
 
 /** Joins two NICs with a virtual cable: frames one sends, the other receives. */
