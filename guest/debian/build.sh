@@ -58,17 +58,7 @@ done
 [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}
   install: apt-get install -y --no-install-recommends $HOST_PACKAGES"
 
-# The Debian mirror this host already uses (as guest/build.sh): no mirror host
-# name is written into the recipe.
-debian_mirror() {
-  local m
-  m=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{for (i = 2; i <= NF; i++) print $i}' |
-      grep -v security | head -n1 || true)
-  [ -n "$m" ] || m=$(grep -hs '^deb[[:space:]]' /etc/apt/sources.list | sed -E 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//' |
-      awk '{print $1}' | grep -v security | head -n1 || true)
-  [ -n "$m" ] || die "no Debian mirror found in the host's apt sources (/etc/apt/sources.list.d/*.sources or /etc/apt/sources.list)"
-  echo "$m"
-}
+. "$HERE/../debian-mirror.sh"   # debian_mirror: the host's own Debian mirror
 
 # --- 1. packages ----------------------------------------------------------------
 A="$OUT/apt"
