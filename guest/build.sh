@@ -67,21 +67,12 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 size() { stat -c %s "$1"; }
 LINUX_SOURCE_VERSION=$(pkgver linux-source-6.1)
 
-. "$HERE/debian-mirror.sh"   # debian_mirror
+. "$HERE/debian-mirror.sh"   # debian_mirror, private_apt_conf
 
 # --- 1. busybox-static (riscv64) from trixie via a private apt config ---------
 A="$OUT/trixie-apt"
-mkdir -p "$A/lists/partial" "$A/cache/archives/partial" "$A/debs"
-cat > "$A/apt.conf" <<CONF
-Dir::Etc::SourceList "$A/sources.list";
-Dir::Etc::SourceParts "/dev/null";
-Dir::State::Lists "$A/lists";
-Dir::State::status "/dev/null";
-Dir::Cache "$A/cache";
-APT::Architecture "riscv64";
-APT::Architectures "riscv64";
-APT::Sandbox::User "root";
-CONF
+mkdir -p "$A/debs"
+private_apt_conf "$A" /dev/null
 deb=
 for f in "$A"/debs/busybox-static_*_riscv64.deb; do
   [ -f "$f" ] || continue

@@ -58,25 +58,13 @@ done
 [ ${#missing[@]} -eq 0 ] || die "missing: ${missing[*]}
   install: apt-get install -y --no-install-recommends $HOST_PACKAGES"
 
-. "$HERE/../debian-mirror.sh"   # debian_mirror: the host's own Debian mirror
+. "$HERE/../debian-mirror.sh"   # debian_mirror (the host's own Debian mirror), private_apt_conf
 
 # --- 1. packages ----------------------------------------------------------------
 A="$OUT/apt"
-mkdir -p "$A/lists/partial" "$A/cache/archives/partial"
+mkdir -p "$A"
 : > "$A/status"   # an empty system: apt resolves every dependency
-cat > "$A/apt.conf" <<CONF
-Dir::Etc::SourceList "$A/sources.list";
-Dir::Etc::SourceParts "/dev/null";
-Dir::Etc::Preferences "/dev/null";
-Dir::Etc::PreferencesParts "/dev/null";
-Dir::State::Lists "$A/lists";
-Dir::State::status "$A/status";
-Dir::Cache "$A/cache";
-APT::Architecture "riscv64";
-APT::Architectures "riscv64";
-APT::Install-Recommends "false";
-APT::Sandbox::User "root";
-CONF
+private_apt_conf "$A" "$A/status"
 export APT_CONFIG="$A/apt.conf"
 MIRROR=$(debian_mirror)
 echo "deb [arch=riscv64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR $SUITE main" > "$A/sources.list"

@@ -100,8 +100,6 @@ export class VmHost implements VmWorkerApi {
   private overflowBytes = 0;
   /** bytes dropped from the backlog's front since the last skip mark went out */
   private skippedBytes = 0;
-  /** bytes dropped in all, since the worker started */
-  private consoleSkipped = 0;
   private markerTail = "";
   private readonly channel = new MessageChannel();
   private yieldResolve: (() => void) | undefined;
@@ -113,7 +111,7 @@ export class VmHost implements VmWorkerApi {
   private throttledMs = 0;
   private readonly countThrottled = (ms: number) => { this.throttledMs += ms; };
   /** the control channel to the guest's agent (commands, files in and out) */
-  private readonly agent = new VmAgent(() => this.runner.machine && this.runnerHost().wake(),
+  private readonly agent = new VmAgent(() => this.wakeLoop(),
     () => (this.state === "running" || this.state === "booting" ? undefined : `the VM is ${this.state === "created" ? "not started" : this.state}`));
   /** the in-memory disks: their contents survive resets and power cycles (a restore brings new ones, with the
    *  saved contents) */
@@ -510,7 +508,7 @@ export class VmHost implements VmWorkerApi {
     return {
       boot: this.cfg!.images, disks, nics: this.nics.attachments(), onConsole: (bytes) => this.onConsole(bytes),
       // a disk request that completes later (a base fetched on first use) must wake a guest idling in WFI
-      wake: () => this.runnerHost().wake(),
+      wake: () => this.wakeLoop(),
     };
   }
 
@@ -935,7 +933,6 @@ export class VmHost implements VmWorkerApi {
       else this.overflow[0] = head.subarray(drop);
       this.overflowBytes -= drop;
       this.skippedBytes += drop;
-      this.consoleSkipped += drop;
     }
   }
 
@@ -1041,10 +1038,7 @@ export class VmHost implements VmWorkerApi {
         }
         Atomics.wait(this.ctrl, CTRL.DOORBELL, token, ms);
       },
-      wake: () => {
-        Atomics.add(this.ctrl, CTRL.DOORBELL, 1);
-        Atomics.notify(this.ctrl, CTRL.DOORBELL);
-      },
+      wake: () => this.wakeLoop(),
       yieldToEvents: () => {
         if (this.parked) return this.parked;
         if (!this.runs && Atomics.load(this.ctrl, CTRL.PENDING_CALLS) > 0) {
@@ -1079,6 +1073,12 @@ export class VmHost implements VmWorkerApi {
         this.setState("error", msg);
       },
     };
+  }
+
+  /** Rings the run loop's own doorbell (as the page does): it looks around at once. */
+  private wakeLoop(): void {
+    Atomics.add(this.ctrl, CTRL.DOORBELL, 1);
+    Atomics.notify(this.ctrl, CTRL.DOORBELL);
   }
 
   /** The guest is meant to run: booting or running (paused, off and crashed guests are held). */

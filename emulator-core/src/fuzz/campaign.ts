@@ -59,11 +59,9 @@ export class CampaignRules {
     try {
       return fn();
     } catch (e) {
-      this.fail(seed, `the host threw: ${(e as Error).stack ?? e}`);
-      return undefined;
+      return this.threw(seed, e);
     } finally {
-      this.runs++;
-      if (gc && this.runs % this.gcEvery === 0) gc();
+      this.ran();
     }
   }
 
@@ -72,12 +70,20 @@ export class CampaignRules {
     try {
       return await fn();
     } catch (e) {
-      this.fail(seed, `the host threw: ${(e as Error).stack ?? e}`);
-      return undefined;
+      return this.threw(seed, e);
     } finally {
-      this.runs++;
-      if (gc && this.runs % this.gcEvery === 0) gc();
+      this.ran();
     }
+  }
+
+  private threw(seed: number, e: unknown): undefined {
+    this.fail(seed, `the host threw: ${(e as Error).stack ?? e}`);
+    return undefined;
+  }
+
+  private ran(): void {
+    this.runs++;
+    if (gc && this.runs % this.gcEvery === 0) gc();
   }
 
   checkTime(seed: number, ms: number, timeoutMs: number): void {

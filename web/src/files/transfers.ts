@@ -5,6 +5,7 @@
 // comes back as events. Each transfer is listed (the VM's toolbar shows it) until it ends; how it ended is said once.
 
 import type { Hypervisor, VmEntry } from "../hypervisor.ts";
+import { fmtBytes as size } from "../meters.ts";
 
 export const UPLOAD_DIR = "/root/uploads";
 /** the largest file Download takes from a guest (it is held in the page's memory before it is saved) */
@@ -124,4 +125,3 @@ function saveAsDownload(name: string, bytes: Uint8Array): void {
 }
 
 const reason = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/^guest: /, "");
-const size = (n: number) => (n < 1 << 20 ? `${(n / 1024).toFixed(n < 10240 ? 1 : 0)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`);
