@@ -7,11 +7,17 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { JSHandle, Page } from "playwright-core";
-import { openEmptyLab, consoleCommand, dropFile } from "./harness.ts";
+import { openEmptyLab, dropFile } from "./harness.ts";
 
 describe("files in and out of a VM (vite dev server, Chromium)", () => {
   let lab: Awaited<ReturnType<typeof openEmptyLab>>;
   let page: Page;
+
+  /** A command's output in the guest, through its agent: the console may carry kernel messages in between (eth0's
+   *  link coming up just after boot, say). */
+  const guest = async (cmd: string, timeoutMs = 30_000): Promise<string> => page.evaluate(async ([c, t]) =>
+    new TextDecoder().decode((await window.tabvisor!.handleOf("filer")!.agentExec(c, { timeoutMs: t })).stdout).replace(/\n$/, ""),
+    [cmd, timeoutMs] as const);
 
   const ready = (name: string, timeout = 60_000) => page.waitForFunction(
     (n) => window.tabvisor?.readyOf(n) && window.tabvisor.stateOf(n) === "running", name, { timeout, polling: 100 });
@@ -77,17 +83,17 @@ describe("files in and out of a VM (vite dev server, Chromium)", () => {
     const { bytes, sha } = await pageBytes(300_000);
     await dropOnConsole("filer", "hello world.bin", bytes);
     await page.getByTestId("notice").filter({ hasText: "/root/uploads/hello world.bin" }).waitFor({ timeout: 60_000 });
-    expect(await consoleCommand(page, "filer", "sha256sum '/root/uploads/hello world.bin' | cut -d' ' -f1")).toBe(sha);
+    expect(await guest("sha256sum '/root/uploads/hello world.bin' | cut -d' ' -f1")).toBe(sha);
     // the VM's tab takes files too
     const second = await pageBytes(1000);
     await dropOnConsole("filer", "from-tab.txt", second.bytes, "tab");
     await page.getByTestId("notice").filter({ hasText: "/root/uploads/from-tab.txt" }).waitFor({ timeout: 60_000 });
-    expect(await consoleCommand(page, "filer", "sha256sum /root/uploads/from-tab.txt | cut -d' ' -f1")).toBe(second.sha);
+    expect(await guest("sha256sum /root/uploads/from-tab.txt | cut -d' ' -f1")).toBe(second.sha);
     // the drops went to the VM, not to the page's snapshot opener
     expect(await page.evaluate(() => window.tabvisor!.vms())).toEqual(["filer"]);
 
-    await consoleCommand(page, "filer", "head -c 123457 /dev/urandom > /root/out.bin");
-    const guestSha = await consoleCommand(page, "filer", "sha256sum /root/out.bin | cut -d' ' -f1");
+    await guest("head -c 123457 /dev/urandom > /root/out.bin");
+    const guestSha = await guest("sha256sum /root/out.bin | cut -d' ' -f1");
     const got = await download("filer", "/root/out.bin");
     expect(got.length).toBe(123457);
     expect(createHash("sha256").update(got).digest("hex")).toBe(guestSha);
@@ -101,7 +107,7 @@ describe("files in and out of a VM (vite dev server, Chromium)", () => {
       await page.getByTestId("transfer").first().waitFor({ timeout: 20_000 }); // progress is shown
       await page.getByTestId("notice").filter({ hasText: "/root/uploads/big.bin" }).waitFor({ timeout: 240_000 });
     });
-    expect(await consoleCommand(page, "filer", "wc -c < /root/uploads/big.bin", 60_000)).toBe(String(50 << 20));
+    expect(await guest("wc -c < /root/uploads/big.bin", 60_000)).toBe(String(50 << 20));
     // what comes back is read from the guest's file: the same sha256 shows the upload arrived whole (a sha256sum of
     // 50 MB inside the guest would take a minute of emulated work on a loaded machine)
     const down = await longestFrameGap(() => download("filer", "/root/uploads/big.bin"));
