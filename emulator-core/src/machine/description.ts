@@ -23,6 +23,10 @@ export interface DiskSpec {
   readOnly?: boolean;
   /** the disk's serial number (virtio-blk GET_ID): up to 20 printable ASCII characters */
   serial?: string;
+  /** the read-only image the disk starts from (its DiskBase.id, e.g. a chunked system image's name, layered-disk.ts);
+   *  absent: the disk starts as zeros. The attached backend must be over this image: a snapshot of such a disk holds
+   *  only the blocks written over it. */
+  base?: string;
 }
 
 export interface NicSpec {
@@ -197,7 +201,7 @@ function list(v: unknown, field: string): unknown[] {
 
 function disk(v: unknown, field: string): DiskSpec {
   const o = record(v, field);
-  onlyKeys(o, ["sizeBytes", "readOnly", "serial"], `${field}.`);
+  onlyKeys(o, ["sizeBytes", "readOnly", "serial", "base"], `${field}.`);
   const size = o.sizeBytes;
   if (typeof size !== "number" || !Number.isSafeInteger(size) || size <= 0 || size % 512 !== 0) {
     throw new MachineSpecError(`${field}.sizeBytes`, `must be a positive whole number of 512-byte sectors, not ${show(size)}`);
@@ -213,6 +217,13 @@ function disk(v: unknown, field: string): DiskSpec {
       throw new MachineSpecError(`${field}.serial`, `must be up to ${MAX_SERIAL_CHARS} printable ASCII characters, not ${show(s)}`);
     }
     d.serial = s;
+  }
+  if (o.base !== undefined) {
+    const b = o.base;
+    if (typeof b !== "string" || !/^[\w.:@-]{1,128}$/.test(b)) {
+      throw new MachineSpecError(`${field}.base`, `must name an image in up to 128 letters, digits and ._:@-, not ${show(b)}`);
+    }
+    d.base = b;
   }
   return d;
 }

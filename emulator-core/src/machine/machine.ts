@@ -30,6 +30,7 @@ import { VirtioNet } from "./virtio/net.ts";
 import { VirtioRng } from "./virtio/rng.ts";
 import { VirtioBalloon } from "./virtio/balloon.ts";
 import { VirtioConsole } from "./virtio/console.ts";
+import { baseBacked } from "./virtio/backends.ts";
 
 export { BootError, MachineSpecError, VIRTIO_BASE, VIRTIO_STRIDE, VIRTIO_SLOTS };
 
@@ -555,6 +556,10 @@ function checkAttachments(spec: MachineSpec, att: MachineAttachments): void {
     }
     if (d.readOnly === false && backend.readOnly) {
       throw new MachineSpecError(`disks[${i}].readOnly`, "is false but the attached disk is read-only");
+    }
+    const over = baseBacked(backend)?.baseId;
+    if (over !== d.base) {
+      throw new MachineSpecError(`disks[${i}].base`, `is ${d.base ?? "none (zeros)"} but the attached disk is over ${over ?? "zeros"}`);
     }
   });
   if ((att.nics?.length ?? 0) > spec.nics.length) {

@@ -17,7 +17,8 @@ import { ConsoleInput } from "../machine/console-input.ts";
 import { FileBlockBackend } from "./file-block-backend.ts";
 import { loadHartModule } from "./hart-module.ts";
 import type { VirtioNet } from "../machine/virtio/net.ts";
-import type { BlockBackend } from "../machine/virtio/backends.ts";
+import { baseBacked, type BlockBackend } from "../machine/virtio/backends.ts";
+import type { DiskSpec } from "../machine/description.ts";
 import type { VirtioBalloon, VirtioBalloonOptions } from "../machine/virtio/balloon.ts";
 import { AgentClient } from "../agent/client.ts";
 
@@ -134,7 +135,7 @@ export class NodeVm {
         ramMiB: opts.ramMiB ?? 256,
         cmdline: opts.append ?? `console=ttyS0 hostname=${hostname}`,
         deterministic: opts.deterministic ?? false,
-        disks: this.diskAttached ? [{ sizeBytes: this.diskAttached.size, readOnly: this.diskAttached.readOnly ?? false }] : [],
+        disks: this.diskAttached ? [diskSpecOf(this.diskAttached)] : [],
         nics: Array.from({ length: opts.nics ?? 0 }, (_, i) => ({
           mac: Array.from(opts.macs?.[i] ?? [0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i]),
         })),
@@ -295,7 +296,7 @@ export class NodeVm {
    *  truncated, of another format version or of a machine that cannot be built. */
   static async restore(file: Uint8Array, opts: Omit<NodeVmOptions, "spec" | "ramMiB" | "append" | "hostname" | "nics" | "macs" | "deterministic" | "balloon"> = {}): Promise<NodeVm> {
     const { spec, state } = await openSnapshot(file);
-    if (spec.disks.length > (opts.disk === undefined ? 0 : 1)) {
+    if (spec.disks.length > (opts.disk === undefined && opts.diskBackend === undefined ? 0 : 1)) {
       throw new VmConfigError(`the snapshot's VM has ${spec.disks.length} disk(s): give --disk with a disk image of ${spec.disks[0].sizeBytes} bytes to restore it onto`);
     }
     const vm = new NodeVm({ ...opts, spec, blank: true });
@@ -380,4 +381,10 @@ export class NodeVm {
 export function connectCable(a: { nic: VirtioNet; vm: NodeVm }, b: { nic: VirtioNet; vm: NodeVm }): void {
   a.nic.backend = { send: (frame) => { b.nic.receive(frame); b.vm.wake(); } };
   b.nic.backend = { send: (frame) => { a.nic.receive(frame); a.vm.wake(); } };
+}
+
+/** The description of an attached disk: its size, whether it is read-only, and the image it is over (if any). */
+function diskSpecOf(b: BlockBackend): DiskSpec {
+  const base = baseBacked(b)?.baseId;
+  return { sizeBytes: b.size, readOnly: b.readOnly ?? false, ...(base !== undefined ? { base } : {}) };
 }

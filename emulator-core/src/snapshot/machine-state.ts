@@ -7,9 +7,12 @@
 // files of the user's: everything else has been checked by then, and every disk's image before any disk is
 // written, so a corrupt snapshot never reaches a disk. A disk is written a run of pages at a time from its image
 // (ram.ts's format: the pages that are not zeros), zeros for the rest, never as one buffer of the whole disk.
+// A disk over a read-only base image (a system disk fetched in chunks) is saved as the base's name and the blocks
+// it has of its own (`own`): reading it whole would fetch the whole image. It restores only onto a disk over the
+// same base that has no blocks of its own yet (a new one).
 
 import type { Hart } from "../hart.ts";
-import type { BlockBackend } from "../machine/virtio/backends.ts";
+import { baseBacked, BASE_BLOCK, type BlockBackend } from "../machine/virtio/backends.ts";
 import type { VirtioBlk } from "../machine/virtio/blk.ts";
 import type { MachineClock } from "../machine/clock.ts";
 import { saveRam, restoreRam, PAGE_SIZE } from "./ram.ts";
@@ -91,6 +94,52 @@ async function writeDiskImage(backend: BlockBackend, img: DiskImage): Promise<vo
   await backend.flush();
 }
 
+/** A disk's own blocks over its base, as saved: block numbers (u32, little-endian) and their contents. */
+interface OwnBlocks {
+  blocks: Uint32Array;
+  data: Uint8Array;
+}
+
+function saveOwnBlocks(own: { blocks: number[]; data: Uint8Array }): StateObject {
+  const numbers = new Uint8Array(own.blocks.length * 4);
+  const v = new DataView(numbers.buffer);
+  own.blocks.forEach((b, i) => v.setUint32(i * 4, b, true));
+  return { blockSize: BASE_BLOCK, blocks: numbers, data: own.data };
+}
+
+/** Checks a disk's own blocks from a snapshot against a disk of `size` bytes, without writing anything. */
+function checkOwnBlocks(state: StateValue, size: number, what: string): OwnBlocks {
+  const r = new StateReader(state, what);
+  r.num("blockSize", BASE_BLOCK, BASE_BLOCK);
+  const limit = Math.ceil(size / BASE_BLOCK);
+  const numbers = r.bytes("blocks", { maxLength: limit * 4 });
+  if (numbers.length % 4 !== 0) throw new SnapshotError(`${what}.blocks: not a list of 32-bit block numbers`);
+  const v = new DataView(numbers.buffer, numbers.byteOffset, numbers.length);
+  const blocks = new Uint32Array(numbers.length / 4);
+  for (let i = 0; i < blocks.length; i++) {
+    blocks[i] = v.getUint32(i * 4, true);
+    if (blocks[i] >= limit || (i > 0 && blocks[i] <= blocks[i - 1])) {
+      throw new SnapshotError(`${what}.blocks: block ${blocks[i]} is out of order or past the disk's end (${limit} blocks)`);
+    }
+  }
+  const data = r.bytes("data", { length: blocks.length * BASE_BLOCK });
+  return { blocks, data };
+}
+
+/** Writes a disk's own blocks back, runs of consecutive blocks at a time (whole blocks: nothing is read from the
+ *  base). */
+async function writeOwnBlocks(backend: BlockBackend, own: OwnBlocks): Promise<void> {
+  for (let i = 0; i < own.blocks.length;) {
+    let end = i + 1;
+    while (end < own.blocks.length && end - i < RUN_PAGES && own.blocks[end] === own.blocks[end - 1] + 1) end++;
+    let src = own.data.subarray(i * BASE_BLOCK, end * BASE_BLOCK);
+    if (backend.async) src = src.slice();
+    await backend.write(own.blocks[i] * BASE_BLOCK, src);
+    i = end;
+  }
+  await backend.flush();
+}
+
 /** The machine's state. Call between run() calls, after quiesce(); the guest must not run until it resolves. */
 export async function saveMachine(parts: MachineParts, opts: { withoutRam?: boolean; withoutDisks?: boolean } = {}): Promise<StateObject> {
   parts.updateLines(); // the hart's copy of mtime and its interrupt lines as a restore will recompute them
@@ -110,7 +159,13 @@ export async function saveMachine(parts: MachineParts, opts: { withoutRam?: bool
   for (const { backend } of parts.disks) {
     // a read-only disk cannot have changed: its size is enough to check it is the same one; without disks, the
     // embedder hands the contents over itself (a restore then leaves the disk as it finds it)
-    const image = backend.readOnly || opts.withoutDisks ? null : saveRam(await readWhole(backend));
+    const skip = backend.readOnly || opts.withoutDisks;
+    const based = baseBacked(backend);
+    if (based?.baseId !== undefined) {
+      disks.push({ size: backend.size, readOnly: !!backend.readOnly, image: null, base: based.baseId, own: skip ? null : saveOwnBlocks(based.ownBlocks()) });
+      continue;
+    }
+    const image = skip ? null : saveRam(await readWhole(backend));
     disks.push({ size: backend.size, readOnly: !!backend.readOnly, image });
   }
   state.disks = disks;
@@ -129,11 +184,25 @@ export async function restoreMachine(parts: MachineParts, state: StateValue, opt
   const disks = r.array("disks", 64);
   if (disks.length !== parts.disks.length) throw new SnapshotError(`the snapshot's machine has ${disks.length} disks, this one ${parts.disks.length}`);
   // every disk's image checked before anything is written (to RAM, the devices or any disk)
-  const diskImages = disks.map((d, i): DiskImage | null => {
+  const diskImages = disks.map((d, i): DiskImage | OwnBlocks | null => {
     const dr = new StateReader(d, `machine.disks[${i}]`);
     const { backend } = parts.disks[i];
     const size = dr.num("size", 0);
     if (size !== backend.size) throw new SnapshotError(`disk ${i} of the snapshot has ${size} bytes, this machine's ${backend.size}`);
+    const based = baseBacked(backend);
+    const base = dr.has("base") ? dr.str("base", 256) : undefined;
+    if (base !== based?.baseId) {
+      const over = (id: string | undefined) => id === undefined ? "a blank disk" : `over the image ${id}`;
+      throw new SnapshotError(`disk ${i} of the snapshot is ${over(base)}, this machine's is ${over(based?.baseId)}`);
+    }
+    if (base !== undefined) {
+      const own = dr.raw("own");
+      if (own === null || opts.skipDisks) return null;
+      if (backend.readOnly) throw new SnapshotError(`disk ${i} is read-only here but was writable in the snapshot`);
+      // the blocks not listed are the base's: a disk that already has blocks of its own would keep them
+      if (based!.ownBlockCount > 0) throw new SnapshotError(`disk ${i} already holds blocks of its own: a disk over an image is restored only into a new one`);
+      return checkOwnBlocks(own, size, `machine.disks[${i}].own`);
+    }
     const image = dr.raw("image");
     // A template's disks are empty and the VM's own hold its files: with skipDisks they stay as they are.
     if (image === null || opts.skipDisks) return null;
@@ -158,6 +227,8 @@ export async function restoreMachine(parts: MachineParts, state: StateValue, opt
 
   for (let i = 0; i < diskImages.length; i++) {
     const image = diskImages[i];
-    if (image !== null) await writeDiskImage(parts.disks[i].backend, image);
+    if (image === null) continue;
+    if ("present" in image) await writeDiskImage(parts.disks[i].backend, image);
+    else await writeOwnBlocks(parts.disks[i].backend, image);
   }
 }

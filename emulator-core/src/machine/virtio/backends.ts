@@ -27,6 +27,27 @@ export interface BlockBackend {
   flush(): void | PromiseLike<void>;
 }
 
+/** A disk over a read-only base image (layered-disk.ts over a system image fetched in chunks, say). A snapshot of
+ *  such a disk holds the base's name and the blocks the disk has of its own, not the whole disk: a 2 GiB system
+ *  disk's snapshot is as large as what its guest wrote. */
+export interface BaseBackedDisk extends BlockBackend {
+  /** the base image's DiskBase.id; undefined for a disk over zeros (saved whole, as any disk) */
+  readonly baseId: string | undefined;
+  /** blocks of BASE_BLOCK bytes the disk has of its own (above its base), ascending, and their contents */
+  ownBlocks(): { blocks: number[]; data: Uint8Array };
+  /** how many blocks it has of its own */
+  readonly ownBlockCount: number;
+}
+
+/** The unit of BaseBackedDisk.ownBlocks (layered-disk.ts's DISK_BLOCK; the snapshot's page size). */
+export const BASE_BLOCK = 4096;
+
+/** The disk as one over a base, when it is one (else undefined). */
+export function baseBacked(b: BlockBackend): BaseBackedDisk | undefined {
+  const d = b as Partial<BaseBackedDisk>;
+  return typeof d.baseId === "string" && typeof d.ownBlocks === "function" ? (b as BaseBackedDisk) : undefined;
+}
+
 /** A disk held in memory. Pass an image (used in place, not copied) or a size in bytes for an empty disk. */
 export class MemoryBlockBackend implements BlockBackend {
   readonly data: Uint8Array;

@@ -10,6 +10,7 @@
 // the virtio device checks them already (the guest is untrusted).
 
 import type { BlockBackend } from "./backends.ts";
+import type { DiskBase } from "./layered-disk.ts";
 
 export const CHUNKED_DISK_FORMAT = "tabvisor-chunked-disk/1";
 /** the overlay's unit */
@@ -99,41 +100,48 @@ export interface ChunkedDiskStats {
   overlayBytes: number;
 }
 
-export class ChunkedDisk implements BlockBackend {
+/** The name of a published image (a DiskBase.id): made from its size, chunk size and every chunk's sha256, so a
+ *  rebuilt image that differs in any chunk has another name, and an overlay or a snapshot written over one image is
+ *  never used over another. */
+export async function chunkedImageId(manifest: ChunkedImageManifest): Promise<string> {
+  const text = `${manifest.size}/${manifest.chunkSize}/${manifest.chunks.map((c) => c?.[1] ?? "0").join(",")}`;
+  return `chunked-${(await sha256Hex(new TextEncoder().encode(text))).slice(0, 32)}`;
+}
+
+/** A published image as a read-only, asynchronous DiskBase (layered-disk.ts): a chunk is fetched the first time a
+ *  read touches it, checked against the manifest and decompressed, and kept. */
+export class ChunkedImage implements DiskBase {
   readonly async = true;
   readonly size: number;
-  readonly readOnly: boolean;
-  readonly manifest: ChunkedImageManifest;
-  readonly stats: ChunkedDiskStats = { chunksFetched: 0, bytesFetched: 0, overlayBytes: 0 };
-  flushes = 0;
-  private readonly source: ChunkSource;
+  /** chunks fetched from the source (each at most once while it is kept), and their compressed bytes */
+  chunksFetched = 0;
+  bytesFetched = 0;
   /** decompressed chunks, kept once fetched */
   private readonly chunks = new Map<number, Uint8Array>();
   /** fetches under way: a second reader of the same chunk waits for the same one */
   private readonly pending = new Map<number, Promise<Uint8Array>>();
-  /** the copy-on-write overlay: block number → its contents */
-  private readonly overlay = new Map<number, Uint8Array>();
 
-  constructor(manifest: unknown, source: ChunkSource, opts: { readOnly?: boolean } = {}) {
-    this.manifest = checkManifest(manifest);
-    this.size = this.manifest.size;
-    this.source = source;
-    this.readOnly = opts.readOnly ?? false;
+  /** manifest: checked (checkManifest); id: chunkedImageId(manifest) */
+  constructor(readonly manifest: ChunkedImageManifest, readonly id: string, private readonly source: ChunkSource) {
+    this.size = manifest.size;
   }
+
+  /** Opens a manifest as read from a file or the network (checked here) with its name. */
+  static async open(manifest: unknown, source: ChunkSource): Promise<ChunkedImage> {
+    const m = checkManifest(manifest);
+    return new ChunkedImage(m, await chunkedImageId(m), source);
+  }
+
+  /** chunks held decompressed */
+  get chunksHeld(): number { return this.chunks.size; }
 
   /** bytes of a chunk once decompressed (the last one may be short) */
   private chunkLength(index: number): number {
     return Math.min(this.manifest.chunkSize, this.size - index * this.manifest.chunkSize);
   }
 
-  private check(offset: number, length: number): void {
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > this.size) {
-      throw new ChunkedDiskError(`request of ${length} bytes at ${offset} is outside the disk (${this.size} bytes)`);
-    }
-  }
-
-  /** The base image's chunk `index` (null: zeros), fetched and checked the first time. */
-  private async chunk(index: number): Promise<Uint8Array | null> {
+  /** Chunk `index` (null: zeros), fetched and checked the first time. */
+  chunk(index: number): Promise<Uint8Array | null> | Uint8Array | null {
     const entry = this.manifest.chunks[index];
     if (entry === null) return null;
     const have = this.chunks.get(index);
@@ -156,8 +164,8 @@ export class ChunkedDisk implements BlockBackend {
     } catch (e) {
       throw new ChunkedDiskError(`${where} could not be fetched: ${(e as Error).message}`);
     }
-    this.stats.chunksFetched++;
-    this.stats.bytesFetched += z.length;
+    this.chunksFetched++;
+    this.bytesFetched += z.length;
     if (z.length !== zsize) throw new ChunkedDiskError(`${where} has ${z.length} bytes, the manifest says ${zsize}: the image is damaged or from another build`);
     const got = await sha256Hex(z);
     if (got !== sha) throw new ChunkedDiskError(`${where} has sha256 ${got}, the manifest says ${sha}: the image is damaged or from another build`);
@@ -172,11 +180,58 @@ export class ChunkedDisk implements BlockBackend {
     return data;
   }
 
+  async read(offset: number, dst: Uint8Array): Promise<void> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + dst.length > this.size) {
+      throw new ChunkedDiskError(`request of ${dst.length} bytes at ${offset} is outside the image (${this.size} bytes)`);
+    }
+    const cs = this.manifest.chunkSize;
+    for (let done = 0; done < dst.length;) {
+      const pos = offset + done;
+      const index = Math.floor(pos / cs), within = pos - index * cs;
+      const n = Math.min(cs - within, dst.length - done);
+      const c = await this.chunk(index);
+      if (c) dst.set(c.subarray(within, within + n), done);
+      else dst.fill(0, done, done + n);
+      done += n;
+    }
+  }
+}
+
+/** A chunked image with a copy-on-write overlay of its own in memory (the CLI's and the Node tests' Debian disk). */
+export class ChunkedDisk implements BlockBackend {
+  readonly async = true;
+  readonly size: number;
+  readonly readOnly: boolean;
+  readonly manifest: ChunkedImageManifest;
+  flushes = 0;
+  private readonly image: ChunkedImage;
+  private overlayBytes = 0;
+  /** the copy-on-write overlay: block number → its contents */
+  private readonly overlay = new Map<number, Uint8Array>();
+
+  constructor(manifest: unknown, source: ChunkSource, opts: { readOnly?: boolean } = {}) {
+    this.manifest = checkManifest(manifest);
+    this.size = this.manifest.size;
+    // (the overlay lives and dies with this disk: the image needs no name)
+    this.image = new ChunkedImage(this.manifest, "", source);
+    this.readOnly = opts.readOnly ?? false;
+  }
+
+  get stats(): ChunkedDiskStats {
+    return { chunksFetched: this.image.chunksFetched, bytesFetched: this.image.bytesFetched, overlayBytes: this.overlayBytes };
+  }
+
+  private check(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0 || offset + length > this.size) {
+      throw new ChunkedDiskError(`request of ${length} bytes at ${offset} is outside the disk (${this.size} bytes)`);
+    }
+  }
+
   /** The base image's bytes of one overlay block (a view), or null for zeros. */
   private async baseBlock(block: number): Promise<Uint8Array | null> {
     const pos = block * OVERLAY_BLOCK;
     const index = Math.floor(pos / this.manifest.chunkSize);
-    const c = await this.chunk(index);
+    const c = await this.image.chunk(index);
     if (!c) return null;
     const within = pos - index * this.manifest.chunkSize;
     return c.subarray(within, within + OVERLAY_BLOCK);
@@ -213,7 +268,7 @@ export class ChunkedDisk implements BlockBackend {
         // (another write may have made the block meanwhile: keep the first, write into it)
         const raced = this.overlay.get(block);
         if (raced) own = raced;
-        else { this.overlay.set(block, own); this.stats.overlayBytes += OVERLAY_BLOCK; }
+        else { this.overlay.set(block, own); this.overlayBytes += OVERLAY_BLOCK; }
       }
       own.set(src.subarray(done, done + n), within);
       done += n;
@@ -223,5 +278,5 @@ export class ChunkedDisk implements BlockBackend {
   flush(): void { this.flushes++; }
 
   /** chunks held decompressed */
-  get chunksHeld(): number { return this.chunks.size; }
+  get chunksHeld(): number { return this.image.chunksHeld; }
 }

@@ -14,7 +14,7 @@
 // kept. Such a disk has no frozen layers of its own for long: a fork hands its whole overlay over (packed once),
 // and a disk made from a fork writes what it was handed into its own store (absorbLayers) before it runs.
 //
-import type { BlockBackend } from "./backends.ts";
+import type { BaseBackedDisk } from "./backends.ts";
 
 /** Bytes per block: the unit layers keep. */
 export const DISK_BLOCK = 4096;
@@ -100,7 +100,7 @@ export interface LayeredDiskOptions {
   onFull?: (why: string) => void;
 }
 
-export class LayeredDisk implements BlockBackend {
+export class LayeredDisk implements BaseBackedDisk {
   readonly size: number;
   readonly readOnly: boolean;
   flushes = 0;
@@ -137,6 +137,28 @@ export class LayeredDisk implements BlockBackend {
   /** Bytes in its frozen layers (shared with forks). */
   get sharedBytes(): number { return this.layers.reduce((n, l) => n + l.frozen.data.length, 0); }
   get depth(): number { return this.layers.length; }
+
+  /** The base image's name (DiskBase.id); undefined over zeros. */
+  get baseId(): string | undefined { return this.base?.id; }
+
+  /** Every block the disk has of its own (written since it was made: its store, frozen layers, cached blocks). */
+  private ownNumbers(): Set<number> {
+    const all = new Set<number>(this.top.keys());
+    if (this.store) for (const b of this.store.blockNumbers()) all.add(b);
+    for (const l of this.layers) for (const b of l.frozen.blocks) all.add(b);
+    return all;
+  }
+
+  get ownBlockCount(): number { return this.ownNumbers().size; }
+
+  /** The blocks the disk has of its own, ascending, with their newest contents (what a snapshot of a disk over a
+   *  base keeps; machine-state.ts). */
+  ownBlocks(): { blocks: number[]; data: Uint8Array } {
+    const blocks = [...this.ownNumbers()].sort((a, b) => a - b);
+    const data = new Uint8Array(blocks.length * DISK_BLOCK);
+    blocks.forEach((b, i) => data.set(this.lookup(b)!, i * DISK_BLOCK));
+    return { blocks, data };
+  }
 
   /** The device hands an asynchronous disk private buffers (backends.ts): with a base fetched on demand. */
   get async(): boolean { return this.base?.async === true; }
