@@ -1,0 +1,332 @@
+// The lab file format (web/src/labs/): validation with paths and reasons, the schema agreeing with the validator,
+// share links, the Kathará and containerlab importers, and the build plan. Node only: no browser, no VM.
+
+import { describe, it, expect } from "vitest";
+import { readFileSync, readdirSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { zlibSync, strToU8 } from "fflate";
+import { validateLab, parseLabText, formatLabError, type LabResult } from "../src/labs/validate.ts";
+import { SHAPES, LIMITS } from "../src/labs/shapes.ts";
+import { encodeLabLink, decodeLabLink, labFitsLink, toBase64Url, fromBase64Url, adler32, LINK_MAX_CHARS, ShareLinkError } from "../src/labs/share.ts";
+import { planLab, type LabOp } from "../src/labs/plan.ts";
+import { normalizeLab } from "../src/labs/normalize.ts";
+import { IMAGES, MAX_RAM_MIB, MIN_RAM_MIB, BALLOON_FLOOR_MIB } from "../src/lab.ts";
+import type { Lab } from "../src/labs/types.ts";
+
+const LABS_DIR = join(import.meta.dirname, "../src/labs");
+const schema = JSON.parse(readFileSync(join(LABS_DIR, "lab.schema.json"), "utf8")) as SchemaNode;
+
+/** Every lab shipped with the app: the examples, and the gallery once there is one. */
+function shippedLabs(): { file: string; value: unknown }[] {
+  const out: { file: string; value: unknown }[] = [];
+  for (const dir of ["examples", "gallery"]) {
+    const d = join(LABS_DIR, dir);
+    if (!existsSync(d)) continue;
+    for (const f of readdirSync(d).filter((x) => x.endsWith(".json")).sort()) {
+      out.push({ file: `${dir}/${f}`, value: JSON.parse(readFileSync(join(d, f), "utf8")) });
+    }
+  }
+  return out;
+}
+
+const errorsOf = (r: LabResult): string[] => (r.ok ? [] : r.errors.map(formatLabError));
+
+// ---- a checker for the part of JSON Schema lab.schema.json uses (and nothing else: anything else fails loudly)
+
+interface SchemaNode {
+  $ref?: string; type?: string; const?: unknown; enum?: unknown[]; properties?: Record<string, SchemaNode>; required?: string[];
+  additionalProperties?: boolean; items?: SchemaNode; maxItems?: number; minLength?: number; maxLength?: number;
+  pattern?: string; minimum?: number; maximum?: number; $defs?: Record<string, SchemaNode>;
+}
+const KNOWN_KEYWORDS = new Set(["$schema", "$id", "$ref", "$defs", "title", "description", "type", "const", "enum", "properties", "required",
+  "additionalProperties", "items", "maxItems", "minLength", "maxLength", "pattern", "minimum", "maximum"]);
+
+function schemaErrors(value: unknown, node: SchemaNode = schema, path = ""): string[] {
+  for (const k of Object.keys(node)) if (!KNOWN_KEYWORDS.has(k)) throw new Error(`the test's schema checker does not know ${k}`);
+  if (node.$ref) return schemaErrors(value, schema.$defs![node.$ref.replace("#/$defs/", "")], path);
+  const out: string[] = [];
+  const here = path || "(lab)";
+  if ("const" in node && value !== node.const) out.push(`${here}: not ${JSON.stringify(node.const)}`);
+  if (node.enum && !node.enum.includes(value)) out.push(`${here}: not one of ${JSON.stringify(node.enum)}`);
+  switch (node.type) {
+    case undefined: break;
+    case "object": {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) return [...out, `${here}: not an object`];
+      const o = value as Record<string, unknown>;
+      for (const r of node.required ?? []) if (!(r in o)) out.push(`${path ? path + "." : ""}${r}: missing`);
+      for (const [k, v] of Object.entries(o)) {
+        const p = `${path ? path + "." : ""}${k}`;
+        if (node.properties?.[k]) out.push(...schemaErrors(v, node.properties[k], p));
+        else if (node.additionalProperties === false) out.push(`${p}: not allowed`);
+      }
+      break;
+    }
+    case "array":
+      if (!Array.isArray(value)) return [...out, `${here}: not an array`];
+      if (node.maxItems !== undefined && value.length > node.maxItems) out.push(`${here}: too many items`);
+      value.forEach((v, i) => out.push(...schemaErrors(v, node.items!, `${path}[${i}]`)));
+      break;
+    case "string":
+      if (typeof value !== "string") return [...out, `${here}: not a string`];
+      if (node.minLength !== undefined && value.length < node.minLength) out.push(`${here}: too short`);
+      if (node.maxLength !== undefined && value.length > node.maxLength) out.push(`${here}: too long`);
+      if (node.pattern !== undefined && !new RegExp(node.pattern, "u").test(value)) out.push(`${here}: does not match ${node.pattern}`);
+      break;
+    case "integer": case "number":
+      if (typeof value !== "number" || (node.type === "integer" && !Number.isInteger(value))) return [...out, `${here}: not an ${node.type}`];
+      if (node.minimum !== undefined && value < node.minimum) out.push(`${here}: below ${node.minimum}`);
+      if (node.maximum !== undefined && value > node.maximum) out.push(`${here}: above ${node.maximum}`);
+      break;
+    case "boolean":
+      if (typeof value !== "boolean") out.push(`${here}: not a boolean`);
+      break;
+    default: throw new Error(`the test's schema checker does not know type ${node.type}`);
+  }
+  return out;
+}
+
+// ---- labs to start from
+
+const router = () => JSON.parse(readFileSync(join(LABS_DIR, "examples/router.lab.json"), "utf8")) as Lab;
+/** `router()` changed by `edit` (which may break it). */
+function broken(edit: (lab: any) => void): unknown {
+  const lab = router();
+  edit(lab);
+  return lab;
+}
+
+describe("lab files", () => {
+  it("every shipped lab passes the validator and the schema", () => {
+    const labs = shippedLabs();
+    expect(labs.length).toBeGreaterThanOrEqual(2);
+    for (const { file, value } of labs) {
+      expect(errorsOf(validateLab(value)), file).toEqual([]);
+      expect(schemaErrors(value), file).toEqual([]);
+    }
+  });
+
+  it("the schema lists exactly the fields the validator accepts, and which are required", () => {
+    const defs = schema.$defs!;
+    expect(Object.keys(defs).sort()).toEqual(Object.keys(SHAPES).sort());
+    for (const [name, shape] of Object.entries(SHAPES)) {
+      expect(Object.keys(defs[name].properties!).sort(), name).toEqual([...shape.required, ...shape.optional].sort());
+      expect([...defs[name].required!].sort(), name).toEqual([...shape.required].sort());
+      expect(defs[name].additionalProperties, name).toBe(false);
+    }
+  });
+
+  it("the schema's limits are the product's and the validator's", () => {
+    const p = (def: string, field: string) => schema.$defs![def].properties![field];
+    expect(p("vm", "memoryMiB")).toMatchObject({ minimum: MIN_RAM_MIB, maximum: MAX_RAM_MIB });
+    expect(p("vm", "balloonMiB")).toMatchObject({ maximum: MAX_RAM_MIB });
+    expect(p("vm", "diskMiB")).toMatchObject({ maximum: LIMITS.diskMiB });
+    expect(p("vm", "cpuWeight")).toMatchObject({ maximum: LIMITS.cpuWeight });
+    expect(p("vm", "cards").maxItems).toBe(5);
+    expect(p("lab", "vms").maxItems).toBe(LIMITS.vms);
+    expect(p("lab", "networks").maxItems).toBe(LIMITS.networks);
+    expect(p("check", "timeoutSeconds")).toMatchObject({ maximum: LIMITS.checkTimeoutSeconds });
+    expect(p("lab", "title").maxLength).toBe(LIMITS.titleChars);
+    expect(new RegExp(p("vm", "name").pattern!).test("web-1")).toBe(true);
+    expect(new RegExp(p("vm", "name").pattern!).test("Web_1")).toBe(false);
+    expect(IMAGES.length).toBeGreaterThan(0);
+    expect(BALLOON_FLOOR_MIB).toBe(24); // the schema's description of balloonMiB says so
+  });
+
+  it("an unknown version is refused, and nothing else is read", () => {
+    expect(errorsOf(validateLab({ ...router(), version: 2, vms: "nonsense" }))).toEqual([
+      "version: unknown version 2 (this page reads lab files of version 1)",
+    ]);
+    expect(errorsOf(validateLab({ title: "x" }))).toEqual(["version: is required (this page reads lab files of version 1)"]);
+    expect(errorsOf(validateLab({ ...router(), version: "1" }))).toEqual([
+      'version: unknown version "1" (this page reads lab files of version 1)',
+    ]);
+  });
+
+  // Each: a broken lab, every error the validator gives (path: reason), and whether the schema alone sees it.
+  const MALFORMED: { name: string; lab: unknown; errors: string[]; schemaSees: boolean }[] = [
+    {
+      name: "not JSON at all", lab: "[1, 2", errors: [], schemaSees: true, // (parsed below with parseLabText)
+    },
+    {
+      name: "a card on a network that does not exist",
+      lab: broken((l) => { l.vms[1].cards[1].network = "lan2"; }),
+      errors: ['vms[1].cards[1].network: no network named "lan2"'],
+      schemaSees: false,
+    },
+    {
+      name: "a check and a snippet in VMs that do not exist",
+      lab: broken((l) => { l.steps[0].checks[0].vm = "clinet"; l.steps[0].snippets[1].vm = "web2"; }),
+      errors: ['steps[0].snippets[1].vm: no VM named "web2"', 'steps[0].checks[0].vm: no VM named "clinet"'],
+      schemaSees: false,
+    },
+    {
+      name: "two VMs of one name, two networks of one name (whatever its case)",
+      lab: broken((l) => { l.vms[2].name = "client"; l.networks[1].name = "LAN"; }),
+      errors: [
+        'vms[1].cards[1].network: no network named "dmz"',
+        'vms[2].cards[0].network: no network named "dmz"',
+        'networks[1].name: "LAN" is already the name of network networks[0]',
+        'vms[2].name: "client" is already the name of VM vms[0]',
+      ],
+      schemaSees: false,
+    },
+    {
+      name: "names that are not host names, a network name with a space",
+      lab: broken((l) => { l.vms[0].name = "Client_1"; l.vms[1].name = "-router"; l.networks[0].name = "my lan"; }),
+      errors: [
+        'networks[0].name: "my lan" is not a valid network name: 1 to 32 letters, digits, "_", "." and "-", starting with a letter or digit',
+        'vms[0].cards[0].network: no network named "lan"',
+        'vms[0].name: "Client_1" is not a valid VM name: 1 to 32 lower-case letters, digits and dashes, not at either end (it becomes the guest\'s host name)',
+        'vms[1].name: "-router" is not a valid VM name: 1 to 32 lower-case letters, digits and dashes, not at either end (it becomes the guest\'s host name)',
+        'vms[1].cards[0].network: no network named "lan"',
+        'steps[0].snippets[0].vm: no VM named "client"',
+        'steps[0].snippets[1].vm: no VM named "client"',
+        'steps[0].checks[0].vm: no VM named "client"',
+      ],
+      schemaSees: true,
+    },
+    {
+      name: "addresses outside their subnet, on the gateway, in the DHCP range, twice, not addresses",
+      lab: broken((l) => {
+        l.vms[1].cards[0].address = "10.0.1.150";
+        l.vms[1].cards[1].address = "10.0.3.1";
+        l.vms[2].cards[0].address = "10.0.2.1";
+        l.vms[0].cards[0].address = "10.0.1";
+        l.vms.push({ name: "web2", cards: [{ network: "dmz", address: "10.0.2.1" }] });
+      }),
+      errors: [
+        'vms[0].cards[0].address: "10.0.1" is neither "dhcp" nor an IPv4 address',
+        "vms[1].cards[0].address: 10.0.1.150 is inside lan's DHCP range 10.0.1.100-10.0.1.199 (DHCP could lease it to another VM)",
+        "vms[1].cards[1].address: 10.0.3.1 is not inside dmz's subnet 10.0.2.0/24",
+        "vms[2].cards[0].address: 10.0.2.1 is the address of dmz's gateway",
+        "vms[3].cards[0].address: 10.0.2.1 is the address of dmz's gateway",
+        "vms[3].cards[0].address: 10.0.2.1 is also the address of vms[2].cards[0] on dmz",
+      ],
+      schemaSees: true,
+    },
+    {
+      name: "memory, CPU, balloon and disk outside the product's limits",
+      lab: broken((l) => { Object.assign(l.vms[0], { memoryMiB: 4096, cpuCap: 0, cpuWeight: 2.5, diskMiB: 2048 }); Object.assign(l.vms[1], { memoryMiB: 48, balloonMiB: 40 }); }),
+      errors: [
+        "vms[0].memoryMiB: must be a whole number from 32 to 2048, not 4096",
+        "vms[0].cpuCap: must be a whole number from 1 to 100, not 0",
+        "vms[0].cpuWeight: must be a whole number from 1 to 10000, not 2.5",
+        "vms[0].diskMiB: must be a whole number from 0 to 1024, not 2048",
+        "vms[1].balloonMiB: 40 is more than this VM's memory allows (at most 24: the guest keeps at least 24 MiB)",
+      ],
+      schemaSees: true,
+    },
+    {
+      name: "unknown fields, missing fields, wrong types",
+      lab: broken((l) => { l.vms[0].memmory = 64; delete l.vms[1].cards; l.networks[0].gateway = { dhcp: "yes" }; l.title = 7; l.steps = {}; }),
+      errors: [
+        "title: must be a string, not 7",
+        'networks[0].gateway.dhcp: must be true or false, not "yes"',
+        "vms[0].memmory: unknown field",
+        "vms[1].cards: is required",
+        "vms[1].forwarding: a router needs at least two cards to forward between",
+        "steps: must be a list, not {}",
+      ],
+      schemaSees: true,
+    },
+    {
+      name: "a subnet with host bits, a tiny subnet, a gateway outside, a DHCP range the wrong way round",
+      lab: broken((l) => {
+        l.networks[0].subnet = "10.0.1.7/24";
+        l.networks[1].subnet = "10.0.2.0/31";
+        l.networks.push({ name: "x", subnet: "192.168.0.0/24", gateway: { address: "192.168.1.1", dhcpRange: { first: "192.168.0.200", last: "192.168.0.100" } } });
+      }),
+      errors: [
+        'networks[0].subnet: "10.0.1.7/24" has host bits set (the subnet is 10.0.1.0/24)',
+        "networks[1].subnet: the prefix must be 8 to 30, not /31",
+        "networks[2].gateway.address: 192.168.1.1 is not a host address of x's subnet 192.168.0.0/24",
+        "networks[2].gateway.dhcpRange: first (192.168.0.200) comes after last (192.168.0.100)",
+      ],
+      schemaSees: false,
+    },
+    {
+      name: "routes: a bad destination, a next hop on no network of the VM, two defaults",
+      lab: broken((l) => {
+        l.vms[0].routes = [{ to: "10.0.2/24", via: "10.0.1.254" }, { to: "default", via: "10.0.9.1" }, { to: "default", via: "10.0.1.254" }];
+      }),
+      errors: [
+        'vms[0].routes[0].to: "10.0.2/24" is not a subnet in CIDR form (like 10.0.1.0/24) nor "default"',
+        "vms[0].routes[1].via: 10.0.9.1 is not on any network this VM has a card on",
+        "vms[0].routes[2]: a second default route (routes[1] is one)",
+      ],
+      schemaSees: true,
+    },
+    {
+      name: "setup files: a relative path, a path with .., a bad mode, bad base64, the same path twice, a blank command",
+      lab: broken((l) => {
+        l.vms[2].setup.files = [
+          { path: "www/index.html", content: "x" },
+          { path: "/www/../etc/passwd", content: "x" },
+          { path: "/a", content: "x", mode: "0999" },
+          { path: "/b", content: "not base64!", encoding: "base64" },
+          { path: "/a", content: "y", encoding: "latin1" },
+        ];
+        l.vms[2].setup.commands = ["  "];
+      }),
+      errors: [
+        'vms[2].setup.files[0].path: "www/index.html" must be an absolute path to a file (starting with "/", not ending with it)',
+        'vms[2].setup.files[1].path: "/www/../etc/passwd" must not have "." or ".." parts or NUL characters',
+        'vms[2].setup.files[2].mode: "0999" is not an octal mode like "0644"',
+        "vms[2].setup.files[3].content: is not base64 (the encoding says it is)",
+        'vms[2].setup.files[4].encoding: must be "utf8" or "base64", not "latin1"',
+        'vms[2].setup.files[4].path: "/a" is already the path of file vms[2].setup.files[2]',
+        "vms[2].setup.commands[0]: must be 1 to 4096 characters and not blank",
+      ],
+      schemaSees: true,
+    },
+    {
+      name: "checks: a bad regular expression, a check that always passes, a timeout too long; DHCP asked of a network without it",
+      lab: broken((l) => {
+        l.steps[0].checks.push({ title: "t", vm: "web", command: "true", pass: { exit: "any" } });
+        l.steps[0].checks.push({ title: "u", vm: "web", command: "true", timeoutSeconds: 3600, pass: { stdout: "(" } });
+        l.vms[2].cards[0].address = "dhcp";
+      }),
+      errors: [
+        'vms[2].cards[0].address: "dhcp", but network dmz has DHCP off: give a static address',
+        'steps[0].checks[1].pass: passes whatever the command does: give "stdout", or "exit": "zero"',
+        "steps[0].checks[2].timeoutSeconds: must be a whole number from 1 to 300, not 3600",
+        "steps[0].checks[2].pass.stdout: is not a valid regular expression (Invalid regular expression: /(/m: Unterminated group)",
+      ],
+      schemaSees: true,
+    },
+    {
+      name: "a router with one card, too many cards for a VM with a disk, an unknown image",
+      lab: broken((l) => {
+        l.vms[1].cards = [l.vms[1].cards[0]];
+        l.vms[2].cards = Array.from({ length: 5 }, () => ({ network: "lan" }));
+        l.vms[2].image = "debian-12";
+      }),
+      errors: [
+        "vms[1].forwarding: a router needs at least two cards to forward between",
+        `vms[2].image: unknown image "debian-12" (this page has: ${IMAGES.map((i) => i.id).join(", ")})`,
+        "vms[2].routes[0].via: 10.0.2.254 is not on any network this VM has a card on",
+        "vms[2].cards: has 5 cards; a VM with a disk has room for at most 4 (the board has 8 device slots)",
+      ],
+      schemaSees: false,
+    },
+  ];
+
+  for (const m of MALFORMED) {
+    it(`refuses: ${m.name}`, () => {
+      const r = typeof m.lab === "string" ? parseLabText(m.lab) : validateLab(m.lab);
+      expect(r.ok).toBe(false);
+      if (typeof m.lab === "string") {
+        expect(errorsOf(r)).toEqual([expect.stringMatching(/^\(lab\): is not JSON \(/)]);
+        return;
+      }
+      expect([...errorsOf(r)].sort()).toEqual([...m.errors].sort());
+      // the schema is not the whole story (it cannot follow references), but what it does say it must say
+      if (m.schemaSees) expect(schemaErrors(m.lab).length).toBeGreaterThan(0);
+    });
+  }
+
+  it("the first error is where it is reported first (in file order)", () => {
+    const r = validateLab(broken((l) => { l.vms[0].cards[0].network = "nope"; l.vms[2].cards[0].network = "nope"; }));
+    expect(errorsOf(r)[0]).toBe('vms[0].cards[0].network: no network named "nope"');
+  });
+});
