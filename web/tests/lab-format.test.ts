@@ -330,3 +330,158 @@ describe("lab files", () => {
     expect(errorsOf(r)[0]).toBe('vms[0].cards[0].network: no network named "nope"');
   });
 });
+
+describe("share links", () => {
+  const link = (json: string | Uint8Array) => `#lab=v1.${toBase64Url(zlibSync(typeof json === "string" ? strToU8(json) : json))}`;
+
+  it("a lab goes into a link and comes back the same", () => {
+    for (const { file, value } of shippedLabs()) {
+      const fragment = encodeLabLink(value as Lab);
+      expect(fragment, file).toMatch(/^#lab=v1\.[A-Za-z0-9_-]+$/);
+      expect(decodeLabLink(fragment), file).toEqual(value);
+      // what the page reads from location.hash, and the same without the "#"
+      expect(decodeLabLink(fragment.slice(1))).toEqual(value);
+    }
+  });
+
+  it("base64url and Adler-32 are the standard ones", () => {
+    for (let n = 0; n < 20; n++) {
+      const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 97 + n * 13) & 255);
+      expect(toBase64Url(bytes)).toBe(Buffer.from(bytes).toString("base64url"));
+      expect(fromBase64Url(toBase64Url(bytes))).toEqual(bytes);
+    }
+    expect(adler32(strToU8("Wikipedia"))).toBe(0x11e60398);
+    const big = new Uint8Array(100_000).fill(255);
+    const z = zlibSync(big);
+    expect(adler32(big)).toBe(Buffer.from(z.subarray(z.length - 4)).readUInt32BE(0));
+  });
+
+  it("a lab too large for a link is said to be so, and is not made into one", () => {
+    const lab = router();
+    // random text hardly compresses: over 10 000 base64url characters
+    let seed = 1;
+    const noise = Array.from({ length: 9000 }, () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return String.fromCharCode(33 + (seed % 90)); }).join("");
+    (lab.vms[2].setup!.files ??= []).push({ path: "/noise", content: noise });
+    expect(validateLab(lab).ok).toBe(true);
+    const fit = labFitsLink(lab);
+    expect(fit.fits).toBe(false);
+    expect(fit.chars).toBeGreaterThan(LINK_MAX_CHARS);
+    expect(() => encodeLabLink(lab)).toThrow(`the lab makes a link of ${fit.chars} characters, more than ${LINK_MAX_CHARS}: share it as a file`);
+    expect(labFitsLink(router()).fits).toBe(true);
+  });
+
+  const good = encodeLabLink(router());
+  const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === "A" ? "B" : "A") + s.slice(i + 1);
+  const MALFORMED_LINKS: { name: string; hash: string; error: string }[] = [
+    { name: "no lab in the fragment", hash: "#section-2", error: "the link holds no lab (its fragment does not start with #lab=)" },
+    { name: "no version", hash: "#lab=eJzLSM3JyVcozy_KSQEAGgQEXQ", error: "the link's lab has no version (expected #lab=v1.<data>)" },
+    { name: "another version", hash: good.replace("#lab=v1.", "#lab=v2."), error: "the link is of lab format version 2; this page reads version 1" },
+    { name: "a character base64url does not have", hash: "#lab=v1.eJzL%20SM3", error: "the link's data is not base64url (\"%\" at character 5)" },
+    { name: "padding (base64, not base64url)", hash: "#lab=v1.eJzLSM3=", error: "the link's data is not base64url (\"=\" at character 8)" },
+    { name: "a length base64url never makes", hash: good.slice(0, 8 + 4 * 20 + 1), error: "the link's data is cut short (its length is not one base64url makes)" },
+    { name: "cut short", hash: good.slice(0, Math.floor(good.length / 2) & ~3), error: "the link's data is corrupt or cut short (unexpected EOF)" },
+    // (the checksum is the data's last four bytes: a link cut anywhere loses some of the compressed stream too)
+    { name: "its last character cut off", hash: good.slice(0, good.length - 1), error: "the link's data is corrupt or cut short (unexpected EOF)" },
+    { name: "a character changed in its checksum", hash: flip(good, good.length - 2), error: "the link's data is corrupt or cut short (its checksum does not match)" },
+    { name: "not compressed data", hash: `#lab=v1.${toBase64Url(strToU8('{"version":1}'))}`, error: "the link's data is corrupt (it is not compressed data this page makes)" },
+    { name: "longer than any lab link", hash: `#lab=v1.${"A".repeat(LINK_MAX_CHARS)}`, error: `the link is ${LINK_MAX_CHARS + 8} characters long, more than a lab link may be (${LINK_MAX_CHARS})` },
+    { name: "a decompression bomb", hash: link(new Uint8Array(2 * 1024 * 1024).fill(32)), error: "the link's lab is larger than 1 MiB" },
+    { name: "not UTF-8", hash: link(Uint8Array.of(0x22, 0xff, 0xfe, 0x22)), error: "the link's data is corrupt (its text is not UTF-8)" },
+    { name: "a lab of another version inside", hash: link(JSON.stringify({ ...router(), version: 3 })), error: "the link's lab has 1 error: version: unknown version 3 (this page reads lab files of version 1)" },
+    {
+      name: "a lab with errors inside", hash: link(JSON.stringify(broken((l) => { l.vms[0].cards[0].network = "wan"; l.vms[1].memoryMiB = 1; }))),
+      error: 'the link\'s lab has 2 errors: vms[0].cards[0].network: no network named "wan"; vms[1].memoryMiB: must be a whole number from 32 to 2048, not 1',
+    },
+  ];
+
+  for (const m of MALFORMED_LINKS) {
+    it(`refuses a link: ${m.name}`, () => {
+      let caught: unknown;
+      try { decodeLabLink(m.hash); } catch (e) { caught = e; }
+      expect(caught).toBeInstanceOf(ShareLinkError);
+      expect((caught as Error).message).toBe(m.error);
+    });
+  }
+
+  it("a link whose lab has errors carries them, path by path", () => {
+    try {
+      decodeLabLink(link(JSON.stringify(broken((l) => { l.steps[0].checks[0].vm = "nobody"; }))));
+      expect.unreachable();
+    } catch (e) {
+      expect((e as ShareLinkError).errors).toEqual([{ path: "steps[0].checks[0].vm", message: 'no VM named "nobody"' }]);
+    }
+    expect(() => decodeLabLink(link("{\"version\": 1,"))).toThrow(/^the link's lab is not JSON \(/);
+  });
+});
+
+describe("the build plan", () => {
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  const spec = (name: string, over: object) => ({ name, image: IMAGES[0].id, ramMiB: 64, cpuCap: 100, weight: 100, diskMiB: 0, balloonMiB: 0, bootArgs: "", ...over });
+
+  it("the router lab: networks, names for static addresses, VMs as the Hypervisor takes them, then each guest's setup", () => {
+    const r = validateLab(router());
+    if (!r.ok) throw new Error("the example is valid");
+    const ops = planLab(r.full);
+    const shown = ops.map((o) => (o.kind === "put-file" ? { ...o, data: text(o.data) } : o));
+    expect(shown).toEqual([
+      { kind: "create-network", config: { name: "lan", gateway: "10.0.1.1/24", domain: "lab", dhcp: true, dns: true, poolStart: "10.0.1.100", poolEnd: "10.0.1.199" } },
+      { kind: "create-network", config: { name: "dmz", gateway: "10.0.2.1/24", domain: "lab", dhcp: false, dns: true, poolStart: "10.0.2.100", poolEnd: "10.0.2.199" } },
+      { kind: "register-name", network: "lan", name: "router", address: "10.0.1.254" },
+      { kind: "register-name", network: "dmz", name: "router", address: "10.0.2.254" },
+      { kind: "register-name", network: "dmz", name: "web", address: "10.0.2.10" },
+      { kind: "create-vm", vm: "client", spec: spec("client", {}), options: { cards: [{ network: "lan" }], keepDisk: false }, start: true },
+      {
+        kind: "create-vm", vm: "router", start: true,
+        spec: spec("router", { ramMiB: 48, cpuCap: 50, bootArgs: "tabvisor.ip=10.0.1.254/24 tabvisor.gw=10.0.1.1 tabvisor.dns=10.0.1.1" }),
+        options: { cards: [{ network: "lan" }, { network: "dmz" }], keepDisk: false },
+      },
+      {
+        kind: "create-vm", vm: "web", start: true,
+        spec: spec("web", { weight: 200, diskMiB: 16, bootArgs: "tabvisor.ip=10.0.2.10/24 tabvisor.gw=10.0.2.1 tabvisor.dns=10.0.2.1" }),
+        options: { cards: [{ network: "dmz" }], keepDisk: false },
+      },
+      { kind: "wait-ready", vm: "client", timeoutMs: 120_000 },
+      { kind: "exec", vm: "client", command: "ip route replace 10.0.2.0/24 via 10.0.1.254", timeoutMs: 15_000, purpose: "network" },
+      { kind: "wait-ready", vm: "router", timeoutMs: 120_000 },
+      { kind: "exec", vm: "router", command: "ip link set eth1 up && ip addr add 10.0.2.254/24 dev eth1", timeoutMs: 15_000, purpose: "network" },
+      { kind: "exec", vm: "router", command: "echo 1 > /proc/sys/net/ipv4/ip_forward", timeoutMs: 15_000, purpose: "network" },
+      { kind: "wait-ready", vm: "web", timeoutMs: 120_000 },
+      { kind: "exec", vm: "web", command: "ip route replace 10.0.1.0/24 via 10.0.2.254", timeoutMs: 15_000, purpose: "network" },
+      { kind: "put-file", vm: "web", path: "/www/index.html", mode: 0o644, data: "<h1>hello from the dmz</h1>\n" },
+      { kind: "put-file", vm: "web", path: "/usr/local/bin/serve", mode: 0o755, data: "#!/bin/sh\nexec httpd -h /www -p 80\n" },
+      { kind: "exec", vm: "web", command: "/usr/local/bin/serve", timeoutMs: 120_000, purpose: "setup" },
+    ] satisfies unknown[]);
+  });
+
+  it("a default route through a router on a static eth0 goes on the command line; DHCP on eth1 is started; base64 files are decoded", () => {
+    const lab: Lab = {
+      version: 1, title: "t",
+      networks: [
+        { name: "a", subnet: "172.16.0.0/16", gateway: { dns: false, dhcpRange: { first: "172.16.1.1", last: "172.16.1.200" } } },
+        { name: "b", subnet: "192.168.5.0/24" },
+      ],
+      vms: [
+        { name: "r", cards: [{ network: "a", address: "172.16.0.254" }, { network: "b", address: "192.168.5.254" }], forwarding: true },
+        {
+          name: "h", memoryMiB: 32, cards: [{ network: "a", address: "172.16.9.9" }, { network: "b" }], routes: [{ to: "default", via: "172.16.0.254" }],
+          setup: { files: [{ path: "/bin/x", content: "AAEC/w==", encoding: "base64", mode: "755" }] },
+        },
+      ],
+    };
+    const r = validateLab(lab);
+    expect(errorsOf(r)).toEqual([]);
+    const ops = planLab(normalizeLab(lab));
+    const h = ops.filter((o): o is Exclude<LabOp, { kind: "create-network" | "register-name" }> => "vm" in o && o.vm === "h");
+    expect(h[0]).toMatchObject({ kind: "create-vm", spec: { ramMiB: 32, bootArgs: "tabvisor.ip=172.16.9.9/16 tabvisor.gw=172.16.0.254" } });
+    expect(h.slice(1)).toEqual([
+      { kind: "wait-ready", vm: "h", timeoutMs: 120_000 },
+      {
+        kind: "exec", vm: "h", timeoutMs: 15_000, purpose: "network",
+        command: "ip link set eth1 up && udhcpc -i eth1 -x hostname:h -p /run/udhcpc.eth1.pid -b -t 5 -T 1 </dev/null >>/run/udhcpc.eth1.log 2>&1",
+      },
+      { kind: "put-file", vm: "h", path: "/bin/x", mode: 0o755, data: Uint8Array.of(0, 1, 2, 255) },
+    ]);
+    // DNS is off on "a": its static addresses are registered nowhere; on "b" the router's is
+    expect(ops.filter((o) => o.kind === "register-name")).toEqual([{ kind: "register-name", network: "b", name: "r", address: "192.168.5.254" }]);
+  });
+});

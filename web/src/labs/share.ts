@@ -6,7 +6,7 @@
 // A link longer than LINK_MAX_CHARS is not made (labFitsLink says so first): the page offers the lab as a file
 // instead. Links that long are cut by chat programs, mail clients and QR codes, and such a lab is better as a file.
 
-import { strFromU8, strToU8, unzlibSync, zlibSync } from "fflate";
+import { strToU8, unzlibSync, zlibSync } from "fflate";
 import { formatLabError, validateLab, type LabError } from "./validate.ts";
 import { LAB_FORMAT_VERSION, type Lab } from "./types.ts";
 
@@ -87,7 +87,7 @@ function inflate(bytes: Uint8Array): string {
   const want = ((sum[0] << 24) | (sum[1] << 16) | (sum[2] << 8) | sum[3]) >>> 0;
   if (adler32(out) !== want) throw new ShareLinkError("the link's data is corrupt or cut short (its checksum does not match)");
   try {
-    return strFromU8(out);
+    return new TextDecoder("utf-8", { fatal: true }).decode(out);
   } catch {
     throw new ShareLinkError("the link's data is corrupt (its text is not UTF-8)");
   }
