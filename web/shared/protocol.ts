@@ -150,6 +150,21 @@ export interface VmInit {
   incoming?: VmIncoming;
   /** keep the disks in the browser's storage (OPFS); absent: in memory only */
   disk?: VmDiskInit;
+  /** the system image a disk of spec.disks names as its base (DiskSpec.base): fetched in chunks as the guest reads
+   *  it, under the disk's own blocks */
+  diskBase?: VmDiskBase;
+  /** the VM cannot run in this page (its image is not here): why, shown when it is started */
+  unavailable?: string;
+}
+
+/** A published chunked system image (npm run images:debian → public/images/debian/). */
+export interface VmDiskBase {
+  /** its folder (chunks/ lies under it) */
+  url: string;
+  /** its manifest.json (the worker checks it again) */
+  manifest: unknown;
+  /** its name (chunkedImageId of the manifest), what DiskSpec.base says */
+  id: string;
 }
 
 /** A VM whose disks are kept in the browser's storage (web/vm/disk-store.ts, disk-opfs.ts). */

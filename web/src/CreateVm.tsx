@@ -3,7 +3,7 @@
 
 import { useEffect, useRef, useState } from "react";
 import type { Hypervisor } from "./hypervisor.ts";
-import { IMAGES, DISK_SIZES_MIB, MAX_RAM_MIB, MIN_RAM_MIB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
+import { IMAGES, DISK_SIZES_MIB, MAX_RAM_MIB, MIN_RAM_MIB, checkSpec, imageInfo, probeMemory, newSpec, type VmSpec } from "./lab.ts";
 
 function freeName(taken: string[]): string {
   for (let i = 1; ; i++) if (!taken.includes(`vm${i}`)) return `vm${i}`;
@@ -23,10 +23,23 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
   const first = useRef<HTMLInputElement>(null);
   useEffect(() => { first.current?.select(); }, []);
 
+  const debian = hv.debian;
+  const system = imageInfo(image)?.system;
+  const systemMissing = system && "missing" in debian ? debian.missing : undefined;
+  const pickImage = (id: string) => {
+    const sys = imageInfo(id)?.system, was = imageInfo(image)?.system;
+    setImage(id);
+    // memory follows the image while the user has not chosen any
+    if (sys && Number(ram) === 64) setRam(String(sys.ramMiB));
+    if (!sys && was && Number(ram) === was.ramMiB) setRam("64");
+  };
+
   const submit = (ev: React.FormEvent) => {
     ev.preventDefault();
+    if (systemMissing) { setError(systemMissing); return; }
     const spec: VmSpec = newSpec(name.trim(), {
-      ramMiB: Number(ram), image, cpuCap: Number(cap), weight: Number(weight), diskMiB: Number(disk), bootArgs,
+      ramMiB: Number(ram), image, cpuCap: Number(cap), weight: Number(weight), bootArgs,
+      diskMiB: system && "id" in debian ? debian.manifest.size / 1048576 : Number(disk),
     });
     const why = checkSpec(spec, taken) ?? probeMemory(spec.ramMiB);
     if (why) { setError(why); return; }
@@ -48,18 +61,26 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
             <input data-testid="create-ram" type="number" value={ram} onChange={(e) => setRam(e.target.value)} />
           </label>
           <label>
-            <span>Disk <span className="muted">in memory</span></span>
-            <select data-testid="create-disk" value={disk} onChange={(e) => setDisk(e.target.value)}>
-              {DISK_SIZES_MIB.map((d) => <option key={d} value={d}>{d === 0 ? "none" : `${d} MiB`}</option>)}
-            </select>
+            <span>Disk</span>
+            {system
+              ? <select data-testid="create-disk" disabled value="system"><option value="system">the image's ({"id" in debian ? `${debian.manifest.size / 2 ** 30} GiB` : "2 GiB"})</option></select>
+              : <select data-testid="create-disk" value={disk} onChange={(e) => setDisk(e.target.value)}>
+                  {DISK_SIZES_MIB.map((d) => <option key={d} value={d}>{d === 0 ? "none" : `${d} MiB`}</option>)}
+                </select>}
           </label>
         </div>
         <label>
           <span>Image</span>
-          <select data-testid="create-image" value={image} onChange={(e) => setImage(e.target.value)}>
-            {IMAGES.map((i) => <option key={i.id} value={i.id}>{i.label}</option>)}
+          <select data-testid="create-image" value={image} onChange={(e) => pickImage(e.target.value)}>
+            {IMAGES.map((i) => <option key={i.id} value={i.id}>{i.label}{i.system && "missing" in debian ? " (not built)" : ""}</option>)}
           </select>
         </label>
+        {system && (systemMissing
+          ? <div className="form-error" data-testid="create-image-missing">{systemMissing}</div>
+          : <div className="muted" data-testid="create-image-note">
+              sshd, nginx, python3, PostgreSQL, nftables and more. The disk is fetched as the guest reads it (about 8 MB
+              to the first prompt) and kept in the browser's cache; what the VM writes is its own.
+            </div>)}
         <div className="form-row">
           <label>
             <span>CPU cap <span className="muted">% of a core</span></span>

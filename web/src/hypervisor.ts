@@ -4,12 +4,12 @@
 // `meterVersion` with each round of samples, so only what shows meters redraws every second. Nothing here
 // depends on React.
 
-import type { Guest } from "./images.ts";
+import type { Guest, SystemImage } from "./images.ts";
 import { VmHandle } from "./vm-handle.ts";
 import { ConsoleHost } from "./console-host.ts";
 import { MeterHistory, sampleBetween, restingSample, HISTORY_SECONDS } from "./meters.ts";
 import { shareCpu, type SchedVm } from "./scheduler.ts";
-import { cmdlineOf, saveLab, maxBalloonMiB, uniqueName, type VmSpec } from "./lab.ts";
+import { cmdlineOf, imageInfo, saveLab, maxBalloonMiB, uniqueName, type VmSpec } from "./lab.ts";
 import type { VmIncoming, VmMigrationReport, VmOrigin, VmState, VmStats } from "../shared/protocol.ts";
 import type { NicInit } from "../net/nic-channel.ts";
 import { hostnameOf } from "../../emulator-core/src/snapshot/template.ts";
@@ -185,6 +185,9 @@ export class Hypervisor {
     if (save && this.opts.persist) void saveLab(this.entries.map((e) => e.spec));
   }
 
+  /** The Debian system image: there (built and served), or why not. */
+  get debian(): SystemImage | { missing: string } { return this.guest.debian; }
+
   byName(name: string): VmEntry | undefined { return this.entries.find((e) => e.spec.name === name); }
   byId(id: number): VmEntry | undefined { return this.entries.find((e) => e.id === id); }
 
@@ -204,13 +207,31 @@ export class Hypervisor {
     return entry;
   }
 
+  /** The system image a VM's disk is (a Debian VM's), when it has one: the image if this page has it (the one its
+   *  disk names, for a VM made from a snapshot), else why it cannot run. */
+  private systemDisk(s: VmSpec): { wanted: boolean; image?: SystemImage; missing?: string } {
+    const named = s.machine?.disks.find((d) => d.base !== undefined)?.base;
+    if (!named && (s.machine || !imageInfo(s.image)?.system)) return { wanted: false };
+    const have = "id" in this.guest.debian ? this.guest.debian : undefined;
+    if (!have) return { wanted: true, missing: (this.guest.debian as { missing: string }).missing };
+    if (named && named !== have.id) {
+      return { wanted: true, missing: `its disk is over another build of the system image (${named}; this page has ${have.id}): it cannot run on this one` };
+    }
+    return { wanted: true, image: have };
+  }
+
   /** A new worker for the entry (at creation, and after its worker crashed: it then boots). */
   private spawn(e: VmEntry, opts: CreateOptions = {}): void {
     const s = e.spec;
-    const hasDisk = (s.machine ? s.machine.disks.length : s.diskMiB) > 0;
+    const system = this.systemDisk(s);
+    const hasDisk = system.wanted || (s.machine ? s.machine.disks.length : s.diskMiB) > 0;
     if (this.persistDisks && hasDisk) e.diskMode ??= opts.keepDisk ? "keep" : "fresh";
     const handle = new VmHandle({
-      name: s.name, hart: this.guest.hart, images: this.guest.images, ramMiB: s.ramMiB, cmdline: cmdlineOf(s),
+      name: s.name, hart: this.guest.hart, ramMiB: s.ramMiB, cmdline: cmdlineOf(s, system.image),
+      // a system disk boots without the busybox initramfs
+      images: system.wanted ? { kernel: this.guest.images.kernel } : this.guest.images,
+      diskBase: system.image && { url: system.image.url, manifest: system.image.manifest, id: system.image.id },
+      unavailable: system.missing,
       diskMiB: s.diskMiB, cpuCap: e.effectiveCap, balloonMiB: s.balloonMiB,
       nics: this.opts.network?.nicsFor(s.name, opts.cards ?? Array.from({ length: s.machine?.nics.length ?? 1 }, () => ({}))),
       machine: s.machine, template: this.guest.template, from: opts.from, incoming: opts.incoming,

@@ -5,6 +5,7 @@
 import { openSnapshot } from "../../emulator-core/src/snapshot/snapshot.ts";
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import type { StateValue } from "../../emulator-core/src/snapshot/state-value.ts";
+import { checkManifest, chunkedImageId, type ChunkedImageManifest } from "../../emulator-core/src/machine/virtio/chunked-disk.ts";
 
 export interface GuestImages {
   kernel: Uint8Array;
@@ -23,6 +24,41 @@ export interface Guest {
   images: GuestImages;
   /** absent when the manifest lists none, or it did not download intact (VMs then boot) */
   template?: Template;
+  /** the Debian system disk, when it is built and served (else why not, and how to build it) */
+  debian: SystemImage | { missing: string };
+}
+
+/** A system disk published in chunks (npm run images:debian → public/images/debian/): only its manifest is
+ *  downloaded with the page; each VM's worker fetches the chunks its guest reads. */
+export interface SystemImage {
+  /** the folder (chunks/ lies under it) */
+  url: string;
+  manifest: ChunkedImageManifest;
+  /** its name (chunkedImageId): the disks and snapshots of VMs on it say which image they are over */
+  id: string;
+  /** the kernel command line it boots with (the manifest's, else root=/dev/vda) */
+  cmdline: string;
+}
+
+export const DEBIAN_BUILD = "Build it with `npm run images:debian` (about 15 minutes, as root on Debian), then reload.";
+
+/** The Debian image's manifest, checked; what is missing or wrong when it cannot be used. Never throws. */
+async function loadDebian(): Promise<SystemImage | { missing: string }> {
+  const url = imageUrl("debian/");
+  const manifestUrl = url + "manifest.json";
+  try {
+    const res = await fetch(manifestUrl, { cache: "no-cache" });
+    // (a dev server answers a missing file with its index page: that is "not built" too)
+    if (res.status === 404 || !/json/i.test(res.headers.get("Content-Type") ?? "")) return { missing: `The Debian image is not built. ${DEBIAN_BUILD}` };
+    if (!res.ok) return { missing: `The Debian image's manifest could not be downloaded (${res.status} ${res.statusText}).`.trim() };
+    const manifest = checkManifest(await res.json());
+    return {
+      url, manifest, id: await chunkedImageId(manifest),
+      cmdline: typeof manifest.cmdline === "string" && /^[\x20-\x7e]{1,256}$/.test(manifest.cmdline) ? manifest.cmdline : "console=ttyS0 root=/dev/vda rw rootwait",
+    };
+  } catch (e) {
+    return { missing: `The Debian image cannot be used: ${(e as Error).message}. ${DEBIAN_BUILD}` };
+  }
 }
 
 export interface LoadProgress {
@@ -127,6 +163,7 @@ export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Pro
     const total = names.reduce((s, n) => s + manifest.artefacts[n].size, 0) + (templateEntry?.size ?? 0);
     let loaded = 0;
     const hart = loadHart();
+    const debian = loadDebian();
     /** Downloads a file of the manifest with progress, and checks its size and sha256 (unless the server sent a .gz
      *  file unpacked: then neither can be checked). Throws saying what is wrong. */
     const download = async (name: string, size: number, sha256: string): Promise<Uint8Array> => {
@@ -171,7 +208,7 @@ export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Pro
         console.warn(`the template snapshot ${imageUrl(templateEntry.file)} is not usable (${(e as Error).message}): new VMs boot instead`);
       }
     }
-    return { hart: await hart, images: { kernel: files[0], initrd: files[1] }, template };
+    return { hart: await hart, images: { kernel: files[0], initrd: files[1] }, template, debian: await debian };
   })();
   cached.catch(() => { cached = undefined; }); // a failed download may be retried
   return cached;

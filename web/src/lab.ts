@@ -29,12 +29,25 @@ export interface VmSpec {
   machine?: MachineSpec;
 }
 
-export interface GuestImageInfo { id: string; label: string }
+export interface GuestImageInfo {
+  id: string;
+  label: string;
+  /** a system disk (the VM's /dev/vda is the image, fetched in chunks as read, under the VM's own blocks), booted
+   *  without an initramfs; undefined: the busybox initramfs, with an optional blank disk */
+  system?: { ramMiB: number; minRamMiB: number };
+}
 
-/** The images a VM can boot. One today: the project's kernel and busybox initramfs (public/images). */
+export const DEBIAN_IMAGE = "debian-13";
+
+/** The images a VM can boot: the project's kernel with its busybox initramfs (public/images), and the Debian
+ *  system disk when it is built (public/images/debian: npm run images:debian; the New VM dialog says which). */
 export const IMAGES: GuestImageInfo[] = [
   { id: "busybox-linux-6.1", label: "Busybox Linux 6.1 (RISC-V 64, initramfs)" },
+  // 128 MiB runs sshd, nginx and python3; PostgreSQL wants more, hence the default
+  { id: DEBIAN_IMAGE, label: "Debian 13 trixie server (RISC-V 64, 2 GiB system disk)", system: { ramMiB: 512, minRamMiB: 128 } },
 ];
+
+export const imageInfo = (id: string): GuestImageInfo | undefined => IMAGES.find((i) => i.id === id);
 
 export const MIN_RAM_MIB = 32;
 /** The balloon always leaves the guest this much: below it, Linux runs out of memory for itself. */
@@ -55,10 +68,13 @@ export function newSpec(name: string, over: Partial<VmSpec> = {}): VmSpec {
   return { ...base, name, ramMiB: 64, diskMiB: 0, ...over };
 }
 
-/** The kernel command line of a VM. */
-export function cmdlineOf(spec: VmSpec): string {
+/** The kernel command line of a VM. A system image's (`system`: its own, from its manifest) also gets the time:
+ *  the board has no clock that survives power-off, and its init sets the guest's clock from tabvisor.time. */
+export function cmdlineOf(spec: VmSpec, system?: { cmdline: string }, now = Date.now()): string {
   if (spec.machine) return withHostname(spec.machine.cmdline, spec.name);
-  return `console=ttyS0 hostname=${spec.name}${spec.bootArgs.trim() ? " " + spec.bootArgs.trim() : ""}`;
+  const args = spec.bootArgs.trim() ? " " + spec.bootArgs.trim() : "";
+  if (system && imageInfo(spec.image)?.system) return `${system.cmdline} hostname=${spec.name} tabvisor.time=${Math.floor(now / 1000)}${args}`;
+  return `console=ttyS0 hostname=${spec.name}${args}`;
 }
 
 /** `cmdline` with its hostname= (added when it has none) set to `name`. */
@@ -115,7 +131,13 @@ export function checkSpec(spec: VmSpec, taken: string[]): string | undefined {
     return `Memory: at most ${MAX_RAM_MIB} MiB. A VM's RAM lives in one WebAssembly memory, which cannot reach 4 GiB with the emulator's own data beside it.`;
   }
   if (ram < MIN_RAM_MIB) return `Memory: at least ${MIN_RAM_MIB} MiB (the kernel and its initramfs need about 20).`;
-  if (!IMAGES.some((i) => i.id === spec.image)) return `Unknown image ${spec.image}.`;
+  const image = imageInfo(spec.image);
+  if (!image) return `Unknown image ${spec.image}.`;
+  if (image.system) {
+    // the disk is the image's (its size comes with it)
+    if (ram < image.system.minRamMiB) return `Memory: ${image.label} needs at least ${image.system.minRamMiB} MiB.`;
+    return undefined;
+  }
   if (!(Number.isInteger(spec.diskMiB) && spec.diskMiB >= 0 && spec.diskMiB <= 1024)) return "Disk: 0 to 1024 MiB.";
   return undefined;
 }

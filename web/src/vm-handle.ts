@@ -5,10 +5,10 @@ import * as Comlink from "comlink";
 import { ByteRing } from "../shared/ring.ts";
 import {
   CTRL, CTRL_WORDS, VM_STATES,
-  type VmEvent, type VmIncoming, type VmDiskInit, type VmMigrationReport, type VmOrigin, type VmState, type VmStats, type VmWorkerApi,
+  type VmEvent, type VmIncoming, type VmDiskInit, type VmDiskBase, type VmBootImages, type VmMigrationReport, type VmOrigin, type VmState, type VmStats, type VmWorkerApi,
 } from "../shared/protocol.ts";
 import { bulkBuffers } from "../shared/saved-machine.ts";
-import type { GuestImages, Template } from "./images.ts";
+import type { Template } from "./images.ts";
 import type { NicInit } from "../net/nic-channel.ts";
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import { templateShape } from "../../emulator-core/src/snapshot/template.ts";
@@ -24,7 +24,7 @@ export interface ConsoleSink {
 export interface VmHandleOptions {
   name: string;
   hart: WebAssembly.Module;
-  images: GuestImages;
+  images: VmBootImages;
   ramMiB?: number;
   /** kernel command line (default: serial console and the VM's name as hostname) */
   cmdline?: string;
@@ -32,6 +32,11 @@ export interface VmHandleOptions {
   diskMiB?: number;
   /** keep the disk in the browser's storage (see VmInit.disk) */
   disk?: VmDiskInit;
+  /** the disk is a system image's (a Debian VM's /dev/vda: diskMiB is then its size), fetched in chunks under the
+   *  VM's own blocks; also what a disk of `machine` that names a base starts from */
+  diskBase?: VmDiskBase;
+  /** the VM cannot run here: why (see VmInit.unavailable) */
+  unavailable?: string;
   /** CPU cap, percent of one core (default 100: none) */
   cpuCap?: number;
   /** memory the balloon asks back at boot (MiB) */
@@ -56,11 +61,13 @@ function machineSpecOf(opts: VmHandleOptions, nics: NicInit[]): MachineSpec {
   const cards = nics.map((n) => ({ mac: [...parseMac(n.mac)] }));
   if (opts.machine) return { ...opts.machine, cmdline: opts.cmdline ?? opts.machine.cmdline, nics: cards };
   const diskMiB = Math.floor(opts.diskMiB ?? 0);
+  const base = opts.diskBase;
   return {
     ramMiB: opts.ramMiB ?? 128,
     cmdline: opts.cmdline ?? `console=ttyS0 hostname=${opts.name}`,
     deterministic: false,
-    disks: diskMiB > 0 ? [{ sizeBytes: diskMiB * MiB, serial: "tabvisor-disk" }] : [],
+    disks: base ? [{ sizeBytes: (base.manifest as { size: number }).size, serial: "tabvisor-disk", base: base.id }]
+      : diskMiB > 0 ? [{ sizeBytes: diskMiB * MiB, serial: "tabvisor-disk" }] : [],
     nics: cards,
     rng: true,
     balloon: true,
@@ -171,6 +178,8 @@ export class VmHandle {
       from: opts.from,
       incoming: opts.incoming,
       disk: opts.disk,
+      diskBase: opts.diskBase,
+      unavailable: opts.unavailable,
     }, opts.from ? bulkBuffers(opts.from.state) : []), Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
     this.schedule();
     // The safety net should a wake-up of the sleeping pump ever be missed. A hidden page takes no output at all: the

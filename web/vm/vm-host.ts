@@ -19,13 +19,15 @@
 // (typed input, freed output room, a control call).
 
 import { Machine, BootError, MachineSpecError } from "../../emulator-core/src/machine/machine.ts";
-import { validateSpec, type MachineAttachments, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import { validateSpec, type DiskSpec, type MachineAttachments, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import { SnapshotError } from "../../emulator-core/src/snapshot/snapshot.ts";
 import { writeSnapshotFile } from "../../emulator-core/src/snapshot/file.ts";
 import { startAs, templateShape, type RestoreFn } from "../../emulator-core/src/snapshot/template.ts";
 import { MachineRunner, runSlice, hold, type RunnerHost, type SliceDecision } from "../../emulator-core/src/machine/runner.ts";
 import { consoleInputRoom } from "../../emulator-core/src/machine/console-input.ts";
-import { LayeredDisk, DISK_BLOCK, type SharedDisk } from "../../emulator-core/src/machine/virtio/layered-disk.ts";
+import { LayeredDisk, DISK_BLOCK, type DiskBase, type SharedDisk } from "../../emulator-core/src/machine/virtio/layered-disk.ts";
+import { ChunkedImage, checkManifest } from "../../emulator-core/src/machine/virtio/chunked-disk.ts";
+import { HttpChunkSource, CacheStorageChunks } from "./http-chunk-source.ts";
 import { DiskVolume, type OverlayFile } from "./disk-store.ts";
 import { opfsDiskDir } from "./disk-opfs.ts";
 import { migrateOut, MigrationTarget } from "../../emulator-core/src/snapshot/migration.ts";
@@ -168,11 +170,12 @@ export class VmHost implements VmWorkerApi {
     this.input = new ByteRing(init.input);
     this.nics = new VmNics(init.nics);
     try {
+      if (init.unavailable) throw new Error(init.unavailable);
       const spec = validateSpec(init.spec);
       if (spec.nics.length !== this.nics.count) {
         throw new MachineSpecError("nics", `lists ${spec.nics.length} cards but the VM was given ${this.nics.count}`);
       }
-      this.disks = spec.disks.map((d) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly }));
+      this.disks = spec.disks.map((d) => new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly, base: this.baseFor(d) }));
       this.spec = spec;
       if (init.disk && spec.disks.some((d) => !d.readOnly)) {
         this.diskOpening = this.diskTask(() => this.openDisks(init.disk!, spec)).finally(() => { this.diskOpening = undefined; });
@@ -671,7 +674,7 @@ export class VmHost implements VmWorkerApi {
         const store = pending[i] = await this.volumes[i]?.begin();
         let disk: LayeredDisk;
         try {
-          disk = new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly, from: shared?.[i], store, onFull: this.onDiskFull });
+          disk = new LayeredDisk(d.sizeBytes, { readOnly: d.readOnly, from: shared?.[i], base: this.baseFor(d), store, onFull: this.onDiskFull });
         } catch (e) {
           throw new SnapshotError(`the forked disk cannot be used: ${(e as Error).message}`);
         }
@@ -705,9 +708,9 @@ export class VmHost implements VmWorkerApi {
       if (d.readOnly) continue;
       try {
         const capacity = init.quotaBytes !== undefined ? Math.max(0, Math.floor(init.quotaBytes / DISK_BLOCK)) : Infinity;
-        const volume = await DiskVolume.open(await opfsDiskDir(init.name, i), d.sizeBytes, BLANK_BASE, init.mode, capacity);
+        const volume = await DiskVolume.open(await opfsDiskDir(init.name, i), d.sizeBytes, d.base ?? BLANK_BASE, init.mode, capacity);
         this.volumes[i] = volume;
-        this.disks[i] = new LayeredDisk(d.sizeBytes, { store: volume.current, onFull: this.onDiskFull });
+        this.disks[i] = new LayeredDisk(d.sizeBytes, { base: this.baseFor(d), store: volume.current, onFull: this.onDiskFull });
         if (volume.problem) this.reportDisk(`${volume.problem}; the disk starts empty`);
       } catch (e) {
         this.reportDisk(`the disk could not be opened in the browser's storage (${(e as Error).message}): it is kept in memory only, and lost when the page goes`);
@@ -716,6 +719,20 @@ export class VmHost implements VmWorkerApi {
   }
 
   private readonly onDiskFull = (why: string) => this.reportDisk(why);
+
+  /** The read-only image under a disk that names one (a system image fetched in chunks as the guest reads it, and
+   *  kept in the page's Cache Storage); undefined for a disk that starts as zeros. One per worker, shared by the
+   *  machines it builds (a restore, a fork's copy): the chunks it fetched are kept. */
+  private baseFor(d: DiskSpec): DiskBase | undefined {
+    if (d.base === undefined) return undefined;
+    const given = this.cfg!.diskBase;
+    if (!given || given.id !== d.base) {
+      throw new MachineSpecError("disks", `the disk starts from the image ${d.base}, which this page does not have (the Debian image is built with npm run images:debian)`);
+    }
+    return this.systemImage ??= new ChunkedImage(checkManifest(given.manifest), given.id,
+      new HttpChunkSource(given.url, typeof caches !== "undefined" ? new CacheStorageChunks() : undefined));
+  }
+  private systemImage: ChunkedImage | undefined;
 
   /** Writes the persistent disks' cached blocks out to their stores (a failure is the next FLUSH's to report). */
   private writeBackDisks(): void {
@@ -761,7 +778,7 @@ export class VmHost implements VmWorkerApi {
     let store: OverlayFile | undefined;
     try {
       store = await volume?.begin();
-      const fresh = new LayeredDisk(cur.size, { store, onFull: () => {} });
+      const fresh = new LayeredDisk(cur.size, { base: this.baseFor(this.spec!.disks[0]), store, onFull: () => {} });
       await fill?.(fresh);
       fresh.flush();
       if (store) void volume!.commit(store);
@@ -1031,7 +1048,10 @@ export class VmHost implements VmWorkerApi {
         this.writeBackDisks();
         // nor while migrating (the other tab's acknowledgements come as messages), nor while a disk operation awaits
         // the browser's storage: a short timer sleep instead
-        if (this.migrating || this.diskWork > 0) return new Promise<void>((r) => setTimeout(r, Math.min(ms, 4)));
+        // (a guest waiting for a disk read that fetches its image over the network is such a case too)
+        if (this.migrating || this.diskWork > 0 || this.machine?.disks.some((d) => d.inflight > 0)) {
+          return new Promise<void>((r) => setTimeout(r, Math.min(ms, 4)));
+        }
         if (this.opts.sharedThread) {
           const r = waitAsync(this.ctrl, CTRL.DOORBELL, token, ms);
           return r.async ? (r.value as Promise<unknown>).then(() => {}) : undefined;
