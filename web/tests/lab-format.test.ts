@@ -12,6 +12,10 @@ import { planLab, type LabOp } from "../src/labs/plan.ts";
 import { normalizeLab } from "../src/labs/normalize.ts";
 import { IMAGES, MAX_RAM_MIB, MIN_RAM_MIB, BALLOON_FLOOR_MIB } from "../src/lab.ts";
 import type { Lab } from "../src/labs/types.ts";
+import { importKathara } from "../src/labs/import-kathara.ts";
+import { importContainerlab } from "../src/labs/import-containerlab.ts";
+import { parseYaml } from "../src/labs/yaml.ts";
+import { parseStartup } from "../src/labs/startup.ts";
 
 const LABS_DIR = join(import.meta.dirname, "../src/labs");
 const schema = JSON.parse(readFileSync(join(LABS_DIR, "lab.schema.json"), "utf8")) as SchemaNode;
@@ -483,5 +487,114 @@ describe("the build plan", () => {
     ]);
     // DNS is off on "a": its static addresses are registered nowhere; on "b" the router's is
     expect(ops.filter((o) => o.kind === "register-name")).toEqual([{ kind: "register-name", network: "b", name: "r", address: "192.168.5.254" }]);
+  });
+});
+
+describe("importing", () => {
+  const KATHARA = {
+    "lab.conf": [
+      'LAB_NAME="Two LANs and a router"',
+      'LAB_DESCRIPTION="pc1 and pc2 talk through r1"',
+      'LAB_AUTHOR="A. Teacher"',
+      "# the router",
+      'r1[0]="A"',
+      'r1[1]="B"',
+      'r1[image]="kathara/frr"',
+      'r1[sysctl]="net.ipv4.ip_forward=1"',
+      "pc1[0]=A",
+      'pc1[mem]="128m"',
+      'pc2[0]="B/02:42:ac:11:00:02"',
+      'pc2[bridged]="true"',
+    ].join("\n"),
+    "r1.startup": "ifconfig eth0 10.0.1.1/24 up\nip addr add 10.0.2.1/24 dev eth1\nip link set eth1 up\n/etc/init.d/frr start\n",
+    "pc1.startup": "ifconfig eth0 10.0.1.10 netmask 255.255.255.0 up\nroute add default gw 10.0.1.1\n",
+    "pc2.startup": 'ip addr add 10.0.2.20/24 dev eth0\nip route add default via 10.0.2.1 dev eth0\necho "pc2 up" > /tmp/ready\n',
+    "pc2/etc/motd": "welcome to pc2\n",
+    "lab.dep": "pc1: r1\n",
+  };
+
+  it("a Kathará lab: three machines, two collision domains; addresses, routes and forwarding from the startup files", () => {
+    const { lab, notes } = importKathara(KATHARA);
+    expect(lab).toEqual({
+      version: 1,
+      title: "Two LANs and a router",
+      description: "pc1 and pc2 talk through r1\n\nAuthor: A. Teacher",
+      networks: [
+        // every card has an address: no DHCP; the gateway takes the highest free address
+        { name: "A", subnet: "10.0.1.0/24", gateway: { address: "10.0.1.254", dhcp: false } },
+        { name: "B", subnet: "10.0.2.0/24", gateway: { address: "10.0.2.254", dhcp: false } },
+      ],
+      vms: [
+        {
+          name: "r1", cards: [{ network: "A", address: "10.0.1.1" }, { network: "B", address: "10.0.2.1" }], forwarding: true,
+          setup: { commands: ["/etc/init.d/frr start"] },
+        },
+        { name: "pc1", memoryMiB: 128, cards: [{ network: "A", address: "10.0.1.10" }], routes: [{ to: "default", via: "10.0.1.1" }] },
+        {
+          name: "pc2", cards: [{ network: "B", address: "10.0.2.20" }], routes: [{ to: "default", via: "10.0.2.1" }],
+          setup: { files: [{ path: "/etc/motd", content: "welcome to pc2\n" }], commands: ['echo "pc2 up" > /tmp/ready'] },
+        },
+      ],
+    });
+    expect(notes).toEqual([
+      "pc2: eth0's MAC 02:42:ac:11:00:02 left out (cards get their own)",
+      "r1: image kathara/frr left out (it runs the busybox image)",
+      "pc2: option bridged=true left out",
+      "lab.dep left out (machines start together, not in an order)",
+      "startup commands kept to run at first boot: r1 (1), pc2 (1); they run in the busybox image, where programs it lacks fail",
+    ]);
+    expect(errorsOf(validateLab(lab))).toEqual([]);
+    expect(schemaErrors(lab)).toEqual([]);
+    // and it builds: pc1's default route rides on its command line, r1's second card is set up in the guest
+    const ops = planLab(normalizeLab(lab));
+    expect(ops).toContainEqual(expect.objectContaining({ kind: "create-vm", vm: "pc1", spec: expect.objectContaining({ bootArgs: "tabvisor.ip=10.0.1.10/24 tabvisor.gw=10.0.1.1 tabvisor.dns=10.0.1.254" }) }));
+    expect(ops).toContainEqual(expect.objectContaining({ kind: "exec", vm: "r1", command: "ip link set eth1 up && ip addr add 10.0.2.1/24 dev eth1" }));
+  });
+
+  it("Kathará: shared.startup and the shared folder, odd names, gaps in interface numbers, addresses that do not fit", () => {
+    const { lab, notes } = importKathara({
+      "lab.conf": "PC_1[0]=lan\nPC_1[2]=lan_2\npc2[0]=lan\npc2[cpus]=0.5\npc2[mem]=8g\n",
+      "shared.startup": "echo shared > /tmp/s\n",
+      "shared/hello.txt": "hi\n",
+      "PC_1.startup": "ifconfig eth0 10.1.0.5/16 up\nifconfig eth2 10.9.9.9/24 up\n",
+      "pc2.startup": "ifconfig eth0 10.1.0.5/16 up\nip addr add 10.3.0.1/24 dev eth3\nroute add -net 10.2.0.0 netmask 255.255.0.0 gw 10.1.0.1\n",
+    });
+    expect(lab.networks).toEqual([
+      // a /16's DHCP range would be all of it: the longest run clear of the static address and the gateway instead
+      { name: "lan", subnet: "10.1.0.0/16", gateway: { address: "10.1.255.254", dhcpRange: { first: "10.1.0.6", last: "10.1.255.253" } } },
+      { name: "lan_2", subnet: "10.9.9.0/24", gateway: { address: "10.9.9.254", dhcp: false } },
+    ]);
+    expect(lab.vms).toEqual([
+      {
+        // PC_1's eth2 is its second card, eth1: the address given to eth2 goes with it
+        name: "pc-1", cards: [{ network: "lan", address: "10.1.0.5" }, { network: "lan_2", address: "10.9.9.9" }],
+        setup: { files: [{ path: "/shared/hello.txt", content: "hi\n" }], commands: ["echo shared > /tmp/s"] },
+      },
+      {
+        // the same address twice on one network: the second card takes DHCP and its line is kept; so is the line for
+        // an interface pc2 does not have. Its route's next hop is on its network all the same.
+        name: "pc2", cards: [{ network: "lan" }], memoryMiB: 2048, cpuCap: 50, routes: [{ to: "10.2.0.0/16", via: "10.1.0.1" }],
+        setup: {
+          files: [{ path: "/shared/hello.txt", content: "hi\n" }],
+          commands: ["ifconfig eth0 10.1.0.5/16 up", "ip addr add 10.3.0.1/24 dev eth3", "echo shared > /tmp/s"],
+        },
+      },
+    ]);
+    expect(notes).toEqual([
+      "PC_1: its interfaces eth0, eth2 are numbered with gaps; they become eth0, eth1 (their addresses go along; other startup commands may name the old ones)",
+      "pc2: mem=8g is 2048 MiB (a VM has 32 to 2048)",
+      'machine "PC_1" is VM "pc-1" (a VM\'s name is its host name: lower-case letters, digits and dashes)',
+      'pc2: eth0\'s address 10.1.0.5/16 does not fit network "lan" (10.1.0.0/16, where another machine has it): the card takes DHCP and the line is kept as a command',
+      "pc2: eth3 has an address but is on no network (the line is kept as a command)",
+      "startup commands kept to run at first boot: pc-1 (1), pc2 (3); they run in the busybox image, where programs it lacks fail",
+    ]);
+  });
+
+  it("Kathará: a collision domain nobody addresses gets a spare subnet with DHCP; no lab.conf is an error", () => {
+    const { lab, notes } = importKathara({ "lab.conf": "a[0]=x\nb[0]=x\n" });
+    expect(lab.networks).toEqual([{ name: "x", subnet: "10.250.0.0/24", gateway: { address: "10.250.0.254" } }]);
+    expect(lab.vms).toEqual([{ name: "a", cards: [{ network: "x" }] }, { name: "b", cards: [{ network: "x" }] }]);
+    expect(notes).toEqual(['network "x": no machine gives itself an address on it, so it is 10.250.0.0/24 with DHCP']);
+    expect(() => importKathara({ "a.startup": "" })).toThrow("a Kathará lab needs its lab.conf");
   });
 });
