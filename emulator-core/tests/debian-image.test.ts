@@ -8,7 +8,7 @@ import { describe, it, expect, afterEach } from "vitest";
 import { existsSync } from "node:fs";
 import { NodeVm, DEFAULT_IMAGES } from "../src/node/vm.ts";
 import { DEBIAN_IMAGE_DIR, DEBIAN_BUILD_HINT, openChunkedImage, readChunkedManifest } from "../src/node/chunked-image.ts";
-import { makeLabSshKey } from "../src/node/lab-ssh-key.ts";
+import { makeLabSshKey } from "../src/lab-ssh-key.ts";
 import { VirtualSwitch, attachNic } from "../src/net/switch.ts";
 import { Gateway } from "../src/net/gateway.ts";
 
@@ -44,7 +44,7 @@ async function servicesUp(vm: NodeVm): Promise<string> {
 
 describe.skipIf(!built)("the Debian image", () => {
   it("boots two VMs to a root prompt; python3, nginx + curl, ssh with the lab key, PostgreSQL, nftables", async () => {
-    const key = makeLabSshKey();
+    const key = await makeLabSshKey();
     const sw = new VirtualSwitch({ name: "lab" });
     new Gateway(sw, { ip: "10.0.9.1", prefix: 24, domain: "lab" });
     const web = debianVm("web1", 0x21, key.param);

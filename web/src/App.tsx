@@ -11,7 +11,7 @@ import { loadGuest, DownloadError, type LoadProgress } from "./images.ts";
 import type { EnvironmentProblem } from "./environment.ts";
 import type { VmStats } from "../shared/protocol.ts";
 import type { Sample } from "./meters.ts";
-import { labFromUrl, loadSavedLab, SAMPLE_LAB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
+import { labFromUrl, labSshKey, loadSavedLab, SAMPLE_LAB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
 import { Snapshots } from "./snapshots/snapshots.ts";
 import { Autosave } from "./snapshots/autosave.ts";
 import { HostTabs, holdLock, type LocksLike } from "./tabs/host-tabs.ts";
@@ -93,8 +93,8 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       // goes back at once)
       if (cancelled) { labLock?.release(); return; }
       const secondHost = !fromUrl && !!locks && !labLock;
-      const [guest, saved, tabs] = await Promise.all([
-        loadGuest(onProgress), fromUrl || secondHost ? undefined : loadSavedLab(), openHostTabs(),
+      const [guest, saved, tabs, sshKey] = await Promise.all([
+        loadGuest(onProgress), fromUrl || secondHost ? undefined : loadSavedLab(), openHostTabs(), labSshKey(!fromUrl),
       ]);
       if (cancelled) { labLock?.release(); return; }
       const net = new NetworkHub();
@@ -117,7 +117,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       const quotaMiB = Number(new URLSearchParams(location.search).get("diskQuotaMiB") ?? NaN);
       made = new Hypervisor(guest, {
         persist: !fromUrl && !secondHost, network, persistDisks: !fromUrl && !secondHost,
-        diskQuotaBytes: Number.isFinite(quotaMiB) && quotaMiB >= 0 ? quotaMiB * 1048576 : undefined,
+        diskQuotaBytes: Number.isFinite(quotaMiB) && quotaMiB >= 0 ? quotaMiB * 1048576 : undefined, sshKey,
       });
       for (const spec of secondHost ? [] : fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec, true, { keepDisk: true });
       void made.dropOrphanDisks();

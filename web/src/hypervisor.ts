@@ -125,6 +125,8 @@ export interface HypervisorOptions {
   persistDisks?: boolean;
   /** cap each disk's overlay at this many bytes (tests: ?diskQuotaMiB=) */
   diskQuotaBytes?: number;
+  /** the lab's SSH key, given to every Debian VM (lab.ts: labSshKey) */
+  sshKey?: string;
 }
 
 const SAMPLE_MS = 1000;
@@ -227,7 +229,7 @@ export class Hypervisor {
     const hasDisk = system.wanted || (s.machine ? s.machine.disks.length : s.diskMiB) > 0;
     if (this.persistDisks && hasDisk) e.diskMode ??= opts.keepDisk ? "keep" : "fresh";
     const handle = new VmHandle({
-      name: s.name, hart: this.guest.hart, ramMiB: s.ramMiB, cmdline: cmdlineOf(s, system.image),
+      name: s.name, hart: this.guest.hart, ramMiB: s.ramMiB, cmdline: cmdlineOf(s, system.image && { cmdline: system.image.cmdline, sshKey: this.opts.sshKey }),
       // a system disk boots without the busybox initramfs
       images: system.wanted ? { kernel: this.guest.images.kernel } : this.guest.images,
       diskBase: system.image && { url: system.image.url, manifest: system.image.manifest, id: system.image.id },

@@ -4,6 +4,7 @@
 import { get, set } from "idb-keyval";
 import { computeLayout, MAX_RAM_MIB } from "../../emulator-core/src/layout.ts";
 import { validateSpec, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
+import { makeLabSshKey } from "../../emulator-core/src/lab-ssh-key.ts";
 
 export { MAX_RAM_MIB };
 
@@ -70,10 +71,13 @@ export function newSpec(name: string, over: Partial<VmSpec> = {}): VmSpec {
 
 /** The kernel command line of a VM. A system image's (`system`: its own, from its manifest) also gets the time:
  *  the board has no clock that survives power-off, and its init sets the guest's clock from tabvisor.time. */
-export function cmdlineOf(spec: VmSpec, system?: { cmdline: string }, now = Date.now()): string {
+export function cmdlineOf(spec: VmSpec, system?: { cmdline: string; sshKey?: string }, now = Date.now()): string {
   if (spec.machine) return withHostname(spec.machine.cmdline, spec.name);
   const args = spec.bootArgs.trim() ? " " + spec.bootArgs.trim() : "";
-  if (system && imageInfo(spec.image)?.system) return `${system.cmdline} hostname=${spec.name} tabvisor.time=${Math.floor(now / 1000)}${args}`;
+  if (system && imageInfo(spec.image)?.system) {
+    const key = system.sshKey ? ` tabvisor.sshkey=${system.sshKey}` : "";
+    return `${system.cmdline} hostname=${spec.name} tabvisor.time=${Math.floor(now / 1000)}${key}${args}`;
+  }
   return `console=ttyS0 hostname=${spec.name}${args}`;
 }
 
@@ -194,6 +198,24 @@ export function labFromUrl(search: string): VmSpec[] | undefined {
 }
 
 const STORE_KEY = "tabvisor.lab.v1";
+const SSH_KEY = "tabvisor.labkey.v1";
+
+/** The lab's SSH key (tabvisor.sshkey=, lab-ssh-key.ts): the saved lab keeps one for good (made on the first
+ *  visit), so its VMs reach each other with `ssh NAME` across visits; a lab in the address gets its own for the
+ *  visit. Undefined when this browser cannot make one (no Ed25519 in WebCrypto): the VMs then have none. */
+export async function labSshKey(saved: boolean): Promise<string | undefined> {
+  try {
+    if (saved) {
+      const have = await get<unknown>(SSH_KEY).catch(() => undefined);
+      if (typeof have === "string" && /^[A-Za-z0-9+/=]{100,600}$/.test(have)) return have;
+    }
+    const made = (await makeLabSshKey()).param;
+    if (saved) await set(SSH_KEY, made).catch(() => { /* not kept: a new one next visit */ });
+    return made;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The lab saved by the last visit (undefined on a first visit or when storage is unavailable). */
 export async function loadSavedLab(): Promise<VmSpec[] | undefined> {

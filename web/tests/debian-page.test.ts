@@ -1,7 +1,7 @@
 // The Debian system disk in the page (Chromium): the New VM dialog offers it, a VM on it boots to Debian's root
 // prompt fetching only the chunks its guest reads (kept in Cache Storage), what the guest writes is there after a
 // reload, a snapshot holds the image's name and the VM's own blocks (not the 2 GiB disk), and a fork runs on the
-// same image with a copy of those blocks. Runs when the image is built (npm run images:debian, public/images/debian/);
+// same image with a copy of those blocks and reaches the original over SSH with the lab's key. Runs when the image is built (npm run images:debian, public/images/debian/);
 // skipped otherwise, as the Node tests of the image are (emulator-core/tests/debian-image.test.ts).
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
@@ -121,6 +121,10 @@ describe.skipIf(!BUILT)("the Debian image in the page (vite dev server, Chromium
     expect(await run(copy, "hostname")).toBe("deb1-2");
     expect(await run(copy, "sha256sum /root/blob | cut -c1-64")).toBe(blob);
     expect(await run(copy, "cat /root/kept.txt")).toMatch(/^kept-/);
+    // every VM of the lab has the lab's SSH key: root on one reaches root on another by name
+    expect(await run(VM, "i=0; while [ ! -e /run/tabvisor/services-ready ] && [ $i -lt 170 ]; do sleep 1; i=$((i+1)); done; " +
+      "cat /run/tabvisor/services.err 2>/dev/null; ls /run/tabvisor/services-ready", 180_000)).toBe("/run/tabvisor/services-ready");
+    expect(await run(copy, "ssh -o BatchMode=yes -o ConnectTimeout=30 deb1 'hostname; cat /root/kept.txt' 2>/dev/null", 90_000)).toMatch(/^deb1\nkept-\d+$/);
     expect(errors).toEqual([]);
   });
 });
