@@ -598,3 +598,169 @@ describe("importing", () => {
     expect(() => importKathara({ "a.startup": "" })).toThrow("a Kathará lab needs its lab.conf");
   });
 });
+
+describe("importing a containerlab topology", () => {
+  const CLAB = [
+    "# a router between two clients",
+    "name: srl-clients",
+    "mgmt:",
+    "  network: clab-mgmt",
+    "  ipv4-subnet: 172.20.20.0/24",
+    "topology:",
+    "  kinds:",
+    "    nokia_srlinux:",
+    "      image: ghcr.io/nokia/srlinux",
+    "  nodes:",
+    "    r1:",
+    "      kind: nokia_srlinux",
+    "      mgmt-ipv4: 172.20.20.2",
+    "    client1:",
+    "      kind: linux",
+    "      image: alpine:3.19",
+    "      exec:",
+    "        - ip addr add 192.168.1.10/24 dev eth1",
+    "        - ip route add 192.168.2.0/24 via 192.168.1.1",
+    "        - touch /tmp/ready  # a comment",
+    "    client2:",
+    "      kind: linux",
+    '      image: "alpine:3.19"   # the same',
+    "      binds:",
+    "        - ./configs:/configs",
+    "      exec: [\"ip addr add 192.168.2.10/24 dev eth1\", 'ip route replace default via 192.168.2.1']",
+    "    sw:",
+    "      kind: bridge",
+    "  links:",
+    '    - endpoints: ["r1:e1-1", "client1:eth1"]',
+    "    - endpoints:",
+    "        - node: r1",
+    "          interface: e1-2",
+    "        - node: sw",
+    "          interface: eth1",
+    "    - endpoints: [client2:eth1, sw:eth2]",
+    '    - endpoints: ["client1:eth2", "host:veth-c1"]',
+  ].join("\n");
+
+  it("nodes become VMs on the management network, links networks of their ends, a bridge one network", () => {
+    const { lab, notes } = importContainerlab(CLAB);
+    expect(lab).toEqual({
+      version: 1,
+      title: "srl-clients",
+      networks: [
+        { name: "mgmt", subnet: "172.20.20.0/24", gateway: { address: "172.20.20.254" } },
+        { name: "r1-client1", subnet: "192.168.1.0/24", gateway: { address: "192.168.1.254" } },
+        { name: "sw", subnet: "192.168.2.0/24", gateway: { address: "192.168.2.254" } },
+      ],
+      vms: [
+        { name: "r1", cards: [{ network: "mgmt", address: "172.20.20.2" }, { network: "r1-client1" }, { network: "sw" }] },
+        {
+          name: "client1", cards: [{ network: "mgmt" }, { network: "r1-client1", address: "192.168.1.10" }],
+          routes: [{ to: "192.168.2.0/24", via: "192.168.1.1" }], setup: { commands: ["touch /tmp/ready"] },
+        },
+        { name: "client2", cards: [{ network: "mgmt" }, { network: "sw", address: "192.168.2.10" }], routes: [{ to: "default", via: "192.168.2.1" }] },
+      ],
+    });
+    expect(notes).toEqual([
+      "topology.kinds left out (settings per kind are not read)",
+      "mgmt.network left out",
+      "r1: kind nokia_srlinux left out (a busybox VM stands in; its configuration is not carried over)",
+      "client1: image alpine:3.19 left out (it runs the busybox image)",
+      "client2: image alpine:3.19 left out (it runs the busybox image)",
+      "client2: binds left out",
+      "links[3] to host:veth-c1 left out (outside the lab)",
+      "r1: interfaces e1-1 is eth1, e1-2 is eth2 (cards are eth0, eth1, ... in order; addresses given to them go along; other commands naming them may need changing)",
+      "startup commands kept to run at first boot: client1 (1); they run in the busybox image, where programs it lacks fail",
+    ]);
+    expect(schemaErrors(lab)).toEqual([]);
+    const ops = planLab(normalizeLab(lab));
+    expect(ops.filter((o) => o.kind === "create-network").map((o) => o.kind === "create-network" && o.config.name)).toEqual(["mgmt", "r1-client1", "sw"]);
+    expect(ops).toContainEqual({ kind: "exec", vm: "client2", command: "ip link set eth1 up && ip addr add 192.168.2.10/24 dev eth1", timeoutMs: 15_000, purpose: "network" });
+    expect(ops).toContainEqual({ kind: "exec", vm: "client2", command: "ip route replace default via 192.168.2.1", timeoutMs: 15_000, purpose: "network" });
+  });
+
+  it("a topology that is not one, or not YAML this reader takes, is refused saying why", () => {
+    expect(() => importContainerlab("name: x\n")).toThrow("a containerlab topology needs topology.nodes");
+    expect(() => importContainerlab("topology:\n  nodes:\n    a: &anchor\n      kind: linux\n")).toThrow(
+      "the topology is not YAML this importer reads (line 3: anchors, aliases and tags are not read)");
+    expect(() => importContainerlab("topology:\n  nodes:\n    a:\n      kind: linux\n     oops: 1\n")).toThrow(
+      "the topology is not YAML this importer reads (line 5: this line's indentation does not fit the lines before it)");
+    expect(() => importContainerlab("topology:\n  nodes: {}\n  nodes: {}\n")).toThrow(
+      'the topology is not YAML this importer reads (line 3: the key "nodes" is given twice)');
+  });
+});
+
+describe("the YAML subset reader", () => {
+  it("reads what topologies use", () => {
+    expect(parseYaml([
+      "---",
+      "a: 1",
+      "b: true",
+      "c: ~",
+      "d: 'it''s'",
+      'e: "tab\\there # not a comment"',
+      "f: plain text # a comment",
+      "g: [1, two, 'three', {x: y, z: [1]}]",
+      "h:",
+      "- first",
+      "- k: v",
+      "  l: w",
+      "-",
+      "  - nested",
+      "i: |",
+      "  line one",
+      "    indented",
+      "",
+      "  line three",
+      "j: >-",
+      "  folded",
+      "  together",
+      "k: {node: srl1, interface: e1-1}",
+      "l: [a,",
+      "    b]",
+      "m: http://x:8080/y",
+    ].join("\n"))).toEqual({
+      a: 1, b: true, c: null, d: "it's", e: "tab\there # not a comment", f: "plain text",
+      g: [1, "two", "three", { x: "y", z: [1] }],
+      h: ["first", { k: "v", l: "w" }, ["nested"]],
+      i: "line one\n  indented\n\nline three\n",
+      j: "folded together",
+      k: { node: "srl1", interface: "e1-1" },
+      l: ["a", "b"],
+      m: "http://x:8080/y",
+    });
+  });
+});
+
+describe("startup commands", () => {
+  it("addresses, routes and forwarding are read; anything else, or anything compound, is left as a command", () => {
+    const p = parseStartup([
+      "#!/bin/sh",
+      "ifconfig eth0 192.168.0.1 up",
+      "ifconfig eth1 172.16.0.1 netmask 255.255.0.0 broadcast 172.16.255.255 up",
+      "ip address add 10.0.0.1/30 brd + dev eth2",
+      "ip a add 10.0.9.1/24 dev eth2",
+      "ip link set dev eth0 up",
+      "ifconfig eth1 up",
+      "route add -net 10.10.0.0/16 gw 10.0.0.2 dev eth2",
+      "ip r add default via 192.168.0.254",
+      "sysctl -w net.ipv4.ip_forward=1",
+      "ip addr add 10.0.0.5/24 dev eth3 && echo done",
+      "ip route add 10.20.0.0/16 via 10.0.0.2 metric 5",
+      "service apache2 start",
+      "echo a \\",
+      "  b",
+    ]);
+    expect([...p.addresses].map(([dev, a]) => [dev, a.ip, a.prefix])).toEqual([
+      ["eth0", "192.168.0.1", 24], ["eth1", "172.16.0.1", 16], ["eth2", "10.0.0.1", 30],
+    ]);
+    expect(p.routes.map(({ to, via }) => ({ to, via }))).toEqual([{ to: "10.10.0.0/16", via: "10.0.0.2" }, { to: "default", via: "192.168.0.254" }]);
+    expect(p.forwarding).toBe(true);
+    expect(p.dropped).toEqual(["ip link set dev eth0 up", "ifconfig eth1 up"]);
+    expect(p.commands).toEqual([
+      "ip a add 10.0.9.1/24 dev eth2", // a second address for eth2
+      "ip addr add 10.0.0.5/24 dev eth3 && echo done",
+      "ip route add 10.20.0.0/16 via 10.0.0.2 metric 5",
+      "service apache2 start",
+      "echo a    b",
+    ]);
+  });
+});
