@@ -284,17 +284,20 @@ describe("lab files", () => {
       schemaSees: true,
     },
     {
-      name: "checks: a bad regular expression, a check that always passes, a timeout too long; DHCP asked of a network without it",
+      name: "checks: a bad regular expression, a check that always passes, a timeout too long; DHCP asked of a network without it; overlapping subnets on one VM",
       lab: broken((l) => {
         l.steps[0].checks.push({ title: "t", vm: "web", command: "true", pass: { exit: "any" } });
         l.steps[0].checks.push({ title: "u", vm: "web", command: "true", timeoutSeconds: 3600, pass: { stdout: "(" } });
         l.vms[2].cards[0].address = "dhcp";
+        l.networks.push({ name: "wide", subnet: "10.0.0.0/16" });
+        l.vms[0].cards.push({ network: "wide" });
       }),
       errors: [
         'vms[2].cards[0].address: "dhcp", but network dmz has DHCP off: give a static address',
         'steps[0].checks[1].pass: passes whatever the command does: give "stdout", or "exit": "zero"',
         "steps[0].checks[2].timeoutSeconds: must be a whole number from 1 to 300, not 3600",
         "steps[0].checks[2].pass.stdout: is not a valid regular expression (Invalid regular expression: /(/m: Unterminated group)",
+        "vms[0].cards[1].network: wide's subnet 10.0.0.0/16 overlaps lan's 10.0.1.0/24, which cards[0] is on",
       ],
       schemaSees: true,
     },

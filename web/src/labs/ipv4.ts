@@ -60,3 +60,9 @@ export function defaultDhcpRange(s: Subnet): { first: number; last: number } {
   if (s.prefix === 24) return { first: s.base + 100, last: s.base + 199 };
   return { first: s.base + 1, last: broadcastOf(s) - 1 };
 }
+
+/** Do the two subnets share an address? */
+export function overlaps(a: Subnet, b: Subnet): boolean {
+  const p = Math.min(a.prefix, b.prefix);
+  return ((a.base & maskOf(p)) >>> 0) === ((b.base & maskOf(p)) >>> 0);
+}

@@ -4,7 +4,7 @@
 // ones. What cannot be carried over is said in a note, never dropped silently; the result is always a valid lab.
 
 import { uniqueName } from "../lab.ts";
-import { broadcastOf, defaultDhcpRange, formatIpv4, formatSubnet, isHostOf, maskOf, parseIpv4, parseSubnet, type Subnet } from "./ipv4.ts";
+import { broadcastOf, defaultDhcpRange, formatIpv4, formatSubnet, isHostOf, maskOf, overlaps, parseIpv4, parseSubnet, type Subnet } from "./ipv4.ts";
 import { parseStartup, type StartupAddress } from "./startup.ts";
 import { formatLabError, maxCards, NETWORK_NAME_RE, validateLab } from "./validate.ts";
 import type { Lab, LabCard, LabFile, LabNetwork, LabRoute, LabVm } from "./types.ts";
@@ -201,9 +201,4 @@ function spareSubnet(used: Subnet[]): Subnet {
     if (!used.some((u) => overlaps(u, s))) return s;
   }
   throw new ImportError("too many networks without addresses");
-}
-
-function overlaps(a: Subnet, b: Subnet): boolean {
-  const p = Math.min(a.prefix, b.prefix);
-  return ((a.base & maskOf(p)) >>> 0) === ((b.base & maskOf(p)) >>> 0);
 }

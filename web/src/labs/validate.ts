@@ -6,7 +6,7 @@
 
 import { IMAGES, MAX_RAM_MIB, MIN_RAM_MIB, checkSpec, maxBalloonMiB } from "../lab.ts";
 import { VIRTIO_SLOTS } from "../../../emulator-core/src/machine/description.ts";
-import { defaultDhcpRange, firstHost, formatIpv4, formatSubnet, isHostOf, parseIpv4, parseSubnet, broadcastOf, type Subnet } from "./ipv4.ts";
+import { defaultDhcpRange, firstHost, formatIpv4, formatSubnet, isHostOf, overlaps, parseIpv4, parseSubnet, broadcastOf, type Subnet } from "./ipv4.ts";
 import { DEFAULT_MEMORY_MIB, normalizeLab } from "./normalize.ts";
 import { systemOf } from "./images.ts";
 import { LIMITS, SHAPES, type Shape } from "./shapes.ts";
@@ -192,6 +192,13 @@ class Validator {
       this.err(at(path, "cards"), `has ${cards.length} cards; a VM with a disk has room for at most ${maxCards(disk)} (the board has ${VIRTIO_SLOTS} device slots)`);
     }
     const cardNets = cards.map((c, i) => this.card(c, at(at(path, "cards"), i), nets));
+    // two different networks whose subnets overlap on one VM: its routes could not tell them apart
+    cardNets.forEach((n, j) => {
+      const k = cardNets.findIndex((m) => m?.subnet && n?.subnet && m.name !== n.name && overlaps(m.subnet, n.subnet));
+      if (k >= 0 && k < j) {
+        this.err(at(at(at(path, "cards"), j), "network"), `${n!.name}'s subnet ${formatSubnet(n!.subnet!)} overlaps ${cardNets[k]!.name}'s ${formatSubnet(cardNets[k]!.subnet!)}, which cards[${k}] is on`);
+      }
+    });
     if (forwarding && cards.length < 2) this.err(at(path, "forwarding"), "a router needs at least two cards to forward between");
     this.list(o, "routes", path, LIMITS.routes).forEach((r, i) => this.route(r, at(at(path, "routes"), i), cardNets));
     const defaults = (Array.isArray(o.routes) ? o.routes : []).map((r, i) => (isObj(r) && r.to === "default" ? i : -1)).filter((i) => i >= 0);
