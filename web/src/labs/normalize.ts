@@ -3,7 +3,7 @@
 
 import { IMAGES } from "../lab.ts";
 import { defaultDhcpRange, firstHost, formatIpv4, parseSubnet } from "./ipv4.ts";
-import { systemOf } from "./images.ts";
+import { systemOf } from "./system-image.ts";
 import type { FullLab, FullNetwork, FullStep, FullVm, Lab } from "./types.ts";
 
 export const DEFAULT_MEMORY_MIB = 64;

@@ -52,7 +52,7 @@ export interface LabVm {
   /** an id of lab.ts IMAGES (default: the first, the busybox image) */
   image?: string;
   /** guest RAM in MiB, a whole number from MIN_RAM_MIB to MAX_RAM_MIB (default 64, or what a system image such as
-   *  Debian's asks for; such an image also has a least) */
+   *  Debian's asks for; such an image also sets a higher minimum) */
   memoryMiB?: number;
   /** CPU cap, percent of one core, 1 to 100 (default 100) */
   cpuCap?: number;

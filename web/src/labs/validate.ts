@@ -8,7 +8,7 @@ import { IMAGES, MAX_RAM_MIB, MIN_RAM_MIB, checkSpec, maxBalloonMiB } from "../l
 import { VIRTIO_SLOTS } from "../../../emulator-core/src/machine/description.ts";
 import { defaultDhcpRange, firstHost, formatIpv4, formatSubnet, isHostOf, overlaps, parseIpv4, parseSubnet, broadcastOf, type Subnet } from "./ipv4.ts";
 import { DEFAULT_MEMORY_MIB, normalizeLab } from "./normalize.ts";
-import { systemOf } from "./images.ts";
+import { systemOf } from "./system-image.ts";
 import { LIMITS, SHAPES, type Shape } from "./shapes.ts";
 import { LAB_FORMAT_VERSION, type FullLab, type Lab } from "./types.ts";
 import { vmSpecOf } from "./vm-spec.ts";
