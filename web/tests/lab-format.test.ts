@@ -767,3 +767,20 @@ describe("startup commands", () => {
     ]);
   });
 });
+
+describe("a lab on a system image (Debian)", () => {
+  const system = IMAGES.find((i) => (i as { system?: unknown }).system) as { id: string; system: { ramMiB: number; minRamMiB: number } } | undefined;
+
+  it.runIf(!!system)("gets the image's memory by default, is held to its minimum, and its disk takes a device slot", () => {
+    const lab = (vm: object): Lab => ({ version: 1, title: "d", networks: [{ name: "lan", subnet: "10.0.1.0/24" }], vms: [{ name: "deb", image: system!.id, cards: [{ network: "lan" }], ...vm }] });
+    const r = validateLab(lab({}));
+    expect(errorsOf(r)).toEqual([]);
+    expect(r.ok && r.full.vms[0].memoryMiB).toBe(system!.system.ramMiB);
+    expect(errorsOf(validateLab(lab({ memoryMiB: system!.system.minRamMiB - 1 })))).toEqual([
+      `vms[0].memoryMiB: ${system!.system.minRamMiB - 1} is too little for image ${system!.id}: it needs at least ${system!.system.minRamMiB}`,
+    ]);
+    expect(errorsOf(validateLab(lab({ cards: Array.from({ length: 5 }, () => ({ network: "lan" })) })))).toEqual([
+      "vms[0].cards: has 5 cards; a VM with a disk has room for at most 4 (the board has 8 device slots)",
+    ]);
+  });
+});
