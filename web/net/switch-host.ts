@@ -43,6 +43,8 @@ export interface NetworkConfig {
   captureCapacity?: number;
   /** bridge to the network of the same name in the browser's other tabs (default true) */
   shared?: boolean;
+  /** names the gateway's DNS answers besides its DHCP clients' (a lab's statically addressed VMs) */
+  hosts?: { name: string; address: string }[];
 }
 
 /** A card to plug in (the hub sends it). */
@@ -146,6 +148,9 @@ export class SwitchHost {
     this.cont.port1.onmessage = () => this.pump();
     (this.cont.port1 as unknown as { unref?: () => void }).unref?.();
     this.gatewayConfig(); // validates the addresses now
+    for (const h of cfg.hosts ?? []) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(h.name) || !/^\d{1,3}(\.\d{1,3}){3}$/.test(h.address)) throw new Error(`bad host entry ${h.name} = ${h.address}`);
+    }
 
     const BC = env.BroadcastChannel ?? (typeof BroadcastChannel !== "undefined" ? BroadcastChannel : undefined);
     const locks = env.locks ?? (typeof navigator !== "undefined" ? (navigator as Navigator).locks : undefined);
@@ -187,6 +192,7 @@ export class SwitchHost {
       ip, prefix, poolStart, poolEnd, domain: this.cfg.domain, name: this.cfg.gatewayName,
       dhcp: this.cfg.dhcp, dns: this.cfg.dns, leases: this.lastLeases.filter((l) => (l.expiresAt ?? Infinity) > now),
     });
+    for (const h of this.cfg.hosts ?? []) gw.addHost(h.name, h.address);
     this.kinds.set(gw.port.id, "gateway");
     gw.onLeaseChange = () => this.post({ t: "leases", from: this.tabId, leases: gw.exportLeases() });
     this.gateway = gw;
