@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { importTs } from "./ts-cache.mjs";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const COMMANDS = { vm: "cli/vm.ts" };
+const COMMANDS = { vm: "cli/vm.ts", lab: "cli/lab.ts" };
 
 function coreIsStale() {
   const wasm = join(ROOT, "emulator-core", "build", "hart.wasm");
@@ -30,7 +30,7 @@ function coreIsStale() {
 const [command, ...args] = process.argv.slice(2);
 const entry = COMMANDS[command];
 if (!entry) {
-  process.stderr.write(`usage: tabvisor vm [options]   (tabvisor vm --help lists the options)\n`);
+  process.stderr.write(`usage: tabvisor vm [options]   (tabvisor vm --help lists the options)\n       tabvisor lab FILE.lab.json [--check] [--run-snippets] [--keep-going]\n`);
   process.exit(2);
 }
 if (coreIsStale()) {

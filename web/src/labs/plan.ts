@@ -9,6 +9,7 @@
 //                           instead of starting from the template snapshot (its command line says more than a name)
 //   static address, eth1+-> `ip addr add` through the agent (the guest's /init sets up eth0 only)
 //   DHCP on eth1+        -> udhcpc started through the agent
+//   DHCP on any card     -> waiting (through the agent) until it has its lease, before routes and setup commands
 //   static address + DNS -> register-name: the gateway's DNS learns names from DHCP only, so a statically addressed
 //                           VM's name must be registered (Gateway.addHost; the hub needs a way to reach it)
 //   forwarding           -> /proc/sys/net/ipv4/ip_forward through the agent
@@ -80,6 +81,11 @@ function guestOps(vm: FullVm, lab: FullLab): LabOp[] {
       ops.push(net(`ip link set ${dev} up && ip addr add ${c.address}/${prefix} dev ${dev}`));
     }
   });
+  // every DHCP card has its lease before routes (whose next hop must be on a configured network) and the lab's
+  // commands run: eth0's udhcpc runs in the background from the guest's /init, eth1's and later from above
+  vm.cards.forEach((c, i) => {
+    if (c.address === "dhcp") ops.push(net(waitForLease(`eth${i}`, NETWORK_COMMAND_TIMEOUT_MS / 1000 - 3)));
+  });
   if (vm.forwarding) ops.push(net("echo 1 > /proc/sys/net/ipv4/ip_forward"));
   const eth0Static = vm.cards[0] && vm.cards[0].address !== "dhcp";
   for (const r of vm.routes) {
@@ -92,6 +98,12 @@ function guestOps(vm: FullVm, lab: FullLab): LabOp[] {
   }
   for (const command of vm.setup.commands) ops.push({ kind: "exec", vm: vm.name, command, timeoutMs: SETUP_COMMAND_TIMEOUT_MS, purpose: "setup" });
   return ops;
+}
+
+/** A command that waits (at most `seconds`) until `dev` has an IPv4 address, and fails saying so when it does not. */
+export function waitForLease(dev: string, seconds: number): string {
+  return `n=0; until ip -4 -o addr show dev ${dev} | grep -q ' inet '; do n=$((n+1)); ` +
+    `if [ $n -gt ${seconds * 5} ]; then echo "${dev} got no DHCP lease within ${seconds} s" >&2; exit 1; fi; sleep 0.2; done`;
 }
 
 function fileBytes(content: string, encoding: "utf8" | "base64"): Uint8Array {
