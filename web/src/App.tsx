@@ -18,6 +18,10 @@ import { HostTabs, holdLock, type LocksLike } from "./tabs/host-tabs.ts";
 import { Migrations, type MigrationNetwork } from "./tabs/migrations.ts";
 import { Transfers } from "./files/transfers.ts";
 import { servePorts } from "./ports/ports.ts";
+import { hasLabLink } from "./labs/share.ts";
+import { PageLabs } from "./lab-run/page-labs.ts";
+import { PageLabHost } from "./lab-run/page-host.ts";
+import { LabShell } from "./lab-run/LabShell.tsx";
 
 /** What tests and the browser's devtools console can reach: window.tabvisor. The first group is about the
  *  selected VM (the one whose console and toolbar are shown). */
@@ -47,6 +51,8 @@ export interface TabvisorHook {
   autosave?: Autosave;
   /** live migration to the browser's other tabs of this page (where the browser has Web Locks) */
   migrations?: Migrations;
+  /** the open lab (its file, build and checks) */
+  labs?: PageLabs;
 }
 declare global {
   interface Window { tabvisor?: TabvisorHook }
@@ -55,7 +61,7 @@ declare global {
 /** The lab's default network: every VM gets one card on it, with an address from its gateway's DHCP. */
 const DEFAULT_NETWORK = { name: "lan", gateway: "10.0.1.1/24" };
 
-interface Lab { hv?: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; transfers?: Transfers; secondHost?: boolean }
+interface Lab { hv?: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; transfers?: Transfers; secondHost?: boolean; labs?: PageLabs }
 
 /** The saved lab belongs to one tab at a time: a further tab opened on it starts empty, as another host of the
  *  first tab's lab (VMs can be migrated to it, or made there; they are not saved). */
@@ -82,10 +88,13 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
     let madeAutosave: Autosave | undefined;
     let madeMigrations: Migrations | undefined;
     let stopPorts: (() => void) | undefined;
+    let onHash: (() => void) | undefined;
     let labLock: { release(): void } | undefined;
     let cancelled = false;
     (async () => {
-      const fromUrl = labFromUrl(location.search);
+      // a lab file in the address's fragment (a share link): this tab's own, as a lab in the address is
+      const fromLink = hasLabLink(location.hash);
+      const fromUrl = labFromUrl(location.search) ?? (fromLink ? [] : undefined);
       const locks = (navigator as { locks?: LocksLike }).locks;
       // a lab in the address is this tab's own; the saved one goes to the first tab that asks
       labLock = !fromUrl && locks ? await holdLock(locks, LAB_LOCK, LAB_LOCK_WAIT_MS) : undefined;
@@ -132,7 +141,16 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       const transfers = new Transfers(made, (kind, text) => snaps.say(kind, text));
       const lab = made;
       stopPorts = servePorts(net, (name) => lab.entries.some((e) => e.spec.name === name));
-      setLab({ hv: made, hub: net, snaps, autosave: madeAutosave, migrations, transfers, secondHost });
+      const persisted = !fromUrl && !secondHost;
+      const labs = new PageLabs(new PageLabHost(made, net), {
+        type: (vm, text) => { const e = lab.byName(vm); if (!e) return; window.tabvisor?.select(vm); e.handle.sendInput(text); },
+      }, persisted);
+      if (fromLink) labs.openLink(location.hash);
+      else void labs.restore();
+      // a lab link pasted into this tab's address
+      onHash = () => { if (hasLabLink(location.hash)) labs.openLink(location.hash); };
+      addEventListener("hashchange", onHash);
+      setLab({ hv: made, hub: net, snaps, autosave: madeAutosave, migrations, transfers, secondHost, labs });
     })().catch((e: unknown) => {
       if (cancelled) return;
       if (e instanceof DownloadError) onProblem({ title: "The guest images could not be downloaded", detail: e.message, fix: e.fix });
@@ -140,6 +158,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
     });
     return () => {
       cancelled = true;
+      if (onHash) removeEventListener("hashchange", onHash);
       stopPorts?.(); madeMigrations?.dispose(); madeAutosave?.dispose(); made?.dispose(); madeHub?.dispose(); labLock?.release();
     };
   }, []);
@@ -149,7 +168,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
 export function App() {
   const [progress, setProgress] = useState<LoadProgress>();
   const [problem, setProblem] = useState<EnvironmentProblem>();
-  const { hv, hub, snaps, autosave, migrations, transfers } = useHypervisor(setProgress, setProblem);
+  const { hv, hub, snaps, autosave, migrations, transfers, labs } = useHypervisor(setProgress, setProblem);
   const ui = useRef<DashboardUi | undefined>(undefined);
 
   useEffect(() => {
@@ -195,12 +214,14 @@ export function App() {
       snapshots: snaps,
       autosave,
       migrations,
+      labs,
     };
-  }, [hv, problem, snaps, autosave, migrations]);
+  }, [hv, problem, snaps, autosave, migrations, labs]);
 
   if (problem) return <ProblemView problem={problem} />;
   if (!hv) return <LoadingView progress={progress} />;
-  return <Guard><Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} migrations={migrations} transfers={transfers} onUi={(u) => { ui.current = u; }} /></Guard>;
+  const dashboard = <Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} migrations={migrations} transfers={transfers} onUi={(u) => { ui.current = u; }} />;
+  return <Guard>{labs ? <LabShell labs={labs}>{dashboard}</LabShell> : dashboard}</Guard>;
 }
 
 /** A bug in the dashboard shows what happened instead of an empty page (the VMs keep running in their workers). */

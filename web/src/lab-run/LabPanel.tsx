@@ -1,0 +1,113 @@
+// The Lab panel beside the consoles: the lab's title and description, its build (progress, or why it failed),
+// its steps with click-to-run snippets and checks (pass or fail, with the hint), progress, and Reset lab, Export
+// (the lab file) and Share (a link holding the whole lab).
+
+import { useState, useSyncExternalStore } from "react";
+import type { LabSession } from "./session.ts";
+import { Markdown } from "./markdown.tsx";
+import { encodeLabLink, labFitsLink } from "../labs/share.ts";
+import "./lab-panel.css";
+
+/** Saves the lab file as a download. */
+export function downloadLab(lab: unknown, title: string): void {
+  const blob = new Blob([JSON.stringify(lab, null, 2) + "\n"], { type: "application/json" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `${title.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "lab"}.lab.json`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
+
+export function LabPanel({ session, onClose }: { session: LabSession; onClose: () => void }) {
+  useSyncExternalStore(session.subscribe, session.getVersion);
+  const [share, setShare] = useState<{ link?: string; note: string }>();
+  const [confirmReset, setConfirmReset] = useState(false);
+  const { full, build } = session;
+  const { passed, total } = session.progress();
+  const building = build.kind === "building";
+
+  const doShare = () => {
+    const fit = labFitsLink(session.lab);
+    if (!fit.fits) {
+      setShare({ note: `This lab is too large for a link (${fit.chars} characters): share the file instead (Export).` });
+      return;
+    }
+    const link = `${location.origin}${location.pathname}${location.search}${encodeLabLink(session.lab)}`;
+    void navigator.clipboard?.writeText(link).catch(() => {});
+    setShare({ link, note: `A link holding the whole lab (${link.length} characters); copied to the clipboard.` });
+  };
+
+  return (
+    <aside className="lab-panel" data-testid="lab-panel" aria-label="Lab">
+      <header className="lab-head">
+        <h2 data-testid="lab-title">{full.title}</h2>
+        <button className="lab-close" title="Close the lab panel (its VMs stay)" onClick={onClose}>×</button>
+      </header>
+      <div className="lab-actions">
+        <button data-testid="lab-export" onClick={() => downloadLab(session.lab, full.title)}>Export</button>
+        <button data-testid="lab-share" onClick={doShare}>Share</button>
+        <button data-testid="lab-reset" disabled={building} onClick={() => setConfirmReset(true)}>Reset lab</button>
+      </div>
+      {confirmReset && (
+        <div className="lab-confirm" data-testid="lab-reset-confirm">
+          Delete this lab's VMs (and what was done in them) and build it again from its file?
+          <div>
+            <button className="primary" data-testid="lab-reset-yes" onClick={() => { setConfirmReset(false); void session.reset(); }}>Reset</button>
+            <button onClick={() => setConfirmReset(false)}>Cancel</button>
+          </div>
+        </div>
+      )}
+      {share && (
+        <div className="lab-share" data-testid="lab-share-box">
+          <div>{share.note}</div>
+          {share.link && <input readOnly value={share.link} data-testid="lab-share-link" onFocus={(e) => e.currentTarget.select()} />}
+        </div>
+      )}
+      {build.kind === "building" && (
+        <div className="lab-build" data-testid="lab-building">
+          Building the lab: {build.progress.doing || "…"}
+          <progress max={build.progress.total} value={build.progress.done} />
+        </div>
+      )}
+      {build.kind === "failed" && (
+        <div className="lab-error" role="alert" data-testid="lab-build-error">
+          {build.error}
+          <div><button onClick={() => void session.start()}>Try again</button></div>
+        </div>
+      )}
+      {full.description && <div className="lab-description"><Markdown text={full.description} /></div>}
+      {total > 0 && <div className="lab-progress" data-testid="lab-progress">{passed} of {total} checks passed</div>}
+      <ol className="lab-steps">
+        {full.steps.map((step, si) => (
+          <li key={si} className="lab-step">
+            {step.title && <h3>{step.title}</h3>}
+            <Markdown text={step.text} />
+            {step.snippets.map((sn, i) => (
+              <button key={i} className="lab-snippet" data-testid={`snippet-${si}-${i}`} disabled={build.kind !== "built"}
+                title={`Type into ${sn.vm}'s console`} onClick={() => session.snippet(si, i)}>
+                <span className="lab-snippet-vm">{sn.vm}$</span> {sn.label}
+              </button>
+            ))}
+            {step.checks.map((c, i) => {
+              const r = session.results.get(`${si}.${i}`);
+              return (
+                <div key={i} className="lab-check">
+                  <button data-testid={`check-${si}-${i}`} disabled={build.kind !== "built" || r === "running"} onClick={() => void session.check(si, i)}>
+                    {r === "running" ? "Checking…" : "Check"}
+                  </button>
+                  <span className="lab-check-title">{c.title}</span>
+                  {r && r !== "running" && (
+                    <div className={r.pass ? "lab-pass" : "lab-fail"} data-testid={`check-result-${si}-${i}`} data-pass={r.pass}>
+                      {r.pass ? "✓ Passed" : `✗ ${r.detail}`}
+                      {!r.pass && c.hint && <div className="lab-hint">Hint: {c.hint}</div>}
+                    </div>
+                  )}
+                </div>
+              );
+            })}
+          </li>
+        ))}
+      </ol>
+    </aside>
+  );
+}

@@ -1,0 +1,126 @@
+// Labs in the page (Chromium): a share link opens the lab and builds it (networks, VMs, setup), the Lab panel
+// shows its steps; a check fails before its step's snippet runs and passes after (run through the control channel,
+// not the console); Export gives the lab file back and Share a link that opens the same lab in a new page
+// (deep-equal); Reset lab builds it again; a malformed link or file is refused with its reason and loses nothing.
+
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import { readFileSync } from "node:fs";
+import type { Page } from "playwright-core";
+import { startDevServer, launchBrowser, type Served, type Browser } from "./harness.ts";
+import { encodeLabLink, decodeLabLink } from "../src/labs/share.ts";
+import type { Lab } from "../src/labs/types.ts";
+
+/** The router example, with a step whose check needs the student: it fails until the snippet has run. */
+function theLab(): Lab {
+  const lab = JSON.parse(readFileSync(new URL("../src/labs/examples/router.lab.json", import.meta.url), "utf8")) as Lab;
+  lab.steps!.push({
+    title: "Leave a note",
+    text: "Write **done** into `/tmp/note` on the client.",
+    snippets: [{ vm: "client", command: "echo done > /tmp/note" }],
+    checks: [{ title: "The note is there", vm: "client", command: "cat /tmp/note", pass: { stdout: "^done$" }, hint: "Click the snippet above." }],
+  });
+  return lab;
+}
+
+describe("labs in the page (vite dev server, Chromium)", () => {
+  let server: Served;
+  let browser: Browser;
+  let page: Page;
+  const errors: string[] = [];
+  const lab = theLab();
+
+  const built = (p: Page = page) => p.waitForFunction(() => window.tabvisor?.labs?.session?.build.kind === "built", undefined, { timeout: 180_000, polling: 250 });
+  const result = async (id: string) => {
+    await expect.poll(() => page.getByTestId(`check-result-${id}`).count(), { timeout: 60_000 }).toBe(1);
+    const el = page.getByTestId(`check-result-${id}`);
+    return { pass: await el.getAttribute("data-pass"), text: await el.innerText() };
+  };
+
+  beforeAll(async () => {
+    server = await startDevServer();
+    browser = await launchBrowser();
+    page = browser.page;
+    page.on("pageerror", (e) => errors.push(e.message));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it("a share link builds the lab; a check fails before its snippet and passes after", async () => {
+    await page.goto(server.url + encodeLabLink(lab));
+    await page.getByTestId("lab-panel").waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId("lab-title").innerText()).toBe("Two networks and a router");
+    await built();
+    expect((await page.evaluate(() => window.tabvisor!.vms())).sort()).toEqual(["client", "router", "web"]);
+    // the lab's networks, this tab's own
+    expect(await page.evaluate(() => window.tabvisor!.hv!.entries.length)).toBe(3);
+    // across the router: passes once built (the setup started the web server)
+    await page.getByTestId("check-0-0").click();
+    expect(await result("0-0")).toEqual({ pass: "true", text: "✓ Passed" });
+    // the student's step: fails first, with the hint
+    await page.getByTestId("check-1-0").click();
+    const before = await result("1-0");
+    expect(before.pass).toBe("false");
+    expect(before.text).toMatch(/✗ it exited with status 1\s+Hint: Click the snippet above\./);
+    await page.getByTestId("snippet-1-0").click();
+    // typed into client's console (selected), as if by hand
+    await expect.poll(() => page.evaluate(() => window.tabvisor!.selected())).toBe("client");
+    // (the console may be narrow: lines wrap)
+    await expect.poll(async () => (await page.evaluate(() => window.tabvisor!.textOf("client"))).replace(/\n/g, ""), { timeout: 10_000 }).toMatch(/echo done > \/tmp\/note/);
+    await page.getByTestId("check-1-0").click();
+    await expect.poll(async () => (await result("1-0")).pass, { timeout: 30_000 }).toBe("true");
+    expect(await page.getByTestId("lab-progress").innerText()).toBe("2 of 2 checks passed");
+    expect(errors).toEqual([]);
+  });
+
+  it("Export gives the lab file back; Share's link opens the same lab in a new page", async () => {
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("lab-export").click()]);
+    expect(download.suggestedFilename()).toBe("two-networks-and-a-router.lab.json");
+    const exported = JSON.parse(readFileSync(await download.path(), "utf8"));
+    expect(exported).toEqual(lab);
+
+    await page.getByTestId("lab-share").click();
+    const link = await page.getByTestId("lab-share-link").inputValue();
+    expect(link.startsWith(server.url)).toBe(true);
+    expect(decodeLabLink(new URL(link).hash)).toEqual(lab);
+
+    const other = await browser.context.newPage();
+    try {
+      await other.goto(link);
+      await other.getByTestId("lab-panel").waitFor({ timeout: 60_000 });
+      expect(await other.evaluate(() => window.tabvisor!.labs!.session!.lab)).toEqual(lab);
+      await built(other);
+      expect((await other.evaluate(() => window.tabvisor!.vms())).sort()).toEqual(["client", "router", "web"]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("Reset lab builds it again from its file: the student's work is gone and the check fails again", async () => {
+    await page.getByTestId("lab-reset").click();
+    await page.getByTestId("lab-reset-yes").click();
+    await page.waitForFunction(() => window.tabvisor?.labs?.session?.build.kind === "building", undefined, { timeout: 10_000 });
+    await built();
+    expect(await page.getByTestId("check-result-1-0").count()).toBe(0);
+    await page.getByTestId("check-1-0").click();
+    expect((await result("1-0")).pass).toBe("false");
+  });
+
+  it("a malformed link or lab file is refused with its reason; the page goes on as it was", async () => {
+    // (a new document: going to another fragment of the same page would only change its hash)
+    await page.goto("about:blank");
+    await page.goto(server.url + "#lab=v1.AAAA");
+    await page.getByTestId("lab-open-error").waitFor({ timeout: 60_000 });
+    expect(await page.getByTestId("lab-open-error").innerText()).toMatch(/^The lab in this link could not be opened: /);
+    expect(await page.getByTestId("lab-panel").count()).toBe(0);
+    await page.getByTestId("lab-open-error").getByRole("button").click();
+
+    const bad = { ...lab, vms: lab.vms.map((v, i) => (i === 0 ? { ...v, cards: [{ network: "nowhere" }] } : v)) };
+    await page.getByTestId("lab-open-input").setInputFiles({ name: "bad.lab.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(bad)) });
+    await page.getByTestId("lab-open-error").waitFor();
+    expect(await page.getByTestId("lab-open-error").innerText()).toMatch(/^bad\.lab\.json is not a lab this page can open:\nvms\[0\]\.cards\[0\]\.network: no network named "nowhere"/);
+    expect(await page.evaluate(() => window.tabvisor!.vms())).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+});
