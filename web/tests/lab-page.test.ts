@@ -1,7 +1,8 @@
 // Labs in the page (Chromium): a share link opens the lab and builds it (networks, VMs, setup), the Lab panel
 // shows its steps; a check fails before its step's snippet runs and passes after (run through the control channel,
 // not the console); Export gives the lab file back and Share a link that opens the same lab in a new page
-// (deep-equal); Reset lab builds it again; a malformed link or file is refused with its reason and loses nothing.
+// (deep-equal); Reset lab builds it again; a Kathará lab is imported and booted; a malformed link or file is refused
+// with its reason and loses nothing.
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { readFileSync } from "node:fs";
@@ -105,6 +106,30 @@ describe("labs in the page (vite dev server, Chromium)", () => {
     expect(await page.getByTestId("check-result-1-0").count()).toBe(0);
     await page.getByTestId("check-1-0").click();
     expect((await result("1-0")).pass).toBe("false");
+  });
+
+  it("a Kathará lab (three nodes, two collision domains) is imported, built and routes; what it left out is listed", async () => {
+    await page.goto("about:blank");
+    await page.goto(server.url + "?lab=");
+    await page.waitForFunction(() => window.tabvisor?.hv !== undefined, undefined, { timeout: 60_000 });
+    const file = (name: string, text: string) => ({ name, mimeType: "text/plain", buffer: Buffer.from(text) });
+    await page.getByTestId("lab-open-input").setInputFiles([
+      file("lab.conf", 'LAB_NAME="Two LANs and a router"\nr1[0]="A"\nr1[1]="B"\nr1[image]="kathara/base"\npc1[0]=A\npc2[0]=B\n'),
+      file("r1.startup", "ifconfig eth0 10.0.1.1/24 up\nip addr add 10.0.2.1/24 dev eth1\nip link set eth1 up\necho 1 > /proc/sys/net/ipv4/ip_forward\n"),
+      file("pc1.startup", "ifconfig eth0 10.0.1.10 netmask 255.255.255.0 up\nroute add default gw 10.0.1.1\n"),
+      file("pc2.startup", "ip addr add 10.0.2.20/24 dev eth0\nip route add default via 10.0.2.1 dev eth0\n"),
+    ]);
+    await page.getByTestId("lab-panel").waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId("lab-title").innerText()).toBe("Two LANs and a router");
+    expect(await page.getByTestId("lab-import-notes").textContent()).toMatch(/1 thing the import left out.*kathara\/base/s);
+    await built();
+    expect((await page.evaluate(() => window.tabvisor!.vms())).sort()).toEqual(["pc1", "pc2", "r1"]);
+    const ping = await page.evaluate(async () => {
+      const r = await window.tabvisor!.handleOf("pc1")!.agentExec("ping -c 2 -W 3 10.0.2.20", { timeoutMs: 20_000 });
+      return { code: r.exitCode, out: new TextDecoder().decode(r.stdout) };
+    });
+    expect(ping.code, ping.out).toBe(0);
+    expect(ping.out).toMatch(/2 packets transmitted, 2 packets received/);
   });
 
   it("a malformed link or lab file is refused with its reason; the page goes on as it was", async () => {

@@ -75,6 +75,12 @@ export function LabPanel({ session, onClose }: { session: LabSession; onClose: (
           <div><button onClick={() => void session.start()}>Try again</button></div>
         </div>
       )}
+      {session.notes.length > 0 && (
+        <details className="lab-notes" data-testid="lab-import-notes">
+          <summary>{session.notes.length} thing{session.notes.length === 1 ? "" : "s"} the import left out</summary>
+          <ul>{session.notes.map((n, i) => <li key={i}>{n}</li>)}</ul>
+        </details>
+      )}
       {full.description && <div className="lab-description"><Markdown text={full.description} /></div>}
       {total > 0 && <div className="lab-progress" data-testid="lab-progress">{passed} of {total} checks passed</div>}
       <ol className="lab-steps">

@@ -13,13 +13,15 @@ export interface LabHolder {
   error: string | undefined;
   version: number;
   subscribe(fn: () => void): () => void;
-  /** opens a lab file's text (validated; built into the page) */
-  openText(text: string, source: string): void;
+  /** opens lab files: a lab (.json), a Kathará lab's files, a containerlab topology (validated; built) */
+  openFiles(files: { name: string; text: string }[]): void;
   close(): void;
   dismissError(): void;
 }
 
-const isLabFile = (f: File) => /\.json$/i.test(f.name);
+const isLabFile = (f: File) => /\.json$|(^|\/)lab\.conf$|\.startup$|\.ya?ml$/i.test(f.name);
+/** a file's path inside the folder chosen or dropped (a Kathará lab's files are named by it) */
+const pathOf = (f: File) => (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name;
 
 export function LabShell({ labs, children }: { labs: LabHolder; children: ReactNode }) {
   useSyncExternalStore(labs.subscribe, () => labs.version);
@@ -28,14 +30,14 @@ export function LabShell({ labs, children }: { labs: LabHolder; children: ReactN
   useEffect(() => session?.subscribe(() => setTick((t) => t + 1)), [session]);
 
   const openFiles = async (files: File[]) => {
-    for (const f of files) labs.openText(await f.text(), f.name);
+    labs.openFiles(await Promise.all(files.map(async (f) => ({ name: pathOf(f), text: await f.text() }))));
   };
 
   return (
     <div className={session ? "lab-shell" : "lab-shell-none"} style={session ? undefined : { height: "100%" }}
       onDropCapture={(ev) => {
         const files = Array.from(ev.dataTransfer?.files ?? []);
-        if (files.length === 0 || !files.every(isLabFile)) return;
+        if (files.length === 0 || !files.some(isLabFile) || files.some((f) => /\.tvsnap$/i.test(f.name))) return;
         // a lab file: not the dashboard's (it takes snapshot files)
         ev.preventDefault();
         ev.stopPropagation();
@@ -44,9 +46,9 @@ export function LabShell({ labs, children }: { labs: LabHolder; children: ReactN
       {children}
       {session && <LabPanel session={session} onClose={() => labs.close()} />}
       {!session && (
-        <label className="lab-chooser" title="Open a lab file (.lab.json): its networks, VMs, steps and checks">
+        <label className="lab-chooser" title="Open a lab file (.lab.json), a Kathará lab (lab.conf and its .startup files) or a containerlab topology (.clab.yml)">
           <span className="button-like" data-testid="lab-open">Open lab file…</span>
-          <input type="file" accept=".json,application/json" hidden data-testid="lab-open-input"
+          <input type="file" multiple hidden data-testid="lab-open-input"
             onChange={(e) => { void openFiles(Array.from(e.currentTarget.files ?? [])); e.currentTarget.value = ""; }} />
         </label>
       )}

@@ -3,6 +3,8 @@
 
 import { parseLabText, formatLabError } from "../labs/validate.ts";
 import { decodeLabLink } from "../labs/share.ts";
+import { importKathara } from "../labs/import-kathara.ts";
+import { importContainerlab } from "../labs/import-containerlab.ts";
 import { LabSession, type SnippetSink } from "./session.ts";
 import type { LabHost } from "./runner.ts";
 import type { LabHolder } from "./LabShell.tsx";
@@ -26,10 +28,39 @@ export class PageLabs implements LabHolder {
     if (s && !this.session) { this.session = s; this.changed(); }
   }
 
-  openText(text: string, source: string): void {
+  openText(text: string, source: string, notes: string[] = []): void {
     const r = parseLabText(text);
     if (!r.ok) { this.fail(`${source} is not a lab this page can open:\n${r.errors.map(formatLabError).join("\n")}`); return; }
-    this.open(new LabSession(r.lab, r.full, this.host, this.sink, this.remember));
+    this.open(new LabSession(r.lab, r.full, this.host, this.sink, this.remember, notes));
+  }
+
+  /** Opens files chosen or dropped: a lab file (.json); a Kathará lab (lab.conf with its .startup files and
+   *  folders, by their paths inside the lab's folder); or a containerlab topology (.yml/.yaml). An import says
+   *  what it left out. */
+  openFiles(files: { name: string; text: string }[]): void {
+    const conf = files.find((f) => /(^|\/)lab\.conf$/.test(f.name));
+    try {
+      if (conf) {
+        const root = conf.name.slice(0, conf.name.length - "lab.conf".length);
+        const map: Record<string, string> = {};
+        for (const f of files) if (f.name.startsWith(root)) map[f.name.slice(root.length)] = f.text;
+        const r = importKathara(map);
+        this.openText(JSON.stringify(r.lab), "The Kathará lab", r.notes.map((n) => `Kathará import: ${n}`));
+        return;
+      }
+      const yaml = files.find((f) => /\.ya?ml$/i.test(f.name));
+      if (yaml) {
+        const r = importContainerlab(yaml.text);
+        this.openText(JSON.stringify(r.lab), `The containerlab topology ${yaml.name}`, r.notes.map((n) => `containerlab import: ${n}`));
+        return;
+      }
+    } catch (e) {
+      this.fail(`${conf ? "The Kathará lab" : "The containerlab topology"} could not be imported: ${(e as Error).message}`);
+      return;
+    }
+    const json = files.filter((f) => /\.json$/i.test(f.name));
+    if (json.length !== 1) { this.fail("Open one lab file (.json), a Kathará lab's folder (lab.conf and its files) or a containerlab topology (.yml)."); return; }
+    this.openText(json[0].text, json[0].name);
   }
 
   /** Opens the lab a share link's fragment holds. */

@@ -28,7 +28,9 @@ export class LabSession {
   private readonly listeners = new Set<() => void>();
 
   constructor(readonly lab: Lab, readonly full: FullLab, private readonly host: LabHost,
-              private readonly sink: SnippetSink, private readonly remember: boolean) {}
+              private readonly sink: SnippetSink, private readonly remember: boolean,
+              /** what an import from another tool's format left out */
+              readonly notes: string[] = []) {}
 
   /** A session for a lab file's contents; throws saying every error (path: reason) when it is not a valid lab. */
   static fromValue(value: unknown, host: LabHost, sink: SnippetSink, remember: boolean): LabSession {
