@@ -15,7 +15,7 @@
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { parseLabText } from "../web/src/labs/validate.ts";
+import { formatLabError, parseLabText } from "../web/src/labs/validate.ts";
 import type { FullLab } from "../web/src/labs/types.ts";
 import { buildLab, runCheck } from "../web/src/lab-run/runner.ts";
 import { NodeLabHost } from "./lab-host.ts";
@@ -63,7 +63,7 @@ async function main(): Promise<number> {
   const v = parseLabText(text);
   if (!v.ok) {
     process.stderr.write(`lab: ${file} is not a valid lab file (${v.errors.length} error${v.errors.length === 1 ? "" : "s"}):\n`);
-    for (const e of v.errors) process.stderr.write(`  ${e.path}: ${e.message}\n`);
+    for (const e of v.errors) process.stderr.write(`  ${formatLabError(e)}\n`);
     return 2;
   }
   const lab: FullLab = v.full;

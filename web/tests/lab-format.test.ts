@@ -8,7 +8,7 @@ import { zlibSync, strToU8 } from "fflate";
 import { validateLab, parseLabText, formatLabError, type LabResult } from "../src/labs/validate.ts";
 import { SHAPES, LIMITS } from "../src/labs/shapes.ts";
 import { encodeLabLink, decodeLabLink, labFitsLink, toBase64Url, fromBase64Url, adler32, LINK_MAX_CHARS, ShareLinkError } from "../src/labs/share.ts";
-import { planLab, type LabOp } from "../src/labs/plan.ts";
+import { planLab, waitForLease, CARD_DHCP_SCRIPT, CARD_DHCP_SCRIPT_TEXT, type LabOp } from "../src/labs/plan.ts";
 import { normalizeLab } from "../src/labs/normalize.ts";
 import { IMAGES, MAX_RAM_MIB, MIN_RAM_MIB, BALLOON_FLOOR_MIB } from "../src/lab.ts";
 import type { Lab } from "../src/labs/types.ts";
@@ -448,6 +448,8 @@ describe("the build plan", () => {
         options: { cards: [{ network: "dmz" }], keepDisk: false },
       },
       { kind: "wait-ready", vm: "client", timeoutMs: 120_000 },
+      // its DHCP lease before its route (whose next hop is on eth0's network)
+      { kind: "exec", vm: "client", command: waitForLease("eth0", 12), timeoutMs: 15_000, purpose: "network" },
       { kind: "exec", vm: "client", command: "ip route replace 10.0.2.0/24 via 10.0.1.254", timeoutMs: 15_000, purpose: "network" },
       { kind: "wait-ready", vm: "router", timeoutMs: 120_000 },
       { kind: "exec", vm: "router", command: "ip link set eth1 up && ip addr add 10.0.2.254/24 dev eth1", timeoutMs: 15_000, purpose: "network" },
@@ -482,10 +484,13 @@ describe("the build plan", () => {
     expect(h[0]).toMatchObject({ kind: "create-vm", spec: { ramMiB: 32, bootArgs: "tabvisor.ip=172.16.9.9/16 tabvisor.gw=172.16.0.254" } });
     expect(h.slice(1)).toEqual([
       { kind: "wait-ready", vm: "h", timeoutMs: 120_000 },
+      // eth1's DHCP with the plan's script (eth0's default route and name server stay), then its lease awaited
+      { kind: "put-file", vm: "h", path: CARD_DHCP_SCRIPT, mode: 0o755, data: new TextEncoder().encode(CARD_DHCP_SCRIPT_TEXT) },
       {
         kind: "exec", vm: "h", timeoutMs: 15_000, purpose: "network",
-        command: "ip link set eth1 up && udhcpc -i eth1 -x hostname:h -p /run/udhcpc.eth1.pid -b -t 5 -T 1 </dev/null >>/run/udhcpc.eth1.log 2>&1",
+        command: `ip link set eth1 up && udhcpc -i eth1 -s ${CARD_DHCP_SCRIPT} -x hostname:h -p /run/udhcpc.eth1.pid -b -t 5 -T 1 </dev/null >>/run/udhcpc.eth1.log 2>&1`,
       },
+      { kind: "exec", vm: "h", command: waitForLease("eth1", 12), timeoutMs: 15_000, purpose: "network" },
       { kind: "put-file", vm: "h", path: "/bin/x", mode: 0o755, data: Uint8Array.of(0, 1, 2, 255) },
     ]);
     // DNS is off on "a": its static addresses are registered nowhere; on "b" the router's is

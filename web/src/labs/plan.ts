@@ -8,8 +8,10 @@
 //   static address, eth0 -> the VM's boot arguments (tabvisor.ip/gw/dns, read by the guest's /init); such a VM boots
 //                           instead of starting from the template snapshot (its command line says more than a name)
 //   static address, eth1+-> `ip addr add` through the agent (the guest's /init sets up eth0 only)
-//   DHCP on eth1+        -> udhcpc started through the agent
-//   DHCP on any card     -> waiting (through the agent) until it has its lease, before routes and setup commands
+//   DHCP on eth1+        -> udhcpc started through the agent, with a script of the plan's (CARD_DHCP_SCRIPT) that
+//                           leaves the VM's default route and name server to eth0
+//   DHCP on any card     -> waiting (through the agent) until it has its lease (eth0's before the other cards are
+//                           set up), before routes and setup commands
 //   static address + DNS -> register-name: the gateway's DNS learns names from DHCP only, so a statically addressed
 //                           VM's name must be registered (Gateway.addHost; the hub needs a way to reach it)
 //   forwarding           -> /proc/sys/net/ipv4/ip_forward through the agent
@@ -71,21 +73,26 @@ export function planLab(lab: FullLab): LabOp[] {
 function guestOps(vm: FullVm, lab: FullLab): LabOp[] {
   const ops: LabOp[] = [{ kind: "wait-ready", vm: vm.name, timeoutMs: READY_TIMEOUT_MS }];
   const net = (command: string): LabOp => ({ kind: "exec", vm: vm.name, command, timeoutMs: NETWORK_COMMAND_TIMEOUT_MS, purpose: "network" });
+  const lease = (i: number) => net(waitForLease(`eth${i}`, NETWORK_COMMAND_TIMEOUT_MS / 1000 - 3));
+  // eth0's lease first (its udhcpc runs in the background from the guest's /init): its default route and name
+  // server are the VM's, and a later card's must not take their place
+  if (vm.cards[0]?.address === "dhcp") ops.push(lease(0));
+  if (vm.cards.some((c, i) => i > 0 && c.address === "dhcp")) {
+    ops.push({ kind: "put-file", vm: vm.name, path: CARD_DHCP_SCRIPT, mode: 0o755, data: new TextEncoder().encode(CARD_DHCP_SCRIPT_TEXT) });
+  }
   vm.cards.forEach((c, i) => {
     if (i === 0) return; // eth0: the boot arguments (static) or the guest's /init (DHCP)
     const dev = `eth${i}`;
     if (c.address === "dhcp") {
-      ops.push(net(`ip link set ${dev} up && udhcpc -i ${dev} -x hostname:${vm.name} -p /run/udhcpc.${dev}.pid -b -t 5 -T 1 </dev/null >>/run/udhcpc.${dev}.log 2>&1`));
+      ops.push(net(`ip link set ${dev} up && udhcpc -i ${dev} -s ${CARD_DHCP_SCRIPT} -x hostname:${vm.name} -p /run/udhcpc.${dev}.pid -b -t 5 -T 1 </dev/null >>/run/udhcpc.${dev}.log 2>&1`));
     } else {
       const prefix = lab.networks.find((n) => n.name === c.network)!.subnet.split("/")[1];
       ops.push(net(`ip link set ${dev} up && ip addr add ${c.address}/${prefix} dev ${dev}`));
     }
   });
   // every DHCP card has its lease before routes (whose next hop must be on a configured network) and the lab's
-  // commands run: eth0's udhcpc runs in the background from the guest's /init, eth1's and later from above
-  vm.cards.forEach((c, i) => {
-    if (c.address === "dhcp") ops.push(net(waitForLease(`eth${i}`, NETWORK_COMMAND_TIMEOUT_MS / 1000 - 3)));
-  });
+  // commands run
+  vm.cards.forEach((c, i) => { if (i > 0 && c.address === "dhcp") ops.push(lease(i)); });
   if (vm.forwarding) ops.push(net("echo 1 > /proc/sys/net/ipv4/ip_forward"));
   const eth0Static = vm.cards[0] && vm.cards[0].address !== "dhcp";
   for (const r of vm.routes) {
@@ -99,6 +106,35 @@ function guestOps(vm: FullVm, lab: FullLab): LabOp[] {
   for (const command of vm.setup.commands) ops.push({ kind: "exec", vm: vm.name, command, timeoutMs: SETUP_COMMAND_TIMEOUT_MS, purpose: "setup" });
   return ops;
 }
+
+/** udhcpc's script for a VM's second and later cards (eth1, ...): the guest's own (/etc/udhcpc/default.script)
+ *  would replace the VM's default route (failing: "File exists") and its /etc/resolv.conf with this network's,
+ *  so that names on eth0's network no longer resolve. This one sets the card's address (and with it the route to
+ *  its subnet) and gives the VM a default route and a name server only when it has none. */
+export const CARD_DHCP_SCRIPT = "/run/lab/udhcpc-card.script";
+export const CARD_DHCP_SCRIPT_TEXT = `#!/bin/sh
+# udhcpc script of a lab VM's second and later cards (web/src/labs/plan.ts): the address; a default route and a
+# name server only when the VM has none (those are eth0's)
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set dev "$interface" up ;;
+  bound|renew)
+    p=\${mask:-24}
+    if ! ip -4 addr show dev "$interface" | grep -q "inet $ip/$p "; then
+      ip -4 addr flush dev "$interface"
+      ip addr add "$ip/$p" \${broadcast:+broadcast "$broadcast"} dev "$interface"
+    fi
+    if [ -n "$router" ] && [ -z "$(ip route show default)" ]; then ip route add default via "\${router%% *}" dev "$interface"; fi
+    if [ -n "$dns" ] && ! grep -q '^nameserver' /etc/resolv.conf 2>/dev/null; then
+      { [ -z "$domain" ] || echo "search $domain"; for s in $dns; do echo "nameserver $s"; done; } > /etc/resolv.conf
+    fi
+    echo "udhcpc: $1 $interface $ip/$p" ;;
+  leasefail|nak)
+    echo "udhcpc: $1 on $interface" ;;
+esac
+exit 0
+`;
 
 /** A command that waits (at most `seconds`) until `dev` has an IPv4 address, and fails saying so when it does not. */
 export function waitForLease(dev: string, seconds: number): string {
