@@ -1,7 +1,7 @@
 // Labs in the page (Chromium): a share link opens the lab and builds it (networks, VMs, setup), the Lab panel
 // shows its steps; a check fails before its step's snippet runs and passes after (run through the control channel,
 // not the console); Export gives the lab file back and Share a link that opens the same lab in a new page
-// (deep-equal); Reset lab builds it again; a Kathará lab is imported and booted; a malformed link or file is refused
+// (deep-equal); Reset lab builds it again; the lab file follows the dashboard's edits; a Kathará lab is imported and booted; a malformed link or file is refused
 // with its reason and loses nothing.
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
@@ -106,6 +106,17 @@ describe("labs in the page (vite dev server, Chromium)", () => {
     expect(await page.getByTestId("check-result-1-0").count()).toBe(0);
     await page.getByTestId("check-1-0").click();
     expect((await result("1-0")).pass).toBe("false");
+  });
+
+  it("the lab file follows the dashboard: a VM deleted there leaves the file, and Export has it so", async () => {
+    await page.getByTestId("lab-file-toggle").click();
+    expect(await page.getByTestId("lab-file").innerText()).toMatch(/"name": "web"/);
+    await page.evaluate(() => { const hv = window.tabvisor!.hv!; hv.remove(hv.byName("web")!.id); });
+    await expect.poll(() => page.getByTestId("lab-file").innerText()).not.toMatch(/"name": "web"/);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("lab-export").click()]);
+    const exported = JSON.parse(readFileSync(await download.path(), "utf8")) as Lab;
+    expect(exported.vms.map((v) => v.name)).toEqual(["client", "router"]);
+    expect(exported.steps![1]).toEqual(lab.steps![1]);
   });
 
   it("a Kathará lab (three nodes, two collision domains) is imported, built and routes; what it left out is listed", async () => {

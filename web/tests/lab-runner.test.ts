@@ -8,6 +8,10 @@ import { buildLab, runCheck, LabBuildError, type GuestResult, type LabHost } fro
 import { parseLabText } from "../src/labs/validate.ts";
 import type { FullLab } from "../src/labs/types.ts";
 import type { NetworkConfig } from "../net/switch-host.ts";
+import { labFromPage, type PageView } from "../src/lab-run/from-page.ts";
+import { planLab } from "../src/labs/plan.ts";
+import { validateLab } from "../src/labs/validate.ts";
+import type { Lab } from "../src/labs/types.ts";
 
 const example = (): FullLab => {
   const r = parseLabText(readFileSync(new URL("../src/labs/examples/router.lab.json", import.meta.url), "utf8"));
@@ -103,5 +107,57 @@ describe("lab runner", () => {
     expect((await runCheck(check, host)).detail).toBe(`the check did not finish within ${check.timeoutSeconds} s`);
     host.answer = () => "hang";
     expect((await runCheck(check, host)).detail).toMatch(/^no answer from client: /);
+  });
+});
+
+describe("the lab file follows the page", () => {
+  const raw = (): Lab => JSON.parse(readFileSync(new URL("../src/labs/examples/router.lab.json", import.meta.url), "utf8"));
+  /** The page as building the lab leaves it (what the plan makes). */
+  const built = (): PageView => {
+    const ops = planLab(example());
+    return {
+      networks: ops.flatMap((o) => (o.kind === "create-network" ? [o.config] : [])),
+      vms: ops.flatMap((o) => (o.kind === "create-vm" ? [{ spec: o.spec, cards: o.options.cards.map((c) => c.network ?? null) }] : [])),
+    };
+  };
+  const full = (lab: Lab) => {
+    const r = validateLab(lab);
+    if (!r.ok) throw new Error(r.errors.map((e) => `${e.path}: ${e.message}`).join("; "));
+    return r.full;
+  };
+
+  it("the page as the lab built it gives the same lab file back", () => {
+    expect(labFromPage(built(), raw())).toEqual(raw());
+  });
+
+  it("VMs added, removed and changed, and cards moved, in the dashboard are in the file; checks of a deleted VM go", () => {
+    const page = built();
+    page.vms = page.vms.filter((v) => v.spec.name !== "client");
+    page.vms.find((v) => v.spec.name === "web")!.spec.ramMiB = 96;
+    page.vms.push({ spec: { ...page.vms[0].spec, name: "extra", bootArgs: "", ramMiB: 64, cpuCap: 100, weight: 100, diskMiB: 0, balloonMiB: 0 }, cards: ["lan", null] });
+    page.networks.push({ name: "spare", gateway: "192.168.5.1/24" });
+    const lab = labFromPage(page, raw());
+    const f = full(lab);
+    expect(f.vms.map((v) => v.name)).toEqual(["router", "web", "extra"]);
+    expect(f.vms[1].memoryMiB).toBe(96);
+    // kept from the file: web's static address, routes and setup
+    expect(f.vms[1].cards).toEqual([{ network: "dmz", address: "10.0.2.10" }]);
+    expect(f.vms[1].setup.commands).toEqual(["/usr/local/bin/serve"]);
+    expect(f.vms[2].cards).toEqual([{ network: "lan", address: "dhcp" }]);
+    // a network no VM uses and the file does not have is not the lab's
+    expect(f.networks.map((n) => n.name)).toEqual(["lan", "dmz"]);
+    // the steps' snippets and checks on the deleted client are gone
+    expect(f.steps[0].snippets).toEqual([]);
+    expect(f.steps[0].checks).toEqual([]);
+  });
+
+  it("a page without a lab file becomes a new lab", () => {
+    const page = built();
+    const lab = labFromPage({ ...page, networks: [...page.networks, { name: "lan2", gateway: "10.9.0.1/16", dhcp: false }] }, undefined, "Built by hand");
+    const f = full(lab);
+    expect(f.title).toBe("Built by hand");
+    expect(f.vms.map((v) => v.name)).toEqual(["client", "router", "web"]);
+    expect(f.vms[1].cards.map((c) => c.address)).toEqual(["dhcp", "dhcp"]);
+    expect(f.networks.map((n) => n.name)).toEqual(["lan", "dmz"]);
   });
 });

@@ -4,6 +4,7 @@
 
 import { useState, useSyncExternalStore } from "react";
 import type { LabSession } from "./session.ts";
+import type { LabHolder } from "./LabShell.tsx";
 import { Markdown } from "./markdown.tsx";
 import { encodeLabLink, labFitsLink } from "../labs/share.ts";
 import "./lab-panel.css";
@@ -18,7 +19,14 @@ export function downloadLab(lab: unknown, title: string): void {
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
 
-export function LabPanel({ session, onClose }: { session: LabSession; onClose: () => void }) {
+/** The lab file as the page has it now, shown while open (it follows the dashboard's edits). */
+function LabFileView({ labs }: { labs: LabHolder }) {
+  const text = useSyncExternalStore(labs.subscribePage, () => JSON.stringify(labs.currentLab(), null, 2));
+  return <pre className="lab-file" data-testid="lab-file">{text}</pre>;
+}
+
+export function LabPanel({ session, labs, onClose }: { session: LabSession; labs: LabHolder; onClose: () => void }) {
+  const [showFile, setShowFile] = useState(false);
   useSyncExternalStore(session.subscribe, session.getVersion);
   const [share, setShare] = useState<{ link?: string; note: string }>();
   const [confirmReset, setConfirmReset] = useState(false);
@@ -27,12 +35,13 @@ export function LabPanel({ session, onClose }: { session: LabSession; onClose: (
   const building = build.kind === "building";
 
   const doShare = () => {
-    const fit = labFitsLink(session.lab);
+    const lab = labs.currentLab();
+    const fit = labFitsLink(lab);
     if (!fit.fits) {
       setShare({ note: `This lab is too large for a link (${fit.chars} characters): share the file instead (Export).` });
       return;
     }
-    const link = `${location.origin}${location.pathname}${location.search}${encodeLabLink(session.lab)}`;
+    const link = `${location.origin}${location.pathname}${location.search}${encodeLabLink(lab)}`;
     void navigator.clipboard?.writeText(link).catch(() => {});
     setShare({ link, note: `A link holding the whole lab (${link.length} characters); copied to the clipboard.` });
   };
@@ -44,7 +53,7 @@ export function LabPanel({ session, onClose }: { session: LabSession; onClose: (
         <button className="lab-close" title="Close the lab panel (its VMs stay)" onClick={onClose}>×</button>
       </header>
       <div className="lab-actions">
-        <button data-testid="lab-export" onClick={() => downloadLab(session.lab, full.title)}>Export</button>
+        <button data-testid="lab-export" title="The lab file, with what was changed in the dashboard" onClick={() => downloadLab(labs.currentLab(), full.title)}>Export</button>
         <button data-testid="lab-share" onClick={doShare}>Share</button>
         <button data-testid="lab-reset" disabled={building} onClick={() => setConfirmReset(true)}>Reset lab</button>
       </div>
@@ -81,6 +90,10 @@ export function LabPanel({ session, onClose }: { session: LabSession; onClose: (
           <ul>{session.notes.map((n, i) => <li key={i}>{n}</li>)}</ul>
         </details>
       )}
+      <details className="lab-file-box" onToggle={(e) => setShowFile(e.currentTarget.open)}>
+        <summary data-testid="lab-file-toggle">Lab file</summary>
+        {showFile && <LabFileView labs={labs} />}
+      </details>
       {full.description && <div className="lab-description"><Markdown text={full.description} /></div>}
       {total > 0 && <div className="lab-progress" data-testid="lab-progress">{passed} of {total} checks passed</div>}
       <ol className="lab-steps">

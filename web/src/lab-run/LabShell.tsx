@@ -3,8 +3,9 @@
 // file or link that could not be opened (the page goes on as it was: nothing is lost).
 
 import { useEffect, useState, useSyncExternalStore, type ReactNode } from "react";
-import { LabPanel } from "./LabPanel.tsx";
+import { LabPanel, downloadLab } from "./LabPanel.tsx";
 import type { LabSession } from "./session.ts";
+import type { Lab } from "../labs/types.ts";
 
 /** What the page gives the shell: the open lab, and how to open another. */
 export interface LabHolder {
@@ -17,6 +18,9 @@ export interface LabHolder {
   openFiles(files: { name: string; text: string }[]): void;
   close(): void;
   dismissError(): void;
+  /** the lab file of the page as it is now */
+  currentLab(): Lab;
+  subscribePage(fn: () => void): () => void;
 }
 
 const isLabFile = (f: File) => /\.json$|(^|\/)lab\.conf$|\.startup$|\.ya?ml$/i.test(f.name);
@@ -44,9 +48,11 @@ export function LabShell({ labs, children }: { labs: LabHolder; children: ReactN
         void openFiles(files);
       }}>
       {children}
-      {session && <LabPanel session={session} onClose={() => labs.close()} />}
+      {session && <LabPanel session={session} labs={labs} onClose={() => labs.close()} />}
       {!session && (
         <label className="lab-chooser" title="Open a lab file (.lab.json), a Kathará lab (lab.conf and its .startup files) or a containerlab topology (.clab.yml)">
+          <button className="button-like" data-testid="lab-export-page" title="The page's VMs and networks as a lab file (to add steps and checks to, and share)"
+            onClick={(e) => { e.preventDefault(); downloadLab(labs.currentLab(), "my lab"); }}>Export as lab</button>{" "}
           <span className="button-like" data-testid="lab-open">Open lab file…</span>
           <input type="file" multiple hidden data-testid="lab-open-input"
             onChange={(e) => { void openFiles(Array.from(e.currentTarget.files ?? [])); e.currentTarget.value = ""; }} />

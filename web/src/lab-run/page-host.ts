@@ -10,6 +10,7 @@ import type { NetworkHub } from "../network/index.ts";
 import type { NetworkConfig } from "../../net/switch-host.ts";
 import { checkSpec, probeMemory, type VmSpec } from "../lab.ts";
 import type { GuestResult, LabHost } from "./runner.ts";
+import type { PageView } from "./from-page.ts";
 
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -18,6 +19,24 @@ export class PageLabHost implements LabHost {
   constructor(private readonly hv: Hypervisor, private readonly hub: NetworkHub) {}
 
   vmNames(): string[] { return this.hv.entries.map((e) => e.spec.name); }
+
+  /** The page as a lab file describes it (from-page.ts). */
+  view(): PageView {
+    const cards = this.hub.getState().cards;
+    return {
+      vms: this.hv.entries.map((e) => ({
+        spec: e.spec,
+        cards: cards.filter((c) => c.vm === e.spec.name).sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true })).map((c) => c.network),
+      })),
+      networks: this.hub.getState().networks.map((n) => n.config),
+    };
+  }
+
+  /** Told when VMs, cards or networks change. */
+  subscribe(fn: () => void): () => void {
+    const a = this.hv.subscribe(fn), b = this.hub.subscribe(fn);
+    return () => { a(); b(); };
+  }
 
   /** networks with a card on them (an empty one may be replaced by the lab's) */
   networkNames(): string[] {

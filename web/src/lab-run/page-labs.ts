@@ -8,6 +8,14 @@ import { importContainerlab } from "../labs/import-containerlab.ts";
 import { LabSession, type SnippetSink } from "./session.ts";
 import type { LabHost } from "./runner.ts";
 import type { LabHolder } from "./LabShell.tsx";
+import { labFromPage, type PageView } from "./from-page.ts";
+import type { Lab } from "../labs/types.ts";
+
+/** Where the page's own state comes from (PageLabHost). */
+export interface PageSource {
+  view(): PageView;
+  subscribe(fn: () => void): () => void;
+}
 
 export class PageLabs implements LabHolder {
   session: LabSession | undefined;
@@ -16,7 +24,13 @@ export class PageLabs implements LabHolder {
   private readonly listeners = new Set<() => void>();
 
   /** remember: the saved lab's tab (the open lab is kept across visits) */
-  constructor(private readonly host: LabHost, private readonly sink: SnippetSink, private readonly remember: boolean) {}
+  constructor(private readonly host: LabHost & PageSource, private readonly sink: SnippetSink, private readonly remember: boolean) {}
+
+  /** The lab file of the page as it is now: the open lab's, following the dashboard's edits (from-page.ts), or a
+   *  new one describing the page's VMs and networks. */
+  currentLab(): Lab { return labFromPage(this.host.view(), this.session?.lab); }
+  /** Told when the page's VMs, cards or networks change. */
+  subscribePage = (fn: () => void): (() => void) => this.host.subscribe(fn);
 
   subscribe = (fn: () => void): (() => void) => { this.listeners.add(fn); return () => this.listeners.delete(fn); };
   private changed(): void { this.version++; for (const fn of this.listeners) fn(); }
