@@ -41,7 +41,7 @@ IMAGE_MIB=${IMAGE_MIB:-2048}
 PACKAGES="openssh-server nginx python3 sqlite3 postgresql haproxy nftables iptables iproute2 iputils-ping
   traceroute tcpdump curl dnsutils netcat-openbsd procps less vim-tiny ca-certificates
   busybox-static systemd-standalone-sysusers"
-HOST_PACKAGES="proot qemu-user-static e2fsprogs debian-archive-keyring apt dpkg tar gcc libc6-dev"
+HOST_PACKAGES="proot qemu-user-static e2fsprogs debian-archive-keyring apt dpkg tar gcc libc6-dev gcc-riscv64-linux-gnu libc6-dev-riscv64-cross"
 
 export LC_ALL=C TZ=UTC
 log() { echo "== debian/build.sh: $*" >&2; }
@@ -51,7 +51,7 @@ step() { log "[$(( $(date +%s) - T0 )) s] $*"; }
 
 [ "$(id -u)" = 0 ] || die "run as root: the tree must keep the packages' owners (root, postgres, ...)"
 missing=()
-for t in proot qemu-riscv64-static mke2fs e2fsck apt-get dpkg-deb tar gcc node; do
+for t in proot qemu-riscv64-static mke2fs e2fsck apt-get dpkg-deb tar gcc riscv64-linux-gnu-gcc node; do
   command -v "$t" >/dev/null || missing+=("$t")
 done
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring.gpg)
@@ -165,6 +165,12 @@ install -m 755 "$HERE/../rootfs/etc/udhcpc/default.script" "$R/etc/udhcpc/defaul
 # PID 1 is our init; poweroff/reboot/halt are busybox's, which signal busybox init
 ln -sfn ../local/sbin/tabvisor-init "$R/usr/sbin/init"
 for c in poweroff reboot halt; do ln -sfn /usr/bin/busybox "$R/usr/local/sbin/$c"; done
+# The host's control channel (run a command, put or get a file; guest/agent/): the busybox image's agent, built the
+# same way (static, stripped, no build path in it), started by inittab.
+riscv64-linux-gnu-gcc -static -Os -Wall -Wextra -Werror -ffile-prefix-map="$HERE/.."=guest \
+  -o "$R/usr/local/sbin/tabvisor-agent" "$HERE/../agent/tabvisor-agent.c"
+riscv64-linux-gnu-strip "$R/usr/local/sbin/tabvisor-agent"
+chmod 755 "$R/usr/local/sbin/tabvisor-agent"
 # The machine has no RTC and a VM's clock may start at 1970 (no tabvisor.time=):
 # no "last password change" dates, which would then lie in the future (pam_unix
 # complains on every su).

@@ -1,5 +1,5 @@
 // The Debian system disk in the page (Chromium): the New VM dialog offers it, a VM on it boots to Debian's root
-// prompt fetching only the chunks its guest reads (kept in Cache Storage), what the guest writes is there after a
+// prompt (its control channel's agent answering) fetching only the chunks its guest reads (kept in Cache Storage), what the guest writes is there after a
 // reload, a snapshot holds the image's name and the VM's own blocks (not the 2 GiB disk), and a fork runs on the
 // same image with a copy of those blocks and reaches the original over SSH with the lab's key. Runs when the image is built (npm run images:debian, public/images/debian/);
 // skipped otherwise, as the Node tests of the image are (emulator-core/tests/debian-image.test.ts).
@@ -72,6 +72,13 @@ describe.skipIf(!BUILT)("the Debian image in the page (vite dev server, Chromium
     await expect.poll(() => page.evaluate((n) => window.tabvisor!.textOf(n), VM), { timeout: 10_000 }).toMatch(/^root@deb1:~# /m);
     expect(await run(VM, "cat /etc/debian_version")).toMatch(/^13\./);
     expect(await run(VM, "python3 -c 'print(6*7)'")).toBe("42");
+    // the control channel's agent answers (what files in and out, Open port's checks and the labs' checks use)
+    const viaAgent = await page.evaluate(async (n) => {
+      const r = await window.tabvisor!.handleOf(n)!.agentExec("cat /etc/debian_version; id -un", { timeoutMs: 10_000 });
+      return { code: r.exitCode, out: new TextDecoder().decode(r.stdout) };
+    }, VM);
+    expect(viaAgent.code).toBe(0);
+    expect(viaAgent.out).toMatch(/^13\.\d+\nroot\n$/);
     // the first boot to a prompt and python3 fetched a small part of the image (the target: under 40 MB)
     const c = await cached();
     expect(c.chunks).toBeGreaterThan(10);
