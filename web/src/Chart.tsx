@@ -1,20 +1,28 @@
-// A live time-series chart (uPlot) over a MeterHistory's columns: redrawn when `version` changes (once a second),
-// resized with its box. Sparklines drop the axes.
+// A live time-series chart (uPlot) over a MeterHistory's columns (live arrays, pushed to in place). It draws
+// itself, without React: after news from `source`, once per animation frame at most, only while on screen and the
+// page is shown (meters.ts painter), and only when the picture would change: the samples in its window are
+// reduced to the pixels they land on (runs of equal height), and an unchanged picture is not drawn again (a
+// row of idle VMs' flat CPU lines costs nothing). Resized with its box. Sparklines drop the axes.
 
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { painter } from "./meters.ts";
 
 export interface ChartSeries {
   label: string;
   color: string;
-  values: (number | null)[];
+  /** the samples (a live array, as long as `t`); or `level`, a constant line */
+  values?: (number | null)[];
+  level?: () => number;
   fill?: boolean;
   dash?: number[];
   width?: number;
 }
 
 export interface ChartProps {
+  /** what announces new samples (the hypervisor) */
+  source: { subscribe(fn: () => void): () => void };
   t: number[];
   series: ChartSeries[];
   height: number;
@@ -24,7 +32,6 @@ export interface ChartProps {
   window?: number;
   yFmt?: (v: number) => string;
   sparkline?: boolean;
-  version: number;
   className?: string;
 }
 
@@ -35,13 +42,44 @@ function hexA(hex: string, a: number): string {
   return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${a})`;
 }
 
+const seriesValues = (s: ChartSeries, t: number[]): (number | null)[] => s.values ?? t.map(s.level ?? (() => 0));
+
+/** The picture a chart would draw, as text: per series the runs of samples that land on the same pixel row, each
+ *  with the pixel column it starts at (the first run's start is clipped to the window); and the y scale. Two
+ *  samplings with the same picture draw the same pixels. */
+export function picture(t: number[], series: (number | null)[][], widthPx: number, heightPx: number, window: number | undefined, yMax: number | undefined): string {
+  const n = t.length;
+  if (n === 0) return "empty";
+  const tMax = t[n - 1];
+  const tMin = window ? tMax - window : t[0];
+  const span = Math.max(1e-9, tMax - tMin);
+  let first = 0;
+  while (first < n - 1 && t[first + 1] <= tMin) first++;
+  let max = 0;
+  for (const vs of series) for (let i = first; i < n; i++) { const v = vs[i]; if (v !== null && v !== undefined && v > max) max = v; }
+  const top = yMax ?? (max > 0 ? max * 1.15 : 1);
+  // an auto scale's labels change with its top: the top counts (to 2 significant digits)
+  let out = yMax === undefined ? `${top.toPrecision(2)}:` : "";
+  for (const vs of series) {
+    let row = NaN;
+    for (let i = first; i < n; i++) {
+      const v = vs[i];
+      const r = v === null || v === undefined ? -1 : Math.round((v / top) * heightPx);
+      if (r !== row) {
+        const col = Math.max(0, Math.round(((t[i] - tMin) / span) * widthPx));
+        out += `${r}@${col},`;
+        row = r;
+      }
+    }
+    out += "|";
+  }
+  return out;
+}
+
 export function Chart(props: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
-  const plot = useRef<uPlot | undefined>(undefined);
   const latest = useRef(props);
   latest.current = props;
-
-  const data = (p: ChartProps): uPlot.AlignedData => [p.t, ...p.series.map((s) => s.values)] as uPlot.AlignedData;
 
   // Built once per set of series (labels); data and size change in place.
   const key = props.series.map((s) => s.label + s.color).join("|") + (props.sparkline ? "s" : "") + props.height;
@@ -79,21 +117,30 @@ export function Chart(props: ChartProps) {
         })),
       ],
     };
-    const u = new uPlot(opts, data(p), el);
-    plot.current = u;
+    const columns = () => latest.current.series.map((s) => seriesValues(s, latest.current.t));
+    // uPlot keeps the arrays it is given: it gets copies, so the live columns can grow under it
+    const data = (cols: (number | null)[][]): uPlot.AlignedData => [latest.current.t.slice(), ...cols.map((c) => c.slice())] as uPlot.AlignedData;
+    const first = columns();
+    const u = new uPlot(opts, data(first), el);
+    let shown = picture(latest.current.t, first, u.width, p.height, p.window, p.yMax) + u.width;
     const ro = new ResizeObserver(() => {
       const w = el.clientWidth;
       if (w > 0 && Math.abs(w - u.width) >= 1) u.setSize({ width: w, height: latest.current.height });
     });
     ro.observe(el);
-    return () => { ro.disconnect(); u.destroy(); plot.current = undefined; };
+    const remove = painter.add(el, {
+      draw: () => {
+        const q = latest.current;
+        const cols = columns();
+        const now = picture(q.t, cols, u.width, q.height, q.window, q.yMax) + u.width;
+        if (now === shown) return;
+        shown = now;
+        u.setData(data(cols));
+      },
+    });
+    painter.watch(p.source);
+    return () => { remove(); ro.disconnect(); u.destroy(); };
   }, [key]);
-
-  useEffect(() => {
-    const u = plot.current;
-    if (!u || document.hidden) return;
-    u.setData(data(props));
-  }, [props.version, key]);
 
   return <div ref={box} className={`chart ${props.sparkline ? "sparkline" : ""} ${props.className ?? ""}`} />;
 }

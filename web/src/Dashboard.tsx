@@ -11,7 +11,7 @@ import { CreateVmDialog } from "./CreateVm.tsx";
 import { SnapshotsView, Notices, useSnapshots } from "./snapshots/SnapshotsView.tsx";
 import type { Snapshots } from "./snapshots/snapshots.ts";
 import type { Autosave } from "./snapshots/autosave.ts";
-import { fmtBytes, fmtPct, fmtUptime } from "./meters.ts";
+import { fmtBytes, fmtPct, fmtUptimeCoarse, useDrawn, useLiveFields } from "./meters.ts";
 import { maxBalloonMiB, BALLOON_FLOOR_MIB, SAMPLE_LAB } from "./lab.ts";
 import type { Migrations } from "./tabs/migrations.ts";
 import type { Transfers } from "./files/transfers.ts";
@@ -29,8 +29,6 @@ const BALLOON_COLOR = "#f0883e";
 const READ_COLOR = "#39c5cf";
 const WRITE_COLOR = "#f778ba";
 
-/** Re-renders the caller on every round of meter samples (once a second): only what shows meters uses it. */
-const useMeters = (hv: Hypervisor) => useSyncExternalStore(hv.subscribe, hv.getMeterVersion);
 /** Re-renders the caller when VMs, their states or their settings change. */
 const useStructure = (hv: Hypervisor) => useSyncExternalStore(hv.subscribe, hv.getStructVersion);
 
@@ -185,19 +183,29 @@ export function Dashboard({ hv, hub, snaps, autosave, migrations, transfers, onU
 }
 
 function HostPanel({ hv }: { hv: Hypervisor }) {
-  const version = useMeters(hv);
+  // redrawn when a figure it shows changes (meters.ts useDrawn), not with every round of samples
+  // the CPU figure is written in place when it changes; the rest is drawn again when it changes
+  const ref = useLiveFields<HTMLElement>(hv, () => {
+    const h = hv.host();
+    return [["host-cpu-now", "text", `${fmtPct(h.cpu)}%`], ["host-cpu", "data", h.cpu.toFixed(2)]];
+  });
+  useDrawn<HTMLElement>(hv, () => {
+    const h = hv.host();
+    return `${h.running}/${h.vms} ${h.ramReservedMiB} ${h.balloonMiB.toFixed(0)} ` +
+      (hv.persistDisks ? `${hv.diskStoredBytes()} ${hv.storage.usage} ${hv.storage.quota} ${hv.storage.persisted}` : "");
+  }, ref);
   const h = hv.host();
   return (
-    <section className="host" data-testid="host">
+    <section className="host" data-testid="host" ref={ref} style={{ contain: "layout paint" }}>
       <div className="host-head">
         <span>Host</span>
         <span className="muted">{h.cores} core{h.cores === 1 ? "" : "s"} · {h.running}/{h.vms} VMs running</span>
       </div>
       <div className="host-row">
         <span className="label">CPU, all VMs</span>
-        <span className="value" data-testid="host-cpu" data-value={h.cpu.toFixed(2)}>{fmtPct(h.cpu)}% <span className="muted">of {h.cores * 100}%</span></span>
+        <span className="value" data-testid="host-cpu" data-live="host-cpu"><span data-live="host-cpu-now" /> <span className="muted">of {h.cores * 100}%</span></span>
       </div>
-      <Chart t={h.t} series={[{ label: "cpu", color: CPU_COLOR, values: h.cpuHistory, fill: true }]} height={34} yMax={h.cores * 100} window={120} sparkline version={version} />
+      <Chart source={hv} t={h.t} series={[{ label: "cpu", color: CPU_COLOR, values: h.cpuHistory, fill: true }]} height={34} yMax={h.cores * 100} window={120} sparkline />
       <div className="host-row">
         <span className="label">RAM reserved</span>
         <span className="value" data-testid="host-ram" data-value={h.ramReservedMiB}>
@@ -214,12 +222,6 @@ function StatePill({ state, attr }: { state: UiState; attr?: Record<string, stri
 }
 
 function VmCard({ hv, e, selected, onSelect }: { hv: Hypervisor; e: VmEntry; selected: boolean; onSelect: () => void }) {
-  const version = useMeters(hv);
-  const last = e.history.last;
-  const live = e.state === "running" || e.state === "booting" || e.state === "paused";
-  const ram = e.spec.ramMiB;
-  const used = last?.memUsed;
-  const balloon = last?.balloon ?? 0;
   return (
     <div className={`card ${selected ? "selected" : ""}`} data-testid="vm-card" data-vm={e.spec.name} data-vm-state={e.state}
       data-not-responding={e.notResponding ? "true" : undefined} onClick={onSelect}>
@@ -233,31 +235,61 @@ function VmCard({ hv, e, selected, onSelect }: { hv: Hypervisor; e: VmEntry; sel
           {(e.state === "stopped" || e.state === "crashed") && <button className="icon" title="Start" data-testid="card-start" onClick={() => void hv.start(e.id)}>▶</button>}
         </span>
       </div>
-      <div className="card-sub muted">
-        <span data-testid="card-uptime">{live && e.stats ? `up ${fmtUptime(e.stats.uptimeMs)}` : e.state === "crashed" ? "crashed" : "off"}</span>
-        <span>{ram} MiB</span>
-        {e.spec.cpuCap < 100 && <span>cap {e.spec.cpuCap}%</span>}
-      </div>
-      <div className="card-meter">
-        <span className="meter-label">CPU</span>
-        <Chart t={e.history.t} series={[{ label: "cpu", color: CPU_COLOR, values: e.history.cpu, fill: true }]} height={26} yMax={100} window={120} sparkline version={version} className="card-spark" />
-        <span className="meter-value" data-testid="card-cpu">{last ? `${fmtPct(last.cpu)}%` : "—"}</span>
-      </div>
-      <div className="card-meter">
-        <span className="meter-label">RAM</span>
-        <div className="membar" title={used === undefined ? "guest memory: waiting for the guest's balloon statistics" : `in use ${used.toFixed(0)} MiB, balloon ${balloon.toFixed(0)} MiB, of ${ram} MiB`}>
-          <div className="membar-used" style={{ width: `${live && used !== undefined ? (100 * used) / ram : 0}%` }} />
-          <div className="membar-balloon" style={{ width: `${live ? (100 * balloon) / ram : 0}%` }} />
-        </div>
-        <span className="meter-value">{live && used !== undefined ? `${used.toFixed(0)} MiB` : "—"}</span>
-      </div>
-      <DiskLine e={e} />
+      <CardMeters hv={hv} e={e} />
       {e.state === "crashed" && (
         <div className="crash">
           {e.detail && <div className="crash-why">{e.detail}</div>}
           {e.crashLines && e.crashLines.length > 0 && <pre data-testid="crash-lines">{e.crashLines.join("\n")}</pre>}
         </div>
       )}
+    </div>
+  );
+}
+
+/** A card's live figures in a box of their own: what changes in it is laid out and painted without the page. */
+const LIVE_BOX: React.CSSProperties = { display: "flex", flexDirection: "column", gap: 4, contain: "layout paint" };
+
+/** A card's live part (uptime, CPU, memory): its figures are written in place when they change, while on screen
+ *  (meters.ts useLiveFields); the rest is drawn again only when the VM's state or settings change. */
+function CardMeters({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
+  const ram = e.spec.ramMiB;
+  const ref = useLiveFields<HTMLDivElement>(hv, () => {
+    const live = e.state === "running" || e.state === "booting" || e.state === "paused";
+    const last = e.history.last;
+    const used = last?.memUsed;
+    const balloon = last?.balloon ?? 0;
+    return [
+      ["uptime", "text", live && e.stats ? `up ${fmtUptimeCoarse(e.stats.uptimeMs)}` : e.state === "crashed" ? "crashed" : "off"],
+      ["cpu", "text", last ? `${fmtPct(last.cpu)}%` : "—"],
+      ["membar", "title", used === undefined ? "guest memory: waiting for the guest's balloon statistics" : `in use ${used.toFixed(0)} MiB, balloon ${balloon.toFixed(0)} MiB, of ${ram} MiB`],
+      ["used", "width", `${live && used !== undefined ? ((100 * used) / ram).toFixed(1) : 0}%`],
+      ["balloon", "width", `${live ? ((100 * balloon) / ram).toFixed(1) : 0}%`],
+      ["mem", "text", live && used !== undefined ? `${used.toFixed(0)} MiB` : "—"],
+    ];
+  });
+  // the disk line changes seldom: it is drawn again (by React) when it does
+  useDrawn<HTMLDivElement>(hv, () => `${e.stats?.disk?.persistent} ${e.stats?.disk?.storedBytes} ${e.diskProblem}`, ref);
+  return (
+    <div className="card-live" ref={ref} style={LIVE_BOX}>
+      <div className="card-sub muted">
+        <span data-testid="card-uptime" data-live="uptime" />
+        <span>{ram} MiB</span>
+        {e.spec.cpuCap < 100 && <span>cap {e.spec.cpuCap}%</span>}
+      </div>
+      <div className="card-meter">
+        <span className="meter-label">CPU</span>
+        <Chart source={hv} t={e.history.t} series={[{ label: "cpu", color: CPU_COLOR, values: e.history.cpu, fill: true }]} height={26} yMax={100} window={120} sparkline className="card-spark" />
+        <span className="meter-value" data-testid="card-cpu" data-live="cpu" />
+      </div>
+      <div className="card-meter">
+        <span className="meter-label">RAM</span>
+        <div className="membar" data-live="membar">
+          <div className="membar-used" data-live="used" />
+          <div className="membar-balloon" data-live="balloon" />
+        </div>
+        <span className="meter-value" data-live="mem" />
+      </div>
+      <DiskLine e={e} />
     </div>
   );
 }
@@ -278,7 +310,6 @@ function EmptyLab({ onCreate, onSample }: { onCreate: () => void; onSample: () =
 function Toolbar({ hv, e, snaps, migrations, transfers, onSelect, showMeters, onToggleMeters }: {
   hv: Hypervisor; e: VmEntry; snaps?: Snapshots; migrations?: Migrations; transfers?: Transfers; onSelect: (id: number) => void; showMeters: boolean; onToggleMeters: () => void;
 }) {
-  useMeters(hv);
   useSnapshots(snaps);
   const busy = e.busy?.label;
   /** the machine is on its way to another tab: nothing else may touch it */
@@ -295,18 +326,12 @@ function Toolbar({ hv, e, snaps, migrations, transfers, onSelect, showMeters, on
       <span className={`state state-${s}`} data-testid="vm-state" data-state={s}>{s}</span>
       {e.notResponding && <span className="pill not-responding" title="Its worker has not answered for a few seconds: Reset or Power off replace it">not responding</span>}
       {e.detail && (s === "stopped" || s === "crashed") && <span className="detail" data-testid="vm-detail">{e.detail}</span>}
-      {running && e.stats && <span className="muted" data-testid="vm-uptime">up {fmtUptime(e.stats.uptimeMs)}</span>}
       {running && e.stats?.startedFrom && e.stats.startedFrom !== "boot" && (
         <span className="muted" data-testid="vm-origin" title={`its machine was restored in ${(e.stats.startMs ?? 0).toFixed(0)} ms instead of booting`}>
           from {e.stats.startedFrom === "template" ? "the template" : e.stats.startedFrom === "migration" ? "another tab" : "a snapshot"}
         </span>
       )}
-      <span className="stats" data-testid="vm-stats">
-        {last && running ? <>
-          <span title="guest instructions per second">{last.mips.toFixed(1)} MIPS</span>
-          <span title="host CPU the VM's worker spends running the guest (the rest of the time it sleeps)">worker busy {fmtPct(last.cpu)}%</span>
-        </> : null}
-      </span>
+      <ToolbarStats hv={hv} e={e} running={running} />
       <span className="buttons">
         {s === "paused"
           ? <button data-testid="resume" disabled={moving} onClick={() => { void hv.resume(e.id); refocus(); }}>Resume</button>
@@ -334,6 +359,27 @@ function Toolbar({ hv, e, snaps, migrations, transfers, onSelect, showMeters, on
         <button className={showMeters ? "on" : ""} data-testid="toggle-meters" onClick={onToggleMeters}>Meters</button>
       </span>
     </div>
+  );
+}
+
+/** The toolbar's live figures (uptime, MIPS, worker busy): written in place when they change, while on screen. */
+function ToolbarStats({ hv, e, running }: { hv: Hypervisor; e: VmEntry; running: boolean }) {
+  const ref = useLiveFields<HTMLSpanElement>(hv, () => {
+    const l = e.history.last;
+    return [
+      ["uptime", "text", running && e.stats ? `up ${fmtUptimeCoarse(e.stats.uptimeMs)}` : ""],
+      ["mips", "text", l && running ? `${l.mips.toFixed(1)} MIPS` : ""],
+      ["busy", "text", l && running ? `worker busy ${fmtPct(l.cpu)}%` : ""],
+    ];
+  });
+  return (
+    <span className="toolbar-live" ref={ref} style={{ display: "inline-flex", gap: "inherit", alignItems: "center" }}>
+      <span className="muted" data-testid="vm-uptime" data-live="uptime" />
+      <span className="stats" data-testid="vm-stats">
+        <span title="guest instructions per second" data-live="mips" />
+        <span title="host CPU the VM's worker spends running the guest (the rest of the time it sleeps)" data-live="busy" />
+      </span>
+    </span>
   );
 }
 
@@ -410,55 +456,72 @@ function ConsolePane({ e, visible, split, focused, onFocus, onClose, onFiles }: 
 }
 
 function MetersPanel({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
-  const version = useMeters(hv);
+  // The figures are written in place when they change (useLiveFields); the panel is drawn again (by React) only
+  // when what is around them changes (the cap, the balloon, the cards, the disk). The charts draw themselves.
+  const ref = useLiveFields<HTMLElement>(hv, () => {
+    const l = e.history.last;
+    const hasDisk = (e.spec.diskMiB ?? 0) > 0;
+    const cards = e.stats?.net.cards ?? 0;
+    const d = (v: number | undefined) => (v === undefined ? "" : v.toFixed(3));
+    return [
+      ["meter-cpu-now", "text", l ? `${fmtPct(l.cpu)}%` : "—"],
+      ["meter-cpu", "data", d(l?.cpu)],
+      ["meter-mips-now", "text", l ? `${l.mips.toFixed(1)} MIPS` : "—"],
+      ["meter-mips", "data", d(l?.mips)],
+      ["meter-mem-now", "text", l?.memUsed !== undefined ? `${l.memUsed.toFixed(0)} MiB used` : "—"],
+      ["meter-mem", "data", d(l?.memUsed)],
+      ["meter-mem-sub", "text", `${(l?.memFree ?? 0) > 0 ? `${l!.memFree!.toFixed(0)} MiB free · ` : ""}balloon ${(l?.balloon ?? 0).toFixed(0)} MiB · RAM ${e.spec.ramMiB} MiB`],
+      ["meter-disk-now", "text", hasDisk && l ? `R ${fmtBytes(l.diskRead, true)} · W ${fmtBytes(l.diskWrite, true)}` : "—"],
+      ["meter-net-now", "text", cards > 0 && l ? `↓ ${fmtBytes(l.netRx, true)} · ↑ ${fmtBytes(l.netTx, true)}` : "—"],
+      ["meter-net-sub", "text", cards > 0 && l ? `${l.netRxPkts.toFixed(0)} / ${l.netTxPkts.toFixed(0)} packets/s` : ""],
+    ];
+  });
+  useDrawn<HTMLElement>(hv, () => [e.effectiveCap, e.stats?.balloon?.actualPages, e.stats?.net.cards, diskNote(e)].join(" "), ref);
   const h = e.history;
-  const last = h.last;
   const ram = e.spec.ramMiB;
   const b = e.stats?.balloon;
-  const capLine = h.t.map(() => e.effectiveCap);
+  const capLine = () => e.effectiveCap;
   const hasDisk = (e.spec.diskMiB ?? 0) > 0;
   const cards = e.stats?.net.cards ?? 0;
   return (
-    <aside className="meters" data-testid="meters" data-vm={e.spec.name}>
-      <Meter title="CPU" note="host core used by the VM's worker" value={last ? `${fmtPct(last.cpu)}%` : "—"} sub={`cap ${e.effectiveCap}%${e.effectiveCap < e.spec.cpuCap ? " (shared by weight)" : ""}`} testid="meter-cpu" data={last?.cpu}>
-        <Chart t={h.t} series={[{ label: "busy", color: CPU_COLOR, values: h.cpu, fill: true }, { label: "cap", color: CAP_COLOR, values: capLine, dash: [4, 3], width: 1 }]} height={70} yMax={100} yFmt={(v) => `${v}%`} version={version} />
+    <aside className="meters" data-testid="meters" data-vm={e.spec.name} ref={ref} style={{ contain: "layout paint" }}>
+      <Meter title="CPU" note="host core used by the VM's worker" sub={`cap ${e.effectiveCap}%${e.effectiveCap < e.spec.cpuCap ? " (shared by weight)" : ""}`} testid="meter-cpu">
+        <Chart source={hv} t={h.t} series={[{ label: "busy", color: CPU_COLOR, values: h.cpu, fill: true }, { label: "cap", color: CAP_COLOR, level: capLine, dash: [4, 3], width: 1 }]} height={70} yMax={100} yFmt={(v) => `${v}%`} />
       </Meter>
-      <Meter title="Guest instructions" note="retired per second" value={last ? `${last.mips.toFixed(1)} MIPS` : "—"} testid="meter-mips" data={last?.mips}>
-        <Chart t={h.t} series={[{ label: "MIPS", color: MIPS_COLOR, values: h.mips, fill: true }]} height={60} yFmt={(v) => `${v}`} version={version} />
+      <Meter title="Guest instructions" note="retired per second" testid="meter-mips">
+        <Chart source={hv} t={h.t} series={[{ label: "MIPS", color: MIPS_COLOR, values: h.mips, fill: true }]} height={60} yFmt={(v) => `${v}`} />
       </Meter>
-      <Meter
-        title="Memory" note="the guest's MemTotal − MemAvailable, from virtio-balloon statistics"
-        value={last?.memUsed !== undefined ? `${last.memUsed.toFixed(0)} MiB used` : "—"}
-        sub={`${(last?.memFree ?? 0) > 0 ? `${last!.memFree!.toFixed(0)} MiB free · ` : ""}balloon ${(last?.balloon ?? 0).toFixed(0)} MiB · RAM ${ram} MiB`}
-        testid="meter-mem" data={last?.memUsed}
-      >
-        <Chart t={h.t} series={[
+      <Meter title="Memory" note="the guest's MemTotal − MemAvailable, from virtio-balloon statistics" liveSub testid="meter-mem">
+        <Chart source={hv} t={h.t} series={[
           { label: "used", color: MEM_COLOR, values: h.memUsed, fill: true },
           { label: "guest can use", color: AVAIL_COLOR, values: h.memAvail, dash: [4, 3], width: 1 },
           { label: "balloon", color: BALLOON_COLOR, values: h.balloon, width: 1 },
-        ]} height={70} yMax={ram} yFmt={(v) => `${v}M`} version={version} />
+        ]} height={70} yMax={ram} yFmt={(v) => `${v}M`} />
       </Meter>
-      <Meter title="Disk" note={hasDisk ? diskNote(e) : "no disk"} value={hasDisk && last ? `R ${fmtBytes(last.diskRead, true)} · W ${fmtBytes(last.diskWrite, true)}` : "—"} testid="meter-disk">
-        {hasDisk && <Chart t={h.t} series={[{ label: "read", color: READ_COLOR, values: h.diskRead }, { label: "write", color: WRITE_COLOR, values: h.diskWrite }]} height={56} yFmt={(v) => fmtBytes(v)} version={version} />}
+      <Meter title="Disk" note={hasDisk ? diskNote(e) : "no disk"} testid="meter-disk">
+        {hasDisk && <Chart source={hv} t={h.t} series={[{ label: "read", color: READ_COLOR, values: h.diskRead }, { label: "write", color: WRITE_COLOR, values: h.diskWrite }]} height={56} yFmt={(v) => fmtBytes(v)} />}
       </Meter>
-      <Meter title="Network" note={cards > 0 ? `${cards} card${cards > 1 ? "s" : ""}` : "no network card"} value={cards > 0 && last ? `↓ ${fmtBytes(last.netRx, true)} · ↑ ${fmtBytes(last.netTx, true)}` : "—"} sub={cards > 0 && last ? `${last.netRxPkts.toFixed(0)} / ${last.netTxPkts.toFixed(0)} packets/s` : undefined} testid="meter-net">
-        {cards > 0 && <Chart t={h.t} series={[{ label: "rx", color: READ_COLOR, values: h.netRx }, { label: "tx", color: WRITE_COLOR, values: h.netTx }]} height={56} yFmt={(v) => fmtBytes(v)} version={version} />}
+      <Meter title="Network" note={cards > 0 ? `${cards} card${cards > 1 ? "s" : ""}` : "no network card"} liveSub testid="meter-net">
+        {cards > 0 && <Chart source={hv} t={h.t} series={[{ label: "rx", color: READ_COLOR, values: h.netRx }, { label: "tx", color: WRITE_COLOR, values: h.netTx }]} height={56} yFmt={(v) => fmtBytes(v)} />}
       </Meter>
       <Controls hv={hv} e={e} balloonActualMiB={b ? (b.actualPages * 4096) / 1048576 : 0} />
     </aside>
   );
 }
 
-function Meter({ title, note, value, sub, testid, data, children }: {
-  title: string; note: string; value: string; sub?: string; testid: string; data?: number; children?: React.ReactNode;
+/** A meter of the panel: its figure (and `liveSub`'s line under it) are live fields named after `testid`
+ *  (`testid-now`, `testid-sub`; its data-value is `testid`'s), written by the panel's useLiveFields. */
+function Meter({ title, note, sub, liveSub, testid, children }: {
+  title: string; note: string; sub?: string; liveSub?: boolean; testid: string; children?: React.ReactNode;
 }) {
   return (
-    <section className="meter" data-testid={testid} data-value={data === undefined ? "" : data.toFixed(3)}>
+    <section className="meter" data-testid={testid} data-live={testid}>
       <div className="meter-head">
         <span className="meter-title" title={note}>{title}</span>
-        <span className="meter-now">{value}</span>
+        <span className="meter-now" data-live={`${testid}-now`} />
       </div>
       {sub && <div className="meter-sub muted">{sub}</div>}
+      {liveSub && <div className="meter-sub muted" data-live={`${testid}-sub`} />}
       {children}
       <div className="meter-note muted">{note}</div>
     </section>

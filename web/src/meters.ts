@@ -12,6 +12,7 @@
 //   disk     virtio-blk bytes read and written per second
 //   network  virtio-net bytes and packets per second, all cards summed (0 while the VM has no card)
 
+import { useEffect, useLayoutEffect, useRef, useState, type RefObject } from "react";
 import type { VmStats } from "../shared/protocol.ts";
 
 export const HISTORY_SECONDS = 300;
@@ -143,4 +144,156 @@ export function fmtUptime(ms: number): string {
 
 export function fmtPct(p: number): string {
   return p < 10 ? p.toFixed(1) : p.toFixed(0);
+}
+
+// ---- Drawing the meters: only what is on screen, only when what it shows changed, at most once per animation
+// frame, nothing while the page is hidden. The samples go on into MeterHistory regardless (they are cheap; the
+// drawing is not): a meter that comes on screen, or a page that shows again, draws what it missed in one go.
+
+/** Something on the page that shows meters: `draw` compares what it would show now with what it shows and redraws
+ *  only on a difference. */
+export interface Drawer {
+  draw(): void;
+}
+
+const pageHidden = () => typeof document !== "undefined" && document.visibilityState === "hidden";
+
+class Painter {
+  private readonly onScreen = new Set<Drawer>();
+  private readonly byEl = new Map<Element, Set<Drawer>>();
+  private frame = 0;
+  private io: IntersectionObserver | undefined;
+  private watched = new WeakSet<object>();
+  /** frames drawn and drawers run (read by the tests through window.tabvisor) */
+  frames = 0;
+  draws = 0;
+
+  constructor() {
+    if (typeof document !== "undefined") document.addEventListener("visibilitychange", () => { if (!pageHidden()) this.invalidate(); });
+  }
+
+  /** Registers `d` for as long as `el` is in the document; drawn while `el` intersects the viewport. */
+  add(el: Element, d: Drawer): () => void {
+    this.io ??= new IntersectionObserver((entries) => {
+      let shown = false;
+      for (const en of entries) {
+        for (const dr of this.byEl.get(en.target) ?? []) {
+          if (en.isIntersecting) { this.onScreen.add(dr); shown = true; } else this.onScreen.delete(dr);
+        }
+      }
+      if (shown) this.invalidate();
+    });
+    const set = this.byEl.get(el);
+    if (set) {
+      set.add(d);
+      // already observed: its place on screen is known
+      if ([...set].some((x) => x !== d && this.onScreen.has(x))) { this.onScreen.add(d); this.invalidate(); }
+    } else {
+      this.byEl.set(el, new Set([d]));
+      this.io.observe(el);
+    }
+    return () => {
+      this.onScreen.delete(d);
+      const s = this.byEl.get(el);
+      s?.delete(d);
+      if (s && s.size === 0) { this.io?.unobserve(el); this.byEl.delete(el); }
+    };
+  }
+
+  /** New samples (or other news): the drawers on screen look at the next animation frame. */
+  invalidate = (): void => {
+    if (this.frame || pageHidden() || this.onScreen.size === 0) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      if (pageHidden()) return; // rAF may still run in a page that says it is hidden
+      this.frames++;
+      for (const d of this.onScreen) { this.draws++; d.draw(); }
+    });
+  };
+
+  /** Invalidates on every change `source` announces (once per source, however many meters watch it). */
+  watch(source: { subscribe(fn: () => void): () => void }): void {
+    if (this.watched.has(source)) return;
+    this.watched.add(source);
+    source.subscribe(this.invalidate);
+  }
+}
+
+export const painter = new Painter();
+
+/** For a component that shows live values: re-renders it when `key()` (a summary of everything it shows that
+ *  comes from the samples, as text) differs from what it last rendered, checked once per animation frame after
+ *  news from `source`, only while the element behind the returned ref is on screen and the page is shown. */
+export function useDrawn<T extends Element>(source: { subscribe(fn: () => void): () => void }, key: () => string, elRef?: RefObject<T | null>): RefObject<T | null> {
+  const own = useRef<T>(null);
+  const ref = elRef ?? own;
+  const [, rerender] = useState(0);
+  const keyFn = useRef(key);
+  keyFn.current = key;
+  const rendered = useRef("");
+  rendered.current = key();
+  useEffect(() => {
+    painter.watch(source);
+    const el = ref.current;
+    if (!el) return;
+    return painter.add(el, { draw: () => { if (keyFn.current() !== rendered.current) rerender((n) => n + 1); } });
+  }, [source]);
+  return ref;
+}
+
+/** A live figure inside a component: the element `[data-live=name]` under the component's element gets `value` as
+ *  its text (an element with no text is hidden), or as its style width, title or data-value (`kind`). */
+export type LiveField = [name: string, kind: "text" | "width" | "title" | "data", value: string];
+
+/** For a component whose live figures change more often than the rest of it: React renders the elements empty
+ *  (`<span data-live="cpu" />`), and the figures are written into them directly (no React render), after every
+ *  render and, once per animation frame after news from `source`, where they changed while the element behind the
+ *  returned ref is on screen and the page is shown. */
+export function useLiveFields<T extends HTMLElement>(source: { subscribe(fn: () => void): () => void }, fields: () => LiveField[]): RefObject<T | null> {
+  const ref = useRef<T>(null);
+  const fieldsFn = useRef(fields);
+  fieldsFn.current = fields;
+  const shown = useRef(new Map<string, string>());
+  const write = useRef(() => {
+    const el = ref.current;
+    if (!el) return;
+    for (const [name, kind, value] of fieldsFn.current()) {
+      const k = `${name}.${kind}`;
+      const target = el.querySelector<HTMLElement>(`[data-live="${name}"]`);
+      if (!target) continue;
+      const now = kind === "text" ? target.textContent : kind === "width" ? target.style.width : kind === "title" ? target.title : target.dataset.value;
+      if (shown.current.get(k) === value && now === value) continue;
+      shown.current.set(k, value);
+      if (kind === "text") {
+        // the text node's value changes in place (no node removed and inserted: less to lay out)
+        const node = target.firstChild;
+        if (node && node.nodeType === 3 && !node.nextSibling) node.nodeValue = value;
+        else target.textContent = value;
+        if (target.hidden !== (value === "")) target.hidden = value === "";
+      }
+      else if (kind === "width") target.style.width = value;
+      else if (kind === "title") target.title = value;
+      else target.dataset.value = value;
+    }
+  });
+  useLayoutEffect(() => write.current());
+  useEffect(() => {
+    painter.watch(source);
+    const el = ref.current;
+    if (!el) return;
+    return painter.add(el, { draw: () => write.current() });
+  }, [source]);
+  return ref;
+}
+
+/** An uptime to the minute (what the dashboard shows: it changes once a minute, not once a second, and every change
+ *  is a frame drawn). */
+export function fmtUptimeCoarse(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return "<1m";
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h ${String(m % 60).padStart(2, "0")}m`;
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
 }

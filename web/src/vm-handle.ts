@@ -185,8 +185,8 @@ export class VmHandle {
     // The safety net should a wake-up of the sleeping pump ever be missed. A hidden page takes no output at all: the
     // worker keeps it (the guest runs on; the oldest is dropped past its backlog, with a mark) until it shows again.
     this.timer = setInterval(() => {
-      if (!pageHidden() && performance.now() - this.lastPump > 200 && this.pump() && this.asleep) this.wakePump();
-    }, 250);
+      if (!pageHidden() && performance.now() - this.lastPump > 900 && this.pump() && this.asleep) this.wakePump();
+    }, 1000);
     document.addEventListener("visibilitychange", this.onVisibility);
   }
 

@@ -46,3 +46,55 @@ export function cpuPercent(a: CpuByType, b: CpuByType, wallMs: number): CpuByTyp
   }
   return out;
 }
+
+/** Seconds of CPU so far per thread of the Chromium processes under `root`, keyed "type/thread name" (threads of the
+ *  same name summed: every VM's worker is a "DedicatedWorker" thread of the renderer, the page's own JavaScript runs
+ *  on the renderer's main thread, "chromium"/"CrRendererMain"). */
+export function chromiumThreadCpuSeconds(root = process.pid): CpuByType {
+  const out: CpuByType = {};
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    let cmd = "";
+    try { cmd = readFileSync(`/proc/${d}/cmdline`, "utf8"); } catch { continue; }
+    if (!cmd.includes("chromium") || !descends(Number(d), root)) continue;
+    const type = /--type=([a-z-]+)/.exec(cmd)?.[1] ?? "browser";
+    let tasks: string[] = [];
+    try { tasks = readdirSync(`/proc/${d}/task`); } catch { continue; }
+    for (const t of tasks) {
+      try {
+        const stat = readFileSync(`/proc/${d}/task/${t}/stat`, "utf8");
+        const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        const key = `${type}/${name}`;
+        out[key] = (out[key] ?? 0) + (Number(f[11]) + Number(f[12])) / TICK;
+      } catch { /* gone */ }
+    }
+  }
+  return out;
+}
+
+function descends(pid: number, root: number): boolean {
+  for (let p = pid, n = 0; p > 1 && n < 64; n++) {
+    if (p === root) return true;
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      p = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    } catch { return false; }
+  }
+  return false;
+}
+
+/** CPU of the VM workers (the renderers' DedicatedWorker threads) in percent of one core, from two
+ *  chromiumThreadCpuSeconds readings `wallMs` apart; also what the rest of the browser took. */
+export function workerShare(a: CpuByType, b: CpuByType, wallMs: number): { workers: number; rest: number; all: number; threads: string } {
+  let workers = 0, all = 0;
+  const each: [string, number][] = [];
+  for (const k of Object.keys(b)) {
+    const p = (100 * (b[k] - (a[k] ?? 0)) * 1000) / wallMs;
+    all += p;
+    if (/^renderer\/DedicatedWorker/.test(k)) workers += p;
+    if (p >= 0.05) each.push([k, p]);
+  }
+  const threads = each.sort((x, y) => y[1] - x[1]).map(([k, p]) => `${k} ${p.toFixed(2)}`).join(", ");
+  return { workers, rest: all - workers, all, threads };
+}
