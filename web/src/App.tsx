@@ -221,7 +221,7 @@ export function App() {
   if (problem) return <ProblemView problem={problem} />;
   if (!hv) return <LoadingView progress={progress} />;
   const dashboard = <Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} migrations={migrations} transfers={transfers} onUi={(u) => { ui.current = u; }} />;
-  return <Guard>{labs ? <LabShell labs={labs}>{dashboard}</LabShell> : dashboard}</Guard>;
+  return <Guard>{labs ? <LabShell labs={labs} debian={hv.debian}>{dashboard}</LabShell> : dashboard}</Guard>;
 }
 
 /** A bug in the dashboard shows what happened instead of an empty page (the VMs keep running in their workers). */

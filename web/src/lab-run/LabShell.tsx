@@ -4,6 +4,7 @@
 
 import { useEffect, useState, useSyncExternalStore, type ReactNode } from "react";
 import { LabPanel, downloadLab } from "./LabPanel.tsx";
+import { GALLERY } from "../labs/gallery/index.ts";
 import type { LabSession } from "./session.ts";
 import type { Lab } from "../labs/types.ts";
 
@@ -16,6 +17,7 @@ export interface LabHolder {
   subscribe(fn: () => void): () => void;
   /** opens lab files: a lab (.json), a Kathará lab's files, a containerlab topology (validated; built) */
   openFiles(files: { name: string; text: string }[]): void;
+  openValue(value: unknown, source: string): void;
   close(): void;
   dismissError(): void;
   /** the lab file of the page as it is now */
@@ -27,9 +29,45 @@ const isLabFile = (f: File) => /\.json$|(^|\/)lab\.conf$|\.startup$|\.ya?ml$/i.t
 /** a file's path inside the folder chosen or dropped (a Kathará lab's files are named by it) */
 const pathOf = (f: File) => (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name;
 
-export function LabShell({ labs, children }: { labs: LabHolder; children: ReactNode }) {
+/** The labs shipped with the app, and how to open one of a file. */
+function GalleryPanel({ labs, debian, onClose, openFiles }: {
+  labs: LabHolder; debian: { missing: string } | object; onClose: () => void; openFiles: (files: File[]) => void;
+}) {
+  const missing = "missing" in debian ? debian.missing : undefined;
+  return (
+    <aside className="lab-panel" data-testid="gallery" aria-label="Labs">
+      <header className="lab-head">
+        <h2>Labs</h2>
+        <button className="lab-close" title="Hide the labs" onClick={onClose}>×</button>
+      </header>
+      <p className="muted">A lab builds its networks and VMs in this page and guides you through steps, with checks of your work.</p>
+      <ul className="gallery">
+        {GALLERY.map((g) => (
+          <li key={g.id} data-testid={`gallery-${g.id}`}>
+            <div className="gallery-title">{g.title}</div>
+            <div className="gallery-summary">{g.summary}</div>
+            {g.needsDebian && missing
+              ? <div className="muted" data-testid={`gallery-${g.id}-missing`}>Needs the Debian image: {missing}</div>
+              : <button className="primary" data-testid={`gallery-open-${g.id}`} onClick={() => labs.openValue(g.lab, g.title)}>Open{g.needsDebian ? " (Debian)" : ""}</button>}
+          </li>
+        ))}
+      </ul>
+      <div className="lab-actions">
+        <label>
+          <span className="button-like">Open lab file…</span>
+          <input type="file" multiple hidden onChange={(e) => { openFiles(Array.from(e.currentTarget.files ?? [])); e.currentTarget.value = ""; }} />
+        </label>
+        <button data-testid="lab-export-page2" onClick={() => downloadLab(labs.currentLab(), "my lab")}>Export this page as a lab</button>
+      </div>
+    </aside>
+  );
+}
+
+export function LabShell({ labs, debian, children }: { labs: LabHolder; debian: { missing: string } | object; children: ReactNode }) {
   useSyncExternalStore(labs.subscribe, () => labs.version);
   const [, setTick] = useState(0);
+  // the gallery: shown on asking (the Labs button), or when the address says ?labs
+  const [gallery, setGallery] = useState(() => new URLSearchParams(location.search).has("labs"));
   const session = labs.session;
   useEffect(() => session?.subscribe(() => setTick((t) => t + 1)), [session]);
 
@@ -38,7 +76,7 @@ export function LabShell({ labs, children }: { labs: LabHolder; children: ReactN
   };
 
   return (
-    <div className={session ? "lab-shell" : "lab-shell-none"} style={session ? undefined : { height: "100%" }}
+    <div className={session || gallery ? "lab-shell" : "lab-shell-none"} style={session || gallery ? undefined : { height: "100%" }}
       onDropCapture={(ev) => {
         const files = Array.from(ev.dataTransfer?.files ?? []);
         if (files.length === 0 || !files.some(isLabFile) || files.some((f) => /\.tvsnap$/i.test(f.name))) return;
@@ -49,8 +87,14 @@ export function LabShell({ labs, children }: { labs: LabHolder; children: ReactN
       }}>
       {children}
       {session && <LabPanel session={session} labs={labs} onClose={() => labs.close()} />}
+      {!session && gallery && <GalleryPanel labs={labs} debian={debian} onClose={() => setGallery(false)} openFiles={(f) => void openFiles(f)} />}
+      {!session && !gallery && (
+        <div className="lab-chooser">
+          <button className="primary" data-testid="show-gallery" onClick={() => setGallery(true)}>Labs ({GALLERY.length})</button>
+        </div>
+      )}
       {!session && (
-        <label className="lab-chooser" title="Open a lab file (.lab.json), a Kathará lab (lab.conf and its .startup files) or a containerlab topology (.clab.yml)">
+        <label className="lab-chooser lab-chooser-file" title="Open a lab file (.lab.json), a Kathará lab (lab.conf and its .startup files) or a containerlab topology (.clab.yml)">
           <button className="button-like" data-testid="lab-export-page" title="The page's VMs and networks as a lab file (to add steps and checks to, and share)"
             onClick={(e) => { e.preventDefault(); downloadLab(labs.currentLab(), "my lab"); }}>Export as lab</button>{" "}
           <span className="button-like" data-testid="lab-open">Open lab file…</span>

@@ -77,6 +77,9 @@ export class PageLabs implements LabHolder {
     this.openText(json[0].text, json[0].name);
   }
 
+  /** Opens a lab given as a value (a gallery lab). */
+  openValue(value: unknown, source: string): void { this.openText(JSON.stringify(value), source); }
+
   /** Opens the lab a share link's fragment holds. */
   openLink(hash: string): void {
     let value: unknown;
