@@ -46,6 +46,11 @@ export interface NodeLabHostOptions {
   onConsole?: (vm: string, text: string) => void;
   /** start default-shaped busybox VMs from the template snapshot (default true) */
   useTemplate?: boolean;
+  /** VMs of a system image (Debian) are reached through their serial console instead of the agent: waitReady waits
+   *  for the shell's prompt, exec and putFile are typed as shell commands. A stand-in for testing lab files while
+   *  the Debian image has no agent (guest/debian installs none); it types into the VM's console, which the page
+   *  never does. Default false. */
+  consoleExec?: boolean;
 }
 
 interface NetworkEntry { sw: VirtualSwitch; gw: Gateway }
@@ -56,7 +61,13 @@ interface VmEntry {
   vm?: NodeVm;
   ports: { port: Port; network: string }[];
   removed: boolean;
+  /** reached through its console (opts.consoleExec) */
+  viaConsole: boolean;
+  /** console commands one at a time */
+  consoleQueue: Promise<unknown>;
 }
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** Is the Debian system image built here (public/images/debian/manifest.json)? */
 export const debianImageBuilt = (): boolean => {
@@ -144,7 +155,10 @@ export class NodeLabHost implements LabHost {
         return new NodeVm({ ...base, inflateInitrd: true });
       };
     }
-    const entry: VmEntry = { spec, ports: [], removed: false, started: undefined as unknown as Promise<NodeVm> };
+    const entry: VmEntry = {
+      spec, ports: [], removed: false, started: undefined as unknown as Promise<NodeVm>,
+      viaConsole: !!image.system && !!this.opts.consoleExec, consoleQueue: Promise.resolve(),
+    };
     entry.started = make().then((vm) => {
       if (entry.removed) { vm.stop(); throw new Error(`${spec.name} was removed`); }
       entry.vm = vm;
@@ -178,6 +192,11 @@ export class NodeLabHost implements LabHost {
   async waitReady(name: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const vm = await this.started(name, timeoutMs);
+    if (this.vms.get(name)?.viaConsole) {
+      await vm.waitFor(new RegExp(`@${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?:\\x1b\\[[0-9;]*m)*:[^\\n]*[#$] `), timeoutMs, 0);
+      await this.consoleExec(name, vm, "true", Math.max(1000, deadline - Date.now()));
+      return;
+    }
     let last = "no answer";
     while (Date.now() < deadline) {
       try {
@@ -196,14 +215,46 @@ export class NodeLabHost implements LabHost {
 
   async exec(name: string, command: string, timeoutMs: number): Promise<GuestResult> {
     const vm = await this.started(name, timeoutMs);
+    if (this.vms.get(name)?.viaConsole) return this.consoleExec(name, vm, command, timeoutMs);
     const r = await vm.agent.exec(command, { timeoutMs });
     return { exitCode: r.exitCode, timedOut: r.timedOut, stdout: decoder.decode(r.stdout), stderr: decoder.decode(r.stderr) };
   }
 
   async putFile(name: string, path: string, mode: number, data: Uint8Array): Promise<void> {
     const vm = await this.started(name, 60_000);
+    if (this.vms.get(name)?.viaConsole) {
+      const b64 = Buffer.from(data).toString("base64");
+      const q = shellQuote(path);
+      let cmd = `mkdir -p "$(dirname ${q})" && : > ${q}`;
+      for (let at = 0; at < b64.length || at === 0; at += 1600) {
+        cmd += ` && echo ${b64.slice(at, at + 1600) || "''"} | base64 -d >> ${q}`;
+        if (at + 1600 >= b64.length) break;
+      }
+      const r = await this.consoleExec(name, vm, `${cmd} && chmod ${mode.toString(8)} ${q}`, 60_000);
+      if (r.exitCode !== 0) throw new Error(`cannot write ${path}: ${r.stderr.trim() || `exit status ${r.exitCode}`}`);
+      return;
+    }
     // (the agent makes the missing directories above the path)
     await vm.agent.putFile(path, data, { mode });
+  }
+
+  /** A command run through the VM's console (opts.consoleExec): its status and output come back base64-encoded
+   *  after a marker, so whatever it prints cannot be mistaken for them. */
+  private consoleExec(name: string, vm: NodeVm, command: string, timeoutMs: number): Promise<GuestResult> {
+    const entry = this.vms.get(name)!;
+    const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
+    const line = `timeout -s KILL ${secs} sh -c ${shellQuote(command)} </dev/null >/tmp/.lab-out 2>/tmp/.lab-err; ` +
+      `echo "@@RC $?"; base64 -w0 /tmp/.lab-out; echo; base64 -w0 /tmp/.lab-err; echo`;
+    const run = entry.consoleQueue.then(async (): Promise<GuestResult> => {
+      const out = (await vm.command(line, timeoutMs + 30_000)).replace(/\r/g, "");
+      const m = /^@@RC (\d+)\n([A-Za-z0-9+/=]*)\n([A-Za-z0-9+/=]*)$/m.exec(out);
+      if (!m) throw new Error(`no answer on ${name}'s console (${out.slice(-200)})`);
+      const code = Number(m[1]);
+      const text = (b: string) => Buffer.from(b, "base64").toString("utf8");
+      return { exitCode: code === 137 ? -1 : code, timedOut: code === 137, stdout: text(m[2]), stderr: text(m[3]) };
+    });
+    entry.consoleQueue = run.catch(() => {});
+    return run;
   }
 
   /**
@@ -219,12 +270,17 @@ export class NodeLabHost implements LabHost {
     // very end of the output, or the shell's continuation prompt
     const host = name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     const prompt = new RegExp(`(?:${host}[^\\n]*[#$] |(?:^|\\n)> )(?:\\x1b\\[[0-9;?]*[A-Za-z])*$`);
-    for (const line of lines) {
-      const from = vm.output.length;
-      vm.send(line + "\r");
-      shown += await vm.waitFor(prompt, Math.max(1, deadline - Date.now()), from);
-    }
-    return shown;
+    const entry = this.vms.get(name)!;
+    const typed = entry.consoleQueue.then(async () => {
+      for (const line of lines) {
+        const from = vm.output.length;
+        vm.send(line + "\r");
+        shown += await vm.waitFor(prompt, Math.max(1, deadline - Date.now()), from);
+      }
+      return shown;
+    });
+    entry.consoleQueue = typed.catch(() => {});
+    return typed;
   }
 
   private started(name: string, timeoutMs: number): Promise<NodeVm> {

@@ -8,6 +8,8 @@
 //      with --check (and without --run-snippets), runs every check of every step as the lab stands once built;
 //      each check prints PASS or FAIL, and for a failure why and its hint.
 //   --keep-going: go on after a failed check or snippet (default: stop at the first).
+//   --console-exec: reach Debian VMs through their serial console instead of the agent (which the Debian image does
+//     not have yet): setup, files and checks are typed as shell commands there. For testing lab files only.
 //   --console: also copy the VMs' consoles to stderr (each line prefixed with the VM's name).
 //   --timeout-ms N: give up after N ms (exit status 3).
 // Exit status: 0 only when the lab is valid, was built, and every snippet and check asked for passed; 1 when a
@@ -21,7 +23,7 @@ import { buildLab, runCheck } from "../web/src/lab-run/runner.ts";
 import { NodeLabHost } from "./lab-host.ts";
 
 function usage(): string {
-  return "usage: npm run lab -- FILE.lab.json [--check] [--run-snippets] [--keep-going] [--console] [--timeout-ms N]\n";
+  return "usage: npm run lab -- FILE.lab.json [--check] [--run-snippets] [--keep-going] [--console] [--console-exec] [--timeout-ms N]\n";
 }
 
 function fail(message: string, code = 2): never {
@@ -38,7 +40,7 @@ async function main(): Promise<number> {
       allowPositionals: true, strict: true,
       options: {
         check: { type: "boolean" }, "run-snippets": { type: "boolean" }, "keep-going": { type: "boolean" },
-        console: { type: "boolean" }, "timeout-ms": { type: "string" }, help: { type: "boolean", short: "h" },
+        console: { type: "boolean" }, "console-exec": { type: "boolean" }, "timeout-ms": { type: "string" }, help: { type: "boolean", short: "h" },
       },
     });
   } catch (e) {
@@ -71,6 +73,7 @@ async function main(): Promise<number> {
 
   const lineStart = new Map<string, boolean>();
   const host = new NodeLabHost({
+    consoleExec: !!args["console-exec"],
     onConsole: args.console ? (vm, s) => {
       // prefix each console line with its VM's name
       let t = "";

@@ -29,12 +29,14 @@ const full = (lab: unknown): FullLab => {
 function whyNot(needsDebian: boolean): string | undefined {
   if (!needsDebian) return undefined;
   if (!debianImageBuilt()) return "the Debian image is not built here (no public/images/debian/manifest.json; npm run images:debian)";
-  // the runner reaches guests through their agent (the control channel), which the Debian recipe does not install yet
-  if (!readFileSync(join(ROOT, "guest/debian/overlay/etc/inittab"), "utf8").includes("tabvisor-agent")) {
-    return "the Debian image has no guest agent (guest/debian installs and starts no tabvisor-agent): the lab runner cannot reach its VMs";
-  }
   return undefined;
 }
+
+/** The runner reaches guests through their agent (the control channel), which the Debian recipe does not install
+ *  yet (guest/debian starts no tabvisor-agent): until it does, the Debian labs' VMs are reached through their
+ *  serial consoles (NodeLabHost's consoleExec), so their commands, snippets and checks are still tried for real. */
+const debianHasAgent = readFileSync(join(ROOT, "guest/debian/overlay/etc/inittab"), "utf8").includes("tabvisor-agent");
+if (!debianHasAgent && debianImageBuilt()) console.warn("lab-gallery.test.ts: the Debian image has no guest agent: its labs' VMs are reached through their consoles");
 
 const hosts: NodeLabHost[] = [];
 afterEach(() => { for (const h of hosts.splice(0)) h.removeAll(); });
@@ -72,7 +74,7 @@ for (const g of GALLERY) {
   describe.skipIf(!!skip)(`gallery lab ${g.id}`, () => {
     it("builds headless; every check fails before anything was typed and passes once its step's snippets ran", async () => {
       const lab = full(g.lab);
-      const host = new NodeLabHost();
+      const host = new NodeLabHost({ consoleExec: g.needsDebian && !debianHasAgent });
       hosts.push(host);
       const t0 = performance.now();
       await buildLab(lab, host);
