@@ -11,7 +11,7 @@ import { loadGuest, DownloadError, type LoadProgress } from "./images.ts";
 import type { EnvironmentProblem } from "./environment.ts";
 import type { VmStats } from "../shared/protocol.ts";
 import type { Sample } from "./meters.ts";
-import { labFromUrl, labSshKey, loadSavedLab, SAMPLE_LAB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
+import { labFromUrl, labSshKey, loadSavedLab, loadSavedNetworks, saveNetworks, SAMPLE_LAB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
 import { Snapshots } from "./snapshots/snapshots.ts";
 import { Autosave } from "./snapshots/autosave.ts";
 import { HostTabs, holdLock, type LocksLike } from "./tabs/host-tabs.ts";
@@ -89,6 +89,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
     let madeMigrations: Migrations | undefined;
     let stopPorts: (() => void) | undefined;
     let onHash: (() => void) | undefined;
+    let stopSaving: (() => void) | undefined;
     let labLock: { release(): void } | undefined;
     let cancelled = false;
     (async () => {
@@ -102,12 +103,16 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       // goes back at once)
       if (cancelled) { labLock?.release(); return; }
       const secondHost = !fromUrl && !!locks && !labLock;
-      const [guest, saved, tabs, sshKey] = await Promise.all([
+      const [guest, saved, tabs, sshKey, savedNets] = await Promise.all([
         loadGuest(onProgress), fromUrl || secondHost ? undefined : loadSavedLab(), openHostTabs(), labSshKey(!fromUrl),
+        fromUrl || secondHost ? undefined : loadSavedNetworks(),
       ]);
       if (cancelled) { labLock?.release(); return; }
       const net = new NetworkHub();
-      net.createNetwork(DEFAULT_NETWORK);
+      // the saved lab's networks as the last visit left them (a lab's own networks among them), else the default one
+      for (const cfg of savedNets?.length ? savedNets : [DEFAULT_NETWORK]) {
+        try { net.createNetwork(cfg); } catch (e) { console.warn(`the saved network ${cfg.name} was not made again: ${(e as Error).message}`); }
+      }
       madeHub = net;
       // the page's networks as the hypervisor and the migrations see them
       const network: NetworkAttach & MigrationNetwork = {
@@ -142,6 +147,17 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
       const lab = made;
       stopPorts = servePorts(net, (name) => lab.entries.some((e) => e.spec.name === name));
       const persisted = !fromUrl && !secondHost;
+      if (persisted) {
+        // networks and cards change without the VMs changing (made, removed, plugged in the Networks view, a lab):
+        // saved when they did
+        let lastNets = "";
+        stopSaving = net.subscribe(() => {
+          const configs = net.getState().networks.map((n) => n.config);
+          const text = JSON.stringify(configs);
+          if (text !== lastNets) { lastNets = text; void saveNetworks(configs); }
+          made!.save();
+        });
+      }
       const labs = new PageLabs(new PageLabHost(made, net), {
         type: (vm, text) => { const e = lab.byName(vm); if (!e) return; window.tabvisor?.select(vm); e.handle.sendInput(text); },
       }, persisted);
@@ -159,6 +175,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
     return () => {
       cancelled = true;
       if (onHash) removeEventListener("hashchange", onHash);
+      stopSaving?.();
       stopPorts?.(); madeMigrations?.dispose(); madeAutosave?.dispose(); made?.dispose(); madeHub?.dispose(); labLock?.release();
     };
   }, []);

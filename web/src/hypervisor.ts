@@ -184,11 +184,36 @@ export class Hypervisor {
     if (meters) this.meterVersion++;
     else this.structVersion++;
     for (const fn of this.listeners) fn();
-    if (save && this.opts.persist) void saveLab(this.entries.map((e) => e.spec));
+    if (save && this.opts.persist) this.save();
   }
 
   /** The Debian system image: there (built and served), or why not. */
   get debian(): SystemImage | { missing: string } { return this.guest.debian; }
+
+  /** The VM's cards as the page has them (a worker made again after a crash gets the same ones), or undefined. */
+  private cardsNow(vm: string): CardPlan[] | undefined {
+    const cards = this.opts.network?.cardsOf?.(vm);
+    return cards && cards.length ? cards.map((c) => ({ network: c.network, mac: c.mac })) : undefined;
+  }
+
+  /** The VMs' specs as they are to be saved: each with its cards as the page has them now. */
+  savedSpecs(): VmSpec[] {
+    return this.entries.map((e) => {
+      const cards = this.cardsNow(e.spec.name);
+      return cards ? { ...e.spec, cards } : e.spec;
+    });
+  }
+
+  private lastSaved = "";
+  /** Saves the lab (the VMs' specs) when it changed since the last save (the cards may change without the VMs). */
+  save(): void {
+    if (!this.opts.persist) return;
+    const specs = this.savedSpecs();
+    const text = JSON.stringify(specs);
+    if (text === this.lastSaved) return;
+    this.lastSaved = text;
+    void saveLab(specs);
+  }
 
   byName(name: string): VmEntry | undefined { return this.entries.find((e) => e.spec.name === name); }
   byId(id: number): VmEntry | undefined { return this.entries.find((e) => e.id === id); }
@@ -197,7 +222,8 @@ export class Hypervisor {
   create(spec: VmSpec, start = true, opts: CreateOptions = {}): VmEntry {
     const console = new ConsoleHost();
     const entry: VmEntry = {
-      id: this.nextId++, spec: { ...spec }, console, state: "stopped", ready: false,
+      // the cards it is made with are the ones it keeps (a worker made again after a crash, the next visit)
+      id: this.nextId++, spec: { ...spec, ...(opts.cards ? { cards: opts.cards.map((c) => ({ ...c })) } : {}) }, console, state: "stopped", ready: false,
       history: new MeterHistory(), effectiveCap: spec.cpuCap,
       handle: undefined as unknown as VmHandle,
     };
@@ -235,7 +261,7 @@ export class Hypervisor {
       diskBase: system.image && { url: system.image.url, manifest: system.image.manifest, id: system.image.id },
       unavailable: system.missing,
       diskMiB: s.diskMiB, cpuCap: e.effectiveCap, balloonMiB: s.balloonMiB,
-      nics: this.opts.network?.nicsFor(s.name, opts.cards ?? Array.from({ length: s.machine?.nics.length ?? 1 }, () => ({}))),
+      nics: this.opts.network?.nicsFor(s.name, opts.cards ?? this.cardsNow(s.name) ?? s.cards ?? Array.from({ length: s.machine?.nics.length ?? 1 }, () => ({}))),
       machine: s.machine, template: this.guest.template, from: opts.from, incoming: opts.incoming,
       disk: e.diskMode && { name: s.name, mode: e.diskMode, quotaBytes: this.opts.diskQuotaBytes },
     });

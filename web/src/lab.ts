@@ -5,6 +5,7 @@ import { get, set } from "idb-keyval";
 import { computeLayout, MAX_RAM_MIB } from "../../emulator-core/src/layout.ts";
 import { validateSpec, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import { makeLabSshKey } from "../../emulator-core/src/lab-ssh-key.ts";
+import type { NetworkConfig } from "../net/switch-host.ts";
 
 export { MAX_RAM_MIB };
 
@@ -28,6 +29,10 @@ export interface VmSpec {
    *  description, used as it is but for the host name on its command line and its cards' MACs. ramMiB and
    *  diskMiB then only repeat it for display. */
   machine?: MachineSpec;
+  /** its network cards, eth0 first: the network each is plugged into (null: none) and its MAC. Absent: one card on
+   *  the page's default network. Kept so that a reload (or a worker made again after a crash) gives the VM the
+   *  cards it had; saved as the page has them (Hypervisor.savedSpecs). */
+  cards?: { network?: string | null; mac?: string }[];
 }
 
 export interface GuestImageInfo {
@@ -122,6 +127,11 @@ export function checkSpec(spec: VmSpec, taken: string[]): string | undefined {
     return `Balloon: 0 to ${maxBalloonMiB(ram)} MiB (the guest keeps at least ${BALLOON_FLOOR_MIB}).`;
   }
   if (typeof spec.bootArgs !== "string" || spec.bootArgs.length > 512 || /[^\x20-\x7e]/.test(spec.bootArgs)) return "Boot arguments: printable ASCII, at most 512 characters.";
+  if (spec.cards !== undefined && (!Array.isArray(spec.cards) || spec.cards.length > 6 || spec.cards.some((c) =>
+    !c || typeof c !== "object" || (c.network !== undefined && c.network !== null && typeof c.network !== "string") ||
+    (c.mac !== undefined && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(c.mac))))) {
+    return "Cards: at most 6, each a network name (or none) and a MAC.";
+  }
   if (spec.machine) {
     // a machine the fields cannot describe: its own description is checked instead of the fields below
     try {
@@ -198,6 +208,24 @@ export function labFromUrl(search: string): VmSpec[] | undefined {
 }
 
 const STORE_KEY = "tabvisor.lab.v1";
+const NETWORKS_KEY = "tabvisor.networks.v1";
+
+/** The saved lab's networks (their configurations), as the last visit left them; undefined when none were saved. */
+export async function loadSavedNetworks(): Promise<NetworkConfig[] | undefined> {
+  try {
+    const saved = await get<unknown>(NETWORKS_KEY);
+    if (!Array.isArray(saved)) return undefined;
+    return saved.filter((n): n is NetworkConfig => !!n && typeof n === "object" && typeof (n as NetworkConfig).name === "string");
+  } catch {
+    return undefined;
+  }
+}
+
+export async function saveNetworks(networks: NetworkConfig[]): Promise<void> {
+  try {
+    await set(NETWORKS_KEY, networks.map((n) => ({ ...n })));
+  } catch { /* not remembered */ }
+}
 const SSH_KEY = "tabvisor.labkey.v1";
 
 /** The lab's SSH key (tabvisor.sshkey=, lab-ssh-key.ts): the saved lab keeps one for good (made on the first

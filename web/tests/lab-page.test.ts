@@ -160,3 +160,60 @@ describe("labs in the page (vite dev server, Chromium)", () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe("a lab in the saved lab's tab (vite dev server, Chromium)", () => {
+  let server: Served;
+  let browser: Browser;
+  beforeAll(async () => {
+    server = await startDevServer();
+    browser = await launchBrowser();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it("is there after a reload: its networks, every VM's cards, the panel; resumed, its check passes", async () => {
+    const page = browser.page;
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    // the saved lab, empty
+    await page.goto(server.url + "?lab=");
+    await page.evaluate(() => new Promise<void>((resolve, reject) => {
+      const req = indexedDB.open("keyval-store");
+      req.onupgradeneeded = () => req.result.createObjectStore("keyval");
+      req.onerror = () => reject(req.error);
+      req.onsuccess = () => {
+        const tx = req.result.transaction("keyval", "readwrite");
+        tx.objectStore("keyval").put([], "tabvisor.lab.v1");
+        tx.oncomplete = () => { req.result.close(); resolve(); };
+        tx.onerror = () => reject(tx.error);
+      };
+    }));
+    await page.goto(server.url);
+    await page.waitForFunction(() => window.tabvisor?.labs !== undefined, undefined, { timeout: 60_000 });
+    await page.getByTestId("lab-open-input").setInputFiles({ name: "router.lab.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(theLab())) });
+    await page.waitForFunction(() => ["built", "failed"].includes(window.tabvisor?.labs?.session?.build.kind ?? ""), undefined, { timeout: 180_000, polling: 250 });
+    expect(await page.evaluate(() => window.tabvisor!.labs!.session!.build)).toEqual({ kind: "built" });
+    const topology = () => page.evaluate(() => {
+      const hv = window.tabvisor!.hv!;
+      const cards = (hv as unknown as { opts: { network: { cardsOf(vm: string): { network: string | null }[] } } }).opts.network;
+      return hv.entries.map((e) => `${e.spec.name}: ${cards.cardsOf(e.spec.name).map((c) => c.network).join(",")}`).sort();
+    });
+    const before = await topology();
+    expect(before).toEqual(["client: lan", "router: lan,dmz", "web: dmz"]);
+    await page.evaluate(() => window.tabvisor!.autosave!.saveAll());
+
+    await page.reload();
+    await page.waitForFunction(() => window.tabvisor?.labs?.session !== undefined && window.tabvisor.vms().length === 3, undefined, { timeout: 60_000 });
+    expect(await page.getByTestId("lab-title").innerText()).toBe("Two networks and a router");
+    expect(await topology()).toEqual(before);
+    // bring the VMs back where they were (their processes go on: the router forwards, the web server serves)
+    await expect.poll(() => page.evaluate(() => window.tabvisor!.autosave!.offered.length), { timeout: 30_000 }).toBe(3);
+    await page.evaluate(() => window.tabvisor!.autosave!.restoreAll());
+    await page.waitForFunction(() => ["client", "router", "web"].every((n) => window.tabvisor!.readyOf(n)), undefined, { timeout: 60_000 });
+    await page.getByTestId("check-0-0").click();
+    await expect.poll(async () => page.getByTestId("check-result-0-0").getAttribute("data-pass"), { timeout: 60_000 }).toBe("true");
+    expect(errors).toEqual([]);
+  }, 300_000);
+});
