@@ -10,12 +10,15 @@
 //   --keep-going: go on after a failed check or snippet (default: stop at the first).
 //   --console-exec: reach Debian VMs through their serial console instead of the agent (which the Debian image does
 //     not have yet): setup, files and checks are typed as shell commands there. For testing lab files only.
+//   --capture DIR: write each network's capture (its last 2000 frames) to DIR/NETWORK.pcap at the end.
 //   --console: also copy the VMs' consoles to stderr (each line prefixed with the VM's name).
 //   --timeout-ms N: give up after N ms (exit status 3).
 // Exit status: 0 only when the lab is valid, was built, and every snippet and check asked for passed; 1 when a
 // check or snippet failed or the build failed; 2 for an invalid lab file or bad options.
 
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { toPcap } from "../emulator-core/src/net/pcap.ts";
 import { parseArgs } from "node:util";
 import { formatLabError, parseLabText } from "../web/src/labs/validate.ts";
 import type { FullLab } from "../web/src/labs/types.ts";
@@ -23,7 +26,7 @@ import { buildLab, runCheck } from "../web/src/lab-run/runner.ts";
 import { NodeLabHost } from "./lab-host.ts";
 
 function usage(): string {
-  return "usage: npm run lab -- FILE.lab.json [--check] [--run-snippets] [--keep-going] [--console] [--console-exec] [--timeout-ms N]\n";
+  return "usage: npm run lab -- FILE.lab.json [--check] [--run-snippets] [--keep-going] [--console] [--console-exec] [--capture DIR] [--timeout-ms N]\n";
 }
 
 function fail(message: string, code = 2): never {
@@ -40,7 +43,7 @@ async function main(): Promise<number> {
       allowPositionals: true, strict: true,
       options: {
         check: { type: "boolean" }, "run-snippets": { type: "boolean" }, "keep-going": { type: "boolean" },
-        console: { type: "boolean" }, "console-exec": { type: "boolean" }, "timeout-ms": { type: "string" }, help: { type: "boolean", short: "h" },
+        console: { type: "boolean" }, "console-exec": { type: "boolean" }, capture: { type: "string" }, "timeout-ms": { type: "string" }, help: { type: "boolean", short: "h" },
       },
     });
   } catch (e) {
@@ -134,6 +137,19 @@ async function main(): Promise<number> {
       }
     }
   } finally {
+    if (args.capture !== undefined) {
+      try {
+        mkdirSync(args.capture, { recursive: true });
+        for (const name of host.networkNames()) {
+          const file = join(args.capture, `${name}.pcap`);
+          const frames = host.network(name)!.sw.capture.frames();
+          writeFileSync(file, toPcap(frames));
+          out(`lab: ${file}: the last ${frames.length} frames of ${name}`);
+        }
+      } catch (e) {
+        process.stderr.write(`lab: the captures were not written: ${(e as Error).message}\n`);
+      }
+    }
     host.removeAll();
   }
   if (args["run-snippets"] || args.check) out(failures ? `lab: ${failures} failed (${secs()} s)` : `lab: everything passed (${secs()} s)`);

@@ -15,6 +15,7 @@ import { buildLab, runCheck } from "../src/lab-run/runner.ts";
 import { DEBIAN_IMAGE, imageInfo } from "../src/lab.ts";
 import type { FullLab } from "../src/labs/types.ts";
 import { NodeLabHost, debianImageBuilt } from "../../cli/lab-host.ts";
+import { summarizeCapture } from "../../emulator-core/src/net/pcap.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const GALLERY_DIR = join(ROOT, "web/src/labs/gallery");
@@ -89,6 +90,14 @@ for (const g of GALLERY) {
           const r = await runCheck(check, host);
           expect(r.pass, `step ${i + 1}: "${check.title}" failed after its snippets: ${r.detail}\n${r.output}`).toBe(true);
         }
+      }
+      if (g.id === "dhcp-dns") {
+        // what the lab says the capture shows: the renewal, the name sent by DHCP, the DNS queries for the names
+        const seen = host.network("lan")!.sw.capture.frames().map((f) => summarizeCapture(f).info);
+        expect(seen.some((i) => /^DHCP REQUEST .*\(desk\)/.test(i)), seen.join("\n")).toBe(true);
+        expect(seen.filter((i) => /^DHCP ACK /.test(i)).length).toBeGreaterThanOrEqual(3);
+        expect(seen.some((i) => /^DNS query A desk(\.lab)?$/.test(i))).toBe(true);
+        expect(seen.some((i) => /^DNS response A server(\.lab)? → 10\.0\.4\.10$/.test(i))).toBe(true);
       }
       host.removeAll();
       console.log(`lab-gallery: ${g.id}: built in ${((built - t0) / 1000).toFixed(1)} s, ` +
