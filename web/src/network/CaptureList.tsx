@@ -3,6 +3,7 @@
 
 import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import type { NetworkHub, NetworkInfo } from "../../net/hub.ts";
+import { usePageHidden } from "./NetworkPanel.tsx";
 
 const SHOWN = 300;
 
@@ -14,7 +15,10 @@ export function CaptureList({ hub, network }: { hub: NetworkHub; network: Networ
   const atBottom = useRef(true);
   const name = network.name;
 
-  useEffect(() => (live ? hub.watchCapture(name) : undefined), [hub, name, live]);
+  // the list is fetched while it is live and can be seen: a hidden page stops the polling (the switch goes on
+  // capturing; the list catches up when the page shows again)
+  const hidden = usePageHidden();
+  useEffect(() => (live && !hidden ? hub.watchCapture(name) : undefined), [hub, name, live, hidden]);
 
   const portName = new Map((network.snapshot?.ports ?? []).map((p) => [p.id, p.name]));
   const f = filter.trim().toLowerCase();

@@ -2,7 +2,7 @@
 // switch (ports, MAC table, leases) and live capture with .pcap download. Everything comes from a NetworkHub
 // (web/net/hub.ts): <NetworkPanel hub={hub} />.
 
-import { useState, useSyncExternalStore } from "react";
+import { useEffect, useState } from "react";
 import type { HubState, NetworkHub } from "../../net/hub.ts";
 import { Topology, networkColor } from "./Topology.tsx";
 import { LinkControls } from "./LinkControls.tsx";
@@ -10,9 +10,34 @@ import { SwitchView } from "./SwitchView.tsx";
 import { CaptureList } from "./CaptureList.tsx";
 import "./network.css";
 
-/** The hub's state, re-rendering on every change (polls arrive about once a second). */
+const pageHidden = () => document.visibilityState === "hidden";
+
+/** The hub's state (polls arrive about once a second, a watched capture's a few times a second): the caller
+ *  re-renders with it at most once per animation frame however busy the network, and not at all while the page is
+ *  hidden (it catches up when the page shows again). */
 export function useHubState(hub: NetworkHub): HubState {
-  return useSyncExternalStore(hub.subscribe, hub.getState);
+  const [state, setState] = useState(hub.getState);
+  useEffect(() => {
+    let frame = 0;
+    const show = () => { frame = 0; if (!pageHidden()) setState(hub.getState()); };
+    const changed = () => { if (!frame && !pageHidden()) frame = requestAnimationFrame(show); };
+    const off = hub.subscribe(changed);
+    document.addEventListener("visibilitychange", changed);
+    changed();
+    return () => { off(); document.removeEventListener("visibilitychange", changed); if (frame) cancelAnimationFrame(frame); };
+  }, [hub]);
+  return state;
+}
+
+/** Whether the page is hidden (another tab in front, minimized), kept current. */
+export function usePageHidden(): boolean {
+  const [hidden, setHidden] = useState(pageHidden);
+  useEffect(() => {
+    const on = () => setHidden(pageHidden());
+    document.addEventListener("visibilitychange", on);
+    return () => document.removeEventListener("visibilitychange", on);
+  }, []);
+  return hidden;
 }
 
 export interface NetworkPanelProps {
