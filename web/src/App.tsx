@@ -123,6 +123,7 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
         release: (vm) => net.detachVm(vm),
         cardsOf: (vm) => net.getState().cards.filter((c) => c.vm === vm).map((c) => ({ mac: c.mac, network: c.network })),
         macsInUse: () => net.getState().cards.map((c) => c.mac),
+        networkNames: () => net.networkNames(),
         configOf: (name) => net.getState().networks.find((n) => n.name === name)?.config,
         ensure: (cfg) => { if (!net.networkNames().includes(cfg.name)) net.createNetwork(cfg); },
       };

@@ -3,6 +3,7 @@
 
 import { useEffect, useRef, useState } from "react";
 import type { Hypervisor } from "./hypervisor.ts";
+import { maxCards } from "./labs/validate.ts";
 import { IMAGES, DISK_SIZES_MIB, MAX_RAM_MIB, MIN_RAM_MIB, checkSpec, imageInfo, probeMemory, newSpec, type VmSpec } from "./lab.ts";
 
 function freeName(taken: string[]): string {
@@ -19,6 +20,10 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
   const [disk, setDisk] = useState("0");
   const [bootArgs, setBootArgs] = useState("");
   const [start, setStart] = useState(true);
+  // its cards, eth0 first: the network each is plugged into ("": none)
+  const networks = hv.networkNames();
+  const [cards, setCards] = useState<string[]>(() => [networks.includes("lan") ? "lan" : networks[0] ?? ""]);
+
   const [error, setError] = useState<string>();
   const first = useRef<HTMLInputElement>(null);
   useEffect(() => { first.current?.select(); }, []);
@@ -26,6 +31,7 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
   const debian = hv.debian;
   const system = imageInfo(image)?.system;
   const systemMissing = system && "missing" in debian ? debian.missing : undefined;
+  const mostCards = maxCards(system ? 1 : Number(disk));
   const pickImage = (id: string) => {
     const sys = imageInfo(id)?.system, was = imageInfo(image)?.system;
     setImage(id);
@@ -41,9 +47,10 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
       ramMiB: Number(ram), image, cpuCap: Number(cap), weight: Number(weight), bootArgs,
       diskMiB: system && "id" in debian ? debian.manifest.size / 1048576 : Number(disk),
     });
-    const why = checkSpec(spec, taken) ?? probeMemory(spec.ramMiB);
+    const why = checkSpec(spec, taken) ?? probeMemory(spec.ramMiB) ??
+      (cards.length > mostCards ? `Cards: at most ${mostCards} with ${system || Number(disk) > 0 ? "a disk" : "no disk"} (the board's device slots).` : undefined);
     if (why) { setError(why); return; }
-    const e = hv.create(spec, start);
+    const e = hv.create(spec, start, networks.length ? { cards: cards.map((n) => ({ network: n === "" ? null : n })) } : {});
     onClose(e.id);
   };
 
@@ -91,6 +98,22 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
             <input data-testid="create-weight" type="number" value={weight} onChange={(e) => setWeight(e.target.value)} />
           </label>
         </div>
+        {networks.length > 0 && (
+          <div className="form-cards" data-testid="create-cards">
+            <span>Network cards <span className="muted">eth0, eth1, … and the network each is plugged into</span></span>
+            {cards.map((n, i) => (
+              <div key={i} className="form-row">
+                <span className="muted">eth{i}</span>
+                <select data-testid={`create-card-${i}`} value={n} onChange={(e) => setCards(cards.map((c, j) => (j === i ? e.target.value : c)))}>
+                  {networks.map((x) => <option key={x} value={x}>{x}</option>)}
+                  <option value="">not plugged in</option>
+                </select>
+                {cards.length > 1 && <button type="button" title="Remove this card" onClick={() => setCards(cards.filter((_, j) => j !== i))}>−</button>}
+              </div>
+            ))}
+            {cards.length < mostCards && <button type="button" data-testid="create-add-card" onClick={() => setCards([...cards, networks[0]])}>+ card</button>}
+          </div>
+        )}
         <label>
           <span>Boot arguments <span className="muted">added to the kernel command line</span></span>
           <input data-testid="create-bootargs" value={bootArgs} placeholder="e.g. tabvisor.ip=10.0.0.5/24" onChange={(e) => setBootArgs(e.target.value)} spellCheck={false} />

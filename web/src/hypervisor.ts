@@ -93,6 +93,8 @@ export interface NetworkAttach {
   cardsOf?(vm: string): { mac: string; network: string | null }[];
   /** the MACs every card in the page has now */
   macsInUse?(): string[];
+  /** the networks a card can be plugged into */
+  networkNames?(): string[];
 }
 
 /** How a new VM starts other than by booting, and how its cards are made. */
@@ -186,6 +188,9 @@ export class Hypervisor {
     for (const fn of this.listeners) fn();
     if (save && this.opts.persist) this.save();
   }
+
+  /** The networks a new VM's cards can be plugged into. */
+  networkNames(): string[] { return this.opts.network?.networkNames?.() ?? []; }
 
   /** The Debian system image: there (built and served), or why not. */
   get debian(): SystemImage | { missing: string } { return this.guest.debian; }

@@ -143,6 +143,21 @@ describe("labs in the page (vite dev server, Chromium)", () => {
     expect(ping.out).toMatch(/2 packets transmitted, 2 packets received/);
   });
 
+  it("a VM made in the dashboard with two cards on the lab's networks joins the lab file", async () => {
+    await page.getByTestId("new-vm").click();
+    await page.getByTestId("create-name").fill("probe");
+    await page.getByTestId("create-card-0").selectOption("A");
+    await page.getByTestId("create-add-card").click();
+    await page.getByTestId("create-card-1").selectOption("B");
+    await page.getByTestId("create-submit").click();
+    await page.waitForFunction(() => window.tabvisor?.vms().includes("probe"));
+    await page.getByTestId("lab-file-toggle").click();
+    await expect.poll(async () => {
+      const file = JSON.parse(await page.getByTestId("lab-file").innerText());
+      return file.vms.find((v: { name: string }) => v.name === "probe")?.cards;
+    }).toEqual([{ network: "A" }, { network: "B" }]);
+  });
+
   it("a malformed link or lab file is refused with its reason; the page goes on as it was", async () => {
     // (a new document: going to another fragment of the same page would only change its hash)
     await page.goto("about:blank");
