@@ -79,7 +79,7 @@ export const debianImageBuilt = (): boolean => {
 };
 
 export class NodeLabHost implements LabHost {
-  readonly networks = new Map<string, NetworkEntry>();
+  private readonly networks = new Map<string, NetworkEntry>();
   private readonly vms = new Map<string, VmEntry>();
   private readonly macs = new Set<string>();
   private sshKey: Promise<string> | undefined;
@@ -126,7 +126,8 @@ export class NodeLabHost implements LabHost {
     }
     const macs = options.cards.map((c) => this.freshMac(c.mac));
     let make: () => Promise<NodeVm>;
-    const onConsole = this.opts.onConsole && ((bytes: Uint8Array) => { this.opts.onConsole!(spec.name, decoder.decode(bytes)); });
+    const consoleText = new TextDecoder();
+    const onConsole = this.opts.onConsole && ((bytes: Uint8Array) => { this.opts.onConsole!(spec.name, consoleText.decode(bytes, { stream: true })); });
     if (image.system) {
       const manifest = readChunkedManifest(DEBIAN_IMAGE_DIR);
       if (!manifest) throw new Error(`the Debian image is not built (no ${DEBIAN_IMAGE_DIR}manifest.json): ${DEBIAN_BUILD_HINT}`);
