@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
-import { startDevServer, launchBrowser, consoleCommand, ROOT, type Served, type Browser } from "./harness.ts";
+import { startDevServer, launchBrowser, consoleCommand, setSavedLab, ROOT, type Served, type Browser } from "./harness.ts";
 
 const BUILT = existsSync(join(ROOT, "public/images/debian/manifest.json"));
 const VM = "deb1";
@@ -38,17 +38,7 @@ describe.skipIf(!BUILT)("the Debian image in the page (vite dev server, Chromium
     page.on("pageerror", (e) => errors.push(e.message));
     // a saved lab with no VMs: the VM made below is kept, with its disk
     await page.goto(server.url + "?lab=");
-    await page.evaluate(() => new Promise<void>((resolve, reject) => {
-      const req = indexedDB.open("keyval-store");
-      req.onupgradeneeded = () => req.result.createObjectStore("keyval");
-      req.onerror = () => reject(req.error);
-      req.onsuccess = () => {
-        const tx = req.result.transaction("keyval", "readwrite");
-        tx.objectStore("keyval").put([], "tabvisor.lab.v1");
-        tx.oncomplete = () => { req.result.close(); resolve(); };
-        tx.onerror = () => reject(tx.error);
-      };
-    }));
+    await setSavedLab(page, []);
     await page.goto(server.url);
     await page.waitForFunction(() => window.tabvisor?.hv !== undefined, undefined, { timeout: 60_000 });
   });
@@ -81,6 +71,7 @@ describe.skipIf(!BUILT)("the Debian image in the page (vite dev server, Chromium
     expect(viaAgent.out).toMatch(/^13\.\d+\nroot\n$/);
     // the first boot to a prompt and python3 fetched a small part of the image (the target: under 40 MB)
     const c = await cached();
+    console.log(`debian-page: the first boot and python3 fetched ${c.chunks} chunks, ${(c.bytes / 1e6).toFixed(1)} MB`);
     expect(c.chunks).toBeGreaterThan(10);
     expect(c.bytes).toBeLessThan(40e6);
     expect(errors).toEqual([]);
@@ -110,6 +101,7 @@ describe.skipIf(!BUILT)("the Debian image in the page (vite dev server, Chromium
       const d = state.disks[0];
       return { bytes: file.length, base: spec.disks[0].base, stateBase: d.base, image: d.image, own: d.own.data.length, size: d.size };
     })()`) as { bytes: number; base: string; stateBase: string; image: unknown; own: number; size: number };
+    console.log(`debian-page: snapshot ${(disk.bytes / 1e6).toFixed(1)} MB, the disk's own blocks ${(disk.own / 1e6).toFixed(1)} MB`);
     expect(disk.size).toBe(2 ** 31);
     expect(disk.base).toMatch(/^chunked-[0-9a-f]{32}$/);
     expect(disk.stateBase).toBe(disk.base);

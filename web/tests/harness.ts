@@ -157,3 +157,20 @@ export async function dropFile(page: Page, selector: string, name: string, bytes
   await page.dispatchEvent(selector, "dragover", { dataTransfer: dt });
   await page.dispatchEvent(selector, "drop", { dataTransfer: dt });
 }
+
+/** Makes `specs` the saved lab (what the page keeps between visits: idb-keyval's default store), on a page of the
+ *  app's origin; the next load of the page without ?lab= opens it. */
+export async function setSavedLab(page: Page, specs: unknown[]): Promise<void> {
+  await page.evaluate((value) => new Promise<void>((resolve, reject) => {
+    const req = indexedDB.open("keyval-store");
+    req.onupgradeneeded = () => req.result.createObjectStore("keyval");
+    req.onerror = () => reject(req.error);
+    req.onsuccess = () => {
+      const db = req.result;
+      const tx = db.transaction("keyval", "readwrite");
+      tx.objectStore("keyval").put(value, "tabvisor.lab.v1");
+      tx.oncomplete = () => { db.close(); resolve(); };
+      tx.onerror = () => reject(tx.error);
+    };
+  }), specs);
+}

@@ -7,7 +7,7 @@
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import { readFileSync } from "node:fs";
 import type { Page } from "playwright-core";
-import { startDevServer, launchBrowser, type Served, type Browser } from "./harness.ts";
+import { startDevServer, launchBrowser, setSavedLab, type Served, type Browser } from "./harness.ts";
 import { encodeLabLink, decodeLabLink } from "../src/labs/share.ts";
 import type { Lab } from "../src/labs/types.ts";
 
@@ -194,17 +194,7 @@ describe("a lab in the saved lab's tab (vite dev server, Chromium)", () => {
     page.on("pageerror", (e) => errors.push(e.message));
     // the saved lab, empty
     await page.goto(server.url + "?lab=");
-    await page.evaluate(() => new Promise<void>((resolve, reject) => {
-      const req = indexedDB.open("keyval-store");
-      req.onupgradeneeded = () => req.result.createObjectStore("keyval");
-      req.onerror = () => reject(req.error);
-      req.onsuccess = () => {
-        const tx = req.result.transaction("keyval", "readwrite");
-        tx.objectStore("keyval").put([], "tabvisor.lab.v1");
-        tx.oncomplete = () => { req.result.close(); resolve(); };
-        tx.onerror = () => reject(tx.error);
-      };
-    }));
+    await setSavedLab(page, []);
     await page.goto(server.url);
     await page.waitForFunction(() => window.tabvisor?.labs !== undefined, undefined, { timeout: 60_000 });
     await page.getByTestId("lab-open-input").setInputFiles({ name: "router.lab.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(theLab())) });

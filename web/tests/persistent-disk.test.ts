@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { execFileSync, spawnSync } from "node:child_process";
 import type { Page } from "playwright-core";
-import { startDevServer, launchBrowser, consoleCommand, type Served, type Browser } from "./harness.ts";
+import { startDevServer, launchBrowser, consoleCommand, setSavedLab, type Served, type Browser } from "./harness.ts";
 
 const VM = "keeper";
 const DISK = 16 * 1024 * 1024;
@@ -86,18 +86,7 @@ describe("persistent disks (vite dev server, Chromium, OPFS)", () => {
     page = browser.page;
     // the saved lab: one VM with a disk (written the way the page keeps it, idb-keyval's default store)
     await page.goto(server.url + "?lab=");
-    await page.evaluate((name) => new Promise<void>((resolve, reject) => {
-      const req = indexedDB.open("keyval-store");
-      req.onupgradeneeded = () => req.result.createObjectStore("keyval");
-      req.onerror = () => reject(req.error);
-      req.onsuccess = () => {
-        const db = req.result;
-        const tx = db.transaction("keyval", "readwrite");
-        tx.objectStore("keyval").put([{ name, ramMiB: 64, diskMiB: 16 }], "tabvisor.lab.v1");
-        tx.oncomplete = () => { db.close(); resolve(); };
-        tx.onerror = () => reject(tx.error);
-      };
-    }), VM);
+    await setSavedLab(page, [{ name: VM, ramMiB: 64, diskMiB: 16 }]);
     await open();
     // kernel messages stay off the console the commands are read from
     await quietKernel();
