@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npx tabvisor vm [options]`: a Tabvisor VM with its console on this terminal; the options are those of
 // `npm run vm -- [options]` (cli/vm.ts, `npx tabvisor vm --help`).
+// `npx tabvisor lab FILE.lab.json [--check] [--run-snippets] ...`: tests a lab file headless, as `npm run lab`
+// (cli/lab.ts).
 //
 // Plain JavaScript, and as little as possible before the guest starts, because start-up is what the user waits
 // for: the emulator core is compiled only when emulator-core/build/hart.wasm is missing or older than its
