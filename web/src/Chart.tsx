@@ -44,9 +44,12 @@ function hexA(hex: string, a: number): string {
 
 const seriesValues = (s: ChartSeries, t: number[]): (number | null)[] => s.values ?? t.map(s.level ?? (() => 0));
 
+const START_STEP = 8;
+
 /** The picture a chart would draw, as text: per series the runs of samples that land on the same pixel row, each
- *  with the pixel column it starts at (the first run's start is clipped to the window); and the y scale. Two
- *  samplings with the same picture draw the same pixels. */
+ *  with the pixel column it starts at (the first run's start is clipped to the window, and counted in steps of
+ *  START_STEP px); and the y scale. Two samplings with the same picture draw the same pixels (but for the first
+ *  START_STEP px of a line that does not fill its window yet). */
 export function picture(t: number[], series: (number | null)[][], widthPx: number, heightPx: number, window: number | undefined, yMax: number | undefined): string {
   const n = t.length;
   if (n === 0) return "empty";
@@ -66,7 +69,10 @@ export function picture(t: number[], series: (number | null)[][], widthPx: numbe
       const v = vs[i];
       const r = v === null || v === undefined ? -1 : Math.round((v / top) * heightPx);
       if (r !== row) {
-        const col = Math.max(0, Math.round(((t[i] - tMin) / span) * widthPx));
+        let col = Math.max(0, Math.round(((t[i] - tMin) / span) * widthPx));
+        // the start of a line still growing into its window moves a pixel or so a second: it counts in steps of
+        // START_STEP px (a flat line of a young VM is not drawn again every second for it)
+        if (row !== row) col -= col % START_STEP;
         out += `${r}@${col},`;
         row = r;
       }
@@ -135,6 +141,8 @@ export function Chart(props: ChartProps) {
         const now = picture(q.t, cols, u.width, q.height, q.window, q.yMax) + u.width;
         if (now === shown) return;
         shown = now;
+        const wk = `chart:${q.series.map((s) => s.label).join("+")}`;
+        painter.writes[wk] = (painter.writes[wk] ?? 0) + 1;
         u.setData(data(cols));
       },
     });

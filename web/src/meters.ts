@@ -164,9 +164,11 @@ class Painter {
   private frame = 0;
   private io: IntersectionObserver | undefined;
   private watched = new WeakSet<object>();
-  /** frames drawn and drawers run (read by the tests through window.tabvisor) */
+  /** frames in which the drawers on screen looked, drawers run, and live figures written, by name (for the
+   *  tests and measurements: the module's `painter`) */
   frames = 0;
   draws = 0;
+  readonly writes: Record<string, number> = {};
 
   constructor() {
     if (typeof document !== "undefined") document.addEventListener("visibilitychange", () => { if (!pageHidden()) this.invalidate(); });
@@ -261,9 +263,9 @@ export function useLiveFields<T extends HTMLElement>(source: { subscribe(fn: () 
       const k = `${name}.${kind}`;
       const target = el.querySelector<HTMLElement>(`[data-live="${name}"]`);
       if (!target) continue;
-      const now = kind === "text" ? target.textContent : kind === "width" ? target.style.width : kind === "title" ? target.title : target.dataset.value;
-      if (shown.current.get(k) === value && now === value) continue;
+      if (shown.current.get(k) === value) continue;
       shown.current.set(k, value);
+      painter.writes[k] = (painter.writes[k] ?? 0) + 1;
       if (kind === "text") {
         // the text node's value changes in place (no node removed and inserted: less to lay out)
         const node = target.firstChild;
@@ -276,7 +278,8 @@ export function useLiveFields<T extends HTMLElement>(source: { subscribe(fn: () 
       else target.dataset.value = value;
     }
   });
-  useLayoutEffect(() => write.current());
+  // after a render (which may have made the elements anew) every figure is written
+  useLayoutEffect(() => { shown.current.clear(); write.current(); });
   useEffect(() => {
     painter.watch(source);
     const el = ref.current;

@@ -7,10 +7,18 @@
 // limit is timed twice more and its median counts). Stops when the slowest console exceeds the limit at two sizes
 // in a row, when a VM cannot be created or fails to boot, or at --max.
 // Also prints the page's meters (all VM workers' CPU) and Chromium's CPU and memory from /proc at each step.
+//
+//   node --import tsx web/tests/measure-dashboard.ts --energy [--counts 1,4,8,32] [--settle-s 15] [--window-s 10]
+// The energy table (issue 13) instead: for each VM count, the VMs added up to it (each at its prompt), after
+// --settle-s the whole browser's CPU (every Chromium process and thread this run started, /proc) over --window-s with
+// the page shown and then hidden (visibilityState "hidden" and a visibilitychange event: headless Chromium never
+// hides a page itself), split into the VM workers (the renderer's DedicatedWorker threads), the renderer's main
+// thread, and the rest; Chromium's memory (RSS summed); the median and worst echo latency of up to 8 consoles.
 
 import { readFileSync, readdirSync } from "node:fs";
 import { startDevServer, launchBrowser } from "./harness.ts";
-import { chromiumCpuSeconds, cpuPercent } from "./proc-cpu.ts";
+import { chromiumCpuSeconds, cpuPercent, chromiumThreadCpuSeconds } from "./proc-cpu.ts";
+import { loadavg } from "node:os";
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(name);
@@ -38,6 +46,11 @@ function chromiumRssMiB(): number {
     } catch { /* gone */ }
   }
   return kb / 1024;
+}
+
+if (process.argv.includes("--energy")) {
+  await energyTable();
+  process.exit(0);
 }
 
 const server = await startDevServer();
@@ -103,3 +116,73 @@ try {
   await server.close();
 }
 console.log(`\nmost VMs of 64 MiB with every probed console echoing within ${LIMIT_MS} ms: ${best}`);
+
+async function energyTable(): Promise<void> {
+  const i = process.argv.indexOf("--counts");
+  const counts = (i >= 0 ? process.argv[i + 1] : "1,4,8,32").split(",").map(Number);
+  const settleMs = arg("--settle-s", 15) * 1000;
+  const windowMs = arg("--window-s", 10) * 1000;
+  const server = await startDevServer();
+  const browser = await launchBrowser();
+  const { page } = browser;
+  const out: string[] = [];
+  // (a string: tsx would wrap the getter in a helper the page does not have)
+  const setHidden = (h: boolean) => page.evaluate(h
+    ? `Object.defineProperty(document, "visibilityState", { configurable: true, get() { return "hidden"; } }); document.dispatchEvent(new Event("visibilitychange"))`
+    : `delete document.visibilityState; document.dispatchEvent(new Event("visibilitychange"))`);
+  const measure = async () => {
+    const a = chromiumThreadCpuSeconds();
+    const t = Date.now();
+    await sleep(windowMs);
+    const b = chromiumThreadCpuSeconds();
+    const wall = Date.now() - t;
+    const r = { all: 0, workers: 0, main: 0 };
+    for (const k of Object.keys(b)) {
+      const p = (100 * (b[k] - (a[k] ?? 0)) * 1000) / wall;
+      r.all += p;
+      if (/^renderer\/DedicatedWorker/.test(k)) r.workers += p;
+      if (/^renderer\/(chromium|CrRendererMain)$/.test(k)) r.main += p;
+    }
+    return { ...r, load: loadavg()[0] };
+  };
+  try {
+    await page.goto(server.url + "?lab=");
+    await page.waitForFunction(() => window.tabvisor?.hv !== undefined, undefined, { timeout: 60_000 });
+    let n = 0;
+    for (const target of counts) {
+      const t0 = Date.now();
+      while (n < target) {
+        n++;
+        const refused = await page.evaluate((nm) => window.tabvisor!.create({ name: nm, ramMiB: 64 }), `vm${n}`);
+        if (refused) throw new Error(`VM ${n} refused: ${refused}`);
+      }
+      const names = Array.from({ length: n }, (_, k) => `vm${k + 1}`);
+      await page.waitForFunction((ns) => ns.every((nm) => window.tabvisor!.readyOf(nm) && new RegExp(`^${nm}:~# `, "m").test(window.tabvisor!.textOf(nm))),
+        names, { timeout: 300_000, polling: 250 });
+      const bootS = (Date.now() - t0) / 1000;
+      await sleep(settleMs);
+      const shown = await measure();
+      await setHidden(true);
+      await sleep(1500);
+      const hidden = await measure();
+      await setHidden(false);
+      await sleep(1500);
+      const probe = n <= 8 ? names : Array.from({ length: 8 }, (_, k) => names[Math.floor((k * n) / 8)]);
+      const lat: number[] = [];
+      for (const vm of probe) { lat.push(await page.evaluate((nm) => window.tabvisor!.echoLatency(nm), vm).catch(() => Infinity)); await sleep(50); }
+      lat.sort((x, y) => x - y);
+      const f = (x: number) => x.toFixed(1).padStart(5);
+      const row = `| ${String(n).padStart(3)} | ${f(shown.all)} | ${f(shown.workers)} | ${f(shown.main)} | ${f(hidden.all)} | ${f(hidden.workers)} | ${f(hidden.main)} | ` +
+        `${chromiumRssMiB().toFixed(0).padStart(5)} | ${lat[lat.length >> 1].toFixed(0).padStart(4)} / ${lat[lat.length - 1].toFixed(0).padStart(4)} | ${shown.load.toFixed(1)}/${hidden.load.toFixed(1)} | ${bootS.toFixed(0)} |`;
+      console.log(row);
+      out.push(row);
+    }
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+  console.log("\nWhole Chromium CPU in % of one core over " + windowMs / 1000 + " s, all VMs idle at their prompts (" + settleMs / 1000 + " s after the last reached it):");
+  console.log("| VMs | shown: all | VM workers | renderer main | hidden: all | VM workers | renderer main | Chromium RSS MiB | echo ms median / worst | load avg 1 min (shown/hidden) | boot s |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const r of out) console.log(r);
+}
