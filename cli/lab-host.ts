@@ -47,8 +47,8 @@ export interface NodeLabHostOptions {
   /** start default-shaped busybox VMs from the template snapshot (default true) */
   useTemplate?: boolean;
   /** VMs of a system image (Debian) are reached through their serial console instead of the agent: waitReady waits
-   *  for the shell's prompt, exec and putFile are typed as shell commands. A stand-in for testing lab files while
-   *  the Debian image has no agent (guest/debian installs none); it types into the VM's console, which the page
+   *  for the shell's prompt, exec and putFile are typed as shell commands. A stand-in for testing lab files on a
+   *  Debian image built before its recipe installed the agent; it types into the VM's console, which the page
    *  never does. Default false. */
   consoleExec?: boolean;
 }

@@ -8,8 +8,8 @@
 //      with --check (and without --run-snippets), runs every check of every step as the lab stands once built;
 //      each check prints PASS or FAIL, and for a failure why and its hint.
 //   --keep-going: go on after a failed check or snippet (default: stop at the first).
-//   --console-exec: reach Debian VMs through their serial console instead of the agent (which the Debian image does
-//     not have yet): setup, files and checks are typed as shell commands there. For testing lab files only.
+//   --console-exec: reach Debian VMs through their serial console instead of the agent (for a Debian image built
+//     before its recipe installed the agent): setup, files and checks are typed as shell commands there.
 //   --capture DIR: write each network's capture (its last 2000 frames) to DIR/NETWORK.pcap at the end.
 //   --console: also copy the VMs' consoles to stderr (each line prefixed with the VM's name).
 //   --timeout-ms N: give up after N ms (exit status 3).
