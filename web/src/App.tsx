@@ -21,7 +21,7 @@ import { servePorts } from "./ports/ports.ts";
 import { hasLabLink } from "./labs/share.ts";
 import { PageLabs } from "./lab-run/page-labs.ts";
 import { PageLabHost } from "./lab-run/page-host.ts";
-import { LabShell } from "./lab-run/LabShell.tsx";
+import { LabShell, LabButtons } from "./lab-run/LabShell.tsx";
 
 /** What tests and the browser's devtools console can reach: window.tabvisor. The first group is about the
  *  selected VM (the one whose console and toolbar are shown). */
@@ -238,7 +238,8 @@ export function App() {
 
   if (problem) return <ProblemView problem={problem} />;
   if (!hv) return <LoadingView progress={progress} />;
-  const dashboard = <Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} migrations={migrations} transfers={transfers} onUi={(u) => { ui.current = u; }} />;
+  const dashboard = <Dashboard hv={hv} hub={hub} snaps={snaps} autosave={autosave} migrations={migrations} transfers={transfers} onUi={(u) => { ui.current = u; }}
+    actions={labs && <LabButtons labs={labs} />} />;
   return <Guard>{labs ? <LabShell labs={labs} debian={hv.debian}>{dashboard}</LabShell> : dashboard}</Guard>;
 }
 

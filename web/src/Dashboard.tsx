@@ -4,7 +4,7 @@
 // anywhere on the page becomes a VM.
 
 import { NetworkPanel, type NetworkHub } from "./network/index.ts";
-import { memo, useEffect, useRef, useState, useSyncExternalStore } from "react";
+import { memo, useEffect, useRef, useState, useSyncExternalStore, type ReactNode } from "react";
 import type { Hypervisor, VmEntry, UiState } from "./hypervisor.ts";
 import { Chart } from "./Chart.tsx";
 import { CreateVmDialog } from "./CreateVm.tsx";
@@ -37,8 +37,10 @@ export interface DashboardUi {
   select(id: number): void;
 }
 
-export function Dashboard({ hv, hub, snaps, autosave, migrations, transfers, onUi }: {
+export function Dashboard({ hv, hub, snaps, autosave, migrations, transfers, onUi, actions }: {
   hv: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; transfers?: Transfers; onUi?: (ui: DashboardUi) => void;
+  /** more toolbar buttons (the labs') */
+  actions?: ReactNode;
 }) {
   const [view, setView] = useState<"consoles" | "networks" | "snapshots">("consoles");
   const showNetworks = view === "networks";
@@ -114,6 +116,7 @@ export function Dashboard({ hv, hub, snaps, autosave, migrations, transfers, onU
               {view === "snapshots" ? "Consoles" : "Snapshots"}
             </button>
           )}
+          {actions}
         </div>
       </header>
       {snaps && <Notices snaps={snaps} autosave={autosave} />}

@@ -22,6 +22,9 @@ export interface LabHolder {
   dismissError(): void;
   /** the lab file of the page as it is now */
   currentLab(): Lab;
+  /** the gallery (the Labs panel) is shown when no lab is open */
+  gallery: boolean;
+  showGallery(on: boolean): void;
   subscribePage(fn: () => void): () => void;
 }
 
@@ -57,23 +60,42 @@ function GalleryPanel({ labs, debian, onClose, openFiles }: {
           <span className="button-like">Open lab file…</span>
           <input type="file" multiple hidden onChange={(e) => { openFiles(Array.from(e.currentTarget.files ?? [])); e.currentTarget.value = ""; }} />
         </label>
-        <button data-testid="lab-export-page2" onClick={() => downloadLab(labs.currentLab(), "my lab")}>Export this page as a lab</button>
+        <button data-testid="lab-export-page" title="The page's VMs and networks as a lab file (to add steps and checks to, and share)"
+          onClick={() => downloadLab(labs.currentLab(), "my lab")}>Export this page as a lab</button>
       </div>
     </aside>
+  );
+}
+
+const openFilesIn = async (labs: LabHolder, files: File[]) => {
+  labs.openFiles(await Promise.all(files.map(async (f) => ({ name: pathOf(f), text: await f.text() }))));
+};
+
+/** The dashboard's toolbar buttons for labs: Labs (the gallery, when no lab is open) and Open lab… (a file). */
+export function LabButtons({ labs }: { labs: LabHolder }) {
+  useSyncExternalStore(labs.subscribe, () => labs.version);
+  return (
+    <>
+      {!labs.session && (
+        <button className={labs.gallery ? "on" : ""} data-testid="show-gallery" title="The labs shipped with Tabvisor"
+          onClick={() => labs.showGallery(!labs.gallery)}>Labs</button>
+      )}
+      <label className="button-like" data-testid="lab-open" title="Open a lab file (.lab.json), a Kathará lab (lab.conf and its .startup files) or a containerlab topology (.clab.yml)">
+        Open lab…
+        <input type="file" multiple hidden data-testid="lab-open-input"
+          onChange={(e) => { void openFilesIn(labs, Array.from(e.currentTarget.files ?? [])); e.currentTarget.value = ""; }} />
+      </label>
+    </>
   );
 }
 
 export function LabShell({ labs, debian, children }: { labs: LabHolder; debian: { missing: string } | object; children: ReactNode }) {
   useSyncExternalStore(labs.subscribe, () => labs.version);
   const [, setTick] = useState(0);
-  // the gallery: shown on asking (the Labs button), or when the address says ?labs
-  const [gallery, setGallery] = useState(() => new URLSearchParams(location.search).has("labs"));
+  const gallery = labs.gallery;
   const session = labs.session;
   useEffect(() => session?.subscribe(() => setTick((t) => t + 1)), [session]);
-
-  const openFiles = async (files: File[]) => {
-    labs.openFiles(await Promise.all(files.map(async (f) => ({ name: pathOf(f), text: await f.text() }))));
-  };
+  const openFiles = (files: File[]) => openFilesIn(labs, files);
 
   return (
     <div className={session || gallery ? "lab-shell" : "lab-shell-none"} style={session || gallery ? undefined : { height: "100%" }}
@@ -87,21 +109,7 @@ export function LabShell({ labs, debian, children }: { labs: LabHolder; debian: 
       }}>
       {children}
       {session && <LabPanel session={session} labs={labs} onClose={() => labs.close()} />}
-      {!session && gallery && <GalleryPanel labs={labs} debian={debian} onClose={() => setGallery(false)} openFiles={(f) => void openFiles(f)} />}
-      {!session && !gallery && (
-        <div className="lab-chooser">
-          <button className="primary" data-testid="show-gallery" onClick={() => setGallery(true)}>Labs ({GALLERY.length})</button>
-        </div>
-      )}
-      {!session && (
-        <label className="lab-chooser lab-chooser-file" title="Open a lab file (.lab.json), a Kathará lab (lab.conf and its .startup files) or a containerlab topology (.clab.yml)">
-          <button className="button-like" data-testid="lab-export-page" title="The page's VMs and networks as a lab file (to add steps and checks to, and share)"
-            onClick={(e) => { e.preventDefault(); downloadLab(labs.currentLab(), "my lab"); }}>Export as lab</button>{" "}
-          <span className="button-like" data-testid="lab-open">Open lab file…</span>
-          <input type="file" multiple hidden data-testid="lab-open-input"
-            onChange={(e) => { void openFiles(Array.from(e.currentTarget.files ?? [])); e.currentTarget.value = ""; }} />
-        </label>
-      )}
+      {!session && gallery && <GalleryPanel labs={labs} debian={debian} onClose={() => labs.showGallery(false)} openFiles={(f) => void openFiles(f)} />}
       {labs.error && (
         <div className="lab-open-error" role="alert" data-testid="lab-open-error">
           <pre>{labs.error}</pre>

@@ -32,6 +32,11 @@ export class PageLabs implements LabHolder {
   /** Told when the page's VMs, cards or networks change. */
   subscribePage = (fn: () => void): (() => void) => this.host.subscribe(fn);
 
+  /** the gallery is shown (no lab open): on asking (the Labs button), or when the address says ?labs */
+  gallery = typeof location !== "undefined" && new URLSearchParams(location.search).has("labs");
+
+  showGallery(on: boolean): void { this.gallery = on; this.changed(); }
+
   subscribe = (fn: () => void): (() => void) => { this.listeners.add(fn); return () => this.listeners.delete(fn); };
   private changed(): void { this.version++; for (const fn of this.listeners) fn(); }
 
