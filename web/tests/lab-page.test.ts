@@ -1,7 +1,8 @@
 // Labs in the page (Chromium): a share link opens the lab and builds it (networks, VMs, setup), the Lab panel
 // shows its steps; a check fails before its step's snippet runs and passes after (run through the control channel,
 // not the console); Export gives the lab file back and Share a link that opens the same lab in a new page
-// (deep-equal); Reset lab builds it again; the lab file follows the dashboard's edits; a Kathará lab is imported and booted; a malformed link or file is refused
+// (deep-equal); Reset lab builds it again; the lab file follows the dashboard's edits; a Kathará lab and a
+// containerlab topology are imported and booted; a malformed link or file is refused
 // with its reason and loses nothing.
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
@@ -141,6 +142,33 @@ describe("labs in the page (vite dev server, Chromium)", () => {
       return { code: r.exitCode, out: new TextDecoder().decode(r.stdout) };
     });
     expect(ping.out).toMatch(/3 packets transmitted, [123] packets received/);
+  });
+
+  it("a containerlab topology is imported and built: its nodes reach each other over their link", async () => {
+    const yaml = [
+      "name: pair",
+      "topology:",
+      "  nodes:",
+      "    left:",
+      "      kind: linux",
+      "      image: alpine:3.19",
+      '      exec: ["ip addr add 10.9.0.1/24 dev eth1"]',
+      "    right:",
+      "      kind: linux",
+      "      image: alpine:3.19",
+      '      exec: ["ip addr add 10.9.0.2/24 dev eth1"]',
+      "  links:",
+      '    - endpoints: ["left:eth1", "right:eth1"]',
+    ].join("\n");
+    await page.getByTestId("lab-open-input").setInputFiles({ name: "pair.clab.yml", mimeType: "text/yaml", buffer: Buffer.from(yaml) });
+    await expect.poll(() => page.getByTestId("lab-title").innerText(), { timeout: 30_000 }).toBe("pair");
+    expect(await page.getByTestId("lab-import-notes").textContent()).toMatch(/alpine:3\.19 left out/);
+    await built();
+    const ping = await page.evaluate(async () => {
+      const r = await window.tabvisor!.handleOf("left")!.agentExec("ping -c 3 -W 3 10.9.0.2", { timeoutMs: 30_000 });
+      return new TextDecoder().decode(r.stdout);
+    });
+    expect(ping).toMatch(/3 packets transmitted, [123] packets received/);
   });
 
   it("a VM made in the dashboard with two cards on the lab's networks joins the lab file", async () => {
