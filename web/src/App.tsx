@@ -11,7 +11,7 @@ import { loadGuest, DownloadError, type LoadProgress } from "./images.ts";
 import type { EnvironmentProblem } from "./environment.ts";
 import type { VmStats } from "../shared/protocol.ts";
 import type { Sample } from "./meters.ts";
-import { labFromUrl, labSshKey, loadSavedLab, loadSavedNetworks, saveNetworks, SAMPLE_LAB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
+import { DEFAULT_NETWORK, labFromUrl, labSshKey, loadSavedLab, loadSavedNetworks, saveNetworks, SAMPLE_LAB, checkSpec, probeMemory, newSpec, type VmSpec } from "./lab.ts";
 import { Snapshots } from "./snapshots/snapshots.ts";
 import { Autosave } from "./snapshots/autosave.ts";
 import { HostTabs, holdLock, type LocksLike } from "./tabs/host-tabs.ts";
@@ -58,8 +58,6 @@ declare global {
   interface Window { tabvisor?: TabvisorHook }
 }
 
-/** The lab's default network: every VM gets one card on it, with an address from its gateway's DHCP. */
-const DEFAULT_NETWORK = { name: "lan", gateway: "10.0.1.1/24" };
 
 interface Lab { hv?: Hypervisor; hub?: NetworkHub; snaps?: Snapshots; autosave?: Autosave; migrations?: Migrations; transfers?: Transfers; secondHost?: boolean; labs?: PageLabs }
 

@@ -55,6 +55,10 @@ export const IMAGES: GuestImageInfo[] = [
 
 export const imageInfo = (id: string): GuestImageInfo | undefined => IMAGES.find((i) => i.id === id);
 
+/** The page's default network: a VM gets one card on it, with an address from its gateway's DHCP, unless told
+ *  otherwise. */
+export const DEFAULT_NETWORK = { name: "lan", gateway: "10.0.1.1/24" };
+
 export const MIN_RAM_MIB = 32;
 /** The balloon always leaves the guest this much: below it, Linux runs out of memory for itself. */
 export const BALLOON_FLOOR_MIB = 24;

@@ -135,8 +135,8 @@ describe("the lab file follows the page", () => {
     page.vms = page.vms.filter((v) => v.spec.name !== "client");
     page.vms.find((v) => v.spec.name === "web")!.spec.ramMiB = 96;
     page.vms.push({ spec: { ...page.vms[0].spec, name: "extra", bootArgs: "", ramMiB: 64, cpuCap: 100, weight: 100, diskMiB: 0, balloonMiB: 0 }, cards: ["lan", null] });
-    page.networks.push({ name: "spare", gateway: "192.168.5.1/24" });
-    const lab = labFromPage(page, raw());
+    page.networks.push({ name: "spare", gateway: "192.168.5.1/24" }, { name: "lan0", gateway: "10.0.9.1/24" });
+    const lab = labFromPage({ ...page, defaultNetwork: "lan0" }, raw());
     const f = full(lab);
     expect(f.vms.map((v) => v.name)).toEqual(["router", "web", "extra"]);
     expect(f.vms[1].memoryMiB).toBe(96);
@@ -144,8 +144,8 @@ describe("the lab file follows the page", () => {
     expect(f.vms[1].cards).toEqual([{ network: "dmz", address: "10.0.2.10" }]);
     expect(f.vms[1].setup.commands).toEqual(["/usr/local/bin/serve"]);
     expect(f.vms[2].cards).toEqual([{ network: "lan", address: "dhcp" }]);
-    // a network no VM uses and the file does not have is not the lab's
-    expect(f.networks.map((n) => n.name)).toEqual(["lan", "dmz"]);
+    // a network made in the dashboard is the lab's too; the page's default one, unused, is not
+    expect(f.networks.map((n) => n.name)).toEqual(["lan", "dmz", "spare"]);
     // the steps' snippets and checks on the deleted client are gone
     expect(f.steps[0].snippets).toEqual([]);
     expect(f.steps[0].checks).toEqual([]);
@@ -153,7 +153,7 @@ describe("the lab file follows the page", () => {
 
   it("a page without a lab file becomes a new lab", () => {
     const page = built();
-    const lab = labFromPage({ ...page, networks: [...page.networks, { name: "lan2", gateway: "10.9.0.1/16", dhcp: false }] }, undefined, "Built by hand");
+    const lab = labFromPage({ ...page, networks: [...page.networks, { name: "lan2", gateway: "10.9.0.1/16", dhcp: false }], defaultNetwork: "lan2" }, undefined, "Built by hand");
     const f = full(lab);
     expect(f.title).toBe("Built by hand");
     expect(f.vms.map((v) => v.name)).toEqual(["client", "router", "web"]);

@@ -15,6 +15,8 @@ import type { NetworkConfig } from "../../net/switch-host.ts";
 export interface PageView {
   vms: { spec: VmSpec; /** each card's network, eth0 first (null: unplugged) */ cards: (string | null)[] }[];
   networks: NetworkConfig[];
+  /** the page's default network (made whatever the lab): in the file only when a VM uses it or the file has it */
+  defaultNetwork?: string;
 }
 
 function networkOf(cfg: NetworkConfig, before: LabNetwork | undefined): LabNetwork {
@@ -68,9 +70,9 @@ function sameValue(a: unknown, b: unknown): boolean {
 function derive(page: PageView, base: Lab | undefined, title: string): Lab {
   const names = new Set(page.vms.map((v) => v.spec.name));
   const used = new Set(page.vms.flatMap((v) => v.cards.filter((c): c is string => c !== null)));
-  // networks of the lab file, and any other network a VM uses (the page's default one, say)
+  // every network of the page (made in the dashboard or by the lab), but the page's default one when nothing uses it
   const networks = page.networks
-    .filter((n) => used.has(n.name) || base?.networks.some((b) => b.name === n.name))
+    .filter((n) => n.name !== page.defaultNetwork || used.has(n.name) || base?.networks.some((b) => b.name === n.name))
     .map((n) => networkOf(n, base?.networks.find((b) => b.name === n.name)));
   const vms = page.vms.map((v) => vmOf(v, base?.vms.find((b) => b.name === v.spec.name)));
   const steps = base?.steps?.map((st) => ({

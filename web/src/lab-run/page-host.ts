@@ -8,7 +8,7 @@
 import type { Hypervisor, CardPlan, CreateOptions } from "../hypervisor.ts";
 import type { NetworkHub } from "../network/index.ts";
 import type { NetworkConfig } from "../../net/switch-host.ts";
-import { checkSpec, probeMemory, type VmSpec } from "../lab.ts";
+import { checkSpec, probeMemory, DEFAULT_NETWORK, type VmSpec } from "../lab.ts";
 import type { GuestResult, LabHost } from "./runner.ts";
 import type { PageView } from "./from-page.ts";
 
@@ -29,6 +29,7 @@ export class PageLabHost implements LabHost {
         cards: cards.filter((c) => c.vm === e.spec.name).sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true })).map((c) => c.network),
       })),
       networks: this.hub.getState().networks.map((n) => n.config),
+      defaultNetwork: DEFAULT_NETWORK.name,
     };
   }
 
