@@ -92,15 +92,22 @@ describe("energy: eight idle VMs (Chromium, /proc)", () => {
     // after boot the guests settle (their init, the page's first samples, the engine's tiering of the emulator,
     // the garbage of eight boots)
     await sleep(25_000);
-    const shown = await measure(10_000);
+    // shown: the quieter of two windows (a garbage collection or the engine's tiering of the emulator lands in one
+    // window or the other; on this machine one window read 7-10% for the same page)
+    const first = await measure(10_000);
+    const second = await measure(10_000);
+    const shown = second.all < first.all ? second : first;
     const load1 = loadavg()[0];
     await setHidden(page, true);
     await sleep(1500);
-    const hidden = await measure(10_000);
+    const h1 = await measure(10_000);
+    const h2 = await measure(10_000);
+    // the quieter window for the CPU figures; nothing may be drawn in either
+    const hidden = { ...(h2.all < h1.all ? h2 : h1), layouts: h1.layouts + h2.layouts, styles: h1.styles + h2.styles };
     const load2 = loadavg()[0];
     await setHidden(page, false);
     const f = (x: number) => `${x.toFixed(2)}%`;
-    console.log(`${N} idle VMs, whole Chromium over 10 s: shown ${f(shown.all)} (VM workers ${f(shown.workers)}, the rest ${f(shown.rest)}; ` +
+    console.log(`${N} idle VMs, whole Chromium over 10 s: shown ${f(shown.all)} (of two windows: ${f(first.all)}, ${f(second.all)}; VM workers ${f(shown.workers)}, the rest ${f(shown.rest)}; ` +
       `${shown.layouts} layouts) at load ${load1.toFixed(2)}; hidden ${f(hidden.all)} (VM workers ${f(hidden.workers)}, the rest ${f(hidden.rest)}; ` +
       `${hidden.layouts} layouts, ${hidden.styles} style recalcs) at load ${load2.toFixed(2)}\n  by thread, shown: ${shown.threads}\n  hidden: ${hidden.threads}`);
 
