@@ -2,7 +2,7 @@
 // file dropped on the page opened (a snapshot file still goes to the dashboard), and what was wrong with a lab
 // file or link that could not be opened (the page goes on as it was: nothing is lost).
 
-import { useEffect, useState, useSyncExternalStore, type ReactNode } from "react";
+import { useSyncExternalStore, type ReactNode } from "react";
 import { LabPanel, downloadLab } from "./LabPanel.tsx";
 import { GALLERY } from "../labs/gallery/index.ts";
 import type { LabSession } from "./session.ts";
@@ -91,10 +91,9 @@ export function LabButtons({ labs }: { labs: LabHolder }) {
 
 export function LabShell({ labs, debian, children }: { labs: LabHolder; debian: { missing: string } | object; children: ReactNode }) {
   useSyncExternalStore(labs.subscribe, () => labs.version);
-  const [, setTick] = useState(0);
+  // (the Lab panel follows its session itself)
   const gallery = labs.gallery;
   const session = labs.session;
-  useEffect(() => session?.subscribe(() => setTick((t) => t + 1)), [session]);
   const openFiles = (files: File[]) => openFilesIn(labs, files);
 
   return (

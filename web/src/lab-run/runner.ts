@@ -56,7 +56,6 @@ export function describeOp(op: LabOp): string {
   }
 }
 
-const decoder = new TextDecoder();
 const tail = (s: string, n = 400) => (s.length > n ? "…" + s.slice(-n) : s).trim();
 
 /**
@@ -178,6 +177,3 @@ export async function runCheck(check: FullCheck, host: LabHost): Promise<CheckRe
   }
   return { pass: true, detail: "passed", output };
 }
-
-/** Bytes from a guest as text (what the agent hands back). */
-export const text = (b: Uint8Array): string => decoder.decode(b);
