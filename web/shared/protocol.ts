@@ -130,6 +130,8 @@ export interface VmInit {
    *  builds exactly this board, an in-memory disk (kept across resets) for each of spec.disks */
   spec: MachineSpec;
   ctrl: SharedArrayBuffer;
+  /** the worker's counters, published for the page's meters (stats-block.ts); absent: the page asks through stats() */
+  stats?: SharedArrayBuffer;
   /** guest console output: the worker writes, the page reads */
   output: SharedArrayBuffer;
   /** console input: the page writes, the worker reads */

@@ -45,6 +45,8 @@ export interface VmEntry {
   stats?: VmStats;
   /** the CPU cap the worker enforces now (the user's cap, or less when VMs compete; see scheduler.ts) */
   effectiveCap: number;
+  /** the stats block's GEN when `stats` was fetched whole (stats-block.ts) */
+  statsGen?: number;
   /** since when (performance.now()) its worker has not answered a stats call in time */
   lateSince?: number;
   /** its worker has not answered for NOT_RESPONDING_MS: shown as such; Reset and Power off replace the worker */
@@ -138,6 +140,9 @@ const LATE_MS = 1500;
 const NOT_RESPONDING_MS = 3000;
 /** ...and after this long it is taken for hung and stopped. */
 const HUNG_MS = 15_000;
+/** A worker's stats block older than this is not trusted: it is asked through comlink (its loop turns at least once a
+ *  second, so a live worker's block is never this old but while it is parked for a snapshot or a restore). */
+const FRESH_MS = 2500;
 
 export class Hypervisor {
   readonly entries: VmEntry[] = [];
@@ -559,6 +564,22 @@ export class Hypervisor {
       e.history.push(restingSample());
       return;
     }
+    // Most rounds read the worker's counters from shared memory: no message, nothing for the worker to do. The worker
+    // is asked through comlink when something that is not a number there changed (GEN), and when its block went
+    // stale, which is how a worker that stopped turning its loop is still found out (below).
+    const block = h.statsBlock;
+    if (e.stats && block.gen === e.statsGen && block.age() < FRESH_MS) {
+      const s = block.read(e.stats);
+      if (s) {
+        e.lateSince = undefined;
+        if (e.notResponding) { e.notResponding = false; this.structVersion++; }
+        const prev = e.stats;
+        e.stats = s;
+        e.history.push(sampleBetween(prev, s, e.spec.ramMiB));
+        return;
+      }
+    }
+    const gen = block.gen;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<"late">((r) => { timer = setTimeout(() => r("late"), LATE_MS); });
     const s = await Promise.race([h.stats().catch(() => undefined), late]);
@@ -587,6 +608,7 @@ export class Hypervisor {
     if (!s) { e.history.push(restingSample()); return; }
     const prev = e.stats;
     e.stats = s;
+    e.statsGen = gen;
     e.history.push(prev ? sampleBetween(prev, s, e.spec.ramMiB) : { ...restingSample(), memAvail: e.spec.ramMiB });
   }
 

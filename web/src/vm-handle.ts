@@ -3,6 +3,7 @@
 
 import * as Comlink from "comlink";
 import { ByteRing } from "../shared/ring.ts";
+import { StatsBlockReader, STATS_BLOCK_BYTES } from "../shared/stats-block.ts";
 import {
   CTRL, CTRL_WORDS, VM_STATES,
   type VmEvent, type VmIncoming, type VmDiskInit, type VmDiskBase, type VmBootImages, type VmMigrationReport, type VmOrigin, type VmState, type VmStats, type VmWorkerApi,
@@ -113,6 +114,8 @@ export class VmHandle {
   private readonly worker: Worker;
   private readonly remote: Comlink.Remote<VmWorkerApi>;
   private readonly ctrl: Int32Array;
+  /** the worker's counters in shared memory (the meters read them without a message) */
+  readonly statsBlock: StatsBlockReader;
   private readonly output: ByteRing;
   private readonly input: ByteRing;
   private readonly encoder = new TextEncoder();
@@ -141,6 +144,8 @@ export class VmHandle {
     this.name = opts.name;
     const ctrlBuf = new SharedArrayBuffer(CTRL_WORDS * 4);
     this.ctrl = new Int32Array(ctrlBuf);
+    const statsBuf = new SharedArrayBuffer(STATS_BLOCK_BYTES);
+    this.statsBlock = new StatsBlockReader(statsBuf);
     this.output = ByteRing.create(OUTPUT_RING);
     this.input = ByteRing.create(INPUT_RING);
     this.worker = takeVmWorker();
@@ -169,6 +174,7 @@ export class VmHandle {
       images: opts.images,
       spec,
       ctrl: ctrlBuf,
+      stats: statsBuf,
       output: this.output.buffer,
       input: this.input.buffer,
       cpuCap: opts.cpuCap,

@@ -6,6 +6,7 @@ import { describe, it, expect, afterEach } from "vitest";
 import { readFileSync } from "node:fs";
 import { VmHost } from "../vm/vm-host.ts";
 import { ByteRing } from "../shared/ring.ts";
+import { StatsBlockReader, STATS_BLOCK_BYTES } from "../shared/stats-block.ts";
 import { CTRL, CTRL_WORDS, type VmEvent, type VmInit, type VmOrigin, type VmIncoming } from "../shared/protocol.ts";
 import { NicChannel } from "../net/nic-channel.ts";
 import { loadHartModule } from "../../emulator-core/src/node/hart-module.ts";
@@ -26,6 +27,9 @@ class TestVm {
   readonly ctrl = new Int32Array(new SharedArrayBuffer(CTRL_WORDS * 4));
   readonly output = ByteRing.create(1 << 18);
   readonly input = ByteRing.create(1 << 14);
+  /** the counters the worker publishes for the page's meters */
+  readonly statsBuffer = new SharedArrayBuffer(STATS_BLOCK_BYTES);
+  readonly statsBlock = new StatsBlockReader(this.statsBuffer);
   readonly events: VmEvent[] = [];
   text = "";
   private readonly timer: ReturnType<typeof setInterval>;
@@ -44,7 +48,7 @@ class TestVm {
     };
     const init: VmInit = {
       hart, images: boot, spec, ctrl: this.ctrl.buffer as SharedArrayBuffer, output: this.output.buffer, input: this.input.buffer,
-      nics, template: { spec: template.spec, state: template.state }, from: opts.from, incoming: opts.incoming,
+      stats: this.statsBuffer, nics, template: { spec: template.spec, state: template.state }, from: opts.from, incoming: opts.incoming,
     };
     this.host.init(init, (e) => { this.events.push(e); });
     this.timer = setInterval(() => this.drain(), 10);
@@ -136,6 +140,39 @@ describe("VmHost (the VM worker's class) in Node", () => {
     expect(before[0]).toBe(1); // the start, up to what the ring held
     expect(after[0] - before.at(-1)! - 1).toBeGreaterThan(10_000); // the middle is what was skipped
   }, 180_000);
+
+  it("publishes its counters in shared memory as its loop turns: the page's meters need no call, and GEN moves when the state does", async () => {
+    const v = vm("meters", { last: 11 });
+    expect(v.statsBlock.age()).toBeLessThan(1000); // published once made ("created")
+    v.call((h) => h.start());
+    await v.ready();
+    const whole = v.host.stats(false);
+    const gen = v.statsBlock.gen;
+    expect(gen).toBeGreaterThan(0);
+    const a = v.statsBlock.read(whole)!;
+    expect(v.statsBlock.age()).toBeLessThan(1500); // an idle guest's worker still turns its loop once a second
+    expect(a.state).toBe("running");
+    // the guest works for a while: its counters move in the block with no call made meanwhile
+    v.input.write(new TextEncoder().encode("i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo loop-$((6*7))\n"));
+    v.ring();
+    await expect.poll(() => /^loop-42$/m.test(v.text), { timeout: 60_000 }).toBe(true);
+    await sleep(600);
+    const b = v.statsBlock.read(whole)!;
+    expect(b.instret).toBeGreaterThan(a.instret + 1e6);
+    expect(b.busyMs).toBeGreaterThan(a.busyMs);
+    expect(b.atMs).toBeGreaterThan(a.atMs);
+    // the block's numbers are the worker's own
+    const now = v.host.stats(false);
+    expect(b.busyMs).toBeLessThanOrEqual(now.busyMs);
+    expect(now.busyMs - b.busyMs).toBeLessThan(300);
+    expect(b.net.cards).toBe(1);
+    expect(b.balloon?.ramPages).toBe(64 * 256);
+    // the guest is asked for its memory statistics meanwhile (the page no longer calls stats() to ask)
+    await expect.poll(() => v.statsBlock.read(whole)!.balloon?.memTotal ?? 0, { timeout: 10_000 }).toBeGreaterThan(16 << 20);
+    expect(v.statsBlock.gen).toBe(gen); // nothing but numbers changed
+    v.call((h) => h.pause());
+    expect(v.statsBlock.gen).toBeGreaterThan(gen); // the page fetches the whole stats again
+  }, 120_000);
 
   it("talks to the guest's agent: a command's status and output, a file in with progress and back out", async () => {
     const v = vm("agentvm", { last: 9 });

@@ -34,6 +34,7 @@ import { migrateOut, MigrationTarget } from "../../emulator-core/src/snapshot/mi
 import { broadcastPort, MigrationReceiver, MigrationSender } from "../../emulator-core/src/snapshot/migration-link.ts";
 import { ANNOUNCE_DELAYS_MS } from "../../emulator-core/src/net/announce.ts";
 import { ByteRing } from "../shared/ring.ts";
+import { StatsBlockWriter } from "../shared/stats-block.ts";
 import { VmNics } from "../net/vm-nics.ts";
 import {
   CTRL, GUEST_READY_MARKER, VM_STATES,
@@ -166,6 +167,7 @@ export class VmHost implements VmWorkerApi {
     this.cfg = init;
     this.onEvent = onEvent;
     this.ctrl = new Int32Array(init.ctrl);
+    if (init.stats) this.statsOut = new StatsBlockWriter(init.stats);
     this.output = new ByteRing(init.output);
     this.input = new ByteRing(init.input);
     this.nics = new VmNics(init.nics);
@@ -196,6 +198,22 @@ export class VmHost implements VmWorkerApi {
   }
 
   // Each control call first takes itself off the page's count of pending calls (see CTRL.PENDING_CALLS).
+  /** The counters for the page's meters, in shared memory (stats-block.ts): published as the loop turns, so the
+   *  page reads them without a message. The guest is asked for fresh memory statistics once a second meanwhile (the
+   *  page's stats() call used to ask). */
+  private statsOut: StatsBlockWriter | undefined;
+  private balloonAskedAt = -Infinity;
+  private publishStats(force = false): void {
+    const out = this.statsOut;
+    if (!out || (!force && !out.due())) return;
+    const now = performance.now();
+    if (this.poweredOn && now - this.balloonAskedAt >= 1000) {
+      this.balloonAskedAt = now;
+      this.machine?.balloon?.requestStats();
+    }
+    out.publish(this.stats(false));
+  }
+
   private took(): void {
     if (!this.cfg) throw new Error("the VM worker is not initialised");
     Atomics.sub(this.ctrl, CTRL.PENDING_CALLS, 1);
@@ -1006,6 +1024,7 @@ export class VmHost implements VmWorkerApi {
     if (state === "stopped" || state === "error") this.agent.stopped(`the VM stopped${detail ? ` (${detail})` : ""}`);
     this.state = state;
     Atomics.store(this.ctrl, CTRL.STATE, VM_STATES.indexOf(state));
+    this.publishStats(true);
     this.event({ kind: "state", state, detail });
   }
 
@@ -1106,6 +1125,7 @@ export class VmHost implements VmWorkerApi {
 
   private beforeSlice(m: Machine | undefined): SliceDecision {
     if (this.holds > 0) return hold(0); // parked (see holding)
+    this.publishStats();
     if (performance.now() - this.lastWriteBack >= WRITEBACK_MS) this.writeBackDisks();
     if (this.departed) return hold(MAX_SLEEP_MS);
     if (!m || !this.runs) {
