@@ -4,6 +4,7 @@
 import asc from "assemblyscript/asc";
 import { mkdirSync, statSync, readdirSync } from "node:fs";
 import { writeGeneratedState } from "./hart-state-gen.mjs";
+import { writeGeneratedSemantics } from "./semantics-gen.mjs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -13,9 +14,12 @@ const srcDir = join(here, "assembly");
 
 // The hart state block's layout is generated from one table for both the hart and the TypeScript side.
 writeGeneratedState();
+// The integer instructions' semantics, for the interpreter (assembly/semantics.ts) and the JIT (src/jit/semantics.ts).
+writeGeneratedSemantics();
 
 function newestSource() {
-  return Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs, statSync(join(here, "hart-state.mjs")).mtimeMs);
+  return Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs, statSync(join(here, "hart-state.mjs")).mtimeMs,
+    statSync(join(here, "semantics.mjs")).mtimeMs, statSync(join(here, "semantics-gen.mjs")).mtimeMs);
 }
 let upToDate = false;
 try { upToDate = statSync(out).mtimeMs >= newestSource(); } catch {}

@@ -8,6 +8,7 @@
 // and the code after the switch sorts it out. Nothing here allocates or calls into JavaScript.
 
 import * as O from "./ops";
+import * as S from "./semantics";
 import { decode16, decode32, E_LEN, E_RD, E_RS1, E_RS2, E_IMM, E_RAW, ENTRY_SIZE } from "./decode";
 import {
   H, HartFields, PRV_M, PRV_S, PRV_U, xregs, fregs, tlbRead, tlbWrite, spanEntry, EXC_STOP, STOP_SLICE, STOP_WFI, STOP_MMIO,
@@ -47,6 +48,10 @@ const crossEntry = memory.data<u8>([O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
 @inline function X(xr: usize, off: usize): u64 { return load<u64>(xr + off); }
 @inline function setX(xr: usize, off: usize, v: u64): void { store<u64>(xr + off, v); }
 @inline function sext32(v: u64): u64 { return <u64><i64><i32>v; }
+@inline function RS1(xr: usize, e: usize): u64 { return X(xr, load<u16>(e, E_RS1)); }
+@inline function RS2(xr: usize, e: usize): u64 { return X(xr, load<u16>(e, E_RS2)); }
+/** The immediate, sign-extended: the operand form of the generated semantics (semantics.ts). */
+@inline function IMM(e: usize): u64 { return <u64><i64>load<i32>(e, E_IMM); }
 
 /** The host address for an access of size bytes at va if the TLB maps it, else 0 (never a RAM address). */
 @inline function tlbHit(tlb: usize, va: u64, key: u64, size: u32): usize {
@@ -54,25 +59,6 @@ const crossEntry = memory.data<u8>([O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
   // The tag is compared with the page of the access's last byte: an access that crosses into the next page
   // (misaligned) never matches, so it takes the slow path without a separate check.
   return load<u64>(te) == (((va + (size - 1)) >> 12) | key) ? <usize>(va + load<u64>(te, 8)) : 0;
-}
-
-/** High 64 bits of the unsigned 128-bit product (wasm has no wide multiply). */
-function mulhu64(a: u64, b: u64): u64 {
-  const aLo = a & 0xffffffff, aHi = a >> 32, bLo = b & 0xffffffff, bHi = b >> 32;
-  const ll = aLo * bLo, lh = aLo * bHi, hl = aHi * bLo, hh = aHi * bHi;
-  const mid = (ll >> 32) + (lh & 0xffffffff) + (hl & 0xffffffff);
-  return hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
-}
-function mulh64(a: u64, b: u64): u64 {
-  let h = mulhu64(a, b);
-  if (<i64>a < 0) h -= b;
-  if (<i64>b < 0) h -= a;
-  return h;
-}
-function mulhsu64(a: u64, b: u64): u64 {
-  let h = mulhu64(a, b);
-  if (<i64>a < 0) h -= b;
-  return h;
 }
 
 /** Decodes the instruction at virtual address va into entry e (or the span scratch entry); returns the entry to
@@ -161,8 +147,8 @@ export function run(budget: i32): u32 {
         continue;
       }
       // ---- RV64I ----------------------------------------------------------------------------------------------
-      case O.OP_LUI: setX(xr, RD(e), <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_AUIPC: setX(xr, RD(e), p + <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_LUI: setX(xr, RD(e), S.LUI(IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_AUIPC: setX(xr, RD(e), S.AUIPC(IMM(e), p)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       case O.OP_JAL: setX(xr, RD(e), p + load<u8>(e, E_LEN)); p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); continue;
       case O.OP_JALR: {
         const t = (X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)) & ~1;
@@ -172,27 +158,27 @@ export function run(budget: i32): u32 {
         continue;
       }
       case O.OP_BEQ:
-        if (X(xr, load<u16>(e, E_RS1)) == X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BEQ(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BNE:
-        if (X(xr, load<u16>(e, E_RS1)) != X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BNE(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BLT:
-        if (<i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BLT(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BGE:
-        if (<i64>X(xr, load<u16>(e, E_RS1)) >= <i64>X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BGE(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BLTU:
-        if (X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BLTU(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BGEU:
-        if (X(xr, load<u16>(e, E_RS1)) >= X(xr, load<u16>(e, E_RS2))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BGEU(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
 
@@ -286,83 +272,49 @@ export function run(budget: i32): u32 {
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       }
 
-      case O.OP_ADDI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLTI: setX(xr, RD(e), <i64>X(xr, load<u16>(e, E_RS1)) < <i64>load<i32>(e, E_IMM) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLTIU: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) < <u64><i64>load<i32>(e, E_IMM) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_XORI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) ^ <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ORI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) | <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ANDI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) & <u64><i64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLLI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) << <u64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRLI: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) >> <u64>load<i32>(e, E_IMM)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRAI: setX(xr, RD(e), <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ADD: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SUB: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLL: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) << (X(xr, load<u16>(e, E_RS2)) & 63)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLT: setX(xr, RD(e), <i64>X(xr, load<u16>(e, E_RS1)) < <i64>X(xr, load<u16>(e, E_RS2)) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLTU: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) < X(xr, load<u16>(e, E_RS2)) ? 1 : 0); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_XOR: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) ^ X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRL: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) >> (X(xr, load<u16>(e, E_RS2)) & 63)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRA: setX(xr, RD(e), <u64>(<i64>X(xr, load<u16>(e, E_RS1)) >> <i64>(X(xr, load<u16>(e, E_RS2)) & 63))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_OR: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) | X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_AND: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) & X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ADDIW: setX(xr, RD(e), sext32(X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLLIW: setX(xr, RD(e), sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << load<u32>(e, E_IMM)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRLIW: setX(xr, RD(e), sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> load<u32>(e, E_IMM)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRAIW: setX(xr, RD(e), <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> load<i32>(e, E_IMM))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_ADDW: setX(xr, RD(e), sext32(X(xr, load<u16>(e, E_RS1)) + X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SUBW: setX(xr, RD(e), sext32(X(xr, load<u16>(e, E_RS1)) - X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SLLW: setX(xr, RD(e), sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) << (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRLW: setX(xr, RD(e), sext32(<u64>(<u32>X(xr, load<u16>(e, E_RS1)) >> (<u32>X(xr, load<u16>(e, E_RS2)) & 31)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_SRAW: setX(xr, RD(e), <u64><i64>(<i32>X(xr, load<u16>(e, E_RS1)) >> (<i32>X(xr, load<u16>(e, E_RS2)) & 31))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADDI: setX(xr, RD(e), S.ADDI(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLTI: setX(xr, RD(e), S.SLTI(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLTIU: setX(xr, RD(e), S.SLTIU(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_XORI: setX(xr, RD(e), S.XORI(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ORI: setX(xr, RD(e), S.ORI(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ANDI: setX(xr, RD(e), S.ANDI(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLLI: setX(xr, RD(e), S.SLLI(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRLI: setX(xr, RD(e), S.SRLI(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRAI: setX(xr, RD(e), S.SRAI(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADD: setX(xr, RD(e), S.ADD(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SUB: setX(xr, RD(e), S.SUB(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLL: setX(xr, RD(e), S.SLL(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLT: setX(xr, RD(e), S.SLT(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLTU: setX(xr, RD(e), S.SLTU(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_XOR: setX(xr, RD(e), S.XOR(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRL: setX(xr, RD(e), S.SRL(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRA: setX(xr, RD(e), S.SRA(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_OR: setX(xr, RD(e), S.OR(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_AND: setX(xr, RD(e), S.AND(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADDIW: setX(xr, RD(e), S.ADDIW(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLLIW: setX(xr, RD(e), S.SLLIW(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRLIW: setX(xr, RD(e), S.SRLIW(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRAIW: setX(xr, RD(e), S.SRAIW(RS1(xr, e), IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_ADDW: setX(xr, RD(e), S.ADDW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SUBW: setX(xr, RD(e), S.SUBW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SLLW: setX(xr, RD(e), S.SLLW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRLW: setX(xr, RD(e), S.SRLW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_SRAW: setX(xr, RD(e), S.SRAW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
 
       // ---- M --------------------------------------------------------------------------------------------------
-      case O.OP_MUL: setX(xr, RD(e), X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_MULH: setX(xr, RD(e), mulh64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_MULHSU: setX(xr, RD(e), mulhsu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_MULHU: setX(xr, RD(e), mulhu64(X(xr, load<u16>(e, E_RS1)), X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_DIV: {
-        const a = <i64>X(xr, load<u16>(e, E_RS1)), b = <i64>X(xr, load<u16>(e, E_RS2));
-        setX(xr, RD(e), b == 0 ? <u64>-1 : (b == -1 ? <u64>(0 - a) : <u64>(a / b)));
-        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      }
-      case O.OP_DIVU: {
-        const a = X(xr, load<u16>(e, E_RS1)), b = X(xr, load<u16>(e, E_RS2));
-        setX(xr, RD(e), b == 0 ? <u64>-1 : a / b);
-        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      }
-      case O.OP_REM: {
-        const a = <i64>X(xr, load<u16>(e, E_RS1)), b = <i64>X(xr, load<u16>(e, E_RS2));
-        setX(xr, RD(e), b == 0 ? <u64>a : (b == -1 ? 0 : <u64>(a % b)));
-        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      }
-      case O.OP_REMU: {
-        const a = X(xr, load<u16>(e, E_RS1)), b = X(xr, load<u16>(e, E_RS2));
-        setX(xr, RD(e), b == 0 ? a : a % b);
-        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      }
-      case O.OP_MULW: setX(xr, RD(e), sext32(X(xr, load<u16>(e, E_RS1)) * X(xr, load<u16>(e, E_RS2)))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_DIVW: {
-        const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
-        const q: i32 = b == 0 ? -1 : (b == -1 ? <i32>0 - a : a / b); // INT_MIN / -1 overflows to INT_MIN
-        setX(xr, RD(e), <u64><i64>q);
-        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      }
-      case O.OP_DIVUW: {
-        const a = <u32>X(xr, load<u16>(e, E_RS1)), b = <u32>X(xr, load<u16>(e, E_RS2));
-        setX(xr, RD(e), sext32(<u64>(b == 0 ? 0xffffffff : a / b)));
-        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      }
-      case O.OP_REMW: {
-        const a = <i32>X(xr, load<u16>(e, E_RS1)), b = <i32>X(xr, load<u16>(e, E_RS2));
-        const r: i32 = b == 0 ? a : (b == -1 ? 0 : a % b);
-        setX(xr, RD(e), <u64><i64>r);
-        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      }
-      case O.OP_REMUW: {
-        const a = <u32>X(xr, load<u16>(e, E_RS1)), b = <u32>X(xr, load<u16>(e, E_RS2));
-        setX(xr, RD(e), sext32(<u64>(b == 0 ? a : a % b)));
-        { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      }
+      case O.OP_MUL: setX(xr, RD(e), S.MUL(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULH: setX(xr, RD(e), S.MULH(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULHSU: setX(xr, RD(e), S.MULHSU(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULHU: setX(xr, RD(e), S.MULHU(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_DIV: setX(xr, RD(e), S.DIV(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_DIVU: setX(xr, RD(e), S.DIVU(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_REM: setX(xr, RD(e), S.REM(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_REMU: setX(xr, RD(e), S.REMU(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_MULW: setX(xr, RD(e), S.MULW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_DIVW: setX(xr, RD(e), S.DIVW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_DIVUW: setX(xr, RD(e), S.DIVUW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_REMW: setX(xr, RD(e), S.REMW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
+      case O.OP_REMUW: setX(xr, RD(e), S.REMUW(RS1(xr, e), RS2(xr, e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
 
       // ---- A --------------------------------------------------------------------------------------------------
       case O.OP_LR_W: case O.OP_SC_W: case O.OP_AMOSWAP_W: case O.OP_AMOADD_W: case O.OP_AMOXOR_W:
