@@ -6,7 +6,8 @@
 import * as S from "./state";
 import * as C from "./csr";
 import { setDecodeCache, flushDecodeCache } from "./icache";
-import { flushTlbs, clearTlbs, clearTlbEntries, updateKeys, TLB_GENERATIONS } from "./mmu";
+import { flushTlbs, clearTlbs, clearTlbEntries, updateKeys, TLB_GENERATIONS, loadSlow, storeSlow } from "./mmu";
+import { takeTrap } from "./trap";
 import { decode16, decode32 } from "./decode";
 
 export { run } from "./hart";
@@ -79,4 +80,30 @@ export function decodeForTest(inst: u32): usize {
   if ((inst & 3) != 3) decode16(testEntry, inst & 0xffff);
   else decode32(testEntry, inst);
   return testEntry;
+}
+
+// ---- for compiled blocks (src/jit/compile-block.ts) -----------------------------------------------------------
+// A compiled block imports these from this instance, wasm to wasm: its loads and stores take the interpreter's
+// slow paths, so a miss, a fault or a device access behaves exactly as in run().
+
+/** Load of size bytes at va, zero-extended; on failure H.exc is set (a trap or a stop) and the result is 0. */
+export function jitLoadSlow(va: u64, size: u32): u64 { return loadSlow(va, size); }
+
+/** Store of the low size bytes of v at va; on failure H.exc is set. */
+export function jitStoreSlow(va: u64, size: u32, v: u64): void { storeSlow(va, size, v); }
+
+/** Finishes what a compiled block left pending in H.exc, as run() does after the instruction: a trap is taken
+ *  (the handler's address goes to H.pc, which the block left at the faulting instruction) and STOP_SLICE
+ *  returned; a stop request is cleared and its reason returned (STOP_MMIO: the access is re-executed once the
+ *  host has answered; STOP_HTIF: the block already counted the store and moved pc past it). With nothing pending
+ *  it returns STOP_SLICE. The TLB keys are brought up to date, since a trap changes privilege. */
+export function takePendingTrap(): u32 {
+  const H = S.H;
+  const exc = H.exc;
+  H.exc = 0;
+  let reason = S.STOP_SLICE;
+  if (exc == S.EXC_TRAP) H.pc = takeTrap(H.pc, H.excCause, H.excTval);
+  else if (exc == S.EXC_STOP) reason = H.stopReason;
+  if (H.keysEpoch != H.translationEpoch) updateKeys();
+  return reason;
 }

@@ -35,6 +35,10 @@ interface HartExports {
   invalidateDecoded(): void;
   hartFieldsLayoutOk(): number;
   decodeForTest(inst: number): number;
+  /** for compiled blocks (src/jit): the load and store slow paths, and finishing what a block left pending */
+  jitLoadSlow(va: bigint, size: number): bigint;
+  jitStoreSlow(va: bigint, size: number, v: bigint): void;
+  takePendingTrap(): number;
 }
 
 /** A hart's saved state: the architectural part of its block, as bytes, with the layout they follow. */
