@@ -181,6 +181,11 @@ function checkedOps(table, type) {
   return out;
 }
 
+/** Checks one expression over the operands (for tests): returns its type, or throws what is wrong with it. */
+export function checkExpression(text) {
+  return check(parse(text, "expression"), OPERAND_ENV, "expression", true).type;
+}
+
 function opIds() {
   const src = readFileSync(join(here, "assembly", "ops.ts"), "utf8");
   const ids = {};
