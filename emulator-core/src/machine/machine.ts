@@ -5,8 +5,9 @@
 // it reports the guest idle. A guest reboot happens in place: same memory, same device objects.
 
 import { Hart, StopReason } from "../hart.ts";
+import { HART_FIELDS } from "../hart-state.ts";
 import { computeLayout, RAM_BASE } from "../layout.ts";
-import { MmioBus } from "./bus.ts";
+import { MmioBus, type MmioValue } from "./bus.ts";
 import { MachineClock, TIMEBASE_HZ } from "./clock.ts";
 import { StateReader, type StateObject, type StateValue } from "../snapshot/state-value.ts";
 import { quiesce, saveMachine, restoreMachine, type MachineParts } from "../snapshot/machine-state.ts";
@@ -53,6 +54,17 @@ const IRQ_MEIP = 1n << 11n;
 
 /** no timer set: the largest signed 64-bit value, as a firmware leaves mtimecmp at reset */
 const NO_DEADLINE = (1n << 63n) - 1n;
+
+const INSTRET_OFFSET = HART_FIELDS.instret.offset;
+const MMIO_ADDR = HART_FIELDS.mmioAddr.offset;
+const MMIO_DATA = HART_FIELDS.mmioData.offset;
+const MMIO_SIZE = HART_FIELDS.mmioSize.offset;
+const MMIO_IS_STORE = HART_FIELDS.mmioIsStore.offset;
+/** MMIO stops, and guest instructions, between looks at the host clock while the guest keeps stopping on MMIO */
+const CLOCK_EVERY_STOPS = 16;
+const CLOCK_EVERY_INSTRUCTIONS = 2_000;
+/** register values device reads mostly return (status bytes, IDs), made once rather than a BigInt per read */
+const SMALL_VALUES = Array.from({ length: 256 }, (_, i) => BigInt(i));
 
 /** Instructions per run() call: about a millisecond of guest time, the granularity of timer checks. */
 const SLICE = 250_000;
@@ -135,12 +147,13 @@ export class Machine {
       this.plicLines = (meip ? IRQ_MEIP : 0n) | (seip ? IRQ_SEIP : 0n);
       this.updateLines();
     });
-    this.uart = new Uart16550(this.plic.line(UART_IRQ), (bytes) => { this.watchForPanic(bytes); this.onConsole(bytes); });
+    const clock = { clock: () => this.instructions() };
+    this.uart = new Uart16550(this.plic.line(UART_IRQ), (bytes) => { this.watchForPanic(bytes); this.onConsole(bytes); }, clock);
     this.clint = new Clint(() => this.mtime(), () => this.updateLines());
     this.bus.map(CLINT_BASE, this.clint, "clint");
     this.bus.map(PLIC_BASE, this.plic, "plic");
     this.bus.map(UART_BASE, this.uart, "uart");
-    this.agentPort = new Uart16550(this.plic.line(AGENT_UART_IRQ), (bytes) => this.agentOutput(bytes));
+    this.agentPort = new Uart16550(this.plic.line(AGENT_UART_IRQ), (bytes) => this.agentOutput(bytes), clock);
     (this.agentSink as { uart: Uart16550 }).uart = this.agentPort;
     this.bus.map(AGENT_UART_BASE, this.agentPort, "agent-uart");
 
@@ -234,6 +247,12 @@ export class Machine {
   }
 
   mtime(): bigint { return this.clock.now(); }
+
+  /** Retired instructions as a number (exact below 2^53), read without a BigInt: the UARTs' clock. */
+  private instructions(): number {
+    const v = this.hart.state.view;
+    return v.getUint32(INSTRET_OFFSET, true) + v.getUint32(INSTRET_OFFSET + 4, true) * 0x1_0000_0000;
+  }
 
   private updateLines(): void {
     const now = this.mtime();
@@ -359,11 +378,20 @@ export class Machine {
   runFor(budgetMs: number): RunOutcome {
     if (this.halted) return { kind: "halted" };
     const t0 = performance.now();
+    let clockAt = this.instructions(), mmioStops = 0, lookAtClock = true;
     try {
       for (;;) {
         if (this.agentQueue.pending) this.agentQueue.pump(this.agentSink);
-        this.updateLines();
-        const why = this.hart.run(SLICE) as StopReason;
+        if (lookAtClock) this.updateLines();
+        // A UART's transmit FIFO empties at a point on the instruction clock: the slice ends there.
+        const txDue = Math.min(this.uart.txDue, this.agentPort.txDue);
+        const budget = txDue === Infinity ? SLICE : Math.max(1, Math.min(SLICE, txDue - this.instructions()));
+        const why = this.hart.run(budget) as StopReason;
+        if (txDue !== Infinity) {
+          const now = this.instructions();
+          this.uart.drainTx(now);
+          this.agentPort.drainTx(now);
+        }
         switch (why) {
           case StopReason.Mmio: this.handleMmio(); break;
           case StopReason.Ecall:
@@ -375,7 +403,13 @@ export class Machine {
             }
             break;
           case StopReason.Wfi: {
-            // The hart only stops on WFI when no enabled interrupt is pending.
+            // The hart only stops on WFI when no enabled interrupt is pending. An idle guest does not wait for a
+            // transmit FIFO to empty: it empties now, and its interrupt (if enabled) wakes the guest.
+            if (this.uart.txBusy || this.agentPort.txBusy) {
+              this.uart.drainTx();
+              this.agentPort.drainTx();
+              break;
+            }
             const now = this.mtime();
             if (this.deterministic) {
               // jump to the next deadline: idle time costs nothing in deterministic mode
@@ -396,7 +430,15 @@ export class Machine {
           case StopReason.Slice: break;
         }
         if (this.halted) break;
-        // Checked after every stop, not only full slices: a guest polling a device stops on each access.
+        // The host clock (the guest's time, its timer lines, this call's budget) is looked at after every stop, not
+        // only full slices: a guest polling a device stops on each access. After MMIO stops, though, only every
+        // CLOCK_EVERY_STOPS of them or CLOCK_EVERY_INSTRUCTIONS: a console line takes about ten, and reading the
+        // clock costs as much as the rest of such a stop. Device events change the lines at once without it.
+        lookAtClock = why !== StopReason.Mmio || ++mmioStops >= CLOCK_EVERY_STOPS
+          || this.instructions() - clockAt >= CLOCK_EVERY_INSTRUCTIONS;
+        if (!lookAtClock) continue;
+        mmioStops = 0;
+        clockAt = this.instructions();
         if (performance.now() - t0 >= budgetMs) break;
       }
     } finally {
@@ -407,19 +449,23 @@ export class Machine {
     return this.halted ? { kind: "halted" } : { kind: "slice" };
   }
 
+  /** Answers the access the hart stopped on. The exchange words are read and written as 32-bit halves: a BigInt
+   *  per stop costs more than the rest of the stop's work on the host. */
   private handleMmio(): void {
-    const h = this.hart, s = h.state;
-    const addr = s.mmioAddr;
-    const size = s.mmioSize;
-    if (s.mmioIsStore) {
-      if (this.bus.write(addr, size, s.mmioData)) h.mmioComplete(0n);
-      else h.mmioFail();
-    } else {
-      const v = this.bus.read(addr, size);
-      if (v === undefined) h.mmioFail();
-      else h.mmioComplete(v);
+    const h = this.hart, v = h.state.view;
+    const addr = v.getUint32(MMIO_ADDR, true) + v.getUint32(MMIO_ADDR + 4, true) * 0x1_0000_0000;
+    const size = v.getUint32(MMIO_SIZE, true);
+    const store = v.getUint32(MMIO_IS_STORE, true) !== 0;
+    const out = this.mmioValue;
+    if (!this.bus.access(addr, size, store, v.getUint32(MMIO_DATA, true), v.getUint32(MMIO_DATA + 4, true), out)) {
+      h.mmioFail();
+      return;
     }
+    if (store) out.lo = out.hi = 0;
+    if (out.hi === 0 && out.lo < SMALL_VALUES.length) h.mmioComplete(SMALL_VALUES[out.lo]);
+    else h.mmioComplete((BigInt(out.hi) << 32n) | BigInt(out.lo));
   }
+  private readonly mmioValue: MmioValue = { lo: 0, hi: 0 };
 
   private readonly sbiHost: SbiHost = {
     setTimer: (deadline) => { this.timerDeadline = deadline; this.updateLines(); },
