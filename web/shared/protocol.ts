@@ -157,6 +157,10 @@ export interface VmInit {
   diskBase?: VmDiskBase;
   /** the VM cannot run in this page (its image is not here): why, shown when it is started */
   unavailable?: string;
+  /** console output the worker keeps for a page that does not take it (hidden), beyond the output ring: the oldest
+   *  goes past this, with a mark (default 4 MiB, at least 16 KiB: web/vm/vm-host.ts; the page's ?consoleBacklogKiB=N,
+   *  a small bound for tests) */
+  consoleBacklogBytes?: number;
 }
 
 /** A published chunked system image (npm run images:debian → public/images/debian/). */

@@ -126,11 +126,15 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
         ensure: (cfg) => { if (!net.networkNames().includes(cfg.name)) net.createNetwork(cfg); },
       };
       // the saved lab's VMs keep their disks in the browser's storage (a lab in the address, or a second host's VMs,
-      // are not kept: nor are their disks); ?diskQuotaMiB=N caps each disk's overlay (a quota to test against)
+      // are not kept: nor are their disks); ?diskQuotaMiB=N caps each disk's overlay (a quota to test against);
+      // ?consoleBacklogKiB=N bounds what each VM's worker keeps of the console output a hidden page does not take
+      // (a small bound lets a test see the "output skipped" mark without minutes of output)
       const quotaMiB = Number(new URLSearchParams(location.search).get("diskQuotaMiB") ?? NaN);
+      const backlogKiB = Number(new URLSearchParams(location.search).get("consoleBacklogKiB") ?? NaN);
       made = new Hypervisor(guest, {
         persist: !fromUrl && !secondHost, network, persistDisks: !fromUrl && !secondHost,
         diskQuotaBytes: Number.isFinite(quotaMiB) && quotaMiB >= 0 ? quotaMiB * 1048576 : undefined, sshKey,
+        consoleBacklogBytes: Number.isFinite(backlogKiB) && backlogKiB >= 0 ? backlogKiB * 1024 : undefined,
       });
       for (const spec of secondHost ? [] : fromUrl ?? saved ?? SAMPLE_LAB) made.create(spec, true, { keepDisk: true });
       void made.dropOrphanDisks();

@@ -129,6 +129,8 @@ export interface HypervisorOptions {
   persistDisks?: boolean;
   /** cap each disk's overlay at this many bytes (tests: ?diskQuotaMiB=) */
   diskQuotaBytes?: number;
+  /** each VM worker's console backlog bound (VmInit.consoleBacklogBytes; tests: ?consoleBacklogKiB=) */
+  consoleBacklogBytes?: number;
   /** the lab's SSH key, given to every Debian VM (lab.ts: labSshKey) */
   sshKey?: string;
 }
@@ -274,6 +276,7 @@ export class Hypervisor {
       nics: this.opts.network?.nicsFor(s.name, opts.cards ?? this.cardsNow(s.name) ?? s.cards ?? Array.from({ length: s.machine?.nics.length ?? 1 }, () => ({}))),
       machine: s.machine, template: this.guest.template, from: opts.from, incoming: opts.incoming,
       disk: e.diskMode && { name: s.name, mode: e.diskMode, quotaBytes: this.opts.diskQuotaBytes },
+      consoleBacklogBytes: this.opts.consoleBacklogBytes,
     });
     // a worker made again for the VM (its first one crashed) opens the disk the first one kept
     if (e.diskMode) e.diskMode = "keep";

@@ -53,6 +53,8 @@ export interface VmHandleOptions {
   from?: VmOrigin;
   /** the machine comes by live migration from another tab instead (the first start receives it) */
   incoming?: VmIncoming;
+  /** the worker's console backlog bound (VmInit.consoleBacklogBytes) */
+  consoleBacklogBytes?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -186,6 +188,7 @@ export class VmHandle {
       disk: opts.disk,
       diskBase: opts.diskBase,
       unavailable: opts.unavailable,
+      consoleBacklogBytes: opts.consoleBacklogBytes,
     }, opts.from ? bulkBuffers(opts.from.state) : []), Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
     this.schedule();
     // The safety net should a wake-up of the sleeping pump ever be missed. A hidden page takes no output at all: the

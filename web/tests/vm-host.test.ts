@@ -4,7 +4,7 @@
 
 import { describe, it, expect, afterEach } from "vitest";
 import { readFileSync } from "node:fs";
-import { VmHost } from "../vm/vm-host.ts";
+import { VmHost, consoleBacklogBytes, CONSOLE_BACKLOG, CONSOLE_BACKLOG_MIN } from "../vm/vm-host.ts";
 import { ByteRing } from "../shared/ring.ts";
 import { StatsBlockReader, STATS_BLOCK_BYTES } from "../shared/stats-block.ts";
 import { CTRL, CTRL_WORDS, type VmEvent, type VmInit, type VmOrigin, type VmIncoming } from "../shared/protocol.ts";
@@ -38,7 +38,7 @@ class TestVm {
   paused = false;
 
   constructor(readonly name: string, opts: { last: number; diskMiB?: number; from?: VmOrigin; incoming?: VmIncoming; consoleBacklog?: number }) {
-    this.host = new VmHost({ sharedThread: true, consoleBacklog: opts.consoleBacklog });
+    this.host = new VmHost({ sharedThread: true });
     const mac = `52:54:00:12:50:${opts.last.toString(16).padStart(2, "0")}`;
     const nics = [NicChannel.create(`${name}/eth0`, mac)];
     const spec: MachineSpec = {
@@ -49,6 +49,7 @@ class TestVm {
     const init: VmInit = {
       hart, images: boot, spec, ctrl: this.ctrl.buffer as SharedArrayBuffer, output: this.output.buffer, input: this.input.buffer,
       stats: this.statsBuffer, nics, template: { spec: template.spec, state: template.state }, from: opts.from, incoming: opts.incoming,
+      consoleBacklogBytes: opts.consoleBacklog, // as the page passes it (?consoleBacklogKiB=)
     };
     this.host.init(init, (e) => { this.events.push(e); });
     this.timer = setInterval(() => this.drain(), 10);
@@ -115,6 +116,15 @@ const count = async (v: TestVm) => {
 };
 
 describe("VmHost (the VM worker's class) in Node", () => {
+  it("takes the console backlog bound it is given, whole, and never below CONSOLE_BACKLOG_MIN", () => {
+    expect(consoleBacklogBytes(undefined)).toBe(CONSOLE_BACKLOG);
+    expect(consoleBacklogBytes(NaN)).toBe(CONSOLE_BACKLOG);
+    expect(consoleBacklogBytes(0)).toBe(CONSOLE_BACKLOG_MIN);
+    expect(consoleBacklogBytes(-5)).toBe(CONSOLE_BACKLOG_MIN);
+    expect(consoleBacklogBytes(300_000.7)).toBe(300_000);
+    expect(consoleBacklogBytes(64 << 20)).toBe(64 << 20);
+  });
+
   it("keeps console output the page does not take, up to its backlog: then the oldest goes, with a mark, and the guest never waits", async () => {
     const v = vm("backlog", { last: 10, consoleBacklog: 64 << 10 });
     v.call((h) => h.start());

@@ -52,6 +52,9 @@ const MAX_SLEEP_MS = 1000;
 /** Console output kept here beyond the ring while the page does not take it (a hidden or busy tab): the oldest is
  *  dropped past this, and the console says how much (the guest never waits for its console to be drawn). */
 export const CONSOLE_BACKLOG = 4 * 1024 * 1024;
+/** The least backlog a VM may be given (VmInit.consoleBacklogBytes, VmHostOptions.consoleBacklog): room for a few
+ *  screens, so that even a test's small backlog keeps the end of the output whole. */
+export const CONSOLE_BACKLOG_MIN = 16 * 1024;
 /** ESC c: resets the terminal (sent in-band ahead of a reset guest's output). */
 const TERMINAL_RESET = new Uint8Array([0x1b, 0x63]);
 /** CPU cap: the guest may run cap% of each window of this many ms; the rest of the window the worker sleeps. */
@@ -79,8 +82,15 @@ export interface VmHostOptions {
    *  setImmediate (Node drains a MessagePort's messages in one go, new ones included, so a MessageChannel
    *  ping-pong would starve its timers and other channels). A worker has the thread to itself: the default. */
   sharedThread?: boolean;
-  /** bytes of console output kept beyond the ring for a page that does not take it (default CONSOLE_BACKLOG) */
+  /** bytes of console output kept beyond the ring for a page that does not take it (default CONSOLE_BACKLOG; at
+   *  least CONSOLE_BACKLOG_MIN); VmInit.consoleBacklogBytes, when given, wins */
   consoleBacklog?: number;
+}
+
+/** A backlog bound as asked for, made whole and at least CONSOLE_BACKLOG_MIN. */
+export function consoleBacklogBytes(asked: number | undefined): number {
+  if (asked === undefined || Number.isNaN(asked)) return CONSOLE_BACKLOG;
+  return Math.max(CONSOLE_BACKLOG_MIN, Math.floor(asked));
 }
 
 /** One VM: what its worker does (web/workers/vm-worker.ts only exposes it through comlink). */
@@ -103,6 +113,8 @@ export class VmHost implements VmWorkerApi {
   private overflowBytes = 0;
   /** bytes dropped from the backlog's front since the last skip mark went out */
   private skippedBytes = 0;
+  /** the most bytes the backlog holds (consoleBacklogBytes) */
+  private backlogLimit = CONSOLE_BACKLOG;
   private markerTail = "";
   private readonly channel = new MessageChannel();
   private yieldResolve: (() => void) | undefined;
@@ -159,6 +171,7 @@ export class VmHost implements VmWorkerApi {
   private tailLength = 0;
 
   constructor(private readonly opts: VmHostOptions = {}) {
+    this.backlogLimit = consoleBacklogBytes(opts.consoleBacklog);
     this.channel.port1.onmessage = () => { const r = this.yieldResolve; this.yieldResolve = undefined; r?.(); };
   }
 
@@ -166,6 +179,7 @@ export class VmHost implements VmWorkerApi {
     if (this.cfg) throw new Error("the VM worker is already initialised");
     this.cfg = init;
     this.onEvent = onEvent;
+    if (init.consoleBacklogBytes !== undefined) this.backlogLimit = consoleBacklogBytes(init.consoleBacklogBytes);
     this.ctrl = new Int32Array(init.ctrl);
     if (init.stats) this.statsOut = new StatsBlockWriter(init.stats);
     this.output = new ByteRing(init.output);
@@ -960,7 +974,7 @@ export class VmHost implements VmWorkerApi {
     this.overflow.push(bytes.slice());
     this.overflowBytes += bytes.length;
     Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1); // the page rings when it has drained the ring
-    const limit = this.opts.consoleBacklog ?? CONSOLE_BACKLOG;
+    const limit = this.backlogLimit;
     while (this.overflowBytes > limit) {
       const head = this.overflow[0];
       const drop = Math.min(head.length, this.overflowBytes - limit);
