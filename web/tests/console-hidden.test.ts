@@ -82,7 +82,8 @@ describe("energy: a console not drawn does not slow its VM (Chromium)", () => {
     const after = t.slice(mark!.index + mark![0].length);
     expect(after).toMatch(new RegExp(`^${SEQ_LINES}\\n(?:.*\\n)?seq-42-hidden$`, "m"));
     // what follows the mark is the end of the hidden run, whole and in order, up to its last line
-    const numbers = after.slice(0, after.indexOf("seq-42-hidden")).split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
+    // (the worker drops the backlog's oldest bytes byte by byte: the first line after the mark may be a line's tail)
+    const numbers = after.slice(0, after.indexOf("seq-42-hidden")).split("\n").slice(2).filter((l) => /^\d+$/.test(l)).map(Number);
     expect(numbers.length).toBeGreaterThan(1000);
     expect(numbers.at(-1)).toBe(SEQ_LINES);
     expect(numbers.every((n, i) => i === 0 || n === numbers[i - 1] + 1)).toBe(true);
