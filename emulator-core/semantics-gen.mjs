@@ -217,7 +217,7 @@ function asBody(t, indent) {
     for (const b of t.bindings) lines.push(`${indent}const ${b.name}: ${AS_TYPE[b.value.type]} = ${asExpr(b.value)};`);
     t = t.body;
   }
-  lines.push(`${indent}return ${t.type === "i32" && t.isBool ? asExpr(t) : asExpr(t)};`);
+  lines.push(`${indent}return ${asExpr(t)};`);
   return lines;
 }
 

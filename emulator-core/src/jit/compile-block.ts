@@ -338,9 +338,10 @@ export function instantiateBlock(module: WebAssembly.Module, memory: WebAssembly
 
 /** A Decoder over the hart's own decoder (its decodeForTest export writes one entry into static data). */
 export function hartDecoder(memory: WebAssembly.Memory, decodeForTest: (inst: number) => number): Decoder {
+  let dv = new DataView(memory.buffer);
   return (inst: number) => {
     const e = decodeForTest(inst >>> 0);
-    const dv = new DataView(memory.buffer);
+    if (dv.buffer !== memory.buffer) dv = new DataView(memory.buffer); // the memory grew
     return {
       op: dv.getUint8(e), len: dv.getUint8(e + 1), rd: dv.getUint16(e + 2, true) / 8,
       rs1: dv.getUint16(e + 4, true) / 8, rs2: dv.getUint16(e + 6, true) / 8, imm: dv.getInt32(e + 8, true),
