@@ -100,6 +100,8 @@ interface Card {
   chain: Promise<unknown>;
 }
 
+const pageHidden = () => typeof document !== "undefined" && document.visibilityState === "hidden";
+
 const ZERO_RATES: CardRates = { txBytesPerSec: 0, rxBytesPerSec: 0, txPacketsPerSec: 0, rxPacketsPerSec: 0 };
 /** Captured frames the page keeps per network. */
 const CAPTURE_KEEP = 1000;
@@ -127,7 +129,10 @@ export class NetworkHub {
   private disposed = false;
 
   constructor(private readonly opts: NetworkHubOptions = {}) {
-    this.pollTimer = setInterval(() => void this.poll(), opts.pollMs ?? 1000);
+    // Switch states and card rates are only of use to a view that shows them: with nobody subscribed, or the page
+    // hidden, the switch workers are not asked (a message each way, a structured clone of every port's counters,
+    // once a second: a cost an idle page should not pay). A caller that needs them now calls poll().
+    this.pollTimer = setInterval(() => { if (this.listeners.size > 0 && !pageHidden()) void this.poll(); }, opts.pollMs ?? 1000);
     this.captureTimer = setInterval(() => void this.pollCaptures(), opts.capturePollMs ?? 400);
   }
 

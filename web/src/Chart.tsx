@@ -28,6 +28,9 @@ export interface ChartProps {
   height: number;
   /** fixed y range; default [0, auto] */
   yMax?: number;
+  /** the least top of an automatic y range: an idle VM's fractions of a MIPS or its few bytes a second then stay on
+   *  the bottom row instead of filling the chart, and an unchanged picture is not drawn again */
+  yFloor?: number;
   /** seconds of history shown (default all) */
   window?: number;
   yFmt?: (v: number) => string;
@@ -46,21 +49,36 @@ const seriesValues = (s: ChartSeries, t: number[]): (number | null)[] => s.value
 
 const START_STEP = 8;
 
+/** The time axis moves on in steps of this many seconds, all charts together (the step is aligned to the clock): a
+ *  chart whose history has any shape in it would otherwise scroll, and be drawn again, with every sample. Samples
+ *  newer than the right edge's last step are drawn as they come, where they change the picture. */
+export const X_STEP_S = 5;
+
+/** The right edge of the time axis for samples up to tMax (unix seconds). */
+export function xEdge(tMax: number): number {
+  return Math.ceil(tMax / X_STEP_S) * X_STEP_S;
+}
+
+/** The top of the y range: yMax, or the samples' largest plus some room, at least yFloor. */
+export function yTop(max: number, yMax: number | undefined, yFloor: number | undefined): number {
+  return yMax ?? Math.max(yFloor ?? 0, max > 0 ? max * 1.15 : 1);
+}
+
 /** The picture a chart would draw, as text: per series the runs of samples that land on the same pixel row, each
  *  with the pixel column it starts at (the first run's start is clipped to the window, and counted in steps of
  *  START_STEP px); and the y scale. Two samplings with the same picture draw the same pixels (but for the first
  *  START_STEP px of a line that does not fill its window yet). */
-export function picture(t: number[], series: (number | null)[][], widthPx: number, heightPx: number, window: number | undefined, yMax: number | undefined): string {
+export function picture(t: number[], series: (number | null)[][], widthPx: number, heightPx: number, window: number | undefined, yMax: number | undefined, yFloor?: number): string {
   const n = t.length;
   if (n === 0) return "empty";
-  const tMax = t[n - 1];
+  const tMax = xEdge(t[n - 1]);
   const tMin = window ? tMax - window : t[0];
   const span = Math.max(1e-9, tMax - tMin);
   let first = 0;
   while (first < n - 1 && t[first + 1] <= tMin) first++;
   let max = 0;
   for (const vs of series) for (let i = first; i < n; i++) { const v = vs[i]; if (v !== null && v !== undefined && v > max) max = v; }
-  const top = yMax ?? (max > 0 ? max * 1.15 : 1);
+  const top = yTop(max, yMax, yFloor);
   // an auto scale's labels change with its top: the top counts (to 2 significant digits)
   let out = yMax === undefined ? `${top.toPrecision(2)}:` : "";
   for (const vs of series) {
@@ -103,9 +121,9 @@ export function Chart(props: ChartProps) {
       scales: {
         x: {
           time: true,
-          range: (_u, min, max) => [latest.current.window ? max - latest.current.window : min, max],
+          range: (_u, min, max) => [latest.current.window ? xEdge(max) - latest.current.window : min, xEdge(max)],
         },
-        y: { range: (_u, _min, max) => [0, latest.current.yMax ?? (max > 0 ? max * 1.15 : 1)] },
+        y: { range: (_u, _min, max) => [0, yTop(max, latest.current.yMax, latest.current.yFloor)] },
       },
       axes: p.sparkline
         ? [{ show: false }, { show: false }]
@@ -128,7 +146,7 @@ export function Chart(props: ChartProps) {
     const data = (cols: (number | null)[][]): uPlot.AlignedData => [latest.current.t.slice(), ...cols.map((c) => c.slice())] as uPlot.AlignedData;
     const first = columns();
     const u = new uPlot(opts, data(first), el);
-    let shown = picture(latest.current.t, first, u.width, p.height, p.window, p.yMax) + u.width;
+    let shown = picture(latest.current.t, first, u.width, p.height, p.window, p.yMax, p.yFloor) + u.width;
     const ro = new ResizeObserver(() => {
       const w = el.clientWidth;
       if (w > 0 && Math.abs(w - u.width) >= 1) u.setSize({ width: w, height: latest.current.height });
@@ -138,7 +156,7 @@ export function Chart(props: ChartProps) {
       draw: () => {
         const q = latest.current;
         const cols = columns();
-        const now = picture(q.t, cols, u.width, q.height, q.window, q.yMax) + u.width;
+        const now = picture(q.t, cols, u.width, q.height, q.window, q.yMax, q.yFloor) + u.width;
         if (now === shown) return;
         shown = now;
         const wk = `chart:${q.series.map((s) => s.label).join("+")}`;

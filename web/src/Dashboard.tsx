@@ -11,7 +11,7 @@ import { CreateVmDialog } from "./CreateVm.tsx";
 import { SnapshotsView, Notices, useSnapshots } from "./snapshots/SnapshotsView.tsx";
 import type { Snapshots } from "./snapshots/snapshots.ts";
 import type { Autosave } from "./snapshots/autosave.ts";
-import { fmtBytes, fmtPct, fmtUptimeCoarse, useDrawn, useLiveFields } from "./meters.ts";
+import { HISTORY_SECONDS, fmtBytes, fmtMips, fmtPct, fmtUptimeCoarse, useDrawn, useLiveFields } from "./meters.ts";
 import { maxBalloonMiB, BALLOON_FLOOR_MIB, SAMPLE_LAB } from "./lab.ts";
 import type { Migrations } from "./tabs/migrations.ts";
 import type { Transfers } from "./files/transfers.ts";
@@ -190,7 +190,7 @@ function HostPanel({ hv }: { hv: Hypervisor }) {
   // the CPU figure is written in place when it changes; the rest is drawn again when it changes
   const ref = useLiveFields<HTMLElement>(hv, () => {
     const h = hv.host();
-    return [["host-cpu-now", "text", `${fmtPct(h.cpu)}%`], ["host-cpu", "data", h.cpu.toFixed(2)]];
+    return [["host-cpu-now", "text", `${fmtPct(h.cpu)}%`], ["host-cpu", "data", fmtPct(h.cpu)]];
   });
   useDrawn<HTMLElement>(hv, () => {
     const h = hv.host();
@@ -371,7 +371,7 @@ function ToolbarStats({ hv, e, running }: { hv: Hypervisor; e: VmEntry; running:
     const l = e.history.last;
     return [
       ["uptime", "text", running && e.stats ? `up ${fmtUptimeCoarse(e.stats.uptimeMs)}` : ""],
-      ["mips", "text", l && running ? `${l.mips.toFixed(1)} MIPS` : ""],
+      ["mips", "text", l && running ? `${fmtMips(l.mips)} MIPS` : ""],
       ["busy", "text", l && running ? `worker busy ${fmtPct(l.cpu)}%` : ""],
     ];
   });
@@ -465,14 +465,14 @@ function MetersPanel({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
     const l = e.history.last;
     const hasDisk = (e.spec.diskMiB ?? 0) > 0;
     const cards = e.stats?.net.cards ?? 0;
-    const d = (v: number | undefined) => (v === undefined ? "" : v.toFixed(3));
+    // (each section's data-value is its figure as shown: it changes when the text does, not with every sample)
     return [
       ["meter-cpu-now", "text", l ? `${fmtPct(l.cpu)}%` : "—"],
-      ["meter-cpu", "data", d(l?.cpu)],
-      ["meter-mips-now", "text", l ? `${l.mips.toFixed(1)} MIPS` : "—"],
-      ["meter-mips", "data", d(l?.mips)],
+      ["meter-cpu", "data", l ? fmtPct(l.cpu) : ""],
+      ["meter-mips-now", "text", l ? `${fmtMips(l.mips)} MIPS` : "—"],
+      ["meter-mips", "data", l ? fmtMips(l.mips) : ""],
       ["meter-mem-now", "text", l?.memUsed !== undefined ? `${l.memUsed.toFixed(0)} MiB used` : "—"],
-      ["meter-mem", "data", d(l?.memUsed)],
+      ["meter-mem", "data", l?.memUsed !== undefined ? l.memUsed.toFixed(0) : ""],
       ["meter-mem-sub", "text", `${(l?.memFree ?? 0) > 0 ? `${l!.memFree!.toFixed(0)} MiB free · ` : ""}balloon ${(l?.balloon ?? 0).toFixed(0)} MiB · RAM ${e.spec.ramMiB} MiB`],
       ["meter-disk-now", "text", hasDisk && l ? `R ${fmtBytes(l.diskRead, true)} · W ${fmtBytes(l.diskWrite, true)}` : "—"],
       ["meter-net-now", "text", cards > 0 && l ? `↓ ${fmtBytes(l.netRx, true)} · ↑ ${fmtBytes(l.netTx, true)}` : "—"],
@@ -489,23 +489,23 @@ function MetersPanel({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
   return (
     <aside className="meters" data-testid="meters" data-vm={e.spec.name} ref={ref} style={{ contain: "layout paint" }}>
       <Meter title="CPU" note="host core used by the VM's worker" sub={`cap ${e.effectiveCap}%${e.effectiveCap < e.spec.cpuCap ? " (shared by weight)" : ""}`} testid="meter-cpu">
-        <Chart source={hv} t={h.t} series={[{ label: "busy", color: CPU_COLOR, values: h.cpu, fill: true }, { label: "cap", color: CAP_COLOR, level: capLine, dash: [4, 3], width: 1 }]} height={70} yMax={100} yFmt={(v) => `${v}%`} />
+        <Chart source={hv} t={h.t} series={[{ label: "busy", color: CPU_COLOR, values: h.cpu, fill: true }, { label: "cap", color: CAP_COLOR, level: capLine, dash: [4, 3], width: 1 }]} window={HISTORY_SECONDS} height={70} yMax={100} yFmt={(v) => `${v}%`} />
       </Meter>
       <Meter title="Guest instructions" note="retired per second" testid="meter-mips">
-        <Chart source={hv} t={h.t} series={[{ label: "MIPS", color: MIPS_COLOR, values: h.mips, fill: true }]} height={60} yFmt={(v) => `${v}`} />
+        <Chart source={hv} t={h.t} series={[{ label: "MIPS", color: MIPS_COLOR, values: h.mips, fill: true }]} window={HISTORY_SECONDS} height={60} yFloor={100} yFmt={(v) => `${v}`} />
       </Meter>
       <Meter title="Memory" note="the guest's MemTotal − MemAvailable, from virtio-balloon statistics" liveSub testid="meter-mem">
         <Chart source={hv} t={h.t} series={[
           { label: "used", color: MEM_COLOR, values: h.memUsed, fill: true },
           { label: "guest can use", color: AVAIL_COLOR, values: h.memAvail, dash: [4, 3], width: 1 },
           { label: "balloon", color: BALLOON_COLOR, values: h.balloon, width: 1 },
-        ]} height={70} yMax={ram} yFmt={(v) => `${v}M`} />
+        ]} window={HISTORY_SECONDS} height={70} yMax={ram} yFmt={(v) => `${v}M`} />
       </Meter>
       <Meter title="Disk" note={hasDisk ? diskNote(e) : "no disk"} testid="meter-disk">
-        {hasDisk && <Chart source={hv} t={h.t} series={[{ label: "read", color: READ_COLOR, values: h.diskRead }, { label: "write", color: WRITE_COLOR, values: h.diskWrite }]} height={56} yFmt={(v) => fmtBytes(v)} />}
+        {hasDisk && <Chart source={hv} t={h.t} series={[{ label: "read", color: READ_COLOR, values: h.diskRead }, { label: "write", color: WRITE_COLOR, values: h.diskWrite }]} window={HISTORY_SECONDS} height={56} yFloor={1e6} yFmt={(v) => fmtBytes(v)} />}
       </Meter>
       <Meter title="Network" note={cards > 0 ? `${cards} card${cards > 1 ? "s" : ""}` : "no network card"} liveSub testid="meter-net">
-        {cards > 0 && <Chart source={hv} t={h.t} series={[{ label: "rx", color: READ_COLOR, values: h.netRx }, { label: "tx", color: WRITE_COLOR, values: h.netTx }]} height={56} yFmt={(v) => fmtBytes(v)} />}
+        {cards > 0 && <Chart source={hv} t={h.t} series={[{ label: "rx", color: READ_COLOR, values: h.netRx }, { label: "tx", color: WRITE_COLOR, values: h.netTx }]} window={HISTORY_SECONDS} height={56} yFloor={1e5} yFmt={(v) => fmtBytes(v)} />}
       </Meter>
       <Controls hv={hv} e={e} balloonActualMiB={b ? (b.actualPages * 4096) / 1048576 : 0} />
     </aside>

@@ -589,7 +589,8 @@ export class Hypervisor {
     clearTimeout(timer);
     if (e.handle !== h) return;
     if (s === "late") {
-      e.lateSince ??= performance.now();
+      // late since it last showed life: its last publish, when it has one (its block went stale before it was asked)
+      e.lateSince ??= performance.now() - (Number.isFinite(block.age()) ? Math.min(block.age(), LATE_MS + FRESH_MS) : 0);
       if (!e.notResponding && performance.now() - e.lateSince >= NOT_RESPONDING_MS) { e.notResponding = true; this.structVersion++; }
       if (performance.now() - e.lateSince < HUNG_MS) return; // no sample from it this round
     } else {
