@@ -39,8 +39,8 @@ export const TX_DRAIN_INSTRUCTIONS = 50_000;
 const TX_FIFO = 16;
 
 export interface UartOptions {
-  /** the machine's instruction clock (retired instructions); without one the transmit FIFO empties only by
-   *  drainTx() or an LSR read */
+  /** the machine's instruction clock (retired instructions); without one the transmit FIFO empties only when
+   *  full, by drainTx() or on an LSR read */
   clock?: () => number;
 }
 
