@@ -156,6 +156,11 @@ export function fmtMips(m: number): string {
 // ---- Drawing the meters: only what is on screen, only when what it shows changed, at most once per animation
 // frame, nothing while the page is hidden. The samples go on into MeterHistory regardless (they are cheap; the
 // drawing is not): a meter that comes on screen, or a page that shows again, draws what it missed in one go.
+//
+// The drawers look in an ordinary task, not in an animation frame: asking for a frame costs the renderer and the
+// display compositor a run of frames (about six, measured) even when nothing on the page changes, which once a second
+// was most of an idle dashboard's cost. A drawer that changes something leaves the browser to draw the next frame; two
+// rounds of looking are at least FRAME_MS apart.
 
 /** Something on the page that shows meters: `draw` compares what it would show now with what it shows and redraws
  *  only on a difference. */
@@ -165,10 +170,13 @@ export interface Drawer {
 
 const pageHidden = () => typeof document !== "undefined" && document.visibilityState === "hidden";
 
+const FRAME_MS = 16;
+
 class Painter {
   private readonly onScreen = new Set<Drawer>();
   private readonly byEl = new Map<Element, Set<Drawer>>();
-  private frame = 0;
+  private scheduled = false;
+  private lastLook = -Infinity;
   private io: IntersectionObserver | undefined;
   private watched = new WeakSet<object>();
   /** frames in which the drawers on screen looked, drawers run, and live figures written, by name (for the
@@ -209,15 +217,17 @@ class Painter {
     };
   }
 
-  /** New samples (or other news): the drawers on screen look at the next animation frame. */
+  /** New samples (or other news): the drawers on screen look soon, once for all the news of this task. */
   invalidate = (): void => {
-    if (this.frame || pageHidden() || this.onScreen.size === 0) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      if (pageHidden()) return; // rAF may still run in a page that says it is hidden
+    if (this.scheduled || pageHidden() || this.onScreen.size === 0) return;
+    this.scheduled = true;
+    setTimeout(() => {
+      this.scheduled = false;
+      if (pageHidden()) return;
+      this.lastLook = performance.now();
       this.frames++;
       for (const d of this.onScreen) { this.draws++; d.draw(); }
-    });
+    }, Math.max(0, FRAME_MS - (performance.now() - this.lastLook)));
   };
 
   /** Invalidates on every change `source` announces (once per source, however many meters watch it). */

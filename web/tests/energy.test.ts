@@ -48,7 +48,7 @@ describe("energy: eight idle VMs (Chromium, /proc)", () => {
   let cdp: CDPSession;
 
   beforeAll(async () => {
-    lab = await openEmptyLab();
+    lab = await openEmptyLab({ built: true }); // the page as `npm start` serves it
     page = lab.page;
     cdp = await lab.browser.context.newCDPSession(page);
     await cdp.send("Performance.enable");

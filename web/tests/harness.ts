@@ -7,7 +7,7 @@ import { join, extname, resolve, sep } from "node:path";
 import { createServer as createHttpServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { createServer, build } from "vite";
+import { createServer, build, preview } from "vite";
 import { chromium, type BrowserContext, type JSHandle, type Page } from "playwright-core";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -15,7 +15,7 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 export interface Served { url: string; close(): Promise<void> }
 
-/** The dev server, as `npm start` runs it (with the isolation headers). */
+/** The dev server, as `npm run dev` runs it (with the isolation headers). */
 export async function startDevServer(): Promise<Served> {
   const server = await createServer({
     root: ROOT,
@@ -27,6 +27,27 @@ export async function startDevServer(): Promise<Served> {
   await server.listen();
   const addr = server.httpServer!.address() as AddressInfo;
   return { url: `http://127.0.0.1:${addr.port}/`, close: () => server.close() };
+}
+
+/** The production build served as `npm start` serves it (`vite preview`, with the isolation headers): what a
+ *  user's browser runs, without the dev server's per-module loading and React's development checks (which cost an
+ *  idle page twice the CPU: the energy figures are taken here). The build is made once per test process. */
+let built: Promise<string> | undefined;
+export async function startPreviewServer(): Promise<Served> {
+  built ??= buildStatic().then((dir) => {
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  });
+  const outDir = await built;
+  const server = await preview({
+    root: ROOT,
+    configFile: join(ROOT, "vite.config.ts"),
+    logLevel: "warn",
+    build: { outDir },
+    preview: { host: "127.0.0.1", port: 0, strictPort: false, open: false },
+  });
+  const addr = server.httpServer.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${addr.port}/`, close: () => new Promise<void>((r) => server.httpServer.close(() => r())) };
 }
 
 /** `vite build` into a temporary folder. */
@@ -136,8 +157,8 @@ export async function consoleCommand(page: Page, vm: string, cmd: string, timeou
 
 /** The dev server and Chromium on the dashboard with an empty lab (?lab=); `errors` collects the page's uncaught
  *  errors. close() ends both. */
-export async function openEmptyLab(): Promise<{ server: Served; browser: Browser; page: Page; errors: string[]; close(): Promise<void> }> {
-  const server = await startDevServer();
+export async function openEmptyLab(opts: { built?: boolean } = {}): Promise<{ server: Served; browser: Browser; page: Page; errors: string[]; close(): Promise<void> }> {
+  const server = opts.built ? await startPreviewServer() : await startDevServer();
   const browser = await launchBrowser();
   const page = browser.page;
   const errors: string[] = [];

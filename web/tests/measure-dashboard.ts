@@ -16,7 +16,7 @@
 // thread, and the rest; Chromium's memory (RSS summed); the median and worst echo latency of up to 8 consoles.
 
 import { readFileSync, readdirSync } from "node:fs";
-import { startDevServer, launchBrowser } from "./harness.ts";
+import { startDevServer, startPreviewServer, launchBrowser } from "./harness.ts";
 import { chromiumCpuSeconds, cpuPercent, chromiumThreadCpuSeconds } from "./proc-cpu.ts";
 import { loadavg } from "node:os";
 
@@ -122,7 +122,7 @@ async function energyTable(): Promise<void> {
   const counts = (i >= 0 ? process.argv[i + 1] : "1,4,8,32").split(",").map(Number);
   const settleMs = arg("--settle-s", 15) * 1000;
   const windowMs = arg("--window-s", 10) * 1000;
-  const server = await startDevServer();
+  const server = await startPreviewServer(); // the page as `npm start` serves it (the production build)
   const browser = await launchBrowser();
   const { page } = browser;
   const out: string[] = [];

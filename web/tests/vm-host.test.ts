@@ -4,7 +4,7 @@
 
 import { describe, it, expect, afterEach } from "vitest";
 import { readFileSync } from "node:fs";
-import { VmHost, consoleBacklogBytes, CONSOLE_BACKLOG, CONSOLE_BACKLOG_MIN } from "../vm/vm-host.ts";
+import { VmHost, consoleBacklogBytes, CONSOLE_BACKLOG, CONSOLE_BACKLOG_MIN, CONSOLE_BACKLOG_LINES } from "../vm/vm-host.ts";
 import { ByteRing } from "../shared/ring.ts";
 import { StatsBlockReader, STATS_BLOCK_BYTES } from "../shared/stats-block.ts";
 import { CTRL, CTRL_WORDS, type VmEvent, type VmInit, type VmOrigin, type VmIncoming } from "../shared/protocol.ts";
@@ -143,7 +143,11 @@ describe("VmHost (the VM worker's class) in Node", () => {
     expect(mark).not.toBeNull();
     const after = v.text.slice(v.text.indexOf(mark![0])).split("\n").filter((l) => /^\d+$/.test(l)).map(Number);
     expect(after.at(-1)).toBe(60000);
-    expect(after.every((n, i) => i === 0 || n === after[i - 1] + 1)).toBe(true); // what was kept is whole and in order
+    // what was kept is whole and in order, from the first line after the mark (lines are dropped whole)
+    expect(after.every((n, i) => i === 0 || n === after[i - 1] + 1)).toBe(true);
+    expect(v.text.slice(v.text.indexOf(mark![0]) + mark![0].length).split("\n")[1]).toBe(String(after[0]));
+    // and no more lines than the terminal keeps in its scrollback (what it could not show is not kept either)
+    expect(after.length).toBeLessThanOrEqual(CONSOLE_BACKLOG_LINES);
     // what was kept after the mark is at most the backlog (plus the ring's worth that was already in it before)
     expect(after.length * 6).toBeLessThan(70 << 10);
     const before = v.text.slice(0, v.text.indexOf(mark![0])).split("\n").filter((l) => /^\d+$/.test(l)).map(Number);

@@ -57,6 +57,11 @@ const MAX_SLEEP_MS = 1000;
 /** Console output kept here beyond the ring while the page does not take it (a hidden or busy tab): the oldest is
  *  dropped past this, and the console says how much (the guest never waits for its console to be drawn). */
 export const CONSOLE_BACKLOG = 4 * 1024 * 1024;
+/** Nor more lines than this: the page's terminal keeps 5000 lines of scrollback (web/src/console-host.ts), so a
+ *  longer backlog would only scroll its own start, and the skip mark before it, out of the terminal as the page
+ *  catches up (4 MiB of `seq` is over half a million lines). Lines are dropped whole, so the first line after the
+ *  mark is a whole line. */
+export const CONSOLE_BACKLOG_LINES = 4000;
 /** The least backlog a VM may be given (VmInit.consoleBacklogBytes, VmHostOptions.consoleBacklog): room for a few
  *  screens, so that even a test's small backlog keeps the end of the output whole. */
 export const CONSOLE_BACKLOG_MIN = 16 * 1024;
@@ -116,6 +121,8 @@ export class VmHost implements VmWorkerApi {
   /** console output that did not fit the ring, oldest first (at most CONSOLE_BACKLOG bytes; see emitBytes) */
   private overflow: Uint8Array[] = [];
   private overflowBytes = 0;
+  /** line feeds in `overflow` */
+  private overflowLines = 0;
   /** bytes dropped from the backlog's front since the last skip mark went out */
   private skippedBytes = 0;
   /** the most bytes the backlog holds (consoleBacklogBytes) */
@@ -495,7 +502,7 @@ export class VmHost implements VmWorkerApi {
     // Output the old guest had not got out yet is dropped; the terminal is reset in-band so the page needs no
     // separate message that could overtake the bytes still in the ring.
     this.dropBacklog();
-    if (clearScreen) { this.overflow = [TERMINAL_RESET]; this.overflowBytes = TERMINAL_RESET.length; }
+    if (clearScreen) { this.overflow = [TERMINAL_RESET]; this.overflowBytes = TERMINAL_RESET.length; this.overflowLines = 0; }
     const opening = this.diskOpening;
     if (opening) {
       // the disks come from the browser's storage first (a few ms); then this start goes on as it would have
@@ -991,13 +998,16 @@ export class VmHost implements VmWorkerApi {
     // the bytes may be a view of a buffer the machine reuses: keep a copy
     this.overflow.push(bytes.slice());
     this.overflowBytes += bytes.length;
+    this.overflowLines += lineFeeds(bytes);
     Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1); // the page rings when it has drained the ring
-    const limit = this.backlogLimit;
-    while (this.overflowBytes > limit) {
+    // past either bound the oldest lines go, whole (up to and with their line feed)
+    while (this.overflow.length > 0 && (this.overflowBytes > this.backlogLimit || this.overflowLines > CONSOLE_BACKLOG_LINES)) {
       const head = this.overflow[0];
-      const drop = Math.min(head.length, this.overflowBytes - limit);
+      const lf = head.indexOf(10);
+      const drop = lf < 0 ? head.length : lf + 1;
       if (drop === head.length) this.overflow.shift();
       else this.overflow[0] = head.subarray(drop);
+      if (lf >= 0) this.overflowLines--;
       this.overflowBytes -= drop;
       this.skippedBytes += drop;
     }
@@ -1007,6 +1017,7 @@ export class VmHost implements VmWorkerApi {
   private dropBacklog(): void {
     this.overflow = [];
     this.overflowBytes = 0;
+    this.overflowLines = 0;
     this.skippedBytes = 0;
   }
 
@@ -1024,7 +1035,7 @@ export class VmHost implements VmWorkerApi {
       while (this.overflow.length) {
         const b = this.overflow[0];
         const n = this.output.write(b);
-        if (n > 0) { moved = true; this.overflowBytes -= n; }
+        if (n > 0) { moved = true; this.overflowBytes -= n; this.overflowLines -= lineFeeds(b.subarray(0, n)); }
         if (n < b.length) {
           this.overflow[0] = b.subarray(n);
           Atomics.store(this.ctrl, CTRL.WANT_SPACE, 1); // more to come: the page rings when it has made room
@@ -1181,6 +1192,12 @@ export class VmHost implements VmWorkerApi {
 /** A CPU cap in percent of one core: 1..100 (anything else becomes the nearest; NaN: no cap). */
 function clampCap(p: number): number {
   return Number.isFinite(p) ? Math.max(1, Math.min(100, p)) : 100;
+}
+
+function lineFeeds(b: Uint8Array): number {
+  let n = 0;
+  for (let i = b.indexOf(10); i >= 0; i = b.indexOf(10, i + 1)) n++;
+  return n;
 }
 
 /** "1.5 MB", "800 KB", "12 bytes": how much output a skip mark stands for. */
