@@ -4,7 +4,10 @@
 // of the extensions the hart implements (I, M, A, F, D, C, and the machine and supervisor tests), physical (-p-)
 // and virtual-memory (-v-) environments, as the suite's isa/Makefile builds them.
 //
-//   npm run riscv-tests -- /path/to/riscv-tests/isa [--jobs N] [--timeout-ms MS]
+//   npm run riscv-tests -- /path/to/riscv-tests/isa [--jobs N] [--timeout-ms MS] [--jit [--jit-threshold N]]
+//
+// --jit runs each test with the JIT on (vm --elf --jit); --jit-threshold 1 compiles every block on its first
+// execution, so the compiled code runs nearly all of each test.
 
 import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
@@ -19,7 +22,7 @@ const SUITES = /^rv64(ui|um|ua|uf|ud|uc|si|mi)-(p|v)-[\w-]+$/;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { jobs: { type: "string" }, "timeout-ms": { type: "string" } },
+  options: { jobs: { type: "string" }, "timeout-ms": { type: "string" }, jit: { type: "boolean" }, "jit-threshold": { type: "string" } },
 });
 const dir = positionals[0];
 if (!dir) {
@@ -39,11 +42,12 @@ if (names.length === 0) {
 }
 const jobs = Math.max(1, Number(values.jobs ?? availableParallelism()) || 1);
 const timeoutMs = Number(values["timeout-ms"] ?? 20_000);
+const jitArgs = values.jit ? ["--jit", ...(values["jit-threshold"] !== undefined ? ["--jit-threshold", values["jit-threshold"]] : [])] : [];
 
 /** Runs one test: its exit status and the last lines it printed. */
 function runOne(name: string): Promise<{ name: string; code: number | null; tail: string }> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [join(ROOT, "cli/tabvisor.mjs"), "vm", "--elf", resolve(dir, name), "--timeout-ms", String(timeoutMs)],
+    const child = spawn(process.execPath, [join(ROOT, "cli/tabvisor.mjs"), "vm", "--elf", resolve(dir, name), "--timeout-ms", String(timeoutMs), ...jitArgs],
       { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     const keep = (b: Buffer) => { out = (out + b.toString()).slice(-2000); };
@@ -63,6 +67,6 @@ await Promise.all(Array.from({ length: Math.min(jobs, names.length) }, async () 
     else { failed.push(r); process.stdout.write(`FAIL ${r.name} (exit ${r.code}): ${r.tail}\n`); }
   }
 }));
-process.stdout.write(`${passed} passed, ${failed.length} failed, of the ${names.length} RV64 tests in ${dir} ` +
+process.stdout.write(`${passed} passed, ${failed.length} failed, of the ${names.length} RV64 tests in ${dir}${jitArgs.length ? ` (${jitArgs.join(" ")})` : ""} ` +
   `(${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
 process.exit(failed.length === 0 ? 0 : 1);

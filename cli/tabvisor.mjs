@@ -22,8 +22,11 @@ function coreIsStale() {
   const sources = join(ROOT, "emulator-core", "assembly");
   let built;
   try { built = statSync(wasm).mtimeMs; } catch { return true; }
+  // build.mjs's own rule: the assembly sources, build.mjs, and the tables it generates sources from (the hart
+  // state block's layout, the semantics of the integer instructions) with their generators
+  const core = (f) => statSync(join(ROOT, "emulator-core", f)).mtimeMs;
   const newest = Math.max(
-    statSync(join(ROOT, "emulator-core", "build.mjs")).mtimeMs,
+    ...["build.mjs", "hart-state.mjs", "hart-state-gen.mjs", "semantics.mjs", "semantics-gen.mjs"].map(core),
     ...readdirSync(sources).map((f) => statSync(join(sources, f)).mtimeMs),
   );
   return built < newest;

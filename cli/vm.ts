@@ -16,6 +16,8 @@
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { runBareElf } from "../emulator-core/src/bare.ts";
+import { Hart } from "../emulator-core/src/hart.ts";
+import { DEFAULT_JIT_THRESHOLD } from "../emulator-core/src/jit/tier.ts";
 import { NodeVm, VmConfigError, DEFAULT_IMAGES } from "../emulator-core/src/node/vm.ts";
 import { SnapshotError } from "../emulator-core/src/snapshot/state-value.ts";
 import { openTemplate } from "./template-cache.ts";
@@ -64,7 +66,12 @@ function exitAfterOutput(status: number): void {
   process.stdout.once("error", exit);
 }
 
-async function runElf(path: string, timeoutMs: number, ramMiB: number): Promise<void> {
+/** --jit, --jit-threshold */
+interface JitChoice { jit: boolean; jitThreshold?: number }
+
+async function runElf(path: string, timeoutMs: number, ramMiB: number, jit: JitChoice): Promise<void> {
+  // runBareElf makes its hart itself: it takes the JIT from this default
+  if (jit.jit) Hart.jitByDefault = { threshold: jit.jitThreshold };
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
@@ -111,6 +118,7 @@ async function fromTemplate(opts: LinuxOptions): Promise<NodeVm | undefined> {
   try {
     return await NodeVm.fromTemplate(template, {
       ramMiB: opts.mem, hostname: opts.hostname, keepOutput: false, onConsole: toStdout, whenConsoleDrained: whenStdoutDrained,
+      jit: opts.jit, jitThreshold: opts.jitThreshold,
     });
   } catch (e) {
     if (!(e instanceof SnapshotError)) throw e;
@@ -138,7 +146,7 @@ function bootDebian(opts: LinuxOptions): NodeVm {
       // (the machine has no RTC: the guest's init sets its clock from tabvisor.time)
       append: opts.append ?? `${cmdline} hostname=${opts.hostname ?? "debian"} tabvisor.time=${Math.floor(Date.now() / 1000)}`,
       diskBackend: disk, keepOutput: false, deterministic: opts.deterministic,
-      onConsole: toStdout, whenConsoleDrained: whenStdoutDrained,
+      onConsole: toStdout, whenConsoleDrained: whenStdoutDrained, jit: opts.jit, jitThreshold: opts.jitThreshold,
     });
   } catch (e) {
     if (e instanceof VmConfigError || e instanceof RangeError) fail(e.message);
@@ -154,7 +162,7 @@ function bootVm(opts: LinuxOptions): NodeVm {
       hostname: opts.hostname, keepOutput: false, deterministic: opts.deterministic,
       // the boot is what a user waits for: the host inflates the initramfs much faster than the guest would
       inflateInitrd: true,
-      onConsole: toStdout, whenConsoleDrained: whenStdoutDrained,
+      onConsole: toStdout, whenConsoleDrained: whenStdoutDrained, jit: opts.jit, jitThreshold: opts.jitThreshold,
     });
   } catch (e) {
     if (e instanceof VmConfigError || e instanceof RangeError) fail(e.message);
@@ -162,7 +170,7 @@ function bootVm(opts: LinuxOptions): NodeVm {
   }
 }
 
-interface LinuxOptions {
+interface LinuxOptions extends Partial<JitChoice> {
   /** nothing asked for that a template cannot give (kernel, initrd, command line, disk, clock mode, RAM size) */
   plain?: boolean;
   mem: number; deterministic?: boolean; kernel?: string; initrd?: string; append?: string; disk?: string; hostname?: string;
@@ -180,7 +188,9 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
       fail(`cannot read the snapshot ${opts.restore}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
     }
     try {
-      vm = await NodeVm.restore(file, { disk: opts.disk, keepOutput: false, onConsole: toStdout, whenConsoleDrained: whenStdoutDrained });
+      vm = await NodeVm.restore(file, {
+        disk: opts.disk, keepOutput: false, onConsole: toStdout, whenConsoleDrained: whenStdoutDrained, jit: opts.jit, jitThreshold: opts.jitThreshold,
+      });
     } catch (e) {
       if (e instanceof SnapshotError || e instanceof VmConfigError || e instanceof RangeError) fail(`${opts.restore}: ${e.message}`);
       throw e;
@@ -233,6 +243,12 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
   if (tty) stdin.setRawMode(false);
   const reason = vm.machine.haltReason;
   if (status !== 0) process.stderr.write(`vm: ${reason}\n`);
+  const jit = vm.machine.hart.jit;
+  if (jit) {
+    const st = jit.stats;
+    process.stderr.write(`vm: JIT: ${st.compiled} blocks compiled (${st.instructions} instructions), ${st.notCompiled} starts not compiled, ` +
+      `${st.evicted} evicted, ${st.compileMs.toFixed(0)} ms compiling of ${vm.machine.busyMs.toFixed(0)} ms running\n`);
+  }
   exitAfterOutput(status);
 }
 
@@ -251,6 +267,7 @@ async function main(): Promise<void> {
         disk: { type: "string" }, hostname: { type: "string" }, mem: { type: "string" },
         deterministic: { type: "boolean" }, snapshot: { type: "string" }, restore: { type: "string" },
         "timeout-ms": { type: "string" }, image: { type: "string" }, help: { type: "boolean", short: "h" },
+        jit: { type: "boolean" }, "jit-threshold": { type: "string" },
       },
       strict: true,
     }).values;
@@ -264,13 +281,16 @@ async function main(): Promise<void> {
       "       npm run vm -- --restore FILE [--disk FILE] [--snapshot FILE] [--timeout-ms N]",
       "       console: Ctrl-A x quits, Ctrl-A s saves a snapshot to --snapshot FILE (default ./tabvisor.snap)",
       "       npm run vm -- --elf FILE [--timeout-ms N] [--mem MB]",
+      "       --jit [--jit-threshold N]: compile hot guest code to WebAssembly (N executions first; 1 compiles all code)",
       "       (npx tabvisor vm takes the same options)",
       "",
     ].join("\n"));
     return;
   }
   const timeout = args["timeout-ms"] !== undefined ? positive("timeout-ms", args["timeout-ms"], 0, "milliseconds") : undefined;
-  if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64, "MiB"));
+  if (args["jit-threshold"] !== undefined && !args.jit) fail("--jit-threshold goes with --jit");
+  const jit: JitChoice = { jit: args.jit ?? false, jitThreshold: args.jit ? positive("jit-threshold", args["jit-threshold"], DEFAULT_JIT_THRESHOLD, "executions") : undefined };
+  if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64, "MiB"), jit);
   const image = args.image ?? "default";
   if (!(IMAGES as readonly string[]).includes(image)) fail(`--image must be one of ${IMAGES.join(", ")}, not ${JSON.stringify(image)}`);
   if (image !== "default" && args.restore !== undefined) fail("--restore starts from the snapshot's own state: leave out --image");
@@ -279,7 +299,7 @@ async function main(): Promise<void> {
   const plain = image === "default" && !args.kernel && !args.initrd && !args.append && !args.disk && !args.deterministic && args.mem === undefined;
   return runLinux({ image: image as LinuxOptions["image"],
     mem, deterministic: args.deterministic, kernel: args.kernel, initrd: args.initrd, append: args.append, disk: args.disk,
-    hostname: args.hostname, timeoutMs: timeout, snapshot: args.snapshot, restore: args.restore, plain,
+    hostname: args.hostname, timeoutMs: timeout, snapshot: args.snapshot, restore: args.restore, plain, ...jit,
   });
 }
 

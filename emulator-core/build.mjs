@@ -18,7 +18,7 @@ writeGeneratedState();
 writeGeneratedSemantics();
 
 function newestSource() {
-  return Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs, statSync(join(here, "hart-state.mjs")).mtimeMs,
+  return Math.max(...readdirSync(srcDir).map((f) => statSync(join(srcDir, f)).mtimeMs), statSync(fileURLToPath(import.meta.url)).mtimeMs, statSync(join(here, "hart-state.mjs")).mtimeMs, statSync(join(here, "hart-state-gen.mjs")).mtimeMs,
     statSync(join(here, "semantics.mjs")).mtimeMs, statSync(join(here, "semantics-gen.mjs")).mtimeMs);
 }
 let upToDate = false;
@@ -31,6 +31,8 @@ const { error, stderr } = await asc.main([
   "--outFile", out,
   "-O3", "--noAssert", "--converge",
   "--runtime", "stub",
+  // compiled blocks (src/jit) are installed in the hart's function table and entered from run() by call_indirect
+  "--exportTable",
   "--importMemory", "--sharedMemory",
   "--initialMemory", "32", "--maximumMemory", "65536",
   "--enable", "threads",

@@ -12,9 +12,10 @@ import * as S from "./semantics";
 import { decode16, decode32, E_LEN, E_RD, E_RS1, E_RS2, E_IMM, E_RAW, ENTRY_SIZE } from "./decode";
 import {
   H, HartFields, PRV_M, PRV_S, PRV_U, xregs, fregs, tlbRead, tlbWrite, spanEntry, EXC_STOP, STOP_SLICE, STOP_WFI, STOP_MMIO,
-  STOP_HTIF, STOP_ECALL, STOP_FATAL, raise, requestStop, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
-  CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE,
+  STOP_HTIF, STOP_ECALL, STOP_FATAL, STOP_JIT, raise, requestStop, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
+  CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE, hartBase, ramHostToGuest,
 } from "./state";
+import { jitEnabled, jitProbe, jitNoteSteps, JIT_NONE, JIT_REQUEST, JIT_MAX_BLOCK } from "./jit";
 import {
   mip, MSTATUS_TW, MSTATUS_TSR, MSTATUS_TVM, clearTlbFlush, fpEnabled, markFsDirty, csrRead, csrWrite,
 } from "./csr";
@@ -23,6 +24,9 @@ import { decodedPage, flushDecodeCache } from "./icache";
 import { takeTrap, pendingInterrupt, doMret, doSret } from "./trap";
 import { execFp } from "./fpu";
 import { execAtomic } from "./atomics";
+
+/** a compiled block's exit code for a pending trap or stop (src/jit/compile-block.ts EXIT_EXC) */
+const JIT_EXIT_EXC: u32 = 2;
 
 /** flushRequest bits */
 const FLUSH_TLB: u32 = 1;
@@ -93,6 +97,11 @@ export function run(budget: i32): u32 {
   let codeBase: usize = 0;
   let dKey: u64 = 0;
   let e: usize = crossEntry; // the decoded entry for p
+  // With the JIT on (jit.ts), the decoded page of p is kept here instead of codePage (1 = none), with the guest
+  // physical address of its page.
+  let jitPage: u64 = 1;
+  let jitBase: usize = 0;
+  let jitPhys: u64 = 0;
 
   // Another thread's remote fence (a word in the block, so it needs no call into this instance).
   if (H.flushRequest) {
@@ -115,27 +124,73 @@ export function run(budget: i32): u32 {
         // p left the decoded page (sequentially, by a jump, or after a state change): find its page's entries.
         n++;
         if ((p & ~0xfff) == codePage) { e = codeBase + (<usize>(p & 0xffe) << 3); continue; }
-        const hostPage = fetchPage(p);
-        if (H.exc) {
-          H.exc = 0;
-          const handler = takeTrap(p, H.excCause, H.excTval);
-          if (handler == p) {
-            // the trap handler itself cannot be fetched: the hart would loop forever
-            H.pc = p;
-            H.instret += <u64>(budget - n);
-            return STOP_FATAL;
+        if (jitEnabled && (p & ~0xfff) == jitPage) {
+          // the JIT keeps codePage at 1 so that every taken branch and jump comes here: p starts a block
+          e = jitBase + (<usize>(p & 0xffe) << 3);
+        } else {
+          const hostPage = fetchPage(p);
+          if (H.exc) {
+            H.exc = 0;
+            const handler = takeTrap(p, H.excCause, H.excTval);
+            if (handler == p) {
+              // the trap handler itself cannot be fetched: the hart would loop forever
+              H.pc = p;
+              H.instret += <u64>(budget - n);
+              return STOP_FATAL;
+            }
+            p = handler;
+            n--; H.instret--; // a trap spends a step of the budget (so run() always returns) but retires nothing
+            if (H.keysEpoch != H.translationEpoch) updateKeys();
+            dKey = H.dataKey;
+            codePage = 1;
+            jitPage = 1;
+            continue;
           }
-          p = handler;
-          n--; H.instret--; // a trap spends a step of the budget (so run() always returns) but retires nothing
-          if (H.keysEpoch != H.translationEpoch) updateKeys();
-          dKey = H.dataKey;
+          codeBase = decodedPage(hostPage);
+          codePage = p & ~0xfff;
+          e = codeBase + (<usize>(p & 0xffe) << 3);
+          if (!jitEnabled) continue;
+          // The page the JIT runs on: found through the fetch translation of the current context, so the physical
+          // address the block start is looked up with is the one this virtual pc maps to now.
+          jitPage = codePage;
+          jitBase = codeBase;
+          jitPhys = <u64>hostPage + ramHostToGuest;
           codePage = 1;
-          continue;
         }
-        codeBase = decodedPage(hostPage);
-        codePage = p & ~0xfff;
-        e = codeBase + (<usize>(p & 0xffe) << 3);
-        continue;
+        // With the JIT on, p starts a block: enter its compiled code, count it, or ask the host to compile it.
+        const slot = jitProbe(p, jitPhys | (p & 0xfff));
+        if (slot == 0 || slot == JIT_NONE) continue;
+        if (slot == JIT_REQUEST) {
+          H.pc = p;
+          H.instret += <u64>(budget - n);
+          jitNoteSteps(budget - n);
+          return STOP_JIT;
+        }
+        // Only with budget for a whole block left, so that run() never exceeds its budget (the rest is interpreted).
+        if (n < JIT_MAX_BLOCK) continue;
+        // The block's ABI (src/jit/compile-block.ts): H.pc at its first instruction, H.exc 0, the TLB keys current
+        // (this loop brings them up to date after every change). It adds what it retired to H.instret, which this
+        // loop instead counts in n (instret is H.instret + budget - n on return).
+        H.pc = p;
+        const instretBefore = H.instret;
+        const exit = call_indirect<u32>(slot, hartBase);
+        n -= <i32>(H.instret - instretBefore);
+        H.instret = instretBefore;
+        p = H.pc;
+        e = crossEntry; // the next block start: looked up through this case again
+        // Nothing a block runs changes interrupt enables, privilege or translation (it stops before any CSR or
+        // system instruction), and the host changes interrupt lines only between run() calls: there is nothing to
+        // look at between blocks but a pending trap or stop.
+        if (exit != JIT_EXIT_EXC) continue;
+        if (H.exc == EXC_STOP) {
+          // STOP_MMIO: pc is at the access, which will be re-executed; STOP_HTIF: the store retired, pc is past it
+          H.exc = 0;
+          H.pc = p;
+          H.instret += <u64>(budget - n);
+          return H.stopReason;
+        }
+        n--; // the faulting instruction spends a step but does not retire: taken below as after any instruction
+        break;
       }
       case O.OP_UNDECODED:
       case O.OP_SPANNING: {
@@ -456,6 +511,7 @@ export function run(budget: i32): u32 {
     if (H.keysEpoch != H.translationEpoch) updateKeys();
     dKey = H.dataKey;
     codePage = 1;
+    jitPage = 1;
     e = crossEntry;
   }
   H.pc = p;

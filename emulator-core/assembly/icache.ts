@@ -9,6 +9,7 @@
 import { ENTRY_SIZE } from "./decode";
 import { OP_PAGE_CROSS } from "./ops";
 import { ramOffset, ramSize } from "./state";
+import { jitInvalidateAll } from "./jit";
 
 // One entry per parcel, plus a page-cross sentinel where sequential execution steps off the end of the page.
 export const SLOT_BYTES: u32 = (4096 / 2 + 1) * ENTRY_SIZE;
@@ -28,6 +29,8 @@ export function setDecodeCache(map: usize, owners: usize, slots: usize, count: u
 export function flushDecodeCache(): void {
   memory.fill(mapBase, 0, <usize>(ramSize >> 12) * 4);
   memory.fill(ownerBase, 0, <usize>slotCount * 4);
+  // compiled blocks hold decoded code too: every reason to drop decoded instructions drops them (jit.ts)
+  jitInvalidateAll();
 }
 
 /** The decoded-entry slot for the RAM page at host address hostPage (allocating and clearing one if needed). */

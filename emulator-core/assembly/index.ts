@@ -12,7 +12,9 @@ import { decode16, decode32 } from "./decode";
 
 export { run } from "./hart";
 import { initScratch } from "./hart";
-export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, HART_BLOCK_SIZE } from "./state";
+export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, STOP_JIT, HART_BLOCK_SIZE } from "./state";
+export { jitRequestPc, jitRequestPhys, jitRequestSteps, jitInstall, jitEvict, jitUsed, jitInvalidations, JIT_NONE } from "./jit";
+import { jitSetup, JIT_TABLE, JIT_BYTES } from "./jit";
 export { hartFieldsLayoutOk } from "./hart-state";
 export { SLOT_BYTES } from "./icache";
 
@@ -22,6 +24,7 @@ export function init(
   decodeMap: usize, decodeOwners: usize, decodeSlots: usize, decodeSlotCount: u32, dirtyMap: usize,
 ): void {
   S.setLayout(hartBase, ramOffset, ramBase, ramSize, dirtyMap);
+  jitSetup(false, 1);
   initScratch();
   setDecodeCache(decodeMap, decodeOwners, decodeSlots, decodeSlotCount);
   reset(hartId, ramBase);
@@ -62,6 +65,16 @@ export function stateRestored(): void {
   flushDecodeCache();
   S.H.tlbGeneration &= TLB_GENERATIONS - 1;
   updateKeys();
+}
+
+/** Turns the JIT on or off for this hart (src/jit/tier.ts): with it on, run() counts block starts and stops with
+ *  STOP_JIT when one becomes hot (executed `threshold` times), and enters the compiled blocks the host installs in
+ *  this module's function table. Returns false (and leaves it off) when the JIT's lookup does not fit below this
+ *  hart's block: only hart 0 of a memory may use it. */
+export function setJit(on: bool, threshold: u32): bool {
+  const fits = <usize>__heap_base <= JIT_TABLE && JIT_TABLE + JIT_BYTES <= S.hartBase && S.H.mhartid == 0;
+  jitSetup(on && fits, threshold);
+  return fits || !on;
 }
 
 /** HTIF: watch the tohost word at this guest physical address (0: none). */

@@ -5,6 +5,9 @@
 import { computeLayout, type MemoryLayout, RAM_BASE } from "./layout.ts";
 import { HART_BLOCK, HART_FIELDS, HART_LAYOUT_VERSION, HartStateView } from "./hart-state.ts";
 import { SnapshotError } from "./snapshot/state-value.ts";
+import { JitTier, type JitOptions, type JitHartExports } from "./jit/tier.ts";
+
+export type { JitOptions };
 
 export enum StopReason {
   Slice = 0,
@@ -13,6 +16,8 @@ export enum StopReason {
   Htif = 3,
   Fatal = 4,
   Ecall = 5,
+  /** with the JIT on: a block start became hot and waits to be compiled; Hart.run() handles it, callers never see it */
+  Jit = 6,
 }
 
 /** Values of the block's `mmioAnswer` field */
@@ -39,6 +44,17 @@ interface HartExports {
   jitLoadSlow(va: bigint, size: number): bigint;
   jitStoreSlow(va: bigint, size: number, v: bigint): void;
   takePendingTrap(): number;
+  /** the JIT (src/jit/tier.ts, assembly/jit.ts) */
+  table: WebAssembly.Table;
+  setJit(on: number, threshold: number): number;
+  jitRequestPc(): bigint;
+  jitRequestPhys(): bigint;
+  jitRequestSteps(): number;
+  jitInstall(pc: bigint, phys: bigint, slot: number): void;
+  jitEvict(pc: bigint, phys: bigint, slot: number): void;
+  jitUsed(pc: bigint, phys: bigint, slot: number): number;
+  jitInvalidations(): number;
+  JIT_NONE: WebAssembly.Global;
 }
 
 /** A hart's saved state: the architectural part of its block, as bytes, with the layout they follow. */
@@ -58,6 +74,12 @@ export class Hart {
   readonly state: HartStateView;
   private readonly x: BigUint64Array;
   private readonly blockBytes: Uint8Array;
+  /** the JIT, when it is on (enableJit) */
+  jit: JitTier | undefined;
+
+  /** Harts created while this is set start with the JIT on with these options: for runners that make their harts
+   *  themselves (bare.ts: the assembly tests, riscv-tests through `vm --elf --jit`). */
+  static jitByDefault: JitOptions | undefined;
 
   constructor(module: WebAssembly.Module, layout: MemoryLayout, memory?: WebAssembly.Memory, readonly hartId = 0) {
     this.layout = layout;
@@ -77,6 +99,13 @@ export class Hart {
     this.x = new BigUint64Array(this.memory.buffer, base + HART_BLOCK.XREGS, 32);
     this.state = new HartStateView(new DataView(this.memory.buffer, base, HART_BLOCK.SIZE));
     this.blockBytes = new Uint8Array(this.memory.buffer, base, HART_BLOCK.SAVED_BYTES);
+    if (Hart.jitByDefault) this.enableJit(Hart.jitByDefault);
+  }
+
+  /** Turns the JIT on (hot blocks compiled to WebAssembly and entered from run()); once on, it stays on. */
+  enableJit(opts: JitOptions = {}): JitTier {
+    this.jit ??= new JitTier(this.ex as unknown as JitHartExports, this.memory, this.layout.ramOffset, this.layout.ramBytes, opts);
+    return this.jit;
   }
 
   static create(module: WebAssembly.Module, ramMiB: number): Hart {
@@ -92,7 +121,17 @@ export class Hart {
   /** Changes privilege; translation depends on it, so the TLB keys are recomputed before the next instruction. */
   set priv(p: number) { this.state.priv = p; this.state.translationEpoch = this.state.translationEpoch + 1; }
 
-  run(budget: number): StopReason { return this.ex.run(budget) as StopReason; }
+  /** Runs up to budget steps (instructions or traps). With the JIT on, a stop for compiling a block is handled
+   *  here (the block is compiled and run() goes on with what is left of the budget), so callers never see it. */
+  run(budget: number): StopReason {
+    let why = this.ex.run(budget) as StopReason;
+    while (why === StopReason.Jit) {
+      budget -= this.jit!.compileRequested();
+      if (budget <= 0) return StopReason.Slice;
+      why = this.ex.run(budget) as StopReason;
+    }
+    return why;
+  }
 
   /** Answers the MMIO load or store the hart stopped on; it re-executes the access and takes the answer. */
   mmioComplete(value: bigint): void { this.state.mmioData = value; this.state.mmioAnswer = MMIO_READY; }

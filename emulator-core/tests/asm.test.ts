@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runBareElf, type BareRunResult } from "../src/bare.ts";
+import { Hart } from "../src/hart.ts";
 
 const ASM_DIR = fileURLToPath(new URL("./asm/", import.meta.url));
 const programs = readdirSync(ASM_DIR).filter((f) => f.endsWith(".S")).map((f) => f.slice(0, -2)).sort();
@@ -39,7 +40,12 @@ function describeResult(name: string, r: BareRunResult): string {
     `message=${JSON.stringify(r.message)} console=${JSON.stringify(r.console)}`;
 }
 
-describe("bare-metal assembly tests", () => {
+// Every program twice: on the interpreter, and with the JIT compiling every block on its first execution.
+for (const jit of [false, true]) describe(`bare-metal assembly tests${jit ? " with the JIT on (threshold 1)" : ""}`, () => {
+  if (jit) {
+    beforeAll(() => { Hart.jitByDefault = { threshold: 1 }; });
+    afterAll(() => { Hart.jitByDefault = undefined; });
+  }
   it("has test programs", () => {
     expect(programs.filter((p) => expectedFailure(p) === undefined).length).toBeGreaterThan(5);
     expect(programs.some((p) => expectedFailure(p) !== undefined)).toBe(true);

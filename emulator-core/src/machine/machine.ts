@@ -71,6 +71,14 @@ const SLICE = 250_000;
 
 export type MachineState = "running" | "halted";
 
+/** How the host runs the machine (not part of its description: a snapshot does not carry it). */
+export interface MachineOptions {
+  /** compile hot guest code to WebAssembly (src/jit/README.md); default false */
+  jit?: boolean;
+  /** with jit: executions of a block before it is compiled (1: all code, on first execution) */
+  jitThreshold?: number;
+}
+
 export interface RunOutcome {
   /** "slice": time budget used; "idle": the guest waits (WFI) until wakeAtMs or an event; "halted": powered off
    *  (or crashed); "rebooted": the guest asked for a reboot and the machine has started over in place */
@@ -125,13 +133,13 @@ export class Machine {
   /** Builds the board a description asks for and loads the boot images; the hart starts at the kernel on the
    *  first runFor(). Throws MachineSpecError for a bad description (or attachments that do not match it),
    *  BootError for images that cannot boot, RangeError when the memory cannot be had. */
-  static create(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments): Machine {
-    const m = new Machine(module, validateSpec(spec), attachments);
+  static create(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments, options: MachineOptions = {}): Machine {
+    const m = new Machine(module, validateSpec(spec), attachments, options);
     m.powerOn();
     return m;
   }
 
-  private constructor(module: WebAssembly.Module, spec: MachineSpec, att: MachineAttachments) {
+  private constructor(module: WebAssembly.Module, spec: MachineSpec, att: MachineAttachments, options: MachineOptions) {
     this.spec = spec;
     this.ramMiB = spec.ramMiB;
     this.deterministic = spec.deterministic;
@@ -141,6 +149,7 @@ export class Machine {
     this.onConsole = att.onConsole ?? (() => {});
     checkAttachments(spec, att);
     this.hart = new Hart(module, computeLayout(this.ramMiB));
+    if (options.jit) this.hart.enableJit({ threshold: options.jitThreshold });
     this.clock = new MachineClock(this.deterministic, () => this.hart.instret);
     this.memory = new GuestMemory(this.hart.memory.buffer, this.hart.layout.ramOffset, this.hart.layout.ramBytes, RAM_BASE);
     this.plic = new Plic((meip, seip) => {
@@ -562,8 +571,8 @@ export class Machine {
 
   /** A board of `spec` with all-zero RAM that has not booted: the target of a live migration writes RAM pages into
    *  it as they arrive, then restoreState(state, { ramInPlace: true }) puts the rest in; a restore fills it whole. */
-  static blank(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments): Machine {
-    return new Machine(module, validateSpec(spec), attachments);
+  static blank(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments, options: MachineOptions = {}): Machine {
+    return new Machine(module, validateSpec(spec), attachments, options);
   }
 
   /** Puts a saved state into a blank() machine (never into one that has run: its RAM must be all zeros).
@@ -576,8 +585,8 @@ export class Machine {
    *  SnapshotError when the state does not fit the description (nothing else is touched but the new machine and,
    *  last, its disks). */
   static async restore(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments, state: StateValue,
-    opts: { skipDisks?: boolean } = {}): Promise<Machine> {
-    const m = Machine.blank(module, spec, attachments);
+    opts: { skipDisks?: boolean } = {}, options: MachineOptions = {}): Promise<Machine> {
+    const m = Machine.blank(module, spec, attachments, options);
     await m.restoreState(state, opts);
     return m;
   }

@@ -63,6 +63,10 @@ export interface NodeVmOptions {
    *  guest then skips inflating it in emulated instructions, about a third of its boot. Off by default, so the
    *  guest boots the very file it was given (the benchmarks compare that boot with QEMU's). */
   inflateInitrd?: boolean;
+  /** compile hot guest code to WebAssembly (the JIT, src/jit/README.md); default false */
+  jit?: boolean;
+  /** with jit: executions of a block before it is compiled (default 50; 1 compiles all code) */
+  jitThreshold?: number;
 }
 
 /** Host time per slice while the guest is busy: how long console input and timers wait at most. */
@@ -156,8 +160,8 @@ export class NodeVm {
         },
       };
       this.machine = opts.blank
-        ? Machine.blank(loadHartModule(), this.spec, this.attachments)
-        : Machine.create(loadHartModule(), this.spec, this.attachments);
+        ? Machine.blank(loadHartModule(), this.spec, this.attachments, { jit: opts.jit, jitThreshold: opts.jitThreshold })
+        : Machine.create(loadHartModule(), this.spec, this.attachments, { jit: opts.jit, jitThreshold: opts.jitThreshold });
     } catch (e) {
       this.disk?.close();
       if (e instanceof BootError || e instanceof MachineSpecError) throw new VmConfigError(e.message);

@@ -1,0 +1,156 @@
+// The interpreter's side of the JIT (src/jit/README.md): execution counts of block starts, and the lookup from a
+// block start to the compiled function the host installed in this module's function table.
+//
+// Nothing here runs while the JIT is off: run() looks at `jitEnabled` only where it already left its straight line
+// (a page cross, which with the JIT on is also every taken branch and jump: see hart.ts).
+//
+// The lookup is a table of JIT_SETS sets of two entries, indexed by the block's virtual pc. An entry is valid
+// for a block start when it holds the same virtual pc AND the same guest physical address AND the current
+// `jitEpoch`. The virtual pc is baked into compiled code (AUIPC, links, exits) and the physical address names the
+// code itself; run() gets that physical address from its fetch translation, done under the current translation
+// context (it looks it up afresh after anything that changes privilege or translation), so a block is never
+// entered through a mapping other than the one it was compiled for. `jitEpoch` moves whenever decoded
+// instructions are dropped (icache.ts flushDecodeCache: FENCE.I, host writes to RAM, state restore, remote flush
+// requests), which makes every entry stale at once; a stale entry is never entered, only reclaimed.
+//
+// Entry layout (32 bytes): u64 virtual pc, u64 physical address, u32 epoch, u32 execution count, u32 table index
+// (0: none yet, JIT_NONE: the host could not compile a block there), u32 used (set when run() enters the block).
+
+export const JIT_SETS: u32 = 4096;
+const JIT_ENTRIES: u32 = 2 * JIT_SETS;
+const ENTRY_BYTES: u32 = 32;
+export const JIT_BYTES: u32 = JIT_ENTRIES * ENTRY_BYTES;
+/** Where the lookup lives: a fixed range of the region below the first hart block (layout.ts puts hart blocks at
+ *  1 MiB; this module's static data ends near 70 KiB). Fixed rather than static data so that hart.wasm carries no
+ *  256 KiB of zeros; init() checks that it fits. One hart per memory may use the JIT. */
+export const JIT_TABLE: usize = 512 * 1024;
+
+/** table index stored for a block start the host could not compile (its first instruction is not compiled) */
+export const JIT_NONE: u32 = 0xffffffff;
+/** jitProbe's answer when the block start just became hot and run() must stop for the host to compile it */
+export const JIT_REQUEST: u32 = 0xfffffffe;
+/** the most instructions a compiled block retires: run() enters one only with at least this much budget left,
+ *  so the budget stays exact */
+export const JIT_MAX_BLOCK: i32 = 64;
+
+/** the JIT's switch: run() enters and counts blocks only while it is set */
+export let jitEnabled: bool = false;
+/** executions of a block start before the host is asked to compile it (1: on first execution) */
+let jitThreshold: u32 = 2;
+/** entries of other epochs are stale; starts at 1 so that the zeroed table holds nothing */
+let jitEpoch: u32 = 1;
+
+/** what the last STOP_JIT asks for (read by the host through jitRequestPc/jitRequestPhys/jitRequestSteps) */
+let reqPc: u64 = 0;
+let reqPhys: u64 = 0;
+let reqSteps: i32 = 0;
+
+/** The set of pc: two entries (ways), so that a block start that is only being counted does not push out a compiled
+ *  block that shares its index (a compiled block is replaced only when the host evicts it). */
+@inline function setOf(pc: u64): usize {
+  return JIT_TABLE + (<usize>((pc >> 1) & <u64>(JIT_SETS - 1)) * (2 * ENTRY_BYTES));
+}
+@inline function holds(ent: usize, pc: u64, phys: u64): bool {
+  return load<u64>(ent) == pc && load<u64>(ent, 8) == phys && load<u32>(ent, 16) == jitEpoch;
+}
+/** A compiled block, current: kept until the host evicts it. */
+@inline function compiledHere(ent: usize): bool {
+  const slot = load<u32>(ent, 24);
+  return load<u32>(ent, 16) == jitEpoch && slot != 0 && slot != JIT_NONE;
+}
+/** The way of set that holds (pc, phys), or 0. */
+@inline function find(set: usize, pc: u64, phys: u64): usize {
+  return holds(set, pc, phys) ? set : holds(set + ENTRY_BYTES, pc, phys) ? set + ENTRY_BYTES : 0;
+}
+/** A way of set a new block start may take (stale, empty, only counting, or not compilable), or 0. */
+@inline function victim(set: usize): usize {
+  return !compiledHere(set) ? set : !compiledHere(set + ENTRY_BYTES) ? set + ENTRY_BYTES : 0;
+}
+@inline function claim(ent: usize, pc: u64, phys: u64, slot: u32): void {
+  store<u64>(ent, pc);
+  store<u64>(ent, phys, 8);
+  store<u32>(ent, jitEpoch, 16);
+  store<u32>(ent, 0, 20);
+  store<u32>(ent, slot, 24);
+  store<u32>(ent, 0, 28);
+}
+
+/** Turns the JIT on or off (threshold: executions before compiling, at least 1). Turning it on drops every entry. */
+export function jitSetup(on: bool, threshold: u32): void {
+  if (on) memory.fill(JIT_TABLE, 0, JIT_BYTES); // (off, the range is left alone: another hart's instance may own it)
+  jitEpoch = 1;
+  jitEnabled = on;
+  jitThreshold = threshold < 1 ? 1 : threshold;
+}
+
+/** Every compiled block becomes stale (called wherever decoded instructions are dropped). */
+export function jitInvalidateAll(): void {
+  jitEpoch++;
+  if (jitEpoch == 0) { memory.fill(JIT_TABLE, 0, JIT_BYTES); jitEpoch = 1; } // wrapped: old entries could match again
+}
+
+/** At a block start pc (physical address phys): the table index of its compiled block; 0 or JIT_NONE to
+ *  interpret it; JIT_REQUEST when it just became hot (the request is recorded for the host). Not inlined: run()
+ *  calls it only with the JIT on. */
+export function jitProbe(pc: u64, phys: u64): u32 {
+  const set = setOf(pc);
+  let ent = find(set, pc, phys);
+  let count: u32;
+  if (ent) {
+    const slot = load<u32>(ent, 24);
+    if (slot != 0) {
+      store<u32>(ent, 1, 28); // used since the host last looked (its eviction passes over used blocks once)
+      return slot;
+    }
+    count = load<u32>(ent, 20) + 1;
+  } else {
+    ent = victim(set);
+    if (!ent) return 0; // both ways hold compiled blocks: interpreted, uncounted, until the host evicts one
+    claim(ent, pc, phys, 0);
+    count = 1;
+  }
+  if (count >= jitThreshold) {
+    // counted again after the host answers (it installs an index or JIT_NONE, so it is asked once)
+    store<u32>(ent, 0, 20);
+    reqPc = pc;
+    reqPhys = phys;
+    return JIT_REQUEST;
+  }
+  store<u32>(ent, count, 20);
+  return 0;
+}
+
+/** run() stops with STOP_JIT after spending `steps` of its budget. */
+export function jitNoteSteps(steps: i32): void { reqSteps = steps; }
+
+export function jitRequestPc(): u64 { return reqPc; }
+export function jitRequestPhys(): u64 { return reqPhys; }
+export function jitRequestSteps(): i32 { return reqSteps; }
+
+/** The host compiled the block at (pc, phys) into table index `slot` (or JIT_NONE: no block there). */
+export function jitInstall(pc: u64, phys: u64, slot: u32): void {
+  const set = setOf(pc);
+  let ent = find(set, pc, phys);
+  if (!ent) ent = victim(set);
+  if (!ent) ent = set + ENTRY_BYTES; // (not reached: the request's entry is still there) the block of way 1 is orphaned
+  claim(ent, pc, phys, slot);
+}
+
+/** The host reuses table index `slot`, which held the block at (pc, phys): its entry goes, if it still names that
+ *  slot (it may have been taken over by another block start since, or be stale: then it is left alone). */
+export function jitEvict(pc: u64, phys: u64, slot: u32): void {
+  const ent = find(setOf(pc), pc, phys);
+  if (ent && load<u32>(ent, 24) == slot) claim(ent, 0, 0, 0);
+}
+
+/** Whether the block at (pc, phys) in table index `slot` ran since the last call (the host's eviction gives such a
+ *  block a second chance); clears the mark. False when its entry is gone. */
+export function jitUsed(pc: u64, phys: u64, slot: u32): bool {
+  const ent = find(setOf(pc), pc, phys);
+  if (!ent || load<u32>(ent, 24) != slot || !load<u32>(ent, 28)) return false;
+  store<u32>(ent, 0, 28);
+  return true;
+}
+
+/** invalidations so far (the epoch less its start): for the host's statistics */
+export function jitInvalidations(): u32 { return jitEpoch - 1; }

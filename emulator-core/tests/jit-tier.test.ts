@@ -1,0 +1,127 @@
+// The JIT's tiering (milestone 2): compiled blocks run from run(), and everything that drops decoded instructions
+// drops them too. Small M-mode programs, encoded here, run on a hart with the JIT on at threshold 1 (every block
+// compiled on its first execution); the same program on the interpreter gives the reference instret.
+
+import { describe, expect, it } from "vitest";
+import { Hart, StopReason } from "../src/hart.ts";
+import { computeLayout, RAM_BASE } from "../src/layout.ts";
+import { loadHartModule } from "../src/node/hart-module.ts";
+
+// ---- a few RV64 encodings -----------------------------------------------------------------------------------
+const I = (imm: number, rs1: number, f3: number, rd: number, opc: number) => (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opc) >>> 0;
+const S = (imm: number, rs2: number, rs1: number, f3: number) => ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | 0x23) >>> 0;
+const addi = (rd: number, rs1: number, imm: number) => I(imm, rs1, 0, rd, 0x13);
+const lw = (rd: number, rs1: number, imm: number) => I(imm, rs1, 2, rd, 0x03);
+const sw = (rs2: number, rs1: number, imm: number) => S(imm, rs2, rs1, 2);
+const sd = (rs2: number, rs1: number, imm: number) => S(imm, rs2, rs1, 3);
+const jalr = (rd: number, rs1: number, imm: number) => I(imm, rs1, 0, rd, 0x67);
+const auipc = (rd: number) => (rd << 7) | 0x17;
+const fenceI = 0x0000100f;
+const jal = (rd: number, off: number) =>
+  ((((off >> 20) & 1) << 31) | (((off >> 1) & 0x3ff) << 21) | (((off >> 11) & 1) << 20) | (((off >> 12) & 0xff) << 12) | (rd << 7) | 0x6f) >>> 0;
+const bne = (rs1: number, rs2: number, off: number) =>
+  ((((off >> 12) & 1) << 31) | (((off >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (1 << 12) | (((off >> 1) & 0xf) << 8) | (((off >> 11) & 1) << 7) | 0x63) >>> 0;
+const [ZERO, RA, T0, S0, S1, A0] = [0, 1, 5, 8, 9, 10];
+
+const F = 0x100; // the function the programs call, rewritten while they run
+const DATA = 0x200;
+const TOHOST = 0x300;
+
+/** A hart with words placed at byte offsets from RAM_BASE, tohost at RAM_BASE + TOHOST, pc at RAM_BASE. */
+function hartWith(words: Map<number, number>, jit: boolean): Hart {
+  const h = new Hart(loadHartModule(), computeLayout(4));
+  if (jit) h.enableJit({ threshold: 1 });
+  for (const [off, w] of words) h.writePhys(RAM_BASE + BigInt(off), new Uint8Array(new Uint32Array([w]).buffer));
+  h.ex.reset(0, RAM_BASE);
+  h.ex.setTohost(RAM_BASE + BigInt(TOHOST));
+  return h;
+}
+const program = (code: number[], more: [number, number][] = []) => new Map<number, number>([...code.map((w, i) => [4 * i, w] as [number, number]), ...more]);
+
+/** Runs to the next tohost write; its value. */
+function untilTohost(h: Hart): bigint {
+  for (let i = 0; i < 100; i++) {
+    const why = h.run(1_000_000);
+    if (why === StopReason.Htif) return h.state.htifValue;
+    expect(why, `pc 0x${h.pc.toString(16)}`).toBe(StopReason.Slice);
+  }
+  throw new Error("no tohost write");
+}
+
+describe("JIT tiering", () => {
+  it("runs compiled blocks from run(), with the interpreter's instret, and FENCE.I makes rewritten code seen", () => {
+    // calls f three times (compiled on its first call), rewrites f's first instruction, FENCE.I, calls f again
+    const smc = program([
+      auipc(S0),                 // 0x00 s0 = RAM_BASE
+      addi(S1, ZERO, 3),         // 0x04
+      jal(RA, F - 0x08),         // 0x08 loop: f()
+      addi(S1, S1, -1),          // 0x0c
+      bne(S1, ZERO, -8),         // 0x10
+      addi(A0, A0, 100),         // 0x14 a0 = 101 when the old f ran
+      sd(A0, S0, TOHOST),        // 0x18 tohost = 101
+      lw(T0, S0, DATA),          // 0x1c the new instruction
+      sw(T0, S0, F),             // 0x20 over f's first instruction
+      fenceI,                    // 0x24
+      jal(RA, F - 0x28),         // 0x28 f()
+      sd(A0, S0, TOHOST),        // 0x2c tohost = 2 when the new f ran
+      jal(ZERO, 0),              // 0x30
+    ], [[F, addi(A0, ZERO, 1)], [F + 4, jalr(ZERO, RA, 0)], [DATA, addi(A0, ZERO, 2)]]);
+    const ref = hartWith(smc, false);
+    const h = hartWith(smc, true);
+    expect(untilTohost(ref)).toBe(101n);
+    expect(untilTohost(h)).toBe(101n);
+    expect(h.instret).toBe(ref.instret);
+    const compiled = h.jit!.stats.compiled;
+    expect(compiled).toBeGreaterThan(2);
+    expect(untilTohost(ref)).toBe(2n);
+    expect(untilTohost(h)).toBe(2n);
+    expect(h.instret).toBe(ref.instret);
+    expect(h.jit!.stats.compiled).toBeGreaterThan(compiled); // f again, after the FENCE.I made its block stale
+  });
+
+  it("a host write to guest RAM (invalidateDecoded) drops the compiled block of the code it overwrote", () => {
+    // loop: a0 = f(); tohost = a0
+    const loop = program([
+      auipc(S0),                 // 0x00
+      jal(RA, F - 0x04),         // 0x04
+      sd(A0, S0, TOHOST),        // 0x08
+      jal(ZERO, -8),             // 0x0c
+    ], [[F, addi(A0, ZERO, 1)], [F + 4, jalr(ZERO, RA, 0)]]);
+    const h = hartWith(loop, true);
+    for (let i = 0; i < 5; i++) expect(untilTohost(h)).toBe(1n);
+    const compiled = h.jit!.stats.compiled;
+    expect(compiled).toBeGreaterThan(0);
+    for (let i = 0; i < 5; i++) expect(untilTohost(h)).toBe(1n); // from the compiled blocks: nothing new compiled
+    expect(h.jit!.stats.compiled).toBe(compiled);
+    h.writePhys(RAM_BASE + BigInt(F), new Uint8Array(new Uint32Array([addi(A0, ZERO, 7)]).buffer));
+    expect(untilTohost(h)).toBe(7n);
+    expect(untilTohost(h)).toBe(7n);
+    // a remote flush request from another thread does the same
+    h.ram.set(new Uint8Array(new Uint32Array([addi(A0, ZERO, 9)]).buffer), F);
+    h.requestFlush(2 /* FLUSH_DECODED */);
+    expect(untilTohost(h)).toBe(9n);
+  });
+
+  it("holds at most maxModules blocks, evicting the oldest, and stays correct", () => {
+    const loop = program([
+      auipc(S0),                 // 0x00
+      jal(RA, F - 0x04),         // 0x04
+      sd(A0, S0, TOHOST),        // 0x08
+      jal(ZERO, -8),             // 0x0c
+    ], [[F, addi(A0, ZERO, 5)], [F + 4, jalr(ZERO, RA, 0)]]);
+    const h = new Hart(loadHartModule(), computeLayout(4));
+    h.enableJit({ threshold: 1, maxModules: 2 });
+    for (const [off, w] of loop) h.writePhys(RAM_BASE + BigInt(off), new Uint8Array(new Uint32Array([w]).buffer));
+    h.ex.reset(0, RAM_BASE);
+    h.ex.setTohost(RAM_BASE + BigInt(TOHOST));
+    for (let i = 0; i < 10; i++) expect(untilTohost(h)).toBe(5n);
+    expect(h.jit!.stats.evicted).toBeGreaterThan(0);
+  });
+
+  it("stays off unless asked for: no block is compiled and run() never stops for one", () => {
+    const loop = program([auipc(S0), jal(RA, F - 0x04), sd(A0, S0, TOHOST), jal(ZERO, -8)], [[F, addi(A0, ZERO, 1)], [F + 4, jalr(ZERO, RA, 0)]]);
+    const h = hartWith(loop, false);
+    for (let i = 0; i < 3; i++) expect(untilTohost(h)).toBe(1n);
+    expect(h.jit).toBeUndefined();
+  });
+});
