@@ -3,12 +3,15 @@
 // page reads them once a second. Before this, the page asked every worker for its stats through comlink each second:
 // a message each way, a structured clone, a wake-up of the worker and garbage on both sides, for every VM, idle or not.
 //
-// Layout: an Int32Array [SEQ, GEN] and then a Float64Array of the fields below (NaN: the field is absent).
+// Layout: an Int32Array [SEQ, GEN, SLEEPING, -] and then a Float64Array of the fields below (NaN: the field is absent).
 //   SEQ   a sequence lock: odd while the worker writes, so a reader that saw it odd, or saw it move, reads again.
 //   GEN   bumped whenever a field that is not a number here changed (the state, why the guest stopped, how it
 //         started, the disk's problem or persistence, the last hold): the page then fetches the whole VmStats once.
+//   SLEEPING  1 while the worker's loop sleeps in Atomics.wait (an idle guest: it publishes just before): such a
+//         worker is alive however old its block, and it is not woken to say so.
 //   ALIVE the worker's clock (performance.timeOrigin + now, ms) at its last publish: a worker whose block goes
-//         stale for long is asked through comlink instead, which is how a hung worker is still found out.
+//         stale for long while it is not asleep is asked through comlink instead, which is how a hung worker (one
+//         whose thread never yields) is still found out.
 
 import type { VmStats, VmDiskStats, VmBalloonStats } from "./protocol.ts";
 
@@ -24,11 +27,12 @@ const F = {
   MEM_FREE: 27, MEM_AVAILABLE: 28, DISK_CACHES: 29, BALLOON_STATS_AGE: 30,
 } as const;
 const FIELDS = 31;
-const HEADER_BYTES = 8;
+const HEADER_BYTES = 16;
 export const STATS_BLOCK_BYTES = HEADER_BYTES + FIELDS * 8;
 
 const SEQ = 0;
 const GEN = 1;
+const SLEEPING = 2;
 
 const epochMs = () => performance.timeOrigin + performance.now();
 const num = (v: number | undefined) => (v === undefined ? NaN : v);
@@ -47,9 +51,12 @@ export class StatsBlockWriter {
   private lastPublish = -Infinity;
 
   constructor(buffer: SharedArrayBuffer) {
-    this.head = new Int32Array(buffer, 0, 2);
+    this.head = new Int32Array(buffer, 0, 3);
     this.f = new Float64Array(buffer, HEADER_BYTES, FIELDS);
   }
+
+  /** The loop goes to sleep in Atomics.wait (true) or is back (false). */
+  sleeping(on: boolean): void { Atomics.store(this.head, SLEEPING, on ? 1 : 0); }
 
   /** Whether a publish is due (the caller then builds the stats and calls publish). */
   due(now = performance.now()): boolean { return now - this.lastPublish >= PUBLISH_MS; }
@@ -104,9 +111,12 @@ export class StatsBlockReader {
   private readonly copy = new Float64Array(FIELDS);
 
   constructor(buffer: SharedArrayBuffer) {
-    this.head = new Int32Array(buffer, 0, 2);
+    this.head = new Int32Array(buffer, 0, 3);
     this.f = new Float64Array(buffer, HEADER_BYTES, FIELDS);
   }
+
+  /** The worker's loop sleeps in Atomics.wait: it is alive, and its last publish is current. */
+  get asleep(): boolean { return Atomics.load(this.head, SLEEPING) === 1; }
 
   /** GEN: moves when the whole VmStats should be fetched again. */
   get gen(): number { return Atomics.load(this.head, GEN); }

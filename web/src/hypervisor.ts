@@ -142,8 +142,9 @@ const LATE_MS = 1500;
 const NOT_RESPONDING_MS = 3000;
 /** ...and after this long it is taken for hung and stopped. */
 const HUNG_MS = 15_000;
-/** A worker's stats block older than this is not trusted: it is asked through comlink (its loop turns at least once a
- *  second, so a live worker's block is never this old but while it is parked for a snapshot or a restore). */
+/** A worker's stats block older than this, while its loop is not asleep, is not trusted: it is asked through comlink
+ *  (a running guest's loop publishes every quarter second, so a live worker's block is only this old while it is
+ *  parked for a snapshot or a restore, when comlink answers, or when its thread never yields, when it does not). */
 const FRESH_MS = 2500;
 
 export class Hypervisor {
@@ -571,7 +572,7 @@ export class Hypervisor {
     // is asked through comlink when something that is not a number there changed (GEN), and when its block went
     // stale, which is how a worker that stopped turning its loop is still found out (below).
     const block = h.statsBlock;
-    if (e.stats && block.gen === e.statsGen && block.age() < FRESH_MS) {
+    if (e.stats && block.gen === e.statsGen && (block.asleep || block.age() < FRESH_MS)) {
       const s = block.read(e.stats);
       if (s) {
         e.lateSince = undefined;

@@ -18,15 +18,16 @@ const NAMES = Array.from({ length: N }, (_, i) => `idle${i + 1}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // The issue's targets, in percent of one core, for the whole browser: 8 VMs shown under 2%; hidden, what the VM
-// workers cost. Hidden is met and held below. Shown is NOT met yet (7.1-7.6% measured at load 3-6.5: VM workers
-// about 2.2%, the page's main thread 2.2% (the meters' sampling about 1%, about one frame a second), the compositor
-// and display threads about 2.5%), so the shown figure is held to what the dashboard does now, as a guard against
-// going back (before this work it was 12.6-16.5%); issue 13 stays open until the 2% holds. The margin covers what a
-// shared 2-core machine adds (other processes' load makes the same work take more CPU time: caches, frequency); the
-// figures measured go to the log.
+// workers cost. Hidden is met and held below. Shown is NOT met yet: 3.4-5.2% measured on the production build (the
+// page as `npm start` serves it) at load 1-3: VM workers 0.2-1.1%, the page's main thread 1.1-1.7%, the compositor and
+// display threads about 1% (a run of frames each time the charts' time axis steps, every 5 s, while the VMs' history
+// still has their boot in it). The shown figure is held to what the dashboard does now, as a guard against going back
+// (12.6-16.5% before issue 13's work, 7.1-7.6% on the dev server at the last stop); issue 13 stays open until the 2%
+// holds. The margin covers what a shared 2-core machine adds (other processes' load makes the same work take more CPU
+// time: caches, frequency); the figures measured go to the log.
 const VISIBLE_TARGET = 2;
 /** what the shown page is held to today (VISIBLE_TARGET is the aim) */
-const VISIBLE_NOW = 8;
+const VISIBLE_NOW = 5;
 const VISIBLE_MARGIN = 2;
 /** hidden: the whole browser beyond the VM workers. Besides the page's own main thread (the meters' sampling) it
  *  holds the compositor and display threads, which headless Chromium keeps producing frames on for a page that only

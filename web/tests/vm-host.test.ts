@@ -164,7 +164,9 @@ describe("VmHost (the VM worker's class) in Node", () => {
     const gen = v.statsBlock.gen;
     expect(gen).toBeGreaterThan(0);
     const a = v.statsBlock.read(whole)!;
-    expect(v.statsBlock.age()).toBeLessThan(1500); // an idle guest's worker still turns its loop once a second
+    // an idle guest's worker sleeps (the page knows it lives from SLEEPING, without waking it), its block current
+    await expect.poll(() => v.statsBlock.asleep, { timeout: 10_000, interval: 20 }).toBe(true);
+    expect(v.host.stats(false).busyMs - v.statsBlock.read(whole)!.busyMs).toBeLessThan(300); // at most one publish interval behind
     expect(a.state).toBe("running");
     // the guest works for a while: its counters move in the block with no call made meanwhile
     v.input.write(new TextEncoder().encode("i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo loop-$((6*7))\n"));

@@ -32,16 +32,26 @@ export class VmAgent {
     this.client = undefined;
   }
 
-  async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
-    return this.use().exec(command, opts);
+  /** requests in flight: their time limits are timers of the worker's, which its idle loop must not sleep through
+   *  for long (VmHost's sleep) */
+  private calls = 0;
+  get busy(): boolean { return this.calls > 0; }
+
+  private async counted<T>(call: () => Promise<T>): Promise<T> {
+    this.calls++;
+    try { return await call(); } finally { this.calls--; }
   }
 
-  async put(path: string, data: Uint8Array, mode: number | undefined, progress?: TransferProgress): Promise<void> {
-    return this.use().putFile(path, data, { mode, onProgress: progress });
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.counted(() => this.use().exec(command, opts));
   }
 
-  async get(path: string, maxBytes: number | undefined, progress?: TransferProgress): Promise<Uint8Array> {
-    return this.use().getFile(path, { maxBytes, onProgress: progress });
+  put(path: string, data: Uint8Array, mode: number | undefined, progress?: TransferProgress): Promise<void> {
+    return this.counted(() => this.use().putFile(path, data, { mode, onProgress: progress }));
+  }
+
+  get(path: string, maxBytes: number | undefined, progress?: TransferProgress): Promise<Uint8Array> {
+    return this.counted(() => this.use().getFile(path, { maxBytes, onProgress: progress }));
   }
 
   private use(): AgentClient {
