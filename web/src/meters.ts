@@ -273,14 +273,17 @@ export function useLiveFields<T extends HTMLElement>(source: { subscribe(fn: () 
   const fieldsFn = useRef(fields);
   fieldsFn.current = fields;
   const shown = useRef(new Map<string, string>());
+  // the elements by name, looked up once per render (not once a second for every figure of every card)
+  const targets = useRef(new Map<string, HTMLElement | null>());
   const write = useRef(() => {
     const el = ref.current;
     if (!el) return;
     for (const [name, kind, value] of fieldsFn.current()) {
       const k = `${name}.${kind}`;
-      const target = el.querySelector<HTMLElement>(`[data-live="${name}"]`);
-      if (!target) continue;
       if (shown.current.get(k) === value) continue;
+      let target = targets.current.get(name);
+      if (target === undefined || (target && !target.isConnected)) targets.current.set(name, target = el.querySelector<HTMLElement>(`[data-live="${name}"]`));
+      if (!target) continue;
       shown.current.set(k, value);
       painter.writes[k] = (painter.writes[k] ?? 0) + 1;
       if (kind === "text") {
@@ -296,7 +299,7 @@ export function useLiveFields<T extends HTMLElement>(source: { subscribe(fn: () 
     }
   });
   // after a render (which may have made the elements anew) every figure is written
-  useLayoutEffect(() => { shown.current.clear(); write.current(); });
+  useLayoutEffect(() => { shown.current.clear(); targets.current.clear(); write.current(); });
   useEffect(() => {
     painter.watch(source);
     const el = ref.current;
