@@ -247,7 +247,8 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
   if (jit) {
     const st = jit.stats;
     process.stderr.write(`vm: JIT: ${st.compiled} blocks compiled (${st.instructions} instructions), ${st.notCompiled} starts not compiled, ` +
-      `${st.evicted} evicted, ${st.compileMs.toFixed(0)} ms compiling of ${vm.machine.busyMs.toFixed(0)} ms running\n`);
+      `${st.reinstalled} reinstalled, ${st.evicted} evicted, ${st.compileMs.toFixed(0)} ms compiling of ${vm.machine.busyMs.toFixed(0)} ms running; ` +
+      `${jit.calls.blocks} block entries retired ${jit.calls.instructions} of ${vm.machine.hart.instret} instructions, ${jit.invalidations} invalidations\n`);
   }
   exitAfterOutput(status);
 }

@@ -6,6 +6,10 @@
 // accesses go to mmu.ts. Handlers end with `continue`; a handler that raised an exception, asked the host for
 // something, or changed state that the loop caches (privilege, translation, interrupt enables) ends with `break`
 // and the code after the switch sorts it out. Nothing here allocates or calls into JavaScript.
+//
+// With the JIT on (jit.ts, src/jit/README.md) the page-cross case is also where blocks start: codePage stays 1,
+// so every taken branch and jump lands there, and compiled blocks are entered from it by call_indirect. With it
+// off, the one addition is a test of the flag after that case's same-page test failed.
 
 import * as O from "./ops";
 import * as S from "./semantics";
@@ -15,7 +19,7 @@ import {
   STOP_HTIF, STOP_ECALL, STOP_FATAL, STOP_JIT, raise, requestStop, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
   CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE, hartBase, ramHostToGuest,
 } from "./state";
-import { jitEnabled, jitProbe, jitNoteSteps, JIT_NONE, JIT_REQUEST, JIT_MAX_BLOCK } from "./jit";
+import { jitEnabled, jitProbe, jitNoteSteps, jitCounted, JIT_NONE, JIT_REQUEST, JIT_MAX_BLOCK } from "./jit";
 import {
   mip, MSTATUS_TW, MSTATUS_TSR, MSTATUS_TVM, clearTlbFlush, fpEnabled, markFsDirty, csrRead, csrWrite,
 } from "./csr";
@@ -174,8 +178,10 @@ export function run(budget: i32): u32 {
         H.pc = p;
         const instretBefore = H.instret;
         const exit = call_indirect<u32>(slot, hartBase);
-        n -= <i32>(H.instret - instretBefore);
+        const retired = H.instret - instretBefore;
+        n -= <i32>retired;
         H.instret = instretBefore;
+        jitCounted(retired);
         p = H.pc;
         e = crossEntry; // the next block start: looked up through this case again
         // Nothing a block runs changes interrupt enables, privilege or translation (it stops before any CSR or

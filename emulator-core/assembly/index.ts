@@ -13,7 +13,7 @@ import { decode16, decode32 } from "./decode";
 export { run } from "./hart";
 import { initScratch } from "./hart";
 export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, STOP_JIT, HART_BLOCK_SIZE } from "./state";
-export { jitRequestPc, jitRequestPhys, jitRequestSteps, jitInstall, jitEvict, jitUsed, jitInvalidations, JIT_NONE } from "./jit";
+export { jitRequestPc, jitRequestPhys, jitRequestSteps, jitInstall, jitEvict, jitUsed, jitInvalidations, jitCallCount, jitRetiredCount, JIT_NONE } from "./jit";
 import { jitSetup, JIT_TABLE, JIT_BYTES } from "./jit";
 export { hartFieldsLayoutOk } from "./hart-state";
 export { SLOT_BYTES } from "./icache";

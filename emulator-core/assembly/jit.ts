@@ -120,6 +120,14 @@ export function jitProbe(pc: u64, phys: u64): u32 {
   return 0;
 }
 
+/** Compiled blocks entered, and the instructions they retired (statistics for the host: how long the runs of
+ *  compiled code are between returns to run()). */
+export let jitCalls: u64 = 0;
+export let jitRetired: u64 = 0;
+export function jitCallCount(): u64 { return jitCalls; }
+export function jitRetiredCount(): u64 { return jitRetired; }
+@inline export function jitCounted(retired: u64): void { jitCalls++; jitRetired += retired; }
+
 /** run() stops with STOP_JIT after spending `steps` of its budget. */
 export function jitNoteSteps(steps: i32): void { reqSteps = steps; }
 

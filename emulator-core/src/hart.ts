@@ -54,6 +54,8 @@ interface HartExports {
   jitEvict(pc: bigint, phys: bigint, slot: number): void;
   jitUsed(pc: bigint, phys: bigint, slot: number): number;
   jitInvalidations(): number;
+  jitCallCount(): bigint;
+  jitRetiredCount(): bigint;
   JIT_NONE: WebAssembly.Global;
 }
 

@@ -31,6 +31,8 @@ export interface JitHartExports {
   jitEvict(pc: bigint, phys: bigint, slot: number): void;
   jitUsed(pc: bigint, phys: bigint, slot: number): number;
   jitInvalidations(): number;
+  jitCallCount(): bigint;
+  jitRetiredCount(): bigint;
   jitLoadSlow(va: bigint, size: number): bigint;
   jitStoreSlow(va: bigint, size: number, v: bigint): void;
   decodeForTest(inst: number): number;
@@ -148,6 +150,11 @@ export class JitTier {
       if (pc === undefined || !this.ex.jitUsed(pc, this.heldPhys[k], this.base + k)) return k;
     }
     return this.next;
+  }
+
+  /** Compiled blocks entered from run() so far, and the instructions they retired. */
+  get calls(): { blocks: number; instructions: number } {
+    return { blocks: Number(this.ex.jitCallCount()), instructions: Number(this.ex.jitRetiredCount()) };
   }
 
   /** Invalidations (FENCE.I, host writes, restores) so far: each made every compiled block stale. */
