@@ -27,8 +27,8 @@ const MMIO_FAULT = 2;
 export const FLUSH_TLB = 1;
 export const FLUSH_DECODED = 2;
 
-/** The hart module's exports (assembly/index.ts). */
-interface HartExports {
+/** The hart module's exports (assembly/index.ts); those the JIT uses are JitHartExports (src/jit/tier.ts). */
+interface HartExports extends JitHartExports {
   init(hartId: number, hartBase: number, ramOffset: number, ramBase: bigint, ramSize: bigint,
     decodeMap: number, decodeOwners: number, decodeSlots: number, decodeSlotCount: number, dirtyMap: number): void;
   reset(hartId: number, pc: bigint): void;
@@ -39,24 +39,8 @@ interface HartExports {
   flushTlb(): void;
   invalidateDecoded(): void;
   hartFieldsLayoutOk(): number;
-  decodeForTest(inst: number): number;
-  /** for compiled blocks (src/jit): the load and store slow paths, and finishing what a block left pending */
-  jitLoadSlow(va: bigint, size: number): bigint;
-  jitStoreSlow(va: bigint, size: number, v: bigint): void;
+  /** finishes what a compiled block left pending (a trap or a stop) */
   takePendingTrap(): number;
-  /** the JIT (src/jit/tier.ts, assembly/jit.ts) */
-  table: WebAssembly.Table;
-  setJit(on: number, threshold: number): number;
-  jitRequestPc(): bigint;
-  jitRequestPhys(): bigint;
-  jitRequestSteps(): number;
-  jitInstall(pc: bigint, phys: bigint, slot: number): void;
-  jitEvict(pc: bigint, phys: bigint, slot: number): void;
-  jitUsed(pc: bigint, phys: bigint, slot: number): number;
-  jitInvalidations(): number;
-  jitCallCount(): bigint;
-  jitRetiredCount(): bigint;
-  JIT_NONE: WebAssembly.Global;
 }
 
 /** A hart's saved state: the architectural part of its block, as bytes, with the layout they follow. */

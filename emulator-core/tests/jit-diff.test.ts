@@ -15,7 +15,7 @@ import { loadHartModule } from "../src/node/hart-module.ts";
 import { computeLayout, RAM_BASE } from "../src/layout.ts";
 import { Hart } from "../src/hart.ts";
 import { HART_BLOCK } from "../src/hart-state.ts";
-import { Rng, rType, iType, sType, uType } from "../src/fuzz/program.ts";
+import { Rng, bType, jType, rType, iType, sType, uType } from "../src/fuzz/program.ts";
 import { compileBlock, hartDecoder, instantiateBlock, EXIT_EXC, type CompiledBlock } from "../src/jit/compile-block.ts";
 
 const BLOCKS = Number(process.env.JIT_DIFF_BLOCKS ?? 2000);
@@ -56,12 +56,6 @@ const u64 = (v: bigint) => v & M64;
 
 // ---- instruction encoders -------------------------------------------------------------------------------------
 
-const bType = (imm: number, rs2: number, rs1: number, f3: number) =>
-  ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
-    (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
-const jType = (imm: number, rd: number) =>
-  ((((imm >> 20) & 1) << 31) | (((imm >> 1) & 0x3ff) << 21) | (((imm >> 11) & 1) << 20) | (((imm >> 12) & 0xff) << 12) |
-    (rd << 7) | 0x6f) >>> 0;
 const bit = (v: number, from: number, to: number) => ((v >> from) & 1) << to;
 const bits = (v: number, hi: number, lo: number, to: number) => ((v >> lo) & ((1 << (hi - lo + 1)) - 1)) << to;
 

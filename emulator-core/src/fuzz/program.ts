@@ -38,7 +38,7 @@ const r = (rng: Rng) => FIRST_RD + rng.below(LAST_RD - FIRST_RD + 1);
 const anyReg = (rng: Rng) => rng.below(32);
 const f = (rng: Rng) => rng.below(32);
 
-/** Instruction encoders (R, I, S, U formats). */
+/** Instruction encoders (R, I, S, U, B, J formats). */
 export const rType = (f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number) =>
   ((f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
 export const iType = (imm: number, rs1: number, f3: number, rd: number, op: number) =>
@@ -46,6 +46,13 @@ export const iType = (imm: number, rs1: number, f3: number, rd: number, op: numb
 export const sType = (imm: number, rs2: number, rs1: number, f3: number, op: number) =>
   ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | op) >>> 0;
 export const uType = (imm20: number, rd: number, op: number) => (((imm20 & 0xfffff) << 12) | (rd << 7) | op) >>> 0;
+/** B-type branch and J-type jump by `imm` bytes. */
+export const bType = (imm: number, rs2: number, rs1: number, f3: number) =>
+  ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
+    (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
+export const jType = (imm: number, rd: number) =>
+  ((((imm >> 20) & 1) << 31) | (((imm >> 1) & 0x3ff) << 21) | (((imm >> 11) & 1) << 20) | (((imm >> 12) & 0xff) << 12) |
+    (rd << 7) | 0x6f) >>> 0;
 
 /** CSRs the random part may read and write without moving the machine: the FP status, scratch registers, the
  *  counters, trap values; never mtvec, mstatus, satp, PMP or the privilege. */
@@ -186,10 +193,6 @@ const LI_WORDS = 11;
 const EPILOGUE_WORDS = LI_WORDS + 3;
 const HANDLER_WORDS = 64;
 
-/** B-type branch by `imm` bytes. */
-const bType = (imm: number, rs2: number, rs1: number, f3: number) =>
-  ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
-    (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
 
 /** The trap handler: counts the trap; past `maxTraps` it reports through tohost (3: a failed run, ended cleanly);
  *  otherwise it skips the instruction at mepc (2 or 4 bytes, read from the code) and returns. */

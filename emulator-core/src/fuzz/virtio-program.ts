@@ -14,7 +14,7 @@
 // stop at the first check. The script is deterministic per seed.
 
 import { RAM_BASE } from "../layout.ts";
-import { Rng, iType, rType, sType, uType } from "./program.ts";
+import { Rng, bType, iType, jType, rType, sType, uType } from "./program.ts";
 import { REG, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK, STATUS_FAILED, STATUS_NEEDS_RESET } from "../machine/virtio/mmio.ts";
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from "../machine/virtio/queue.ts";
 
@@ -31,12 +31,6 @@ export const HEADER_BYTES = 64;
 
 const ZERO = 0, T0 = 5, T1 = 6, T2 = 7, S0 = 8, S1 = 9, A0 = 10, A1 = 11, A6 = 16, A7 = 17, S2 = 18, T3 = 28, T4 = 29, T5 = 30, T6 = 31;
 
-const bType = (imm: number, rs2: number, rs1: number, f3: number) =>
-  ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
-    (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
-const jType = (imm: number, rd: number) =>
-  ((((imm >> 20) & 1) << 31) | (((imm >> 1) & 0x3ff) << 21) | (((imm >> 11) & 1) << 20) | (((imm >> 12) & 0xff) << 12) |
-    (rd << 7) | 0x6f) >>> 0;
 
 class Asm {
   readonly words: number[] = [];
