@@ -141,6 +141,8 @@ export class NetworkHub {
 
   subscribe = (fn: () => void): (() => void) => {
     this.listeners.add(fn);
+    // a view that opens shows the switches as they are now, not as the last poll (maybe long ago) found them
+    if (this.listeners.size === 1) void this.poll();
     return () => { this.listeners.delete(fn); };
   };
 

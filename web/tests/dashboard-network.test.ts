@@ -38,6 +38,8 @@ describe("the dashboard's network (vite dev server, Chromium)", () => {
     const view = page.locator('[data-testid="networks-view"]');
     await view.waitFor();
     await page.waitForFunction(() => /ICMP/.test(document.querySelector('[data-testid="networks-view"]')?.textContent ?? ""), null, { timeout: 10_000 });
+    // the switch's leases come with the view's first poll (the capture may come first)
+    await expect.poll(() => view.innerText(), { timeout: 5_000 }).toMatch(/bravo\s+10\.0\.1\.\d+\s+[0-9a-f:]{17}\s+bound/);
     const text = await view.innerText();
     expect(text).toMatch(/alpha\s+10\.0\.1\.\d+\s+[0-9a-f:]{17}\s+bound/);
     expect(text).toMatch(/bravo\s+10\.0\.1\.\d+\s+[0-9a-f:]{17}\s+bound/);
