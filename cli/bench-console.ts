@@ -69,7 +69,7 @@ try {
     return { marks: marks.length, endInOrder, kept: nums.length };
   }
 
-  console.log(`bench:console: seq 1 ${LINES} at a VM's console in Chromium (dev server, 64 MiB VM, backlog ${backlogKiB === undefined ? "default" : `${backlogKiB} KiB`})`);
+  console.log(`bench:console: seq 1 ${LINES} at a VM's console in Chromium (production build, 64 MiB VM, backlog ${backlogKiB === undefined ? "default" : `${backlogKiB} KiB`})`);
   const shownS = await seqRun("shown");
   const c0 = Date.now();
   const shownText = await until("the shown run on the console", text, (t) => ended("shown").test(t));
