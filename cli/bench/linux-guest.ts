@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { NodeVm } from "../../emulator-core/src/node/vm.ts";
+import { describeJitSettings, jitDelta, readJitCounters, type JitCounters } from "./jit-stats.ts";
 
 export const PROMPT = /tabvisor:~# /;
 
@@ -19,12 +20,22 @@ export interface CommandResult {
   instret?: bigint;
   /** host ms the emulator spent running the guest meanwhile, not sleeping in WFI (Tabvisor only) */
   busyMs?: number;
+  /** what the JIT did meanwhile (Tabvisor with the JIT on only) */
+  jit?: JitCounters;
 }
 
 export interface BootResult {
   wallMs: number;
   instret?: bigint;
   busyMs?: number;
+  jit?: JitCounters;
+}
+
+/** The emulator's running totals, where it has them (Tabvisor: all; QEMU: none). */
+export interface Counters {
+  instret?: bigint;
+  busyMs?: number;
+  jit?: JitCounters;
 }
 
 export interface IdleResult {
@@ -42,6 +53,10 @@ export interface GuestSession {
   idle(ms: number): Promise<IdleResult>;
   /** Powers the guest off (then kills it if that does not work) and releases everything. */
   close(): Promise<void>;
+  /** totals since the emulator started: for the whole session's figures */
+  counters(): Counters;
+  /** a line on how the emulator is set up (the JIT's settings), once it runs */
+  settings?(): string;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -103,7 +118,7 @@ abstract class ShellSession implements GuestSession {
 
   protected abstract write(text: string): void;
   protected abstract startEmulator(): void;
-  protected abstract counters(): { instret?: bigint; busyMs?: number };
+  abstract counters(): Counters;
   protected abstract cpuMs(): number | undefined;
   abstract close(): Promise<void>;
 
@@ -121,6 +136,7 @@ abstract class ShellSession implements GuestSession {
       wallMs: at - t0,
       instret: c1.instret,
       busyMs: c1.busyMs !== undefined ? c1.busyMs - (c0.busyMs ?? 0) : undefined,
+      jit: c1.jit && jitDelta(c1.jit, c0.jit),
     };
   }
 
@@ -140,6 +156,7 @@ abstract class ShellSession implements GuestSession {
       output: text.slice(0, -`@@END${n}@@`.length),
       instret: c1.instret !== undefined && c0.instret !== undefined ? c1.instret - c0.instret : undefined,
       busyMs: c1.busyMs !== undefined && c0.busyMs !== undefined ? c1.busyMs - c0.busyMs : undefined,
+      jit: c1.jit && jitDelta(c1.jit, c0.jit),
     };
   }
 
@@ -155,11 +172,22 @@ abstract class ShellSession implements GuestSession {
 }
 
 
+export interface TabvisorSessionOptions {
+  ramMiB: number;
+  /** names the session in the log lines ("interp", "jit") */
+  name: string;
+  /** the JIT on, with this threshold (undefined: its default); absent: the interpreter alone */
+  jit?: { threshold?: number };
+}
+
 export class TabvisorSession extends ShellSession {
-  readonly name = "tabvisor";
+  readonly name: string;
   private vm: NodeVm | undefined;
 
-  constructor(private readonly opts: { ramMiB: number }) { super(); }
+  constructor(private readonly opts: TabvisorSessionOptions) {
+    super();
+    this.name = opts.name;
+  }
 
   protected startEmulator(): void {
     this.vm = new NodeVm({
@@ -167,16 +195,20 @@ export class TabvisorSession extends ShellSession {
       hostname: "tabvisor",
       keepOutput: false,
       onConsole: (bytes) => this.out.add(bytes),
+      jit: this.opts.jit !== undefined,
+      jitThreshold: this.opts.jit?.threshold,
     }).start();
     void this.vm.exited.then((status) => this.out.fail(`the guest powered off (status ${status})`));
   }
 
   protected write(text: string): void { this.vm!.send(text); }
 
-  protected counters(): { instret?: bigint; busyMs?: number } {
+  counters(): Counters {
     const m = this.vm?.machine;
-    return m ? { instret: m.hart.instret, busyMs: m.busyMs } : {};
+    return m ? { instret: m.hart.instret, busyMs: m.busyMs, jit: readJitCounters(m.hart.jit) } : {};
   }
+
+  settings(): string { return describeJitSettings(this.vm?.machine.hart.jit); }
 
   /** this process's CPU time: the emulator runs on its event loop */
   protected cpuMs(): number {
@@ -258,7 +290,7 @@ export class QemuSession extends ShellSession {
 
   protected write(text: string): void { this.child!.stdin!.write(text); }
 
-  protected counters(): { instret?: bigint; busyMs?: number } { return {}; }
+  counters(): Counters { return {}; }
 
   /** QEMU's CPU time (all threads) from /proc/<pid>/stat; undefined where there is no /proc */
   protected cpuMs(): number | undefined {
