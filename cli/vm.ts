@@ -66,7 +66,7 @@ function exitAfterOutput(status: number): void {
   process.stdout.once("error", exit);
 }
 
-/** --jit, --jit-threshold */
+/** --jit, --jit-threshold (--no-jit: the interpreter alone, the default said out loud) */
 interface JitChoice { jit: boolean; jitThreshold?: number }
 
 async function runElf(path: string, timeoutMs: number, ramMiB: number, jit: JitChoice): Promise<void> {
@@ -268,7 +268,7 @@ async function main(): Promise<void> {
         disk: { type: "string" }, hostname: { type: "string" }, mem: { type: "string" },
         deterministic: { type: "boolean" }, snapshot: { type: "string" }, restore: { type: "string" },
         "timeout-ms": { type: "string" }, image: { type: "string" }, help: { type: "boolean", short: "h" },
-        jit: { type: "boolean" }, "jit-threshold": { type: "string" },
+        jit: { type: "boolean" }, "no-jit": { type: "boolean" }, "jit-threshold": { type: "string" },
       },
       strict: true,
     }).values;
@@ -283,12 +283,14 @@ async function main(): Promise<void> {
       "       console: Ctrl-A x quits, Ctrl-A s saves a snapshot to --snapshot FILE (default ./tabvisor.snap)",
       "       npm run vm -- --elf FILE [--timeout-ms N] [--mem MB]",
       "       --jit [--jit-threshold N]: compile hot guest code to WebAssembly (N executions first; 1 compiles all code)",
+      "       --no-jit: the interpreter alone (the default; for scripts that compare the two)",
       "       (npx tabvisor vm takes the same options)",
       "",
     ].join("\n"));
     return;
   }
   const timeout = args["timeout-ms"] !== undefined ? positive("timeout-ms", args["timeout-ms"], 0, "milliseconds") : undefined;
+  if (args.jit && args["no-jit"]) fail("--jit and --no-jit contradict each other: give one");
   if (args["jit-threshold"] !== undefined && !args.jit) fail("--jit-threshold goes with --jit");
   const jit: JitChoice = { jit: args.jit ?? false, jitThreshold: args.jit ? positive("jit-threshold", args["jit-threshold"], DEFAULT_JIT_THRESHOLD, "executions") : undefined };
   if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64, "MiB"), jit);

@@ -59,6 +59,19 @@ export interface VmStats {
   startMs?: number;
   /** host ms the guest was held for the last snapshot or fork (while its state was copied) */
   lastHoldMs?: number;
+  /** the running machine's JIT, when it was built with one (VmInit.jit) */
+  jit?: VmJitStats;
+}
+
+/** The JIT's counters (emulator-core/src/jit/tier.ts: stats, calls), since its machine was made: a reboot in place
+ *  does not reset them (instret above starts over; the meters take their differences, as for busyMs). */
+export interface VmJitStats {
+  /** blocks compiled */
+  compiled: number;
+  /** host ms spent compiling them: part of busyMs */
+  compileMs: number;
+  /** guest instructions retired in compiled code (the rest were interpreted) */
+  instret: number;
 }
 
 export type VmStart = "boot" | "template" | "snapshot" | "migration";
@@ -140,6 +153,9 @@ export interface VmInit {
   cpuCap?: number;
   /** guest memory to ask back through the balloon at boot (MiB; default 0) */
   balloonMiB?: number;
+  /** build the machine with the JIT (hot guest code compiled to WebAssembly, emulator-core/src/jit); default false:
+   *  the interpreter alone. setJit changes it for the machines built after (see there). */
+  jit?: boolean;
   /** the shared memory of each card of spec.nics, in order (see below) */
   nics?: NicInit[];
   /** the template snapshot (public/images/template.snap), opened once by the page: when spec has its shape and a
@@ -234,6 +250,9 @@ export interface VmWorkerApi {
   setCpuCap(percent: number): VmStats;
   /** asks the guest to hand `mib` MiB of its RAM back through the balloon (0 = give it all back) */
   setBalloon(mib: number): VmStats;
+  /** the JIT on or off from the next start on (power on, Reset, a restore): a running machine keeps what it was
+   *  built with (a hart's JIT, once on, stays on; turning it off takes a new machine) */
+  setJit(on: boolean): VmStats;
   /** fault injection for tests: the worker throws an uncaught exception, as a worker bug would */
   injectFault(): void;
   /** fault injection for tests: the worker's thread spins for ever, as a run loop that never yields would */

@@ -6,14 +6,15 @@
 // Layout: an Int32Array [SEQ, GEN, SLEEPING, -] and then a Float64Array of the fields below (NaN: the field is absent).
 //   SEQ   a sequence lock: odd while the worker writes, so a reader that saw it odd, or saw it move, reads again.
 //   GEN   bumped whenever a field that is not a number here changed (the state, why the guest stopped, how it
-//         started, the disk's problem or persistence, the last hold): the page then fetches the whole VmStats once.
+//         started, the disk's problem or persistence, the last hold, whether the machine has a disk, a balloon or a
+//         JIT): the page then fetches the whole VmStats once.
 //   SLEEPING  1 while the worker's loop sleeps in Atomics.wait (an idle guest: it publishes just before): such a
 //         worker is alive however old its block, and it is not woken to say so.
 //   ALIVE the worker's clock (performance.timeOrigin + now, ms) at its last publish: a worker whose block goes
 //         stale for long while it is not asleep is asked through comlink instead, which is how a hung worker (one
 //         whose thread never yields) is still found out.
 
-import type { VmStats, VmDiskStats, VmBalloonStats } from "./protocol.ts";
+import type { VmStats, VmDiskStats, VmBalloonStats, VmJitStats } from "./protocol.ts";
 
 /** The worker publishes at most this often while the guest is busy (its idle sleeps end at least once a second). */
 export const PUBLISH_MS = 250;
@@ -25,8 +26,9 @@ const F = {
   NET_CARDS: 16, NET_RX_BYTES: 17, NET_TX_BYTES: 18, NET_RX_PKTS: 19, NET_TX_PKTS: 20,
   RAM_PAGES: 21, TARGET_PAGES: 22, ACTUAL_PAGES: 23, INFLATED_PAGES: 24, DEFLATE_ON_OOM: 25, MEM_TOTAL: 26,
   MEM_FREE: 27, MEM_AVAILABLE: 28, DISK_CACHES: 29, BALLOON_STATS_AGE: 30,
+  JIT_COMPILED: 31, JIT_COMPILE_MS: 32, JIT_INSTRET: 33,
 } as const;
-const FIELDS = 31;
+const FIELDS = 34;
 const HEADER_BYTES = 16;
 export const STATS_BLOCK_BYTES = HEADER_BYTES + FIELDS * 8;
 
@@ -41,7 +43,7 @@ const opt = (v: number) => (Number.isNaN(v) ? undefined : v);
 /** What of a VmStats is not a number in the block: when it changes, GEN moves. */
 function slowKey(s: VmStats): string {
   return [s.state, s.haltReason, s.exitStatus, s.startedFrom, s.startMs, s.lastHoldMs, s.disk?.persistent, s.disk?.problem,
-    s.disk !== undefined, s.balloon !== undefined].join("\u0000");
+    s.disk !== undefined, s.balloon !== undefined, s.jit !== undefined].join("\u0000");
 }
 
 export class StatsBlockWriter {
@@ -99,6 +101,10 @@ export class StatsBlockWriter {
     f[F.MEM_AVAILABLE] = num(b?.memAvailable);
     f[F.DISK_CACHES] = num(b?.diskCaches);
     f[F.BALLOON_STATS_AGE] = num(b?.statsAgeMs);
+    const j = s.jit;
+    f[F.JIT_COMPILED] = num(j?.compiled);
+    f[F.JIT_COMPILE_MS] = num(j?.compileMs);
+    f[F.JIT_INSTRET] = num(j?.instret);
     if (key !== this.lastKey) { this.lastKey = key; Atomics.add(this.head, GEN, 1); }
     Atomics.add(this.head, SEQ, 1); // even: done
   }
@@ -142,10 +148,12 @@ export class StatsBlockReader {
       deflateOnOom: c[F.DEFLATE_ON_OOM] === 1, memTotal: opt(c[F.MEM_TOTAL]), memFree: opt(c[F.MEM_FREE]),
       memAvailable: opt(c[F.MEM_AVAILABLE]), diskCaches: opt(c[F.DISK_CACHES]), statsAgeMs: opt(c[F.BALLOON_STATS_AGE]),
     } : base.balloon;
+    const jit: VmJitStats | undefined = base.jit && !Number.isNaN(c[F.JIT_COMPILED])
+      ? { compiled: c[F.JIT_COMPILED], compileMs: c[F.JIT_COMPILE_MS], instret: c[F.JIT_INSTRET] } : base.jit;
     return {
       ...base,
       atMs: c[F.AT_MS], instret: c[F.INSTRET], busyMs: c[F.BUSY_MS], idleMs: c[F.IDLE_MS], throttledMs: c[F.THROTTLED_MS],
-      cpuCap: c[F.CPU_CAP], uptimeMs: c[F.UPTIME_MS], disk, balloon,
+      cpuCap: c[F.CPU_CAP], uptimeMs: c[F.UPTIME_MS], disk, balloon, jit,
       net: { cards: c[F.NET_CARDS], rxBytes: c[F.NET_RX_BYTES], txBytes: c[F.NET_TX_BYTES], rxPackets: c[F.NET_RX_PKTS], txPackets: c[F.NET_TX_PKTS] },
     };
   }

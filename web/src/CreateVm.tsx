@@ -1,5 +1,5 @@
-// The "New VM" dialog: name, memory, image, CPU cap and weight, disk, boot arguments. Settings the VM cannot have
-// are refused here with the reason (see lab.ts: checkSpec, probeMemory), before any worker starts.
+// The "New VM" dialog: name, memory, image, CPU cap and weight, disk, boot arguments, the JIT. Settings the VM cannot
+// have are refused here with the reason (see lab.ts: checkSpec, probeMemory), before any worker starts.
 
 import { useEffect, useRef, useState } from "react";
 import type { Hypervisor } from "./hypervisor.ts";
@@ -20,6 +20,7 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
   const [disk, setDisk] = useState("0");
   const [bootArgs, setBootArgs] = useState("");
   const [start, setStart] = useState(true);
+  const [jit, setJit] = useState(false);
   // its cards, eth0 first: the network each is plugged into ("": none)
   const networks = hv.networkNames();
   const [cards, setCards] = useState<string[]>(() => [networks.includes("lan") ? "lan" : networks[0] ?? ""]);
@@ -46,6 +47,7 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
     const spec: VmSpec = newSpec(name.trim(), {
       ramMiB: Number(ram), image, cpuCap: Number(cap), weight: Number(weight), bootArgs,
       diskMiB: system && "id" in debian ? debian.manifest.size / 1048576 : Number(disk),
+      ...(jit ? { jit: true } : {}),
     });
     const why = checkSpec(spec, taken) ?? probeMemory(spec.ramMiB) ??
       (cards.length > mostCards ? `Cards: at most ${mostCards} with ${system || Number(disk) > 0 ? "a disk" : "no disk"} (the board's device slots).` : undefined);
@@ -117,6 +119,10 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
         <label>
           <span>Boot arguments <span className="muted">added to the kernel command line</span></span>
           <input data-testid="create-bootargs" value={bootArgs} placeholder="e.g. tabvisor.ip=10.0.0.5/24" onChange={(e) => setBootArgs(e.target.value)} spellCheck={false} />
+        </label>
+        <label className="check" title="for debugging and comparison; it can be changed later in the VM's Resources (from its next start)">
+          <input type="checkbox" data-testid="create-jit" checked={jit} onChange={(e) => setJit(e.target.checked)} /> JIT
+          <span className="muted">compile hot guest code to WebAssembly (off: the interpreter)</span>
         </label>
         <label className="check">
           <input type="checkbox" checked={start} onChange={(e) => setStart(e.target.checked)} /> Start it now

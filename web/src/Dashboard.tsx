@@ -13,6 +13,7 @@ import type { Snapshots } from "./snapshots/snapshots.ts";
 import type { Autosave } from "./snapshots/autosave.ts";
 import { HISTORY_SECONDS, fmtBytes, fmtMips, fmtPct, fmtUptimeCoarse, useDrawn, useLiveFields } from "./meters.ts";
 import { maxBalloonMiB, BALLOON_FLOOR_MIB, SAMPLE_LAB } from "./lab.ts";
+import { jitFields, jitHint } from "./jit-meter.ts";
 import type { Migrations } from "./tabs/migrations.ts";
 import type { Transfers } from "./files/transfers.ts";
 import { FilesMenu } from "./files/FilesMenu.tsx";
@@ -28,6 +29,8 @@ const AVAIL_COLOR = "#7d8a97";
 const BALLOON_COLOR = "#f0883e";
 const READ_COLOR = "#39c5cf";
 const WRITE_COLOR = "#f778ba";
+const COMPILE_COLOR = "#d29922";
+const COMPILED_COLOR = "#58a6ff";
 
 /** Re-renders the caller when VMs, their states or their settings change. */
 const useStructure = (hv: Hypervisor) => useSyncExternalStore(hv.subscribe, hv.getStructVersion);
@@ -278,6 +281,7 @@ function CardMeters({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
         <span data-testid="card-uptime" data-live="uptime" />
         <span>{ram} MiB</span>
         {e.spec.cpuCap < 100 && <span>cap {e.spec.cpuCap}%</span>}
+        {e.spec.jit && <span title="runs with the JIT (hot guest code compiled to WebAssembly)">JIT</span>}
       </div>
       <div className="card-meter">
         <span className="meter-label">CPU</span>
@@ -477,9 +481,12 @@ function MetersPanel({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
       ["meter-disk-now", "text", hasDisk && l ? `R ${fmtBytes(l.diskRead, true)} · W ${fmtBytes(l.diskWrite, true)}` : "—"],
       ["meter-net-now", "text", cards > 0 && l ? `↓ ${fmtBytes(l.netRx, true)} · ↑ ${fmtBytes(l.netTx, true)}` : "—"],
       ["meter-net-sub", "text", cards > 0 && l ? `${l.netRxPkts.toFixed(0)} / ${l.netTxPkts.toFixed(0)} packets/s` : ""],
+      ...jitFields(l),
     ];
   });
-  useDrawn<HTMLElement>(hv, () => [e.effectiveCap, e.stats?.balloon?.actualPages, e.stats?.net.cards, diskNote(e)].join(" "), ref);
+  // the JIT's meter is there while the machine running has a JIT (VmStats.jit)
+  const jitNow = e.stats && hv.live(e) ? e.stats.jit !== undefined : undefined;
+  useDrawn<HTMLElement>(hv, () => [e.effectiveCap, e.stats?.balloon?.actualPages, e.stats?.net.cards, diskNote(e), jitNow].join(" "), ref);
   const h = e.history;
   const ram = e.spec.ramMiB;
   const b = e.stats?.balloon;
@@ -507,7 +514,15 @@ function MetersPanel({ hv, e }: { hv: Hypervisor; e: VmEntry }) {
       <Meter title="Network" note={cards > 0 ? `${cards} card${cards > 1 ? "s" : ""}` : "no network card"} liveSub testid="meter-net">
         {cards > 0 && <Chart source={hv} t={h.t} series={[{ label: "rx", color: READ_COLOR, values: h.netRx }, { label: "tx", color: WRITE_COLOR, values: h.netTx }]} window={HISTORY_SECONDS} height={56} yFloor={1e5} yFmt={(v) => fmtBytes(v)} />}
       </Meter>
-      <Controls hv={hv} e={e} balloonActualMiB={b ? (b.actualPages * 4096) / 1048576 : 0} />
+      {jitNow && (
+        <Meter title="JIT" note="host CPU spent compiling guest code, of the worker's busy time; instructions run as compiled code, of all the guest ran" liveSub testid="meter-jit">
+          <Chart source={hv} t={h.t} series={[
+            { label: "compiling", color: COMPILE_COLOR, values: h.jitCompile, fill: true },
+            { label: "compiled code", color: COMPILED_COLOR, values: h.jitShare, width: 1 },
+          ]} window={HISTORY_SECONDS} height={56} yMax={100} yFmt={(v) => `${v}%`} />
+        </Meter>
+      )}
+      <Controls hv={hv} e={e} balloonActualMiB={b ? (b.actualPages * 4096) / 1048576 : 0} jitNow={jitNow} />
     </aside>
   );
 }
@@ -554,8 +569,9 @@ function NumberField({ value, min, max, step, onCommit, testid, unit }: {
   );
 }
 
-/** Redrawn when the VM's settings change or the balloon moves, not with every sample. */
-const Controls = memo(function Controls({ hv, e, balloonActualMiB }: { hv: Hypervisor; e: VmEntry; balloonActualMiB: number }) {
+/** Redrawn when the VM's settings change or the balloon moves, not with every sample. `jitNow`: whether the machine
+ *  running has the JIT (undefined: no machine runs). */
+const Controls = memo(function Controls({ hv, e, balloonActualMiB, jitNow }: { hv: Hypervisor; e: VmEntry; balloonActualMiB: number; jitNow?: boolean }) {
   useStructure(hv);
   const maxB = maxBalloonMiB(e.spec.ramMiB);
   const [cap, setCap] = useState(e.spec.cpuCap);
@@ -585,6 +601,11 @@ const Controls = memo(function Controls({ hv, e, balloonActualMiB }: { hv: Hyper
       <div className="control-hint muted" data-testid="balloon-actual" data-value={balloonActualMiB.toFixed(1)}>
         guest gave back {balloonActualMiB.toFixed(0)} of {e.spec.balloonMiB} MiB asked · keeps {(e.spec.ramMiB - balloonActualMiB).toFixed(0)} MiB
       </div>
+      <label className="control">
+        <span className="control-name" title="compile hot guest code to WebAssembly instead of interpreting it all (for debugging and comparison); the machine is built with it, so a change takes effect at the next start">JIT</span>
+        <span className="control-hint muted" data-testid="jit-hint">{jitHint(!!e.spec.jit, jitNow)}</span>
+        <input type="checkbox" data-testid="jit" checked={!!e.spec.jit} onChange={(ev) => hv.setJit(e.id, ev.target.checked)} aria-label="JIT" />
+      </label>
     </section>
   );
 });

@@ -273,7 +273,7 @@ export class Hypervisor {
       images: system.wanted ? { kernel: this.guest.images.kernel } : this.guest.images,
       diskBase: system.image && { url: system.image.url, manifest: system.image.manifest, id: system.image.id },
       unavailable: system.missing,
-      diskMiB: s.diskMiB, cpuCap: e.effectiveCap, balloonMiB: s.balloonMiB,
+      diskMiB: s.diskMiB, cpuCap: e.effectiveCap, balloonMiB: s.balloonMiB, jit: s.jit === true,
       nics: this.opts.network?.nicsFor(s.name, opts.cards ?? this.cardsNow(s.name) ?? s.cards ?? Array.from({ length: s.machine?.nics.length ?? 1 }, () => ({}))),
       machine: s.machine, template: this.guest.template, from: opts.from, incoming: opts.incoming,
       disk: e.diskMode && { name: s.name, mode: e.diskMode, quotaBytes: this.opts.diskQuotaBytes },
@@ -525,6 +525,16 @@ export class Hypervisor {
     if (!e) return;
     e.spec.balloonMiB = Math.max(0, Math.min(maxBalloonMiB(e.spec.ramMiB), Math.round(mib)));
     if (!e.handle.dead) void e.handle.setBalloon(e.spec.balloonMiB).catch(() => {});
+    this.changed(true);
+  }
+
+  /** The JIT on or off for the VM. It is how the machine is built, so it takes effect at the VM's next start (Power
+   *  on, Reset); the machine running now keeps what it was built with (VmStats.jit says which). */
+  setJit(id: number, on: boolean): void {
+    const e = this.byId(id);
+    if (!e || (e.spec.jit === true) === on) return;
+    e.spec.jit = on;
+    if (!e.handle.dead) void e.handle.setJit(on).catch(() => {});
     this.changed(true);
   }
 

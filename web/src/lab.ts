@@ -25,6 +25,9 @@ export interface VmSpec {
   balloonMiB: number;
   /** extra kernel command-line arguments, after `console=ttyS0 hostname=NAME` */
   bootArgs: string;
+  /** run it with the JIT (hot guest code compiled to WebAssembly; issue 14), for debugging and comparison; absent or
+   *  false: the interpreter alone. Optional so that labs saved, and VMs sent by tabs, before it existed still load. */
+  jit?: boolean;
   /** A VM made from a snapshot of a machine these fields cannot describe (one made in Node, say): its whole
    *  description, used as it is but for the host name on its command line and its cards' MACs. ramMiB and
    *  diskMiB then only repeat it for display. */
@@ -131,6 +134,7 @@ export function checkSpec(spec: VmSpec, taken: string[]): string | undefined {
     return `Balloon: 0 to ${maxBalloonMiB(ram)} MiB (the guest keeps at least ${BALLOON_FLOOR_MIB}).`;
   }
   if (typeof spec.bootArgs !== "string" || spec.bootArgs.length > 512 || /[^\x20-\x7e]/.test(spec.bootArgs)) return "Boot arguments: printable ASCII, at most 512 characters.";
+  if (spec.jit !== undefined && typeof spec.jit !== "boolean") return "JIT: on or off (true or false).";
   if (spec.cards !== undefined && (!Array.isArray(spec.cards) || spec.cards.length > 6 || spec.cards.some((c) =>
     !c || typeof c !== "object" || (c.network !== undefined && c.network !== null && typeof c.network !== "string") ||
     (c.mac !== undefined && !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(c.mac))))) {

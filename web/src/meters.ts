@@ -11,6 +11,9 @@
 //            which guest pages are in use).
 //   disk     virtio-blk bytes read and written per second
 //   network  virtio-net bytes and packets per second, all cards summed (0 while the VM has no card)
+//   JIT      with the JIT on (VmStats.jit): host ms spent compiling per ms the worker was busy (compiling is part of
+//            busyMs), the blocks compiled so far, and guest instructions retired in compiled code per instruction
+//            retired; no value without it
 
 import { useEffect, useLayoutEffect, useRef, useState, type RefObject } from "react";
 import type { VmStats } from "../shared/protocol.ts";
@@ -39,6 +42,11 @@ export interface Sample {
   netTxPkts: number;
   /** ms the worker held the guest back for its CPU cap, per second */
   throttled: number;
+  /** with the JIT on: percent of the worker's busy time spent compiling, blocks compiled in all, and percent of the
+   *  guest's instructions that ran as compiled code */
+  jitCompile?: number;
+  jitBlocks?: number;
+  jitShare?: number;
 }
 
 export class MeterHistory {
@@ -56,6 +64,8 @@ export class MeterHistory {
   readonly netRxPkts: number[] = [];
   readonly netTxPkts: number[] = [];
   readonly throttled: number[] = [];
+  readonly jitCompile: (number | null)[] = [];
+  readonly jitShare: (number | null)[] = [];
   last: Sample | undefined;
 
   push(s: Sample): void {
@@ -74,9 +84,11 @@ export class MeterHistory {
     this.netRxPkts.push(s.netRxPkts);
     this.netTxPkts.push(s.netTxPkts);
     this.throttled.push(s.throttled);
+    this.jitCompile.push(s.jitCompile ?? null);
+    this.jitShare.push(s.jitShare ?? null);
     if (this.t.length > HISTORY_SECONDS) {
       for (const col of [this.t, this.cpu, this.mips, this.memUsed, this.memAvail, this.memFree, this.balloon, this.diskRead,
-        this.diskWrite, this.netRx, this.netTx, this.netRxPkts, this.netTxPkts, this.throttled]) col.shift();
+        this.diskWrite, this.netRx, this.netTx, this.netRxPkts, this.netTxPkts, this.throttled, this.jitCompile, this.jitShare]) col.shift();
     }
   }
 }
@@ -114,6 +126,28 @@ export function sampleBetween(prev: VmStats, cur: VmStats, ramMiB: number): Samp
     netRxPkts: perSec(grew(cur.net.rxPackets, prev.net.rxPackets)),
     netTxPkts: perSec(grew(cur.net.txPackets, prev.net.txPackets)),
     throttled: perSec(Math.max(0, cur.throttledMs - prev.throttledMs)),
+    ...jitSample(prev, cur),
+  };
+}
+
+const pct = (part: number, whole: number) => (whole > 0 ? Math.min(100, Math.max(0, (100 * part) / whole)) : 0);
+
+/** Fewer guest instructions than this in a sample say nothing of how much ran compiled: an idle guest's few timer
+ *  ticks would make the share (and its chart) wander with every sample, each change a redraw. */
+export const JIT_SHARE_MIN_INSTRUCTIONS = 1e6;
+
+/** The JIT's part of a sample (none without a JIT). Its counters run for the machine's life while instret starts
+ *  over at a reboot, and a new machine (the JIT turned on, a restore) starts them all over: the shares are held to
+ *  0..100 for the one sample that straddles such a change. */
+function jitSample(prev: VmStats, cur: VmStats): Pick<Sample, "jitCompile" | "jitBlocks" | "jitShare"> {
+  const j = cur.jit;
+  if (!j) return {};
+  const p = prev.jit ?? { compiled: 0, compileMs: 0, instret: 0 };
+  const ran = grew(cur.instret, prev.instret);
+  return {
+    jitCompile: pct(grew(j.compileMs, p.compileMs), grew(cur.busyMs, prev.busyMs)),
+    jitBlocks: j.compiled,
+    jitShare: ran >= JIT_SHARE_MIN_INSTRUCTIONS ? pct(grew(j.instret, p.instret), ran) : undefined,
   };
 }
 

@@ -42,6 +42,8 @@ export interface VmHandleOptions {
   cpuCap?: number;
   /** memory the balloon asks back at boot (MiB) */
   balloonMiB?: number;
+  /** build its machine with the JIT (VmInit.jit; default off) */
+  jit?: boolean;
   /** the VM's network cards, made from its control block (see web/net/hub.ts: attachVm(...).nics) */
   nics?: (ctrl: SharedArrayBuffer) => NicInit[];
   /** the whole machine description, for a VM made from a snapshot of a machine the fields above do not describe
@@ -181,6 +183,7 @@ export class VmHandle {
       input: this.input.buffer,
       cpuCap: opts.cpuCap,
       balloonMiB: opts.balloonMiB,
+      jit: opts.jit,
       nics,
       template,
       from: opts.from,
@@ -209,6 +212,8 @@ export class VmHandle {
   setCpuCap(percent: number): Promise<VmStats> { return this.call((r) => r.setCpuCap(percent)); }
   /** asks the guest to hand `mib` MiB back through its balloon (0: give it all back) */
   setBalloon(mib: number): Promise<VmStats> { return this.call((r) => r.setBalloon(mib)); }
+  /** the JIT on or off for the machines the worker builds from now on (the next start) */
+  setJit(on: boolean): Promise<VmStats> { return this.call((r) => r.setJit(on)); }
   /** test hook: makes the worker throw an uncaught error */
   injectFault(): Promise<void> { return this.call((r) => r.injectFault()); }
   /** test hook: makes the worker's thread spin for ever */

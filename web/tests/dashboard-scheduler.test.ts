@@ -3,6 +3,7 @@
 import { describe, it, expect } from "vitest";
 import { shareCpu, HOST_SHARE, MIN_SHARE, HEADROOM, type SchedVm } from "../src/scheduler.ts";
 import { sampleBetween, MeterHistory, HISTORY_SECONDS, restingSample } from "../src/meters.ts";
+import { jitFields, jitHint } from "../src/jit-meter.ts";
 import type { VmStats } from "../shared/protocol.ts";
 
 const vm = (id: number, o: Partial<SchedVm> = {}): SchedVm => ({ id, cap: 100, weight: 100, used: 0, allowed: 100, throttled: false, ...o });
@@ -106,5 +107,49 @@ describe("meters", () => {
     expect(h.t.length).toBe(HISTORY_SECONDS);
     expect(h.cpu[0]).toBe(20);
     expect(h.memUsed.length).toBe(HISTORY_SECONDS);
+  });
+
+  it("with the JIT: compile time as a share of the worker's busy time, blocks compiled, instructions run compiled", () => {
+    const a = stats({ atMs: 0, busyMs: 1000, instret: 50e6, jit: { compiled: 100, compileMs: 40, instret: 20e6 } });
+    const b = stats({ atMs: 1000, busyMs: 1400, instret: 150e6, jit: { compiled: 180, compileMs: 140, instret: 95e6 } });
+    const s = sampleBetween(a, b, 64);
+    expect(s.jitCompile).toBeCloseTo(25); // 100 ms of 400 ms busy
+    expect(s.jitBlocks).toBe(180);
+    expect(s.jitShare).toBeCloseTo(75); // 75 M of 100 M instructions
+    const shown = Object.fromEntries(jitFields(s).map(([name, , v]) => [name, v]));
+    expect(shown).toEqual({ "meter-jit-now": "25% compiling", "meter-jit": "25", "meter-jit-sub": "180 blocks compiled · 75% of instructions compiled" });
+    // without a JIT: nothing of it, and the meter's figures say so
+    const off = sampleBetween(stats({ atMs: 0 }), stats({ atMs: 1000, busyMs: 500, instret: 1e8 }), 64);
+    expect([off.jitCompile, off.jitBlocks, off.jitShare]).toEqual([undefined, undefined, undefined]);
+    expect(jitFields(off).map(([, , v]) => v)).toEqual(["—", "", ""]);
+    expect(jitFields(restingSample()).map(([, , v]) => v)).toEqual(["—", "", ""]);
+  });
+
+  it("with the JIT: an idle guest shows no share (it would wander with every sample), and a reboot or a new machine stays within 0..100", () => {
+    const a = stats({ atMs: 0, busyMs: 1000, instret: 50e6, jit: { compiled: 100, compileMs: 40, instret: 20e6 } });
+    const idle = sampleBetween(a, stats({ atMs: 1000, busyMs: 1001, instret: 50.2e6, jit: { compiled: 100, compileMs: 40, instret: 20.1e6 } }), 64);
+    expect(idle.jitShare).toBeUndefined();
+    expect(idle.jitCompile).toBe(0);
+    expect(jitFields(idle)[2][2]).toBe("100 blocks compiled · guest idle");
+    // a reboot in place: instret starts over, the JIT's counters do not
+    const rebooted = sampleBetween(a, stats({ atMs: 1000, busyMs: 1500, instret: 3e6, jit: { compiled: 150, compileMs: 90, instret: 60e6 } }), 64);
+    expect(rebooted.jitShare).toBeGreaterThanOrEqual(0);
+    expect(rebooted.jitShare).toBeLessThanOrEqual(100);
+    // the first sample of a machine built with the JIT: its counters from zero, over the new machine's busy time
+    const fresh = sampleBetween(stats({ atMs: 0, busyMs: 9000, instret: 8e9 }), stats({ atMs: 1000, busyMs: 800, instret: 40e6, jit: { compiled: 900, compileMs: 600, instret: 10e6 } }), 64);
+    expect(fresh.jitCompile).toBeCloseTo(75);
+    expect(fresh.jitShare).toBeCloseTo(25);
+    const h = new MeterHistory();
+    h.push(fresh);
+    h.push(restingSample());
+    expect(h.jitCompile).toEqual([75, null]);
+  });
+
+  it("the JIT setting says when a change waits for the next start", () => {
+    expect(jitHint(false, undefined)).toBe("off: the interpreter");
+    expect(jitHint(true, undefined)).toBe("hot code compiled to WebAssembly");
+    expect(jitHint(true, true)).toBe("hot code compiled to WebAssembly");
+    expect(jitHint(true, false)).toMatch(/^on from the next start/);
+    expect(jitHint(false, true)).toMatch(/^off from the next start/);
   });
 });

@@ -1,6 +1,7 @@
 // The dashboard in Chromium: four VMs booting at once, consoles in tabs and side by side, pause/resume, the CPU cap,
-// the idle cost of four VMs, the memory balloon, crashes (worker and guest), impossible settings, and the lifecycle
-// buttons. One page for the whole file (the lab ?lab=alpha,bravo,charlie,delta: four VMs of 64 MiB).
+// the idle cost of four VMs, the memory balloon, crashes (worker and guest), impossible settings, the lifecycle
+// buttons, and the lab kept across visits (with a VM's JIT setting, and its meter once it runs with it). One page
+// for the whole file (the lab ?lab=alpha,bravo,charlie,delta: four VMs of 64 MiB).
 
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import type { Page } from "playwright-core";
@@ -355,11 +356,20 @@ describe("the dashboard (vite dev server, Chromium)", () => {
       await first.locator('[data-testid="tab"][data-vm="db1"]').click();
       await first.getByTestId("cpu-cap").fill("50");
       await first.getByTestId("cpu-cap").press("Enter");
+      // the JIT, a setting of the machine's make: web1 runs on without it until its next start, which the reload is
+      await first.locator('[data-testid="tab"][data-vm="web1"]').click();
+      await first.getByTestId("jit").check();
+      expect(await first.getByTestId("jit-hint").textContent()).toMatch(/^on from the next start/);
       await sleep(300); // IndexedDB write
       await first.reload();
       await first.waitForFunction(() => window.tabvisor?.vms().join() === "web1,db1", undefined, { timeout: 30_000 });
       expect(await first.evaluate(() => window.tabvisor!.hv!.byName("db1")!.spec.cpuCap)).toBe(50);
+      expect(await first.evaluate(() => window.tabvisor!.hv!.byName("web1")!.spec.jit)).toBe(true);
       await first.waitForFunction(() => window.tabvisor!.readyOf("db1"), undefined, { timeout: 30_000 });
+      // web1 (selected, the first) came back with the JIT: its meter shows what it compiles
+      await first.getByTestId("meter-jit").waitFor({ timeout: 60_000 });
+      await expect.poll(() => first.getByTestId("meter-jit").locator('[data-live="meter-jit-sub"]').textContent(), { timeout: 30_000 }).toMatch(/^[1-9]\d* blocks compiled · /);
+      expect(await first.getByTestId("jit-hint").textContent()).toBe("hot code compiled to WebAssembly");
     } finally {
       await first.close();
     }

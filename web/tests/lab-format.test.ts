@@ -152,6 +152,12 @@ describe("lab files", () => {
       name: "not JSON at all", lab: "[1, 2", errors: [], schemaSees: true, // (parsed below with parseLabText)
     },
     {
+      name: "a JIT setting that is not true or false",
+      lab: broken((l) => { l.vms[0].jit = "yes"; l.vms[1].jit = 1; }),
+      errors: ['vms[0].jit: must be true or false, not "yes"', "vms[1].jit: must be true or false, not 1"],
+      schemaSees: true,
+    },
+    {
       name: "a card on a network that does not exist",
       lab: broken((l) => { l.vms[1].cards[1].network = "lan2"; }),
       errors: ['vms[1].cards[1].network: no network named "lan2"'],
@@ -460,6 +466,17 @@ describe("the build plan", () => {
       { kind: "put-file", vm: "web", path: "/usr/local/bin/serve", mode: 0o755, data: "#!/bin/sh\nexec httpd -h /www -p 80\n" },
       { kind: "exec", vm: "web", command: "/usr/local/bin/serve", timeoutMs: 120_000, purpose: "setup" },
     ] satisfies unknown[]);
+  });
+
+  it("a VM's JIT setting: true makes a VM with the JIT, false or absent one without (the interpreter)", () => {
+    const r = validateLab(broken((l) => { l.vms[0].jit = true; l.vms[1].jit = false; }));
+    if (!r.ok) throw new Error(r.errors.map(formatLabError).join("; "));
+    expect(schemaErrors(r.lab)).toEqual([]);
+    expect(r.full.vms.map((v) => v.jit)).toEqual([true, false, false]);
+    const specs = planLab(r.full).flatMap((o) => (o.kind === "create-vm" ? [o.spec] : []));
+    expect(specs.map((s) => s.jit)).toEqual([true, undefined, undefined]);
+    // and a share link carries it
+    expect((decodeLabLink(encodeLabLink(r.lab)) as Lab).vms[0].jit).toBe(true);
   });
 
   it("a default route through a router on a static eth0 goes on the command line; DHCP on eth1 is started; base64 files are decoded", () => {

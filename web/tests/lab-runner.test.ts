@@ -151,6 +151,19 @@ describe("the lab file follows the page", () => {
     expect(f.steps[0].checks).toEqual([]);
   });
 
+  it("a VM's JIT turned on in the dashboard is in the file; turned off again, it leaves the file", () => {
+    const page = built();
+    const web = page.vms.find((v) => v.spec.name === "web")!;
+    web.spec.jit = true;
+    const on = labFromPage(page, raw());
+    expect(on.vms.find((v) => v.name === "web")!.jit).toBe(true);
+    expect(full(on).vms.map((v) => v.jit)).toEqual([false, false, true]);
+    web.spec.jit = false;
+    const off = labFromPage(page, on);
+    expect("jit" in off.vms.find((v) => v.name === "web")!).toBe(false); // the default is not written out
+    expect(full(off)).toEqual(full(raw()));
+  });
+
   it("a page without a lab file becomes a new lab", () => {
     const page = built();
     const lab = labFromPage({ ...page, networks: [...page.networks, { name: "lan2", gateway: "10.9.0.1/16", dhcp: false }], defaultNetwork: "lan2" }, undefined, "Built by hand");

@@ -20,6 +20,13 @@ describe("settings from elsewhere", () => {
     expect(checkSpec(base, ["M"])).toMatch(/already a VM named m/);
   });
 
+  it("the JIT setting: on, off or absent (a lab saved before it existed); anything else is refused", () => {
+    const spec = newSpec("j");
+    expect(spec.jit).toBeUndefined(); // off unless asked for
+    for (const jit of [true, false, undefined]) expect(checkSpec({ ...spec, jit }, [])).toBeUndefined();
+    for (const jit of ["yes", 1, null, {}]) expect(checkSpec({ ...spec, jit } as unknown as VmSpec, [])).toBe("JIT: on or off (true or false).");
+  });
+
   it("a migration offer: one card per card of the machine, each MAC once, settings only for the card's network", () => {
     const good: MigrationOffer = {
       kind: "migrate", channel: "tabvisor-migrate:x", paused: false, spec: { ...newSpec("m", { ramMiB: 64 }), machine },

@@ -50,6 +50,27 @@ describe("stats block", () => {
     }
   });
 
+  it("carries the JIT's counters when the machine has a JIT, and moves GEN when it gets one or loses it", () => {
+    const buf = new SharedArrayBuffer(STATS_BLOCK_BYTES);
+    const w = new StatsBlockWriter(buf);
+    const r = new StatsBlockReader(buf);
+    w.publish(stats());
+    const gen = r.gen;
+    expect(r.read(stats())!.jit).toBeUndefined(); // none: absent, not zeros
+    const withJit = stats({ jit: { compiled: 6600, compileMs: 7123.5, instret: 4_500_000_123 } });
+    w.publish(withJit);
+    expect(r.gen).toBeGreaterThan(gen); // the page fetches the whole stats: its base then has a jit
+    expect(r.read(withJit)).toEqual(withJit);
+    const later = stats({ instret: 999_999_999, jit: { compiled: 6700, compileMs: 7200, instret: 5_000_000_000 } });
+    const gen2 = r.gen;
+    w.publish(later);
+    expect(r.gen).toBe(gen2); // only numbers changed
+    expect(r.read(withJit)!.jit).toEqual(later.jit); // the numbers from the block, over the last whole stats
+    w.publish(stats()); // a new machine without one (the JIT turned off, then a start)
+    expect(r.gen).toBeGreaterThan(gen2);
+    expect(r.read(stats())!.jit).toBeUndefined();
+  });
+
   it("never hands out a block the worker is writing", () => {
     const buf = new SharedArrayBuffer(STATS_BLOCK_BYTES);
     const w = new StatsBlockWriter(buf);

@@ -37,7 +37,7 @@ class TestVm {
   /** the page stops taking console output (a hidden tab) */
   paused = false;
 
-  constructor(readonly name: string, opts: { last: number; diskMiB?: number; from?: VmOrigin; incoming?: VmIncoming; consoleBacklog?: number }) {
+  constructor(readonly name: string, opts: { last: number; diskMiB?: number; from?: VmOrigin; incoming?: VmIncoming; consoleBacklog?: number; jit?: boolean }) {
     this.host = new VmHost({ sharedThread: true });
     const mac = `52:54:00:12:50:${opts.last.toString(16).padStart(2, "0")}`;
     const nics = [NicChannel.create(`${name}/eth0`, mac)];
@@ -50,6 +50,7 @@ class TestVm {
       hart, images: boot, spec, ctrl: this.ctrl.buffer as SharedArrayBuffer, output: this.output.buffer, input: this.input.buffer,
       stats: this.statsBuffer, nics, template: { spec: template.spec, state: template.state }, from: opts.from, incoming: opts.incoming,
       consoleBacklogBytes: opts.consoleBacklog, // as the page passes it (?consoleBacklogKiB=)
+      jit: opts.jit,
     };
     this.host.init(init, (e) => { this.events.push(e); });
     this.timer = setInterval(() => this.drain(), 10);
@@ -189,6 +190,38 @@ describe("VmHost (the VM worker's class) in Node", () => {
     v.call((h) => h.pause());
     expect(v.statsBlock.gen).toBeGreaterThan(gen); // the page fetches the whole stats again
   }, 120_000);
+
+  it("with the JIT on, its machine compiles hot code and the counters reach the stats block; turned off, the next reset builds a machine without it", async () => {
+    // (no disk: the template fits, so the JIT's machine need not boot Linux, which compiles thousands of blocks)
+    const v = vm("jitvm", { last: 12, jit: true });
+    v.call((h) => h.start());
+    await v.ready();
+    const whole = v.host.stats(false);
+    expect(whole.startedFrom).toBe("template");
+    expect(whole.jit).toBeDefined();
+    // (a generous limit: what the compiler costs is not this test's business, and the machine is shared)
+    await v.command("i=0; while [ $i -lt 1000 ]; do i=$((i+1)); done", 150_000);
+    const j = v.host.stats(false).jit!;
+    expect(j.compiled).toBeGreaterThan(0);
+    expect(j.instret).toBeGreaterThan(0);
+    expect(j.compileMs).toBeGreaterThan(0);
+    expect(j.compileMs).toBeLessThan(v.host.stats(false).busyMs); // compiling is part of the worker's busy time
+    // the page's reader: the block's numbers, published as the loop turns, with no call
+    await expect.poll(() => v.statsBlock.read(whole)!.jit!.compiled, { timeout: 5000 }).toBeGreaterThanOrEqual(j.compiled);
+    // turned off: the machine running keeps its JIT until the next start
+    v.call((h) => h.setJit(false));
+    expect(v.host.stats(false).jit).toBeDefined();
+    v.events.length = 0;
+    v.call((h) => h.reset());
+    await v.ready();
+    const after = v.host.stats(false);
+    expect(after.jit).toBeUndefined();
+    expect(after.startedFrom).toBe("boot");
+    // the new machine has the VM's console and control channel
+    expect(await v.command("echo $((6*7))")).toBe("42");
+    expect(new TextDecoder().decode((await v.call((h) => h.agentExec("hostname"))).stdout)).toBe("jitvm\n");
+    await expect.poll(() => v.statsBlock.read(after)?.jit, { timeout: 5000 }).toBeUndefined();
+  }, 300_000);
 
   it("talks to the guest's agent: a command's status and output, a file in with progress and back out", async () => {
     const v = vm("agentvm", { last: 9 });

@@ -4,7 +4,8 @@
 // through shared memory (see web/shared/protocol.ts). Nothing here needs a worker: Node tests drive it directly.
 //
 // It keeps one machine, built from the description the page sent at the first start; resets, reboots and power
-// cycles all happen in place, because a tab may only have so many wasm memories. The first start may restore a
+// cycles all happen in place, because a tab may only have so many wasm memories (but for a start after the JIT
+// setting changed, which builds the machine anew: a hart's JIT cannot be turned off). The first start may restore a
 // saved machine instead of booting (the template, a snapshot, the VM a fork copies) or receive one by live
 // migration from another tab, and a restore builds a new machine beside the running one and swaps it in only once
 // it is whole, so a snapshot that does not fit leaves the VM as it was. Whatever awaits with the machine (a
@@ -18,7 +19,7 @@
 // the loop sleeps in Atomics.wait on the doorbell until the guest's next timer deadline or until the page rings
 // (typed input, freed output room, a control call).
 
-import { Machine, BootError, MachineSpecError } from "../../emulator-core/src/machine/machine.ts";
+import { Machine, BootError, MachineSpecError, type MachineOptions } from "../../emulator-core/src/machine/machine.ts";
 import { validateSpec, type DiskSpec, type MachineAttachments, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import { SnapshotError } from "../../emulator-core/src/snapshot/snapshot.ts";
 import { writeSnapshotFile } from "../../emulator-core/src/snapshot/file.ts";
@@ -43,6 +44,7 @@ import {
 } from "../shared/protocol.ts";
 import { shapeMismatch, sameIdentity } from "../shared/saved-machine.ts";
 import { VmAgent } from "./vm-agent.ts";
+import { hasJit, jitStats } from "./vm-jit.ts";
 import type { ExecOptions, ExecResult } from "../../emulator-core/src/agent/client.ts";
 
 /** The guest's memory statistics are asked for this often while its memory moves by MEM_STATS_STILL or more
@@ -159,6 +161,8 @@ export class VmHost implements VmWorkerApi {
   private lastWriteBack = 0;
   /** balloon target (4 KiB pages), kept across reboots */
   private balloonPages = 0;
+  /** machines built from now on get the JIT (VmInit.jit, setJit) */
+  private jit = false;
   private bootAt = 0;
   /** the opened template, when the page offered one */
   private template: VmInit["template"];
@@ -218,6 +222,7 @@ export class VmHost implements VmWorkerApi {
     }
     this.cpuCap = clampCap(init.cpuCap ?? 100);
     this.balloonPages = Math.max(0, Math.floor(((init.balloonMiB ?? 0) * MiB) / 4096));
+    this.jit = init.jit === true;
     this.origin = init.from;
     this.incoming = init.incoming;
     this.template = init.template;
@@ -333,12 +338,19 @@ export class VmHost implements VmWorkerApi {
       startedFrom: m ? this.startedFrom : undefined,
       startMs: m ? this.startMs : undefined,
       lastHoldMs: this.lastHoldMs,
+      jit: on ? jitStats(on) : undefined,
     };
   }
 
   setCpuCap(percent: number): VmStats {
     this.took();
     this.cpuCap = clampCap(percent);
+    return this.stats(false);
+  }
+
+  setJit(on: boolean): VmStats {
+    this.took();
+    this.jit = on === true;
     return this.stats(false);
   }
 
@@ -545,7 +557,9 @@ export class VmHost implements VmWorkerApi {
     let failure: string | undefined;
     try {
       const t0 = performance.now();
-      if (this.machine) this.machine.reboot();
+      // a machine built with the other JIT setting is replaced by a new one (its disks and cards go over to it): a
+      // hart's JIT cannot be turned off, and the setting is the user's to compare the two
+      if (this.machine && hasJit(this.machine) === this.jit) this.machine.reboot();
       else this.install(this.build(), this.disks, "boot", 0);
       this.startedFrom = "boot";
       this.startMs = performance.now() - t0;
@@ -575,7 +589,12 @@ export class VmHost implements VmWorkerApi {
   private build(): Machine {
     const cfg = this.cfg!;
     if (!this.spec) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
-    return Machine.create(cfg.hart, this.spec, this.attachments(this.disks));
+    return Machine.create(cfg.hart, this.spec, this.attachments(this.disks), this.machineOptions());
+  }
+
+  /** What every machine built here is built with (boot, template, snapshot, fork, migration alike). */
+  private machineOptions(): MachineOptions {
+    return { jit: this.jit };
   }
 
   private attachments(disks: LayeredDisk[]): MachineAttachments {
@@ -606,7 +625,7 @@ export class VmHost implements VmWorkerApi {
     return !!t && !!spec && PLAIN_CMDLINE.test(spec.cmdline) && templateShape(t.spec) === templateShape(spec);
   }
 
-  private readonly restoreFn: RestoreFn = (spec, att, state, opts) => Machine.restore(this.cfg!.hart, spec, att, state, opts);
+  private readonly restoreFn: RestoreFn = (spec, att, state, opts) => Machine.restore(this.cfg!.hart, spec, att, state, opts, this.machineOptions());
 
   /** The first start from a saved machine (or the template), asynchronously; the VM shows "booting" meanwhile. */
   private async startFrom(origin: VmOrigin | undefined): Promise<void> {
@@ -678,7 +697,7 @@ export class VmHost implements VmWorkerApi {
       if (!own) throw new MachineSpecError("the description", `cannot be built: ${this.specProblem}`);
       const why = shapeMismatch(spec, own, "this VM") ?? (sameIdentity(spec, own) ? undefined : "the arriving machine has another host name or other MACs than this VM");
       if (why) throw new SnapshotError(why);
-      return Machine.blank(this.cfg!.hart, own, this.attachments(disks));
+      return Machine.blank(this.cfg!.hart, own, this.attachments(disks), this.machineOptions());
     });
     const link = new MigrationReceiver(port, target);
     try {
@@ -724,7 +743,7 @@ export class VmHost implements VmWorkerApi {
     const fresh = await this.diskTask(() => this.newDisks(from.disks));
     try {
       const att = this.attachments(fresh.disks);
-      if (sameIdentity(from.spec, spec)) return { machine: await Machine.restore(this.cfg!.hart, spec, att, from.state), ...fresh, renamed: false };
+      if (sameIdentity(from.spec, spec)) return { machine: await Machine.restore(this.cfg!.hart, spec, att, from.state, {}, this.machineOptions()), ...fresh, renamed: false };
       const machine = await startAs(this.restoreFn, from, spec, att, { skipDisks: false, freshPrompt: false });
       return { machine, ...fresh, renamed: true };
     } catch (e) {

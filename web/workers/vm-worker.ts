@@ -19,6 +19,7 @@ const api: VmWorkerApi = {
   stats: () => host.stats(),
   setCpuCap: (p) => host.setCpuCap(p),
   setBalloon: (mib) => host.setBalloon(mib),
+  setJit: (on) => host.setJit(on),
   injectFault: () => host.injectFault(),
   injectHang: () => host.injectHang(),
   async snapshot(info) {

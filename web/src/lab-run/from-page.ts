@@ -45,6 +45,7 @@ function vmOf(v: PageView["vms"][number], before: LabVm | undefined): LabVm {
   if (s.balloonMiB) vm.balloonMiB = s.balloonMiB; else delete vm.balloonMiB;
   // (a system image's disk is the image: its size is not the VM's to choose)
   if (s.diskMiB && !imageInfo(s.image)?.system) vm.diskMiB = s.diskMiB; else delete vm.diskMiB;
+  if (s.jit) vm.jit = true; else delete vm.jit;
   return vm;
 }
 

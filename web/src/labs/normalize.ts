@@ -36,6 +36,7 @@ export function normalizeLab(lab: Lab): FullLab {
       cpuWeight: v.cpuWeight ?? 100,
       balloonMiB: v.balloonMiB ?? 0,
       diskMiB: v.diskMiB ?? 0,
+      jit: v.jit ?? false,
       cards: v.cards.map((c) => ({ network: c.network, address: c.address ?? "dhcp" })),
       forwarding: v.forwarding ?? false,
       routes: (v.routes ?? []).map((r) => ({ ...r })),

@@ -14,7 +14,7 @@ export const SHAPES = {
   dhcpRange: { required: ["first", "last"], optional: [] },
   vm: {
     required: ["name", "cards"],
-    optional: ["image", "memoryMiB", "cpuCap", "cpuWeight", "balloonMiB", "diskMiB", "forwarding", "routes", "setup"],
+    optional: ["image", "memoryMiB", "cpuCap", "cpuWeight", "balloonMiB", "diskMiB", "jit", "forwarding", "routes", "setup"],
   },
   card: { required: ["network"], optional: ["address"] },
   route: { required: ["to", "via"], optional: [] },

@@ -63,6 +63,8 @@ export interface LabVm {
   /** the disk (/dev/vda) in MiB, a whole number from 0 to 1024; 0: none (default 0). A system image is the disk
    *  itself: this is then not used */
   diskMiB?: number;
+  /** run the VM with the JIT, hot guest code compiled to WebAssembly (VmSpec.jit; default false: the interpreter) */
+  jit?: boolean;
   /** network cards eth0, eth1, ... in this order (may be empty: a VM on no network) */
   cards: LabCard[];
   /** route packets between its cards: a router (default false) */
@@ -171,6 +173,7 @@ export interface FullVm {
   cpuWeight: number;
   balloonMiB: number;
   diskMiB: number;
+  jit: boolean;
   cards: { network: string; address: string }[];
   forwarding: boolean;
   routes: LabRoute[];

@@ -186,6 +186,7 @@ class Validator {
     }
     // a system image is itself the VM's disk (diskMiB is then not used): it takes a device slot all the same
     const disk = system ? 1 : this.int(o, "diskMiB", path, 0, LIMITS.diskMiB) ?? 0;
+    this.bool(o, "jit", path);
     const forwarding = this.bool(o, "forwarding", path);
     const cards = this.list(o, "cards", path, maxCards(0));
     if (cards.length <= maxCards(0) && cards.length > maxCards(disk)) {

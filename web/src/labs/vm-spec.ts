@@ -40,6 +40,6 @@ export function cardNetworkOf(ip: string, lab: FullLab, vm: FullVm): number {
 export function vmSpecOf(vm: FullVm, lab: FullLab): VmSpec {
   return newSpec(vm.name, {
     image: vm.image, ramMiB: vm.memoryMiB, cpuCap: vm.cpuCap, weight: vm.cpuWeight, diskMiB: vm.diskMiB,
-    balloonMiB: vm.balloonMiB, bootArgs: bootArgsOf(vm, lab),
+    balloonMiB: vm.balloonMiB, bootArgs: bootArgsOf(vm, lab), ...(vm.jit ? { jit: true } : {}),
   });
 }
