@@ -19,7 +19,7 @@ import {
   STOP_HTIF, STOP_ECALL, STOP_FATAL, STOP_JIT, raise, requestStop, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
   CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE, hartBase, ramHostToGuest,
 } from "./state";
-import { jitEnabled, jitProbe, jitNoteSteps, jitCounted, JIT_NONE, JIT_REQUEST, JIT_MAX_BLOCK } from "./jit";
+import { jitEnabled, jitProbe, jitEntryState, jitNoteSteps, jitCounted, JIT_NONE, JIT_REQUEST, JIT_MAX_BLOCK } from "./jit";
 import {
   mip, MSTATUS_TW, MSTATUS_TSR, MSTATUS_TVM, clearTlbFlush, fpEnabled, markFsDirty, csrRead, csrWrite,
 } from "./csr";
@@ -29,7 +29,7 @@ import { takeTrap, pendingInterrupt, doMret, doSret } from "./trap";
 import { execFp } from "./fpu";
 import { execAtomic } from "./atomics";
 
-/** a compiled block's exit code for a pending trap or stop (src/jit/compile-block.ts EXIT_EXC) */
+/** a compiled region's exit code for a pending trap or stop (src/jit/compile-region.ts EXIT_EXC) */
 const JIT_EXIT_EXC: u32 = 2;
 
 /** flushRequest bits */
@@ -104,7 +104,8 @@ export function run(budget: i32): u32 {
   // With the JIT on (jit.ts), the decoded page of p is kept here instead of codePage (1 = none), with the guest
   // physical address of its page.
   let jitPage: u64 = 1;
-  let jitBase: usize = 0;
+  let jitHost: usize = 0;
+  let jitBase: usize = 0; // 0 until something on the page is interpreted
   let jitPhys: u64 = 0;
 
   // Another thread's remote fence (a word in the block, so it needs no call into this instance).
@@ -128,10 +129,7 @@ export function run(budget: i32): u32 {
         // p left the decoded page (sequentially, by a jump, or after a state change): find its page's entries.
         n++;
         if ((p & ~0xfff) == codePage) { e = codeBase + (<usize>(p & 0xffe) << 3); continue; }
-        if (jitEnabled && (p & ~0xfff) == jitPage) {
-          // the JIT keeps codePage at 1 so that every taken branch and jump comes here: p starts a block
-          e = jitBase + (<usize>(p & 0xffe) << 3);
-        } else {
+        if (!jitEnabled || (p & ~0xfff) != jitPage) {
           const hostPage = fetchPage(p);
           if (H.exc) {
             H.exc = 0;
@@ -150,34 +148,41 @@ export function run(budget: i32): u32 {
             jitPage = 1;
             continue;
           }
-          codeBase = decodedPage(hostPage);
-          codePage = p & ~0xfff;
-          e = codeBase + (<usize>(p & 0xffe) << 3);
-          if (!jitEnabled) continue;
+          if (!jitEnabled) {
+            codeBase = decodedPage(hostPage);
+            codePage = p & ~0xfff;
+            e = codeBase + (<usize>(p & 0xffe) << 3);
+            continue;
+          }
           // The page the JIT runs on: found through the fetch translation of the current context, so the physical
-          // address the block start is looked up with is the one this virtual pc maps to now.
-          jitPage = codePage;
-          jitBase = codeBase;
+          // address the block start is looked up with is the one this virtual pc maps to now. Its decoded
+          // entries are found only when something on it is interpreted.
+          jitPage = p & ~0xfff;
+          jitHost = hostPage;
+          jitBase = 0;
           jitPhys = <u64>hostPage + ramHostToGuest;
-          codePage = 1;
         }
         // With the JIT on, p starts a block: enter its compiled code, count it, or ask the host to compile it.
         const slot = jitProbe(p, jitPhys | (p & 0xfff));
-        if (slot == 0 || slot == JIT_NONE) continue;
         if (slot == JIT_REQUEST) {
           H.pc = p;
           H.instret += <u64>(budget - n);
           jitNoteSteps(budget - n);
           return STOP_JIT;
         }
-        // Only with budget for a whole block left, so that run() never exceeds its budget (the rest is interpreted).
-        if (n < JIT_MAX_BLOCK) continue;
-        // The block's ABI (src/jit/compile-block.ts): H.pc at its first instruction, H.exc 0, the TLB keys current
-        // (this loop brings them up to date after every change). It adds what it retired to H.instret, which this
-        // loop instead counts in n (instret is H.instret + budget - n on return).
+        // Enter only with budget for a whole block left, so that the region's entry block fits (it stops within
+        // n); else interpret from p.
+        if (slot == 0 || slot == JIT_NONE || n < JIT_MAX_BLOCK) {
+          if (!jitBase) jitBase = decodedPage(jitHost);
+          e = jitBase + (<usize>(p & 0xffe) << 3);
+          continue;
+        }
+        // The region's ABI (src/jit/compile-region.ts): H.pc at its entry block's first instruction, H.exc 0, the
+        // TLB keys current (this loop brings them up to date after every change). It adds what it retired to
+        // H.instret, which this loop instead counts in n (instret is H.instret + budget - n on return).
         H.pc = p;
         const instretBefore = H.instret;
-        const exit = call_indirect<u32>(slot, hartBase);
+        const exit = call_indirect<u32>(slot, hartBase, jitEntryState, n);
         const retired = H.instret - instretBefore;
         n -= <i32>retired;
         H.instret = instretBefore;

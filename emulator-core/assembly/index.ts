@@ -95,8 +95,7 @@ export function decodeForTest(inst: u32): usize {
   return testEntry;
 }
 
-// ---- for compiled blocks (src/jit/compile-block.ts) -----------------------------------------------------------
-// A compiled block imports these from this instance, wasm to wasm: its loads and stores take the interpreter's
+// For compiled regions (src/jit/compile-region.ts): a compiled region imports these from this instance, wasm to wasm: its loads and stores take the interpreter's
 // slow paths, so a miss, a fault or a device access behaves exactly as in run().
 
 /** Load of size bytes at va, zero-extended; on failure H.exc is set (a trap or a stop) and the result is 0. */

@@ -14,7 +14,8 @@
 // requests), which makes every entry stale at once; a stale entry is never entered, only reclaimed.
 //
 // Entry layout (32 bytes): u64 virtual pc, u64 physical address, u32 epoch, u32 execution count, u32 table index
-// (0: none yet, JIT_NONE: the host could not compile a block there), u32 used (set when run() enters the block).
+// (0: none yet, JIT_NONE: the host could not compile a block there), u16 used (set when run() enters the block),
+// u16 entry state (which block of the compiled region at that table index starts at pc: src/jit/compile-region.ts).
 
 export const JIT_SETS: u32 = 4096;
 const JIT_ENTRIES: u32 = 2 * JIT_SETS;
@@ -29,9 +30,12 @@ export const JIT_TABLE: usize = 512 * 1024;
 export const JIT_NONE: u32 = 0xffffffff;
 /** jitProbe's answer when the block start just became hot and run() must stop for the host to compile it */
 export const JIT_REQUEST: u32 = 0xfffffffe;
-/** the most instructions a compiled block retires: run() enters one only with at least this much budget left,
- *  so the budget stays exact */
+/** the most instructions in one block of a compiled region: run() enters a region only with at least this much
+ *  budget left, so that its entry block always fits (the region itself stops within the budget it is given) */
 export const JIT_MAX_BLOCK: i32 = 64;
+
+/** the entry state of the block jitProbe last found (read by run() with the table index it returned) */
+export let jitEntryState: i32 = 0;
 
 /** the JIT's switch: run() enters and counts blocks only while it is set */
 export let jitEnabled: bool = false;
@@ -66,13 +70,14 @@ let reqSteps: i32 = 0;
 @inline function victim(set: usize): usize {
   return !compiledHere(set) ? set : !compiledHere(set + ENTRY_BYTES) ? set + ENTRY_BYTES : 0;
 }
-@inline function claim(ent: usize, pc: u64, phys: u64, slot: u32): void {
+@inline function claim(ent: usize, pc: u64, phys: u64, slot: u32, state: u32): void {
   store<u64>(ent, pc);
   store<u64>(ent, phys, 8);
   store<u32>(ent, jitEpoch, 16);
   store<u32>(ent, 0, 20);
   store<u32>(ent, slot, 24);
-  store<u32>(ent, 0, 28);
+  store<u16>(ent, 0, 28);
+  store<u16>(ent, <u16>state, 30);
 }
 
 /** Turns the JIT on or off (threshold: executions before compiling, at least 1). Turning it on drops every entry. */
@@ -99,14 +104,15 @@ export function jitProbe(pc: u64, phys: u64): u32 {
   if (ent) {
     const slot = load<u32>(ent, 24);
     if (slot != 0) {
-      store<u32>(ent, 1, 28); // used since the host last looked (its eviction passes over used blocks once)
+      store<u16>(ent, 1, 28); // used since the host last looked (its eviction passes over used blocks once)
+      jitEntryState = <i32>load<u16>(ent, 30);
       return slot;
     }
     count = load<u32>(ent, 20) + 1;
   } else {
     ent = victim(set);
     if (!ent) return 0; // both ways hold compiled blocks: interpreted, uncounted, until the host evicts one
-    claim(ent, pc, phys, 0);
+    claim(ent, pc, phys, 0, 0);
     count = 1;
   }
   if (count >= jitThreshold) {
@@ -135,28 +141,29 @@ export function jitRequestPc(): u64 { return reqPc; }
 export function jitRequestPhys(): u64 { return reqPhys; }
 export function jitRequestSteps(): i32 { return reqSteps; }
 
-/** The host compiled the block at (pc, phys) into table index `slot` (or JIT_NONE: no block there). */
-export function jitInstall(pc: u64, phys: u64, slot: u32): void {
+/** The host compiled the block at (pc, phys) into table index `slot`, as entry state `state` of its region (or
+ *  JIT_NONE: no block there). */
+export function jitInstall(pc: u64, phys: u64, slot: u32, state: u32): void {
   const set = setOf(pc);
   let ent = find(set, pc, phys);
   if (!ent) ent = victim(set);
   if (!ent) ent = set + ENTRY_BYTES; // (not reached: the request's entry is still there) the block of way 1 is orphaned
-  claim(ent, pc, phys, slot);
+  claim(ent, pc, phys, slot, state);
 }
 
 /** The host reuses table index `slot`, which held the block at (pc, phys): its entry goes, if it still names that
  *  slot (it may have been taken over by another block start since, or be stale: then it is left alone). */
 export function jitEvict(pc: u64, phys: u64, slot: u32): void {
   const ent = find(setOf(pc), pc, phys);
-  if (ent && load<u32>(ent, 24) == slot) claim(ent, 0, 0, 0);
+  if (ent && load<u32>(ent, 24) == slot) claim(ent, 0, 0, 0, 0);
 }
 
 /** Whether the block at (pc, phys) in table index `slot` ran since the last call (the host's eviction gives such a
  *  block a second chance); clears the mark. False when its entry is gone. */
 export function jitUsed(pc: u64, phys: u64, slot: u32): bool {
   const ent = find(setOf(pc), pc, phys);
-  if (!ent || load<u32>(ent, 24) != slot || !load<u32>(ent, 28)) return false;
-  store<u32>(ent, 0, 28);
+  if (!ent || load<u32>(ent, 24) != slot || !load<u16>(ent, 28)) return false;
+  store<u16>(ent, 0, 28);
   return true;
 }
 

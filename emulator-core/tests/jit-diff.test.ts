@@ -1,4 +1,4 @@
-// Differential test of the block compiler (src/jit/compile-block.ts) against the interpreter.
+// Differential test of the block compiler (src/jit/compile-region.ts) against the interpreter.
 //
 // Two harts on memories of their own start from the same state: the same registers, privilege and translation
 // (M-mode with no translation, or S-mode under an Sv39 table with pages that fault in different ways), the same
@@ -16,7 +16,7 @@ import { computeLayout, RAM_BASE } from "../src/layout.ts";
 import { Hart } from "../src/hart.ts";
 import { HART_BLOCK } from "../src/hart-state.ts";
 import { Rng, bType, jType, rType, iType, sType, uType } from "../src/fuzz/program.ts";
-import { compileBlock, hartDecoder, instantiateBlock, EXIT_EXC, type CompiledBlock } from "../src/jit/compile-block.ts";
+import { compileBlock, hartDecoder, instantiateRegion, EXIT_EXC, type CompiledBlock } from "../src/jit/compile-region.ts";
 
 const BLOCKS = Number(process.env.JIT_DIFF_BLOCKS ?? 2000);
 const FIRST_SEED = Number(process.env.JIT_DIFF_SEED ?? 1);
@@ -373,9 +373,9 @@ function runBoth(s: Setup): { diff: string; block: CompiledBlock | null; exit: n
  *  takePendingTrap() and the rest of the L steps run in the handler, as they did on the first hart. */
 function runCompiled(block: CompiledBlock): { exit: number; reason: number } {
   const L = block.instructions.length;
-  const fn = instantiateBlock(new WebAssembly.Module(block.bytes), jit.memory, jit.ex);
+  const fn = instantiateRegion(new WebAssembly.Module(block.bytes), jit.memory, jit.ex);
   const before = jit.state.instret;
-  const exit = fn(jit.layout.hartBase);
+  const exit = fn(jit.layout.hartBase, 0, L);
   let reason = 0;
   if (exit === EXIT_EXC) {
     const retired = Number(jit.state.instret - before);

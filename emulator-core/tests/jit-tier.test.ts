@@ -1,5 +1,5 @@
-// The JIT's tiering (milestone 2): compiled blocks run from run(), and everything that drops decoded instructions
-// drops them too. Small M-mode programs, encoded here, run on a hart with the JIT on at threshold 1 (every block
+// The JIT's tiering: compiled regions run from run(), loops within a page run inside one call within run()'s
+// budget, and everything that drops decoded instructions drops them too. Small M-mode programs, encoded here, run on a hart with the JIT on at threshold 1 (every block
 // compiled on its first execution); the same program on the interpreter gives the reference instret.
 
 import { describe, expect, it } from "vitest";
@@ -71,12 +71,14 @@ describe("JIT tiering", () => {
     expect(untilTohost(ref)).toBe(101n);
     expect(untilTohost(h)).toBe(101n);
     expect(h.instret).toBe(ref.instret);
+    // the page's region holds the loop, f and the return point after the call: one compilation
     const compiled = h.jit!.stats.compiled;
-    expect(compiled).toBeGreaterThan(2);
+    expect(compiled).toBe(1);
+    expect(h.jit!.calls.instructions).toBeGreaterThan(10);
     expect(untilTohost(ref)).toBe(2n);
     expect(untilTohost(h)).toBe(2n);
     expect(h.instret).toBe(ref.instret);
-    expect(h.jit!.stats.compiled).toBeGreaterThan(compiled); // f again, after the FENCE.I made its block stale
+    expect(h.jit!.stats.compiled).toBeGreaterThan(compiled); // the page again, after the FENCE.I made it stale
   });
 
   it("a host write to guest RAM (invalidateDecoded) drops the compiled block of the code it overwrote", () => {
@@ -102,13 +104,16 @@ describe("JIT tiering", () => {
     expect(untilTohost(h)).toBe(9n);
   });
 
-  it("holds at most maxModules blocks, evicting the oldest, and stays correct", () => {
+  it("holds at most maxModules regions, evicting one not used since the clock passed, and stays correct", () => {
+    // main on page 0 calls f1 on page 1 and f2 on page 2: three regions for two table indices
+    const F1 = 0x1000, F2 = 0x2000;
     const loop = program([
       auipc(S0),                 // 0x00
-      jal(RA, F - 0x04),         // 0x04
-      sd(A0, S0, TOHOST),        // 0x08
-      jal(ZERO, -8),             // 0x0c
-    ], [[F, addi(A0, ZERO, 5)], [F + 4, jalr(ZERO, RA, 0)]]);
+      jal(RA, F1 - 0x04),        // 0x04
+      jal(RA, F2 - 0x08),        // 0x08
+      sd(A0, S0, TOHOST),        // 0x0c
+      jal(ZERO, -12),            // 0x10
+    ], [[F1, addi(A0, ZERO, 2)], [F1 + 4, jalr(ZERO, RA, 0)], [F2, addi(A0, A0, 3)], [F2 + 4, jalr(ZERO, RA, 0)]]);
     const h = new Hart(loadHartModule(), computeLayout(4));
     h.enableJit({ threshold: 1, maxModules: 2 });
     for (const [off, w] of loop) h.writePhys(RAM_BASE + BigInt(off), new Uint8Array(new Uint32Array([w]).buffer));
@@ -116,6 +121,36 @@ describe("JIT tiering", () => {
     h.ex.setTohost(RAM_BASE + BigInt(TOHOST));
     for (let i = 0; i < 10; i++) expect(untilTohost(h)).toBe(5n);
     expect(h.jit!.stats.evicted).toBeGreaterThan(0);
+    expect(h.jit!.resident.regions).toBe(2);
+  });
+
+  it("runs a loop within a page inside one region call, and stops exactly where the budget ends", () => {
+    // a0 counts to 3000 in a loop of three instructions
+    const count = program([
+      auipc(S0),                 // 0x00
+      addi(S1, ZERO, 1000),      // 0x04
+      addi(A0, A0, 3),           // 0x08 loop
+      addi(S1, S1, -1),          // 0x0c
+      bne(S1, ZERO, -8),         // 0x10
+      sd(A0, S0, TOHOST),        // 0x14
+      jal(ZERO, 0),              // 0x18
+    ]);
+    const h = hartWith(count, true);
+    expect(untilTohost(h)).toBe(3000n);
+    expect(h.instret).toBe(2n + 3000n + 1n);
+    // entered at most a few times (the first probe compiles; the loop then runs in the region)
+    expect(h.jit!.calls.blocks).toBeLessThan(5);
+    expect(h.jit!.calls.instructions).toBeGreaterThan(2900);
+    // in slices of odd sizes, pc and instret after every slice are the interpreter's
+    const ref = hartWith(count, false);
+    const sliced = hartWith(count, true);
+    for (const slice of [1, 5, 64, 65, 97, 130, 7, 200]) {
+      for (let i = 0; i < 6; i++) {
+        expect(sliced.run(slice)).toBe(ref.run(slice));
+        expect([sliced.pc, sliced.instret, sliced.reg(A0)]).toEqual([ref.pc, ref.instret, ref.reg(A0)]);
+      }
+    }
+    expect(sliced.jit!.calls.instructions).toBeGreaterThan(1000);
   });
 
   it("stays off unless asked for: no block is compiled and run() never stops for one", () => {

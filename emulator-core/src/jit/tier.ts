@@ -1,16 +1,19 @@
-// The host's side of the JIT (src/jit/README.md): when run() stops with STOP_JIT, the block it names is compiled
-// (compile-block.ts), instantiated against the hart's own instance and installed in the hart module's function
-// table, and its index recorded in the hart's lookup (assembly/jit.ts), through which run() enters it.
+// The host's side of the JIT (src/jit/README.md): when run() stops with STOP_JIT, the code of the page the hot block
+// start is on is compiled into one region (compile-region.ts): every block reachable within the page from the hot
+// starts seen there so far. The region is instantiated against the hart's own instance and installed in the hart
+// module's function table, and each of its block starts is recorded in the hart's lookup (assembly/jit.ts) with
+// its table index and entry state, through which run() enters it. A new hot start on a page whose region does
+// not hold it compiles the page's region again, with the new start among its roots, into the same table index.
 //
-// Budget: at most maxModules compiled blocks are held per hart (browsers kill a tab that makes too many wasm
-// instances; v86 caps its table at 900). Table indices are reused in a clock order over that range: the hand
-// passes over a block that ran since it last came by (once: it clears the mark), and evicts the first that did not
-// (its lookup entry is dropped first, so it is never entered once the index holds another block). A Linux boot
-// runs several thousand blocks often enough to compile; the clock keeps the ones still in use. Blocks made stale
-// by an invalidation are no longer in the lookup (the lookup's epoch no longer matches) and are the first taken.
+// Budget: at most maxModules regions are held per hart (browsers kill a tab that makes too many wasm instances;
+// v86 caps its table at 900). Table indices are reused in a clock order over that range: the hand passes over a
+// region one of whose blocks ran since it last came by (once: it clears the marks), and evicts the first that did
+// not (its lookup entries are dropped first, so it is never entered once the index holds another region).
+// Regions made stale by an invalidation (FENCE.I, host writes: every region at once) are installed again without
+// compiling when the bytes they were compiled from are unchanged.
 
 import { RAM_BASE } from "../layout.ts";
-import { compileBlock, hartDecoder, type Decoder } from "./compile-block.ts";
+import { compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
 
 export interface JitOptions {
   /** executions of a block start before it is compiled (1: everything, on first execution; default 50) */
@@ -27,7 +30,7 @@ export interface JitHartExports {
   jitRequestPc(): bigint;
   jitRequestPhys(): bigint;
   jitRequestSteps(): number;
-  jitInstall(pc: bigint, phys: bigint, slot: number): void;
+  jitInstall(pc: bigint, phys: bigint, slot: number, state: number): void;
   jitEvict(pc: bigint, phys: bigint, slot: number): void;
   jitUsed(pc: bigint, phys: bigint, slot: number): number;
   jitInvalidations(): number;
@@ -40,18 +43,37 @@ export interface JitHartExports {
 }
 
 export interface JitStats {
-  /** blocks compiled and installed */
+  /** regions compiled and installed (a page compiled again for a new start counts again) */
   compiled: number;
   /** requests for a block start whose first instruction is not compiled (interpreted from then on) */
   notCompiled: number;
-  /** stale blocks installed again, their code unchanged, instead of being compiled again */
+  /** stale regions installed again, their code unchanged, instead of being compiled again */
   reinstalled: number;
-  /** blocks evicted to reuse their table index */
+  /** regions evicted to reuse their table index */
   evicted: number;
-  /** instructions in the compiled blocks */
+  /** instructions in the regions compiled (each compilation counts all of its region's) */
   instructions: number;
+  /** bytes of WebAssembly compiled */
+  codeBytes: number;
   /** host time spent compiling (building the module, WebAssembly compile, instantiate, install), ms */
   compileMs: number;
+}
+
+/** A compiled region held at one table index: its page, the starts it was compiled from, its blocks. */
+interface Held {
+  key: string;
+  pageVa: bigint;
+  pagePhys: bigint;
+  /** the block starts of the region, and the entry state of each */
+  starts: bigint[];
+  states: number[];
+  /** the bytes [lo, hi) of the page it was compiled from */
+  lo: number;
+  code: Uint8Array;
+  /** jitInvalidations() when its starts were last installed: they are stale once that moves */
+  epoch: number;
+  /** the wasm bytes of its module */
+  bytes: number;
 }
 
 export const DEFAULT_JIT_THRESHOLD = 50;
@@ -60,18 +82,17 @@ export const DEFAULT_JIT_MAX_MODULES = 900;
 export class JitTier {
   readonly threshold: number;
   readonly maxModules: number;
-  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, instructions: 0, compileMs: 0 };
+  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, instructions: 0, codeBytes: 0, compileMs: 0 };
   private readonly decode: Decoder;
-  /** the first table index of the range blocks use (the hart module's own functions come before it) */
+  /** the first table index of the range regions use (the hart module's own functions come before it) */
   private readonly base: number;
   private next = 0;
-  /** the block start each index of the range holds (for eviction) */
-  private readonly heldPc: (bigint | undefined)[];
-  private readonly heldPhys: bigint[];
-  /** the bytes each index's block was compiled from */
-  private readonly heldCode: Uint8Array[];
-  /** the table index (less base) holding the block of each "pc:phys" */
-  private readonly byStart = new Map<string, number>();
+  /** the region each index of the range holds */
+  private readonly held: (Held | undefined)[];
+  /** the index (less base) holding the region of each "pageVa:pagePhys" */
+  private readonly byPage = new Map<string, number>();
+  /** the hot starts seen on each page ("pageVa:pagePhys"), kept while its region is held */
+  private readonly roots = new Map<string, Set<bigint>>();
   private readonly none: number;
 
   constructor(private readonly ex: JitHartExports, private readonly memory: WebAssembly.Memory, private readonly ramOffset: number,
@@ -82,17 +103,22 @@ export class JitTier {
     this.none = (ex.JIT_NONE.value as number) >>> 0;
     this.base = ex.table.length;
     ex.table.grow(this.maxModules);
-    this.heldPc = new Array(this.maxModules).fill(undefined);
-    this.heldPhys = new Array(this.maxModules).fill(0n);
-    this.heldCode = new Array(this.maxModules).fill(new Uint8Array(0));
+    this.held = new Array(this.maxModules).fill(undefined);
     if (!ex.setJit(1, this.threshold)) throw new Error("the JIT needs hart 0 of its memory (its lookup has room for one hart)");
   }
 
   /** Turns the JIT off for good (run() no longer counts or enters blocks). */
   disable(): void { this.ex.setJit(0, this.threshold); }
 
-  /** run() stopped with STOP_JIT: compiles the block it asked for and installs it (or marks its start as not
-   *  compiled). Returns the budget steps run() spent before stopping. */
+  /** Regions held now, and the bytes of WebAssembly they were compiled to. */
+  get resident(): { regions: number; codeBytes: number } {
+    let regions = 0, codeBytes = 0;
+    for (const h of this.held) if (h) { regions++; codeBytes += h.bytes; }
+    return { regions, codeBytes };
+  }
+
+  /** run() stopped with STOP_JIT: compiles (or installs again) the region of the page holding the block start it
+   *  asked for, or marks the start as not compiled. Returns the budget steps run() spent before stopping. */
   compileRequested(): number {
     const t0 = performance.now();
     const ex = this.ex;
@@ -100,64 +126,94 @@ export class JitTier {
     const off = Number(phys - RAM_BASE) & ~0xfff;
     if (off < 0 || off + 4096 > this.ramBytes) throw new Error(`JIT request for 0x${phys.toString(16)}, outside RAM`);
     const page = new Uint8Array(this.memory.buffer, this.ramOffset + off, 4096);
-    const key = `${pc}:${phys}`;
-    const held = this.byStart.get(key);
-    const at = Number(pc & 0xfffn);
-    if (held !== undefined && sameBytes(this.heldCode[held], page, at)) {
-      // An invalidation (FENCE.I, a host write) made the block stale, or it lost its lookup entry, but its code is
-      // what it was compiled from: the block is the same, so it is installed again without compiling. (A block
-      // depends on nothing but its virtual pc and its instructions' bytes.)
-      ex.jitInstall(pc, phys, this.base + held);
+    const pageVa = pc & ~0xfffn, pagePhys = phys & ~0xfffn;
+    const key = `${pageVa}:${pagePhys}`;
+    const k = this.byPage.get(key);
+    const h = k === undefined ? undefined : this.held[k];
+    if (h && h.epoch !== ex.jitInvalidations() && h.starts.includes(pc) && sameBytes(h.code, page, h.lo)) {
+      // An invalidation made the region stale, but its code is what it was compiled from: the region is the same
+      // (it depends on nothing but its page's virtual address and its bytes), so it is installed again.
+      this.install(k!, h);
       this.stats.reinstalled++;
     } else {
-      const block = compileBlock(page, pc, this.decode);
-      if (!block) {
-        ex.jitInstall(pc, phys, this.none);
+      let roots = this.roots.get(key);
+      if (!roots) this.roots.set(key, (roots = new Set()));
+      roots.add(pc);
+      const region = compileRegion(page, pageVa, [...roots], this.decode);
+      if (!region || !region.blocks.some((b) => b.pc === pc)) {
+        roots.delete(pc);
+        ex.jitInstall(pc, phys, this.none, 0);
         this.stats.notCompiled++;
       } else {
-        const instance = new WebAssembly.Instance(new WebAssembly.Module(block.bytes), {
+        const mod = new WebAssembly.Module(region.bytes);
+        const instance = new WebAssembly.Instance(mod, {
           env: { memory: this.memory, jitLoadSlow: ex.jitLoadSlow, jitStoreSlow: ex.jitStoreSlow },
         });
-        const k = held ?? this.clockHand();
-        const slot = this.base + k;
-        const old = this.heldPc[k];
-        if (old !== undefined) {
-          ex.jitEvict(old, this.heldPhys[k], slot);
-          this.byStart.delete(`${old}:${this.heldPhys[k]}`);
-          if (held === undefined) this.stats.evicted++;
-        }
-        ex.table.set(slot, instance.exports.block as (...args: unknown[]) => unknown);
-        this.heldPc[k] = pc;
-        this.heldPhys[k] = phys;
-        this.heldCode[k] = page.slice(at, at + Number(block.endPc - pc));
-        this.byStart.set(key, k);
-        ex.jitInstall(pc, phys, slot);
+        const slotIndex = k ?? this.clockHand();
+        this.evict(slotIndex, k !== undefined);
+        ex.table.set(this.base + slotIndex, instance.exports.region as (...args: unknown[]) => unknown);
+        const fresh: Held = {
+          key, pageVa, pagePhys, starts: region.blocks.map((b) => b.pc), states: region.blocks.map((b) => region.entryState(b.pc)), lo: region.lo,
+          code: page.slice(region.lo, region.hi), epoch: 0, bytes: region.bytes.length,
+        };
+        this.held[slotIndex] = fresh;
+        this.byPage.set(key, slotIndex);
+        this.install(slotIndex, fresh);
         this.stats.compiled++;
-        this.stats.instructions += block.instructions.length;
+        this.stats.instructions += region.instructions;
+        this.stats.codeBytes += region.bytes.length;
       }
     }
     this.stats.compileMs += performance.now() - t0;
     return ex.jitRequestSteps();
   }
 
-  /** The table index to reuse: the first from the hand on that is free or whose block has not run since the hand
-   *  last passed (at most one turn: by then every mark is cleared). */
+  /** Records every block start of the region at index k in the hart's lookup. */
+  private install(k: number, h: Held): void {
+    const physOf = (pc: bigint) => h.pagePhys | (pc & 0xfffn);
+    h.starts.forEach((pc, i) => this.ex.jitInstall(pc, physOf(pc), this.base + k, h.states[i]));
+    h.epoch = this.ex.jitInvalidations();
+  }
+
+  /** Drops the region at index k from the lookup (its page's roots go too unless it is being compiled again). */
+  private evict(k: number, recompiling: boolean): void {
+    const h = this.held[k];
+    if (!h) return;
+    for (const pc of h.starts) this.ex.jitEvict(pc, h.pagePhys | (pc & 0xfffn), this.base + k);
+    this.held[k] = undefined;
+    this.byPage.delete(h.key);
+    if (!recompiling) {
+      this.roots.delete(h.key);
+      this.stats.evicted++;
+    }
+  }
+
+  /** Whether a block of the region at index k ran since the hand last passed (clears the marks). */
+  private used(k: number): boolean {
+    const h = this.held[k];
+    if (!h) return false;
+    let any = false;
+    for (const pc of h.starts) if (this.ex.jitUsed(pc, h.pagePhys | (pc & 0xfffn), this.base + k)) any = true;
+    return any;
+  }
+
+  /** The table index to reuse: the first from the hand on that is free or whose region has not run since the
+   *  hand last passed (at most one turn: by then every mark is cleared). */
   private clockHand(): number {
     for (let i = 0; i <= this.maxModules; i++) {
       const k = this.next;
       this.next = (k + 1) % this.maxModules;
-      const pc = this.heldPc[k];
-      if (pc === undefined || !this.ex.jitUsed(pc, this.heldPhys[k], this.base + k)) return k;
+      if (!this.held[k] || !this.used(k)) return k;
     }
     return this.next;
   }
 
-  /** Compiled blocks entered from run() so far, and the instructions they retired. */
+  /** Compiled regions entered from run() so far, and the instructions they retired. */
   get calls(): { blocks: number; instructions: number } {
     return { blocks: Number(this.ex.jitCallCount()), instructions: Number(this.ex.jitRetiredCount()) };
   }
 
-  /** Invalidations (FENCE.I, host writes, restores) so far: each made every compiled block stale. */
+  /** Invalidations (FENCE.I, host writes, restores) so far: each made every compiled region stale. */
   get invalidations(): number { return this.ex.jitInvalidations(); }
 }
 

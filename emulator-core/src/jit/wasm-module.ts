@@ -11,21 +11,47 @@ export type ValType = typeof I32 | typeof I64;
 
 // Opcodes the compiler uses by name (the semantics emitters carry their own).
 export const Op = {
-  unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f,
+  unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, brTable: 0x0e,
+  return: 0x0f,
   call: 0x10, drop: 0x1a, select: 0x1b, localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load: 0x28, i64Load: 0x29, i64Load8S: 0x30, i64Load8U: 0x31, i64Load16S: 0x32, i64Load16U: 0x33,
   i64Load32S: 0x34, i64Load32U: 0x35, i32Store: 0x36, i64Store: 0x37, i64Store8: 0x3c, i64Store16: 0x3d,
   i64Store32: 0x3e, i32Const: 0x41, i64Const: 0x42,
-  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i64Eqz: 0x50, i64Eq: 0x51, i64Ne: 0x52,
-  i32Add: 0x6a, i32And: 0x71, i32Shl: 0x74, i64Add: 0x7c, i64And: 0x83, i64Or: 0x84, i64ShrU: 0x88,
+  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32GtU: 0x4b, i64Eqz: 0x50, i64Eq: 0x51, i64Ne: 0x52,
+  i32Add: 0x6a, i32Sub: 0x6b, i32And: 0x71, i32Shl: 0x74, i32ShrS: 0x75, i64Add: 0x7c, i64And: 0x83, i64Or: 0x84, i64ShrU: 0x88, i64ExtendI32U: 0xad,
   i32WrapI64: 0xa7, i64Extend8S: 0xc2, i64Extend16S: 0xc3, i64Extend32S: 0xc4,
 } as const;
 
 /** Block type of a block, loop or if that leaves nothing on the stack. */
 export const VOID = 0x40;
 
+/** Where bytes are appended: a number[] or a ByteBuffer. */
+export interface ByteSink { push(byte: number): unknown }
+
+/** A growable byte array: a function's code is appended a byte at a time, and copied whole. */
+export class ByteBuffer implements ByteSink {
+  bytes = new Uint8Array(1024);
+  length = 0;
+  push(byte: number): void {
+    if (this.length === this.bytes.length) this.grow(1);
+    this.bytes[this.length++] = byte;
+  }
+  append(src: Uint8Array | readonly number[]): void {
+    if (this.length + src.length > this.bytes.length) this.grow(src.length);
+    if (src instanceof Uint8Array) this.bytes.set(src, this.length);
+    else for (let i = 0; i < src.length; i++) this.bytes[this.length + i] = src[i];
+    this.length += src.length;
+  }
+  view(): Uint8Array { return this.bytes.subarray(0, this.length); }
+  private grow(atLeast: number): void {
+    const next = new Uint8Array(Math.max(this.bytes.length * 2, this.length + atLeast));
+    next.set(this.bytes.subarray(0, this.length));
+    this.bytes = next;
+  }
+}
+
 /** Appends v as unsigned LEB128. */
-export function uleb(out: number[], v: number | bigint): void {
+export function uleb(out: ByteSink, v: number | bigint): void {
   if (typeof v === "number" && v >= 0 && v <= 0xffffffff && Number.isInteger(v)) {
     // the common case (indices, offsets, sizes) without BigInt
     do {
@@ -46,7 +72,7 @@ export function uleb(out: number[], v: number | bigint): void {
 }
 
 /** Appends v as signed LEB128 (the encoding of i32.const and i64.const immediates). */
-export function sleb(out: number[], v: number | bigint): void {
+export function sleb(out: ByteSink, v: number | bigint): void {
   if (typeof v === "bigint" && v >= -0x80000000n && v <= 0x7fffffffn) v = Number(v);
   if (typeof v === "number" && (v | 0) === v) {
     for (;;) {
@@ -85,7 +111,7 @@ function vec(out: number[], items: number[][]): void {
 
 /** The body of one function: its extra locals and its code. Implements what the semantics emitters need. */
 export class FunctionBody implements SemanticsSink {
-  readonly code: number[] = [];
+  readonly code = new ByteBuffer();
   private readonly localTypes: ValType[] = [];
   private readonly free: Map<ValType, number[]> = new Map([[I32, []], [I64, []]]);
 
@@ -121,17 +147,17 @@ export class FunctionBody implements SemanticsSink {
   }
 
   /** The encoded body: local declarations (runs of one type), code, end. */
-  encode(): number[] {
+  encode(): ByteBuffer {
     const runs: number[][] = [];
     for (const t of this.localTypes) {
       const last = runs[runs.length - 1];
       if (last && last[1] === t) last[0]++;
       else runs.push([1, t]);
     }
-    const out: number[] = [];
+    const out = new ByteBuffer();
     uleb(out, runs.length);
     for (const [n, t] of runs) { uleb(out, n); out.push(t); }
-    append(out, this.code);
+    out.append(this.code.view());
     out.push(Op.end);
     return out;
   }
@@ -202,11 +228,12 @@ export class ModuleBuilder {
   }
 
   build(): Uint8Array<ArrayBuffer> {
-    const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
-    const section = (id: number, content: number[]) => {
+    const out = new ByteBuffer();
+    out.append([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+    const section = (id: number, content: number[] | ByteBuffer) => {
       out.push(id);
       uleb(out, content.length);
-      append(out, content);
+      out.append(content instanceof ByteBuffer ? content.view() : content);
     };
     const types: number[] = [];
     vec(types, this.types.map((t) => {
@@ -221,9 +248,14 @@ export class ModuleBuilder {
     vec(fs, this.funcs.map((f) => { const e: number[] = []; uleb(e, f.type); return e; }));
     section(3, fs);
     if (this.exports.length) { const s: number[] = []; vec(s, this.exports); section(7, s); }
-    const code: number[] = [];
-    vec(code, this.funcs.map((f) => { const b = f.body.encode(); const e: number[] = []; uleb(e, b.length); append(e, b); return e; }));
+    const code = new ByteBuffer();
+    uleb(code, this.funcs.length);
+    for (const f of this.funcs) {
+      const b = f.body.encode();
+      uleb(code, b.length);
+      code.append(b.view());
+    }
     section(10, code);
-    return new Uint8Array(out);
+    return out.view().slice() as Uint8Array<ArrayBuffer>;
   }
 }
