@@ -1,11 +1,13 @@
 // The F and D extensions' arithmetic: operand fetch with NaN-boxing, rounding-mode resolution, and the call into
 // softfloat.ts, which computes exact IEEE results and flags (with a host-float fast path where that is exact).
-// FP loads and stores are in the interpreter (hart.ts) because they share its TLB fast path.
+// FP loads and stores are in the interpreter (hart.ts) because they share its TLB fast path; execFpMemory is their
+// slow-path form, for compiled regions.
 
 import * as O from "./ops";
 import * as SF from "./softfloat";
-import { E_RD, E_RS1, E_RS2, E_RAW } from "./decode";
+import { E_RD, E_RS1, E_RS2, E_RAW, E_IMM } from "./decode";
 import { H, xregs, fregs, raise, CAUSE_ILLEGAL_INSTRUCTION } from "./state";
+import { loadSlow, storeSlow } from "./mmu";
 import { fpEnabled, markFsDirty } from "./csr";
 
 const CANONICAL_NAN_S: u32 = 0x7fc00000;
@@ -18,6 +20,25 @@ const SIGN_D: u64 = 0x8000000000000000;
 @inline export function boxS(v: u32): u64 { return BOX | <u64>v; }
 
 @inline function f(off: u32): u64 { return load<u64>(fregs + off); }
+
+/** What an FP load of size bytes puts in its register: a binary32 is NaN-boxed. */
+@inline export function fpLoaded(v: u64, size: u32): u64 { return size == 8 ? v : BOX | v; }
+
+/** FLW, FLD, FSW or FSD from its decoded entry, through the MMU's slow paths (which fill the TLB the interpreter's
+ *  fast path reads: the two give the same result); on failure H.exc is set. */
+export function execFpMemory(op: u32, e: usize): void {
+  if (!fpEnabled()) { raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW)); return; }
+  const va = load<u64>(xregs + <usize>load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
+  const size: u32 = op == O.OP_FLD || op == O.OP_FSD ? 8 : 4;
+  if (op == O.OP_FLW || op == O.OP_FLD) {
+    const v = loadSlow(va, size);
+    if (H.exc) return;
+    store<u64>(fregs + <usize>load<u16>(e, E_RD), fpLoaded(v, size));
+    markFsDirty();
+  } else {
+    storeSlow(va, size, load<u64>(fregs + <usize>load<u16>(e, E_RS2)));
+  }
+}
 @inline function fs(off: u32): u32 { return unboxS(load<u64>(fregs + off)); }
 @inline function setF(off: u32, v: u64): void { store<u64>(fregs + off, v); markFsDirty(); }
 @inline function setFS(off: u32, v: u32): void { store<u64>(fregs + off, boxS(v)); markFsDirty(); }

@@ -26,7 +26,7 @@ import {
 import { updateKeys, flushTlbs, fetchPage, fetchParcel, loadSlow, storeSlow } from "./mmu";
 import { decodedPage, flushDecodeCache } from "./icache";
 import { takeTrap, pendingInterrupt, doMret, doSret } from "./trap";
-import { execFp } from "./fpu";
+import { execFp, fpLoaded } from "./fpu";
 import { execAtomic } from "./atomics";
 
 /** a compiled region's exit code for a pending trap or stop (src/jit/compile-region.ts EXIT_EXC) */
@@ -407,7 +407,7 @@ export function run(budget: i32): u32 {
           v = loadSlow(va, size);
           if (H.exc) break;
         }
-        store<u64>(fr + RD(e), size == 8 ? v : 0xffffffff00000000 | v);
+        store<u64>(fr + RD(e), fpLoaded(v, size));
         markFsDirty();
         { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;

@@ -8,7 +8,10 @@ import * as C from "./csr";
 import { setDecodeCache, flushDecodeCache } from "./icache";
 import { flushTlbs, clearTlbs, clearTlbEntries, updateKeys, TLB_GENERATIONS, loadSlow, storeSlow } from "./mmu";
 import { takeTrap } from "./trap";
-import { decode16, decode32 } from "./decode";
+import { decode16, decode32, E_OP, E_RD, E_RS1, E_RS2, E_IMM, E_RAW } from "./decode";
+import * as O from "./ops";
+import { execAtomic } from "./atomics";
+import { execFp, execFpMemory } from "./fpu";
 
 export { run } from "./hart";
 import { initScratch } from "./hart";
@@ -103,6 +106,23 @@ export function jitLoadSlow(va: u64, size: u32): u64 { return loadSlow(va, size)
 
 /** Store of the low size bytes of v at va; on failure H.exc is set. */
 export function jitStoreSlow(va: u64, size: u32, v: u64): void { storeSlow(va, size, v); }
+
+/** Executes one A, F or D instruction for a compiled region, from its decoded fields (as in a decoded entry:
+ *  registers as byte offsets), with the interpreter's own code: the region stores the integer registers it names
+ *  before and reloads its rd after. On failure H.exc is set (a trap, or a stop: an FP access to a device). */
+export function jitExec(op: u32, rd: u32, rs1: u32, rs2: u32, imm: i32, raw: u32): void {
+  const e = execEntry;
+  store<u8>(e, <u8>op, E_OP);
+  store<u16>(e, <u16>rd, E_RD);
+  store<u16>(e, <u16>rs1, E_RS1);
+  store<u16>(e, <u16>rs2, E_RS2);
+  store<i32>(e, imm, E_IMM);
+  store<u32>(e, raw, E_RAW);
+  if (op >= O.OP_LR_W && op <= O.OP_AMOMAXU_D) execAtomic(op, e);
+  else if (op >= O.OP_FLW && op <= O.OP_FSD) execFpMemory(op, e);
+  else execFp(op, e);
+}
+const execEntry = memory.data(16, 16);
 
 /** Finishes what a compiled block left pending in H.exc, as run() does after the instruction: a trap is taken
  *  (the handler's address goes to H.pc, which the block left at the faulting instruction) and STOP_SLICE

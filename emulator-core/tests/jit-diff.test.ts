@@ -3,7 +3,8 @@
 // Two harts on memories of their own start from the same state: the same registers, privilege and translation
 // (M-mode with no translation, or S-mode under an Sv39 table with pages that fault in different ways), the same
 // RAM and TLBs. A random straight-line block of the ops the compiler takes (RV64I and M, LUI/AUIPC, loads and
-// stores of every size, compressed forms, x0 as destination, a final branch or jump) runs on one hart through
+// stores of every size, compressed forms, x0 as destination, A and F/D instructions (run by the interpreter's
+// code through jitExec) with the FPU on, off or dirty, a final branch or jump) runs on one hart through
 // run(L), L being the compiled block's length, and on the other as the compiled block; when the block stops on a
 // trap, takePendingTrap() finishes it and run() spends the rest of the L steps, as run(L) did on the first hart
 // (the trap handlers are `j .`). Then the whole hart state block (registers, pc, instret, the trap CSRs, the
@@ -163,6 +164,51 @@ function randomCompressedAlu(rng: Rng): Inst {
   }
 }
 
+// A, F and D: the region hands them to the interpreter's code (jitExec); what this checks is the hand-over of
+// the integer registers, faults and stops in the middle of a block, and the FP state.
+const AMOS: [string, number][] = [
+  ["amoadd", 0x00], ["amoswap", 0x01], ["lr", 0x02], ["sc", 0x03], ["amoxor", 0x04], ["amoor", 0x08],
+  ["amoand", 0x0c], ["amomin", 0x10], ["amomax", 0x14], ["amominu", 0x18], ["amomaxu", 0x1c],
+];
+// name, funct7, funct3 (-1: a rounding mode), rs2 (-1: a register), rd and rs1 kinds (f: FP, x: integer)
+const FP_OPS: [string, number, number, number, "f" | "x", "f" | "x"][] = [
+  ["fadd.d", 0x01, -1, -1, "f", "f"], ["fsub.d", 0x05, -1, -1, "f", "f"], ["fmul.d", 0x09, -1, -1, "f", "f"],
+  ["fdiv.d", 0x0d, -1, -1, "f", "f"], ["fadd.s", 0x00, -1, -1, "f", "f"], ["fsgnj.d", 0x11, 0, -1, "f", "f"],
+  ["fmin.d", 0x15, 0, -1, "f", "f"], ["feq.d", 0x51, 2, -1, "x", "f"], ["flt.d", 0x51, 1, -1, "x", "f"],
+  ["fcvt.l.d", 0x61, -1, 2, "x", "f"], ["fcvt.d.l", 0x69, -1, 2, "f", "x"], ["fmv.x.d", 0x71, 0, 0, "x", "f"],
+  ["fmv.d.x", 0x79, 0, 0, "f", "x"], ["fclass.d", 0x71, 1, 0, "x", "f"], ["fcvt.w.s", 0x60, -1, 0, "x", "f"],
+];
+
+function randomExec(rng: Rng): Inst {
+  const base = rng.below(10) ? rng.pick(BASES) : rng.below(32);
+  switch (rng.below(4)) {
+    case 0: {
+      const [n, f5] = rng.pick(AMOS);
+      const d = rng.below(2), rd = rng.pick(DESTS), rs2 = n === "lr" ? 0 : rng.below(32);
+      const name = `${n}.${d ? "d" : "w"} ${x(rd)}, ${n === "lr" ? "" : x(rs2) + ", "}(${x(base)})`;
+      return I(name, rType((f5 << 2) | rng.below(4), rs2, base, d ? 3 : 2, rd, 0x2f));
+    }
+    case 1: {
+      const d = rng.below(2), fr = rng.below(32), imm = rng.below(8) ? rng.below(48) - 24 : rng.below(4096) - 2048;
+      return rng.below(2)
+        ? I(`${d ? "fld" : "flw"} f${fr}, ${imm}(${x(base)})`, iType(imm, base, d ? 3 : 2, fr, 0x07))
+        : I(`${d ? "fsd" : "fsw"} f${fr}, ${imm}(${x(base)})`, sType(imm, fr, base, d ? 3 : 2, 0x27));
+    }
+    case 2: {
+      const rd = rng.below(32), rs1 = rng.below(32), rs2 = rng.below(32), rs3 = rng.below(32);
+      const rm = rng.pick([0, 1, 2, 3, 4, 7]); // (5 and 6 decode as illegal: no block)
+      return I(`fmadd.d f${rd}, f${rs1}, f${rs2}, f${rs3}, rm ${rm}`, ((rs3 << 27) | (1 << 25) | (rs2 << 20) | (rs1 << 15) | (rm << 12) | (rd << 7) | 0x43) >>> 0);
+    }
+    default: {
+      const [n, f7, f3, fixed2, rdKind, rs1Kind] = rng.pick(FP_OPS);
+      const rd = rdKind === "x" ? rng.pick(DESTS) : rng.below(32), rs1 = rng.below(32);
+      const rs2 = fixed2 >= 0 ? fixed2 : rng.below(32);
+      const rm = f3 >= 0 ? f3 : rng.pick([0, 1, 2, 3, 4, 7]);
+      return I(`${n} ${rdKind}${rd}, ${rs1Kind}${rs1}, ${rs2}, rm ${rm}`, rType(f7, rs2, rs1, rm, rd, 0x53));
+    }
+  }
+}
+
 function randomMemory(rng: Rng): Inst {
   const store = rng.below(5) < 2;
   // mostly a base register and a small offset, so that accesses stay near where the base points
@@ -240,6 +286,9 @@ interface Setup {
   sum: boolean;
   medeleg: bigint;
   regs: bigint[];
+  /** mstatus.FS (0 off: FP instructions are illegal, 1 initial, 3 dirty) and the FP registers */
+  fs: bigint;
+  fregs: bigint[];
   instret: bigint;
   codeOffset: number;
   insts: Inst[];
@@ -277,7 +326,10 @@ function randomSetup(seed: number): Setup {
   for (const b of BASES) regs[b] = baseValue(rng, supervisor, safe);
   const n = rng.below(8) === 0 ? 60 + rng.below(20) : 1 + rng.below(24);
   const insts: Inst[] = [];
-  for (let i = 0; i < n; i++) insts.push(rng.below(3) === 0 ? randomMemory(rng) : randomAlu(rng));
+  for (let i = 0; i < n; i++) {
+    const k = rng.below(12);
+    insts.push(k < 4 ? randomMemory(rng) : k === 4 ? randomExec(rng) : randomAlu(rng));
+  }
   if (rng.below(3)) insts.push(randomEnd(rng));
   const size = insts.reduce((s, i) => s + i.len, 0);
   // anywhere on the page, at times so that the block runs into the page's end
@@ -288,7 +340,8 @@ function randomSetup(seed: number): Setup {
   for (let i = rng.below(4); i > 0; i--) warm.push(regs[rng.pick(BASES)] + BigInt(rng.below(16)));
   return {
     seed, supervisor, sum: rng.below(2) === 1, medeleg: rng.below(2) ? 0n : BigInt(rng.next() & 0xb3ff),
-    regs, instret: randomValue(rng) >> 8n, codeOffset, insts, warm,
+    regs, fs: rng.pick([0n, 1n, 1n, 3n]), fregs: Array.from({ length: 32 }, () => randomValue(rng)),
+    instret: randomValue(rng) >> 8n, codeOffset, insts, warm,
   };
 }
 
@@ -332,6 +385,9 @@ function prepare(s: Setup, code: Uint8Array): void {
   h.state.stvec = HANDLER + 0x100n;
   h.state.medeleg = s.medeleg;
   if (s.sum) h.state.mstatus = h.state.mstatus | (1n << 18n);
+  h.state.mstatus = (h.state.mstatus & ~(3n << 13n)) | (s.fs << 13n);
+  const fregs = new BigUint64Array(h.memory.buffer, h.layout.hartBase + HART_BLOCK.FREGS, 32);
+  s.fregs.forEach((v, i) => { fregs[i] = v; });
   if (s.supervisor) {
     h.state.satp = (8n << 60n) | (ROOT >> 12n);
     h.priv = 1;

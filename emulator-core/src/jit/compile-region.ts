@@ -1,13 +1,13 @@
 // The region compiler: the code of one guest page reachable from some block starts becomes one WebAssembly
-// function, its blocks joined by wasm control flow.
+// module, a function per block, the blocks joined by tail calls.
 //
-// ABI of a compiled region (module imports: env.memory, the VM's shared memory; env.jitLoadSlow and
-// env.jitStoreSlow, the hart instance's exports of the same names; module export: "region"):
+// ABI of a compiled region (module imports: env.memory, the VM's shared memory; env.jitLoadSlow, env.jitStoreSlow
+// and env.jitExec, the hart instance's exports of the same names; module export: "region"):
 //
 //   region(hart: i32, entry: i32, budget: i32) -> i32
 //
 //   hart    the wasm address of the hart's state block (hart-state.mjs)
-//   entry   the index of the block to start at (CompiledRegion.blocks; H.pc is that block's first instruction)
+//   entry   the entry state of the block to start at (CompiledRegion.entryState; H.pc is its first instruction)
 //   budget  the most instructions the call may retire; the caller gives at least the entry block's length
 //
 // On entry the caller guarantees what run() guarantees before an instruction: H.exc is 0, the TLB keys are
@@ -15,20 +15,22 @@
 // was compiled from, and the page's virtual address still maps to the physical page it was compiled from (the
 // region bakes in its virtual pcs for AUIPC, links and exits).
 //
-// The region keeps every guest register it names in an i64 local (all loaded on entry; x0 is the constant 0; a
-// write to x0 is computed and dropped, as the scratch slot the interpreter writes is not architectural), reads
-// H.dataKey once, and does loads and stores through the same inline TLB fast path as the interpreter (hart.ts,
-// tlbHit), calling the hart's slow paths on a miss and checking H.exc after them.
+// Guest registers stay in the hart state block: each instruction loads its operands there and stores its result
+// (x0 reads as 0; a write to x0 is computed and dropped). Regions once kept them in locals across the whole
+// region, in one function with a dispatch loop: V8's optimizing compiler then took up to 0.6 s for one region
+// (every local live around the loop), which cost seconds of a boot. A function per block keeps each function
+// small and straight, and V8 compiles lazily and optimizes only the functions that run often. Loads and stores
+// use the same inline TLB fast path as the interpreter (hart.ts, tlbHit), calling the hart's slow paths on a
+// miss and checking H.exc after them; A, F and D instructions run through jitExec, the interpreter's own code.
 //
-// Control: a dispatch loop (br_table on the block index) enters the blocks; a block whose successor (a branch
-// target, a fall-through, a jump's target) is a block of the region goes on there (falling into the next
-// block's code when it follows in the function, else through the dispatch), so loops within a page run without
-// leaving the function. A block runs only when all of it fits in the budget left (the instructions retired so
-// far are counted per block, and exactly at a trap). Interrupts are the caller's: the budget bounds how long a
-// call runs, and nothing a region runs changes interrupt enables (it stops before any CSR or system instruction).
+// Control: a block whose successor (a branch target, a fall-through, a jump's target) is a block of the region
+// tail-calls it with the instructions retired so far, so loops and calls within a page run without returning;
+// a JALR goes through $go, which finds the block its target starts (by halfword offset in the page) or leaves.
+// A block runs only when all of it fits in the budget left (counted exactly, at a trap too). Interrupts are the
+// caller's: the budget bounds how long a call runs, and nothing a region runs changes interrupt enables,
+// privilege or translation (it stops before any CSR or system instruction).
 //
-// Every exit stores the registers the region writes, sets H.pc, adds the instructions retired to H.instret,
-// and returns:
+// Every exit sets H.pc, adds the instructions retired to H.instret, and returns:
 //
 //   EXIT_END  (0)  pc is where the region's code ends (sequentially, or a branch not taken), or the start of a
 //                  block the budget left no room for
@@ -39,9 +41,9 @@
 //                  with the hart's takePendingTrap(), as run() would have.
 //
 // A block ends at the first branch or jump (compiled, and last), before the first instruction it does not compile
-// (system, CSR, FP, atomic, illegal: left to the interpreter), before a 32-bit instruction that straddles the end
-// of the page, at the page's end, or at 64 instructions (JIT_MAX_BLOCK in assembly/jit.ts). Blocks may overlap
-// (a branch into the middle of another block starts a block of its own).
+// (system, CSR, illegal: left to the interpreter), before the start of another block (into which it then goes
+// on), before a 32-bit instruction that straddles the end of the page, at the page's end, or at 64 instructions
+// (JIT_MAX_BLOCK in assembly/jit.ts). Blocks do not overlap.
 
 import { HART_BLOCK, HART_FIELDS } from "../hart-state.ts";
 import { OP, VALUE_EMITTERS, BRANCH_EMITTERS } from "./semantics.ts";
@@ -106,9 +108,12 @@ const STORES = new Map<number, { size: number; op: number; align: number }>([
   [OP.SW, { size: 4, op: Op.i64Store32, align: 2 }],
   [OP.SD, { size: 8, op: Op.i64Store, align: 3 }],
 ]);
+/** A, F and D instructions: a region runs them with the interpreter's own code (the hart's jitExec). */
+const isExec = (op: number) => (op >= OP.LR_W && op <= OP.AMOMAXU_D) || (op >= OP.FLW && op <= OP.FCVT_D_S);
+const isFpStore = (op: number) => op === OP.FSW || op === OP.FSD;
 const isBranch = (op: number) => BRANCH_EMITTERS.has(op);
 const endsBlock = (op: number) => isBranch(op) || op === OP.JAL || op === OP.JALR;
-const compiles = (op: number) => VALUE_EMITTERS.has(op) || LOADS.has(op) || STORES.has(op) || op === OP.FENCE || endsBlock(op);
+const compiles = (op: number) => VALUE_EMITTERS.has(op) || LOADS.has(op) || STORES.has(op) || isExec(op) || op === OP.FENCE || endsBlock(op);
 
 /** The instructions of the block starting at pc: page holds the 4 KiB page pc is on. */
 export function scanBlock(page: Uint8Array, pc: bigint, decode: Decoder, maxInstructions = 64): BlockInst[] {
@@ -254,179 +259,226 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   m.importMemory("env", "memory", options.memory ?? { min: 32, max: 65536, shared: true });
   const loadSlow = m.importFunction("env", "jitLoadSlow", [I64, I32], [I64]);
   const storeSlow = m.importFunction("env", "jitStoreSlow", [I64, I32, I64], []);
-  const HART = 0, ENTRY = 1, BUDGET = 2;
-  const f = new FunctionBody([I32, I32, I32]);
-
-  // Registers: a local for each one the region names, loaded on entry (every one: a register one path writes
-  // and another does not is stored back at every exit, so it must hold the guest's value on every path).
-  const regLocal = new Map<number, number>();
-  let hasMemory = false;
-  for (const b of blocks) {
-    for (const d of b.instructions) {
-      const rs = [d.rs1];
-      if (STORES.has(d.op) || isBranch(d.op) || (VALUE_EMITTERS.has(d.op) && usesRs2(d.op))) rs.push(d.rs2);
-      for (const r of [...rs, d.rd]) if (r !== 0 && r !== X_SCRATCH && !regLocal.has(r)) regLocal.set(r, f.addLocal(I64));
-      if (LOADS.has(d.op) || STORES.has(d.op)) hasMemory = true;
-    }
-  }
-  const regs = [...regLocal.keys()].sort((a, b) => a - b);
-  const written = new Set<number>();
-  for (const b of blocks) for (const d of b.instructions) if (d.rd !== 0 && d.rd !== X_SCRATCH) written.add(d.rd);
-  for (const r of regs) {
-    f.localGet(HART);
-    f.mem(Op.i64Load, 3, HART_BLOCK.XREGS + 8 * r);
-    f.localSet(regLocal.get(r)!);
-  }
-  const key = hasMemory ? f.addLocal(I64) : -1;
-  const va = hasMemory ? f.addLocal(I64) : -1;
-  const te = hasMemory ? f.addLocal(I32) : -1;
-  if (hasMemory) {
-    f.localGet(HART);
-    f.mem(Op.i64Load, 3, HART_FIELDS.dataKey.offset);
-    f.localSet(key);
-  }
-  const done = f.addLocal(I32); // instructions retired by the blocks finished so far in this call
-  const next = f.addLocal(I32); // the dispatch's index: (the block's page offset - lo) / 2
-  const dispatchPc = f.addLocal(I64); // the target of a JALR going through the dispatch
-  const exitPc = f.addLocal(I64);
-  const exitRetired = f.addLocal(I32);
-  const exitCode = f.addLocal(I32);
-  f.localGet(ENTRY);
-  f.localSet(next);
-
-  // Structured control: block $exit { loop $dispatch { block $miss { block $B(n-1) { ... block $B0 { br_table }
-  // code0 } code1 ... } code(n-1) } miss } } epilogue. The br_table is indexed by halfword offset from lo: a block
-  // start goes to its block's code, anything else to $miss, which leaves with pc = dispatchPc (only a JALR's
-  // target can be anything else). `depth` counts the labels opened inside the current block's code, so a branch
-  // to $dispatch from block k's code is br (n-k + depth), and to $exit one more.
+  const execSlow = m.importFunction("env", "jitExec", [I32, I32, I32, I32, I32, I32], []);
+  // Function indices: the blocks', then $exit, $go, and the exported entry.
   const n = blocks.length;
-  let k = 0;
-  let depth = 0;
-  const open = (kind: number, type: number) => { f.op(kind); f.op(type); depth++; };
-  const close = () => { f.op(Op.end); depth--; };
-  const brDispatch = () => { f.op(Op.br); uleb(f.code, n - k + depth); };
-  const brExit = () => { f.op(Op.br); uleb(f.code, n - k + 1 + depth); };
-
-  /** Leaves the region: pc (a constant, or an i64 local), the instructions retired in the current block before
-   *  the exit (added to `done`), the exit code. The epilogue stores the registers. */
-  const exit = (pcValue: bigint | { local: number }, retiredInBlock: number, code: number) => {
-    if (typeof pcValue === "bigint") f.i64Const(pcValue); else f.localGet(pcValue.local);
-    f.localSet(exitPc);
-    f.localGet(done);
-    if (retiredInBlock) { f.i32Const(retiredInBlock); f.op(Op.i32Add); }
-    f.localSet(exitRetired);
-    f.i32Const(code);
-    f.localSet(exitCode);
-    brExit();
-  };
-  /** Goes on at t after a block whose instructions all retired (`done` already counts them): into the region's
-   *  block there (falling into the next block's code when it is the next in the function), or out. */
-  const goTo = (t: bigint, code: number) => {
-    const j = index.get(t);
-    if (j === undefined) { exit(t, 0, code); return; }
-    if (j === k + 1 && depth === 0) return; // the next block's code follows this one's
-    f.i32Const(stateOf(blocks[j].pc));
-    f.localSet(next);
-    brDispatch();
-  };
-  /** Goes on at the address in local t (a JALR's target): through the dispatch when it is on this page, where a
-   *  block start enters its block and anything else leaves by $miss; else out. */
-  const goToDynamic = (t: number) => {
-    f.localGet(t);
-    f.localSet(dispatchPc);
-    // next = ((t & 0xfff) - lo) >> 1 (a negative result is a huge unsigned index: $miss), or -1 off the page
-    f.localGet(t);
-    f.op(Op.i32WrapI64);
-    f.i32Const(0xfff);
-    f.op(Op.i32And);
-    f.i32Const(lo);
-    f.op(Op.i32Sub);
-    f.i32Const(1);
-    f.op(Op.i32ShrS);
-    f.i32Const(-1);
-    f.localGet(t);
-    f.i64Const(~0xfffn);
-    f.op(Op.i64And);
-    f.i64Const(pageVa);
-    f.op(Op.i64Eq);
-    f.op(Op.select);
-    f.localSet(next);
-    brDispatch();
-  };
-
-  f.op(Op.block); f.op(VOID); // $exit
-  f.op(Op.loop); f.op(VOID); // $dispatch
-  f.op(Op.block); f.op(VOID); // $miss
-  for (let i = 0; i < n; i++) { f.op(Op.block); f.op(VOID); }
-  f.localGet(next);
-  f.op(Op.brTable);
+  const firstBlock = 3;
+  const EXIT_FN = firstBlock + n, GO_FN = EXIT_FN + 1;
   const slots = (hi - lo) >> 1;
-  const target = new Array<number>(slots).fill(n); // $miss
-  blocks.forEach((b, i) => { target[stateOf(b.pc)] = i; });
-  uleb(f.code, slots);
-  for (const t of target) uleb(f.code, t);
-  uleb(f.code, n); // the default: $miss
 
-  const pushReg = (r: number) => () => { if (r === 0) f.i64Const(0n); else f.localGet(regLocal.get(r)!); };
-  const setRd = (rd: number) => {
-    if (rd === X_SCRATCH || rd === 0) { f.op(Op.drop); return; }
-    f.localSet(regLocal.get(rd)!);
-  };
-  const excPending = () => {
-    f.localGet(HART);
-    f.mem(Op.i32Load, 2, HART_FIELDS.exc.offset);
-  };
+  blocks.forEach((b, k) => m.addFunction([I32, I32, I32], [I32], blockFunction(b, k), undefined));
+  m.addFunction([I32, I64, I32, I32], [I32], exitFunction());
+  m.addFunction([I32, I32, I32, I32, I64], [I32], goFunction());
+  m.addFunction([I32, I32, I32], [I32], entryFunction(), "region");
+  return { bytes: m.build(), blocks, lo, hi, instructions, entryState: stateOf };
 
-  /** va = rs1 + imm; te = the TLB entry for va; leaves the fast path's condition (the tag matches) on the stack. */
-  const tlbLookup = (d: BlockInst, tlb: number, size: number) => {
-    pushReg(d.rs1)();
-    f.i64Const(BigInt(d.imm));
+  /** $exit(hart, pc, retired, code): sets H.pc, adds retired to H.instret, returns code. */
+  function exitFunction(): FunctionBody {
+    const f = new FunctionBody([I32, I64, I32, I32]);
+    f.localGet(0);
+    f.localGet(1);
+    f.mem(Op.i64Store, 3, HART_FIELDS.pc.offset);
+    f.localGet(0);
+    f.localGet(0);
+    f.mem(Op.i64Load, 3, HART_FIELDS.instret.offset);
+    f.localGet(2);
+    f.op(Op.i64ExtendI32U);
     f.op(Op.i64Add);
-    f.localSet(va);
-    f.localGet(va);
-    f.i64Const(12n);
-    f.op(Op.i64ShrU);
-    f.op(Op.i32WrapI64);
-    f.i32Const(TLB_ENTRIES - 1);
-    f.op(Op.i32And);
-    f.i32Const(4); // * TLB_ENTRY_SIZE
-    f.op(Op.i32Shl);
-    f.localGet(HART);
-    f.op(Op.i32Add);
-    f.localSet(te);
-    f.localGet(te);
-    f.mem(Op.i64Load, 3, tlb);
-    // the tag is compared with the page of the access's last byte, so an access crossing a page misses
-    f.localGet(va);
-    if (size > 1) { f.i64Const(BigInt(size - 1)); f.op(Op.i64Add); }
-    f.i64Const(12n);
-    f.op(Op.i64ShrU);
-    f.localGet(key);
-    f.op(Op.i64Or);
-    f.op(Op.i64Eq);
-  };
-  const hostAddress = (tlb: number) => {
-    f.localGet(va);
-    f.localGet(te);
-    f.mem(Op.i64Load, 3, tlb + 8);
-    f.op(Op.i64Add);
-    f.op(Op.i32WrapI64);
-  };
+    f.mem(Op.i64Store, 3, HART_FIELDS.instret.offset);
+    f.localGet(3);
+    return f;
+  }
 
-  for (k = 0; k < n; k++) {
-    f.op(Op.end); // $Bk: block k's code follows
-    const b = blocks[k];
+  /** $go(hart, index, done, budget, pc): enters the block whose dispatch index is index (pc is its address), or,
+   *  when no block starts there, leaves with pc (a JALR's target on this page that starts no block, or off it). */
+  function goFunction(): FunctionBody {
+    const f = new FunctionBody([I32, I32, I32, I32, I64]);
+    f.op(Op.block); f.op(VOID); // $miss
+    for (let i = 0; i < n; i++) { f.op(Op.block); f.op(VOID); }
+    f.localGet(1);
+    f.op(Op.brTable);
+    const target = new Array<number>(slots).fill(n);
+    blocks.forEach((b, i) => { target[stateOf(b.pc)] = i; });
+    uleb(f.code, slots);
+    for (const t of target) uleb(f.code, t);
+    uleb(f.code, n);
+    for (let k = 0; k < n; k++) {
+      f.op(Op.end);
+      f.localGet(0);
+      f.localGet(2);
+      f.localGet(3);
+      f.op(Op.returnCall);
+      uleb(f.code, firstBlock + k);
+    }
+    f.op(Op.end); // $miss
+    f.localGet(0);
+    f.localGet(4);
+    f.localGet(2);
+    f.i32Const(EXIT_JUMP);
+    f.op(Op.returnCall);
+    uleb(f.code, EXIT_FN);
+    return f;
+  }
+
+  /** region(hart, entry, budget): the exported entry; entry is the block's dispatch index. */
+  function entryFunction(): FunctionBody {
+    const f = new FunctionBody([I32, I32, I32]);
+    f.localGet(0);
+    f.localGet(1);
+    f.i32Const(0);
+    f.localGet(2);
+    // its pc, for $go's miss (not reached: the caller only enters block starts)
+    f.i64Const(pageVa + BigInt(lo));
+    f.localGet(1);
+    f.op(Op.i64ExtendI32U);
+    f.i64Const(1n);
+    f.op(Op.i64Shl);
+    f.op(Op.i64Add);
+    f.op(Op.returnCall);
+    uleb(f.code, GO_FN);
+    return f;
+  }
+
+  /** Block k: (hart, done, budget) -> exit code. `done` is what the blocks before it in this call retired. */
+  function blockFunction(b: RegionBlock, k: number): FunctionBody {
+    const HART = 0, DONE = 1, BUDGET = 2;
+    const f = new FunctionBody([I32, I32, I32]);
     const insts = b.instructions;
     const L = insts.length;
-    // The budget: a block runs only when all of it fits in what the caller allowed.
-    f.localGet(done);
+    const hasMemory = insts.some((d) => LOADS.has(d.op) || STORES.has(d.op));
+    const rdValue = f.addLocal(I64);
+    const key = hasMemory ? f.addLocal(I64) : -1;
+    const va = hasMemory ? f.addLocal(I64) : -1;
+    const te = hasMemory ? f.addLocal(I32) : -1;
+
+    /** Leaves the region: pc (a constant, or the value of an i64 local), the instructions retired in this block
+     *  before the exit, the exit code. */
+    const exit = (pcValue: bigint | { local: number }, retiredInBlock: number, code: number) => {
+      f.localGet(HART);
+      if (typeof pcValue === "bigint") f.i64Const(pcValue); else f.localGet(pcValue.local);
+      f.localGet(DONE);
+      if (retiredInBlock) { f.i32Const(retiredInBlock); f.op(Op.i32Add); }
+      f.i32Const(code);
+      f.op(Op.returnCall);
+      uleb(f.code, EXIT_FN);
+    };
+    /** Goes on at t, this block having retired all its instructions: into the region's block there, or out. */
+    const goTo = (t: bigint, code: number) => {
+      const j = index.get(t);
+      if (j === undefined) { exit(t, L, code); return; }
+      f.localGet(HART);
+      f.localGet(DONE);
+      f.i32Const(L);
+      f.op(Op.i32Add);
+      f.localGet(BUDGET);
+      f.op(Op.returnCall);
+      uleb(f.code, firstBlock + j);
+    };
+    /** Goes on at the address in local t (a JALR's target) through $go: a block of this page's region, or out. */
+    const goToDynamic = (t: number) => {
+      f.localGet(HART);
+      // index = ((t & 0xfff) - lo) >> 1 (a negative result is a huge unsigned index: a miss), or -1 off the page
+      f.localGet(t);
+      f.op(Op.i32WrapI64);
+      f.i32Const(0xfff);
+      f.op(Op.i32And);
+      f.i32Const(lo);
+      f.op(Op.i32Sub);
+      f.i32Const(1);
+      f.op(Op.i32ShrS);
+      f.i32Const(-1);
+      f.localGet(t);
+      f.i64Const(~0xfffn);
+      f.op(Op.i64And);
+      f.i64Const(pageVa);
+      f.op(Op.i64Eq);
+      f.op(Op.select);
+      f.localGet(DONE);
+      f.i32Const(L);
+      f.op(Op.i32Add);
+      f.localGet(BUDGET);
+      f.localGet(t);
+      f.op(Op.returnCall);
+      uleb(f.code, GO_FN);
+    };
+    const pushReg = (r: number) => () => {
+      if (r === 0) { f.i64Const(0n); return; }
+      f.localGet(HART);
+      f.mem(Op.i64Load, 3, HART_BLOCK.XREGS + 8 * r);
+    };
+    const setRd = (rd: number) => {
+      if (rd === X_SCRATCH || rd === 0) { f.op(Op.drop); return; }
+      f.localSet(rdValue);
+      f.localGet(HART);
+      f.localGet(rdValue);
+      f.mem(Op.i64Store, 3, HART_BLOCK.XREGS + 8 * rd);
+    };
+    const excPending = () => {
+      f.localGet(HART);
+      f.mem(Op.i32Load, 2, HART_FIELDS.exc.offset);
+    };
+    /** A store (or FP store) that stopped for tohost completed first: it retires, as in run(). */
+    const htifStoreExit = (after: bigint, i: number) => {
+      excPending();
+      f.i32Const(EXC_STOP);
+      f.op(Op.i32Eq);
+      f.localGet(HART);
+      f.mem(Op.i32Load, 2, HART_FIELDS.stopReason.offset);
+      f.i32Const(STOP_HTIF);
+      f.op(Op.i32Eq);
+      f.op(Op.i32And);
+      f.op(Op.if); f.op(VOID);
+      exit(after, i + 1, EXIT_EXC);
+      f.op(Op.end);
+    };
+    /** va = rs1 + imm; te = the TLB entry for va; leaves the fast path's condition (the tag matches) on the stack. */
+    const tlbLookup = (d: BlockInst, tlb: number, size: number) => {
+      pushReg(d.rs1)();
+      f.i64Const(BigInt(d.imm));
+      f.op(Op.i64Add);
+      f.localTee(va);
+      f.i64Const(12n);
+      f.op(Op.i64ShrU);
+      f.op(Op.i32WrapI64);
+      f.i32Const(TLB_ENTRIES - 1);
+      f.op(Op.i32And);
+      f.i32Const(4); // * TLB_ENTRY_SIZE
+      f.op(Op.i32Shl);
+      f.localGet(HART);
+      f.op(Op.i32Add);
+      f.localTee(te);
+      f.mem(Op.i64Load, 3, tlb);
+      // the tag is compared with the page of the access's last byte, so an access crossing a page misses
+      f.localGet(va);
+      if (size > 1) { f.i64Const(BigInt(size - 1)); f.op(Op.i64Add); }
+      f.i64Const(12n);
+      f.op(Op.i64ShrU);
+      f.localGet(key);
+      f.op(Op.i64Or);
+      f.op(Op.i64Eq);
+    };
+    const hostAddress = (tlb: number) => {
+      f.localGet(va);
+      f.localGet(te);
+      f.mem(Op.i64Load, 3, tlb + 8);
+      f.op(Op.i64Add);
+      f.op(Op.i32WrapI64);
+    };
+
+    // The budget: the block runs only when all of it fits in what the caller allowed.
+    f.localGet(DONE);
     f.i32Const(L);
     f.op(Op.i32Add);
     f.localGet(BUDGET);
     f.op(Op.i32GtU);
-    open(Op.if, VOID);
+    f.op(Op.if); f.op(VOID);
     exit(b.pc, 0, EXIT_END);
-    close();
+    f.op(Op.end);
+    if (hasMemory) {
+      f.localGet(HART);
+      f.mem(Op.i64Load, 3, HART_FIELDS.dataKey.offset);
+      f.localSet(key);
+    }
 
     insts.forEach((d, i) => {
       const after = d.pc + BigInt(d.len);
@@ -440,7 +492,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         setRd(d.rd);
       } else if (load) {
         tlbLookup(d, TLB_READ, load.size);
-        open(Op.if, I64);
+        f.op(Op.if); f.op(I64);
         hostAddress(TLB_READ);
         f.mem(load.op, load.align, 0);
         f.op(Op.else);
@@ -449,14 +501,14 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         f.call(loadSlow);
         if (load.ext !== null) f.op(load.ext);
         excPending();
-        open(Op.if, VOID);
+        f.op(Op.if); f.op(VOID);
         exit(d.pc, i, EXIT_EXC);
-        close();
-        close();
+        f.op(Op.end);
+        f.op(Op.end);
         setRd(d.rd);
       } else if (store) {
         tlbLookup(d, TLB_WRITE, store.size);
-        open(Op.if, VOID);
+        f.op(Op.if); f.op(VOID);
         hostAddress(TLB_WRITE);
         pushReg(d.rs2)();
         f.mem(store.op, store.align, 0);
@@ -466,43 +518,38 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         pushReg(d.rs2)();
         f.call(storeSlow);
         excPending();
-        open(Op.if, VOID);
-        // a store to tohost completed before the hart stopped for the host: it retires, as in run()
-        excPending();
-        f.i32Const(EXC_STOP);
-        f.op(Op.i32Eq);
-        f.localGet(HART);
-        f.mem(Op.i32Load, 2, HART_FIELDS.stopReason.offset);
-        f.i32Const(STOP_HTIF);
-        f.op(Op.i32Eq);
-        f.op(Op.i32And);
-        open(Op.if, VOID);
-        exit(after, i + 1, EXIT_EXC);
-        close();
+        f.op(Op.if); f.op(VOID);
+        htifStoreExit(after, i);
         exit(d.pc, i, EXIT_EXC);
-        close();
-        close();
+        f.op(Op.end);
+        f.op(Op.end);
+      } else if (isExec(d.op)) {
+        // the interpreter's code runs it on the hart state block, where the registers are
+        f.i32Const(d.op);
+        f.i32Const(8 * d.rd);
+        f.i32Const(8 * d.rs1);
+        f.i32Const(8 * d.rs2);
+        f.i32Const(d.imm);
+        f.i32Const(d.raw | 0);
+        f.call(execSlow);
+        excPending();
+        f.op(Op.if); f.op(VOID);
+        if (isFpStore(d.op)) htifStoreExit(after, i);
+        exit(d.pc, i, EXIT_EXC);
+        f.op(Op.end);
       } else if (cond) {
         cond(f, operands);
-        f.localGet(done);
-        f.i32Const(L);
-        f.op(Op.i32Add);
-        f.localSet(done);
-        open(Op.if, VOID);
+        f.op(Op.if); f.op(VOID);
         goTo(d.pc + BigInt(d.imm), EXIT_JUMP);
-        close();
+        f.op(Op.end);
         goTo(after, EXIT_END);
       } else if (d.op === OP.JAL) {
         f.i64Const(after);
         setRd(d.rd);
-        f.localGet(done);
-        f.i32Const(L);
-        f.op(Op.i32Add);
-        f.localSet(done);
         goTo(d.pc + BigInt(d.imm), EXIT_JUMP);
       } else if (d.op === OP.JALR) {
         // the target first: rd may be rs1
-        const target = f.tempLocal("i64");
+        const target = f.addLocal(I64);
         pushReg(d.rs1)();
         f.i64Const(BigInt(d.imm));
         f.op(Op.i64Add);
@@ -511,53 +558,17 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         f.localSet(target);
         f.i64Const(after);
         setRd(d.rd);
-        f.localGet(done);
-        f.i32Const(L);
-        f.op(Op.i32Add);
-        f.localSet(done);
         goToDynamic(target);
       } else if (d.op !== OP.FENCE) {
         throw new Error(`op ${d.op} was scanned but has no compiler`);
       }
     });
     const last = insts[L - 1];
-    if (!endsBlock(last.op)) {
-      // the block ended before an instruction it does not compile, at the page's end or at its size limit
-      f.localGet(done);
-      f.i32Const(L);
-      f.op(Op.i32Add);
-      f.localSet(done);
-      goTo(last.pc + BigInt(last.len), EXIT_END);
-    }
-    // A block whose code does not fall into the next one's has branched away above; the end of the last block's
-    // code falls out of the dispatch loop only if it fell through, which goTo never leaves it to do.
+    // the block ended before an instruction it does not compile, before another block's start, at the page's
+    // end or at its size limit: it goes on at the next instruction
+    if (!endsBlock(last.op)) goTo(last.pc + BigInt(last.len), EXIT_END);
+    return f;
   }
-  f.op(Op.unreachable); // every block's code ends in a branch (to the dispatch or the exit) or falls into the next
-  f.op(Op.end); // $miss: a JALR's target that starts no block of the region
-  k = n - 1; // (the depths below are those of the last block's code, one label further out)
-  depth = -1;
-  exit({ local: dispatchPc }, 0, EXIT_JUMP);
-  f.op(Op.end); // $dispatch
-  f.op(Op.end); // $exit
-  for (const r of [...written].sort((a, b) => a - b)) {
-    f.localGet(HART);
-    f.localGet(regLocal.get(r)!);
-    f.mem(Op.i64Store, 3, HART_BLOCK.XREGS + 8 * r);
-  }
-  f.localGet(HART);
-  f.localGet(exitPc);
-  f.mem(Op.i64Store, 3, HART_FIELDS.pc.offset);
-  f.localGet(HART);
-  f.localGet(HART);
-  f.mem(Op.i64Load, 3, HART_FIELDS.instret.offset);
-  f.localGet(exitRetired);
-  f.op(Op.i64ExtendI32U);
-  f.op(Op.i64Add);
-  f.mem(Op.i64Store, 3, HART_FIELDS.instret.offset);
-  f.localGet(exitCode);
-
-  m.addFunction([I32, I32, I32], [I32], f, "region");
-  return { bytes: m.build(), blocks, lo, hi, instructions, entryState: stateOf };
 }
 
 // Whether an op writing rd reads rs2: the generated emitters read it through the operands, so they are asked
@@ -585,6 +596,7 @@ export function compileBlock(page: Uint8Array, pc: bigint, decode: Decoder, opti
 export interface RegionImports {
   jitLoadSlow: (va: bigint, size: number) => bigint;
   jitStoreSlow: (va: bigint, size: number, v: bigint) => void;
+  jitExec: (op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number) => void;
 }
 
 export type RegionFunction = (hartBase: number, entry: number, budget: number) => number;
@@ -592,7 +604,7 @@ export type RegionFunction = (hartBase: number, entry: number, budget: number) =
 /** Instantiates a compiled region against a hart instance on memory; returns its function. */
 export function instantiateRegion(module: WebAssembly.Module, memory: WebAssembly.Memory, hart: RegionImports): RegionFunction {
   const inst = new WebAssembly.Instance(module, {
-    env: { memory, jitLoadSlow: hart.jitLoadSlow, jitStoreSlow: hart.jitStoreSlow },
+    env: { memory, jitLoadSlow: hart.jitLoadSlow, jitStoreSlow: hart.jitStoreSlow, jitExec: hart.jitExec },
   });
   return inst.exports.region as RegionFunction;
 }

@@ -38,6 +38,7 @@ export interface JitHartExports {
   jitRetiredCount(): bigint;
   jitLoadSlow(va: bigint, size: number): bigint;
   jitStoreSlow(va: bigint, size: number, v: bigint): void;
+  jitExec(op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number): void;
   decodeForTest(inst: number): number;
   JIT_NONE: WebAssembly.Global;
 }
@@ -139,16 +140,21 @@ export class JitTier {
       let roots = this.roots.get(key);
       if (!roots) this.roots.set(key, (roots = new Set()));
       roots.add(pc);
+      const tA = performance.now();
       const region = compileRegion(page, pageVa, [...roots], this.decode);
+      const G = globalThis as any; G.__tb = (G.__tb ?? 0) + performance.now() - tA;
       if (!region || !region.blocks.some((b) => b.pc === pc)) {
         roots.delete(pc);
         ex.jitInstall(pc, phys, this.none, 0);
         this.stats.notCompiled++;
       } else {
+        const tB = performance.now();
         const mod = new WebAssembly.Module(region.bytes);
+        G.__tm = (G.__tm ?? 0) + performance.now() - tB;
         const instance = new WebAssembly.Instance(mod, {
-          env: { memory: this.memory, jitLoadSlow: ex.jitLoadSlow, jitStoreSlow: ex.jitStoreSlow },
+          env: { memory: this.memory, jitLoadSlow: ex.jitLoadSlow, jitStoreSlow: ex.jitStoreSlow, jitExec: ex.jitExec },
         });
+        G.__ti = (G.__ti ?? 0) + performance.now() - tB;
         const slotIndex = k ?? this.clockHand();
         this.evict(slotIndex, k !== undefined);
         ex.table.set(this.base + slotIndex, instance.exports.region as (...args: unknown[]) => unknown);
