@@ -16,7 +16,7 @@ import { execFp, execFpMemory } from "./fpu";
 export { run } from "./hart";
 import { initScratch } from "./hart";
 export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, STOP_JIT, HART_BLOCK_SIZE } from "./state";
-export { jitRequestPc, jitRequestPhys, jitRequestSteps, jitInstall, jitEvict, jitUsed, jitInvalidations, jitCallCount, jitRetiredCount, JIT_NONE } from "./jit";
+export { jitRequestPc, jitRequestPhys, jitRequestSteps, jitInstall, jitEvict, jitUsed, jitInvalidations, jitCallCount, jitRetiredCount, jitNext, jitChainCount, JIT_NONE } from "./jit";
 import { jitSetup, JIT_TABLE, JIT_BYTES } from "./jit";
 export { hartFieldsLayoutOk } from "./hart-state";
 export { SLOT_BYTES } from "./icache";

@@ -17,13 +17,16 @@
 // (0: none yet, JIT_NONE: the host could not compile a block there), u16 used (set when run() enters the block),
 // u16 entry state (which block of the compiled region at that table index starts at pc: src/jit/compile-region.ts).
 
-export const JIT_SETS: u32 = 4096;
+import { H, tlbFetch, ramHostToGuest } from "./state";
+import { tlbSlot } from "./mmu";
+
+export const JIT_SETS: u32 = 8192;
 const JIT_ENTRIES: u32 = 2 * JIT_SETS;
 const ENTRY_BYTES: u32 = 32;
 export const JIT_BYTES: u32 = JIT_ENTRIES * ENTRY_BYTES;
 /** Where the lookup lives: a fixed range of the region below the first hart block (layout.ts puts hart blocks at
  *  1 MiB; this module's static data ends near 70 KiB). Fixed rather than static data so that hart.wasm carries no
- *  256 KiB of zeros; init() checks that it fits. One hart per memory may use the JIT. */
+ *  512 KiB of zeros; init() checks that it fits. One hart per memory may use the JIT. */
 export const JIT_TABLE: usize = 512 * 1024;
 
 /** table index stored for a block start the host could not compile (its first instruction is not compiled) */
@@ -65,6 +68,15 @@ let reqSteps: i32 = 0;
 /** The way of set that holds (pc, phys), or 0. */
 @inline function find(set: usize, pc: u64, phys: u64): usize {
   return holds(set, pc, phys) ? set : holds(set + ENTRY_BYTES, pc, phys) ? set + ENTRY_BYTES : 0;
+}
+/** The way of set that held a compiled block for (pc, phys) before the last invalidation, or 0. */
+@inline function staleCompiled(set: usize, pc: u64, phys: u64): usize {
+  for (let way: usize = 0; way < 2; way++) {
+    const ent = set + way * ENTRY_BYTES;
+    const slot = load<u32>(ent, 24);
+    if (load<u64>(ent) == pc && load<u64>(ent, 8) == phys && load<u32>(ent, 16) != jitEpoch && slot != 0 && slot != JIT_NONE) return ent;
+  }
+  return 0;
 }
 /** A way of set a new block start may take (stale, empty, only counting, or not compilable), or 0. */
 @inline function victim(set: usize): usize {
@@ -110,6 +122,15 @@ export function jitProbe(pc: u64, phys: u64): u32 {
     }
     count = load<u32>(ent, 20) + 1;
   } else {
+    const stale = staleCompiled(set, pc, phys);
+    if (stale) {
+      // compiled before the last invalidation: asked for again at once, not counted up to the threshold again
+      // (the host installs its region again, without compiling, when its code is unchanged)
+      claim(stale, pc, phys, 0, 0);
+      reqPc = pc;
+      reqPhys = phys;
+      return JIT_REQUEST;
+    }
     ent = victim(set);
     if (!ent) return 0; // both ways hold compiled blocks: interpreted, uncounted, until the host evicts one
     claim(ent, pc, phys, 0, 0);
@@ -125,6 +146,27 @@ export function jitProbe(pc: u64, phys: u64): u32 {
   store<u32>(ent, count, 20);
   return 0;
 }
+
+/** A compiled region leaving for pc asks here for the region to go on in (instead of returning to run(), which
+ *  would only look it up the same way): the table index << 16 | the entry state of a compiled block at pc, or 0
+ *  when there is none (not compiled, not yet hot, stale) or pc's page is not in the fetch TLB (run() translates
+ *  it, and may trap). It neither counts nor asks for compiling: run() does that when the region returns. */
+export function jitNext(pc: u64): u32 {
+  const te = tlbSlot(tlbFetch, pc);
+  if (load<u64>(te) != ((pc >> 12) | H.fetchKey)) return 0;
+  const phys = (pc & ~0xfff) + load<u64>(te, 8) + ramHostToGuest | (pc & 0xfff);
+  const ent = find(setOf(pc), pc, phys);
+  if (!ent) return 0;
+  const slot = load<u32>(ent, 24);
+  if (slot == 0 || slot == JIT_NONE) return 0;
+  store<u16>(ent, 1, 28);
+  jitChains++;
+  return (slot << 16) | <u32>load<u16>(ent, 30);
+}
+
+/** Regions entered from another region's exit (jitNext) rather than from run(). */
+export let jitChains: u64 = 0;
+export function jitChainCount(): u64 { return jitChains; }
 
 /** Compiled blocks entered, and the instructions they retired (statistics for the host: how long the runs of
  *  compiled code are between returns to run()). */

@@ -58,6 +58,11 @@ const TLB_ENTRY_SIZE = 16;
 const TLB_READ = HART_BLOCK.TLB;
 const TLB_WRITE = HART_BLOCK.TLB + TLB_ENTRIES * TLB_ENTRY_SIZE;
 const X_SCRATCH = 32; // the decoder's rd for x0
+/** JIT_MAX_BLOCK (assembly/jit.ts): the most instructions in a block, the budget a region is entered with at least */
+const MAX_BLOCK = 64;
+/** the most blocks, and instructions, one function runs in a fall-through chain */
+const MAX_CHAIN = 4;
+const MAX_CHAIN_INSTRUCTIONS = 48;
 const EXC_STOP = 2;
 const STOP_HTIF = 3;
 
@@ -260,15 +265,19 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   const loadSlow = m.importFunction("env", "jitLoadSlow", [I64, I32], [I64]);
   const storeSlow = m.importFunction("env", "jitStoreSlow", [I64, I32, I64], []);
   const execSlow = m.importFunction("env", "jitExec", [I32, I32, I32, I32, I32, I32], []);
-  // Function indices: the blocks', then $exit, $go, and the exported entry.
+  const nextRegion = m.importFunction("env", "jitNext", [I64], [I32]);
+  m.importTable("env", "table", 0);
+  const REGION_TYPE = m.type([I32, I32, I32], [I32]);
+  // Function indices: the blocks', then $exit, $go, $leave and the exported entry.
   const n = blocks.length;
-  const firstBlock = 3;
-  const EXIT_FN = firstBlock + n, GO_FN = EXIT_FN + 1;
+  const firstBlock = 4;
+  const EXIT_FN = firstBlock + n, GO_FN = EXIT_FN + 1, LEAVE_FN = GO_FN + 1;
   const slots = (hi - lo) >> 1;
 
   blocks.forEach((b, k) => m.addFunction([I32, I32, I32], [I32], blockFunction(b, k), undefined));
   m.addFunction([I32, I64, I32, I32], [I32], exitFunction());
   m.addFunction([I32, I32, I32, I32, I64], [I32], goFunction());
+  m.addFunction([I32, I64, I32, I32, I32], [I32], leaveFunction());
   m.addFunction([I32, I32, I32], [I32], entryFunction(), "region");
   return { bytes: m.build(), blocks, lo, hi, instructions, entryState: stateOf };
 
@@ -286,6 +295,54 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     f.op(Op.i64Add);
     f.mem(Op.i64Store, 3, HART_FIELDS.instret.offset);
     f.localGet(3);
+    return f;
+  }
+
+  /** $leave(hart, pc, retired, budget, code): leaves the region for pc, after `retired` instructions of the
+   *  call's budget. When pc starts a compiled block (jitNext) and at least a block's worth of budget is left, the
+   *  region there goes on with the rest of the budget, as if run() had entered it (nothing run() looks at between
+   *  regions can have changed: see hart.ts); else H.pc is set and code returned to run(). */
+  function leaveFunction(): FunctionBody {
+    const HART = 0, PC = 1, RETIRED = 2, BUDGET = 3, CODE = 4;
+    const f = new FunctionBody([I32, I64, I32, I32, I32]);
+    const next = f.addLocal(I32);
+    f.localGet(HART);
+    f.localGet(HART);
+    f.mem(Op.i64Load, 3, HART_FIELDS.instret.offset);
+    f.localGet(RETIRED);
+    f.op(Op.i64ExtendI32U);
+    f.op(Op.i64Add);
+    f.mem(Op.i64Store, 3, HART_FIELDS.instret.offset);
+    // budget - retired >= JIT_MAX_BLOCK (retired <= budget: the blocks only run within it)
+    f.localGet(BUDGET);
+    f.localGet(RETIRED);
+    f.op(Op.i32Sub);
+    f.i32Const(MAX_BLOCK);
+    f.op(Op.i32GeS);
+    f.op(Op.if); f.op(VOID);
+    f.localGet(PC);
+    f.call(nextRegion);
+    f.localTee(next);
+    f.op(Op.if); f.op(VOID);
+    f.localGet(HART);
+    f.localGet(next);
+    f.i32Const(0xffff);
+    f.op(Op.i32And);
+    f.localGet(BUDGET);
+    f.localGet(RETIRED);
+    f.op(Op.i32Sub);
+    f.localGet(next);
+    f.i32Const(16);
+    f.op(Op.i32ShrU);
+    f.op(Op.returnCallIndirect);
+    uleb(f.code, REGION_TYPE);
+    uleb(f.code, 0); // the table
+    f.op(Op.end);
+    f.op(Op.end);
+    f.localGet(HART);
+    f.localGet(PC);
+    f.mem(Op.i64Store, 3, HART_FIELDS.pc.offset);
+    f.localGet(CODE);
     return f;
   }
 
@@ -314,9 +371,10 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     f.localGet(0);
     f.localGet(4);
     f.localGet(2);
+    f.localGet(3);
     f.i32Const(EXIT_JUMP);
     f.op(Op.returnCall);
-    uleb(f.code, EXIT_FN);
+    uleb(f.code, LEAVE_FN);
     return f;
   }
 
@@ -340,12 +398,26 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   }
 
   /** Block k: (hart, done, budget) -> exit code. `done` is what the blocks before it in this call retired. */
-  function blockFunction(b: RegionBlock, k: number): FunctionBody {
+  function blockFunction(first: RegionBlock, k0: number): FunctionBody {
     const HART = 0, DONE = 1, BUDGET = 2;
     const f = new FunctionBody([I32, I32, I32]);
-    const insts = b.instructions;
-    const L = insts.length;
-    const hasMemory = insts.some((d) => LOADS.has(d.op) || STORES.has(d.op));
+    // The function runs block k0 and the blocks it falls through into (after a branch not taken, or on into the
+    // next start), up to a size: fewer calls and budget checks in straight-line code. (Those blocks also have
+    // functions of their own, for the branches that reach them.)
+    const chain = [k0];
+    for (let size = first.instructions.length; ;) {
+      const b = blocks[chain[chain.length - 1]];
+      const last = b.instructions[b.instructions.length - 1];
+      if (endsBlock(last.op) && !isBranch(last.op)) break;
+      const j = index.get(last.pc + BigInt(last.len));
+      if (j === undefined || chain.includes(j) || chain.length === MAX_CHAIN || size + blocks[j].instructions.length > MAX_CHAIN_INSTRUCTIONS) break;
+      chain.push(j);
+      size += blocks[j].instructions.length;
+    }
+    let b = first;
+    let insts = b.instructions;
+    let L = insts.length;
+    const hasMemory = chain.some((j) => blocks[j].instructions.some((d) => LOADS.has(d.op) || STORES.has(d.op)));
     const rdValue = f.addLocal(I64);
     const key = hasMemory ? f.addLocal(I64) : -1;
     const va = hasMemory ? f.addLocal(I64) : -1;
@@ -358,9 +430,17 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       if (typeof pcValue === "bigint") f.i64Const(pcValue); else f.localGet(pcValue.local);
       f.localGet(DONE);
       if (retiredInBlock) { f.i32Const(retiredInBlock); f.op(Op.i32Add); }
+      if (code === EXIT_EXC || retiredInBlock < L) {
+        // a trap or a stop, or the budget's end: back to run()
+        f.i32Const(code);
+        f.op(Op.returnCall);
+        uleb(f.code, EXIT_FN);
+        return;
+      }
+      f.localGet(BUDGET);
       f.i32Const(code);
       f.op(Op.returnCall);
-      uleb(f.code, EXIT_FN);
+      uleb(f.code, LEAVE_FN);
     };
     /** Goes on at t, this block having retired all its instructions: into the region's block there, or out. */
     const goTo = (t: bigint, code: number) => {
@@ -465,108 +545,121 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.op(Op.i32WrapI64);
     };
 
-    // The budget: the block runs only when all of it fits in what the caller allowed.
-    f.localGet(DONE);
-    f.i32Const(L);
-    f.op(Op.i32Add);
-    f.localGet(BUDGET);
-    f.op(Op.i32GtU);
-    f.op(Op.if); f.op(VOID);
-    exit(b.pc, 0, EXIT_END);
-    f.op(Op.end);
     if (hasMemory) {
       f.localGet(HART);
       f.mem(Op.i64Load, 3, HART_FIELDS.dataKey.offset);
       f.localSet(key);
     }
-
-    insts.forEach((d, i) => {
-      const after = d.pc + BigInt(d.len);
-      const load = LOADS.get(d.op);
-      const store = STORES.get(d.op);
-      const value = VALUE_EMITTERS.get(d.op);
-      const cond = BRANCH_EMITTERS.get(d.op);
-      const operands = { rs1: pushReg(d.rs1), rs2: pushReg(d.rs2), imm: BigInt(d.imm), pc: d.pc };
-      if (value) {
-        value(f, operands);
-        setRd(d.rd);
-      } else if (load) {
-        tlbLookup(d, TLB_READ, load.size);
-        f.op(Op.if); f.op(I64);
-        hostAddress(TLB_READ);
-        f.mem(load.op, load.align, 0);
-        f.op(Op.else);
-        f.localGet(va);
-        f.i32Const(load.size);
-        f.call(loadSlow);
-        if (load.ext !== null) f.op(load.ext);
-        excPending();
-        f.op(Op.if); f.op(VOID);
-        exit(d.pc, i, EXIT_EXC);
-        f.op(Op.end);
-        f.op(Op.end);
-        setRd(d.rd);
-      } else if (store) {
-        tlbLookup(d, TLB_WRITE, store.size);
-        f.op(Op.if); f.op(VOID);
-        hostAddress(TLB_WRITE);
-        pushReg(d.rs2)();
-        f.mem(store.op, store.align, 0);
-        f.op(Op.else);
-        f.localGet(va);
-        f.i32Const(store.size);
-        pushReg(d.rs2)();
-        f.call(storeSlow);
-        excPending();
-        f.op(Op.if); f.op(VOID);
-        htifStoreExit(after, i);
-        exit(d.pc, i, EXIT_EXC);
-        f.op(Op.end);
-        f.op(Op.end);
-      } else if (isExec(d.op)) {
-        // the interpreter's code runs it on the hart state block, where the registers are
-        f.i32Const(d.op);
-        f.i32Const(8 * d.rd);
-        f.i32Const(8 * d.rs1);
-        f.i32Const(8 * d.rs2);
-        f.i32Const(d.imm);
-        f.i32Const(d.raw | 0);
-        f.call(execSlow);
-        excPending();
-        f.op(Op.if); f.op(VOID);
-        if (isFpStore(d.op)) htifStoreExit(after, i);
-        exit(d.pc, i, EXIT_EXC);
-        f.op(Op.end);
-      } else if (cond) {
-        cond(f, operands);
-        f.op(Op.if); f.op(VOID);
-        goTo(d.pc + BigInt(d.imm), EXIT_JUMP);
-        f.op(Op.end);
-        goTo(after, EXIT_END);
-      } else if (d.op === OP.JAL) {
-        f.i64Const(after);
-        setRd(d.rd);
-        goTo(d.pc + BigInt(d.imm), EXIT_JUMP);
-      } else if (d.op === OP.JALR) {
-        // the target first: rd may be rs1
-        const target = f.addLocal(I64);
-        pushReg(d.rs1)();
-        f.i64Const(BigInt(d.imm));
-        f.op(Op.i64Add);
-        f.i64Const(~1n);
-        f.op(Op.i64And);
-        f.localSet(target);
-        f.i64Const(after);
-        setRd(d.rd);
-        goToDynamic(target);
-      } else if (d.op !== OP.FENCE) {
-        throw new Error(`op ${d.op} was scanned but has no compiler`);
+    chain.forEach((j, c) => {
+      b = blocks[j];
+      insts = b.instructions;
+      L = insts.length;
+      const inChain = c + 1 < chain.length;
+      if (c > 0) {
+        // the block before retired all of its instructions
+        f.localGet(DONE);
+        f.i32Const(blocks[chain[c - 1]].instructions.length);
+        f.op(Op.i32Add);
+        f.localSet(DONE);
       }
+      // The budget: the block runs only when all of it fits in what the caller allowed.
+      f.localGet(DONE);
+      f.i32Const(L);
+      f.op(Op.i32Add);
+      f.localGet(BUDGET);
+      f.op(Op.i32GtU);
+      f.op(Op.if); f.op(VOID);
+      exit(b.pc, 0, EXIT_END);
+      f.op(Op.end);
+
+      insts.forEach((d, i) => {
+        const after = d.pc + BigInt(d.len);
+        const load = LOADS.get(d.op);
+        const store = STORES.get(d.op);
+        const value = VALUE_EMITTERS.get(d.op);
+        const cond = BRANCH_EMITTERS.get(d.op);
+        const operands = { rs1: pushReg(d.rs1), rs2: pushReg(d.rs2), imm: BigInt(d.imm), pc: d.pc };
+        if (value) {
+          value(f, operands);
+          setRd(d.rd);
+        } else if (load) {
+          tlbLookup(d, TLB_READ, load.size);
+          f.op(Op.if); f.op(I64);
+          hostAddress(TLB_READ);
+          f.mem(load.op, load.align, 0);
+          f.op(Op.else);
+          f.localGet(va);
+          f.i32Const(load.size);
+          f.call(loadSlow);
+          if (load.ext !== null) f.op(load.ext);
+          excPending();
+          f.op(Op.if); f.op(VOID);
+          exit(d.pc, i, EXIT_EXC);
+          f.op(Op.end);
+          f.op(Op.end);
+          setRd(d.rd);
+        } else if (store) {
+          tlbLookup(d, TLB_WRITE, store.size);
+          f.op(Op.if); f.op(VOID);
+          hostAddress(TLB_WRITE);
+          pushReg(d.rs2)();
+          f.mem(store.op, store.align, 0);
+          f.op(Op.else);
+          f.localGet(va);
+          f.i32Const(store.size);
+          pushReg(d.rs2)();
+          f.call(storeSlow);
+          excPending();
+          f.op(Op.if); f.op(VOID);
+          htifStoreExit(after, i);
+          exit(d.pc, i, EXIT_EXC);
+          f.op(Op.end);
+          f.op(Op.end);
+        } else if (isExec(d.op)) {
+          // the interpreter's code runs it on the hart state block, where the registers are
+          f.i32Const(d.op);
+          f.i32Const(8 * d.rd);
+          f.i32Const(8 * d.rs1);
+          f.i32Const(8 * d.rs2);
+          f.i32Const(d.imm);
+          f.i32Const(d.raw | 0);
+          f.call(execSlow);
+          excPending();
+          f.op(Op.if); f.op(VOID);
+          if (isFpStore(d.op)) htifStoreExit(after, i);
+          exit(d.pc, i, EXIT_EXC);
+          f.op(Op.end);
+        } else if (cond) {
+          cond(f, operands);
+          f.op(Op.if); f.op(VOID);
+          goTo(d.pc + BigInt(d.imm), EXIT_JUMP);
+          f.op(Op.end);
+          if (!inChain) goTo(after, EXIT_END); // else the next block of the chain follows
+        } else if (d.op === OP.JAL) {
+          f.i64Const(after);
+          setRd(d.rd);
+          goTo(d.pc + BigInt(d.imm), EXIT_JUMP);
+        } else if (d.op === OP.JALR) {
+          // the target first: rd may be rs1
+          const target = f.addLocal(I64);
+          pushReg(d.rs1)();
+          f.i64Const(BigInt(d.imm));
+          f.op(Op.i64Add);
+          f.i64Const(~1n);
+          f.op(Op.i64And);
+          f.localSet(target);
+          f.i64Const(after);
+          setRd(d.rd);
+          goToDynamic(target);
+        } else if (d.op !== OP.FENCE) {
+          throw new Error(`op ${d.op} was scanned but has no compiler`);
+        }
+      });
+      const last = insts[L - 1];
+      // the block ended before an instruction it does not compile, before another block's start, at the page's
+      // end or at its size limit: it goes on at the next instruction (the chain's next block, or another function)
+      if (!endsBlock(last.op) && !inChain) goTo(last.pc + BigInt(last.len), EXIT_END);
     });
-    const last = insts[L - 1];
-    // the block ended before an instruction it does not compile, before another block's start, at the page's
-    // end or at its size limit: it goes on at the next instruction
-    if (!endsBlock(last.op)) goTo(last.pc + BigInt(last.len), EXIT_END);
     return f;
   }
 }
@@ -597,6 +690,8 @@ export interface RegionImports {
   jitLoadSlow: (va: bigint, size: number) => bigint;
   jitStoreSlow: (va: bigint, size: number, v: bigint) => void;
   jitExec: (op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number) => void;
+  jitNext: (pc: bigint) => number;
+  table: WebAssembly.Table;
 }
 
 export type RegionFunction = (hartBase: number, entry: number, budget: number) => number;
@@ -604,7 +699,7 @@ export type RegionFunction = (hartBase: number, entry: number, budget: number) =
 /** Instantiates a compiled region against a hart instance on memory; returns its function. */
 export function instantiateRegion(module: WebAssembly.Module, memory: WebAssembly.Memory, hart: RegionImports): RegionFunction {
   const inst = new WebAssembly.Instance(module, {
-    env: { memory, jitLoadSlow: hart.jitLoadSlow, jitStoreSlow: hart.jitStoreSlow, jitExec: hart.jitExec },
+    env: { memory, jitLoadSlow: hart.jitLoadSlow, jitStoreSlow: hart.jitStoreSlow, jitExec: hart.jitExec, jitNext: hart.jitNext, table: hart.table },
   });
   return inst.exports.region as RegionFunction;
 }

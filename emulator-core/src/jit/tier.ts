@@ -1,9 +1,10 @@
 // The host's side of the JIT (src/jit/README.md): when run() stops with STOP_JIT, the code of the page the hot block
 // start is on is compiled into one region (compile-region.ts): every block reachable within the page from the hot
 // starts seen there so far. The region is instantiated against the hart's own instance and installed in the hart
-// module's function table, and each of its block starts is recorded in the hart's lookup (assembly/jit.ts) with
-// its table index and entry state, through which run() enters it. A new hot start on a page whose region does
-// not hold it compiles the page's region again, with the new start among its roots, into the same table index.
+// module's function table, and the hot starts are recorded in the hart's lookup (assembly/jit.ts) with its table
+// index and entry state, through which run() enters it. Another block of the region that becomes hot (entered
+// from outside it: a return point, a function called from another page) is recorded when asked for; a new hot
+// start the region does not hold compiles the page's region again, with it among its roots, into the same index.
 //
 // Budget: at most maxModules regions are held per hart (browsers kill a tab that makes too many wasm instances;
 // v86 caps its table at 900). Table indices are reused in a clock order over that range: the hand passes over a
@@ -16,7 +17,8 @@ import { RAM_BASE } from "../layout.ts";
 import { compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
 
 export interface JitOptions {
-  /** executions of a block start before it is compiled (1: everything, on first execution; default 50) */
+  /** executions of a block start before its page's region is compiled (1: on first execution; default 2000: a
+   *  region costs about a millisecond to build and more to optimize, worth it for code that runs often) */
   threshold?: number;
   /** compiled blocks held at once (default 900) */
   maxModules?: number;
@@ -39,6 +41,8 @@ export interface JitHartExports {
   jitLoadSlow(va: bigint, size: number): bigint;
   jitStoreSlow(va: bigint, size: number, v: bigint): void;
   jitExec(op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number): void;
+  jitNext(pc: bigint): number;
+  jitChainCount(): bigint;
   decodeForTest(inst: number): number;
   JIT_NONE: WebAssembly.Global;
 }
@@ -58,6 +62,12 @@ export interface JitStats {
   codeBytes: number;
   /** host time spent compiling (building the module, WebAssembly compile, instantiate, install), ms */
   compileMs: number;
+  /** of which: finding the blocks and building the module's bytes */
+  buildMs: number;
+  /** WebAssembly.Module (V8 validates it and compiles functions lazily, when they first run) */
+  moduleMs: number;
+  /** WebAssembly.Instance */
+  instantiateMs: number;
 }
 
 /** A compiled region held at one table index: its page, the starts it was compiled from, its blocks. */
@@ -77,13 +87,13 @@ interface Held {
   bytes: number;
 }
 
-export const DEFAULT_JIT_THRESHOLD = 50;
+export const DEFAULT_JIT_THRESHOLD = 2000;
 export const DEFAULT_JIT_MAX_MODULES = 900;
 
 export class JitTier {
   readonly threshold: number;
   readonly maxModules: number;
-  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, instructions: 0, codeBytes: 0, compileMs: 0 };
+  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0 };
   private readonly decode: Decoder;
   /** the first table index of the range regions use (the hart module's own functions come before it) */
   private readonly base: number;
@@ -103,6 +113,8 @@ export class JitTier {
     this.decode = hartDecoder(memory, (inst) => ex.decodeForTest(inst));
     this.none = (ex.JIT_NONE.value as number) >>> 0;
     this.base = ex.table.length;
+    // jitNext hands a table index over in 16 bits
+    if (this.base + this.maxModules > 0xffff) throw new Error(`at most ${0xffff - this.base} compiled regions`);
     ex.table.grow(this.maxModules);
     this.held = new Array(this.maxModules).fill(undefined);
     if (!ex.setJit(1, this.threshold)) throw new Error("the JIT needs hart 0 of its memory (its lookup has room for one hart)");
@@ -131,7 +143,13 @@ export class JitTier {
     const key = `${pageVa}:${pagePhys}`;
     const k = this.byPage.get(key);
     const h = k === undefined ? undefined : this.held[k];
-    if (h && h.epoch !== ex.jitInvalidations() && h.starts.includes(pc) && sameBytes(h.code, page, h.lo)) {
+    const current = h !== undefined && h.epoch === ex.jitInvalidations();
+    if (h && current && h.starts.includes(pc)) {
+      // a block of the page's region, entered from outside it for the first time (only the hot starts are in the
+      // lookup, which has room for the hot ones rather than for every block of every region)
+      this.installStart(k!, h, pc);
+      this.roots.get(key)?.add(pc);
+    } else if (h && !current && h.starts.includes(pc) && sameBytes(h.code, page, h.lo)) {
       // An invalidation made the region stale, but its code is what it was compiled from: the region is the same
       // (it depends on nothing but its page's virtual address and its bytes), so it is installed again.
       this.install(k!, h);
@@ -140,21 +158,21 @@ export class JitTier {
       let roots = this.roots.get(key);
       if (!roots) this.roots.set(key, (roots = new Set()));
       roots.add(pc);
-      const tA = performance.now();
       const region = compileRegion(page, pageVa, [...roots], this.decode);
-      const G = globalThis as any; G.__tb = (G.__tb ?? 0) + performance.now() - tA;
+      const tBuilt = performance.now();
+      this.stats.buildMs += tBuilt - t0;
       if (!region || !region.blocks.some((b) => b.pc === pc)) {
         roots.delete(pc);
         ex.jitInstall(pc, phys, this.none, 0);
         this.stats.notCompiled++;
       } else {
-        const tB = performance.now();
         const mod = new WebAssembly.Module(region.bytes);
-        G.__tm = (G.__tm ?? 0) + performance.now() - tB;
+        const tModule = performance.now();
+        this.stats.moduleMs += tModule - tBuilt;
         const instance = new WebAssembly.Instance(mod, {
-          env: { memory: this.memory, jitLoadSlow: ex.jitLoadSlow, jitStoreSlow: ex.jitStoreSlow, jitExec: ex.jitExec },
+          env: { memory: this.memory, jitLoadSlow: ex.jitLoadSlow, jitStoreSlow: ex.jitStoreSlow, jitExec: ex.jitExec, jitNext: ex.jitNext, table: ex.table },
         });
-        G.__ti = (G.__ti ?? 0) + performance.now() - tB;
+        this.stats.instantiateMs += performance.now() - tModule;
         const slotIndex = k ?? this.clockHand();
         this.evict(slotIndex, k !== undefined);
         ex.table.set(this.base + slotIndex, instance.exports.region as (...args: unknown[]) => unknown);
@@ -174,11 +192,15 @@ export class JitTier {
     return ex.jitRequestSteps();
   }
 
-  /** Records every block start of the region at index k in the hart's lookup. */
+  /** Records the region at index k in the hart's lookup: the starts of its page that were asked for. */
   private install(k: number, h: Held): void {
-    const physOf = (pc: bigint) => h.pagePhys | (pc & 0xfffn);
-    h.starts.forEach((pc, i) => this.ex.jitInstall(pc, physOf(pc), this.base + k, h.states[i]));
     h.epoch = this.ex.jitInvalidations();
+    const roots = this.roots.get(h.key);
+    if (roots) for (const pc of roots) if (h.starts.includes(pc)) this.installStart(k, h, pc);
+  }
+
+  private installStart(k: number, h: Held, pc: bigint): void {
+    this.ex.jitInstall(pc, h.pagePhys | (pc & 0xfffn), this.base + k, h.states[h.starts.indexOf(pc)]);
   }
 
   /** Drops the region at index k from the lookup (its page's roots go too unless it is being compiled again). */
@@ -214,9 +236,10 @@ export class JitTier {
     return this.next;
   }
 
-  /** Compiled regions entered from run() so far, and the instructions they retired. */
-  get calls(): { blocks: number; instructions: number } {
-    return { blocks: Number(this.ex.jitCallCount()), instructions: Number(this.ex.jitRetiredCount()) };
+  /** Compiled regions entered from run() so far, the instructions they retired (with the regions they went on
+   *  into), and the regions entered from another region's exit. */
+  get calls(): { blocks: number; instructions: number; chained: number } {
+    return { blocks: Number(this.ex.jitCallCount()), instructions: Number(this.ex.jitRetiredCount()), chained: Number(this.ex.jitChainCount()) };
   }
 
   /** Invalidations (FENCE.I, host writes, restores) so far: each made every compiled region stale. */

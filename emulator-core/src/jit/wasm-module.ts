@@ -12,13 +12,13 @@ export type ValType = typeof I32 | typeof I64;
 // Opcodes the compiler uses by name (the semantics emitters carry their own).
 export const Op = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, brTable: 0x0e,
-  return: 0x0f, returnCall: 0x12,
+  return: 0x0f, returnCall: 0x12, returnCallIndirect: 0x13,
   call: 0x10, drop: 0x1a, select: 0x1b, localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load: 0x28, i64Load: 0x29, i64Load8S: 0x30, i64Load8U: 0x31, i64Load16S: 0x32, i64Load16U: 0x33,
   i64Load32S: 0x34, i64Load32U: 0x35, i32Store: 0x36, i64Store: 0x37, i64Store8: 0x3c, i64Store16: 0x3d,
   i64Store32: 0x3e, i32Const: 0x41, i64Const: 0x42,
   i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32GtU: 0x4b, i64Eqz: 0x50, i64Eq: 0x51, i64Ne: 0x52,
-  i32Add: 0x6a, i32Sub: 0x6b, i32And: 0x71, i32Shl: 0x74, i32ShrS: 0x75, i64Add: 0x7c, i64And: 0x83, i64Or: 0x84, i64Shl: 0x86, i64ShrU: 0x88, i64ExtendI32U: 0xad,
+  i32Add: 0x6a, i32Sub: 0x6b, i32And: 0x71, i32Shl: 0x74, i32ShrS: 0x75, i32ShrU: 0x76, i32GeS: 0x4e, i64Add: 0x7c, i64And: 0x83, i64Or: 0x84, i64Shl: 0x86, i64ShrU: 0x88, i64ExtendI32U: 0xad,
   i32WrapI64: 0xa7, i64Extend8S: 0xc2, i64Extend16S: 0xc3, i64Extend32S: 0xc4,
 } as const;
 
@@ -197,6 +197,16 @@ export class ModuleBuilder {
     e.push((limits.max !== undefined ? 1 : 0) | (limits.shared ? 2 : 0));
     uleb(e, limits.min);
     if (limits.max !== undefined) uleb(e, limits.max);
+    this.imports.push(e);
+  }
+
+  /** Imports a table of funcref (index 0: the module has no other). */
+  importTable(module: string, field: string, min: number): void {
+    const e: number[] = [];
+    name(e, module);
+    name(e, field);
+    e.push(0x01, 0x70, 0x00); // table, funcref, no maximum
+    uleb(e, min);
     this.imports.push(e);
   }
 
