@@ -418,14 +418,39 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     let insts = b.instructions;
     let L = insts.length;
     const hasMemory = chain.some((j) => blocks[j].instructions.some((d) => LOADS.has(d.op) || STORES.has(d.op)));
-    const rdValue = f.addLocal(I64);
     const key = hasMemory ? f.addLocal(I64) : -1;
     const va = hasMemory ? f.addLocal(I64) : -1;
     const te = hasMemory ? f.addLocal(I32) : -1;
 
+    // The registers the function uses are cached in locals: loaded when an instruction first reads one (always in
+    // the function's straight line, never inside a branch, so every path after it has the value), and the ones
+    // written stored back before anything that leaves the function or reads them from the state block (an exit,
+    // the next block, jitExec).
+    const cache = new Map<number, number>();
+    const dirty = new Set<number>();
+    const ensure = (r: number) => {
+      if (r === 0 || r === X_SCRATCH || cache.has(r)) return;
+      const l = f.addLocal(I64);
+      f.localGet(HART);
+      f.mem(Op.i64Load, 3, HART_BLOCK.XREGS + 8 * r);
+      f.localSet(l);
+      cache.set(r, l);
+    };
+    /** Stores the written registers; `clear` only in the straight line (a branch's store leaves them dirty on the
+     *  path that did not take it). */
+    const flush = (clear: boolean) => {
+      for (const r of dirty) {
+        f.localGet(HART);
+        f.localGet(cache.get(r)!);
+        f.mem(Op.i64Store, 3, HART_BLOCK.XREGS + 8 * r);
+      }
+      if (clear) dirty.clear();
+    };
+
     /** Leaves the region: pc (a constant, or the value of an i64 local), the instructions retired in this block
      *  before the exit, the exit code. */
     const exit = (pcValue: bigint | { local: number }, retiredInBlock: number, code: number) => {
+      flush(false);
       f.localGet(HART);
       if (typeof pcValue === "bigint") f.i64Const(pcValue); else f.localGet(pcValue.local);
       f.localGet(DONE);
@@ -446,6 +471,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     const goTo = (t: bigint, code: number) => {
       const j = index.get(t);
       if (j === undefined) { exit(t, L, code); return; }
+      flush(false);
       f.localGet(HART);
       f.localGet(DONE);
       f.i32Const(L);
@@ -456,6 +482,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     };
     /** Goes on at the address in local t (a JALR's target) through $go: a block of this page's region, or out. */
     const goToDynamic = (t: number) => {
+      flush(false);
       f.localGet(HART);
       // index = ((t & 0xfff) - lo) >> 1 (a negative result is a huge unsigned index: a miss), or -1 off the page
       f.localGet(t);
@@ -483,15 +510,16 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     };
     const pushReg = (r: number) => () => {
       if (r === 0) { f.i64Const(0n); return; }
-      f.localGet(HART);
-      f.mem(Op.i64Load, 3, HART_BLOCK.XREGS + 8 * r);
+      const l = cache.get(r);
+      if (l === undefined) throw new Error(`x${r} read before it was loaded`);
+      f.localGet(l);
     };
     const setRd = (rd: number) => {
       if (rd === X_SCRATCH || rd === 0) { f.op(Op.drop); return; }
-      f.localSet(rdValue);
-      f.localGet(HART);
-      f.localGet(rdValue);
-      f.mem(Op.i64Store, 3, HART_BLOCK.XREGS + 8 * rd);
+      let l = cache.get(rd);
+      if (l === undefined) cache.set(rd, (l = f.addLocal(I64)));
+      f.localSet(l);
+      dirty.add(rd);
     };
     const excPending = () => {
       f.localGet(HART);
@@ -579,6 +607,8 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         const value = VALUE_EMITTERS.get(d.op);
         const cond = BRANCH_EMITTERS.get(d.op);
         const operands = { rs1: pushReg(d.rs1), rs2: pushReg(d.rs2), imm: BigInt(d.imm), pc: d.pc };
+        if (readsRs1(d.op)) ensure(d.rs1);
+        if (readsRs2(d.op)) ensure(d.rs2);
         if (value) {
           value(f, operands);
           setRd(d.rd);
@@ -616,7 +646,9 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           f.op(Op.end);
           f.op(Op.end);
         } else if (isExec(d.op)) {
-          // the interpreter's code runs it on the hart state block, where the registers are
+          // the interpreter's code runs it on the hart state block: the registers go there first, and its rd (an x
+          // register for some) is read from there again after
+          flush(true);
           f.i32Const(d.op);
           f.i32Const(8 * d.rd);
           f.i32Const(8 * d.rs1);
@@ -629,6 +661,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           if (isFpStore(d.op)) htifStoreExit(after, i);
           exit(d.pc, i, EXIT_EXC);
           f.op(Op.end);
+          cache.delete(d.rd);
         } else if (cond) {
           cond(f, operands);
           f.op(Op.if); f.op(VOID);
@@ -674,6 +707,16 @@ const RS2_USERS = new Set<number>();
   for (const [op, emit] of VALUE_EMITTERS) emit(probe, { rs1() {}, rs2() { RS2_USERS.add(op); }, imm: 0n, pc: 0n });
 }
 const usesRs2 = (op: number) => RS2_USERS.has(op);
+const RS1_USERS = new Set<number>();
+{
+  const probe = {
+    op() {}, i32Const() {}, i64Const() {}, localGet() {}, localSet() {}, tempLocal: () => 0, releaseLocal() {},
+  };
+  for (const [op, emit] of VALUE_EMITTERS) emit(probe, { rs1() { RS1_USERS.add(op); }, rs2() {}, imm: 0n, pc: 0n });
+}
+/** Whether the compiled form of op reads rs1 / rs2 (A, F and D read theirs from the state block). */
+const readsRs1 = (op: number) => RS1_USERS.has(op) || LOADS.has(op) || STORES.has(op) || isBranch(op) || op === OP.JALR;
+const readsRs2 = (op: number) => usesRs2(op) || STORES.has(op) || isBranch(op);
 
 /** Compiles one block at pc alone (a region of one block that follows nothing): for tests that compare a block
  *  with the interpreter. */
