@@ -17,7 +17,7 @@ import { RAM_BASE } from "../layout.ts";
 import { compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
 
 export interface JitOptions {
-  /** executions of a block start before its page's region is compiled (1: on first execution; default 2000: a
+  /** executions of a block start before its page's region is compiled (1: on first execution; default 10000: a
    *  region costs about a millisecond to build and more to optimize, worth it for code that runs often) */
   threshold?: number;
   /** compiled blocks held at once (default 900) */
@@ -87,7 +87,7 @@ interface Held {
   bytes: number;
 }
 
-export const DEFAULT_JIT_THRESHOLD = 2000;
+export const DEFAULT_JIT_THRESHOLD = 10_000;
 export const DEFAULT_JIT_MAX_MODULES = 900;
 
 export class JitTier {

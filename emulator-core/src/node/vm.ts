@@ -65,7 +65,7 @@ export interface NodeVmOptions {
   inflateInitrd?: boolean;
   /** compile hot guest code to WebAssembly (the JIT, src/jit/README.md); default false */
   jit?: boolean;
-  /** with jit: executions of a block start before its page is compiled (default 2000; 1 compiles all code) */
+  /** with jit: executions of a block start before its page is compiled (default 10000; 1 compiles all code) */
   jitThreshold?: number;
 }
 
