@@ -287,13 +287,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     f.localGet(0);
     f.localGet(1);
     f.mem(Op.i64Store, 3, HART_FIELDS.pc.offset);
-    f.localGet(0);
-    f.localGet(0);
-    f.mem(Op.i64Load, 3, HART_FIELDS.instret.offset);
-    f.localGet(2);
-    f.op(Op.i64ExtendI32U);
-    f.op(Op.i64Add);
-    f.mem(Op.i64Store, 3, HART_FIELDS.instret.offset);
+    addRetired(f, 0, 2);
     f.localGet(3);
     return f;
   }
@@ -306,13 +300,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     const HART = 0, PC = 1, RETIRED = 2, BUDGET = 3, CODE = 4;
     const f = new FunctionBody([I32, I64, I32, I32, I32]);
     const next = f.addLocal(I32);
-    f.localGet(HART);
-    f.localGet(HART);
-    f.mem(Op.i64Load, 3, HART_FIELDS.instret.offset);
-    f.localGet(RETIRED);
-    f.op(Op.i64ExtendI32U);
-    f.op(Op.i64Add);
-    f.mem(Op.i64Store, 3, HART_FIELDS.instret.offset);
+    addRetired(f, HART, RETIRED);
     // budget - retired >= JIT_MAX_BLOCK (retired <= budget: the blocks only run within it)
     f.localGet(BUDGET);
     f.localGet(RETIRED);
@@ -695,6 +683,17 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     });
     return f;
   }
+}
+
+/** H.instret += the i32 in local `retired` (hart: the local holding the state block's address). */
+function addRetired(f: FunctionBody, hart: number, retired: number): void {
+  f.localGet(hart);
+  f.localGet(hart);
+  f.mem(Op.i64Load, 3, HART_FIELDS.instret.offset);
+  f.localGet(retired);
+  f.op(Op.i64ExtendI32U);
+  f.op(Op.i64Add);
+  f.mem(Op.i64Store, 3, HART_FIELDS.instret.offset);
 }
 
 // Whether an op writing rd reads rs2: the generated emitters read it through the operands, so they are asked
