@@ -120,26 +120,6 @@ const isBranch = (op: number) => BRANCH_EMITTERS.has(op);
 const endsBlock = (op: number) => isBranch(op) || op === OP.JAL || op === OP.JALR;
 const compiles = (op: number) => VALUE_EMITTERS.has(op) || LOADS.has(op) || STORES.has(op) || isExec(op) || op === OP.FENCE || endsBlock(op);
 
-/** The instructions of the block starting at pc: page holds the 4 KiB page pc is on. */
-export function scanBlock(page: Uint8Array, pc: bigint, decode: Decoder, maxInstructions = 64): BlockInst[] {
-  const out: BlockInst[] = [];
-  let off = Number(pc & 0xfffn);
-  while (out.length < maxInstructions && off < 4096) {
-    const lo = page[off] | (page[off + 1] << 8);
-    let word = lo;
-    if ((lo & 3) === 3) {
-      if (off + 4 > 4096) break; // its upper half is on the next page, whose mapping may differ
-      word = (lo | (page[off + 2] << 16) | (page[off + 3] << 24)) >>> 0;
-    }
-    const d = decode(word);
-    if (!compiles(d.op)) break;
-    out.push({ ...d, pc: (pc & ~0xfffn) + BigInt(off) });
-    off += d.len;
-    if (endsBlock(d.op)) break;
-  }
-  return out;
-}
-
 /** A block of a region: its instructions, and where control goes after its last one. */
 export interface RegionBlock {
   pc: bigint;
@@ -147,14 +127,14 @@ export interface RegionBlock {
 }
 
 export interface CompiledRegion {
-  /** the module's bytes (imports env.memory, env.jitLoadSlow, env.jitStoreSlow; exports "region") */
+  /** the module's bytes (imports and export: this file's header) */
   bytes: Uint8Array<ArrayBuffer>;
-  /** the blocks, in address order; a block's index is the entry state that starts it */
+  /** the blocks, in address order (entryState gives the entry state that starts each) */
   blocks: RegionBlock[];
   /** page offsets of the code the region was compiled from: [lo, hi) covers every instruction of every block */
   lo: number;
   hi: number;
-  /** instructions compiled (a block that overlaps another counts its own) */
+  /** instructions compiled */
   instructions: number;
   /** the entry state that starts the block at pc (a block start of the region) */
   entryState(pc: bigint): number;
