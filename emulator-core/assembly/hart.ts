@@ -7,9 +7,10 @@
 // something, or changed state that the loop caches (privilege, translation, interrupt enables) ends with `break`
 // and the code after the switch sorts it out. Nothing here allocates or calls into JavaScript.
 //
-// With the JIT on (jit.ts, src/jit/README.md) the page-cross case is also where blocks start: codePage stays 1,
-// so every taken branch and jump lands there, and compiled blocks are entered from it by call_indirect. With it
-// off, the one addition is a test of the flag after that case's same-page test failed.
+// With the JIT on (jit.ts, src/jit/README.md) the page-cross case is also where blocks start: every page cross,
+// every backward taken branch (through probeEntry: a loop) and every return from compiled code lands there, and
+// compiled regions are entered from it by call_indirect. With it off, the additions are a test of a local flag
+// in the taken-branch cases and of the op in the page-cross case.
 
 import * as O from "./ops";
 import * as S from "./semantics";
@@ -50,6 +51,13 @@ const crossEntry = memory.data<u8>([O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
 /** The entry for pc p: in the current decoded page when p is on it, else the page-cross sentinel. */
 @inline function entryFor(p: u64, codePage: u64, codeBase: usize): usize {
   return (p & ~0xfff) == codePage ? codeBase + (<usize>(p & 0xffe) << 3) : crossEntry;
+}
+// With the JIT on, a backward jump within the page (a loop) goes through this entry, which looks its target up as
+// a block start: loops become hot and are compiled, without a lookup at every taken branch.
+const probeEntry = memory.data<u8>([O.OP_JIT_PROBE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 16);
+/** The entry for the target p of a taken branch or JAL (back: backward, with the JIT on). */
+@inline function takenEntry(p: u64, codePage: u64, codeBase: usize, back: bool): usize {
+  return (p & ~0xfff) != codePage ? crossEntry : back ? probeEntry : codeBase + (<usize>(p & 0xffe) << 3);
 }
 
 @inline function RD(e: usize): usize { return <usize>load<u16>(e, E_RD); }
@@ -101,8 +109,10 @@ export function run(budget: i32): u32 {
   let codeBase: usize = 0;
   let dKey: u64 = 0;
   let e: usize = crossEntry; // the decoded entry for p
-  // With the JIT on (jit.ts), the decoded page of p is kept here instead of codePage (1 = none), with the guest
-  // physical address of its page.
+  // With the JIT on (jit.ts): the page p was last looked up on (1 = none), its host address, its decoded entries
+  // and its guest physical address; codePage follows it while p is interpreted there, and backward taken
+  // branches within it go through probeEntry (loops' heads are counted and entered).
+  const probeLoops = jitEnabled;
   let jitPage: u64 = 1;
   let jitHost: usize = 0;
   let jitBase: usize = 0; // 0 until something on the page is interpreted
@@ -125,10 +135,12 @@ export function run(budget: i32): u32 {
     const op = <u32>load<u8>(e);
     n--;
     switch (op) {
-      case O.OP_PAGE_CROSS: {
+      case O.OP_PAGE_CROSS:
+      case O.OP_JIT_PROBE: {
         // p left the decoded page (sequentially, by a jump, or after a state change): find its page's entries.
+        // (OP_JIT_PROBE: p is a loop's head on the same page, to look up as a block start below.)
         n++;
-        if ((p & ~0xfff) == codePage) { e = codeBase + (<usize>(p & 0xffe) << 3); continue; }
+        if (op == O.OP_PAGE_CROSS && (p & ~0xfff) == codePage) { e = codeBase + (<usize>(p & 0xffe) << 3); continue; }
         if (!jitEnabled || (p & ~0xfff) != jitPage) {
           const hostPage = fetchPage(p);
           if (H.exc) {
@@ -173,7 +185,11 @@ export function run(budget: i32): u32 {
         // Enter only with budget for a whole block left, so that the region's entry block fits (it stops within
         // n); else interpret from p.
         if (slot == 0 || slot == JIT_NONE || n < JIT_MAX_BLOCK) {
+          // interpreted: the page is the decoded page, where taken branches go on directly (backward ones through
+          // probeEntry)
           if (!jitBase) jitBase = decodedPage(jitHost);
+          codePage = jitPage;
+          codeBase = jitBase;
           e = jitBase + (<usize>(p & 0xffe) << 3);
           continue;
         }
@@ -188,7 +204,7 @@ export function run(budget: i32): u32 {
         H.instret = instretBefore;
         jitCounted(retired);
         p = H.pc;
-        e = crossEntry; // the next block start: looked up through this case again
+        e = probeEntry; // the next block start: looked up through this case again, on this page or not
         // Nothing a block runs changes interrupt enables, privilege or translation (it stops before any CSR or
         // system instruction), and the host changes interrupt lines only between run() calls: there is nothing to
         // look at between blocks but a pending trap or stop.
@@ -215,7 +231,7 @@ export function run(budget: i32): u32 {
       // ---- RV64I ----------------------------------------------------------------------------------------------
       case O.OP_LUI: setX(xr, RD(e), S.LUI(IMM(e))); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       case O.OP_AUIPC: setX(xr, RD(e), S.AUIPC(IMM(e), p)); { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
-      case O.OP_JAL: setX(xr, RD(e), p + load<u8>(e, E_LEN)); p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); continue;
+      case O.OP_JAL: { setX(xr, RD(e), p + load<u8>(e, E_LEN)); const imm = load<i32>(e, E_IMM); p += <u64><i64>imm; e = takenEntry(p, codePage, codeBase, probeLoops && imm < 0); continue; }
       case O.OP_JALR: {
         const t = (X(xr, load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM)) & ~1;
         setX(xr, RD(e), p + load<u8>(e, E_LEN));
@@ -224,27 +240,27 @@ export function run(budget: i32): u32 {
         continue;
       }
       case O.OP_BEQ:
-        if (S.BEQ(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BEQ(RS1(xr, e), RS2(xr, e))) { const imm = load<i32>(e, E_IMM); p += <u64><i64>imm; e = takenEntry(p, codePage, codeBase, probeLoops && imm < 0); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BNE:
-        if (S.BNE(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BNE(RS1(xr, e), RS2(xr, e))) { const imm = load<i32>(e, E_IMM); p += <u64><i64>imm; e = takenEntry(p, codePage, codeBase, probeLoops && imm < 0); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BLT:
-        if (S.BLT(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BLT(RS1(xr, e), RS2(xr, e))) { const imm = load<i32>(e, E_IMM); p += <u64><i64>imm; e = takenEntry(p, codePage, codeBase, probeLoops && imm < 0); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BGE:
-        if (S.BGE(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BGE(RS1(xr, e), RS2(xr, e))) { const imm = load<i32>(e, E_IMM); p += <u64><i64>imm; e = takenEntry(p, codePage, codeBase, probeLoops && imm < 0); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BLTU:
-        if (S.BLTU(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BLTU(RS1(xr, e), RS2(xr, e))) { const imm = load<i32>(e, E_IMM); p += <u64><i64>imm; e = takenEntry(p, codePage, codeBase, probeLoops && imm < 0); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
       case O.OP_BGEU:
-        if (S.BGEU(RS1(xr, e), RS2(xr, e))) { p += <u64><i64>load<i32>(e, E_IMM); e = entryFor(p, codePage, codeBase); }
+        if (S.BGEU(RS1(xr, e), RS2(xr, e))) { const imm = load<i32>(e, E_IMM); p += <u64><i64>imm; e = takenEntry(p, codePage, codeBase, probeLoops && imm < 0); }
         else { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; }
         continue;
 

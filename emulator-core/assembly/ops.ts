@@ -175,4 +175,5 @@ export const OP_FCVT_D_LU: u8 = 161;
 export const OP_FMV_D_X: u8 = 162;
 export const OP_FCVT_D_S: u8 = 163;
 export const OP_PAGE_CROSS: u8 = 164; // sentinel: pc left the decoded page; look up the entry for pc
-export const OP_COUNT: u8 = 165;
+export const OP_JIT_PROBE: u8 = 165; // sentinel (JIT on): pc is a loop's head; look it up as a block start
+export const OP_COUNT: u8 = 166;
