@@ -195,7 +195,8 @@ export const OP = {
   FMV_D_X: 162,
   FCVT_D_S: 163,
   PAGE_CROSS: 164,
-  COUNT: 165,
+  JIT_PROBE: 165,
+  COUNT: 166,
 } as const;
 
 export function emitLUI(f: SemanticsSink, o: Operands): void {
