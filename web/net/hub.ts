@@ -129,11 +129,20 @@ export class NetworkHub {
   private disposed = false;
 
   constructor(private readonly opts: NetworkHubOptions = {}) {
-    // Switch states and card rates are only of use to a view that shows them: with nobody subscribed, or the page
-    // hidden, the switch workers are not asked (a message each way, a structured clone of every port's counters,
-    // once a second: a cost an idle page should not pay). A caller that needs them now calls poll().
-    this.pollTimer = setInterval(() => { if (this.listeners.size > 0 && !pageHidden()) void this.poll(); }, opts.pollMs ?? 1000);
-    this.captureTimer = setInterval(() => void this.pollCaptures(), opts.capturePollMs ?? 400);
+  }
+
+  /** Runs each poll's timer only while it has someone to serve. Switch states and card rates are only of use to a view
+   *  that shows them: with nobody subscribed, or the page hidden, the switch workers are not asked (a message each way,
+   *  a structured clone of every port's counters, once a second: a cost an idle page should not pay), and with nobody
+   *  subscribed not even the timer runs (every timer is a wake-up of the page). A caller that needs them now calls
+   *  poll(). Captures are polled while a view watches one. */
+  private retime(): void {
+    const poll = !this.disposed && this.listeners.size > 0;
+    if (poll && !this.pollTimer) this.pollTimer = setInterval(() => { if (!pageHidden()) void this.poll(); }, this.opts.pollMs ?? 1000);
+    if (!poll && this.pollTimer) { clearInterval(this.pollTimer); this.pollTimer = undefined; }
+    const capture = !this.disposed && [...this.nets.values()].some((n) => n.watchers > 0);
+    if (capture && !this.captureTimer) this.captureTimer = setInterval(() => void this.pollCaptures(), this.opts.capturePollMs ?? 400);
+    if (!capture && this.captureTimer) { clearInterval(this.captureTimer); this.captureTimer = undefined; }
   }
 
   /** A new object whenever something changed (for React's useSyncExternalStore). */
@@ -141,9 +150,10 @@ export class NetworkHub {
 
   subscribe = (fn: () => void): (() => void) => {
     this.listeners.add(fn);
+    this.retime();
     // a view that opens shows the switches as they are now, not as the last poll (maybe long ago) found them
     if (this.listeners.size === 1) void this.poll();
-    return () => { this.listeners.delete(fn); };
+    return () => { this.listeners.delete(fn); this.retime(); };
   };
 
   private changed(): void {
@@ -186,6 +196,7 @@ export class NetworkHub {
     }
     void net.remote.close().catch(() => {}).finally(() => { net.remote[Comlink.releaseProxy](); net.worker.terminate(); });
     this.changed();
+    this.retime();
   }
 
   networkNames(): string[] { return [...this.nets.keys()]; }
@@ -302,8 +313,9 @@ export class NetworkHub {
     const net = this.nets.get(network);
     if (!net) return () => {};
     net.watchers++;
+    this.retime();
     void this.pollCaptures();
-    return () => { net.watchers--; };
+    return () => { net.watchers--; this.retime(); };
   }
 
   /** The newest captured frames of a network the page has fetched (oldest first). */
@@ -411,8 +423,7 @@ export class NetworkHub {
     if (this.disposed) return;
     for (const name of [...this.nets.keys()]) this.removeNetwork(name);
     this.disposed = true;
-    clearInterval(this.pollTimer);
-    clearInterval(this.captureTimer);
     this.listeners.clear();
+    this.retime();
   }
 }

@@ -176,15 +176,16 @@ export function fmtUptime(ms: number): string {
   return `${Math.floor(h / 24)}d ${h % 24}h`;
 }
 
-/** A CPU share in whole percent, and "<1" for the tenths an idle VM wanders about in: a figure that does not change
- *  with every sample of an idle VM is not drawn again (every change is a frame: layout, paint, composite). */
+/** A CPU share in whole percent, and "<1" for anything under a half, zero included: an idle VM's samples alternate
+ *  between zero (a second it slept through) and a few hundredths (a second with a timer tick in it), and a figure that
+ *  changed with each would be drawn again every second (every change is a frame: layout, paint, composite). */
 export function fmtPct(p: number): string {
-  return p > 0 && p < 0.5 ? "<1" : p.toFixed(0);
+  return p < 0.5 ? "<1" : p.toFixed(0);
 }
 
-/** Guest MIPS: two significant figures, and "<1" for an idle guest's fractions (see fmtPct). */
+/** Guest MIPS: two significant figures, and "<1" for an idle guest's fractions and zeros (see fmtPct). */
 export function fmtMips(m: number): string {
-  return m > 0 && m < 0.95 ? "<1" : m < 10 ? m.toFixed(1) : m.toFixed(0);
+  return m < 0.95 ? "<1" : m < 10 ? m.toFixed(1) : m.toFixed(0);
 }
 
 // ---- Drawing the meters: only what is on screen, only when what it shows changed, at most once per animation

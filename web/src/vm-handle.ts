@@ -104,6 +104,20 @@ function takeVmWorker(): Worker {
   return w;
 }
 
+/** The console pumps' safety net (see VmHandle's constructor): one timer for every VM of the page, not one each (every
+ *  timer is a wake-up of the page's main thread), running while there is a VM. */
+const safetyChecks = new Set<() => void>();
+let safetyTimer: ReturnType<typeof setInterval> | undefined;
+
+function addSafetyCheck(check: () => void): () => void {
+  safetyChecks.add(check);
+  safetyTimer ??= setInterval(() => { for (const c of safetyChecks) c(); }, 1000);
+  return () => {
+    safetyChecks.delete(check);
+    if (safetyChecks.size === 0 && safetyTimer !== undefined) { clearInterval(safetyTimer); safetyTimer = undefined; }
+  };
+}
+
 const OUTPUT_RING = 1 << 18; // 256 KiB
 const INPUT_RING = 1 << 14;  // 16 KiB
 /** At most this much console output is handed to the sink per animation frame... */
@@ -128,7 +142,7 @@ export class VmHandle {
   private sink: ConsoleSink | undefined;
   private sinkPending = 0;
   private frame = 0;
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private removeSafetyCheck: (() => void) | undefined;
   private lastPump = 0;
   private disposed = false;
   private readonly listeners = new Set<(state: VmState, detail?: string) => void>();
@@ -196,9 +210,9 @@ export class VmHandle {
     this.schedule();
     // The safety net should a wake-up of the sleeping pump ever be missed. A hidden page takes no output at all: the
     // worker keeps it (the guest runs on; the oldest is dropped past its backlog, with a mark) until it shows again.
-    this.timer = setInterval(() => {
+    this.removeSafetyCheck = addSafetyCheck(() => {
       if (!pageHidden() && performance.now() - this.lastPump > 900 && this.pump() && this.asleep) this.wakePump();
-    }, 1000);
+    });
     document.addEventListener("visibilitychange", this.onVisibility);
   }
 
@@ -449,7 +463,7 @@ export class VmHandle {
     document.removeEventListener("visibilitychange", this.onVisibility);
     this.asleep = false;
     if (this.frame) cancelAnimationFrame(this.frame);
-    if (this.timer) clearInterval(this.timer);
+    this.removeSafetyCheck?.();
     this.remote[Comlink.releaseProxy]();
     this.worker.terminate();
     this.abandonCalls();
