@@ -49,14 +49,22 @@ const seriesValues = (s: ChartSeries, t: number[]): (number | null)[] => s.value
 
 const START_STEP = 8;
 
-/** The time axis moves on in steps of this many seconds, all charts together (the step is aligned to the clock): a
- *  chart whose history has any shape in it would otherwise scroll, and be drawn again, with every sample. Samples
- *  newer than the right edge's last step are drawn as they come, where they change the picture. */
+/** The time axis moves on in steps, not with every sample (the step is aligned to the clock, so charts of the same
+ *  window step together): a chart whose history has any shape in it would otherwise scroll, and be drawn again, with
+ *  every sample. A step is a twentieth of the chart's window (15 s for the meters' 5 minutes, 6 s for the cards' 2),
+ *  at least X_STEP_S: the same few pixels of movement whatever the window, and a chart of a long window is drawn as
+ *  seldom as it needs. Samples newer than the right edge's last step are drawn as they come, where they change the
+ *  picture. */
 export const X_STEP_S = 5;
 
+export function xStep(window: number | undefined): number {
+  return window ? Math.max(X_STEP_S, window / 20) : X_STEP_S;
+}
+
 /** The right edge of the time axis for samples up to tMax (unix seconds). */
-export function xEdge(tMax: number): number {
-  return Math.ceil(tMax / X_STEP_S) * X_STEP_S;
+export function xEdge(tMax: number, window?: number): number {
+  const step = xStep(window);
+  return Math.ceil(tMax / step) * step;
 }
 
 /** The top of the y range: yMax, or the samples' largest plus some room, at least yFloor. */
@@ -71,7 +79,7 @@ export function yTop(max: number, yMax: number | undefined, yFloor: number | und
 export function picture(t: number[], series: (number | null)[][], widthPx: number, heightPx: number, window: number | undefined, yMax: number | undefined, yFloor?: number): string {
   const n = t.length;
   if (n === 0) return "empty";
-  const tMax = xEdge(t[n - 1]);
+  const tMax = xEdge(t[n - 1], window);
   const tMin = window ? tMax - window : t[0];
   const span = Math.max(1e-9, tMax - tMin);
   let first = 0;
@@ -121,7 +129,10 @@ export function Chart(props: ChartProps) {
       scales: {
         x: {
           time: true,
-          range: (_u, min, max) => [latest.current.window ? xEdge(max) - latest.current.window : min, xEdge(max)],
+          range: (_u, min, max) => {
+            const w = latest.current.window;
+            return [w ? xEdge(max, w) - w : min, xEdge(max, w)];
+          },
         },
         y: { range: (_u, _min, max) => [0, yTop(max, latest.current.yMax, latest.current.yFloor)] },
       },
