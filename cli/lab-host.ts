@@ -137,13 +137,14 @@ export class NodeLabHost implements LabHost {
         const { disk } = openChunkedImage(DEBIAN_IMAGE_DIR);
         return new NodeVm({
           ramMiB: spec.ramMiB, kernel: DEFAULT_IMAGES + "Image", diskBackend: disk, append: cmdlineOf(spec, { cmdline, sshKey }),
-          nics: macs.length, macs, balloon: true, onConsole,
+          nics: macs.length, macs, balloon: true, onConsole, jit: spec.jit === true,
         });
       };
     } else {
       const append = cmdlineOf(spec);
       const base = {
         ramMiB: spec.ramMiB, nics: macs.length, macs, balloon: true as const, append, hostname: spec.name, onConsole,
+        jit: spec.jit === true, // the lab's per-VM setting, as the page applies it
         diskBackend: spec.diskMiB > 0 ? new MemoryBlockBackend(spec.diskMiB * MiB) : undefined,
       };
       const template = this.templateFor(spec, macs.length);

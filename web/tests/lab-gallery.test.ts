@@ -108,6 +108,24 @@ for (const g of GALLERY) {
 }
 
 describe("the build plan in real guests", () => {
+  it("a VM whose lab says jit: true runs with the JIT, as in the page; the others do not", async () => {
+    const lab = full({
+      version: 1, title: "jit",
+      networks: [{ name: "a", subnet: "10.0.6.0/24" }],
+      vms: [{ name: "fast", jit: true, cards: [{ network: "a" }] }, { name: "plain", cards: [{ network: "a" }] }],
+    });
+    const host = new NodeLabHost();
+    hosts.push(host);
+    await buildLab(lab, host);
+    // a loop long enough to make its blocks hot (the default threshold: 10,000 executions)
+    const r = await host.exec("fast", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo $i", 60_000);
+    expect(r.stdout).toBe("30000\n");
+    const tier = host.nodeVm("fast")!.machine.hart.jit;
+    expect(tier).toBeDefined();
+    expect(tier!.stats.compiled).toBeGreaterThan(0);
+    expect(host.nodeVm("plain")!.machine.hart.jit).toBeUndefined();
+  }, 120_000);
+
   it("a VM on two DHCP networks keeps eth0's default route and name server; a route via a DHCP card is added once it has its lease", async () => {
     const lab = full({
       version: 1, title: "two DHCP cards",
