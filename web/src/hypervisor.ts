@@ -167,9 +167,11 @@ export class Hypervisor {
   /** told when a VM is deleted (its name) */
   onRemoved: ((name: string) => void) | undefined;
 
-  /** the browser's storage (refreshed every few samples) */
+  /** the browser's storage (refreshed when the disks' stored bytes move, and once a minute) */
   storage: StorageSummary = {};
   private storageRound = 0;
+  /** the disks' stored bytes when the storage figures were last asked for */
+  private storageAskedAt = -1;
 
   constructor(private readonly guest: Guest, private readonly opts: HypervisorOptions) {
     this.timer = setInterval(() => void this.sample(), SAMPLE_MS);
@@ -560,7 +562,15 @@ export class Hypervisor {
     try {
       await Promise.all(this.entries.map((e) => this.sampleOne(e)));
       if (this.share()) this.structVersion++;
-      if (this.persistDisks && ++this.storageRound % 5 === 0) await this.refreshStorage();
+      // the browser's storage figures (two calls to the browser process) are asked for again when the disks' stored
+      // bytes moved, checked every 5 s, and at least once a minute (another tab, the browser's own quota)
+      if (this.persistDisks && ++this.storageRound % 5 === 0) {
+        const stored = this.diskStoredBytes();
+        if (stored !== this.storageAskedAt || this.storageRound % 60 === 0) {
+          this.storageAskedAt = stored;
+          await this.refreshStorage();
+        }
+      }
       let total = 0;
       for (const e of this.entries) total += e.history.last?.cpu ?? 0;
       this.hostT.push(Date.now() / 1000);
