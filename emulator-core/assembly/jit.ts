@@ -17,8 +17,8 @@
 // (0: none yet, JIT_NONE: the host could not compile a block there), u16 used (set when run() enters the block),
 // u16 entry state (which block of the compiled region at that table index starts at pc: src/jit/compile-region.ts).
 
-import { H, tlbFetch, ramHostToGuest } from "./state";
-import { tlbSlot } from "./mmu";
+import { ramHostToGuest } from "./state";
+import { fetchPageCached } from "./mmu";
 
 export const JIT_SETS: u32 = 8192;
 const JIT_ENTRIES: u32 = 2 * JIT_SETS;
@@ -152,9 +152,9 @@ export function jitProbe(pc: u64, phys: u64): u32 {
  *  when there is none (not compiled, not yet hot, stale) or pc's page is not in the fetch TLB (run() translates
  *  it, and may trap). It neither counts nor asks for compiling: run() does that when the region returns. */
 export function jitNext(pc: u64): u32 {
-  const te = tlbSlot(tlbFetch, pc);
-  if (load<u64>(te) != ((pc >> 12) | H.fetchKey)) return 0;
-  const phys = (pc & ~0xfff) + load<u64>(te, 8) + ramHostToGuest | (pc & 0xfff);
+  const hostPage = fetchPageCached(pc);
+  if (!hostPage) return 0;
+  const phys = (<u64>hostPage + ramHostToGuest) | (pc & 0xfff);
   const ent = find(setOf(pc), pc, phys);
   if (!ent) return 0;
   const slot = load<u32>(ent, 24);

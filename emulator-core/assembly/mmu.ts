@@ -126,9 +126,17 @@ export function translate(va: u64, acc: u32, p: u32): u64 {
 // --- fetch -------------------------------------------------------------------------------------------------------
 
 /** Host (wasm) address of the 4 KiB page holding instruction address va, or 0 after raising a fault. */
-export function fetchPage(va: u64): usize {
+/** The host address of va's page when the fetch TLB holds its translation in the current context, else 0 (no
+ *  host page is at 0: RAM lies above the module's data). */
+@inline export function fetchPageCached(va: u64): usize {
   const te = tlbSlot(tlbFetch, va);
-  if (load<u64>(te) == ((va >> 12) | H.fetchKey)) return <usize>((va & ~0xfff) + load<u64>(te, 8));
+  return load<u64>(te) == ((va >> 12) | H.fetchKey) ? <usize>((va & ~0xfff) + load<u64>(te, 8)) : 0;
+}
+
+export function fetchPage(va: u64): usize {
+  const cached = fetchPageCached(va);
+  if (cached) return cached;
+  const te = tlbSlot(tlbFetch, va);
   const pa = translate(va, ACC_FETCH, H.priv);
   if (H.exc) return 0;
   if (!inRam(pa, 2)) { raise(CAUSE_FETCH_ACCESS, va); return 0; }

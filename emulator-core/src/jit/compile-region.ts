@@ -415,14 +415,18 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       if (clear) dirty.clear();
     };
 
+    /** Pushes the instructions retired so far with k more of this block's (the count every way on passes on). */
+    const pushDone = (k: number) => {
+      f.localGet(DONE);
+      if (k) { f.i32Const(k); f.op(Op.i32Add); }
+    };
     /** Leaves the region: pc (a constant, or the value of an i64 local), the instructions retired in this block
      *  before the exit, the exit code. */
     const exit = (pcValue: bigint | { local: number }, retiredInBlock: number, code: number) => {
       flush(false);
       f.localGet(HART);
       if (typeof pcValue === "bigint") f.i64Const(pcValue); else f.localGet(pcValue.local);
-      f.localGet(DONE);
-      if (retiredInBlock) { f.i32Const(retiredInBlock); f.op(Op.i32Add); }
+      pushDone(retiredInBlock);
       if (code === EXIT_EXC || retiredInBlock < L) {
         // a trap or a stop, or the budget's end: back to run()
         f.i32Const(code);
@@ -441,9 +445,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       if (j === undefined) { exit(t, L, code); return; }
       flush(false);
       f.localGet(HART);
-      f.localGet(DONE);
-      f.i32Const(L);
-      f.op(Op.i32Add);
+      pushDone(L);
       f.localGet(BUDGET);
       f.op(Op.returnCall);
       uleb(f.code, firstBlock + j);
@@ -468,9 +470,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.i64Const(pageVa);
       f.op(Op.i64Eq);
       f.op(Op.select);
-      f.localGet(DONE);
-      f.i32Const(L);
-      f.op(Op.i32Add);
+      pushDone(L);
       f.localGet(BUDGET);
       f.localGet(t);
       f.op(Op.returnCall);
@@ -553,15 +553,11 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       const inChain = c + 1 < chain.length;
       if (c > 0) {
         // the block before retired all of its instructions
-        f.localGet(DONE);
-        f.i32Const(blocks[chain[c - 1]].instructions.length);
-        f.op(Op.i32Add);
+        pushDone(blocks[chain[c - 1]].instructions.length);
         f.localSet(DONE);
       }
       // The budget: the block runs only when all of it fits in what the caller allowed.
-      f.localGet(DONE);
-      f.i32Const(L);
-      f.op(Op.i32Add);
+      pushDone(L);
       f.localGet(BUDGET);
       f.op(Op.i32GtU);
       f.op(Op.if); f.op(VOID);
