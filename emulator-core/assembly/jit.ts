@@ -78,9 +78,21 @@ let reqSteps: i32 = 0;
   }
   return 0;
 }
-/** A way of set a new block start may take (stale, empty, only counting, or not compilable), or 0. */
+/** Whether the entry holds nothing current: empty, or left from an earlier epoch. */
+@inline function vacant(ent: usize): bool {
+  return load<u32>(ent, 16) != jitEpoch;
+}
+/** A way of set a new block start may take, or 0: a vacant way first, then one only counting or not compilable
+ *  (the one with the lower count). A counting start must not push out another counting start while a way is
+ *  vacant: two starts that share a set (a user loop's and a kernel path's the timer tick runs) would take turns
+ *  in one way, each resetting the other's count, and neither would ever reach the threshold. */
 @inline function victim(set: usize): usize {
-  return !compiledHere(set) ? set : !compiledHere(set + ENTRY_BYTES) ? set + ENTRY_BYTES : 0;
+  const other = set + ENTRY_BYTES;
+  if (vacant(set)) return set;
+  if (vacant(other)) return other;
+  const a = !compiledHere(set), b = !compiledHere(other);
+  if (a && b) return load<u32>(set, 20) <= load<u32>(other, 20) ? set : other;
+  return a ? set : b ? other : 0;
 }
 @inline function claim(ent: usize, pc: u64, phys: u64, slot: u32, state: u32): void {
   store<u64>(ent, pc);

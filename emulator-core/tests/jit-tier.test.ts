@@ -124,6 +124,31 @@ describe("JIT tiering", () => {
     expect(h.jit!.resident.regions).toBe(2);
   });
 
+  it("two block starts that share a set of the lookup are both counted to the threshold and compiled", () => {
+    // f (page 1) and g (page 5) are 16 KiB apart: their starts fall in the same set of the lookup (by pc), whose
+    // other way stays empty. Called in turn, neither start may push out the other's count.
+    const FA = 0x1000, FB = 0x5000;
+    const calls = program([
+      auipc(S0),                 // 0x00
+      addi(S1, ZERO, 200),       // 0x04
+      jal(RA, FA - 0x08),        // 0x08 loop: f()
+      jal(RA, FB - 0x0c),        // 0x0c g()
+      addi(S1, S1, -1),          // 0x10
+      bne(S1, ZERO, -12),        // 0x14
+      sd(A0, S0, TOHOST),        // 0x18
+      jal(ZERO, 0),              // 0x1c
+    ], [[FA, addi(A0, A0, 1)], [FA + 4, jalr(ZERO, RA, 0)], [FB, addi(A0, A0, 2)], [FB + 4, jalr(ZERO, RA, 0)]]);
+    const h = new Hart(loadHartModule(), computeLayout(4));
+    h.enableJit({ threshold: 50 });
+    for (const [off, w] of calls) h.writePhys(RAM_BASE + BigInt(off), new Uint8Array(new Uint32Array([w]).buffer));
+    h.ex.reset(0, RAM_BASE);
+    h.ex.setTohost(RAM_BASE + BigInt(TOHOST));
+    expect(untilTohost(h)).toBe(600n);
+    // the loop's page, f's and g's: each compiled once its start was counted 50 times
+    expect(h.jit!.stats.compiled).toBe(3);
+    expect(h.jit!.resident.regions).toBe(3);
+  });
+
   it("runs a loop within a page inside one region call, and stops exactly where the budget ends", () => {
     // a0 counts to 3000 in a loop of three instructions
     const count = program([
