@@ -391,11 +391,12 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     const te = hasMemory ? f.addLocal(I32) : -1;
 
     // The registers the function uses are cached in locals: loaded when an instruction first reads one (always in
-    // the function's straight line, never inside a branch, so every path after it has the value), and the ones
-    // written stored back before anything that leaves the function or reads them from the state block (an exit,
-    // the next block, jitExec).
+    // the function's straight line, never inside a branch, so every path after it has the value). A result goes to
+    // its local and, at once, to the state block (write-through): the state block is then current at every
+    // instruction, so an exit (a trap, a stop, the budget's end, a jump out) stores nothing. Deferring the stores to
+    // the exits made every exit store every register written before it, which multiplied the code of a block with
+    // many loads and stores (each has a trap exit) and kept the written values live across the slow-path calls.
     const cache = new Map<number, number>();
-    const dirty = new Set<number>();
     const ensure = (r: number) => {
       if (r === 0 || r === X_SCRATCH || cache.has(r)) return;
       const l = f.addLocal(I64);
@@ -403,16 +404,6 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.mem(Op.i64Load, 3, HART_BLOCK.XREGS + 8 * r);
       f.localSet(l);
       cache.set(r, l);
-    };
-    /** Stores the written registers; `clear` only in the straight line (a branch's store leaves them dirty on the
-     *  path that did not take it). */
-    const flush = (clear: boolean) => {
-      for (const r of dirty) {
-        f.localGet(HART);
-        f.localGet(cache.get(r)!);
-        f.mem(Op.i64Store, 3, HART_BLOCK.XREGS + 8 * r);
-      }
-      if (clear) dirty.clear();
     };
 
     /** Pushes the instructions retired so far with k more of this block's (the count every way on passes on). */
@@ -423,7 +414,6 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     /** Leaves the region: pc (a constant, or the value of an i64 local), the instructions retired in this block
      *  before the exit, the exit code. */
     const exit = (pcValue: bigint | { local: number }, retiredInBlock: number, code: number) => {
-      flush(false);
       f.localGet(HART);
       if (typeof pcValue === "bigint") f.i64Const(pcValue); else f.localGet(pcValue.local);
       pushDone(retiredInBlock);
@@ -443,7 +433,6 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     const goTo = (t: bigint, code: number) => {
       const j = index.get(t);
       if (j === undefined) { exit(t, L, code); return; }
-      flush(false);
       f.localGet(HART);
       pushDone(L);
       f.localGet(BUDGET);
@@ -452,7 +441,6 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     };
     /** Goes on at the address in local t (a JALR's target) through $go: a block of this page's region, or out. */
     const goToDynamic = (t: number) => {
-      flush(false);
       f.localGet(HART);
       // index = ((t & 0xfff) - lo) >> 1 (a negative result is a huge unsigned index: a miss), or -1 off the page
       f.localGet(t);
@@ -487,7 +475,9 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       let l = cache.get(rd);
       if (l === undefined) cache.set(rd, (l = f.addLocal(I64)));
       f.localSet(l);
-      dirty.add(rd);
+      f.localGet(HART);
+      f.localGet(l);
+      f.mem(Op.i64Store, 3, HART_BLOCK.XREGS + 8 * rd);
     };
     const excPending = () => {
       f.localGet(HART);
@@ -610,9 +600,8 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           f.op(Op.end);
           f.op(Op.end);
         } else if (isExec(d.op)) {
-          // the interpreter's code runs it on the hart state block: the registers go there first, and its rd (an x
+          // the interpreter's code runs it on the hart state block (current: write-through), and its rd (an x
           // register for some) is read from there again after
-          flush(true);
           f.i32Const(d.op);
           f.i32Const(8 * d.rd);
           f.i32Const(8 * d.rs1);
