@@ -20,7 +20,7 @@ import {
   STOP_HTIF, STOP_ECALL, STOP_FATAL, STOP_JIT, raise, requestStop, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
   CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE, hartBase, ramHostToGuest,
 } from "./state";
-import { jitEnabled, jitProbe, jitEntryState, jitNoteSteps, jitCounted, JIT_NONE, JIT_REQUEST, JIT_MAX_BLOCK } from "./jit";
+import { jitEnabled, jitProbe, jitNoteSteps, jitCounted, JIT_NONE, JIT_REQUEST, JIT_MAX_BLOCK } from "./jit";
 import {
   mip, MSTATUS_TW, MSTATUS_TSR, MSTATUS_TVM, clearTlbFlush, fpEnabled, markFsDirty, csrRead, csrWrite,
 } from "./csr";
@@ -193,12 +193,12 @@ export function run(budget: i32): u32 {
           e = jitBase + (<usize>(p & 0xffe) << 3);
           continue;
         }
-        // The region's ABI (src/jit/compile-region.ts): H.pc at its entry block's first instruction, H.exc 0, the
-        // TLB keys current (this loop brings them up to date after every change). It adds what it retired to
-        // H.instret, which this loop instead counts in n (instret is H.instret + budget - n on return).
+        // The block's ABI (src/jit/compile-region.ts): H.pc at its first instruction, H.exc 0, the TLB keys current
+        // (this loop brings them up to date after every change); none retired so far in this call. It adds what it
+        // retired to H.instret, which this loop instead counts in n (instret is H.instret + budget - n on return).
         H.pc = p;
         const instretBefore = H.instret;
-        const exit = call_indirect<u32>(slot, hartBase, jitEntryState, n);
+        const exit = call_indirect<u32>(slot, hartBase, 0, n);
         const retired = H.instret - instretBefore;
         n -= <i32>retired;
         H.instret = instretBefore;

@@ -14,8 +14,9 @@
 // requests), which makes every entry stale at once; a stale entry is never entered, only reclaimed.
 //
 // Entry layout (32 bytes): u64 virtual pc, u64 physical address, u32 epoch, u32 execution count, u32 table index
-// (0: none yet, JIT_NONE: the host could not compile a block there), u16 used (set when run() enters the block),
-// u16 entry state (which block of the compiled region at that table index starts at pc: src/jit/compile-region.ts).
+// (0: none yet, JIT_NONE: the host could not compile a block there; else the compiled block's own function, which
+// run() and other regions call directly: src/jit/compile-region.ts), u16 used (set when the block is entered), u16
+// unused.
 
 import { ramHostToGuest } from "./state";
 import { fetchPageCached } from "./mmu";
@@ -36,9 +37,6 @@ export const JIT_REQUEST: u32 = 0xfffffffe;
 /** the most instructions in one block of a compiled region: run() enters a region only with at least this much
  *  budget left, so that its entry block always fits (the region itself stops within the budget it is given) */
 export const JIT_MAX_BLOCK: i32 = 64;
-
-/** the entry state of the block jitProbe last found (read by run() with the table index it returned) */
-export let jitEntryState: i32 = 0;
 
 /** the JIT's switch: run() enters and counts blocks only while it is set */
 export let jitEnabled: bool = false;
@@ -94,14 +92,13 @@ let reqSteps: i32 = 0;
   if (a && b) return load<u32>(set, 20) <= load<u32>(other, 20) ? set : other;
   return a ? set : b ? other : 0;
 }
-@inline function claim(ent: usize, pc: u64, phys: u64, slot: u32, state: u32): void {
+@inline function claim(ent: usize, pc: u64, phys: u64, slot: u32): void {
   store<u64>(ent, pc);
   store<u64>(ent, phys, 8);
   store<u32>(ent, jitEpoch, 16);
   store<u32>(ent, 0, 20);
   store<u32>(ent, slot, 24);
   store<u16>(ent, 0, 28);
-  store<u16>(ent, <u16>state, 30);
 }
 
 /** Turns the JIT on or off (threshold: executions before compiling, at least 1). Turning it on drops every entry. */
@@ -129,7 +126,6 @@ export function jitProbe(pc: u64, phys: u64): u32 {
     const slot = load<u32>(ent, 24);
     if (slot != 0) {
       store<u16>(ent, 1, 28); // used since the host last looked (its eviction passes over used blocks once)
-      jitEntryState = <i32>load<u16>(ent, 30);
       return slot;
     }
     count = load<u32>(ent, 20) + 1;
@@ -138,14 +134,14 @@ export function jitProbe(pc: u64, phys: u64): u32 {
     if (stale) {
       // compiled before the last invalidation: asked for again at once, not counted up to the threshold again
       // (the host installs its region again, without compiling, when its code is unchanged)
-      claim(stale, pc, phys, 0, 0);
+      claim(stale, pc, phys, 0);
       reqPc = pc;
       reqPhys = phys;
       return JIT_REQUEST;
     }
     ent = victim(set);
     if (!ent) return 0; // both ways hold compiled blocks: interpreted, uncounted, until the host evicts one
-    claim(ent, pc, phys, 0, 0);
+    claim(ent, pc, phys, 0);
     count = 1;
   }
   if (count >= jitThreshold) {
@@ -160,7 +156,7 @@ export function jitProbe(pc: u64, phys: u64): u32 {
 }
 
 /** A compiled region leaving for pc asks here for the region to go on in (instead of returning to run(), which
- *  would only look it up the same way): the table index << 16 | the entry state of a compiled block at pc, or 0
+ *  would only look it up the same way): the table index of the compiled block at pc, or 0
  *  when there is none (not compiled, not yet hot, stale) or pc's page is not in the fetch TLB (run() translates
  *  it, and may trap). It neither counts nor asks for compiling: run() does that when the region returns. */
 export function jitNext(pc: u64): u32 {
@@ -173,7 +169,7 @@ export function jitNext(pc: u64): u32 {
   if (slot == 0 || slot == JIT_NONE) return 0;
   store<u16>(ent, 1, 28);
   jitChains++;
-  return (slot << 16) | <u32>load<u16>(ent, 30);
+  return slot;
 }
 
 /** Regions entered from another region's exit (jitNext) rather than from run(). */
@@ -195,21 +191,20 @@ export function jitRequestPc(): u64 { return reqPc; }
 export function jitRequestPhys(): u64 { return reqPhys; }
 export function jitRequestSteps(): i32 { return reqSteps; }
 
-/** The host compiled the block at (pc, phys) into table index `slot`, as entry state `state` of its region (or
- *  JIT_NONE: no block there). */
-export function jitInstall(pc: u64, phys: u64, slot: u32, state: u32): void {
+/** The host put the compiled block at (pc, phys) in table index `slot` (or JIT_NONE: no block there). */
+export function jitInstall(pc: u64, phys: u64, slot: u32): void {
   const set = setOf(pc);
   let ent = find(set, pc, phys);
   if (!ent) ent = victim(set);
   if (!ent) ent = set + ENTRY_BYTES; // (not reached: the request's entry is still there) the block of way 1 is orphaned
-  claim(ent, pc, phys, slot, state);
+  claim(ent, pc, phys, slot);
 }
 
 /** The host reuses table index `slot`, which held the block at (pc, phys): its entry goes, if it still names that
  *  slot (it may have been taken over by another block start since, or be stale: then it is left alone). */
 export function jitEvict(pc: u64, phys: u64, slot: u32): void {
   const ent = find(setOf(pc), pc, phys);
-  if (ent && load<u32>(ent, 24) == slot) claim(ent, 0, 0, 0, 0);
+  if (ent && load<u32>(ent, 24) == slot) claim(ent, 0, 0, 0);
 }
 
 /** Whether the block at (pc, phys) in table index `slot` ran since the last call (the host's eviction gives such a

@@ -122,6 +122,12 @@ describe("JIT tiering", () => {
     for (let i = 0; i < 10; i++) expect(untilTohost(h)).toBe(5n);
     expect(h.jit!.stats.evicted).toBeGreaterThan(0);
     expect(h.jit!.resident.regions).toBe(2);
+    // an evicted region's table indices (one per block function entered from outside it) are reused
+    const tableLength = h.ex.table.length;
+    const evicted = h.jit!.stats.evicted;
+    for (let i = 0; i < 10; i++) expect(untilTohost(h)).toBe(5n);
+    expect(h.jit!.stats.evicted).toBeGreaterThan(evicted);
+    expect(h.ex.table.length).toBe(tableLength);
   });
 
   it("two block starts that share a set of the lookup are both counted to the threshold and compiled", () => {

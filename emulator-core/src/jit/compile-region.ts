@@ -1,14 +1,20 @@
 // The region compiler: the code of one guest page reachable from some block starts becomes one WebAssembly
 // module, a function per block, the blocks joined by tail calls.
 //
-// ABI of a compiled region (module imports: env.memory, the VM's shared memory; env.jitLoadSlow, env.jitStoreSlow
-// and env.jitExec, the hart instance's exports of the same names; module export: "region"):
+// ABI of a compiled region (module imports: env.memory, the VM's shared memory; env.jitLoadSlow, env.jitStoreSlow,
+// env.jitExec and env.jitNext, the hart instance's exports of the same names; env.table, the hart's function table;
+// module exports: each block's function, "b<k>" for block k (CompiledRegion.blockExport), and "region"):
 //
-//   region(hart: i32, entry: i32, budget: i32) -> i32
+//   b<k>(hart: i32, done: i32, budget: i32) -> i32        region(hart: i32, entry: i32, budget: i32) -> i32
 //
 //   hart    the wasm address of the hart's state block (hart-state.mjs)
+//   done    0 (the instructions retired so far in this call: the blocks pass it on among themselves)
 //   entry   the entry state of the block to start at (CompiledRegion.entryState; H.pc is its first instruction)
 //   budget  the most instructions the call may retire; the caller gives at least the entry block's length
+//
+// The host puts the functions of the blocks that are entered from outside the region in the hart's table, and
+// run() and other regions' exits call them there directly; "region" (which finds the block by its entry state) is
+// for tests that run a region without a table.
 //
 // On entry the caller guarantees what run() guarantees before an instruction: H.exc is 0, the TLB keys are
 // current (H.keysEpoch == H.translationEpoch, no TLB flush or flush request pending), the code is what the region
@@ -138,6 +144,8 @@ export interface CompiledRegion {
   instructions: number;
   /** the entry state that starts the block at pc (a block start of the region) */
   entryState(pc: bigint): number;
+  /** the name of the export of the function of the block at pc (a block start of the region) */
+  blockExport(pc: bigint): string;
 }
 
 export interface RegionOptions extends CompileOptions {
@@ -254,12 +262,19 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   const EXIT_FN = firstBlock + n, GO_FN = EXIT_FN + 1, LEAVE_FN = GO_FN + 1;
   const slots = (hi - lo) >> 1;
 
-  blocks.forEach((b, k) => m.addFunction([I32, I32, I32], [I32], blockFunction(b, k), undefined));
+  blocks.forEach((b, k) => m.addFunction([I32, I32, I32], [I32], blockFunction(b, k), `b${k}`));
   m.addFunction([I32, I64, I32, I32], [I32], exitFunction());
   m.addFunction([I32, I32, I32, I32, I64], [I32], goFunction());
   m.addFunction([I32, I64, I32, I32, I32], [I32], leaveFunction());
   m.addFunction([I32, I32, I32], [I32], entryFunction(), "region");
-  return { bytes: m.build(), blocks, lo, hi, instructions, entryState: stateOf };
+  return {
+    bytes: m.build(), blocks, lo, hi, instructions, entryState: stateOf,
+    blockExport: (pc: bigint) => {
+      const k = index.get(pc);
+      if (k === undefined) throw new Error(`no block of the region starts at 0x${pc.toString(16)}`);
+      return `b${k}`;
+    },
+  };
 
   /** $exit(hart, pc, retired, code): sets H.pc, adds retired to H.instret, returns code. */
   function exitFunction(): FunctionBody {
@@ -273,9 +288,9 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   }
 
   /** $leave(hart, pc, retired, budget, code): leaves the region for pc, after `retired` instructions of the
-   *  call's budget. When pc starts a compiled block (jitNext) and at least a block's worth of budget is left, the
-   *  region there goes on with the rest of the budget, as if run() had entered it (nothing run() looks at between
-   *  regions can have changed: see hart.ts); else H.pc is set and code returned to run(). */
+   *  call's budget. When pc starts a compiled block (jitNext: its function's table index) and at least a block's
+   *  worth of budget is left, that block goes on with the rest of the budget, as if run() had entered it (nothing
+   *  run() looks at between regions can have changed: see hart.ts); else H.pc is set and code returned to run(). */
   function leaveFunction(): FunctionBody {
     const HART = 0, PC = 1, RETIRED = 2, BUDGET = 3, CODE = 4;
     const f = new FunctionBody([I32, I64, I32, I32, I32]);
@@ -293,15 +308,11 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     f.localTee(next);
     f.op(Op.if); f.op(VOID);
     f.localGet(HART);
-    f.localGet(next);
-    f.i32Const(0xffff);
-    f.op(Op.i32And);
+    f.i32Const(0);
     f.localGet(BUDGET);
     f.localGet(RETIRED);
     f.op(Op.i32Sub);
     f.localGet(next);
-    f.i32Const(16);
-    f.op(Op.i32ShrU);
     f.op(Op.returnCallIndirect);
     uleb(f.code, REGION_TYPE);
     uleb(f.code, 0); // the table
@@ -536,6 +547,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.mem(Op.i64Load, 3, HART_FIELDS.dataKey.offset);
       f.localSet(key);
     }
+    if (process.env.JITCOUNT) { f.localGet(HART); f.localGet(HART); f.mem(Op.i64Load, 3, 1200); f.i64Const(1n); f.op(Op.i64Add); f.mem(Op.i64Store, 3, 1200); }
     chain.forEach((j, c) => {
       b = blocks[j];
       insts = b.instructions;

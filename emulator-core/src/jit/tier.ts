@@ -1,8 +1,8 @@
 // The host's side of the JIT (src/jit/README.md): when run() stops with STOP_JIT, the code of the page the hot block
 // start is on is compiled into one region (compile-region.ts): every block reachable within the page from the hot
-// starts seen there so far. The region is instantiated against the hart's own instance and installed in the hart
-// module's function table, and the hot starts are recorded in the hart's lookup (assembly/jit.ts) with its table
-// index and entry state, through which run() enters it. Another block of the region that becomes hot (entered
+// starts seen there so far. The region is instantiated against the hart's own instance; the function of each hot
+// start's block goes in the hart module's function table, and the start is recorded in the hart's lookup
+// (assembly/jit.ts) with that table index, through which run() and other regions' exits call the block directly. Another block of the region that becomes hot (entered
 // from outside it: a return point, a function called from another page) is recorded when asked for; a new hot
 // start the region does not hold compiles the page's region again, with it among its roots, into the same index.
 //
@@ -32,7 +32,7 @@ export interface JitHartExports {
   jitRequestPc(): bigint;
   jitRequestPhys(): bigint;
   jitRequestSteps(): number;
-  jitInstall(pc: bigint, phys: bigint, slot: number, state: number): void;
+  jitInstall(pc: bigint, phys: bigint, slot: number): void;
   jitEvict(pc: bigint, phys: bigint, slot: number): void;
   jitUsed(pc: bigint, phys: bigint, slot: number): number;
   jitInvalidations(): number;
@@ -75,9 +75,14 @@ interface Held {
   key: string;
   pageVa: bigint;
   pagePhys: bigint;
-  /** the block starts of the region, and the entry state of each */
+  /** the block starts of the region */
   starts: bigint[];
-  states: number[];
+  /** the region's instance (its blocks' functions are its exports) */
+  instance: WebAssembly.Instance;
+  /** the export of each start's block function */
+  exports: Map<bigint, string>;
+  /** the table index holding the function of each start entered from outside the region */
+  slots: Map<bigint, number>;
   /** the bytes [lo, hi) of the page it was compiled from */
   lo: number;
   code: Uint8Array;
@@ -95,8 +100,8 @@ export class JitTier {
   readonly maxModules: number;
   readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0 };
   private readonly decode: Decoder;
-  /** the first table index of the range regions use (the hart module's own functions come before it) */
-  private readonly base: number;
+  /** table indices free for block functions (the hart module's own functions come before them all) */
+  private readonly freeSlots: number[] = [];
   private next = 0;
   /** the region each index of the range holds */
   private readonly held: (Held | undefined)[];
@@ -112,10 +117,7 @@ export class JitTier {
     this.maxModules = Math.max(1, Math.floor(opts.maxModules ?? DEFAULT_JIT_MAX_MODULES));
     this.decode = hartDecoder(memory, (inst) => ex.decodeForTest(inst));
     this.none = (ex.JIT_NONE.value as number) >>> 0;
-    this.base = ex.table.length;
-    // jitNext hands a table index over in 16 bits
-    if (this.base + this.maxModules > 0xffff) throw new Error(`at most ${0xffff - this.base} compiled regions`);
-    ex.table.grow(this.maxModules);
+    this.growTable(this.maxModules);
     this.held = new Array(this.maxModules).fill(undefined);
     if (!ex.setJit(1, this.threshold)) throw new Error("the JIT needs hart 0 of its memory (its lookup has room for one hart)");
   }
@@ -147,12 +149,12 @@ export class JitTier {
     if (h && current && h.starts.includes(pc)) {
       // a block of the page's region, entered from outside it for the first time (only the hot starts are in the
       // lookup, which has room for the hot ones rather than for every block of every region)
-      this.installStart(k!, h, pc);
+      this.installStart(h, pc);
       this.roots.get(key)?.add(pc);
     } else if (h && !current && h.starts.includes(pc) && sameBytes(h.code, page, h.lo)) {
       // An invalidation made the region stale, but its code is what it was compiled from: the region is the same
       // (it depends on nothing but its page's virtual address and its bytes), so it is installed again.
-      this.install(k!, h);
+      this.install(h);
       this.stats.reinstalled++;
     } else {
       let roots = this.roots.get(key);
@@ -163,7 +165,7 @@ export class JitTier {
       this.stats.buildMs += tBuilt - t0;
       if (!region || !region.blocks.some((b) => b.pc === pc)) {
         roots.delete(pc);
-        ex.jitInstall(pc, phys, this.none, 0);
+        ex.jitInstall(pc, phys, this.none);
         this.stats.notCompiled++;
       } else {
         const mod = new WebAssembly.Module(region.bytes);
@@ -175,14 +177,14 @@ export class JitTier {
         this.stats.instantiateMs += performance.now() - tModule;
         const slotIndex = k ?? this.clockHand();
         this.evict(slotIndex, k !== undefined);
-        ex.table.set(this.base + slotIndex, instance.exports.region as (...args: unknown[]) => unknown);
+        const starts = region.blocks.map((b) => b.pc);
         const fresh: Held = {
-          key, pageVa, pagePhys, starts: region.blocks.map((b) => b.pc), states: region.blocks.map((b) => region.entryState(b.pc)), lo: region.lo,
-          code: page.slice(region.lo, region.hi), epoch: 0, bytes: region.bytes.length,
+          key, pageVa, pagePhys, starts, instance, exports: new Map(starts.map((s) => [s, region.blockExport(s)])), slots: new Map(),
+          lo: region.lo, code: page.slice(region.lo, region.hi), epoch: 0, bytes: region.bytes.length,
         };
         this.held[slotIndex] = fresh;
         this.byPage.set(key, slotIndex);
-        this.install(slotIndex, fresh);
+        this.install(fresh);
         this.stats.compiled++;
         this.stats.instructions += region.instructions;
         this.stats.codeBytes += region.bytes.length;
@@ -192,22 +194,40 @@ export class JitTier {
     return ex.jitRequestSteps();
   }
 
-  /** Records the region at index k in the hart's lookup: the starts of its page that were asked for. */
-  private install(k: number, h: Held): void {
+  /** Records a region in the hart's lookup: the starts of its page that were asked for. */
+  private install(h: Held): void {
     h.epoch = this.ex.jitInvalidations();
     const roots = this.roots.get(h.key);
-    if (roots) for (const pc of roots) if (h.starts.includes(pc)) this.installStart(k, h, pc);
+    if (roots) for (const pc of roots) if (h.starts.includes(pc)) this.installStart(h, pc);
   }
 
-  private installStart(k: number, h: Held, pc: bigint): void {
-    this.ex.jitInstall(pc, h.pagePhys | (pc & 0xfffn), this.base + k, h.states[h.starts.indexOf(pc)]);
+  /** Records one start of a region in the lookup, its block's function in a table index of its own. */
+  private installStart(h: Held, pc: bigint): void {
+    let slot = h.slots.get(pc);
+    if (slot === undefined) {
+      if (!this.freeSlots.length) this.growTable(256);
+      slot = this.freeSlots.pop()!;
+      this.ex.table.set(slot, h.instance.exports[h.exports.get(pc)!] as (...args: unknown[]) => unknown);
+      h.slots.set(pc, slot);
+    }
+    this.ex.jitInstall(pc, h.pagePhys | (pc & 0xfffn), slot);
+  }
+
+  /** Adds n table indices for block functions. */
+  private growTable(n: number): void {
+    const first = this.ex.table.grow(n);
+    for (let i = first + n - 1; i >= first; i--) this.freeSlots.push(i);
   }
 
   /** Drops the region at index k from the lookup (its page's roots go too unless it is being compiled again). */
   private evict(k: number, recompiling: boolean): void {
     const h = this.held[k];
     if (!h) return;
-    for (const pc of h.starts) this.ex.jitEvict(pc, h.pagePhys | (pc & 0xfffn), this.base + k);
+    for (const [pc, slot] of h.slots) {
+      this.ex.jitEvict(pc, h.pagePhys | (pc & 0xfffn), slot);
+      this.ex.table.set(slot, null); // the region's instance can go
+      this.freeSlots.push(slot);
+    }
     this.held[k] = undefined;
     this.byPage.delete(h.key);
     if (!recompiling) {
@@ -221,7 +241,7 @@ export class JitTier {
     const h = this.held[k];
     if (!h) return false;
     let any = false;
-    for (const pc of h.starts) if (this.ex.jitUsed(pc, h.pagePhys | (pc & 0xfffn), this.base + k)) any = true;
+    for (const [pc, slot] of h.slots) if (this.ex.jitUsed(pc, h.pagePhys | (pc & 0xfffn), slot)) any = true;
     return any;
   }
 
