@@ -6,10 +6,10 @@
 //
 // The lookup is a table of JIT_SETS sets of two entries, indexed by the block's virtual pc. An entry is valid
 // for a block start when it holds the same virtual pc AND the same guest physical address AND the current
-// `jitEpoch`. The virtual pc is baked into compiled code (AUIPC, links, exits) and the physical address names the
+// epoch. The virtual pc is baked into compiled code (AUIPC, links, exits) and the physical address names the
 // code itself; run() gets that physical address from its fetch translation, done under the current translation
 // context (it looks it up afresh after anything that changes privilege or translation), so a block is never
-// entered through a mapping other than the one it was compiled for. `jitEpoch` moves whenever decoded
+// entered through a mapping other than the one it was compiled for. The epoch moves whenever decoded
 // instructions are dropped (icache.ts flushDecodeCache: FENCE.I, host writes to RAM, state restore, remote flush
 // requests), which makes every entry stale at once; a stale entry is never entered, only reclaimed.
 //
@@ -18,8 +18,6 @@
 // run() and other regions call directly: src/jit/compile-region.ts), u16 used (set when the block is entered), u16
 // unused.
 
-import { ramHostToGuest } from "./state";
-import { fetchPageCached } from "./mmu";
 
 export const JIT_SETS: u32 = 8192;
 const JIT_ENTRIES: u32 = 2 * JIT_SETS;
@@ -43,12 +41,17 @@ export let jitEnabled: bool = false;
 /** executions of a block start before the host is asked to compile it (1: on first execution) */
 let jitThreshold: u32 = 2;
 /** entries of other epochs are stale; starts at 1 so that the zeroed table holds nothing */
-let jitEpoch: u32 = 1;
 
 /** what the last STOP_JIT asks for (read by the host through jitRequestPc/jitRequestPhys/jitRequestSteps) */
 let reqPc: u64 = 0;
 let reqPhys: u64 = 0;
 let reqSteps: i32 = 0;
+
+/** The lookup's header, just below its table: the epoch (u32 at 0) and the count of blocks entered from another
+ *  region's exit (u64 at 8). In memory rather than globals because compiled regions look blocks up themselves
+ *  when they leave (src/jit/compile-region.ts $leave, which holds these addresses and the entry layout too). */
+export const JIT_HEADER: usize = JIT_TABLE - 64;
+@inline function jitEpoch(): u32 { return load<u32>(JIT_HEADER); }
 
 /** The set of pc: two entries (ways), so that a block start that is only being counted does not push out a compiled
  *  block that shares its index (a compiled block is replaced only when the host evicts it). */
@@ -56,12 +59,12 @@ let reqSteps: i32 = 0;
   return JIT_TABLE + (<usize>((pc >> 1) & <u64>(JIT_SETS - 1)) * (2 * ENTRY_BYTES));
 }
 @inline function holds(ent: usize, pc: u64, phys: u64): bool {
-  return load<u64>(ent) == pc && load<u64>(ent, 8) == phys && load<u32>(ent, 16) == jitEpoch;
+  return load<u64>(ent) == pc && load<u64>(ent, 8) == phys && load<u32>(ent, 16) == jitEpoch();
 }
 /** A compiled block, current: kept until the host evicts it. */
 @inline function compiledHere(ent: usize): bool {
   const slot = load<u32>(ent, 24);
-  return load<u32>(ent, 16) == jitEpoch && slot != 0 && slot != JIT_NONE;
+  return load<u32>(ent, 16) == jitEpoch() && slot != 0 && slot != JIT_NONE;
 }
 /** The way of set that holds (pc, phys), or 0. */
 @inline function find(set: usize, pc: u64, phys: u64): usize {
@@ -72,13 +75,13 @@ let reqSteps: i32 = 0;
   for (let way: usize = 0; way < 2; way++) {
     const ent = set + way * ENTRY_BYTES;
     const slot = load<u32>(ent, 24);
-    if (load<u64>(ent) == pc && load<u64>(ent, 8) == phys && load<u32>(ent, 16) != jitEpoch && slot != 0 && slot != JIT_NONE) return ent;
+    if (load<u64>(ent) == pc && load<u64>(ent, 8) == phys && load<u32>(ent, 16) != jitEpoch() && slot != 0 && slot != JIT_NONE) return ent;
   }
   return 0;
 }
 /** Whether the entry holds nothing current: empty, or left from an earlier epoch. */
 @inline function vacant(ent: usize): bool {
-  return load<u32>(ent, 16) != jitEpoch;
+  return load<u32>(ent, 16) != jitEpoch();
 }
 /** A way of set a new block start may take, or 0: a vacant way first, then one only counting or not compilable
  *  (the one with the lower count). A counting start must not push out another counting start while a way is
@@ -95,7 +98,7 @@ let reqSteps: i32 = 0;
 @inline function claim(ent: usize, pc: u64, phys: u64, slot: u32): void {
   store<u64>(ent, pc);
   store<u64>(ent, phys, 8);
-  store<u32>(ent, jitEpoch, 16);
+  store<u32>(ent, jitEpoch(), 16);
   store<u32>(ent, 0, 20);
   store<u32>(ent, slot, 24);
   store<u16>(ent, 0, 28);
@@ -103,16 +106,22 @@ let reqSteps: i32 = 0;
 
 /** Turns the JIT on or off (threshold: executions before compiling, at least 1). Turning it on drops every entry. */
 export function jitSetup(on: bool, threshold: u32): void {
-  if (on) memory.fill(JIT_TABLE, 0, JIT_BYTES); // (off, the range is left alone: another hart's instance may own it)
-  jitEpoch = 1;
+  // (off, the lookup is left alone: another hart's instance may own it)
+  if (on) {
+    memory.fill(JIT_TABLE, 0, JIT_BYTES);
+    store<u32>(JIT_HEADER, 1);
+    store<u64>(JIT_HEADER, 0, 8);
+  }
   jitEnabled = on;
   jitThreshold = threshold < 1 ? 1 : threshold;
 }
 
 /** Every compiled block becomes stale (called wherever decoded instructions are dropped). */
 export function jitInvalidateAll(): void {
-  jitEpoch++;
-  if (jitEpoch == 0) { memory.fill(JIT_TABLE, 0, JIT_BYTES); jitEpoch = 1; } // wrapped: old entries could match again
+  if (!jitEnabled) return; // (turning it on clears the lookup)
+  const e = jitEpoch() + 1;
+  store<u32>(JIT_HEADER, e);
+  if (e == 0) { memory.fill(JIT_TABLE, 0, JIT_BYTES); store<u32>(JIT_HEADER, 1); } // wrapped: old entries could match again
 }
 
 /** At a block start pc (physical address phys): the table index of its compiled block; 0 or JIT_NONE to
@@ -155,26 +164,8 @@ export function jitProbe(pc: u64, phys: u64): u32 {
   return 0;
 }
 
-/** A compiled region leaving for pc asks here for the region to go on in (instead of returning to run(), which
- *  would only look it up the same way): the table index of the compiled block at pc, or 0
- *  when there is none (not compiled, not yet hot, stale) or pc's page is not in the fetch TLB (run() translates
- *  it, and may trap). It neither counts nor asks for compiling: run() does that when the region returns. */
-export function jitNext(pc: u64): u32 {
-  const hostPage = fetchPageCached(pc);
-  if (!hostPage) return 0;
-  const phys = (<u64>hostPage + ramHostToGuest) | (pc & 0xfff);
-  const ent = find(setOf(pc), pc, phys);
-  if (!ent) return 0;
-  const slot = load<u32>(ent, 24);
-  if (slot == 0 || slot == JIT_NONE) return 0;
-  store<u16>(ent, 1, 28);
-  jitChains++;
-  return slot;
-}
-
-/** Regions entered from another region's exit (jitNext) rather than from run(). */
-export let jitChains: u64 = 0;
-export function jitChainCount(): u64 { return jitChains; }
+/** Blocks entered from another region's exit (compile-region.ts $leave) rather than from run(). */
+export function jitChainCount(): u64 { return jitEnabled ? load<u64>(JIT_HEADER, 8) : 0; }
 
 /** Compiled blocks entered, and the instructions they retired (statistics for the host: how long the runs of
  *  compiled code are between returns to run()). */
@@ -217,4 +208,4 @@ export function jitUsed(pc: u64, phys: u64, slot: u32): bool {
 }
 
 /** invalidations so far (the epoch less its start): for the host's statistics */
-export function jitInvalidations(): u32 { return jitEpoch - 1; }
+export function jitInvalidations(): u32 { return jitEpoch() - 1; }

@@ -125,14 +125,15 @@ export function translate(va: u64, acc: u32, p: u32): u64 {
 
 // --- fetch -------------------------------------------------------------------------------------------------------
 
-/** Host (wasm) address of the 4 KiB page holding instruction address va, or 0 after raising a fault. */
 /** The host address of va's page when the fetch TLB holds its translation in the current context, else 0 (no
- *  host page is at 0: RAM lies above the module's data). */
-@inline export function fetchPageCached(va: u64): usize {
+ *  host page is at 0: RAM lies above the module's data). Compiled regions do the same lookup when they leave
+ *  (src/jit/compile-region.ts $leave). */
+@inline function fetchPageCached(va: u64): usize {
   const te = tlbSlot(tlbFetch, va);
   return load<u64>(te) == ((va >> 12) | H.fetchKey) ? <usize>((va & ~0xfff) + load<u64>(te, 8)) : 0;
 }
 
+/** Host (wasm) address of the 4 KiB page holding instruction address va, or 0 after raising a fault. */
 export function fetchPage(va: u64): usize {
   const cached = fetchPageCached(va);
   if (cached) return cached;

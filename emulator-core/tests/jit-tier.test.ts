@@ -153,6 +153,9 @@ describe("JIT tiering", () => {
     // the loop's page, f's and g's: each compiled once its start was counted 50 times
     expect(h.jit!.stats.compiled).toBe(3);
     expect(h.jit!.resident.regions).toBe(3);
+    // the calls and returns between the three pages go from region to region, without run() (the regions' own
+    // lookup of the block they leave for)
+    expect(h.jit!.calls.chained).toBeGreaterThan(400);
   });
 
   it("runs a loop within a page inside one region call, and stops exactly where the budget ends", () => {

@@ -1,8 +1,8 @@
 // The region compiler: the code of one guest page reachable from some block starts becomes one WebAssembly
 // module, a function per block, the blocks joined by tail calls.
 //
-// ABI of a compiled region (module imports: env.memory, the VM's shared memory; env.jitLoadSlow, env.jitStoreSlow,
-// env.jitExec and env.jitNext, the hart instance's exports of the same names; env.table, the hart's function table;
+// ABI of a compiled region (module imports: env.memory, the VM's shared memory; env.jitLoadSlow, env.jitStoreSlow
+// and env.jitExec, the hart instance's exports of the same names; env.table, the hart's function table;
 // module exports: each block's function, "b<k>" for block k (CompiledRegion.blockExport), and "region"):
 //
 //   b<k>(hart: i32, done: i32, budget: i32) -> i32        region(hart: i32, entry: i32, budget: i32) -> i32
@@ -63,6 +63,13 @@ const TLB_ENTRIES = 8192;
 const TLB_ENTRY_SIZE = 16;
 const TLB_READ = HART_BLOCK.TLB;
 const TLB_WRITE = HART_BLOCK.TLB + TLB_ENTRIES * TLB_ENTRY_SIZE;
+const TLB_FETCH = HART_BLOCK.TLB + 2 * TLB_ENTRIES * TLB_ENTRY_SIZE;
+/** The hart's lookup of compiled blocks (assembly/jit.ts): its header (epoch, chained count), its table of JIT_SETS
+ *  sets of two 32-byte entries {u64 pc, u64 phys, u32 epoch, u32 count, u32 table index, u16 used, u16}. */
+const JIT_HEADER = 512 * 1024 - 64;
+const JIT_TABLE = 512 * 1024;
+const JIT_SETS = 8192;
+const JIT_NONE = 0xffffffff;
 const X_SCRATCH = 32; // the decoder's rd for x0
 /** JIT_MAX_BLOCK (assembly/jit.ts): the most instructions in a block, the budget a region is entered with at least */
 const MAX_BLOCK = 64;
@@ -99,6 +106,10 @@ export interface CompiledBlock {
 
 export interface CompileOptions {
   maxInstructions?: number;
+  /** what to add to a host (wasm) address of RAM to get the guest physical address (RAM_BASE - the layout's
+   *  ramOffset): with it, an exit to another page goes on into the compiled block there; without it, every exit
+   *  returns to run() */
+  ramHostToGuest?: bigint;
   /** the memory import's limits; the hart's own (build.mjs: 32 pages up to 65536, shared) by default */
   memory?: MemoryLimits;
 }
@@ -253,12 +264,11 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   const loadSlow = m.importFunction("env", "jitLoadSlow", [I64, I32], [I64]);
   const storeSlow = m.importFunction("env", "jitStoreSlow", [I64, I32, I64], []);
   const execSlow = m.importFunction("env", "jitExec", [I32, I32, I32, I32, I32, I32], []);
-  const nextRegion = m.importFunction("env", "jitNext", [I64], [I32]);
   m.importTable("env", "table", 0);
   const REGION_TYPE = m.type([I32, I32, I32], [I32]);
   // Function indices: the blocks', then $exit, $go, $leave and the exported entry.
   const n = blocks.length;
-  const firstBlock = 4;
+  const firstBlock = execSlow + 1; // the imported functions come first
   const EXIT_FN = firstBlock + n, GO_FN = EXIT_FN + 1, LEAVE_FN = GO_FN + 1;
   const slots = (hi - lo) >> 1;
 
@@ -288,14 +298,22 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   }
 
   /** $leave(hart, pc, retired, budget, code): leaves the region for pc, after `retired` instructions of the
-   *  call's budget. When pc starts a compiled block (jitNext: its function's table index) and at least a block's
-   *  worth of budget is left, that block goes on with the rest of the budget, as if run() had entered it (nothing
-   *  run() looks at between regions can have changed: see hart.ts); else H.pc is set and code returned to run(). */
+   *  call's budget. When pc starts a compiled block (in the hart's lookup: its function's table index) and at least
+   *  a block's worth of budget is left, that block goes on with the rest of the budget, as if run() had entered it
+   *  (nothing run() looks at between regions can have changed: see hart.ts); else H.pc is set and code returned
+   *  to run(). */
   function leaveFunction(): FunctionBody {
     const HART = 0, PC = 1, RETIRED = 2, BUDGET = 3, CODE = 4;
     const f = new FunctionBody([I32, I64, I32, I32, I32]);
     const next = f.addLocal(I32);
     addRetired(f, HART, RETIRED);
+    if (options.ramHostToGuest === undefined) {
+      f.localGet(HART);
+      f.localGet(PC);
+      f.mem(Op.i64Store, 3, HART_FIELDS.pc.offset);
+      f.localGet(CODE);
+      return f;
+    }
     // budget - retired >= JIT_MAX_BLOCK (retired <= budget: the blocks only run within it)
     f.localGet(BUDGET);
     f.localGet(RETIRED);
@@ -303,9 +321,8 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     f.i32Const(MAX_BLOCK);
     f.op(Op.i32GeS);
     f.op(Op.if); f.op(VOID);
-    f.localGet(PC);
-    f.call(nextRegion);
-    f.localTee(next);
+    lookUpBlock(f, HART, PC, next, options.ramHostToGuest);
+    f.localGet(next);
     f.op(Op.if); f.op(VOID);
     f.localGet(HART);
     f.i32Const(0);
@@ -662,6 +679,77 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   }
 }
 
+/** Leaves in local `next` the table index of the compiled block that starts at the i64 in local `pc`, or 0 when
+ *  there is none (not compiled, not yet hot, stale), or pc's page is not in the fetch TLB (run() then translates
+ *  it, and may trap): the lookup jitProbe (assembly/jit.ts) does, without counting or asking for a compile (run()
+ *  does that when the region returns). A hit marks the entry used and counts a chained entry. Inline in each
+ *  region's $leave rather than a call into the hart's instance, which cost about a third of a hop between pages. */
+function lookUpBlock(f: FunctionBody, hart: number, pc: number, next: number, ramHostToGuest: bigint): void {
+  const te = f.addLocal(I32), phys = f.addLocal(I64), set = f.addLocal(I32);
+  f.i32Const(0);
+  f.localSet(next);
+  f.op(Op.block); f.op(VOID); // $out
+  // the fetch TLB's entry for pc, in the current context: phys = pc + its addend + ramHostToGuest
+  f.localGet(hart);
+  f.localGet(pc);
+  f.i64Const(12n);
+  f.op(Op.i64ShrU);
+  f.op(Op.i32WrapI64);
+  f.i32Const(TLB_ENTRIES - 1);
+  f.op(Op.i32And);
+  f.i32Const(4);
+  f.op(Op.i32Shl);
+  f.op(Op.i32Add);
+  f.localTee(te);
+  f.mem(Op.i64Load, 3, TLB_FETCH);
+  f.localGet(pc);
+  f.i64Const(12n);
+  f.op(Op.i64ShrU);
+  f.localGet(hart);
+  f.mem(Op.i64Load, 3, HART_FIELDS.fetchKey.offset);
+  f.op(Op.i64Or);
+  f.op(Op.i64Ne);
+  f.op(Op.brIf); uleb(f.code, 0);
+  f.localGet(pc);
+  f.localGet(te);
+  f.mem(Op.i64Load, 3, TLB_FETCH + 8);
+  f.op(Op.i64Add);
+  f.i64Const(ramHostToGuest);
+  f.op(Op.i64Add);
+  f.localSet(phys);
+  // the set of pc: ((pc >> 1) & (JIT_SETS - 1)) * 64 past JIT_TABLE
+  f.localGet(pc);
+  f.i64Const(1n);
+  f.op(Op.i64ShrU);
+  f.op(Op.i32WrapI64);
+  f.i32Const(JIT_SETS - 1);
+  f.op(Op.i32And);
+  f.i32Const(6);
+  f.op(Op.i32Shl);
+  f.localSet(set);
+  for (const way of [0, 32]) {
+    const at = JIT_TABLE + way;
+    f.op(Op.block); f.op(VOID); // $no: not this way
+    const unless = (cmp: () => void) => { cmp(); f.op(Op.brIf); uleb(f.code, 0); };
+    unless(() => { f.localGet(set); f.mem(Op.i64Load, 3, at); f.localGet(pc); f.op(Op.i64Ne); });
+    unless(() => { f.localGet(set); f.mem(Op.i64Load, 3, at + 8); f.localGet(phys); f.op(Op.i64Ne); });
+    unless(() => { f.localGet(set); f.mem(Op.i32Load, 2, at + 16); f.i32Const(0); f.mem(Op.i32Load, 2, JIT_HEADER); f.op(Op.i32Ne); });
+    // a table index: neither 0 (not compiled yet) nor JIT_NONE (slot + 1 < 2 unsigned)
+    unless(() => {
+      f.localGet(set); f.mem(Op.i32Load, 2, at + 24); f.localTee(next);
+      f.i32Const(1); f.op(Op.i32Add); f.i32Const(2); f.op(Op.i32LtU);
+    });
+    f.localGet(set); f.i32Const(1); f.mem(Op.i32Store16, 1, at + 28); // used since the host last looked
+    f.i32Const(0); f.i32Const(0); f.mem(Op.i64Load, 3, JIT_HEADER + 8); f.i64Const(1n); f.op(Op.i64Add);
+    f.mem(Op.i64Store, 3, JIT_HEADER + 8);
+    f.op(Op.br); uleb(f.code, 1); // $out, with next
+    f.op(Op.end); // $no
+    f.i32Const(0);
+    f.localSet(next);
+  }
+  f.op(Op.end); // $out
+}
+
 /** H.instret += the i32 in local `retired` (hart: the local holding the state block's address). */
 function addRetired(f: FunctionBody, hart: number, retired: number): void {
   f.localGet(hart);
@@ -709,7 +797,6 @@ export interface RegionImports {
   jitLoadSlow: (va: bigint, size: number) => bigint;
   jitStoreSlow: (va: bigint, size: number, v: bigint) => void;
   jitExec: (op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number) => void;
-  jitNext: (pc: bigint) => number;
   table: WebAssembly.Table;
 }
 
@@ -718,7 +805,7 @@ export type RegionFunction = (hartBase: number, entry: number, budget: number) =
 /** Instantiates a compiled region against a hart instance on memory; returns its function. */
 export function instantiateRegion(module: WebAssembly.Module, memory: WebAssembly.Memory, hart: RegionImports): RegionFunction {
   const inst = new WebAssembly.Instance(module, {
-    env: { memory, jitLoadSlow: hart.jitLoadSlow, jitStoreSlow: hart.jitStoreSlow, jitExec: hart.jitExec, jitNext: hart.jitNext, table: hart.table },
+    env: { memory, jitLoadSlow: hart.jitLoadSlow, jitStoreSlow: hart.jitStoreSlow, jitExec: hart.jitExec, table: hart.table },
   });
   return inst.exports.region as RegionFunction;
 }

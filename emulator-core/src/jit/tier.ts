@@ -41,7 +41,6 @@ export interface JitHartExports {
   jitLoadSlow(va: bigint, size: number): bigint;
   jitStoreSlow(va: bigint, size: number, v: bigint): void;
   jitExec(op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number): void;
-  jitNext(pc: bigint): number;
   jitChainCount(): bigint;
   decodeForTest(inst: number): number;
   JIT_NONE: WebAssembly.Global;
@@ -160,7 +159,7 @@ export class JitTier {
       let roots = this.roots.get(key);
       if (!roots) this.roots.set(key, (roots = new Set()));
       roots.add(pc);
-      const region = compileRegion(page, pageVa, [...roots], this.decode);
+      const region = compileRegion(page, pageVa, [...roots], this.decode, { ramHostToGuest: RAM_BASE - BigInt(this.ramOffset) });
       const tBuilt = performance.now();
       this.stats.buildMs += tBuilt - t0;
       if (!region || !region.blocks.some((b) => b.pc === pc)) {
@@ -172,7 +171,7 @@ export class JitTier {
         const tModule = performance.now();
         this.stats.moduleMs += tModule - tBuilt;
         const instance = new WebAssembly.Instance(mod, {
-          env: { memory: this.memory, jitLoadSlow: ex.jitLoadSlow, jitStoreSlow: ex.jitStoreSlow, jitExec: ex.jitExec, jitNext: ex.jitNext, table: ex.table },
+          env: { memory: this.memory, jitLoadSlow: ex.jitLoadSlow, jitStoreSlow: ex.jitStoreSlow, jitExec: ex.jitExec, table: ex.table },
         });
         this.stats.instantiateMs += performance.now() - tModule;
         const slotIndex = k ?? this.clockHand();
