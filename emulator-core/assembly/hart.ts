@@ -30,8 +30,10 @@ import { takeTrap, pendingInterrupt, doMret, doSret } from "./trap";
 import { execFp, fpLoaded } from "./fpu";
 import { execAtomic } from "./atomics";
 
-/** a compiled region's exit code for a pending trap or stop (src/jit/compile-region.ts EXIT_EXC) */
+/** a compiled region's exit codes (src/jit/compile-region.ts): a pending trap or stop; a load or store at pc that
+ *  its TLB fast path could not do */
 const JIT_EXIT_EXC: u32 = 2;
+const JIT_EXIT_MISS: u32 = 3;
 
 /** flushRequest bits */
 const FLUSH_TLB: u32 = 1;
@@ -117,6 +119,7 @@ export function run(budget: i32): u32 {
   let jitHost: usize = 0;
   let jitBase: usize = 0; // 0 until something on the page is interpreted
   let jitPhys: u64 = 0;
+  let interpretNext = false; // a region left at a load or store it could not do: interpret it before entering again
 
   // Another thread's remote fence (a word in the block, so it needs no call into this instance).
   if (H.flushRequest) {
@@ -175,7 +178,8 @@ export function run(budget: i32): u32 {
           jitPhys = <u64>hostPage + ramHostToGuest;
         }
         // With the JIT on, p starts a block: enter its compiled code, count it, or ask the host to compile it.
-        const slot = jitProbe(p, jitPhys | (p & 0xfff));
+        const slot = interpretNext ? 0 : jitProbe(p, jitPhys | (p & 0xfff));
+        interpretNext = false;
         if (slot == JIT_REQUEST) {
           H.pc = p;
           H.instret += <u64>(budget - n);
@@ -208,6 +212,7 @@ export function run(budget: i32): u32 {
         // Nothing a block runs changes interrupt enables, privilege or translation (it stops before any CSR or
         // system instruction), and the host changes interrupt lines only between run() calls: there is nothing to
         // look at between blocks but a pending trap or stop.
+        interpretNext = exit == JIT_EXIT_MISS;
         if (exit != JIT_EXIT_EXC) continue;
         if (H.exc == EXC_STOP) {
           // STOP_MMIO: pc is at the access, which will be re-executed; STOP_HTIF: the store retired, pc is past it

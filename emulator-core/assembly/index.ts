@@ -6,7 +6,7 @@
 import * as S from "./state";
 import * as C from "./csr";
 import { setDecodeCache, flushDecodeCache } from "./icache";
-import { flushTlbs, clearTlbs, clearTlbEntries, updateKeys, TLB_GENERATIONS, loadSlow, storeSlow } from "./mmu";
+import { flushTlbs, clearTlbs, clearTlbEntries, updateKeys, TLB_GENERATIONS, fillTlb } from "./mmu";
 import { takeTrap } from "./trap";
 import { decode16, decode32, E_OP, E_RD, E_RS1, E_RS2, E_IMM, E_RAW } from "./decode";
 import * as O from "./ops";
@@ -98,14 +98,12 @@ export function decodeForTest(inst: u32): usize {
   return testEntry;
 }
 
-// For compiled regions (src/jit/compile-region.ts): a compiled region imports these from this instance, wasm to wasm: its loads and stores take the interpreter's
-// slow paths, so a miss, a fault or a device access behaves exactly as in run().
+/** Enters va's translation in the read TLB, or the write TLB, as a load or store of RAM there would; false when it
+ *  would fault or is not RAM (tests: the JIT's differential test starts blocks with TLB entries in place, so that
+ *  their loads and stores take the compiled fast path). */
+export function fillTlbForTest(va: u64, write: bool): bool { return fillTlb(va, write); }
 
-/** Load of size bytes at va, zero-extended; on failure H.exc is set (a trap or a stop) and the result is 0. */
-export function jitLoadSlow(va: u64, size: u32): u64 { return loadSlow(va, size); }
-
-/** Store of the low size bytes of v at va; on failure H.exc is set. */
-export function jitStoreSlow(va: u64, size: u32, v: u64): void { storeSlow(va, size, v); }
+// For compiled regions (src/jit/compile-region.ts), which import it from this instance, wasm to wasm.
 
 /** Executes one A, F or D instruction for a compiled region, from its decoded fields (as in a decoded entry:
  *  registers as byte offsets), with the interpreter's own code: the region stores the integer registers it names

@@ -246,6 +246,22 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
   mmioAccess(va, pa, size, true, v);
 }
 
+/** Enters va's translation in the read TLB or the write TLB, as loadSlow or storeSlow does after an access to RAM
+ *  there (a store also sets the PTE's dirty bit and marks the page in the dirty log); false, and nothing entered,
+ *  when the access would fault, is not RAM, or (a store) is on the tohost page. */
+export function fillTlb(va: u64, write: bool): bool {
+  const pa = translate(va, write ? ACC_WRITE : ACC_READ, effectiveDataPriv());
+  if (H.exc) { H.exc = 0; return false; }
+  if (!inRam(pa, 1)) return false;
+  if (write && H.tohostAddr != 0 && (pa & ~0xfff) == (H.tohostAddr & ~0xfff)) return false;
+  const host = hostOf(pa);
+  if (write) markDirty(host);
+  const te = tlbSlot(write ? tlbWrite : tlbRead, va);
+  store<u64>(te, (va >> 12) | H.dataKey);
+  store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
+  return true;
+}
+
 /** Translates va for an atomic access (read and write permission) and returns the host address; the access must
  *  be naturally aligned and in RAM (AMOs to I/O raise an access fault). */
 export function amoAddress(va: u64, size: u32): usize {

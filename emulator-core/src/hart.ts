@@ -41,6 +41,8 @@ interface HartExports extends JitHartExports {
   hartFieldsLayoutOk(): number;
   /** finishes what a compiled block left pending (a trap or a stop) */
   takePendingTrap(): number;
+  /** tests: enters va's translation in the read (write = 0) or write TLB; 0 when the access would fault or is not RAM */
+  fillTlbForTest(va: bigint, write: number): number;
 }
 
 /** A hart's saved state: the architectural part of its block, as bytes, with the layout they follow. */

@@ -1,8 +1,8 @@
 // The region compiler: the code of one guest page reachable from some block starts becomes one WebAssembly
 // module, a function per block, the blocks joined by tail calls.
 //
-// ABI of a compiled region (module imports: env.memory, the VM's shared memory; env.jitLoadSlow, env.jitStoreSlow
-// and env.jitExec, the hart instance's exports of the same names; env.table, the hart's function table;
+// ABI of a compiled region (module imports: env.memory, the VM's shared memory; env.jitExec, the hart instance's
+// export of that name; env.table, the hart's function table;
 // module exports: each block's function, "b<k>" for block k (CompiledRegion.blockExport), and "region"):
 //
 //   b<k>(hart: i32, done: i32, budget: i32) -> i32        region(hart: i32, entry: i32, budget: i32) -> i32
@@ -26,8 +26,11 @@
 // region, in one function with a dispatch loop: V8's optimizing compiler then took up to 0.6 s for one region
 // (every local live around the loop), which cost seconds of a boot. A function per block keeps each function
 // small and straight, and V8 compiles lazily and optimizes only the functions that run often. Loads and stores
-// use the same inline TLB fast path as the interpreter (hart.ts, tlbHit), calling the hart's slow paths on a
-// miss and checking H.exc after them; A, F and D instructions run through jitExec, the interpreter's own code.
+// use the same inline TLB fast path as the interpreter (hart.ts, tlbHit); anything else (a miss, a device,
+// tohost, a page-crossing access, a fault) leaves the region at the access for run() to do it (EXIT_MISS). They
+// once called the hart's slow paths instead: a call in every load and store made V8 keep the block's live values
+// in stack slots around it and doubled their machine code, and a miss is rare enough that returning is cheaper.
+// A, F and D instructions run through jitExec, the interpreter's own code.
 //
 // Control: a block whose successor (a branch target, a fall-through, a jump's target) is a block of the region
 // tail-calls it with the instructions retired so far, so loops and calls within a page run without returning;
@@ -41,10 +44,12 @@
 //   EXIT_END  (0)  pc is where the region's code ends (sequentially, or a branch not taken), or the start of a
 //                  block the budget left no room for
 //   EXIT_JUMP (1)  a taken branch or a jump left the region: pc is its target
-//   EXIT_EXC  (2)  a slow path left H.exc set: a trap (H.excCause/excTval as the slow path set them, pc at the
+//   EXIT_EXC  (2)  jitExec left H.exc set: a trap (H.excCause/excTval as the interpreter set them, pc at the
 //                  faulting instruction, which did not retire) or a stop (STOP_MMIO: pc at the access, which did
-//                  not complete; STOP_HTIF: the store completed and retired, pc is past it). The host finishes it
-//                  with the hart's takePendingTrap(), as run() would have.
+//                  not complete; STOP_HTIF: an FP store to tohost completed and retired, pc is past it). The host
+//                  finishes it with the hart's takePendingTrap(), as run() would have.
+//   EXIT_MISS (3)  a load or store the TLB fast path could not do: pc is at it, not retired. run() interprets it
+//                  before it enters compiled code again (it would only miss again).
 //
 // A block ends at the first branch or jump (compiled, and last), before the first instruction it does not compile
 // (system, CSR, illegal: left to the interpreter), before the start of another block (into which it then goes
@@ -58,6 +63,7 @@ import { FunctionBody, ModuleBuilder, I32, I64, Op, VOID, uleb, type MemoryLimit
 export const EXIT_END = 0;
 export const EXIT_JUMP = 1;
 export const EXIT_EXC = 2;
+export const EXIT_MISS = 3;
 
 const TLB_ENTRIES = 8192;
 const TLB_ENTRY_SIZE = 16;
@@ -114,15 +120,14 @@ export interface CompileOptions {
   memory?: MemoryLimits;
 }
 
-const LOADS = new Map<number, { size: number; op: number; align: number; ext: number | null }>([
-  // the fast path's load, and what makes the slow path's zero-extended value the same
-  [OP.LB, { size: 1, op: Op.i64Load8S, align: 0, ext: Op.i64Extend8S }],
-  [OP.LBU, { size: 1, op: Op.i64Load8U, align: 0, ext: null }],
-  [OP.LH, { size: 2, op: Op.i64Load16S, align: 1, ext: Op.i64Extend16S }],
-  [OP.LHU, { size: 2, op: Op.i64Load16U, align: 1, ext: null }],
-  [OP.LW, { size: 4, op: Op.i64Load32S, align: 2, ext: Op.i64Extend32S }],
-  [OP.LWU, { size: 4, op: Op.i64Load32U, align: 2, ext: null }],
-  [OP.LD, { size: 8, op: Op.i64Load, align: 3, ext: null }],
+const LOADS = new Map<number, { size: number; op: number; align: number }>([
+  [OP.LB, { size: 1, op: Op.i64Load8S, align: 0 }],
+  [OP.LBU, { size: 1, op: Op.i64Load8U, align: 0 }],
+  [OP.LH, { size: 2, op: Op.i64Load16S, align: 1 }],
+  [OP.LHU, { size: 2, op: Op.i64Load16U, align: 1 }],
+  [OP.LW, { size: 4, op: Op.i64Load32S, align: 2 }],
+  [OP.LWU, { size: 4, op: Op.i64Load32U, align: 2 }],
+  [OP.LD, { size: 8, op: Op.i64Load, align: 3 }],
 ]);
 const STORES = new Map<number, { size: number; op: number; align: number }>([
   [OP.SB, { size: 1, op: Op.i64Store8, align: 0 }],
@@ -261,8 +266,6 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
 
   const m = new ModuleBuilder();
   m.importMemory("env", "memory", options.memory ?? { min: 32, max: 65536, shared: true });
-  const loadSlow = m.importFunction("env", "jitLoadSlow", [I64, I32], [I64]);
-  const storeSlow = m.importFunction("env", "jitStoreSlow", [I64, I32, I64], []);
   const execSlow = m.importFunction("env", "jitExec", [I32, I32, I32, I32, I32, I32], []);
   m.importTable("env", "table", 0);
   const REGION_TYPE = m.type([I32, I32, I32], [I32]);
@@ -601,14 +604,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           hostAddress(TLB_READ);
           f.mem(load.op, load.align, 0);
           f.op(Op.else);
-          f.localGet(va);
-          f.i32Const(load.size);
-          f.call(loadSlow);
-          if (load.ext !== null) f.op(load.ext);
-          excPending();
-          f.op(Op.if); f.op(VOID);
-          exit(d.pc, i, EXIT_EXC);
-          f.op(Op.end);
+          exit(d.pc, i, EXIT_MISS);
           f.op(Op.end);
           setRd(d.rd);
         } else if (store) {
@@ -618,15 +614,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           pushReg(d.rs2)();
           f.mem(store.op, store.align, 0);
           f.op(Op.else);
-          f.localGet(va);
-          f.i32Const(store.size);
-          pushReg(d.rs2)();
-          f.call(storeSlow);
-          excPending();
-          f.op(Op.if); f.op(VOID);
-          htifStoreExit(after, i);
-          exit(d.pc, i, EXIT_EXC);
-          f.op(Op.end);
+          exit(d.pc, i, EXIT_MISS);
           f.op(Op.end);
         } else if (isExec(d.op)) {
           // the interpreter's code runs it on the hart state block (current: write-through), and its rd (an x
@@ -794,8 +782,6 @@ export function compileBlock(page: Uint8Array, pc: bigint, decode: Decoder, opti
 
 /** The exports of a hart instance a compiled region imports. */
 export interface RegionImports {
-  jitLoadSlow: (va: bigint, size: number) => bigint;
-  jitStoreSlow: (va: bigint, size: number, v: bigint) => void;
   jitExec: (op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number) => void;
   table: WebAssembly.Table;
 }
@@ -805,7 +791,7 @@ export type RegionFunction = (hartBase: number, entry: number, budget: number) =
 /** Instantiates a compiled region against a hart instance on memory; returns its function. */
 export function instantiateRegion(module: WebAssembly.Module, memory: WebAssembly.Memory, hart: RegionImports): RegionFunction {
   const inst = new WebAssembly.Instance(module, {
-    env: { memory, jitLoadSlow: hart.jitLoadSlow, jitStoreSlow: hart.jitStoreSlow, jitExec: hart.jitExec, table: hart.table },
+    env: { memory, jitExec: hart.jitExec, table: hart.table },
   });
   return inst.exports.region as RegionFunction;
 }

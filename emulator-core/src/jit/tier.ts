@@ -38,8 +38,6 @@ export interface JitHartExports {
   jitInvalidations(): number;
   jitCallCount(): bigint;
   jitRetiredCount(): bigint;
-  jitLoadSlow(va: bigint, size: number): bigint;
-  jitStoreSlow(va: bigint, size: number, v: bigint): void;
   jitExec(op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number): void;
   jitChainCount(): bigint;
   decodeForTest(inst: number): number;
@@ -171,7 +169,7 @@ export class JitTier {
         const tModule = performance.now();
         this.stats.moduleMs += tModule - tBuilt;
         const instance = new WebAssembly.Instance(mod, {
-          env: { memory: this.memory, jitLoadSlow: ex.jitLoadSlow, jitStoreSlow: ex.jitStoreSlow, jitExec: ex.jitExec, table: ex.table },
+          env: { memory: this.memory, jitExec: ex.jitExec, table: ex.table },
         });
         this.stats.instantiateMs += performance.now() - tModule;
         const slotIndex = k ?? this.clockHand();
