@@ -64,6 +64,8 @@ export class Hart {
   private readonly blockBytes: Uint8Array;
   /** the JIT, when it is on (enableJit) */
   jit: JitTier | undefined;
+  /** the decode cache's map: for each RAM page, its slot of decoded instructions + 1, or 0 (assembly/icache.ts) */
+  private decodeMap: Uint32Array;
 
   /** Harts created while this is set start with the JIT on with these options: for runners that make their harts
    *  themselves (bare.ts: the assembly tests, riscv-tests through `vm --elf --jit`). */
@@ -87,7 +89,32 @@ export class Hart {
     this.x = new BigUint64Array(this.memory.buffer, base + HART_BLOCK.XREGS, 32);
     this.state = new HartStateView(new DataView(this.memory.buffer, base, HART_BLOCK.SIZE));
     this.blockBytes = new Uint8Array(this.memory.buffer, base, HART_BLOCK.SAVED_BYTES);
+    this.decodeMap = new Uint32Array(this.memory.buffer, layout.decodeMap, layout.ramBytes / 4096);
     if (Hart.jitByDefault) this.enableJit(Hart.jitByDefault);
+  }
+
+  /** Makes device writes to guest RAM through `memory` (DMA) drop the code this hart decoded or compiled from the
+   *  pages they touch, as writePhys does: a guest need not run FENCE.I after a device wrote code (QEMU, too,
+   *  drops translated code on DMA). */
+  watchDeviceWrites(memory: { onCodeWrite: ((off: number, len: number) => void) | undefined }): void {
+    memory.onCodeWrite = (off, len) => this.deviceWrote(off, len);
+  }
+
+  /** RAM [off, off + len) was written behind the hart's back: if a page of it holds decoded instructions (the decode
+   *  cache's map, a u32 per RAM page) or compiled code, every decoded and compiled instruction is dropped (the
+   *  decode cache and the JIT invalidate everything at once; a finer grain is not built yet). */
+  private deviceWrote(off: number, len: number): void {
+    if (len <= 0) return;
+    if (this.decodeMap.buffer !== this.memory.buffer) {
+      this.decodeMap = new Uint32Array(this.memory.buffer, this.layout.decodeMap, this.layout.ramBytes / 4096);
+    }
+    const last = (off + len - 1) >>> 12;
+    for (let page = off >>> 12; page <= last; page++) {
+      if (this.decodeMap[page] !== 0 || this.jit?.holdsRamPage(page)) {
+        this.ex.invalidateDecoded();
+        return;
+      }
+    }
   }
 
   /** Turns the JIT on (hot blocks compiled to WebAssembly and entered from run()); once on, it stays on. */

@@ -104,6 +104,37 @@ describe("JIT tiering", () => {
     expect(untilTohost(h)).toBe(9n);
   });
 
+  for (const jit of [true, false]) {
+    it(`code a device rewrites (DMA through GuestMemory) runs at once, without FENCE.I (${jit ? "compiled" : "interpreted"})`, async () => {
+      const { GuestMemory } = await import("../src/machine/guest-memory.ts");
+      // loop: a0 = f(); tohost = a0 (f on its own page)
+      const FD = 0x1000;
+      const loop = program([
+        auipc(S0),                 // 0x00
+        jal(RA, FD - 0x04),        // 0x04
+        sd(A0, S0, TOHOST),        // 0x08
+        jal(ZERO, -8),             // 0x0c
+      ], [[FD, addi(A0, ZERO, 1)], [FD + 4, jalr(ZERO, RA, 0)]]);
+      const h = hartWith(loop, jit);
+      const mem = new GuestMemory(h.memory.buffer, h.layout.ramOffset, h.layout.ramBytes, RAM_BASE);
+      h.watchDeviceWrites(mem);
+      for (let i = 0; i < 5; i++) expect(untilTohost(h)).toBe(1n);
+      if (jit) expect(h.jit!.calls.instructions).toBeGreaterThan(0);
+      // a device write to a page that holds no code drops nothing
+      const invalidations = h.jit?.invalidations;
+      mem.write(RAM_BASE + 0x3000n, new Uint8Array(64));
+      expect(h.jit?.invalidations).toBe(invalidations);
+      // the device writes f's first instruction, as a disk read into that page would
+      mem.write(RAM_BASE + BigInt(FD), new Uint8Array(new Uint32Array([addi(A0, ZERO, 7)]).buffer));
+      expect(untilTohost(h)).toBe(7n);
+      expect(untilTohost(h)).toBe(7n);
+      // and through a view marked written (how the virtqueue fills a device-writable buffer)
+      mem.view(RAM_BASE + BigInt(FD), 4).set(new Uint8Array(new Uint32Array([addi(A0, ZERO, 9)]).buffer));
+      mem.markWritten(FD, 4);
+      expect(untilTohost(h)).toBe(9n);
+    });
+  }
+
   it("holds at most maxModules regions, evicting one not used since the clock passed, and stays correct", () => {
     // main on page 0 calls f1 on page 1 and f2 on page 2: three regions for two table indices
     const F1 = 0x1000, F2 = 0x2000;

@@ -104,6 +104,9 @@ export class JitTier {
   private readonly held: (Held | undefined)[];
   /** the index (less base) holding the region of each "pageVa:pagePhys" */
   private readonly byPage = new Map<string, number>();
+  /** regions held per RAM page (guest physical, from RAM's start, in pages): more than one when the page is mapped
+   *  at more than one virtual address */
+  private readonly ramPages = new Map<number, number>();
   /** the hot starts seen on each page ("pageVa:pagePhys"), kept while its region is held */
   private readonly roots = new Map<string, Set<bigint>>();
   private readonly none: number;
@@ -121,6 +124,9 @@ export class JitTier {
 
   /** Turns the JIT off for good (run() no longer counts or enters blocks). */
   disable(): void { this.ex.setJit(0, this.threshold); }
+
+  /** Whether a region compiled from RAM page `page` (counted from RAM's start) is held. */
+  holdsRamPage(page: number): boolean { return this.ramPages.has(page); }
 
   /** Regions held now, and the bytes of WebAssembly they were compiled to. */
   get resident(): { regions: number; codeBytes: number } {
@@ -181,6 +187,8 @@ export class JitTier {
         };
         this.held[slotIndex] = fresh;
         this.byPage.set(key, slotIndex);
+        const ramPage = Number(pagePhys - RAM_BASE) >>> 12;
+        this.ramPages.set(ramPage, (this.ramPages.get(ramPage) ?? 0) + 1);
         this.install(fresh);
         this.stats.compiled++;
         this.stats.instructions += region.instructions;
@@ -227,6 +235,9 @@ export class JitTier {
     }
     this.held[k] = undefined;
     this.byPage.delete(h.key);
+    const ramPage = Number(h.pagePhys - RAM_BASE) >>> 12;
+    const n = this.ramPages.get(ramPage)! - 1;
+    if (n) this.ramPages.set(ramPage, n); else this.ramPages.delete(ramPage);
     if (!recompiling) {
       this.roots.delete(h.key);
       this.stats.evicted++;

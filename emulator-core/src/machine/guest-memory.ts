@@ -28,11 +28,17 @@ export class GuestMemory {
 
   /** While set (live migration), device writes to RAM are reported here as [offset, length) ranges. */
   onWrite: ((off: number, len: number) => void) | undefined;
+  /** Every device write to RAM is reported here too: the hart drops code it decoded or compiled from those pages
+   *  (Hart.watchDeviceWrites). */
+  onCodeWrite: ((off: number, len: number) => void) | undefined;
 
-  /** A device wrote (or is about to write) RAM [off, off + len) behind the hart's back: reported to onWrite.
-   *  Every device write must pass here or through the setters below; the virtqueue marks the device-writable
-   *  buffers of each chain it pops and the used-ring entries it pushes. */
-  markWritten(off: number, len: number): void { this.onWrite?.(off, len); }
+  /** A device wrote (or is about to write) RAM [off, off + len) behind the hart's back: reported to onWrite and
+   *  onCodeWrite. Every device write must pass here or through the setters below; the virtqueue marks the
+   *  device-writable buffers of each chain it pops and the used-ring entries it pushes. */
+  markWritten(off: number, len: number): void {
+    this.onWrite?.(off, len);
+    this.onCodeWrite?.(off, len);
+  }
 
   /** A view of guest RAM (no copy): writes through it land in the guest (mark them with markWritten). */
   view(addr: bigint, len: number): Uint8Array {
@@ -42,7 +48,7 @@ export class GuestMemory {
 
   private written(addr: bigint, len: number): number {
     const off = this.check(addr, len);
-    this.onWrite?.(off, len);
+    this.markWritten(off, len);
     return off;
   }
 

@@ -152,6 +152,7 @@ export class Machine {
     if (options.jit) this.hart.enableJit({ threshold: options.jitThreshold });
     this.clock = new MachineClock(this.deterministic, () => this.hart.instret);
     this.memory = new GuestMemory(this.hart.memory.buffer, this.hart.layout.ramOffset, this.hart.layout.ramBytes, RAM_BASE);
+    this.hart.watchDeviceWrites(this.memory);
     this.plic = new Plic((meip, seip) => {
       this.plicLines = (meip ? IRQ_MEIP : 0n) | (seip ? IRQ_SEIP : 0n);
       this.updateLines();
