@@ -93,8 +93,10 @@ export function sleb(out: ByteSink, v: number | bigint): void {
   }
 }
 
+const utf8 = new TextEncoder();
+
 function name(out: number[], s: string): void {
-  const bytes = new TextEncoder().encode(s);
+  const bytes = utf8.encode(s);
   uleb(out, bytes.length);
   for (const b of bytes) out.push(b);
 }
