@@ -677,16 +677,20 @@ function lookUpBlock(f: FunctionBody, hart: number, pc: number, next: number, ra
   f.i32Const(0);
   f.localSet(next);
   f.op(Op.block); f.op(VOID); // $out
+  /** Pushes ((u32)(pc >> shift) & (count - 1)) << log2Size: the byte offset of pc's entry in a table. */
+  const entryOffset = (shift: bigint, count: number, log2Size: number) => {
+    f.localGet(pc);
+    f.i64Const(shift);
+    f.op(Op.i64ShrU);
+    f.op(Op.i32WrapI64);
+    f.i32Const(count - 1);
+    f.op(Op.i32And);
+    f.i32Const(log2Size);
+    f.op(Op.i32Shl);
+  };
   // the fetch TLB's entry for pc, in the current context: phys = pc + its addend + ramHostToGuest
   f.localGet(hart);
-  f.localGet(pc);
-  f.i64Const(12n);
-  f.op(Op.i64ShrU);
-  f.op(Op.i32WrapI64);
-  f.i32Const(TLB_ENTRIES - 1);
-  f.op(Op.i32And);
-  f.i32Const(4);
-  f.op(Op.i32Shl);
+  entryOffset(12n, TLB_ENTRIES, 4);
   f.op(Op.i32Add);
   f.localTee(te);
   f.mem(Op.i64Load, 3, TLB_FETCH);
@@ -706,14 +710,7 @@ function lookUpBlock(f: FunctionBody, hart: number, pc: number, next: number, ra
   f.op(Op.i64Add);
   f.localSet(phys);
   // the set of pc: ((pc >> 1) & (JIT_SETS - 1)) * 64 past JIT_TABLE
-  f.localGet(pc);
-  f.i64Const(1n);
-  f.op(Op.i64ShrU);
-  f.op(Op.i32WrapI64);
-  f.i32Const(JIT_SETS - 1);
-  f.op(Op.i32And);
-  f.i32Const(6);
-  f.op(Op.i32Shl);
+  entryOffset(1n, JIT_SETS, 6);
   f.localSet(set);
   for (const way of [0, 32]) {
     const at = JIT_TABLE + way;
