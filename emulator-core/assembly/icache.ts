@@ -3,8 +3,9 @@
 // the first time an address is executed, so the interpreter never decodes the same instruction twice while its
 // page stays cached. It is keyed by physical page, so every virtual mapping of a page shares one decode.
 //
-// Coherence: RISC-V requires FENCE.I before executing modified code, so FENCE.I (and the host, after DMA into
-// RAM) drops the whole cache; slots are reused round-robin when the pool is full.
+// Coherence: RISC-V requires FENCE.I before executing modified code, so FENCE.I (and the host, after it wrote RAM)
+// drops the whole cache; a device's write (DMA) drops the pages it wrote; slots are reused round-robin when the
+// pool is full.
 
 import { ENTRY_SIZE } from "./decode";
 import { OP_PAGE_CROSS } from "./ops";
@@ -31,6 +32,16 @@ export function flushDecodeCache(): void {
   memory.fill(ownerBase, 0, <usize>slotCount * 4);
   // compiled blocks hold decoded code too: every reason to drop decoded instructions drops them (jit.ts)
   jitInvalidateAll();
+}
+
+/** Drops the decoded instructions of RAM page `page` (counted from RAM's start), if it has any: a device wrote it
+ *  (src/hart.ts deviceWrote). Only between run() calls, which look their pages up afresh. */
+export function dropDecodedPage(page: u32): void {
+  const mapEntry = mapBase + (<usize>page << 2);
+  const slot = load<u32>(mapEntry);
+  if (slot == 0) return;
+  store<u32>(ownerBase + (<usize>(slot - 1) << 2), 0);
+  store<u32>(mapEntry, 0);
 }
 
 /** The decoded-entry slot for the RAM page at host address hostPage (allocating and clearing one if needed). */

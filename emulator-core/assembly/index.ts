@@ -5,7 +5,7 @@
 
 import * as S from "./state";
 import * as C from "./csr";
-import { setDecodeCache, flushDecodeCache } from "./icache";
+import { setDecodeCache, flushDecodeCache, dropDecodedPage } from "./icache";
 import { flushTlbs, clearTlbs, clearTlbEntries, updateKeys, TLB_GENERATIONS, fillTlb } from "./mmu";
 import { takeTrap } from "./trap";
 import { decode16, decode32, E_OP, E_RD, E_RS1, E_RS2, E_IMM, E_RAW } from "./decode";
@@ -97,6 +97,9 @@ export function decodeForTest(inst: u32): usize {
   else decode32(testEntry, inst);
   return testEntry;
 }
+
+/** A device wrote RAM page `page` (counted from RAM's start): the instructions decoded from it go (src/hart.ts). */
+export function dropDecoded(page: u32): void { dropDecodedPage(page); }
 
 /** Enters va's translation in the read TLB, or the write TLB, as a load or store of RAM there would; false when it
  *  would fault or is not RAM (tests: the JIT's differential test starts blocks with TLB entries in place, so that

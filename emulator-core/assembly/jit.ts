@@ -18,7 +18,6 @@
 // run() and other regions call directly: src/jit/compile-region.ts), u16 used (set when the block is entered), u16
 // unused.
 
-
 export const JIT_SETS: u32 = 8192;
 const JIT_ENTRIES: u32 = 2 * JIT_SETS;
 const ENTRY_BYTES: u32 = 32;
@@ -40,15 +39,15 @@ export const JIT_MAX_BLOCK: i32 = 64;
 export let jitEnabled: bool = false;
 /** executions of a block start before the host is asked to compile it (1: on first execution) */
 let jitThreshold: u32 = 2;
-/** entries of other epochs are stale; starts at 1 so that the zeroed table holds nothing */
 
 /** what the last STOP_JIT asks for (read by the host through jitRequestPc/jitRequestPhys/jitRequestSteps) */
 let reqPc: u64 = 0;
 let reqPhys: u64 = 0;
 let reqSteps: i32 = 0;
 
-/** The lookup's header, just below its table: the epoch (u32 at 0) and the count of blocks entered from another
- *  region's exit (u64 at 8). In memory rather than globals because compiled regions look blocks up themselves
+/** The lookup's header, just below its table: the epoch (u32 at 0: entries of other epochs are stale; it starts at
+ *  1, so that the zeroed table holds nothing) and the count of blocks entered from another region's exit (u64 at
+ *  8). In memory rather than globals because compiled regions look blocks up themselves
  *  when they leave (src/jit/compile-region.ts $leave, which holds these addresses and the entry layout too). */
 export const JIT_HEADER: usize = JIT_TABLE - 64;
 @inline function jitEpoch(): u32 { return load<u32>(JIT_HEADER); }

@@ -41,6 +41,8 @@ interface HartExports extends JitHartExports {
   hartFieldsLayoutOk(): number;
   /** finishes what a compiled block left pending (a trap or a stop) */
   takePendingTrap(): number;
+  /** drops the instructions decoded from a RAM page (counted from RAM's start) */
+  dropDecoded(page: number): void;
   /** tests: enters va's translation in the read (write = 0) or write TLB; 0 when the access would fault or is not RAM */
   fillTlbForTest(va: bigint, write: number): number;
 }
@@ -100,9 +102,9 @@ export class Hart {
     memory.onCodeWrite = (off, len) => this.deviceWrote(off, len);
   }
 
-  /** RAM [off, off + len) was written behind the hart's back: if a page of it holds decoded instructions (the decode
-   *  cache's map, a u32 per RAM page) or compiled code, every decoded and compiled instruction is dropped (the
-   *  decode cache and the JIT invalidate everything at once; a finer grain is not built yet). */
+  /** RAM [off, off + len) was written behind the hart's back (between run() calls): the instructions decoded from
+   *  its pages (the decode cache's map: a u32 per RAM page) and the regions compiled from them go, page by page;
+   *  the rest of the decoded and compiled code stays. */
   private deviceWrote(off: number, len: number): void {
     if (len <= 0) return;
     if (this.decodeMap.buffer !== this.memory.buffer) {
@@ -110,10 +112,8 @@ export class Hart {
     }
     const last = (off + len - 1) >>> 12;
     for (let page = off >>> 12; page <= last; page++) {
-      if (this.decodeMap[page] !== 0 || this.jit?.holdsRamPage(page)) {
-        this.ex.invalidateDecoded();
-        return;
-      }
+      if (this.decodeMap[page] !== 0) this.ex.dropDecoded(page);
+      this.jit?.dropRamPage(page);
     }
   }
 

@@ -124,8 +124,15 @@ describe("JIT tiering", () => {
       const invalidations = h.jit?.invalidations;
       mem.write(RAM_BASE + 0x3000n, new Uint8Array(64));
       expect(h.jit?.invalidations).toBe(invalidations);
-      // the device writes f's first instruction, as a disk read into that page would
+      // the device writes f's first instruction, as a disk read into that page would: that page's decoded and
+      // compiled code goes, and only that page's (no invalidation of everything; the loop's page stays compiled)
+      const regions = h.jit?.resident.regions;
       mem.write(RAM_BASE + BigInt(FD), new Uint8Array(new Uint32Array([addi(A0, ZERO, 7)]).buffer));
+      if (jit) {
+        expect(h.jit!.stats.dropped).toBe(1);
+        expect(h.jit!.resident.regions).toBe(regions! - 1);
+      }
+      expect(h.jit?.invalidations).toBe(invalidations);
       expect(untilTohost(h)).toBe(7n);
       expect(untilTohost(h)).toBe(7n);
       // and through a view marked written (how the virtqueue fills a device-writable buffer)

@@ -53,6 +53,8 @@ export interface JitStats {
   reinstalled: number;
   /** regions evicted to reuse their table index */
   evicted: number;
+  /** regions dropped because a device wrote their page */
+  dropped: number;
   /** instructions in the regions compiled (each compilation counts all of its region's) */
   instructions: number;
   /** bytes of WebAssembly compiled */
@@ -95,7 +97,7 @@ export const DEFAULT_JIT_MAX_MODULES = 900;
 export class JitTier {
   readonly threshold: number;
   readonly maxModules: number;
-  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0 };
+  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, dropped: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0 };
   private readonly decode: Decoder;
   /** table indices free for block functions (the hart module's own functions come before them all) */
   private readonly freeSlots: number[] = [];
@@ -104,9 +106,9 @@ export class JitTier {
   private readonly held: (Held | undefined)[];
   /** the index (less base) holding the region of each "pageVa:pagePhys" */
   private readonly byPage = new Map<string, number>();
-  /** regions held per RAM page (guest physical, from RAM's start, in pages): more than one when the page is mapped
-   *  at more than one virtual address */
-  private readonly ramPages = new Map<number, number>();
+  /** the indices of the regions held per RAM page (guest physical, from RAM's start, in pages): more than one when
+   *  the page is mapped at more than one virtual address */
+  private readonly ramPages = new Map<number, Set<number>>();
   /** the hot starts seen on each page ("pageVa:pagePhys"), kept while its region is held */
   private readonly roots = new Map<string, Set<bigint>>();
   private readonly none: number;
@@ -125,8 +127,12 @@ export class JitTier {
   /** Turns the JIT off for good (run() no longer counts or enters blocks). */
   disable(): void { this.ex.setJit(0, this.threshold); }
 
-  /** Whether a region compiled from RAM page `page` (counted from RAM's start) is held. */
-  holdsRamPage(page: number): boolean { return this.ramPages.has(page); }
+  /** A device wrote RAM page `page` (counted from RAM's start): the regions compiled from it go (their starts are
+   *  counted afresh, and compiled again from the new code once hot). */
+  dropRamPage(page: number): void {
+    const onPage = this.ramPages.get(page);
+    if (onPage) for (const k of [...onPage]) this.evict(k, "written");
+  }
 
   /** Regions held now, and the bytes of WebAssembly they were compiled to. */
   get resident(): { regions: number; codeBytes: number } {
@@ -179,7 +185,7 @@ export class JitTier {
         });
         this.stats.instantiateMs += performance.now() - tModule;
         const slotIndex = k ?? this.clockHand();
-        this.evict(slotIndex, k !== undefined);
+        this.evict(slotIndex, k !== undefined ? "recompiled" : "reused");
         const starts = region.blocks.map((b) => b.pc);
         const fresh: Held = {
           key, pageVa, pagePhys, starts, instance, exports: new Map(starts.map((s) => [s, region.blockExport(s)])), slots: new Map(),
@@ -188,7 +194,9 @@ export class JitTier {
         this.held[slotIndex] = fresh;
         this.byPage.set(key, slotIndex);
         const ramPage = Number(pagePhys - RAM_BASE) >>> 12;
-        this.ramPages.set(ramPage, (this.ramPages.get(ramPage) ?? 0) + 1);
+        let onPage = this.ramPages.get(ramPage);
+        if (!onPage) this.ramPages.set(ramPage, (onPage = new Set()));
+        onPage.add(slotIndex);
         this.install(fresh);
         this.stats.compiled++;
         this.stats.instructions += region.instructions;
@@ -225,7 +233,7 @@ export class JitTier {
   }
 
   /** Drops the region at index k from the lookup (its page's roots go too unless it is being compiled again). */
-  private evict(k: number, recompiling: boolean): void {
+  private evict(k: number, why: "reused" | "recompiled" | "written"): void {
     const h = this.held[k];
     if (!h) return;
     for (const [pc, slot] of h.slots) {
@@ -236,12 +244,12 @@ export class JitTier {
     this.held[k] = undefined;
     this.byPage.delete(h.key);
     const ramPage = Number(h.pagePhys - RAM_BASE) >>> 12;
-    const n = this.ramPages.get(ramPage)! - 1;
-    if (n) this.ramPages.set(ramPage, n); else this.ramPages.delete(ramPage);
-    if (!recompiling) {
-      this.roots.delete(h.key);
-      this.stats.evicted++;
-    }
+    const onPage = this.ramPages.get(ramPage)!;
+    onPage.delete(k);
+    if (!onPage.size) this.ramPages.delete(ramPage);
+    if (why !== "recompiled") this.roots.delete(h.key);
+    if (why === "reused") this.stats.evicted++;
+    if (why === "written") this.stats.dropped++;
   }
 
   /** Whether a block of the region at index k ran since the hand last passed (clears the marks). */
