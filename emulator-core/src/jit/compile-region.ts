@@ -567,7 +567,6 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.mem(Op.i64Load, 3, HART_FIELDS.dataKey.offset);
       f.localSet(key);
     }
-    if (process.env.JITCOUNT) { f.localGet(HART); f.localGet(HART); f.mem(Op.i64Load, 3, 1200); f.i64Const(1n); f.op(Op.i64Add); f.mem(Op.i64Store, 3, 1200); }
     chain.forEach((j, c) => {
       b = blocks[j];
       insts = b.instructions;
