@@ -3,7 +3,8 @@
 //
 // ABI of a compiled region (module imports: env.memory, the VM's shared memory; env.jitExec, the hart instance's
 // export of that name; env.table, the hart's function table;
-// module exports: each block's function, "b<k>" for block k (CompiledRegion.blockExport), and "region"):
+// module exports: each block's function, "b<k>" for block k (blockExportName; blocks in address order), and
+// "region"):
 //
 //   b<k>(hart: i32, done: i32, budget: i32) -> i32        region(hart: i32, entry: i32, budget: i32) -> i32
 //
@@ -75,7 +76,6 @@ const TLB_FETCH = HART_BLOCK.TLB + 2 * TLB_ENTRIES * TLB_ENTRY_SIZE;
 const JIT_HEADER = 512 * 1024 - 64;
 const JIT_TABLE = 512 * 1024;
 const JIT_SETS = 8192;
-const JIT_NONE = 0xffffffff;
 const X_SCRATCH = 32; // the decoder's rd for x0
 /** JIT_MAX_BLOCK (assembly/jit.ts): the most instructions in a block, the budget a region is entered with at least */
 const MAX_BLOCK = 64;
@@ -160,9 +160,10 @@ export interface CompiledRegion {
   instructions: number;
   /** the entry state that starts the block at pc (a block start of the region) */
   entryState(pc: bigint): number;
-  /** the name of the export of the function of the block at pc (a block start of the region) */
-  blockExport(pc: bigint): string;
 }
+
+/** The name of the export of the function of block k of a region (CompiledRegion.blocks[k]). */
+export const blockExportName = (k: number) => `b${k}`;
 
 export interface RegionOptions extends CompileOptions {
   /** follow direct branches, jumps and fall-throughs within the page from the roots (true by default); false
@@ -275,19 +276,12 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   const EXIT_FN = firstBlock + n, GO_FN = EXIT_FN + 1, LEAVE_FN = GO_FN + 1;
   const slots = (hi - lo) >> 1;
 
-  blocks.forEach((b, k) => m.addFunction([I32, I32, I32], [I32], blockFunction(b, k), `b${k}`));
+  blocks.forEach((b, k) => m.addFunction([I32, I32, I32], [I32], blockFunction(b, k), blockExportName(k)));
   m.addFunction([I32, I64, I32, I32], [I32], exitFunction());
   m.addFunction([I32, I32, I32, I32, I64], [I32], goFunction());
   m.addFunction([I32, I64, I32, I32, I32], [I32], leaveFunction());
   m.addFunction([I32, I32, I32], [I32], entryFunction(), "region");
-  return {
-    bytes: m.build(), blocks, lo, hi, instructions, entryState: stateOf,
-    blockExport: (pc: bigint) => {
-      const k = index.get(pc);
-      if (k === undefined) throw new Error(`no block of the region starts at 0x${pc.toString(16)}`);
-      return `b${k}`;
-    },
-  };
+  return { bytes: m.build(), blocks, lo, hi, instructions, entryState: stateOf };
 
   /** $exit(hart, pc, retired, code): sets H.pc, adds retired to H.instret, returns code. */
   function exitFunction(): FunctionBody {
@@ -718,7 +712,7 @@ function lookUpBlock(f: FunctionBody, hart: number, pc: number, next: number, ra
     unless(() => { f.localGet(set); f.mem(Op.i64Load, 3, at); f.localGet(pc); f.op(Op.i64Ne); });
     unless(() => { f.localGet(set); f.mem(Op.i64Load, 3, at + 8); f.localGet(phys); f.op(Op.i64Ne); });
     unless(() => { f.localGet(set); f.mem(Op.i32Load, 2, at + 16); f.i32Const(0); f.mem(Op.i32Load, 2, JIT_HEADER); f.op(Op.i32Ne); });
-    // a table index: neither 0 (not compiled yet) nor JIT_NONE (slot + 1 < 2 unsigned)
+    // a table index: neither 0 (not compiled yet) nor JIT_NONE, 0xffffffff (slot + 1 < 2 unsigned)
     unless(() => {
       f.localGet(set); f.mem(Op.i32Load, 2, at + 24); f.localTee(next);
       f.i32Const(1); f.op(Op.i32Add); f.i32Const(2); f.op(Op.i32LtU);

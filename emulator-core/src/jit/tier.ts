@@ -2,7 +2,8 @@
 // start is on is compiled into one region (compile-region.ts): every block reachable within the page from the hot
 // starts seen there so far. The region is instantiated against the hart's own instance; the function of each hot
 // start's block goes in the hart module's function table, and the start is recorded in the hart's lookup
-// (assembly/jit.ts) with that table index, through which run() and other regions' exits call the block directly. Another block of the region that becomes hot (entered
+// (assembly/jit.ts) with that table index, through which run() and other regions' exits call the block directly.
+// Another block of the region that becomes hot (entered
 // from outside it: a return point, a function called from another page) is recorded when asked for; a new hot
 // start the region does not hold compiles the page's region again, with it among its roots, into the same index.
 //
@@ -14,7 +15,7 @@
 // compiling when the bytes they were compiled from are unchanged.
 
 import { RAM_BASE } from "../layout.ts";
-import { compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
+import { blockExportName, compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
 
 export interface JitOptions {
   /** executions of a block start before its page's region is compiled (1: on first execution; default 10000: a
@@ -74,12 +75,10 @@ interface Held {
   key: string;
   pageVa: bigint;
   pagePhys: bigint;
-  /** the block starts of the region */
+  /** the block starts of the region, in address order (as its blocks) */
   starts: bigint[];
   /** the region's instance (its blocks' functions are its exports) */
   instance: WebAssembly.Instance;
-  /** the export of each start's block function */
-  exports: Map<bigint, string>;
   /** the table index holding the function of each start entered from outside the region */
   slots: Map<bigint, number>;
   /** the bytes [lo, hi) of the page it was compiled from */
@@ -188,12 +187,12 @@ export class JitTier {
         this.evict(slotIndex, k !== undefined ? "recompiled" : "reused");
         const starts = region.blocks.map((b) => b.pc);
         const fresh: Held = {
-          key, pageVa, pagePhys, starts, instance, exports: new Map(starts.map((s) => [s, region.blockExport(s)])), slots: new Map(),
+          key, pageVa, pagePhys, starts, instance, slots: new Map(),
           lo: region.lo, code: page.slice(region.lo, region.hi), epoch: 0, bytes: region.bytes.length,
         };
         this.held[slotIndex] = fresh;
         this.byPage.set(key, slotIndex);
-        const ramPage = Number(pagePhys - RAM_BASE) >>> 12;
+        const ramPage = ramPageOf(pagePhys);
         let onPage = this.ramPages.get(ramPage);
         if (!onPage) this.ramPages.set(ramPage, (onPage = new Set()));
         onPage.add(slotIndex);
@@ -220,7 +219,7 @@ export class JitTier {
     if (slot === undefined) {
       if (!this.freeSlots.length) this.growTable(256);
       slot = this.freeSlots.pop()!;
-      this.ex.table.set(slot, h.instance.exports[h.exports.get(pc)!] as (...args: unknown[]) => unknown);
+      this.ex.table.set(slot, h.instance.exports[blockExportName(h.starts.indexOf(pc))] as (...args: unknown[]) => unknown);
       h.slots.set(pc, slot);
     }
     this.ex.jitInstall(pc, h.pagePhys | (pc & 0xfffn), slot);
@@ -243,7 +242,7 @@ export class JitTier {
     }
     this.held[k] = undefined;
     this.byPage.delete(h.key);
-    const ramPage = Number(h.pagePhys - RAM_BASE) >>> 12;
+    const ramPage = ramPageOf(h.pagePhys);
     const onPage = this.ramPages.get(ramPage)!;
     onPage.delete(k);
     if (!onPage.size) this.ramPages.delete(ramPage);
@@ -281,6 +280,9 @@ export class JitTier {
   /** Invalidations (FENCE.I, host writes, restores) so far: each made every compiled region stale. */
   get invalidations(): number { return this.ex.jitInvalidations(); }
 }
+
+/** The RAM page (counted from RAM's start) of a guest physical page address. */
+const ramPageOf = (pagePhys: bigint) => Number(pagePhys - RAM_BASE) >>> 12;
 
 /** Whether page[at..] starts with the bytes code holds. */
 function sameBytes(code: Uint8Array, page: Uint8Array, at: number): boolean {
