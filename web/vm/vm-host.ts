@@ -45,13 +45,9 @@ import {
 import { shapeMismatch, sameIdentity } from "../shared/saved-machine.ts";
 import { VmAgent } from "./vm-agent.ts";
 import { hasJit, jitStats } from "./vm-jit.ts";
+import { MemoryStatsPacer } from "./memory-stats-pacer.ts";
 import type { ExecOptions, ExecResult } from "../../emulator-core/src/agent/client.ts";
 
-/** The guest's memory statistics are asked for this often while its memory moves by MEM_STATS_STILL or more
- *  between answers, and up to MEM_STATS_MAX_MS apart while it holds still (see askMemoryStats). */
-const MEM_STATS_MIN_MS = 1000;
-const MEM_STATS_MAX_MS = 8000;
-const MEM_STATS_STILL = 1 << 20;
 /** Host time per slice while the guest is busy. */
 const SLICE_MS = 16;
 /** Longest single sleep (a safety net: every reason to wake up also rings the doorbell). Each of these wake-ups costs
@@ -243,21 +239,12 @@ export class VmHost implements VmWorkerApi {
   }
 
   // The guest's memory statistics (virtio-balloon's stats queue) cost the guest more to gather than anything else an
-  // idle VM does (about 0.2% of a core at one request a second, against 0.1% for all the rest): they are asked for
-  // every MEM_STATS_MIN_MS while the guest's memory moves, and ever more rarely, up to MEM_STATS_MAX_MS, while it
-  // holds still.
-  private memStatsAskedAt = -Infinity;
-  private memStatsEvery = MEM_STATS_MIN_MS;
-  private memStatsLast: number | undefined;
+  // idle VM does: memory-stats-pacer.ts decides when they are asked for.
+  private readonly memStats = new MemoryStatsPacer();
   private askMemoryStats(): void {
-    const b = this.poweredOn ? this.machine?.balloon : undefined;
-    const now = performance.now();
-    if (!b || now - this.memStatsAskedAt < this.memStatsEvery) return;
-    const avail = b.stats?.memAvailable ?? b.stats?.memFree;
-    const still = avail !== undefined && this.memStatsLast !== undefined && Math.abs(avail - this.memStatsLast) < MEM_STATS_STILL;
-    this.memStatsEvery = still ? Math.min(MEM_STATS_MAX_MS, this.memStatsEvery * 2) : MEM_STATS_MIN_MS;
-    this.memStatsLast = avail;
-    this.memStatsAskedAt = now;
+    const m = this.poweredOn ? this.machine : undefined;
+    const b = m?.balloon;
+    if (!m || !b || !this.memStats.due(performance.now(), m.hart.instret, b.stats?.memAvailable ?? b.stats?.memFree)) return;
     b.requestStats();
   }
 
@@ -359,8 +346,7 @@ export class VmHost implements VmWorkerApi {
     this.balloonPages = Math.max(0, Math.floor(((Number.isFinite(mib) ? mib : 0) * MiB) / 4096));
     this.machine?.balloon?.setTarget(this.balloonPages);
     // the guest's memory is about to move: its statistics are asked for at the quick pace again
-    this.memStatsEvery = MEM_STATS_MIN_MS;
-    this.memStatsAskedAt = -Infinity;
+    this.memStats.quicken();
     return this.stats(false);
   }
 
