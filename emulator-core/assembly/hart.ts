@@ -17,7 +17,7 @@ import * as S from "./semantics";
 import { decode16, decode32, E_LEN, E_RD, E_RS1, E_RS2, E_IMM, E_RAW, ENTRY_SIZE } from "./decode";
 import {
   H, HartFields, PRV_M, PRV_S, PRV_U, xregs, fregs, tlbRead, tlbWrite, spanEntry, EXC_STOP, STOP_SLICE, STOP_WFI, STOP_MMIO,
-  STOP_HTIF, STOP_ECALL, STOP_FATAL, STOP_JIT, raise, requestStop, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
+  STOP_HTIF, STOP_ECALL, STOP_FATAL, STOP_JIT, STOP_FENCE_I, raise, requestStop, CAUSE_ILLEGAL_INSTRUCTION, CAUSE_BREAKPOINT,
   CAUSE_USER_ECALL, TLB_ENTRIES, TLB_ENTRY_SIZE, hartBase, ramHostToGuest,
 } from "./state";
 import { jitEnabled, jitProbe, jitNoteSteps, jitCounted, JIT_NONE, JIT_REQUEST, JIT_MAX_BLOCK } from "./jit";
@@ -26,6 +26,7 @@ import {
 } from "./csr";
 import { updateKeys, flushTlbs, fetchPage, fetchParcel, loadSlow, storeSlow } from "./mmu";
 import { decodedPage, flushDecodeCache } from "./icache";
+import { fenceI } from "./code-pages";
 import { takeTrap, pendingInterrupt, doMret, doSret } from "./trap";
 import { execFp, fpLoaded } from "./fpu";
 import { execAtomic } from "./atomics";
@@ -54,12 +55,17 @@ const crossEntry = memory.data<u8>([O.OP_PAGE_CROSS, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
 @inline function entryFor(p: u64, codePage: u64, codeBase: usize): usize {
   return (p & ~0xfff) == codePage ? codeBase + (<usize>(p & 0xffe) << 3) : crossEntry;
 }
-// With the JIT on, a backward jump within the page (a loop) goes through this entry, which looks its target up as
-// a block start: loops become hot and are compiled, without a lookup at every taken branch.
+// With the JIT on, the block start a compiled block returned to is looked up through this entry.
 const probeEntry = memory.data<u8>([O.OP_JIT_PROBE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 16);
+// With the JIT on, a backward jump within the page (a loop) goes through this entry, which looks its target up as
+// a block start once in LOOP_SAMPLE times (counting it LOOP_SAMPLE times): loops become hot and are compiled,
+// without a lookup at every taken branch, and a compiled loop is entered within LOOP_SAMPLE iterations. A lookup
+// at every backward branch cost the JIT's boot about a tenth of its time in code it never compiled.
+const loopEntry = memory.data<u8>([O.OP_JIT_LOOP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 16);
+const LOOP_SAMPLE: u32 = 8;
 /** The entry for the target p of a taken branch or JAL (back: backward, with the JIT on). */
 @inline function takenEntry(p: u64, codePage: u64, codeBase: usize, back: bool): usize {
-  return (p & ~0xfff) != codePage ? crossEntry : back ? probeEntry : codeBase + (<usize>(p & 0xffe) << 3);
+  return (p & ~0xfff) != codePage ? crossEntry : back ? loopEntry : codeBase + (<usize>(p & 0xffe) << 3);
 }
 
 @inline function RD(e: usize): usize { return <usize>load<u16>(e, E_RD); }
@@ -120,6 +126,7 @@ export function run(budget: i32): u32 {
   let jitBase: usize = 0; // 0 until something on the page is interpreted
   let jitPhys: u64 = 0;
   let interpretNext = false; // a region left at a load or store it could not do: interpret it before entering again
+  let loopTick: u32 = 0; // backward branches taken within a page (OP_JIT_LOOP)
 
   // Another thread's remote fence (a word in the block, so it needs no call into this instance).
   if (H.flushRequest) {
@@ -139,10 +146,12 @@ export function run(budget: i32): u32 {
     n--;
     switch (op) {
       case O.OP_PAGE_CROSS:
-      case O.OP_JIT_PROBE: {
+      case O.OP_JIT_PROBE:
+      case O.OP_JIT_LOOP: {
         // p left the decoded page (sequentially, by a jump, or after a state change): find its page's entries.
-        // (OP_JIT_PROBE: p is a loop's head on the same page, to look up as a block start below.)
+        // (OP_JIT_PROBE, OP_JIT_LOOP: p is a block start or a loop's head on the same page, to look up below.)
         n++;
+        if (op == O.OP_JIT_LOOP && (++loopTick & (LOOP_SAMPLE - 1)) != 0) { e = codeBase + (<usize>(p & 0xffe) << 3); continue; }
         if (op == O.OP_PAGE_CROSS && (p & ~0xfff) == codePage) { e = codeBase + (<usize>(p & 0xffe) << 3); continue; }
         if (!jitEnabled || (p & ~0xfff) != jitPage) {
           const hostPage = fetchPage(p);
@@ -178,7 +187,7 @@ export function run(budget: i32): u32 {
           jitPhys = <u64>hostPage + ramHostToGuest;
         }
         // With the JIT on, p starts a block: enter its compiled code, count it, or ask the host to compile it.
-        const slot = interpretNext ? 0 : jitProbe(p, jitPhys | (p & 0xfff));
+        const slot = interpretNext ? 0 : jitProbe(p, jitPhys | (p & 0xfff), op == O.OP_JIT_LOOP ? LOOP_SAMPLE : 1);
         interpretNext = false;
         if (slot == JIT_REQUEST) {
           H.pc = p;
@@ -453,8 +462,10 @@ export function run(budget: i32): u32 {
       // ---- system ---------------------------------------------------------------------------------------------
       case O.OP_FENCE: { const l = <usize>load<u8>(e, E_LEN); p += l; e += l << 3; continue; }
       case O.OP_FENCE_I:
-        flushDecodeCache();
+        // The decoded instructions of pages written since the last one went at the stores (code-pages.ts); the
+        // break below looks p's page up afresh. The JIT's regions of those pages go now, in the host.
         p += load<u8>(e, E_LEN);
+        if (fenceI()) { jitNoteSteps(budget - n); requestStop(STOP_FENCE_I); }
         break;
       case O.OP_ECALL:
         if (H.sbiInHost && H.priv == PRV_S) {

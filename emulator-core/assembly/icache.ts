@@ -3,14 +3,16 @@
 // the first time an address is executed, so the interpreter never decodes the same instruction twice while its
 // page stays cached. It is keyed by physical page, so every virtual mapping of a page shares one decode.
 //
-// Coherence: RISC-V requires FENCE.I before executing modified code, so FENCE.I (and the host, after it wrote RAM)
-// drops the whole cache; a device's write (DMA) drops the pages it wrote; slots are reused round-robin when the
-// pool is full.
+// Coherence: a page with a slot is marked as code (code-pages.ts), so the first store to it reaches the slow path,
+// which drops its slot at once (RISC-V would allow the old instructions until the next FENCE.I; the hart may run
+// them until it leaves the page). A device's write (DMA) drops the pages it wrote; the host, after it wrote RAM
+// itself, and a state restore drop the whole cache; slots are reused round-robin when the pool is full.
 
 import { ENTRY_SIZE } from "./decode";
 import { OP_PAGE_CROSS } from "./ops";
 import { ramOffset, ramSize } from "./state";
 import { jitInvalidateAll } from "./jit";
+import { markCodePage, clearCodeWrites } from "./code-pages";
 
 // One entry per parcel, plus a page-cross sentinel where sequential execution steps off the end of the page.
 export const SLOT_BYTES: u32 = (4096 / 2 + 1) * ENTRY_SIZE;
@@ -30,8 +32,10 @@ export function setDecodeCache(map: usize, owners: usize, slots: usize, count: u
 export function flushDecodeCache(): void {
   memory.fill(mapBase, 0, <usize>(ramSize >> 12) * 4);
   memory.fill(ownerBase, 0, <usize>slotCount * 4);
-  // compiled blocks hold decoded code too: every reason to drop decoded instructions drops them (jit.ts)
+  // compiled blocks hold decoded code too: every reason to drop all decoded instructions drops them (jit.ts), and
+  // with them the pages queued for FENCE.I
   jitInvalidateAll();
+  clearCodeWrites();
 }
 
 /** Drops the decoded instructions of RAM page `page` (counted from RAM's start), if it has any: a device wrote it
@@ -60,6 +64,7 @@ export function decodedPage(hostPage: usize): usize {
     store<u8>(base + SENTINEL_OFFSET, OP_PAGE_CROSS);
     slot = s + 1;
     store<u32>(mapEntry, slot);
+    markCodePage(page);
   }
   return slotsBase + <usize>(slot - 1) * SLOT_BYTES;
 }

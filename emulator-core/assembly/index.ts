@@ -15,7 +15,9 @@ import { execFp, execFpMemory } from "./fpu";
 
 export { run } from "./hart";
 import { initScratch } from "./hart";
-export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, STOP_JIT, HART_BLOCK_SIZE } from "./state";
+export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, STOP_JIT, STOP_FENCE_I, HART_BLOCK_SIZE } from "./state";
+export { fenceI, codeWrittenPage, clearCodeWrites, markCodePage } from "./code-pages";
+import { setCodeMap } from "./code-pages";
 export { jitRequestPc, jitRequestPhys, jitRequestSteps, jitInstall, jitEvict, jitUsed, jitInvalidations, jitCallCount, jitRetiredCount, jitChainCount, JIT_NONE } from "./jit";
 import { jitSetup, JIT_HEADER, JIT_TABLE, JIT_BYTES } from "./jit";
 export { hartFieldsLayoutOk } from "./hart-state";
@@ -24,11 +26,12 @@ export { SLOT_BYTES } from "./icache";
 /** Lays the hart out in memory and resets it. All addresses are offsets in the shared wasm memory. */
 export function init(
   hartId: u32, hartBase: usize, ramOffset: usize, ramBase: u64, ramSize: u64,
-  decodeMap: usize, decodeOwners: usize, decodeSlots: usize, decodeSlotCount: u32, dirtyMap: usize,
+  decodeMap: usize, decodeOwners: usize, decodeSlots: usize, decodeSlotCount: u32, dirtyMap: usize, codeMap: usize,
 ): void {
   S.setLayout(hartBase, ramOffset, ramBase, ramSize, dirtyMap);
   jitSetup(false, 1);
   initScratch();
+  setCodeMap(codeMap);
   setDecodeCache(decodeMap, decodeOwners, decodeSlots, decodeSlotCount);
   reset(hartId, ramBase);
 }

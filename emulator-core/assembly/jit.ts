@@ -9,9 +9,11 @@
 // epoch. The virtual pc is baked into compiled code (AUIPC, links, exits) and the physical address names the
 // code itself; run() gets that physical address from its fetch translation, done under the current translation
 // context (it looks it up afresh after anything that changes privilege or translation), so a block is never
-// entered through a mapping other than the one it was compiled for. The epoch moves whenever decoded
-// instructions are dropped (icache.ts flushDecodeCache: FENCE.I, host writes to RAM, state restore, remote flush
-// requests), which makes every entry stale at once; a stale entry is never entered, only reclaimed.
+// entered through a mapping other than the one it was compiled for. The epoch moves whenever all decoded
+// instructions are dropped (icache.ts flushDecodeCache: host writes to RAM, state restore, remote flush requests,
+// a FENCE.I after stores into more code pages than code-pages.ts keeps), which makes every entry stale at once; a
+// stale entry is never entered, only reclaimed. A FENCE.I after stores into a few code pages drops only those
+// pages' regions, in the host (code-pages.ts, src/jit/tier.ts dropWrittenPages).
 //
 // Entry layout (32 bytes): u64 virtual pc, u64 physical address, u32 epoch, u32 execution count, u32 table index
 // (0: none yet, JIT_NONE: the host could not compile a block there; else the compiled block's own function, which
@@ -123,10 +125,10 @@ export function jitInvalidateAll(): void {
   if (e == 0) { memory.fill(JIT_TABLE, 0, JIT_BYTES); store<u32>(JIT_HEADER, 1); } // wrapped: old entries could match again
 }
 
-/** At a block start pc (physical address phys): the table index of its compiled block; 0 or JIT_NONE to
- *  interpret it; JIT_REQUEST when it just became hot (the request is recorded for the host). Not inlined: run()
- *  calls it only with the JIT on. */
-export function jitProbe(pc: u64, phys: u64): u32 {
+/** At a block start pc (physical address phys), which counts as `weight` executions: the table index of its
+ *  compiled block; 0 or JIT_NONE to interpret it; JIT_REQUEST when it just became hot (the request is recorded for
+ *  the host). Not inlined: run() calls it only with the JIT on. */
+export function jitProbe(pc: u64, phys: u64, weight: u32): u32 {
   const set = setOf(pc);
   let ent = find(set, pc, phys);
   let count: u32;
@@ -136,7 +138,7 @@ export function jitProbe(pc: u64, phys: u64): u32 {
       store<u16>(ent, 1, 28); // used since the host last looked (its eviction passes over used blocks once)
       return slot;
     }
-    count = load<u32>(ent, 20) + 1;
+    count = load<u32>(ent, 20) + weight;
   } else {
     const stale = staleCompiled(set, pc, phys);
     if (stale) {
@@ -150,7 +152,7 @@ export function jitProbe(pc: u64, phys: u64): u32 {
     ent = victim(set);
     if (!ent) return 0; // both ways hold compiled blocks: interpreted, uncounted, until the host evicts one
     claim(ent, pc, phys, 0);
-    count = 1;
+    count = weight;
   }
   if (count >= jitThreshold) {
     // counted again after the host answers (it installs an index or JIT_NONE, so it is asked once)

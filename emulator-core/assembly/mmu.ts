@@ -13,6 +13,7 @@ import {
   MMIO_READY, MMIO_FAULT, setMmioRequest,
 } from "./state";
 import { MSTATUS_SUM, MSTATUS_MXR, SATP_MODE_SV39, effectiveDataPriv } from "./csr";
+import { codeWriteCheck, recordWriteSlot } from "./code-pages";
 
 export const ACC_READ: u32 = 0;
 export const ACC_WRITE: u32 = 1;
@@ -116,7 +117,7 @@ export function translate(va: u64, acc: u32, p: u32): u64 {
     if ((ppn & superMask) != 0) break; // misaligned superpage
     // Hardware A/D update (Svadu behaviour); atomic so another hart's update is not lost.
     const need = acc == ACC_WRITE ? PTE_A | PTE_D : PTE_A;
-    if ((pte & need) != need) { atomic.or<u64>(host, need); markDirty(host); }
+    if ((pte & need) != need) { codeWriteCheck(host); atomic.or<u64>(host, need); markDirty(host); }
     return (ppn << 12) | (va & ((<u64>1 << lowBits) - 1));
   }
   raise(pageFaultCause(acc), va);
@@ -219,6 +220,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
     for (let i: u32 = 0; i < size; i++) {
       const a = va + i;
       const pa = (a & ~0xfff) == (va & ~0xfff) ? pa0 + i : (pa1 & ~0xfff) + (a & 0xfff);
+      codeWriteCheck(hostOf(pa));
       store<u8>(hostOf(pa), <u8>(v >> (8 * <u64>i)));
       markDirty(hostOf(pa));
     }
@@ -228,6 +230,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
   if (H.exc) return;
   if (inRam(pa, size)) {
     const host = hostOf(pa);
+    codeWriteCheck(host);
     writeHost(host, size, v);
     markDirty(host);
     if (H.tohostAddr != 0 && (pa & ~0xfff) == (H.tohostAddr & ~0xfff)) {
@@ -239,6 +242,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
       return;
     }
     const te = tlbSlot(tlbWrite, va);
+    recordWriteSlot(te, host);
     store<u64>(te, (va >> 12) | H.dataKey);
     store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
     return;
@@ -255,8 +259,8 @@ export function fillTlb(va: u64, write: bool): bool {
   if (!inRam(pa, 1)) return false;
   if (write && H.tohostAddr != 0 && (pa & ~0xfff) == (H.tohostAddr & ~0xfff)) return false;
   const host = hostOf(pa);
-  if (write) markDirty(host);
   const te = tlbSlot(write ? tlbWrite : tlbRead, va);
+  if (write) { codeWriteCheck(host); markDirty(host); recordWriteSlot(te, host); }
   store<u64>(te, (va >> 12) | H.dataKey);
   store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
   return true;
@@ -270,6 +274,7 @@ export function amoAddress(va: u64, size: u32): usize {
   if (H.exc) return 0;
   if (!inRam(pa, size)) { raise(CAUSE_STORE_ACCESS, va); return 0; }
   const host = hostOf(pa);
+  codeWriteCheck(host);
   markDirty(host);
   return host;
 }

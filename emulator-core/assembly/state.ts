@@ -76,6 +76,8 @@ export const STOP_HTIF: u32 = 3;     // the guest wrote tohost: see htifValue
 export const STOP_FATAL: u32 = 4;    // the hart cannot go on (see fatalCode)
 export const STOP_ECALL: u32 = 5;    // an ECALL the host handles itself (SBI in the emulator); pc is past it
 export const STOP_JIT: u32 = 6;      // with the JIT on: the block at pc became hot; the host compiles it (jit.ts)
+export const STOP_FENCE_I: u32 = 7;  // with the JIT on: a FENCE.I retired after stores into compiled code's pages; the
+                                     // host drops those pages' regions (code-pages.ts fenceI)
 
 // Pending exception or exit raised by a slow path (0 = none). The interpreter checks it after each slow path.
 export const EXC_TRAP: u32 = 1;

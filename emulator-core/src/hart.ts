@@ -18,6 +18,8 @@ export enum StopReason {
   Ecall = 5,
   /** with the JIT on: a block start became hot and waits to be compiled; Hart.run() handles it, callers never see it */
   Jit = 6,
+  /** with the JIT on: FENCE.I after stores into pages of compiled code, whose regions go; handled by Hart.run() */
+  FenceI = 7,
 }
 
 /** Values of the block's `mmioAnswer` field */
@@ -30,7 +32,7 @@ export const FLUSH_DECODED = 2;
 /** The hart module's exports (assembly/index.ts); those the JIT uses are JitHartExports (src/jit/tier.ts). */
 interface HartExports extends JitHartExports {
   init(hartId: number, hartBase: number, ramOffset: number, ramBase: bigint, ramSize: bigint,
-    decodeMap: number, decodeOwners: number, decodeSlots: number, decodeSlotCount: number, dirtyMap: number): void;
+    decodeMap: number, decodeOwners: number, decodeSlots: number, decodeSlotCount: number, dirtyMap: number, codeMap: number): void;
   reset(hartId: number, pc: bigint): void;
   run(budget: number): number;
   stateRestored(): void;
@@ -86,7 +88,7 @@ export class Hart {
     if (!this.ex.hartFieldsLayoutOk()) throw new Error("hart.wasm lays out its state block differently from src/hart-state.ts: rebuild it (npm run build:core)");
     const base = layout.hartBase + hartId * layout.hartBlockBytes;
     this.ex.init(hartId, base, layout.ramOffset, RAM_BASE, BigInt(layout.ramBytes),
-      layout.decodeMap, layout.decodeOwners, layout.decodeSlots, layout.decodeSlotCount, layout.dirtyMap);
+      layout.decodeMap, layout.decodeOwners, layout.decodeSlots, layout.decodeSlotCount, layout.dirtyMap, layout.codeMap);
     this.ram = new Uint8Array(this.memory.buffer, layout.ramOffset, layout.ramBytes);
     this.x = new BigUint64Array(this.memory.buffer, base + HART_BLOCK.XREGS, 32);
     this.state = new HartStateView(new DataView(this.memory.buffer, base, HART_BLOCK.SIZE));
@@ -140,12 +142,21 @@ export class Hart {
    *  here (the block is compiled and run() goes on with what is left of the budget), so callers never see it. */
   run(budget: number): StopReason {
     let why = this.ex.run(budget) as StopReason;
-    while (why === StopReason.Jit) {
-      budget -= this.jit!.compileRequested();
+    while (why === StopReason.Jit || why === StopReason.FenceI) {
+      if (why === StopReason.Jit) budget -= this.jit!.compileRequested();
+      else {
+        budget -= this.ex.jitRequestSteps();
+        this.jit!.dropWrittenPages();
+      }
       if (budget <= 0) return StopReason.Slice;
       why = this.ex.run(budget) as StopReason;
     }
     return why;
+  }
+
+  /** FENCE.I reaching this hart from outside its instructions (an SBI remote fence.i): as the instruction does. */
+  fenceI(): void {
+    if (this.ex.fenceI() > 0) this.jit!.dropWrittenPages();
   }
 
   /** Answers the MMIO load or store the hart stopped on; it re-executes the access and takes the answer. */

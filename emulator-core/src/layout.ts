@@ -18,6 +18,8 @@ export interface MemoryLayout {
   /** one bit per RAM page: pages written while write logging is on (live migration) */
   dirtyMap: number;
   decodeMap: number;
+  /** a u32 per RAM page: holds code the hart decoded or compiled, and its write-TLB slot (assembly/code-pages.ts) */
+  codeMap: number;
   decodeOwners: number;
   decodeSlots: number;
   decodeSlotCount: number;
@@ -41,12 +43,13 @@ export function computeLayout(ramMiB: number, decodeSlotCount = 512, harts = 1):
   const hartBlockBytes = align(HART_BLOCK.SIZE, 4096);
   const dirtyMap = hartBase + harts * hartBlockBytes;
   const decodeMap = align(dirtyMap + ramBytes / 4096 / 8, 64);
-  const decodeOwners = align(decodeMap + (ramBytes / 4096) * 4, 64);
+  const codeMap = align(decodeMap + (ramBytes / 4096) * 4, 64);
+  const decodeOwners = align(codeMap + (ramBytes / 4096) * 4, 64);
   const decodeSlots = align(decodeOwners + decodeSlotCount * 4, 4096);
   const ramOffset = align(decodeSlots + decodeSlotCount * DECODE_SLOT_BYTES, WASM_PAGE);
   const totalBytes = ramOffset + ramBytes;
   return {
-    ramBytes, hartBase, hartBlockBytes, harts, dirtyMap, decodeMap, decodeOwners, decodeSlots, decodeSlotCount, ramOffset, totalBytes,
+    ramBytes, hartBase, hartBlockBytes, harts, dirtyMap, decodeMap, codeMap, decodeOwners, decodeSlots, decodeSlotCount, ramOffset, totalBytes,
     pages: totalBytes / WASM_PAGE,
   };
 }

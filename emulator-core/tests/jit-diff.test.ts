@@ -403,6 +403,9 @@ function prepare(s: Setup, code: Uint8Array): void {
   h.state.mmioData = 0n;
   blockBytes(jit).set(blockBytes(h));
   for (const [a, b] of COMPARED) jit.ram.set(h.ram.subarray(a, b), a);
+  // which pages hold code and which write-TLB slot maps each (assembly/code-pages.ts) go with the TLBs
+  const codeMapBytes = (h.layout.ramBytes / 4096) * 4;
+  new Uint8Array(jit.memory.buffer, jit.layout.codeMap, codeMapBytes).set(new Uint8Array(h.memory.buffer, h.layout.codeMap, codeMapBytes));
   jit.ex.invalidateDecoded();
 }
 
@@ -433,6 +436,9 @@ function runBoth(s: Setup): { diff: string; block: CompiledBlock | null; exit: n
 function runCompiled(block: CompiledBlock): { exit: number; reason: number } {
   const L = block.instructions.length;
   const fn = instantiateRegion(new WebAssembly.Module(block.bytes), jit.memory, jit.ex);
+  // the tier marks the page it compiles as code (its write-TLB entry goes), as the interpreter does the page it
+  // decodes
+  jit.ex.markCodePage(Number((CODE - RAM_BASE) >> 12n));
   const before = jit.state.instret;
   const exit = fn(jit.layout.hartBase, 0, L);
   let reason = 0;

@@ -142,6 +142,46 @@ describe("JIT tiering", () => {
     });
   }
 
+  for (const jit of [true, false]) {
+    it(`FENCE.I after a store into code drops that page's code only, even when the page was in the write TLB before it held code (${jit ? "compiled" : "interpreted"})`, () => {
+      // f is on its own page. The program writes f's first instruction before f ever ran (the write TLB then maps
+      // f's page), runs f, writes it again through the same address, FENCE.I, runs f again. The second store must
+      // be seen: if the write TLB still mapped f's page once it held code, the store would take the fast path and
+      // f's old code would run after the FENCE.I (which no longer drops all code).
+      const FD = 0x1000;
+      const smc = program([
+        auipc(S0),                 // 0x00 s0 = RAM_BASE
+        addi(S1, S0, 2047),        // 0x04
+        addi(S1, S1, 2047),        // 0x08
+        addi(S1, S1, 2),           // 0x0c s1 = f
+        lw(T0, S0, DATA),          // 0x10 addi a0, zero, 1
+        sw(T0, S1, 0),             // 0x14 f's first instruction, before f ran
+        fenceI,                    // 0x18
+        jalr(RA, S1, 0),           // 0x1c f()
+        sd(A0, S0, TOHOST),        // 0x20 tohost = 1
+        lw(T0, S0, DATA + 4),      // 0x24 addi a0, zero, 2
+        sw(T0, S1, 0),             // 0x28 f's first instruction again, through the same address
+        fenceI,                    // 0x2c
+        jalr(RA, S1, 0),           // 0x30 f()
+        sd(A0, S0, TOHOST),        // 0x34 tohost = 2
+        jal(ZERO, 0),              // 0x38
+      ], [[FD + 4, jalr(ZERO, RA, 0)], [DATA, addi(A0, ZERO, 1)], [DATA + 4, addi(A0, ZERO, 2)]]);
+      const h = hartWith(smc, jit);
+      const invalidations = h.jit?.invalidations;
+      expect(untilTohost(h)).toBe(1n);
+      const regions = h.jit?.resident.regions;
+      if (jit) expect(regions).toBe(2); // the program's page and f's
+      expect(untilTohost(h)).toBe(2n);
+      if (jit) {
+        // the regions of the pages written before the second FENCE.I went then, and only theirs: f's, and the
+        // program's own (tohost is on it); nothing made every region stale
+        expect(h.jit!.stats.dropped).toBe(2);
+        expect(h.jit!.invalidations).toBe(invalidations);
+        expect(h.jit!.resident.regions).toBe(2); // the program's page, and f's compiled again from its new code
+      }
+    });
+  }
+
   it("holds at most maxModules regions, evicting one not used since the clock passed, and stays correct", () => {
     // main on page 0 calls f1 on page 1 and f2 on page 2: three regions for two table indices
     const F1 = 0x1000, F2 = 0x2000;

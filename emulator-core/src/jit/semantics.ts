@@ -196,7 +196,8 @@ export const OP = {
   FCVT_D_S: 163,
   PAGE_CROSS: 164,
   JIT_PROBE: 165,
-  COUNT: 166,
+  JIT_LOOP: 166,
+  COUNT: 167,
 } as const;
 
 export function emitLUI(f: SemanticsSink, o: Operands): void {

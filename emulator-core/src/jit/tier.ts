@@ -41,6 +41,11 @@ export interface JitHartExports {
   jitRetiredCount(): bigint;
   jitExec(op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number): void;
   jitChainCount(): bigint;
+  markCodePage(page: number): void;
+  /** FENCE.I's pages: the count of pages written since the last one whose regions must go (codeWrittenPage) */
+  fenceI(): number;
+  codeWrittenPage(i: number): number;
+  clearCodeWrites(): void;
   decodeForTest(inst: number): number;
   JIT_NONE: WebAssembly.Global;
 }
@@ -54,7 +59,7 @@ export interface JitStats {
   reinstalled: number;
   /** regions evicted to reuse their table index */
   evicted: number;
-  /** regions dropped because a device wrote their page */
+  /** regions dropped because their page was written: by a device (DMA), or by the guest before a FENCE.I */
   dropped: number;
   /** instructions in the regions compiled (each compilation counts all of its region's) */
   instructions: number;
@@ -133,6 +138,14 @@ export class JitTier {
     if (onPage) for (const k of [...onPage]) this.evict(k, "written");
   }
 
+  /** run() retired a FENCE.I after the guest stored into pages that held code (assembly/code-pages.ts): their
+   *  regions go, as for a device's write; every other region stays. */
+  dropWrittenPages(): void {
+    const n = this.ex.fenceI();
+    for (let i = 0; i < n; i++) this.dropRamPage(this.ex.codeWrittenPage(i));
+    this.ex.clearCodeWrites();
+  }
+
   /** Regions held now, and the bytes of WebAssembly they were compiled to. */
   get resident(): { regions: number; codeBytes: number } {
     let regions = 0, codeBytes = 0;
@@ -149,6 +162,8 @@ export class JitTier {
     const off = Number(phys - RAM_BASE) & ~0xfff;
     if (off < 0 || off + 4096 > this.ramBytes) throw new Error(`JIT request for 0x${phys.toString(16)}, outside RAM`);
     const page = new Uint8Array(this.memory.buffer, this.ramOffset + off, 4096);
+    // whatever is installed below is code of this page: the hart's stores into it must be seen (code-pages.ts)
+    ex.markCodePage(off >>> 12);
     const pageVa = pc & ~0xfffn, pagePhys = phys & ~0xfffn;
     const key = `${pageVa}:${pagePhys}`;
     const k = this.byPage.get(key);

@@ -484,7 +484,7 @@ export class Machine {
       this.sbiConsoleInput = true;
       return this.uart.rxPending > 0 ? this.uart.read(0, 1) : -1;
     },
-    fenceI: () => this.hart.ex.invalidateDecoded(),
+    fenceI: () => this.hart.fenceI(),
     sfenceVma: () => this.hart.ex.flushTlb(),
     sendSoftwareInterrupt: () => { /* one hart: nothing to signal */ },
     clearSoftwareInterrupt: () => {},
