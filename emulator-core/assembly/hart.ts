@@ -63,6 +63,9 @@ const probeEntry = memory.data<u8>([O.OP_JIT_PROBE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 // at every backward branch cost the JIT's boot about a tenth of its time in code it never compiled.
 const loopEntry = memory.data<u8>([O.OP_JIT_LOOP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 16);
 const LOOP_SAMPLE: u32 = 8;
+/** Backward branches taken within a page with the JIT on (OP_JIT_LOOP). A global rather than a local of run(): a
+ *  local live across the whole loop costs the interpreter a register in every instruction's case. */
+let loopTick: u32 = 0;
 /** The entry for the target p of a taken branch or JAL (back: backward, with the JIT on). */
 @inline function takenEntry(p: u64, codePage: u64, codeBase: usize, back: bool): usize {
   return (p & ~0xfff) != codePage ? crossEntry : back ? loopEntry : codeBase + (<usize>(p & 0xffe) << 3);
@@ -126,7 +129,6 @@ export function run(budget: i32): u32 {
   let jitBase: usize = 0; // 0 until something on the page is interpreted
   let jitPhys: u64 = 0;
   let interpretNext = false; // a region left at a load or store it could not do: interpret it before entering again
-  let loopTick: u32 = 0; // backward branches taken within a page (OP_JIT_LOOP)
 
   // Another thread's remote fence (a word in the block, so it needs no call into this instance).
   if (H.flushRequest) {
