@@ -15,9 +15,8 @@
 // hides a page itself), split into the VM workers (the renderer's DedicatedWorker threads), the renderer's main
 // thread, and the rest; Chromium's memory (RSS summed); the median and worst echo latency of up to 8 consoles.
 
-import { readFileSync, readdirSync } from "node:fs";
 import { startDevServer, startPreviewServer, launchBrowser } from "./harness.ts";
-import { chromiumCpuSeconds, cpuPercent, chromiumThreadCpuSeconds } from "./proc-cpu.ts";
+import { chromiumCpuSeconds, cpuPercent, chromiumThreadCpuSeconds, chromiumRssMiB } from "./proc-cpu.ts";
 import { loadavg } from "node:os";
 
 const arg = (name: string, def: number) => {
@@ -27,26 +26,6 @@ const arg = (name: string, def: number) => {
 const MAX = arg("--max", 80);
 const LIMIT_MS = arg("--limit-ms", 100);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Resident memory of this process's Chromium processes (MiB). */
-function chromiumRssMiB(): number {
-  let kb = 0;
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (!readFileSync(`/proc/${d}/cmdline`, "utf8").includes("chromium")) continue;
-      const status = readFileSync(`/proc/${d}/status`, "utf8");
-      let ppid = Number(/PPid:\s+(\d+)/.exec(status)?.[1]);
-      let mine = false;
-      for (let n = 0; n < 32 && ppid > 1; n++) {
-        if (ppid === process.pid) { mine = true; break; }
-        ppid = Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${ppid}/status`, "utf8"))?.[1]);
-      }
-      if (mine) kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-    } catch { /* gone */ }
-  }
-  return kb / 1024;
-}
 
 if (process.argv.includes("--energy")) {
   await energyTable();

@@ -3,9 +3,17 @@
 // prompt) and the steps of `npm run bench:linux` typed into its console (a shell loop, hashing 32 MiB from a pipe,
 // gzipping 4 MB), each timed from typing the line to its end marker in the page's copy of the console.
 //   node --import tsx web/tests/measure-jit.ts [--loop N]        (npm run bench:jit-page)
+//
+//   node --import tsx web/tests/measure-jit.ts --vms 8 [--loop N]
+// Many VMs at once instead (issue 14: a page of 8 VMs with the JIT on stays responsive), for each tier: VMS busy VMs
+// of 64 MiB booted together and then all running the shell loop (N iterations, default 30000) at once, beside one
+// idle interpreter VM whose console echo is timed every second meanwhile (window.tabvisor.echoLatency: what a user
+// typing into another VM feels); the page's main-thread tasks over 50 ms (PerformanceObserver "longtask"); the time
+// until every loop ended; the JIT's compile time summed over the VMs; Chromium's memory (RSS) at the end.
 
 import { startPreviewServer, launchBrowser, consoleCommand } from "./harness.ts";
 import { loadavg } from "node:os";
+import { chromiumRssMiB } from "./proc-cpu.ts";
 import { createHash } from "node:crypto";
 
 const arg = (name: string, def: number) => {
@@ -22,6 +30,12 @@ const STEPS: { title: string; cmd: string; expect: RegExp }[] = [
   },
   { title: "urandom 4M, gzip | wc", cmd: "head -c 4000000 /dev/urandom > /tmp/r; gzip -c /tmp/r | wc -c", expect: /^40\d{5}$/m },
 ];
+
+const VMS = arg("--vms", 0);
+if (VMS > 0) {
+  await manyVms(VMS, arg("--loop", 30000));
+  process.exit(0);
+}
 
 const server = await startPreviewServer();
 const browser = await launchBrowser();
@@ -67,3 +81,61 @@ try {
   await server.close();
 }
 process.exit(failed ? 1 : 0);
+
+async function manyVms(count: number, loop: number): Promise<void> {
+  const server = await startPreviewServer();
+  const browser = await launchBrowser();
+  const { page } = browser;
+  const rows: string[] = [];
+  try {
+    for (const jit of [false, true]) {
+      await page.goto(server.url + "?lab=");
+      await page.waitForFunction(() => window.tabvisor?.hv !== undefined, undefined, { timeout: 60_000 });
+      await page.evaluate(() => {
+        const w = window as unknown as { longTasks: number[] };
+        w.longTasks = [];
+        new PerformanceObserver((l) => { for (const e of l.getEntries()) w.longTasks.push(e.duration); }).observe({ type: "longtask" });
+      });
+      const names = Array.from({ length: count }, (_, k) => `busy${k + 1}`);
+      const t0 = performance.now();
+      for (const nm of [...names, "idle"]) {
+        const refused = await page.evaluate(([n, j]) => window.tabvisor!.create({ name: n as string, ramMiB: 64, jit: j as boolean }), [nm, jit && nm !== "idle"] as const);
+        if (refused) throw new Error(`VM ${nm} refused: ${refused}`);
+      }
+      await page.waitForFunction((ns) => ns.every((n) => window.tabvisor!.readyOf(n) && new RegExp(`^${n}:~# `, "m").test(window.tabvisor!.textOf(n))),
+        [...names, "idle"], { timeout: 300_000, polling: 250 });
+      const bootS = (performance.now() - t0) / 1000;
+      await page.evaluate(() => { (window as unknown as { longTasks: number[] }).longTasks = []; });
+      const t1 = performance.now();
+      for (const nm of names) {
+        await page.evaluate(([n, line]) => window.tabvisor!.handleOf(n)!.sendInput(line), [nm, `i=0; while [ $i -lt ${loop} ]; do i=$((i+1)); done; echo loop-$((i+0))-done\n`] as const);
+      }
+      const echoes: number[] = [];
+      const done = () => page.evaluate(([ns, l]) => ns.every((n) => new RegExp(`^loop-${l}-done$`, "m").test(window.tabvisor!.textOf(n))), [names, loop] as const);
+      while (!(await done())) {
+        if (performance.now() - t1 > 600_000) throw new Error("the loops did not end within 10 minutes");
+        echoes.push(await page.evaluate(() => window.tabvisor!.echoLatency("idle")).catch(() => Infinity));
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      const loopsS = (performance.now() - t1) / 1000;
+      const longTasks = await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks);
+      const compileMs = await page.evaluate(async (ns) => {
+        let ms = 0;
+        for (const n of ns) ms += (await window.tabvisor!.handleOf(n)!.stats()).jit?.compileMs ?? 0;
+        return ms;
+      }, names);
+      echoes.sort((a, b) => a - b);
+      const row = `| ${jit ? "JIT" : "interpreter"} | ${bootS.toFixed(1)} | ${loopsS.toFixed(1)} | ${echoes[echoes.length >> 1].toFixed(0)} / ${echoes[echoes.length - 1].toFixed(0)} (${echoes.length}) | ` +
+        `${longTasks.length}, longest ${longTasks.length ? Math.max(...longTasks).toFixed(0) : 0} ms | ${(compileMs / 1000).toFixed(2)} | ${chromiumRssMiB().toFixed(0)} |`;
+      console.log(row);
+      rows.push(row);
+    }
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+  console.log(`\n${count} busy VMs of 64 MiB and one idle interpreter VM in one page (Chromium, production build); load average at the end ${loadavg()[0].toFixed(2)}`);
+  console.log("| busy VMs' tier | boot all, s | all loops of " + loop + ", s | idle VM's echo ms median / worst (samples) | page tasks over 50 ms | compile s, all VMs | Chromium RSS MiB |");
+  console.log("|---|---|---|---|---|---|---|");
+  for (const r of rows) console.log(r);
+}

@@ -98,3 +98,23 @@ export function workerShare(a: CpuByType, b: CpuByType, wallMs: number): { worke
   const threads = each.sort((x, y) => y[1] - x[1]).map(([k, p]) => `${k} ${p.toFixed(2)}`).join(", ");
   return { workers, rest: all - workers, all, threads };
 }
+
+/** Resident memory of this process's Chromium processes (MiB). */
+export function chromiumRssMiB(): number {
+  let kb = 0;
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (!readFileSync(`/proc/${d}/cmdline`, "utf8").includes("chromium")) continue;
+      const status = readFileSync(`/proc/${d}/status`, "utf8");
+      let ppid = Number(/PPid:\s+(\d+)/.exec(status)?.[1]);
+      let mine = false;
+      for (let n = 0; n < 32 && ppid > 1; n++) {
+        if (ppid === process.pid) { mine = true; break; }
+        ppid = Number(/PPid:\s+(\d+)/.exec(readFileSync(`/proc/${ppid}/status`, "utf8"))?.[1]);
+      }
+      if (mine) kb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    } catch { /* gone */ }
+  }
+  return kb / 1024;
+}
