@@ -156,7 +156,8 @@ export class Hart {
 
   /** FENCE.I reaching this hart from outside its instructions (an SBI remote fence.i): as the instruction does. */
   fenceI(): void {
-    if (this.ex.fenceI() > 0) this.jit!.dropWrittenPages();
+    // (without the JIT nothing is queued: the decoded instructions of written pages went at the stores)
+    this.jit?.dropWrittenPages();
   }
 
   /** Answers the MMIO load or store the hart stopped on; it re-executes the access and takes the answer. */

@@ -11,8 +11,9 @@
 // v86 caps its table at 900). Table indices are reused in a clock order over that range: the hand passes over a
 // region one of whose blocks ran since it last came by (once: it clears the marks), and evicts the first that did
 // not (its lookup entries are dropped first, so it is never entered once the index holds another region).
-// Regions made stale by an invalidation (FENCE.I, host writes: every region at once) are installed again without
-// compiling when the bytes they were compiled from are unchanged.
+// The regions of a page written by a device, or by the guest before a FENCE.I, are dropped (dropRamPage,
+// dropWrittenPages). Regions made stale by an invalidation of everything (host writes, restores) are installed
+// again without compiling when the bytes they were compiled from are unchanged.
 
 import { RAM_BASE } from "../layout.ts";
 import { blockExportName, compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
