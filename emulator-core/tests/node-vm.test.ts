@@ -1,4 +1,5 @@
-// NodeVm with the real guest: a guest `reboot` starts the same machine over in place, and console input sent
+// NodeVm with the real guest: a guest `reboot` starts the same machine over in place (its clock the host's at each
+// boot), and console input sent
 // before the guest can read it (a script piped into the CLI during boot) waits for it and arrives whole.
 
 import { describe, it, expect, afterEach } from "vitest";
@@ -20,6 +21,9 @@ describe("NodeVm", () => {
     await vm.waitFor("@@GUEST_READY@@", 60_000, 0);
     await vm.command("true", 30_000);
     await vm.command("echo before-reboot > /tmp/mark");
+    // the board has no RTC: the guest's init set its clock from the host's time on the command line (tabvisor.time=)
+    const clockSkew = async () => Number(await vm.command("date +%s")) - Date.now() / 1000;
+    expect(Math.abs(await clockSkew())).toBeLessThan(5);
     const memory = vm.machine.hart.memory;
     const nic = vm.nics[0];
 
@@ -29,6 +33,7 @@ describe("NodeVm", () => {
     expect(second).toContain("hostname=again");
     await vm.command("true", 30_000);
     expect(await vm.command("uname -m")).toContain("riscv64");
+    expect(Math.abs(await clockSkew())).toBeLessThan(5);
     // a clean start: the tmpfs file of the first boot is gone
     expect(await vm.command("cat /tmp/mark 2>&1 || echo no-$((1+1))-mark")).toContain("no-2-mark");
     expect(vm.machine.reboots).toBe(1);

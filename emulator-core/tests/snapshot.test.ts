@@ -125,7 +125,7 @@ describe("snapshots", () => {
 });
 
 describe("templates and forks", () => {
-  it("VMs started from the template get their own host name, MAC and lease, and answer at once", async () => {
+  it("VMs started from the template get their own host name, MAC, lease and the host's time, and answer at once", async () => {
     const template = readFileSync(new URL("../../public/images/template.snap", import.meta.url));
     const sw = new VirtualSwitch({ name: "tpl" });
     const gw = new Gateway(sw, { ip: "10.0.4.1", prefix: 24, domain: "lab" });
@@ -139,6 +139,8 @@ describe("templates and forks", () => {
       expect(performance.now() - t0).toBeLessThan(5_000);
       await vm.waitFor(`@@GUEST_READY@@ hostname=${name}`, 20_000, 0);
       expect(await vm.command("hostname; cat /sys/class/net/eth0/address", 20_000)).toBe(`${name}\r\n52:54:00:12:36:${last.toString(16)}`);
+      // the template's clock was the day it was made: the identity brought the host's
+      expect(Math.abs(Number(await vm.command("date +%s")) - Date.now() / 1000)).toBeLessThan(5);
     }
     const deadline = Date.now() + 20_000;
     while (gw.leases().filter((l) => l.state === "bound").length < 2 && Date.now() < deadline) await sleep(200);

@@ -283,7 +283,7 @@ export class Machine {
     const ramEnd = RAM_BASE + ramBytes;
     const kernelAddr = RAM_BASE + info.textOffset;
     const kernelEnd = kernelAddr + info.imageSize;
-    const cmdline = this.spec.cmdline;
+    const cmdline = bootCmdline(this.spec.cmdline, this.spec.deterministic);
     // The DTB's size does not depend on the addresses in it: build once to size it, then for real.
     const dtbSize = BigInt(buildDtb(this.deviceTree(cmdline, 0n, 0n)).length);
     const dtbAddr = (ramEnd - dtbSize - 0x1000n) & ~0xfffn;
@@ -627,4 +627,13 @@ function checkAttachments(spec: MachineSpec, att: MachineAttachments): void {
  *  unbacked on the host, so a reboot does not make the whole RAM resident. */
 function clearRam(ram: Uint8Array): void {
   for (const p of nonZeroPages(ram)) ram.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+}
+
+/** The command line the kernel boots with: `cmdline`, plus the host's time as `tabvisor.time=` (seconds since
+ *  1970, UTC) for the guest's init to set its clock from, unless the line has one already or the machine is
+ *  deterministic. The board has no RTC: without it a guest's clock counts from 1970 (its file times, and file
+ *  system checks that take early times for something else). */
+export function bootCmdline(cmdline: string, deterministic: boolean, nowMs = Date.now()): string {
+  if (deterministic || /(^|\s)tabvisor\.time=/.test(cmdline)) return cmdline;
+  return `${cmdline} tabvisor.time=${Math.floor(nowMs / 1000)}`.trim();
 }

@@ -47,9 +47,9 @@ export type RestoreFn = (spec: MachineSpec, attachments: MachineAttachments, sta
 /**
  * A machine of `spec` that starts from another machine's saved state and is then told it is someone else: a clone
  * of a template, or the copy of a forked VM. The source must have the same shape (RAM, disks, cards, rng,
- * balloon); the cards get spec's MACs and the guest's agent gets the host name and first MAC. `skipDisks` keeps
- * the disks' own contents instead of the saved ones; `freshPrompt` types an empty line once the guest has its
- * identity (a template's shell sits at a prompt printed before the snapshot, with the template's name).
+ * balloon); the cards get spec's MACs and the guest's agent gets the host name, first MAC and the host's time.
+ * `skipDisks` keeps the disks' own contents instead of the saved ones; `freshPrompt` types an empty line once the
+ * guest has its identity (a template's shell sits at a prompt printed before the snapshot, with the template's name).
  */
 export async function startAs(restore: RestoreFn, source: { spec: MachineSpec; state: StateValue }, spec: MachineSpec,
   attachments: MachineAttachments, opts: { skipDisks: boolean; freshPrompt: boolean }): Promise<Machine> {
@@ -59,6 +59,8 @@ export async function startAs(restore: RestoreFn, source: { spec: MachineSpec; s
   const m = await restore(spec, attachments, withMacs(source.state, spec), { skipDisks: opts.skipDisks });
   const words = [`hostname=${hostnameOf(spec.cmdline) ?? "tabvisor"}`];
   if (spec.nics.length) words.push(`mac=${macToString(spec.nics[0].mac)}`);
+  // the saved clock is the source's: the guest takes the host's (an init from before time= ignores the word)
+  if (!spec.deterministic) words.push(`time=${Math.floor(Date.now() / 1000)}`);
   if (opts.freshPrompt) {
     const before = m.onAgentLine;
     m.onAgentLine = (line) => {
