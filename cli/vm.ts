@@ -246,8 +246,10 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
   const jit = vm.machine.hart.jit;
   if (jit) {
     const st = jit.stats;
-    process.stderr.write(`vm: JIT: ${st.compiled} blocks compiled (${st.instructions} instructions), ${st.notCompiled} starts not compiled, ` +
-      `${st.reinstalled} reinstalled, ${st.evicted} evicted, ${st.compileMs.toFixed(0)} ms compiling of ${vm.machine.busyMs.toFixed(0)} ms running; ` +
+    const held = jit.resident;
+    process.stderr.write(`vm: JIT: ${st.compiled} regions compiled (${st.instructions} instructions), ${st.notCompiled} starts not compiled, ` +
+      `${st.reinstalled} reinstalled, ${st.evicted + st.evictedForCode} evicted, ${held.regions} held (${(held.codeBytes / 1048576).toFixed(1)} MiB of ` +
+      `WebAssembly), ${st.compileMs.toFixed(0)} ms compiling of ${vm.machine.busyMs.toFixed(0)} ms running; ` +
       `${jit.calls.blocks} block entries retired ${jit.calls.instructions} of ${vm.machine.hart.instret} instructions, ${jit.invalidations} invalidations\n`);
   }
   exitAfterOutput(status);

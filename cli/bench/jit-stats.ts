@@ -6,7 +6,8 @@
 
 import { table } from "./table.ts";
 
-/** Numeric counters by name: the stats fields as they are named, "calls.<name>" for jit.calls, "invalidations". */
+/** Numeric counters by name: the stats fields as they are named, "calls.<name>" for jit.calls, "invalidations",
+ *  "held.<name>" for jit.resident (what is held now: a step's delta is its growth, the session's what it ends with). */
 export type JitCounters = Record<string, number>;
 
 function numericFields(o: unknown): [string, number][] {
@@ -22,6 +23,7 @@ export function readJitCounters(jit: unknown): JitCounters | undefined {
   const j = jit as { stats?: unknown; calls?: unknown; invalidations?: unknown };
   const out: JitCounters = Object.fromEntries(numericFields(j.stats));
   for (const [k, v] of numericFields(j.calls)) out[`calls.${k}`] = v;
+  for (const [k, v] of numericFields((jit as { resident?: unknown }).resident)) out[`held.${k}`] = v;
   if (typeof j.invalidations === "number") out.invalidations = j.invalidations;
   return out;
 }
@@ -30,7 +32,7 @@ export function readJitCounters(jit: unknown): JitCounters | undefined {
 export function describeJitSettings(jit: unknown): string {
   if (!jit || typeof jit !== "object") return "off";
   const j = jit as Record<string, unknown>;
-  const parts = ["threshold", "maxModules"].filter((k) => typeof j[k] === "number").map((k) => `${k} ${j[k]}`);
+  const parts = ["threshold", "maxModules", "maxCodeBytes"].filter((k) => typeof j[k] === "number").map((k) => `${k} ${j[k]}`);
   return parts.join(", ") || "on";
 }
 
@@ -55,6 +57,9 @@ const LABELS: Record<string, string> = {
   instructions: "compiled instr",
   // bytes of WebAssembly compiled (the rewritten tier's count; cumulative, not what is held at once)
   codeBytes: "code bytes",
+  evictedForCode: "evicted for code",
+  "held.regions": "held regions (change)",
+  "held.codeBytes": "held code bytes (change)",
 };
 
 /** Fields given columns of their own with derived figures, so they are not repeated among the plain ones. */

@@ -208,6 +208,40 @@ describe("JIT tiering", () => {
     expect(h.ex.table.length).toBe(tableLength);
   });
 
+  it("holds at most maxCodeBytes of WebAssembly, evicting regions until a new one fits, and stays correct", () => {
+    // the same three regions as above, with table indices to spare: the code budget is what evicts
+    const F1 = 0x1000, F2 = 0x2000;
+    const words = program([
+      auipc(S0), jal(RA, F1 - 0x04), jal(RA, F2 - 0x08), sd(A0, S0, TOHOST), jal(ZERO, -12),
+    ], [[F1, addi(A0, ZERO, 2)], [F1 + 4, jalr(ZERO, RA, 0)], [F2, addi(A0, A0, 3)], [F2 + 4, jalr(ZERO, RA, 0)]]);
+    const run = (maxCodeBytes?: number) => {
+      const h = new Hart(loadHartModule(), computeLayout(4));
+      h.enableJit({ threshold: 1, maxCodeBytes });
+      for (const [off, w] of words) h.writePhys(RAM_BASE + BigInt(off), new Uint8Array(new Uint32Array([w]).buffer));
+      h.ex.reset(0, RAM_BASE);
+      h.ex.setTohost(RAM_BASE + BigInt(TOHOST));
+      for (let i = 0; i < 10; i++) {
+        expect(untilTohost(h)).toBe(5n);
+        // within the budget at every point (a region larger than the whole budget is held alone)
+        const { regions, codeBytes } = h.jit!.resident;
+        if (maxCodeBytes !== undefined) expect(regions === 1 || codeBytes <= maxCodeBytes, `${regions} regions, ${codeBytes} bytes`).toBe(true);
+      }
+      return h.jit!;
+    };
+    const all = run();
+    expect(all.resident.regions).toBe(3);
+    expect(all.stats.evictedForCode).toBe(0);
+    // room for two of the three at most
+    const budget = all.resident.codeBytes - 1;
+    const two = run(budget);
+    expect(two.stats.evictedForCode).toBeGreaterThan(0);
+    expect(two.calls.blocks).toBeGreaterThan(0);
+    // a budget smaller than any region: each is held alone while it runs
+    const one = run(1);
+    expect(one.resident.regions).toBe(1);
+    expect(one.stats.evictedForCode).toBeGreaterThan(10);
+  });
+
   it("two block starts that share a set of the lookup are both counted to the threshold and compiled", () => {
     // f (page 1) and g (page 5) are 16 KiB apart: their starts fall in the same set of the lookup (by pc), whose
     // other way stays empty. Called in turn, neither start may push out the other's count.

@@ -7,10 +7,12 @@
 // from outside it: a return point, a function called from another page) is recorded when asked for; a new hot
 // start the region does not hold compiles the page's region again, with it among its roots, into the same index.
 //
-// Budget: at most maxModules regions are held per hart (browsers kill a tab that makes too many wasm instances;
-// v86 caps its table at 900). Table indices are reused in a clock order over that range: the hand passes over a
-// region one of whose blocks ran since it last came by (once: it clears the marks), and evicts the first that did
-// not (its lookup entries are dropped first, so it is never entered once the index holds another region).
+// Budgets: at most maxModules regions are held per hart (browsers kill a tab that makes too many wasm instances;
+// v86 caps its table at 900), and at most maxCodeBytes bytes of WebAssembly (the code V8 makes of them grows with
+// it: a VM's code memory is bounded). Table indices are reused in a clock order over that range: the hand passes
+// over a region one of whose blocks ran since it last came by (once: it clears the marks), and evicts the first that
+// did not (its lookup entries are dropped first, so it is never entered once the index holds another region). A
+// region that would take the held bytes over their budget has the hand evict regions until it fits.
 // The regions of a page written by a device, or by the guest before a FENCE.I, are dropped (dropRamPage,
 // dropWrittenPages). Regions made stale by an invalidation of everything (host writes, restores) are installed
 // again without compiling when the bytes they were compiled from are unchanged.
@@ -22,8 +24,10 @@ export interface JitOptions {
   /** executions of a block start before its page's region is compiled (1: on first execution; default 10000: a
    *  region costs about a millisecond to build and more to optimize, worth it for code that runs often) */
   threshold?: number;
-  /** compiled blocks held at once (default 900) */
+  /** compiled regions held at once (default 900) */
   maxModules?: number;
+  /** bytes of WebAssembly held at once over all regions (default DEFAULT_JIT_MAX_CODE_BYTES) */
+  maxCodeBytes?: number;
 }
 
 /** The hart exports the tier uses (assembly/index.ts). */
@@ -60,6 +64,8 @@ export interface JitStats {
   reinstalled: number;
   /** regions evicted to reuse their table index */
   evicted: number;
+  /** regions evicted to keep the held code within maxCodeBytes */
+  evictedForCode: number;
   /** regions dropped because their page was written: by a device (DMA), or by the guest before a FENCE.I */
   dropped: number;
   /** instructions in the regions compiled (each compilation counts all of its region's) */
@@ -98,11 +104,16 @@ interface Held {
 
 export const DEFAULT_JIT_THRESHOLD = 10_000;
 export const DEFAULT_JIT_MAX_MODULES = 900;
+/** The held code's default budget: a Linux boot followed by bench:linux's shell loop, sha256 and gzip ends holding
+ *  111 regions, 2.7 MB of WebAssembly (V8's machine code for it is larger still), so this is room for about three
+ *  such working sets before the least used code goes. */
+export const DEFAULT_JIT_MAX_CODE_BYTES = 8 * 1024 * 1024;
 
 export class JitTier {
   readonly threshold: number;
   readonly maxModules: number;
-  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, dropped: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0 };
+  readonly maxCodeBytes: number;
+  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, evictedForCode: 0, dropped: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0 };
   private readonly decode: Decoder;
   /** table indices free for block functions (the hart module's own functions come before them all) */
   private readonly freeSlots: number[] = [];
@@ -117,11 +128,15 @@ export class JitTier {
   /** the hot starts seen on each page ("pageVa:pagePhys"), kept while its region is held */
   private readonly roots = new Map<string, Set<bigint>>();
   private readonly none: number;
+  /** regions held, and their bytes of WebAssembly */
+  private heldRegions = 0;
+  private heldBytes = 0;
 
   constructor(private readonly ex: JitHartExports, private readonly memory: WebAssembly.Memory, private readonly ramOffset: number,
     private readonly ramBytes: number, opts: JitOptions = {}) {
     this.threshold = Math.max(1, Math.floor(opts.threshold ?? DEFAULT_JIT_THRESHOLD));
     this.maxModules = Math.max(1, Math.floor(opts.maxModules ?? DEFAULT_JIT_MAX_MODULES));
+    this.maxCodeBytes = Math.max(1, Math.floor(opts.maxCodeBytes ?? DEFAULT_JIT_MAX_CODE_BYTES));
     this.decode = hartDecoder(memory, (inst) => ex.decodeForTest(inst));
     this.none = (ex.JIT_NONE.value as number) >>> 0;
     this.growTable(this.maxModules);
@@ -149,9 +164,7 @@ export class JitTier {
 
   /** Regions held now, and the bytes of WebAssembly they were compiled to. */
   get resident(): { regions: number; codeBytes: number } {
-    let regions = 0, codeBytes = 0;
-    for (const h of this.held) if (h) { regions++; codeBytes += h.bytes; }
-    return { regions, codeBytes };
+    return { regions: this.heldRegions, codeBytes: this.heldBytes };
   }
 
   /** run() stopped with STOP_JIT: compiles (or installs again) the region of the page holding the block start it
@@ -201,12 +214,15 @@ export class JitTier {
         this.stats.instantiateMs += performance.now() - tModule;
         const slotIndex = k ?? this.clockHand();
         this.evict(slotIndex, k !== undefined ? "recompiled" : "reused");
+        this.makeRoom(region.bytes.length);
         const starts = region.blocks.map((b) => b.pc);
         const fresh: Held = {
           key, pageVa, pagePhys, starts, instance, slots: new Map(),
           lo: region.lo, code: page.slice(region.lo, region.hi), epoch: 0, bytes: region.bytes.length,
         };
         this.held[slotIndex] = fresh;
+        this.heldRegions++;
+        this.heldBytes += fresh.bytes;
         this.byPage.set(key, slotIndex);
         const ramPage = ramPageOf(pagePhys);
         let onPage = this.ramPages.get(ramPage);
@@ -248,7 +264,7 @@ export class JitTier {
   }
 
   /** Drops the region at index k from the lookup (its page's roots go too unless it is being compiled again). */
-  private evict(k: number, why: "reused" | "recompiled" | "written"): void {
+  private evict(k: number, why: "reused" | "recompiled" | "written" | "code"): void {
     const h = this.held[k];
     if (!h) return;
     for (const [pc, slot] of h.slots) {
@@ -257,6 +273,8 @@ export class JitTier {
       this.freeSlots.push(slot);
     }
     this.held[k] = undefined;
+    this.heldRegions--;
+    this.heldBytes -= h.bytes;
     this.byPage.delete(h.key);
     const ramPage = ramPageOf(h.pagePhys);
     const onPage = this.ramPages.get(ramPage)!;
@@ -265,6 +283,16 @@ export class JitTier {
     if (why !== "recompiled") this.roots.delete(h.key);
     if (why === "reused") this.stats.evicted++;
     if (why === "written") this.stats.dropped++;
+    if (why === "code") this.stats.evictedForCode++;
+  }
+
+  /** Evicts regions in the hand's order until `bytes` more fit in the code budget (a region larger than the whole
+   *  budget is still held, alone). */
+  private makeRoom(bytes: number): void {
+    while (this.heldRegions > 0 && this.heldBytes + bytes > this.maxCodeBytes) {
+      const k = this.clockHand();
+      if (this.held[k]) this.evict(k, "code");
+    }
   }
 
   /** Whether a block of the region at index k ran since the hand last passed (clears the marks). */
