@@ -181,6 +181,23 @@ describe("the run loop (MachineRunner)", () => {
     expect(m.idleMs).toBeLessThan(1000);
   });
 
+  it("leaves a hart waiting in WFI when the host wakes early, until an enabled interrupt is pending", () => {
+    const m = Machine.create(module, spec(), { boot: { kernel: tinyImage(IDLE_FOREVER) } });
+    expect(m.runFor(5).kind).toBe("idle");
+    const waited = m.hart.instret;
+    // woken with nothing for the guest (the loop's longest sleep, a device with nothing new): no instruction runs,
+    // where the guest's idle loop would have run to its next WFI
+    for (let i = 0; i < 3; i++) expect(m.runFor(5).kind).toBe("idle");
+    expect(m.hart.instret).toBe(waited);
+    // a pending interrupt that is enabled ends the wait (not taken: sstatus.SIE is clear, so the loop goes on past
+    // the WFI, which no longer stops while the interrupt is pending)
+    const SSIP = 2n;
+    m.hart.state.mie |= SSIP;
+    m.hart.state.mipSoftware |= SSIP;
+    expect(m.runFor(5).kind).toBe("slice");
+    expect(m.hart.instret).toBeGreaterThan(waited + 100n);
+  });
+
   it("holds the guest when the host says so, and tells the host how long", async () => {
     const m = Machine.create(module, spec(), { boot: { kernel: tinyImage(srst(0)) } });
     const held: number[] = [];

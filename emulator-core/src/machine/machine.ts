@@ -129,6 +129,9 @@ export class Machine {
   private timerDeadline = NO_DEADLINE; // SBI set_timer value (mtime ticks)
   private readonly clock: MachineClock;
   private rebootPending = false;
+  /** The hart stopped on WFI and no interrupt has come since: runFor() leaves it waiting instead of running the
+   *  instructions after the WFI (a guest's idle loop, which would only wait again) when the host wakes it early. */
+  private waitingForInterrupt = false;
 
   /** Builds the board a description asks for and loads the boot images; the hart starts at the kernel on the
    *  first runFor(). Throws MachineSpecError for a bad description (or attachments that do not match it),
@@ -320,6 +323,7 @@ export class Machine {
     this.exitStatus = undefined;
     this.haltReason = "";
     this.rebootPending = false;
+    this.waitingForInterrupt = false;
     this.sbiConsoleInput = false;
     this.updateLines();
   }
@@ -393,6 +397,16 @@ export class Machine {
       for (;;) {
         if (this.agentQueue.pending) this.agentQueue.pump(this.agentSink);
         if (lookAtClock) this.updateLines();
+        if (this.waitingForInterrupt) {
+          // A WFI ends on an interrupt that is pending and enabled (whatever the global enables say). A host that
+          // wakes the loop early (its longest sleep, a device with nothing for the guest) leaves the hart waiting.
+          const s = this.hart.state;
+          if (((s.mipSoftware | s.mipLines) & s.mie) === 0n) {
+            this.busyMs += performance.now() - t0;
+            return this.idleOutcome();
+          }
+          this.waitingForInterrupt = false;
+        }
         // A UART's transmit FIFO empties at a point on the instruction clock: the slice ends there.
         const txDue = Math.min(this.uart.txDue, this.agentPort.txDue);
         const budget = txDue === Infinity ? SLICE : Math.max(1, Math.min(SLICE, txDue - this.instructions()));
@@ -429,9 +443,8 @@ export class Machine {
             this.uart.flush();
             this.agentPort.flush();
             this.busyMs += performance.now() - t0;
-            const wakeAtMs = this.timerDeadline > now + 3600n * BigInt(TIMEBASE_HZ)
-              ? Infinity : performance.now() + MachineClock.ticksToMs(this.timerDeadline - now);
-            return { kind: "idle", wakeAtMs };
+            this.waitingForInterrupt = true;
+            return this.idleOutcome();
           }
           case StopReason.Fatal:
             this.halt(2, `the hart stopped: trap loop at pc 0x${this.hart.pc.toString(16)} (mcause ${this.hart.state.mcause}, mtval 0x${this.hart.state.mtval.toString(16)})`);
@@ -457,6 +470,14 @@ export class Machine {
     }
     this.busyMs += performance.now() - t0;
     return this.halted ? { kind: "halted" } : { kind: "slice" };
+  }
+
+  /** The guest waits for an interrupt: the host may sleep until its timer's deadline (or a device's event). */
+  private idleOutcome(): RunOutcome {
+    const now = this.mtime();
+    const wakeAtMs = this.timerDeadline > now + 3600n * BigInt(TIMEBASE_HZ)
+      ? Infinity : performance.now() + MachineClock.ticksToMs(this.timerDeadline - now);
+    return { kind: "idle", wakeAtMs };
   }
 
   /** Answers the access the hart stopped on. The exchange words are read and written as 32-bit halves: a BigInt
