@@ -3,7 +3,8 @@
 # kernel Image and a busybox initramfs, from Debian packages only.
 #
 #   kernel:   Debian bookworm's linux-source-6.1, cross-built with
-#             gcc-riscv64-linux-gnu, config guest/kernel.defconfig (no modules)
+#             gcc-riscv64-linux-gnu, config guest/kernel.defconfig (no modules),
+#             with the small source edits of guest/kernel-edits.sh
 #   userland: busybox-static from Debian trixie riscv64, fetched through a
 #             private apt configuration (the host's apt setup is untouched),
 #             plus the files under guest/rootfs/ and the control channel's
@@ -111,6 +112,8 @@ if [ "$INITRAMFS_ONLY" = 1 ]; then
     die "$KERNEL_DIR/Image is not the Image its manifest.json describes"
   [ "$(mf kernel/defconfig_sha256)" = "$(sha "$HERE/kernel.defconfig")" ] ||
     die "guest/kernel.defconfig changed since $KERNEL_DIR/Image was built: a full build is needed (without INITRAMFS_ONLY)"
+  [ "$(mf kernel/edits_sha256)" = "$(sha "$HERE/kernel-edits.sh")" ] ||
+    die "guest/kernel-edits.sh changed since $KERNEL_DIR/Image was built: a full build is needed (without INITRAMFS_ONLY)"
   KERNEL_RELEASE=$(mf kernel/release)
   KERNEL_CONFIG_SHA256=$(mf kernel/config_sha256)
   KERNEL_BUILD_TIMESTAMP=$(mf kernel/build_timestamp)
@@ -130,11 +133,14 @@ if [ "$INITRAMFS_ONLY" = 1 ]; then
   fi
   GEN_INIT_CPIO_C="$GEN_SRC/linux-source-6.1/usr/gen_init_cpio.c"
 else   # the full build: the kernel from linux-source
-if [ "$(cat "$OUT/linux-source.version" 2>/dev/null)" != "$LINUX_SOURCE_VERSION" ] || [ ! -f "$SRC/Makefile" ]; then
+# the tree as unpacked and edited (guest/kernel-edits.sh): a new version or new edits unpack it again
+SOURCE_STAMP="$LINUX_SOURCE_VERSION edits $(sha "$HERE/kernel-edits.sh")"
+if [ "$(cat "$OUT/linux-source.version" 2>/dev/null)" != "$SOURCE_STAMP" ] || [ ! -f "$SRC/Makefile" ]; then
   log "unpacking linux-source-6.1 $LINUX_SOURCE_VERSION"
   rm -rf "$SRC" "$OUT/kbuild"
   tar -C "$OUT" -xf /usr/src/linux-source-6.1.tar.xz
-  echo "$LINUX_SOURCE_VERSION" > "$OUT/linux-source.version"
+  bash "$HERE/kernel-edits.sh" "$SRC"
+  echo "$SOURCE_STAMP" > "$OUT/linux-source.version"
 fi
 KMAKE=(make -s -C "$SRC" O="$OUT/kbuild" ARCH=riscv CROSS_COMPILE=riscv64-linux-gnu-)
 mkdir -p "$OUT/kbuild"
@@ -229,6 +235,7 @@ cat > "$OUT/manifest.json" <<JSON
     "release": "$KERNEL_RELEASE",
     "config_sha256": "$KERNEL_CONFIG_SHA256",
     "defconfig_sha256": "$(sha "$HERE/kernel.defconfig")",
+    "edits_sha256": "$(sha "$HERE/kernel-edits.sh")",
     "builtin_cmdline": "",
     "build_timestamp": "$KERNEL_BUILD_TIMESTAMP"
   },

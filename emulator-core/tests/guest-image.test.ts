@@ -86,3 +86,16 @@ describe("the committed guest initramfs", () => {
     expect(elf.readUInt16LE(16)).toBe(2); // ET_EXEC: static, no interpreter to find in another userland
   });
 });
+
+describe("the committed guest kernel", () => {
+  const manifest = JSON.parse(readFileSync(join(IMAGES, "manifest.json"), "utf8"));
+
+  it("is the Image its manifest describes, built from this checkout's kernel.defconfig and kernel-edits.sh", () => {
+    const image = readFileSync(join(IMAGES, "Image"));
+    expect(image.length).toBe(manifest.artefacts.Image.size);
+    expect(createHash("sha256").update(image).digest("hex")).toBe(manifest.artefacts.Image.sha256);
+    const sha = (f: string) => createHash("sha256").update(readFileSync(join(ROOT, "guest", f))).digest("hex");
+    expect(manifest.kernel.defconfig_sha256, "guest/kernel.defconfig changed: rebuild the images (npm run images)").toBe(sha("kernel.defconfig"));
+    expect(manifest.kernel.edits_sha256, "guest/kernel-edits.sh changed: rebuild the images (npm run images)").toBe(sha("kernel-edits.sh"));
+  });
+});
