@@ -1,6 +1,6 @@
 // Whole-machine snapshots in Node: taken while the guest computes, writes its disk and talks TCP to another VM;
-// restored into a new VM that carries on as if nothing happened. Deterministic mode saves the same bytes again
-// after a restore. Bad files are refused with a message, and nothing running is touched.
+// restored into a new VM that carries on as if nothing happened (its clock set to the host's). Deterministic mode
+// saves the same bytes again after a restore. Bad files are refused with a message, and nothing running is touched.
 
 import { describe, it, expect, afterEach } from "vitest";
 import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
@@ -14,6 +14,7 @@ import { openSnapshot } from "../src/snapshot/snapshot.ts";
 import { encodeState } from "../src/snapshot/codec.ts";
 import { SnapshotError } from "../src/snapshot/state-value.ts";
 import { SNAPSHOT_FORMAT } from "../src/snapshot/file.ts";
+import { sendHostTime } from "../src/snapshot/template.ts";
 
 const vms: NodeVm[] = [];
 afterEach(() => { for (const vm of vms.splice(0)) vm.stop(); });
@@ -62,6 +63,23 @@ describe("snapshots", () => {
     const img = readFileSync(disk2);
     expect(img.includes(Buffer.from(`result=${expected}`))).toBe(true);
   }, 180_000);
+
+  it("a restored guest is told the host's time: its clock stood still while the VM did not run", async () => {
+    const vm = await booted({ hostname: "clock" });
+    const file = await vm.snapshot({ name: "clock" });
+    vm.stop();
+    const back = keep(await NodeVm.restore(file));
+    const answers: string[] = [];
+    back.machine.onAgentLine = (line) => answers.push(line);
+    back.start();
+    expect(await back.command("hostname")).toBe("clock");
+    await expect.poll(() => answers).toContain("ok clock");
+    expect(Math.abs(Number(await back.command("date +%s")) - Date.now() / 1000)).toBeLessThan(5);
+    // as when a lab comes back an hour after its tab was closed: the guest takes the time it is told
+    sendHostTime(back.machine, Date.now() + 3_600_000);
+    await expect.poll(() => answers.filter((l) => l === "ok clock").length).toBe(2);
+    expect(Number(await back.command("date +%s")) - Date.now() / 1000).toBeGreaterThan(3_590);
+  }, 120_000);
 
   it("a TCP stream between two VMs completes after one of them is restored mid-transfer", async () => {
     const sw = new VirtualSwitch({ name: "snap" });

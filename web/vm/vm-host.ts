@@ -23,7 +23,7 @@ import { Machine, BootError, MachineSpecError, type MachineOptions } from "../..
 import { validateSpec, type DiskSpec, type MachineAttachments, type MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import { SnapshotError } from "../../emulator-core/src/snapshot/snapshot.ts";
 import { writeSnapshotFile } from "../../emulator-core/src/snapshot/file.ts";
-import { startAs, templateShape, type RestoreFn } from "../../emulator-core/src/snapshot/template.ts";
+import { sendHostTime, startAs, templateShape, type RestoreFn } from "../../emulator-core/src/snapshot/template.ts";
 import { MachineRunner, runSlice, hold, type RunnerHost, type SliceDecision } from "../../emulator-core/src/machine/runner.ts";
 import { consoleInputRoom } from "../../emulator-core/src/machine/console-input.ts";
 import { LayeredDisk, DISK_BLOCK, type DiskBase, type SharedDisk } from "../../emulator-core/src/machine/virtio/layered-disk.ts";
@@ -729,7 +729,11 @@ export class VmHost implements VmWorkerApi {
     const fresh = await this.diskTask(() => this.newDisks(from.disks));
     try {
       const att = this.attachments(fresh.disks);
-      if (sameIdentity(from.spec, spec)) return { machine: await Machine.restore(this.cfg!.hart, spec, att, from.state, {}, this.machineOptions()), ...fresh, renamed: false };
+      if (sameIdentity(from.spec, spec)) {
+        const machine = await Machine.restore(this.cfg!.hart, spec, att, from.state, {}, this.machineOptions());
+        sendHostTime(machine);
+        return { machine, ...fresh, renamed: false };
+      }
       const machine = await startAs(this.restoreFn, from, spec, att, { skipDisks: false, freshPrompt: false });
       return { machine, ...fresh, renamed: true };
     } catch (e) {

@@ -10,7 +10,7 @@ import { makeSpec, MachineSpecError, type MachineSpec } from "../machine/descrip
 import { MachineRunner, runSlice, hold, type RunnerHost } from "../machine/runner.ts";
 import type { MachineAttachments } from "../machine/description.ts";
 import { takeSnapshot, openSnapshot } from "../snapshot/snapshot.ts";
-import { startFromTemplate, startAs, type RestoreFn } from "../snapshot/template.ts";
+import { sendHostTime, startFromTemplate, startAs, type RestoreFn } from "../snapshot/template.ts";
 import type { StateValue } from "../snapshot/state-value.ts";
 import { migrateOut, MigrationTarget, type MigrationMessage, type MigrationOptions, type MigrationStats } from "../snapshot/migration.ts";
 import { ConsoleInput } from "../machine/console-input.ts";
@@ -305,6 +305,7 @@ export class NodeVm {
     }
     const vm = new NodeVm({ ...opts, spec, blank: true });
     await vm.machine.restoreState(state);
+    sendHostTime(vm.machine);
     return vm;
   }
 

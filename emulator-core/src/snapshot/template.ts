@@ -72,6 +72,13 @@ export async function startAs(restore: RestoreFn, source: { spec: MachineSpec; s
   return m;
 }
 
+/** Tells a guest restored with its own identity the host's time (`clock SECONDS` on its agent port, see
+ *  guest/rootfs/init): its clock stood still while the VM did not run. A guest whose init predates the request
+ *  answers "error unknown request", and nothing waits for the answer. Not in deterministic mode. */
+export function sendHostTime(m: Machine, nowMs = Date.now()): void {
+  if (!m.spec.deterministic) m.agentSend(`clock ${Math.floor(nowMs / 1000)}`);
+}
+
 /** The saved state with each virtio-net card's MAC replaced by spec's (the state is plain data: a copy is made
  *  of the parts that change). */
 function withMacs(state: StateValue, spec: MachineSpec): StateValue {
