@@ -43,8 +43,8 @@ describe("snapshots", () => {
     await sleep(1500);
     expect(vm.output.slice(from)).not.toContain("LOOP-DONE");
     const file = await vm.snapshot({ name: "mid-loop" });
-    const loop = await vm.waitFor(/LOOP-DONE (\d+)/, 60_000, from);
-    const expected = /LOOP-DONE (\d+)/.exec(loop)![1];
+    const loop = await vm.waitFor(/LOOP-DONE (\d+)\r?\n/, 60_000, from);
+    const expected = /LOOP-DONE (\d+)\r?\n/.exec(loop)![1];
     vm.stop();
 
     // restore onto a fresh (zeroed) disk of the same size: the snapshot carries the disk's contents
@@ -52,8 +52,8 @@ describe("snapshots", () => {
     writeFileSync(disk2, Buffer.alloc(8 << 20));
     const back = keep(await NodeVm.restore(file, { disk: disk2 }));
     back.start();
-    const again = await back.waitFor(/LOOP-DONE (\d+)/, 60_000, 0);
-    expect(/LOOP-DONE (\d+)/.exec(again)![1]).toBe(expected);
+    const again = await back.waitFor(/LOOP-DONE (\d+)\r?\n/, 60_000, 0);
+    expect(/LOOP-DONE (\d+)\r?\n/.exec(again)![1]).toBe(expected);
     expect(await back.command("cat /mnt/r")).toContain(`result=${expected}`);
     expect(await back.command("hostname")).toContain("saver");
     expect(await back.command("umount /mnt && echo unmounted")).toContain("unmounted");
