@@ -6,11 +6,9 @@
 import * as O from "./ops";
 import { E_RD, E_RS1, E_RS2 } from "./decode";
 import {
-  H, xregs, raise, setReservation, ramBase, ramSize, ramHostToGuest, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
-  CAUSE_LOAD_ACCESS,
+  H, xregs, raise, setReservation, CAUSE_MISALIGNED_LOAD, CAUSE_MISALIGNED_STORE,
 } from "./state";
-import { translate, amoAddress, ACC_READ } from "./mmu";
-import { effectiveDataPriv } from "./csr";
+import { amoAddress, lrAddress } from "./mmu";
 
 @inline function sext32(v: u32): u64 { return <u64><i64><i32>v; }
 
@@ -26,10 +24,8 @@ export function execAtomic(op: u32, e: usize): void {
     return;
   }
   if (kind == 0) {
-    const pa = translate(va, ACC_READ, effectiveDataPriv());
+    const host = lrAddress(va, size);
     if (H.exc) return;
-    if (pa - ramBase >= ramSize) { raise(CAUSE_LOAD_ACCESS, va); return; }
-    const host = <usize>(pa - ramHostToGuest);
     const v = isWord ? <u64>atomic.load<u32>(host) : atomic.load<u64>(host);
     setReservation(true, host, v);
     store<u64>(xregs + rd, isWord ? sext32(<u32>v) : v);

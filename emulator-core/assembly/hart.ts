@@ -24,7 +24,7 @@ import { jitEnabled, jitProbe, jitNoteSteps, jitCounted, JIT_NONE, JIT_REQUEST, 
 import {
   mip, MSTATUS_TW, MSTATUS_TSR, MSTATUS_TVM, clearTlbFlush, fpEnabled, markFsDirty, csrRead, csrWrite,
 } from "./csr";
-import { updateKeys, flushTlbs, fetchPage, fetchParcel, loadSlow, storeSlow } from "./mmu";
+import { updateKeys, flushTlbs, fetchPage, fetchParcel, loadSlow, storeSlow, tlbHit } from "./mmu";
 import { decodedPage, flushDecodeCache } from "./icache";
 import { fenceI } from "./code-pages";
 import { takeTrap, pendingInterrupt, doMret, doSret } from "./trap";
@@ -81,13 +81,6 @@ let loopTick: u32 = 0;
 @inline function IMM(e: usize): u64 { return <u64><i64>load<i32>(e, E_IMM); }
 
 /** The host address for an access of size bytes at va if the TLB maps it, else 0 (never a RAM address). */
-@inline function tlbHit(tlb: usize, va: u64, key: u64, size: u32): usize {
-  const te = tlb + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
-  // The tag is compared with the page of the access's last byte: an access that crosses into the next page
-  // (misaligned) never matches, so it takes the slow path without a separate check.
-  return load<u64>(te) == (((va + (size - 1)) >> 12) | key) ? <usize>(va + load<u64>(te, 8)) : 0;
-}
-
 /** Decodes the instruction at virtual address va into entry e (or the span scratch entry); returns the entry to
  *  execute, or 0 after raising a fetch fault. */
 function decodeAt(e: usize, va: u64, op: u32): usize {

@@ -19,7 +19,7 @@ export { STOP_SLICE, STOP_WFI, STOP_MMIO, STOP_HTIF, STOP_FATAL, STOP_ECALL, STO
 export { fenceI, codeWrittenPage, clearCodeWrites, markCodePage } from "./code-pages";
 import { setCodeMap } from "./code-pages";
 export { jitRequestPc, jitRequestPhys, jitRequestSteps, jitInstall, jitEvict, jitUsed, jitInvalidations, jitCallCount, jitRetiredCount, jitChainCount, JIT_NONE } from "./jit";
-import { jitSetup, JIT_HEADER, JIT_TABLE, JIT_BYTES } from "./jit";
+import { jitSetup, JIT_JUMPS, JIT_TABLE, JIT_BYTES } from "./jit";
 export { hartFieldsLayoutOk } from "./hart-state";
 export { SLOT_BYTES } from "./icache";
 
@@ -78,7 +78,7 @@ export function stateRestored(): void {
  *  this module's function table. Returns false (and leaves it off) when the JIT's lookup does not fit below this
  *  hart's block: only hart 0 of a memory may use it. */
 export function setJit(on: bool, threshold: u32): bool {
-  const fits = <usize>__heap_base <= JIT_HEADER && JIT_TABLE + JIT_BYTES <= S.hartBase && S.H.mhartid == 0;
+  const fits = <usize>__heap_base <= JIT_JUMPS && JIT_TABLE + JIT_BYTES <= S.hartBase && S.H.mhartid == 0;
   jitSetup(on && fits, threshold);
   return fits || !on;
 }

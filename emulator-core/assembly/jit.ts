@@ -17,8 +17,18 @@
 //
 // Entry layout (32 bytes): u64 virtual pc, u64 physical address, u32 epoch, u32 execution count, u32 table index
 // (0: none yet, JIT_NONE: the host could not compile a block there; else the compiled block's own function, which
-// run() and other regions call directly: src/jit/compile-region.ts), u16 used (set when the block is entered), u16
-// unused.
+// run() and other regions call directly: src/jit/compile-region.ts), u32 unused.
+//
+// Two more tables serve compiled code:
+// - The jump cache (JIT_JUMPS), what a region's exit to another page looks up first: direct-mapped by virtual pc,
+//   an entry {u64 pc, u64 fetchKey, u32 epoch, u32 table index} says that at pc, under that fetch key (privilege
+//   and TLB generation: mmu.ts) and in that epoch, the lookup held that table index. It stands for the fetch
+//   TLB's translation and the lookup's physical check together: whatever could change either moves the key or
+//   the epoch (a TLB flush, a change of privilege, an invalidation of everything) or clears the cache (an
+//   eviction, which may reuse the index; a wrap of the TLB generation). The lookup does the same in about twice
+//   the loads and two stores, on every hop between pages (a fifth of the shell loop's time).
+// - Used marks (JIT_USED): a byte per table index (modulo 64 Ki, aliasing only gives a region a second chance),
+//   set whenever a block is entered through its index; the host's clock eviction reads and clears them.
 
 export const JIT_SETS: u32 = 8192;
 const JIT_ENTRIES: u32 = 2 * JIT_SETS;
@@ -28,6 +38,13 @@ export const JIT_BYTES: u32 = JIT_ENTRIES * ENTRY_BYTES;
  *  1 MiB; this module's static data ends near 70 KiB). Fixed rather than static data so that hart.wasm carries no
  *  512 KiB of zeros; init() checks that it fits. One hart per memory may use the JIT. */
 export const JIT_TABLE: usize = 512 * 1024;
+/** The jump cache: JIT_JUMP_ENTRIES entries of 32 bytes at 256 KiB (its layout: this file's header). */
+export const JIT_JUMPS: usize = 256 * 1024;
+export const JIT_JUMP_ENTRIES: u32 = 4096;
+const JUMP_BYTES: u32 = JIT_JUMP_ENTRIES * 32;
+/** The used marks: a byte per table index (modulo JIT_USED_BYTES), at 384 KiB. */
+export const JIT_USED: usize = 384 * 1024;
+const JIT_USED_BYTES: u32 = 65536;
 
 /** table index stored for a block start the host could not compile (its first instruction is not compiled) */
 export const JIT_NONE: u32 = 0xffffffff;
@@ -102,7 +119,13 @@ export const JIT_HEADER: usize = JIT_TABLE - 64;
   store<u32>(ent, jitEpoch(), 16);
   store<u32>(ent, 0, 20);
   store<u32>(ent, slot, 24);
-  store<u16>(ent, 0, 28);
+}
+
+@inline function markUsed(slot: u32): void { store<u8>(JIT_USED + <usize>(slot & (JIT_USED_BYTES - 1)), 1); }
+
+/** Empties the jump cache (its entries name table indices and translations that may no longer hold). */
+export function jitForgetJumps(): void {
+  if (jitEnabled) memory.fill(JIT_JUMPS, 0, JUMP_BYTES);
 }
 
 /** Turns the JIT on or off (threshold: executions before compiling, at least 1). Turning it on drops every entry. */
@@ -110,6 +133,8 @@ export function jitSetup(on: bool, threshold: u32): void {
   // (off, the lookup is left alone: another hart's instance may own it)
   if (on) {
     memory.fill(JIT_TABLE, 0, JIT_BYTES);
+    memory.fill(JIT_JUMPS, 0, JUMP_BYTES);
+    memory.fill(JIT_USED, 0, JIT_USED_BYTES);
     store<u32>(JIT_HEADER, 1);
     store<u64>(JIT_HEADER, 0, 8);
   }
@@ -122,7 +147,11 @@ export function jitInvalidateAll(): void {
   if (!jitEnabled) return; // (turning it on clears the lookup)
   const e = jitEpoch() + 1;
   store<u32>(JIT_HEADER, e);
-  if (e == 0) { memory.fill(JIT_TABLE, 0, JIT_BYTES); store<u32>(JIT_HEADER, 1); } // wrapped: old entries could match again
+  if (e == 0) { // wrapped: old entries could match again
+    memory.fill(JIT_TABLE, 0, JIT_BYTES);
+    memory.fill(JIT_JUMPS, 0, JUMP_BYTES);
+    store<u32>(JIT_HEADER, 1);
+  }
 }
 
 /** At a block start pc (physical address phys), which counts as `weight` executions: the table index of its
@@ -135,7 +164,7 @@ export function jitProbe(pc: u64, phys: u64, weight: u32): u32 {
   if (ent) {
     const slot = load<u32>(ent, 24);
     if (slot != 0) {
-      store<u16>(ent, 1, 28); // used since the host last looked (its eviction passes over used blocks once)
+      markUsed(slot); // used since the host last looked (its eviction passes over used blocks once)
       return slot;
     }
     count = load<u32>(ent, 20) + weight;
@@ -197,15 +226,16 @@ export function jitInstall(pc: u64, phys: u64, slot: u32): void {
 export function jitEvict(pc: u64, phys: u64, slot: u32): void {
   const ent = find(setOf(pc), pc, phys);
   if (ent && load<u32>(ent, 24) == slot) claim(ent, 0, 0, 0);
+  jitForgetJumps(); // its index may be reused at once
 }
 
-/** Whether the block at (pc, phys) in table index `slot` ran since the last call (the host's eviction gives such a
- *  block a second chance); clears the mark. False when its entry is gone. */
-export function jitUsed(pc: u64, phys: u64, slot: u32): bool {
-  const ent = find(setOf(pc), pc, phys);
-  if (!ent || load<u32>(ent, 24) != slot || !load<u16>(ent, 28)) return false;
-  store<u16>(ent, 0, 28);
-  return true;
+/** Whether a block was entered through table index `slot` since the last call (the host's eviction gives its
+ *  region a second chance); clears the mark. */
+export function jitUsed(slot: u32): bool {
+  const at = JIT_USED + <usize>(slot & (JIT_USED_BYTES - 1));
+  const used = load<u8>(at) != 0;
+  store<u8>(at, 0);
+  return used;
 }
 
 /** invalidations so far (the epoch less its start): for the host's statistics */

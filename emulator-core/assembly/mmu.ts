@@ -14,6 +14,7 @@ import {
 } from "./state";
 import { MSTATUS_SUM, MSTATUS_MXR, SATP_MODE_SV39, effectiveDataPriv } from "./csr";
 import { codeWriteCheck, recordWriteSlot } from "./code-pages";
+import { jitForgetJumps } from "./jit";
 
 export const ACC_READ: u32 = 0;
 export const ACC_WRITE: u32 = 1;
@@ -48,12 +49,16 @@ export function updateKeys(): void {
 
 export function flushTlbs(): void {
   H.tlbGeneration = (H.tlbGeneration + 1) & (TLB_GENERATIONS - 1);
-  if (H.tlbGeneration == 0) memory.fill(tlbRead, 0, TLB_BYTES * 3); // wrapped: old tags could match again
+  if (H.tlbGeneration == 0) clearTlbEntries(); // wrapped: old tags could match again
   updateKeys();
 }
 
-/** Empties the TLBs (a zeroed entry never matches: every key has bit 54 set). */
-export function clearTlbEntries(): void { memory.fill(tlbRead, 0, TLB_BYTES * 3); }
+/** Empties the TLBs (a zeroed entry never matches: every key has bit 54 set), and the JIT's jump cache, whose
+ *  entries are keyed by the fetch key as the fetch TLB's are. */
+export function clearTlbEntries(): void {
+  memory.fill(tlbRead, 0, TLB_BYTES * 3);
+  jitForgetJumps();
+}
 
 /** Empties the TLBs and starts the generations over (reset). */
 export function clearTlbs(): void {
@@ -65,6 +70,34 @@ export function clearTlbs(): void {
 @inline export function tlbSlot(tlb: usize, va: u64): usize {
   return tlb + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
 }
+
+/** The host address of an access of size bytes at va when tlb (tlbRead or tlbWrite) maps its page under key (the
+ *  current dataKey), else 0: the fast path of a load or store. The tag is compared with the page of the access's
+ *  last byte, so an access that crosses into the next page (misaligned) never matches and takes the slow path
+ *  without a separate check. The interpreter's loads and stores use it, as do the instructions the hart runs
+ *  outside run()'s cases (atomics, and compiled code's FP loads and stores through jitExec). */
+@inline export function tlbHit(tlb: usize, va: u64, key: u64, size: u32): usize {
+  const te = tlb + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
+  return load<u64>(te) == (((va + (size - 1)) >> 12) | key) ? <usize>(va + load<u64>(te, 8)) : 0;
+}
+
+/** Enters va's page, at host address host (RAM), in the read TLB: after a translation for reading. */
+@inline function enterRead(va: u64, host: usize): void {
+  const te = tlbSlot(tlbRead, va);
+  store<u64>(te, (va >> 12) | H.dataKey);
+  store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
+}
+
+/** Enters va's page, at host address host (RAM, not the tohost page), in the write TLB: after a translation for
+ *  writing, which set the PTE's dirty bit; the page was marked in the dirty log and is not code (codeWriteCheck). */
+@inline function enterWrite(va: u64, host: usize): void {
+  const te = tlbSlot(tlbWrite, va);
+  recordWriteSlot(te, host);
+  store<u64>(te, (va >> 12) | H.dataKey);
+  store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
+}
+
+@inline function onTohostPage(pa: u64): bool { return H.tohostAddr != 0 && (pa & ~0xfff) == (H.tohostAddr & ~0xfff); }
 
 @inline function inRam(pa: u64, size: u32): bool {
   return pa - ramBase < ramSize && pa - ramBase + size <= ramSize;
@@ -196,9 +229,7 @@ export function loadSlow(va: u64, size: u32): u64 {
   if (H.exc) return 0;
   if (inRam(pa, size)) {
     const host = hostOf(pa);
-    const te = tlbSlot(tlbRead, va);
-    store<u64>(te, (va >> 12) | H.dataKey);
-    store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
+    enterRead(va, host);
     return readHost(host, size);
   }
   return mmioAccess(va, pa, size, false, 0);
@@ -233,7 +264,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
     codeWriteCheck(host);
     writeHost(host, size, v);
     markDirty(host);
-    if (H.tohostAddr != 0 && (pa & ~0xfff) == (H.tohostAddr & ~0xfff)) {
+    if (onTohostPage(pa)) {
       // the tohost page is never entered in the write TLB, so every store to it comes here
       if (pa - H.tohostAddr < 8) {
         H.htifValue = load<u64>(hostOf(H.tohostAddr));
@@ -241,10 +272,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
       }
       return;
     }
-    const te = tlbSlot(tlbWrite, va);
-    recordWriteSlot(te, host);
-    store<u64>(te, (va >> 12) | H.dataKey);
-    store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
+    enterWrite(va, host);
     return;
   }
   mmioAccess(va, pa, size, true, v);
@@ -257,18 +285,20 @@ export function fillTlb(va: u64, write: bool): bool {
   const pa = translate(va, write ? ACC_WRITE : ACC_READ, effectiveDataPriv());
   if (H.exc) { H.exc = 0; return false; }
   if (!inRam(pa, 1)) return false;
-  if (write && H.tohostAddr != 0 && (pa & ~0xfff) == (H.tohostAddr & ~0xfff)) return false;
+  if (write && onTohostPage(pa)) return false;
   const host = hostOf(pa);
-  const te = tlbSlot(write ? tlbWrite : tlbRead, va);
-  if (write) { codeWriteCheck(host); markDirty(host); recordWriteSlot(te, host); }
-  store<u64>(te, (va >> 12) | H.dataKey);
-  store<u64>(te, <u64>(host & ~0xfff) - (va & ~0xfff), 8);
+  if (write) { codeWriteCheck(host); markDirty(host); enterWrite(va, host); }
+  else enterRead(va, host);
   return true;
 }
 
 /** Translates va for an atomic access (read and write permission) and returns the host address; the access must
- *  be naturally aligned and in RAM (AMOs to I/O raise an access fault). */
+ *  be naturally aligned and in RAM (AMOs to I/O raise an access fault). A page the write TLB maps is writable,
+ *  so readable (W without R is reserved), dirty, in the dirty log and not code: its entry is all an AMO needs, and
+ *  a translation fills it as a store's does (an AMO is a store: without it, every AMO walked the page table). */
 export function amoAddress(va: u64, size: u32): usize {
+  const hit = tlbHit(tlbWrite, va, H.dataKey, size);
+  if (hit) return hit;
   const dp = effectiveDataPriv();
   const pa = translate(va, ACC_WRITE, dp);
   if (H.exc) return 0;
@@ -276,6 +306,20 @@ export function amoAddress(va: u64, size: u32): usize {
   const host = hostOf(pa);
   codeWriteCheck(host);
   markDirty(host);
+  if (!onTohostPage(pa)) enterWrite(va, host);
+  return host;
+}
+
+/** Translates va for an LR (aligned: checked by the caller) and returns the host address, or 0 after raising: the
+ *  read TLB's entry when it maps the page, else a translation that fills it, as a load's does. */
+export function lrAddress(va: u64, size: u32): usize {
+  const hit = tlbHit(tlbRead, va, H.dataKey, size);
+  if (hit) return hit;
+  const pa = translate(va, ACC_READ, effectiveDataPriv());
+  if (H.exc) return 0;
+  if (!inRam(pa, size)) { raise(CAUSE_LOAD_ACCESS, va); return 0; }
+  const host = hostOf(pa);
+  enterRead(va, host);
   return host;
 }
 

@@ -142,8 +142,11 @@ describe("JIT tiering", () => {
     });
   }
 
-  for (const jit of [true, false]) {
-    it(`FENCE.I after a store into code drops that page's code only, even when the page was in the write TLB before it held code (${jit ? "compiled" : "interpreted"})`, () => {
+  const amoswapW = (rd: number, rs2: number, rs1: number) => ((1 << 27) | (rs2 << 20) | (rs1 << 15) | (2 << 12) | (rd << 7) | 0x2f) >>> 0;
+  for (const [jit, writer] of [[true, "store"], [false, "store"], [true, "AMO"], [false, "AMO"]] as const) {
+    it(`FENCE.I after ${writer === "AMO" ? "an AMO" : "a store"} into code drops that page's code only, even when the page was in the write TLB before it held code (${jit ? "compiled" : "interpreted"})`, () => {
+      // (AMOs take the write TLB's fast path too: an AMO is a store)
+      const write = writer === "AMO" ? (rs2: number, rs1: number) => amoswapW(ZERO, rs2, rs1) : (rs2: number, rs1: number) => sw(rs2, rs1, 0);
       // f is on its own page. The program writes f's first instruction before f ever ran (the write TLB then maps
       // f's page), runs f, writes it again through the same address, FENCE.I, runs f again. The second store must
       // be seen: if the write TLB still mapped f's page once it held code, the store would take the fast path and
@@ -155,12 +158,12 @@ describe("JIT tiering", () => {
         addi(S1, S1, 2047),        // 0x08
         addi(S1, S1, 2),           // 0x0c s1 = f
         lw(T0, S0, DATA),          // 0x10 addi a0, zero, 1
-        sw(T0, S1, 0),             // 0x14 f's first instruction, before f ran
+        write(T0, S1),             // 0x14 f's first instruction, before f ran
         fenceI,                    // 0x18
         jalr(RA, S1, 0),           // 0x1c f()
         sd(A0, S0, TOHOST),        // 0x20 tohost = 1
         lw(T0, S0, DATA + 4),      // 0x24 addi a0, zero, 2
-        sw(T0, S1, 0),             // 0x28 f's first instruction again, through the same address
+        write(T0, S1),             // 0x28 f's first instruction again, through the same address
         fenceI,                    // 0x2c
         jalr(RA, S1, 0),           // 0x30 f()
         sd(A0, S0, TOHOST),        // 0x34 tohost = 2
@@ -297,6 +300,78 @@ describe("JIT tiering", () => {
       }
     }
     expect(sliced.jit!.calls.instructions).toBeGreaterThan(1000);
+  });
+
+  it("an exit to another page follows the page's current mapping after an SFENCE.VMA (the jump cache is keyed by it)", () => {
+    // S-mode under Sv39: RAM identity-mapped by a gigapage; the virtual page at 0x40005000 maps to F1 (a function
+    // returning 1), then the guest points it at F2 (returning 2) and runs SFENCE.VMA. LOOP calls the function 40
+    // times: its calls and returns between the pages go through the jump cache. Nothing is compiled again or
+    // evicted between the two rounds (either would empty the cache): no block starts in the middle of a compiled
+    // block, and the code after the SFENCE.VMA is a block of page C's region from the start (a branch reaches it).
+    // tohost = (first round's result << 4) | second round's.
+    const F1 = 0x1000, F2 = 0x2000, ROOT = 0x3000, L1 = 0x4000, L0 = 0x5000, C = 0x7000, LOOP = 0x40, NEWPTE = 0x208;
+    const VA = 0x40005000; // (its fetch TLB slot is not RAM_BASE's: the exits find the page's translation there)
+    const leaf = (off: number) => ((RAM_BASE + BigInt(off)) >> 12n << 10n) | 0xcfn; // V R W X A D
+    const pointer = (off: number) => ((RAM_BASE + BigInt(off)) >> 12n << 10n) | 1n;
+    const lui = (rd: number, imm20: number) => ((imm20 << 12) | (rd << 7) | 0x37) >>> 0;
+    const ld = (rd: number, rs1: number, imm: number) => I(imm, rs1, 3, rd, 0x03);
+    const slli = (rd: number, rs1: number, sh: number) => I(sh, rs1, 1, rd, 0x13);
+    const R = (f3: number) => (rd: number, rs1: number, rs2: number) => ((rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | 0x33) >>> 0;
+    const [add, or] = [R(0), R(6)];
+    const sfenceVma = 0x12000073;
+    const [T1, T2, T3, S2, S3, S4] = [6, 7, 28, 18, 19, 20];
+    const at = (base: number, words: number[]) => words.map((w, i) => [base + 4 * i, w] as [number, number]);
+    const code = program([
+      auipc(S0),                 // 0x00 s0 = RAM_BASE
+      lui(T1, VA >>> 12),        // 0x04 t1 = VA (page-aligned: lui's 20 bits)
+      jal(RA, LOOP - 0x08),      // 0x08 a0 = loop()
+      addi(S4, A0, 0),           // 0x0c s4 = 1
+      jal(ZERO, C - 0x10),       // 0x10 on to page C
+    ], [
+      ...at(LOOP, [
+        addi(S2, RA, 0),         // loop: s2 = ra
+        addi(S1, ZERO, 40),
+        jalr(RA, T1, 0),         // a0 = f()
+        addi(S1, S1, -1),
+        bne(S1, ZERO, -8),
+        jalr(ZERO, S2, 0),
+      ]),
+      ...at(C, [
+        bne(S3, ZERO, 0x18),     // C+0x00 never taken (s3 = 0): makes C+0x18 a block of the region
+        ld(T0, S0, NEWPTE),      // C+0x04
+        lui(T2, L0 >>> 12),      // C+0x08
+        add(T2, T2, S0),         // C+0x0c t2 = L0's address
+        sd(T0, T2, 40),          // C+0x10 the leaf of VA (vpn0 5): F2
+        sfenceVma,               // C+0x14
+        jal(RA, LOOP - (C + 0x18)), // C+0x18 a0 = loop()
+        slli(T3, S4, 4),         // C+0x1c
+        or(A0, A0, T3),          // C+0x20
+        sd(A0, S0, TOHOST),      // C+0x24 tohost = 0x12
+        jal(ZERO, 0),            // C+0x28
+      ]),
+      [F1, addi(A0, ZERO, 1)], [F1 + 4, jalr(ZERO, RA, 0)], [F2, addi(A0, ZERO, 2)], [F2 + 4, jalr(ZERO, RA, 0)],
+    ]);
+    const run = (jit: boolean) => {
+      const h = hartWith(code, jit);
+      const put64 = (off: number, v: bigint) => h.writePhys(RAM_BASE + BigInt(off), new Uint8Array(new BigUint64Array([v]).buffer));
+      put64(ROOT + 8, pointer(L1));           // VA: vpn2 1, vpn1 0, vpn0 5
+      put64(ROOT + 16, leaf(0));              // 0x80000000: the gigapage of RAM, identity
+      put64(L1, pointer(L0));
+      put64(L0 + 40, leaf(F1));
+      put64(NEWPTE, leaf(F2));
+      h.state.satp = (8n << 60n) | ((RAM_BASE + BigInt(ROOT)) >> 12n);
+      h.priv = 1;
+      h.ex.setTohost(RAM_BASE + BigInt(TOHOST)); // also flushes the TLBs and brings the keys up to date
+      return h;
+    };
+    const ref = run(false);
+    const h = run(true);
+    expect(untilTohost(ref)).toBe(0x12n);
+    expect(untilTohost(h)).toBe(0x12n);
+    expect(h.instret).toBe(ref.instret);
+    expect(h.jit!.calls.chained).toBeGreaterThan(100); // the calls and returns went from region to region
+    // the page holding F1, then F2, and pages A and C: each compiled once, nothing evicted or dropped
+    expect([h.jit!.stats.compiled, h.jit!.stats.evicted, h.jit!.stats.dropped]).toEqual([4, 0, 0]);
   });
 
   it("stays off unless asked for: no block is compiled and run() never stops for one", () => {

@@ -9,7 +9,8 @@
 //   b<k>(hart: i32, done: i32, budget: i32) -> i32        region(hart: i32, entry: i32, budget: i32) -> i32
 //
 //   hart    the wasm address of the hart's state block (hart-state.mjs)
-//   done    0 (the instructions retired so far in this call: the blocks pass it on among themselves)
+//   done    the instructions retired so far in this call, not yet added to H.instret: 0 from run(); the blocks
+//           pass it on among themselves and into other regions' blocks, and the exit that returns to run() adds it
 //   entry   the entry state of the block to start at (CompiledRegion.entryState; H.pc is its first instruction)
 //   budget  the most instructions the call may retire; the caller gives at least the entry block's length
 //
@@ -72,10 +73,16 @@ const TLB_READ = HART_BLOCK.TLB;
 const TLB_WRITE = HART_BLOCK.TLB + TLB_ENTRIES * TLB_ENTRY_SIZE;
 const TLB_FETCH = HART_BLOCK.TLB + 2 * TLB_ENTRIES * TLB_ENTRY_SIZE;
 /** The hart's lookup of compiled blocks (assembly/jit.ts): its header (epoch, chained count), its table of JIT_SETS
- *  sets of two 32-byte entries {u64 pc, u64 phys, u32 epoch, u32 count, u32 table index, u16 used, u16}. */
+ *  sets of two 32-byte entries {u64 pc, u64 phys, u32 epoch, u32 count, u32 table index, u32}; the jump cache of
+ *  JIT_JUMP_ENTRIES entries {u64 pc, u64 fetchKey, u32 epoch, u32 table index}; the used marks, a byte per table
+ *  index modulo JIT_USED_BYTES. */
 const JIT_HEADER = 512 * 1024 - 64;
 const JIT_TABLE = 512 * 1024;
 const JIT_SETS = 8192;
+const JIT_JUMPS = 256 * 1024;
+const JIT_JUMP_ENTRIES = 4096;
+const JIT_USED = 384 * 1024;
+const JIT_USED_BYTES = 65536;
 const X_SCRATCH = 32; // the decoder's rd for x0
 /** JIT_MAX_BLOCK (assembly/jit.ts): the most instructions in a block, the budget a region is entered with at least */
 const MAX_BLOCK = 64;
@@ -173,6 +180,8 @@ export interface RegionOptions extends CompileOptions {
   maxBlocks?: number;
   /** the most instructions in one region (default 2048: more than a page can hold) */
   maxRegionInstructions?: number;
+  /** name the functions in the module's name section, after the page ("r<pageVa hex>.b<k>"): for profilers */
+  names?: boolean;
 }
 
 /** Whether a jump links (a call: its return point is likely to start a block). */
@@ -281,6 +290,13 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   m.addFunction([I32, I32, I32, I32, I64], [I32], goFunction());
   m.addFunction([I32, I64, I32, I32, I32], [I32], leaveFunction());
   m.addFunction([I32, I32, I32], [I32], entryFunction(), "region");
+  if (options.names) {
+    const p = `r${pageVa.toString(16)}.`;
+    blocks.forEach((b, k) => m.nameFunction(firstBlock + k, `${p}${blockExportName(k)}@${(b.pc & 0xfffn).toString(16)}`));
+    m.nameFunction(EXIT_FN, `${p}exit`);
+    m.nameFunction(GO_FN, `${p}go`);
+    m.nameFunction(LEAVE_FN, `${p}leave`);
+  }
   return { bytes: m.build(), blocks, lo, hi, instructions, entryState: stateOf };
 
   /** $exit(hart, pc, retired, code): sets H.pc, adds retired to H.instret, returns code. */
@@ -295,43 +311,53 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   }
 
   /** $leave(hart, pc, retired, budget, code): leaves the region for pc, after `retired` instructions of the
-   *  call's budget. When pc starts a compiled block (in the hart's lookup: its function's table index) and at least
-   *  a block's worth of budget is left, that block goes on with the rest of the budget, as if run() had entered it
-   *  (nothing run() looks at between regions can have changed: see hart.ts); else H.pc is set and code returned
-   *  to run(). */
+   *  call's budget (not yet added to H.instret). When pc starts a compiled block and at least a block's worth of
+   *  budget is left, that block goes on with the count and the budget, as if run() had entered it (nothing run()
+   *  looks at between regions can have changed: see hart.ts); else H.pc is set, the count added to H.instret and
+   *  code returned to run(). The block is found in the jump cache, else in the lookup (through the fetch TLB),
+   *  which then fills the jump cache's entry. */
   function leaveFunction(): FunctionBody {
     const HART = 0, PC = 1, RETIRED = 2, BUDGET = 3, CODE = 4;
     const f = new FunctionBody([I32, I64, I32, I32, I32]);
-    const next = f.addLocal(I32);
-    addRetired(f, HART, RETIRED);
-    if (options.ramHostToGuest === undefined) {
+    const next = f.addLocal(I32), jump = f.addLocal(I32);
+    const enter = () => {
+      // mark the index used (the host's eviction spares it once), count the hop, and go on into the block
+      f.localGet(next); f.i32Const(JIT_USED_BYTES - 1); f.op(Op.i32And); f.i32Const(1); f.mem(Op.i32Store8, 0, JIT_USED);
+      countHop(f);
       f.localGet(HART);
-      f.localGet(PC);
-      f.mem(Op.i64Store, 3, HART_FIELDS.pc.offset);
-      f.localGet(CODE);
-      return f;
+      f.localGet(RETIRED);
+      f.localGet(BUDGET);
+      f.localGet(next);
+      f.op(Op.returnCallIndirect);
+      uleb(f.code, REGION_TYPE);
+      uleb(f.code, 0); // the table
+    };
+    if (options.ramHostToGuest !== undefined) {
+      probeJumpCache(f, HART, { local: PC }, jump, () => f.localGet(RETIRED), BUDGET);
+      f.op(Op.if); f.op(VOID);
+      f.localGet(jump); f.mem(Op.i32Load, 2, JIT_JUMPS + 20); f.localSet(next);
+      enter();
+      f.op(Op.end);
+      // budget - retired >= JIT_MAX_BLOCK
+      f.localGet(BUDGET);
+      f.localGet(RETIRED);
+      f.op(Op.i32Sub);
+      f.i32Const(MAX_BLOCK);
+      f.op(Op.i32GeS);
+      f.op(Op.if); f.op(VOID);
+      lookUpBlock(f, HART, PC, next, options.ramHostToGuest);
+      f.localGet(next);
+      f.op(Op.if); f.op(VOID);
+      // fill the jump cache's entry (probeJumpCache left its offset in `jump`)
+      f.localGet(jump); f.localGet(PC); f.mem(Op.i64Store, 3, JIT_JUMPS);
+      f.localGet(jump); f.localGet(HART); f.mem(Op.i64Load, 3, HART_FIELDS.fetchKey.offset); f.mem(Op.i64Store, 3, JIT_JUMPS + 8);
+      f.localGet(jump); f.i32Const(0); f.mem(Op.i32Load, 2, JIT_HEADER); f.mem(Op.i32Store, 2, JIT_JUMPS + 16);
+      f.localGet(jump); f.localGet(next); f.mem(Op.i32Store, 2, JIT_JUMPS + 20);
+      enter();
+      f.op(Op.end);
+      f.op(Op.end);
     }
-    // budget - retired >= JIT_MAX_BLOCK (retired <= budget: the blocks only run within it)
-    f.localGet(BUDGET);
-    f.localGet(RETIRED);
-    f.op(Op.i32Sub);
-    f.i32Const(MAX_BLOCK);
-    f.op(Op.i32GeS);
-    f.op(Op.if); f.op(VOID);
-    lookUpBlock(f, HART, PC, next, options.ramHostToGuest);
-    f.localGet(next);
-    f.op(Op.if); f.op(VOID);
-    f.localGet(HART);
-    f.i32Const(0);
-    f.localGet(BUDGET);
-    f.localGet(RETIRED);
-    f.op(Op.i32Sub);
-    f.localGet(next);
-    f.op(Op.returnCallIndirect);
-    uleb(f.code, REGION_TYPE);
-    uleb(f.code, 0); // the table
-    f.op(Op.end);
-    f.op(Op.end);
+    addRetired(f, HART, RETIRED);
     f.localGet(HART);
     f.localGet(PC);
     f.mem(Op.i64Store, 3, HART_FIELDS.pc.offset);
@@ -414,6 +440,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     const key = hasMemory ? f.addLocal(I64) : -1;
     const va = hasMemory ? f.addLocal(I64) : -1;
     const te = hasMemory ? f.addLocal(I32) : -1;
+    const jumpEntry = f.addLocal(I32);
 
     // The registers the function uses are cached in locals: loaded when an instruction first reads one (always in
     // the function's straight line, never inside a branch, so every path after it has the value). A result goes to
@@ -454,18 +481,48 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.op(Op.returnCall);
       uleb(f.code, LEAVE_FN);
     };
+    /** Leaves the region for pc (a constant, or an i64 local) this block having retired all its instructions: first
+     *  through the jump cache, here, then through $leave. The cache's probe is repeated at every exit rather than
+     *  only in the region's shared $leave so that each exit has an indirect call of its own: from one shared site
+     *  the call went to many targets, and the host's branch predictor missed it (a fifth of the shell loop's time
+     *  went to $leave, with or without the cache, until the probe moved here). */
+    const leave = (pcValue: bigint | { local: number }, code: number) => {
+      if (options.ramHostToGuest !== undefined) {
+        probeJumpCache(f, HART, pcValue, jumpEntry, () => pushDone(L), BUDGET);
+        f.op(Op.if); f.op(VOID);
+        countHop(f);
+        f.localGet(HART);
+        pushDone(L);
+        f.localGet(BUDGET);
+        f.localGet(jumpEntry); f.mem(Op.i32Load, 2, JIT_JUMPS + 20);
+        f.op(Op.returnCallIndirect);
+        uleb(f.code, REGION_TYPE);
+        uleb(f.code, 0);
+        f.op(Op.end);
+      }
+      exit(pcValue, L, code);
+    };
     /** Goes on at t, this block having retired all its instructions: into the region's block there, or out. */
     const goTo = (t: bigint, code: number) => {
       const j = index.get(t);
-      if (j === undefined) { exit(t, L, code); return; }
+      if (j === undefined) { leave(t, code); return; }
       f.localGet(HART);
       pushDone(L);
       f.localGet(BUDGET);
       f.op(Op.returnCall);
       uleb(f.code, firstBlock + j);
     };
-    /** Goes on at the address in local t (a JALR's target) through $go: a block of this page's region, or out. */
+    /** Goes on at the address in local t (a JALR's target): off the page, out (leave); on it, through $go, to a
+     *  block of this page's region or out. */
     const goToDynamic = (t: number) => {
+      f.localGet(t);
+      f.i64Const(~0xfffn);
+      f.op(Op.i64And);
+      f.i64Const(pageVa);
+      f.op(Op.i64Ne);
+      f.op(Op.if); f.op(VOID);
+      leave({ local: t }, EXIT_JUMP);
+      f.op(Op.end);
       f.localGet(HART);
       // index = ((t & 0xfff) - lo) >> 1 (a negative result is a huge unsigned index: a miss), or -1 off the page
       f.localGet(t);
@@ -660,11 +717,49 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   }
 }
 
+/** Counts a block entered from another region's exit (the lookup's header: jit.calls.chained). */
+function countHop(f: FunctionBody): void {
+  f.i32Const(0); f.i32Const(0); f.mem(Op.i64Load, 3, JIT_HEADER + 8); f.i64Const(1n); f.op(Op.i64Add);
+  f.mem(Op.i64Store, 3, JIT_HEADER + 8);
+}
+
+/** Pushes whether the jump cache (assembly/jit.ts) holds a block for pc (a constant or an i64 local) in the
+ *  current context and epoch, with a block's worth of the budget left after `pushRetired`'s count; leaves the
+ *  entry's address, less JIT_JUMPS, in local `entry` (its table index is at JIT_JUMPS + 20 from there). */
+function probeJumpCache(f: FunctionBody, hart: number, pc: bigint | { local: number }, entry: number,
+  pushRetired: () => void, budget: number): void {
+  const pushPc = () => { if (typeof pc === "bigint") f.i64Const(pc); else f.localGet(pc.local); };
+  if (typeof pc === "bigint") f.i32Const((Number((pc >> 1n) & BigInt(JIT_JUMP_ENTRIES - 1))) << 5);
+  else {
+    f.localGet(pc.local); f.i64Const(1n); f.op(Op.i64ShrU); f.op(Op.i32WrapI64);
+    f.i32Const(JIT_JUMP_ENTRIES - 1); f.op(Op.i32And); f.i32Const(5); f.op(Op.i32Shl);
+  }
+  f.localTee(entry);
+  f.mem(Op.i64Load, 3, JIT_JUMPS);
+  pushPc();
+  f.op(Op.i64Eq);
+  f.localGet(entry); f.mem(Op.i64Load, 3, JIT_JUMPS + 8);
+  f.localGet(hart); f.mem(Op.i64Load, 3, HART_FIELDS.fetchKey.offset);
+  f.op(Op.i64Eq);
+  f.op(Op.i32And);
+  f.localGet(entry); f.mem(Op.i32Load, 2, JIT_JUMPS + 16);
+  f.i32Const(0); f.mem(Op.i32Load, 2, JIT_HEADER);
+  f.op(Op.i32Eq);
+  f.op(Op.i32And);
+  // budget - retired >= JIT_MAX_BLOCK (retired <= budget: the blocks only run within it)
+  f.localGet(budget);
+  pushRetired();
+  f.op(Op.i32Sub);
+  f.i32Const(MAX_BLOCK);
+  f.op(Op.i32GeS);
+  f.op(Op.i32And);
+}
+
 /** Leaves in local `next` the table index of the compiled block that starts at the i64 in local `pc`, or 0 when
  *  there is none (not compiled, not yet hot, stale), or pc's page is not in the fetch TLB (run() then translates
  *  it, and may trap): the lookup jitProbe (assembly/jit.ts) does, without counting or asking for a compile (run()
- *  does that when the region returns). A hit marks the entry used and counts a chained entry. Inline in each
- *  region's $leave rather than a call into the hart's instance, which cost about a third of a hop between pages. */
+ *  does that when the region returns). Inline in each region's $leave rather than a call into the hart's
+ *  instance, which cost about a third of a hop between pages. */
 function lookUpBlock(f: FunctionBody, hart: number, pc: number, next: number, ramHostToGuest: bigint): void {
   const te = f.addLocal(I32), phys = f.addLocal(I64), set = f.addLocal(I32);
   f.i32Const(0);
@@ -717,9 +812,6 @@ function lookUpBlock(f: FunctionBody, hart: number, pc: number, next: number, ra
       f.localGet(set); f.mem(Op.i32Load, 2, at + 24); f.localTee(next);
       f.i32Const(1); f.op(Op.i32Add); f.i32Const(2); f.op(Op.i32LtU);
     });
-    f.localGet(set); f.i32Const(1); f.mem(Op.i32Store16, 1, at + 28); // used since the host last looked
-    f.i32Const(0); f.i32Const(0); f.mem(Op.i64Load, 3, JIT_HEADER + 8); f.i64Const(1n); f.op(Op.i64Add);
-    f.mem(Op.i64Store, 3, JIT_HEADER + 8);
     f.op(Op.br); uleb(f.code, 1); // $out, with next
     f.op(Op.end); // $no
     f.i32Const(0);

@@ -28,6 +28,10 @@ export interface JitOptions {
   maxModules?: number;
   /** bytes of WebAssembly held at once over all regions (default DEFAULT_JIT_MAX_CODE_BYTES) */
   maxCodeBytes?: number;
+  /** name each region's functions in a name section ("r<page>.b<k>", "r<page>.leave", ...) so that a profiler
+   *  (perf with node --perf-basic-prof, DevTools) tells them apart; off by default (it adds bytes to every module).
+   *  In Node, TABVISOR_JIT_NAMES=1 turns it on. */
+  names?: boolean;
 }
 
 /** The hart exports the tier uses (assembly/index.ts). */
@@ -40,7 +44,7 @@ export interface JitHartExports {
   jitRequestSteps(): number;
   jitInstall(pc: bigint, phys: bigint, slot: number): void;
   jitEvict(pc: bigint, phys: bigint, slot: number): void;
-  jitUsed(pc: bigint, phys: bigint, slot: number): number;
+  jitUsed(slot: number): number;
   jitInvalidations(): number;
   jitCallCount(): bigint;
   jitRetiredCount(): bigint;
@@ -113,6 +117,7 @@ export class JitTier {
   readonly threshold: number;
   readonly maxModules: number;
   readonly maxCodeBytes: number;
+  readonly names: boolean;
   readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, evictedForCode: 0, dropped: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0 };
   private readonly decode: Decoder;
   /** table indices free for block functions (the hart module's own functions come before them all) */
@@ -137,6 +142,7 @@ export class JitTier {
     this.threshold = Math.max(1, Math.floor(opts.threshold ?? DEFAULT_JIT_THRESHOLD));
     this.maxModules = Math.max(1, Math.floor(opts.maxModules ?? DEFAULT_JIT_MAX_MODULES));
     this.maxCodeBytes = Math.max(1, Math.floor(opts.maxCodeBytes ?? DEFAULT_JIT_MAX_CODE_BYTES));
+    this.names = opts.names ?? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TABVISOR_JIT_NAMES === "1";
     this.decode = hartDecoder(memory, (inst) => ex.decodeForTest(inst));
     this.none = (ex.JIT_NONE.value as number) >>> 0;
     this.growTable(this.maxModules);
@@ -197,7 +203,7 @@ export class JitTier {
       let roots = this.roots.get(key);
       if (!roots) this.roots.set(key, (roots = new Set()));
       roots.add(pc);
-      const region = compileRegion(page, pageVa, [...roots], this.decode, { ramHostToGuest: RAM_BASE - BigInt(this.ramOffset) });
+      const region = compileRegion(page, pageVa, [...roots], this.decode, { ramHostToGuest: RAM_BASE - BigInt(this.ramOffset), names: this.names });
       const tBuilt = performance.now();
       this.stats.buildMs += tBuilt - t0;
       if (!region || !region.blocks.some((b) => b.pc === pc)) {
@@ -300,7 +306,7 @@ export class JitTier {
     const h = this.held[k];
     if (!h) return false;
     let any = false;
-    for (const [pc, slot] of h.slots) if (this.ex.jitUsed(pc, h.pagePhys | (pc & 0xfffn), slot)) any = true;
+    for (const slot of h.slots.values()) if (this.ex.jitUsed(slot)) any = true;
     return any;
   }
 

@@ -16,7 +16,7 @@ export const Op = {
   call: 0x10, drop: 0x1a, select: 0x1b, localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load: 0x28, i64Load: 0x29, i64Load8S: 0x30, i64Load8U: 0x31, i64Load16S: 0x32, i64Load16U: 0x33,
   i64Load32S: 0x34, i64Load32U: 0x35, i32Store: 0x36, i64Store: 0x37, i64Store8: 0x3c, i64Store16: 0x3d,
-  i64Store32: 0x3e, i32Store16: 0x3b, i32Const: 0x41, i64Const: 0x42,
+  i64Store32: 0x3e, i32Store8: 0x3a, i32Store16: 0x3b, i32Const: 0x41, i64Const: 0x42,
   i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtU: 0x49, i32GtU: 0x4b, i64Eqz: 0x50, i64Eq: 0x51, i64Ne: 0x52,
   i32Add: 0x6a, i32Sub: 0x6b, i32And: 0x71, i32Shl: 0x74, i32ShrS: 0x75, i32ShrU: 0x76, i32GeS: 0x4e, i64Add: 0x7c, i64And: 0x83, i64Or: 0x84, i64Shl: 0x86, i64ShrU: 0x88, i64ExtendI32U: 0xad,
   i32WrapI64: 0xa7, i64Extend8S: 0xc2, i64Extend16S: 0xc3, i64Extend32S: 0xc4,
@@ -200,6 +200,11 @@ export class ModuleBuilder {
   private importedFuncs = 0;
   private readonly funcs: { type: number; body: FunctionBody }[] = [];
   private readonly exports: number[][] = [];
+  /** function names for the "name" custom section (profilers and debuggers show them), by function index */
+  private readonly functionNames = new Map<number, string>();
+
+  /** Names function `index` in the module's name section (only written when a function has a name). */
+  nameFunction(index: number, fnName: string): void { this.functionNames.set(index, fnName); }
 
   /** The index of the function type (params) -> (results), added once. */
   type(params: ValType[], results: ValType[]): number {
@@ -289,6 +294,19 @@ export class ModuleBuilder {
       f.body.code = new ByteBuffer(0);
     }
     section(10, code);
+    if (this.functionNames.size) {
+      // the name section's function names subsection (id 1): a name map in increasing index order
+      const map: number[] = [];
+      const sorted = [...this.functionNames].sort((a, b) => a[0] - b[0]);
+      uleb(map, sorted.length);
+      for (const [i, n] of sorted) { uleb(map, i); name(map, n); }
+      const custom: number[] = [];
+      name(custom, "name");
+      custom.push(1);
+      uleb(custom, map.length);
+      append(custom, map);
+      section(0, custom);
+    }
     return out.view().slice() as Uint8Array<ArrayBuffer>;
   }
 }
