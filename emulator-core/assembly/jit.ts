@@ -15,9 +15,16 @@
 // stale entry is never entered, only reclaimed. A FENCE.I after stores into a few code pages drops only those
 // pages' regions, in the host (code-pages.ts, src/jit/tier.ts dropWrittenPages).
 //
-// Entry layout (32 bytes): u64 virtual pc, u64 physical address, u32 epoch, u32 execution count, u32 table index
-// (0: none yet, JIT_NONE: the host could not compile a block there; else the compiled block's own function, which
-// run() and other regions call directly: src/jit/compile-region.ts), u32 unused.
+// Entry layout (32 bytes): u64 virtual pc, u64 physical address, u32 epoch, u32 unused, u32 table index (0: none,
+// the entry is free; JIT_NONE: the host could not compile a block there, or its region is being built off the VM's
+// thread; else the compiled block's own function, which run() and other regions call directly:
+// src/jit/compile-region.ts), u32 unused. The set of a pc mixes higher bits of the address into its index, so that
+// user code and the kernel's (whose addresses differ above bit 32) do not meet in the same sets page for page.
+//
+// Block starts are counted up to the threshold in a table of their own (JIT_COUNTS: a u32 per hash of the pc, no
+// tags: two starts that share a counter only become hot sooner). Counting in the lookup's entries made starts that
+// share a set push each other out, each resetting the other's count: a user start and a kernel start took turns
+// in one way and neither was ever compiled (the shell loop left compiled code twice an iteration for that).
 //
 // Two more tables serve compiled code:
 // - The jump cache (JIT_JUMPS), what a region's exit to another page looks up first: direct-mapped by virtual pc,
@@ -45,6 +52,9 @@ const JUMP_BYTES: u32 = JIT_JUMP_ENTRIES * 32;
 /** The used marks: a byte per table index (modulo JIT_USED_BYTES), at 384 KiB. */
 export const JIT_USED: usize = 384 * 1024;
 const JIT_USED_BYTES: u32 = 65536;
+/** The execution counts of block starts not compiled yet: JIT_COUNT_SLOTS u32, at 448 KiB. */
+const JIT_COUNTS: usize = 448 * 1024;
+const JIT_COUNT_SLOTS: u32 = 8192;
 
 /** table index stored for a block start the host could not compile (its first instruction is not compiled) */
 export const JIT_NONE: u32 = 0xffffffff;
@@ -74,7 +84,11 @@ export const JIT_HEADER: usize = JIT_TABLE - 64;
 /** The set of pc: two entries (ways), so that a block start that is only being counted does not push out a compiled
  *  block that shares its index (a compiled block is replaced only when the host evicts it). */
 @inline function setOf(pc: u64): usize {
-  return JIT_TABLE + (<usize>((pc >> 1) & <u64>(JIT_SETS - 1)) * (2 * ENTRY_BYTES));
+  return JIT_TABLE + (<usize>(((pc >> 1) ^ (pc >> 14)) & <u64>(JIT_SETS - 1)) * (2 * ENTRY_BYTES));
+}
+/** The counter of the block start at pc. */
+@inline function countOf(pc: u64): usize {
+  return JIT_COUNTS + (<usize>(((pc >> 1) ^ (pc >> 14)) & <u64>(JIT_COUNT_SLOTS - 1)) << 2);
 }
 @inline function holds(ent: usize, pc: u64, phys: u64): bool {
   return load<u64>(ent) == pc && load<u64>(ent, 8) == phys && load<u32>(ent, 16) == jitEpoch();
@@ -97,31 +111,28 @@ export const JIT_HEADER: usize = JIT_TABLE - 64;
   }
   return 0;
 }
-/** Whether the entry holds nothing current: empty, or left from an earlier epoch. */
+/** Whether the entry holds nothing current: empty (no table index), or left from an earlier epoch. */
 @inline function vacant(ent: usize): bool {
-  return load<u32>(ent, 16) != jitEpoch();
+  return load<u32>(ent, 16) != jitEpoch() || load<u32>(ent, 24) == 0;
 }
-/** A way of set a new block start may take, or 0: a vacant way first, then one only counting or not compilable
- *  (the one with the lower count). A counting start must not push out another counting start while a way is
- *  vacant: two starts that share a set (a user loop's and a kernel path's the timer tick runs) would take turns
- *  in one way, each resetting the other's count, and neither would ever reach the threshold. */
+/** A way of set a start the host answered for may take, or 0: a vacant way first, then one holding JIT_NONE. */
 @inline function victim(set: usize): usize {
   const other = set + ENTRY_BYTES;
   if (vacant(set)) return set;
   if (vacant(other)) return other;
-  const a = !compiledHere(set), b = !compiledHere(other);
-  if (a && b) return load<u32>(set, 20) <= load<u32>(other, 20) ? set : other;
-  return a ? set : b ? other : 0;
+  if (!compiledHere(set)) return set;
+  if (!compiledHere(other)) return other;
+  return 0;
 }
 @inline function claim(ent: usize, pc: u64, phys: u64, slot: u32): void {
   store<u64>(ent, pc);
   store<u64>(ent, phys, 8);
   store<u32>(ent, jitEpoch(), 16);
-  store<u32>(ent, 0, 20);
   store<u32>(ent, slot, 24);
 }
 
 @inline function markUsed(slot: u32): void { store<u8>(JIT_USED + <usize>(slot & (JIT_USED_BYTES - 1)), 1); }
+@inline function usedMark(slot: u32): bool { return load<u8>(JIT_USED + <usize>(slot & (JIT_USED_BYTES - 1))) != 0; }
 
 /** Empties the jump cache (its entries name table indices and translations that may no longer hold). */
 export function jitForgetJumps(): void {
@@ -135,6 +146,7 @@ export function jitSetup(on: bool, threshold: u32): void {
     memory.fill(JIT_TABLE, 0, JIT_BYTES);
     memory.fill(JIT_JUMPS, 0, JUMP_BYTES);
     memory.fill(JIT_USED, 0, JIT_USED_BYTES);
+    memory.fill(JIT_COUNTS, 0, JIT_COUNT_SLOTS * 4);
     store<u32>(JIT_HEADER, 1);
     store<u64>(JIT_HEADER, 0, 8);
   }
@@ -156,42 +168,39 @@ export function jitInvalidateAll(): void {
 
 /** At a block start pc (physical address phys), which counts as `weight` executions: the table index of its
  *  compiled block; 0 or JIT_NONE to interpret it; JIT_REQUEST when it just became hot (the request is recorded for
- *  the host). Not inlined: run() calls it only with the JIT on. */
+ *  the host, which answers with jitInstall before run() goes on). Not inlined: run() calls it only with the JIT on. */
 export function jitProbe(pc: u64, phys: u64, weight: u32): u32 {
   const set = setOf(pc);
-  let ent = find(set, pc, phys);
-  let count: u32;
+  const ent = find(set, pc, phys);
   if (ent) {
     const slot = load<u32>(ent, 24);
     if (slot != 0) {
-      markUsed(slot); // used since the host last looked (its eviction passes over used blocks once)
+      if (slot != JIT_NONE) markUsed(slot); // used since the host last looked (its eviction passes over it once)
       return slot;
     }
-    count = load<u32>(ent, 20) + weight;
   } else {
     const stale = staleCompiled(set, pc, phys);
     if (stale) {
       // compiled before the last invalidation: asked for again at once, not counted up to the threshold again
-      // (the host installs its region again, without compiling, when its code is unchanged)
+      // (the host installs its region again, without compiling, when its code is unchanged; in this way)
       claim(stale, pc, phys, 0);
-      reqPc = pc;
-      reqPhys = phys;
-      return JIT_REQUEST;
+      return request(pc, phys);
     }
-    ent = victim(set);
-    if (!ent) return 0; // both ways hold compiled blocks: interpreted, uncounted, until the host evicts one
-    claim(ent, pc, phys, 0);
-    count = weight;
   }
+  const c = countOf(pc);
+  const count = load<u32>(c) + weight;
   if (count >= jitThreshold) {
-    // counted again after the host answers (it installs an index or JIT_NONE, so it is asked once)
-    store<u32>(ent, 0, 20);
-    reqPc = pc;
-    reqPhys = phys;
-    return JIT_REQUEST;
+    store<u32>(c, 0);
+    return request(pc, phys);
   }
-  store<u32>(ent, count, 20);
+  store<u32>(c, count);
   return 0;
+}
+
+@inline function request(pc: u64, phys: u64): u32 {
+  reqPc = pc;
+  reqPhys = phys;
+  return JIT_REQUEST;
 }
 
 /** Blocks entered from another region's exit (compile-region.ts $leave) rather than from run(). */
@@ -217,7 +226,15 @@ export function jitInstall(pc: u64, phys: u64, slot: u32): void {
   const set = setOf(pc);
   let ent = find(set, pc, phys);
   if (!ent) ent = victim(set);
-  if (!ent) ent = set + ENTRY_BYTES; // (not reached: the request's entry is still there) the block of way 1 is orphaned
+  if (!ent) {
+    // Both ways hold compiled blocks. A start without one (JIT_NONE) does not push either out: it is counted again
+    // and asked for again once hot. A compiled start takes the way whose block was not entered since the host's
+    // eviction last looked (way 1 when both were): the other start then goes back to being counted, and is asked
+    // for again (and installed without compiling) when hot; its region stays held, and exits that know its index
+    // still enter it.
+    if (slot == JIT_NONE) return;
+    ent = usedMark(load<u32>(set, 24)) ? set + ENTRY_BYTES : set;
+  }
   claim(ent, pc, phys, slot);
 }
 

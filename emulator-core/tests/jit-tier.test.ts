@@ -374,6 +374,59 @@ describe("JIT tiering", () => {
     expect([h.jit!.stats.compiled, h.jit!.stats.evicted, h.jit!.stats.dropped]).toEqual([4, 0, 0]);
   });
 
+  it("builds regions off the VM's thread: interpreted until a region lands, installed only if its page is unchanged", async () => {
+    const { DeferredRegionCompiler } = await import("../src/jit/region-compiler.ts");
+    // loop: a0 = f(); tohost = a0 (f on its own page)
+    const FD = 0x1000;
+    const loop = program([
+      auipc(S0),                 // 0x00
+      jal(RA, FD - 0x04),        // 0x04
+      sd(A0, S0, TOHOST),        // 0x08
+      jal(ZERO, -8),             // 0x0c
+    ], [[FD, addi(A0, ZERO, 1)], [FD + 4, jalr(ZERO, RA, 0)]]);
+    const compiler = new DeferredRegionCompiler(loadHartModule());
+    const h = new Hart(loadHartModule(), computeLayout(4));
+    h.enableJit({ threshold: 1, compiler });
+    for (const [off, w] of loop) h.writePhys(RAM_BASE + BigInt(off), new Uint8Array(new Uint32Array([w]).buffer));
+    h.ex.reset(0, RAM_BASE);
+    h.ex.setTohost(RAM_BASE + BigInt(TOHOST));
+    for (let i = 0; i < 3; i++) expect(untilTohost(h)).toBe(1n);
+    // asked for, not built yet: everything ran interpreted, and each start was asked for once
+    expect(compiler.jobs).toBeGreaterThan(0);
+    const asked = compiler.jobs;
+    expect(h.jit!.stats.compiled).toBe(0);
+    expect(h.jit!.calls.instructions).toBe(0);
+    for (let i = 0; i < 3; i++) expect(untilTohost(h)).toBe(1n);
+    expect(compiler.jobs).toBe(asked);
+    // the regions land (between run() calls) and run
+    compiler.deliver();
+    expect(h.jit!.stats.compiled).toBeGreaterThan(0);
+    for (let i = 0; i < 5; i++) expect(untilTohost(h)).toBe(1n);
+    compiler.deliver(); // (starts asked for after the first regions landed)
+    for (let i = 0; i < 5; i++) expect(untilTohost(h)).toBe(1n);
+    expect(h.jit!.calls.instructions).toBeGreaterThan(10);
+    // f's page is rewritten by a device while its new region is built: the region built from the old bytes is
+    // dropped when it lands, and the new code runs
+    const { GuestMemory } = await import("../src/machine/guest-memory.ts");
+    const mem = new GuestMemory(h.memory.buffer, h.layout.ramOffset, h.layout.ramBytes, RAM_BASE);
+    h.watchDeviceWrites(mem);
+    mem.write(RAM_BASE + BigInt(FD), new Uint8Array(new Uint32Array([addi(A0, ZERO, 7)]).buffer));
+    expect(untilTohost(h)).toBe(7n); // f's start is asked for again (its page's region went with the write)
+    mem.write(RAM_BASE + BigInt(FD), new Uint8Array(new Uint32Array([addi(A0, ZERO, 8)]).buffer));
+    const discarded = h.jit!.stats.discarded;
+    compiler.deliver();
+    expect(h.jit!.stats.discarded).toBe(discarded + 1);
+    for (let i = 0; i < 3; i++) expect(untilTohost(h)).toBe(8n);
+    compiler.deliver();
+    for (let i = 0; i < 3; i++) expect(untilTohost(h)).toBe(8n);
+    // the interpreter's instret, compiled or not
+    const ref = hartWith(loop, false);
+    for (let i = 0; i < 6 + 5 + 5; i++) untilTohost(ref);
+    ref.writePhys(RAM_BASE + BigInt(FD), new Uint8Array(new Uint32Array([addi(A0, ZERO, 8)]).buffer));
+    for (let i = 0; i < 7; i++) expect(untilTohost(ref)).toBe(8n);
+    expect(h.instret).toBe(ref.instret);
+  });
+
   it("stays off unless asked for: no block is compiled and run() never stops for one", () => {
     const loop = program([auipc(S0), jal(RA, F - 0x04), sd(A0, S0, TOHOST), jal(ZERO, -8)], [[F, addi(A0, ZERO, 1)], [F + 4, jalr(ZERO, RA, 0)]]);
     const h = hartWith(loop, false);

@@ -68,7 +68,8 @@ export interface VmStats {
 export interface VmJitStats {
   /** blocks compiled */
   compiled: number;
-  /** host ms spent compiling them: part of busyMs */
+  /** host ms spent compiling them: on the VM's thread (part of busyMs) and on its compiler thread (the meter shows
+   *  it as a share of busyMs, which it can exceed while a VM's code is new) */
   compileMs: number;
   /** guest instructions retired in compiled code (the rest were interpreted) */
   instret: number;

@@ -45,6 +45,7 @@ import {
 import { shapeMismatch, sameIdentity } from "../shared/saved-machine.ts";
 import { VmAgent } from "./vm-agent.ts";
 import { hasJit, jitStats } from "./vm-jit.ts";
+import type { RegionCompiler } from "../../emulator-core/src/jit/region-compiler.ts";
 import { MemoryStatsPacer } from "./memory-stats-pacer.ts";
 import type { ExecOptions, ExecResult } from "../../emulator-core/src/agent/client.ts";
 
@@ -96,6 +97,9 @@ export interface VmHostOptions {
   /** bytes of console output kept beyond the ring for a page that does not take it (default CONSOLE_BACKLOG; at
    *  least CONSOLE_BACKLOG_MIN); VmInit.consoleBacklogBytes, when given, wins */
   consoleBacklog?: number;
+  /** makes the JIT's compiler thread (web/workers/vm-worker.ts: a nested Worker), once, when a machine with the JIT
+   *  is first built; without it, regions are built on the VM's thread */
+  jitCompiler?: (hart: WebAssembly.Module) => RegionCompiler;
 }
 
 /** A backlog bound as asked for, made whole and at least CONSOLE_BACKLOG_MIN. */
@@ -159,6 +163,8 @@ export class VmHost implements VmWorkerApi {
   private balloonPages = 0;
   /** machines built from now on get the JIT (VmInit.jit, setJit) */
   private jit = false;
+  /** the JIT's compiler thread (VmHostOptions.jitCompiler), made when a machine with the JIT is first built */
+  private regionCompiler: RegionCompiler | undefined;
   private bootAt = 0;
   /** the opened template, when the page offered one */
   private template: VmInit["template"];
@@ -580,7 +586,8 @@ export class VmHost implements VmWorkerApi {
 
   /** What every machine built here is built with (boot, template, snapshot, fork, migration alike). */
   private machineOptions(): MachineOptions {
-    return { jit: this.jit };
+    if (this.jit && !this.regionCompiler && this.opts.jitCompiler) this.regionCompiler = this.opts.jitCompiler(this.cfg!.hart);
+    return { jit: this.jit, jitCompiler: this.regionCompiler };
   }
 
   private attachments(disks: LayeredDisk[]): MachineAttachments {

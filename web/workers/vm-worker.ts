@@ -4,10 +4,21 @@
 
 import * as Comlink from "comlink";
 import { VmHost } from "../vm/vm-host.ts";
+import { ThreadRegionCompiler } from "../../emulator-core/src/jit/region-compiler.ts";
 import { bulkBuffers } from "../shared/saved-machine.ts";
 import type { VmWorkerApi } from "../shared/protocol.ts";
 
-const host = new VmHost();
+// the JIT builds regions on a thread of its own (a nested Worker, started when the VM's JIT first needs it)
+const host = new VmHost({
+  jitCompiler: (hart) => {
+    const worker = new Worker(new URL("./jit-compile-worker.ts", import.meta.url), { type: "module", name: "vm-jit" });
+    return new ThreadRegionCompiler(
+      { postMessage: (m) => worker.postMessage(m), onMessage: (h) => worker.addEventListener("message", (e) => h(e.data)) },
+      hart,
+      () => worker.terminate(),
+    );
+  },
+});
 
 const api: VmWorkerApi = {
   init: (init, onEvent) => host.init(init, onEvent),

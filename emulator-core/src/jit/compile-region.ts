@@ -73,7 +73,7 @@ const TLB_READ = HART_BLOCK.TLB;
 const TLB_WRITE = HART_BLOCK.TLB + TLB_ENTRIES * TLB_ENTRY_SIZE;
 const TLB_FETCH = HART_BLOCK.TLB + 2 * TLB_ENTRIES * TLB_ENTRY_SIZE;
 /** The hart's lookup of compiled blocks (assembly/jit.ts): its header (epoch, chained count), its table of JIT_SETS
- *  sets of two 32-byte entries {u64 pc, u64 phys, u32 epoch, u32 count, u32 table index, u32}; the jump cache of
+ *  sets of two 32-byte entries {u64 pc, u64 phys, u32 epoch, u32, u32 table index, u32}; the jump cache of
  *  JIT_JUMP_ENTRIES entries {u64 pc, u64 fetchKey, u32 epoch, u32 table index}; the used marks, a byte per table
  *  index modulo JIT_USED_BYTES. */
 const JIT_HEADER = 512 * 1024 - 64;
@@ -650,22 +650,22 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           setRd(d.rd);
         } else if (load) {
           tlbLookup(d, TLB_READ, load.size);
-          f.op(Op.if); f.op(I64);
-          hostAddress(TLB_READ);
-          f.mem(load.op, load.align, 0);
-          f.op(Op.else);
+          f.op(Op.i32Eqz);
+          f.op(Op.if); f.op(VOID);
           exit(d.pc, i, EXIT_MISS);
           f.op(Op.end);
+          hostAddress(TLB_READ);
+          f.mem(load.op, load.align, 0);
           setRd(d.rd);
         } else if (store) {
           tlbLookup(d, TLB_WRITE, store.size);
+          f.op(Op.i32Eqz);
           f.op(Op.if); f.op(VOID);
+          exit(d.pc, i, EXIT_MISS);
+          f.op(Op.end);
           hostAddress(TLB_WRITE);
           pushReg(d.rs2)();
           f.mem(store.op, store.align, 0);
-          f.op(Op.else);
-          exit(d.pc, i, EXIT_MISS);
-          f.op(Op.end);
         } else if (isExec(d.op)) {
           // the interpreter's code runs it on the hart state block (current: write-through), and its rd (an x
           // register for some) is read from there again after
@@ -797,8 +797,12 @@ function lookUpBlock(f: FunctionBody, hart: number, pc: number, next: number, ra
   f.i64Const(ramHostToGuest);
   f.op(Op.i64Add);
   f.localSet(phys);
-  // the set of pc: ((pc >> 1) & (JIT_SETS - 1)) * 64 past JIT_TABLE
-  entryOffset(1n, JIT_SETS, 6);
+  // the set of pc: (((pc >> 1) ^ (pc >> 14)) & (JIT_SETS - 1)) * 64 past JIT_TABLE (assembly/jit.ts setOf)
+  f.localGet(pc); f.i64Const(1n); f.op(Op.i64ShrU);
+  f.localGet(pc); f.i64Const(14n); f.op(Op.i64ShrU);
+  f.op(Op.i64Xor);
+  f.op(Op.i32WrapI64);
+  f.i32Const(JIT_SETS - 1); f.op(Op.i32And); f.i32Const(6); f.op(Op.i32Shl);
   f.localSet(set);
   for (const way of [0, 32]) {
     const at = JIT_TABLE + way;

@@ -19,6 +19,7 @@
 
 import { RAM_BASE } from "../layout.ts";
 import { blockExportName, compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
+import type { RegionBuilt, RegionCompiler, RegionJob } from "./region-compiler.ts";
 
 export interface JitOptions {
   /** executions of a block start before its page's region is compiled (1: on first execution; default 10000: a
@@ -32,6 +33,9 @@ export interface JitOptions {
    *  (perf with node --perf-basic-prof, DevTools) tells them apart; off by default (it adds bytes to every module).
    *  In Node, TABVISOR_JIT_NAMES=1 turns it on. */
   names?: boolean;
+  /** builds regions off the VM's thread (region-compiler.ts); without one, a region is built when it is asked
+   *  for, in run()'s stop */
+  compiler?: RegionCompiler;
 }
 
 /** The hart exports the tier uses (assembly/index.ts). */
@@ -84,6 +88,13 @@ export interface JitStats {
   moduleMs: number;
   /** WebAssembly.Instance */
   instantiateMs: number;
+  /** regions asked of the compiler off this thread (JitOptions.compiler), and its time there (build and module) */
+  offThread: number;
+  offThreadMs: number;
+  /** regions built off this thread and dropped: their page changed while they were built */
+  discarded: number;
+  /** builds that failed off this thread (a bug: the starts are interpreted) */
+  buildErrors: number;
 }
 
 /** A compiled region held at one table index: its page, the starts it was compiled from, its blocks. */
@@ -118,7 +129,7 @@ export class JitTier {
   readonly maxModules: number;
   readonly maxCodeBytes: number;
   readonly names: boolean;
-  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, evictedForCode: 0, dropped: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0 };
+  readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, evictedForCode: 0, dropped: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0, offThread: 0, offThreadMs: 0, discarded: 0, buildErrors: 0 };
   private readonly decode: Decoder;
   /** table indices free for block functions (the hart module's own functions come before them all) */
   private readonly freeSlots: number[] = [];
@@ -136,12 +147,20 @@ export class JitTier {
   /** regions held, and their bytes of WebAssembly */
   private heldRegions = 0;
   private heldBytes = 0;
+  /** builds off this thread (JitOptions.compiler) under way, by page; `again`: roots came since it was asked */
+  private readonly building = new Map<string, { again: boolean }>();
+  private jobs = 0;
+  private readonly compiler: RegionCompiler | undefined;
+  private readonly ramHostToGuest: bigint;
+  private disabled = false;
 
   constructor(private readonly ex: JitHartExports, private readonly memory: WebAssembly.Memory, private readonly ramOffset: number,
     private readonly ramBytes: number, opts: JitOptions = {}) {
     this.threshold = Math.max(1, Math.floor(opts.threshold ?? DEFAULT_JIT_THRESHOLD));
     this.maxModules = Math.max(1, Math.floor(opts.maxModules ?? DEFAULT_JIT_MAX_MODULES));
     this.maxCodeBytes = Math.max(1, Math.floor(opts.maxCodeBytes ?? DEFAULT_JIT_MAX_CODE_BYTES));
+    this.compiler = opts.compiler;
+    this.ramHostToGuest = RAM_BASE - BigInt(ramOffset);
     this.names = opts.names ?? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TABVISOR_JIT_NAMES === "1";
     this.decode = hartDecoder(memory, (inst) => ex.decodeForTest(inst));
     this.none = (ex.JIT_NONE.value as number) >>> 0;
@@ -151,7 +170,10 @@ export class JitTier {
   }
 
   /** Turns the JIT off for good (run() no longer counts or enters blocks). */
-  disable(): void { this.ex.setJit(0, this.threshold); }
+  disable(): void {
+    this.disabled = true;
+    this.ex.setJit(0, this.threshold);
+  }
 
   /** A device wrote RAM page `page` (counted from RAM's start): the regions compiled from it go (their starts are
    *  counted afresh, and compiled again from the new code once hot). */
@@ -174,7 +196,9 @@ export class JitTier {
   }
 
   /** run() stopped with STOP_JIT: compiles (or installs again) the region of the page holding the block start it
-   *  asked for, or marks the start as not compiled. Returns the budget steps run() spent before stopping. */
+   *  asked for, or marks the start as not compiled. With a RegionCompiler the region is built off this thread: the
+   *  start is interpreted (and not asked for again) until the region lands (landed). Returns the budget steps
+   *  run() spent before stopping. */
   compileRequested(): number {
     const t0 = performance.now();
     const ex = this.ex;
@@ -203,45 +227,107 @@ export class JitTier {
       let roots = this.roots.get(key);
       if (!roots) this.roots.set(key, (roots = new Set()));
       roots.add(pc);
-      const region = compileRegion(page, pageVa, [...roots], this.decode, { ramHostToGuest: RAM_BASE - BigInt(this.ramOffset), names: this.names });
-      const tBuilt = performance.now();
-      this.stats.buildMs += tBuilt - t0;
-      if (!region || !region.blocks.some((b) => b.pc === pc)) {
-        roots.delete(pc);
+      if (this.compiler) {
+        // interpreted until the region lands, and not asked for again
         ex.jitInstall(pc, phys, this.none);
-        this.stats.notCompiled++;
+        this.requestBuild(key, pageVa, pagePhys, page);
       } else {
-        const mod = new WebAssembly.Module(region.bytes);
-        const tModule = performance.now();
-        this.stats.moduleMs += tModule - tBuilt;
-        const instance = new WebAssembly.Instance(mod, {
-          env: { memory: this.memory, jitExec: ex.jitExec, table: ex.table },
-        });
-        this.stats.instantiateMs += performance.now() - tModule;
-        const slotIndex = k ?? this.clockHand();
-        this.evict(slotIndex, k !== undefined ? "recompiled" : "reused");
-        this.makeRoom(region.bytes.length);
-        const starts = region.blocks.map((b) => b.pc);
-        const fresh: Held = {
-          key, pageVa, pagePhys, starts, instance, slots: new Map(),
-          lo: region.lo, code: page.slice(region.lo, region.hi), epoch: 0, bytes: region.bytes.length,
-        };
-        this.held[slotIndex] = fresh;
-        this.heldRegions++;
-        this.heldBytes += fresh.bytes;
-        this.byPage.set(key, slotIndex);
-        const ramPage = ramPageOf(pagePhys);
-        let onPage = this.ramPages.get(ramPage);
-        if (!onPage) this.ramPages.set(ramPage, (onPage = new Set()));
-        onPage.add(slotIndex);
-        this.install(fresh);
-        this.stats.compiled++;
-        this.stats.instructions += region.instructions;
-        this.stats.codeBytes += region.bytes.length;
+        const region = compileRegion(page, pageVa, [...roots], this.decode, { ramHostToGuest: this.ramHostToGuest, names: this.names });
+        const tBuilt = performance.now();
+        this.stats.buildMs += tBuilt - t0;
+        let module: WebAssembly.Module | null = null;
+        if (region) {
+          module = new WebAssembly.Module(region.bytes);
+          this.stats.moduleMs += performance.now() - tBuilt;
+        }
+        this.adopt(key, pageVa, pagePhys, module && region && {
+          module, starts: region.blocks.map((b) => b.pc), lo: region.lo, hi: region.hi,
+          instructions: region.instructions, bytes: region.bytes.length,
+        }, page, [...roots]);
       }
     }
     this.stats.compileMs += performance.now() - t0;
     return ex.jitRequestSteps();
+  }
+
+  /** Installs a region built for the page (key) from the roots `considered`, or, without one, marks those roots it
+   *  does not hold as not compiled (interpreted from then on, until an invalidation). page: the page's bytes now,
+   *  which the region was built from. (Roots that came while it was built off this thread wait for the next.) */
+  private adopt(key: string, pageVa: bigint, pagePhys: bigint, region: Omit<RegionBuilt, "id" | "buildMs" | "moduleMs"> | null,
+    page: Uint8Array, considered: readonly bigint[]): void {
+    const roots = this.roots.get(key) ?? new Set<bigint>();
+    const starts = region?.starts ?? [];
+    for (const pc of considered) {
+      if (starts.includes(pc) || !roots.has(pc)) continue;
+      roots.delete(pc);
+      this.ex.jitInstall(pc, pagePhys | (pc & 0xfffn), this.none);
+      this.stats.notCompiled++;
+    }
+    if (!region?.module) return;
+    const tModule = performance.now();
+    const instance = new WebAssembly.Instance(region.module, {
+      env: { memory: this.memory, jitExec: this.ex.jitExec, table: this.ex.table },
+    });
+    this.stats.instantiateMs += performance.now() - tModule;
+    const k = this.byPage.get(key);
+    const slotIndex = k ?? this.clockHand();
+    this.evict(slotIndex, k !== undefined ? "recompiled" : "reused");
+    this.makeRoom(region.bytes);
+    const fresh: Held = {
+      key, pageVa, pagePhys, starts, instance, slots: new Map(),
+      lo: region.lo, code: page.slice(region.lo, region.hi), epoch: 0, bytes: region.bytes,
+    };
+    this.held[slotIndex] = fresh;
+    this.heldRegions++;
+    this.heldBytes += fresh.bytes;
+    this.byPage.set(key, slotIndex);
+    const ramPage = ramPageOf(pagePhys);
+    let onPage = this.ramPages.get(ramPage);
+    if (!onPage) this.ramPages.set(ramPage, (onPage = new Set()));
+    onPage.add(slotIndex);
+    this.install(fresh);
+    this.stats.compiled++;
+    this.stats.instructions += region.instructions;
+    this.stats.codeBytes += region.bytes;
+  }
+
+  /** Asks the compiler for the page's region from its roots now, unless a build of the page is under way: then
+   *  again when that one lands (its roots are older). */
+  private requestBuild(key: string, pageVa: bigint, pagePhys: bigint, page: Uint8Array): void {
+    const pending = this.building.get(key);
+    if (pending) { pending.again = true; return; }
+    const job: RegionJob = {
+      id: ++this.jobs, page: page.slice(), pageVa, roots: [...(this.roots.get(key) ?? [])],
+      ramHostToGuest: this.ramHostToGuest, names: this.names,
+    };
+    this.building.set(key, { again: false });
+    this.stats.offThread++;
+    this.compiler!.compile(job, (built) => this.landed(key, pageVa, pagePhys, job, built));
+  }
+
+  /** A region built off this thread came back (between slices): installed when the page still holds the bytes it
+   *  was built from; else dropped, and its starts counted afresh (they compile again once hot). */
+  private landed(key: string, pageVa: bigint, pagePhys: bigint, job: RegionJob, built: RegionBuilt): void {
+    if (this.disabled) return;
+    const t0 = performance.now();
+    const again = this.building.get(key)?.again ?? false;
+    this.building.delete(key);
+    this.stats.offThreadMs += built.buildMs + built.moduleMs;
+    if (built.error) this.stats.buildErrors++;
+    const off = Number(pagePhys - RAM_BASE);
+    const page = new Uint8Array(this.memory.buffer, this.ramOffset + off, 4096);
+    const unchanged = built.module === null || sameBytes(job.page.subarray(built.lo, built.hi), page, built.lo);
+    if (unchanged && !built.error) {
+      // (a module built from the same bytes is the same region: it depends on nothing else)
+      this.ex.markCodePage(off >>> 12);
+      this.adopt(key, pageVa, pagePhys, built, page, job.roots);
+    } else {
+      // the page changed while it was built (or the build failed): its waiting starts go back to counting
+      for (const pc of job.roots) this.ex.jitEvict(pc, pagePhys | (pc & 0xfffn), this.none);
+      this.stats.discarded++;
+    }
+    if (again && !built.error) this.requestBuild(key, pageVa, pagePhys, page);
+    this.stats.compileMs += performance.now() - t0;
   }
 
   /** Records a region in the hart's lookup: the starts of its page that were asked for. */

@@ -25,6 +25,7 @@ import {
   validateSpec, virtioDevices, MachineSpecError, VIRTIO_BASE, VIRTIO_STRIDE, VIRTIO_SLOTS,
   type MachineSpec, type MachineAttachments, type BootImages, type VirtioSlot,
 } from "./description.ts";
+import type { RegionCompiler } from "../jit/region-compiler.ts";
 import { VirtioMmio, type VirtioDevice } from "./virtio/mmio.ts";
 import { VirtioBlk } from "./virtio/blk.ts";
 import { VirtioNet } from "./virtio/net.ts";
@@ -77,6 +78,9 @@ export interface MachineOptions {
   jit?: boolean;
   /** with jit: executions of a block before it is compiled (1: all code, on first execution) */
   jitThreshold?: number;
+  /** with jit: builds regions off the machine's thread (src/jit/region-compiler.ts); the embedder owns it (one for
+   *  the machines it builds in turn) and closes it. Without one, regions are built on the machine's thread. */
+  jitCompiler?: RegionCompiler;
 }
 
 export interface RunOutcome {
@@ -152,7 +156,7 @@ export class Machine {
     this.onConsole = att.onConsole ?? (() => {});
     checkAttachments(spec, att);
     this.hart = new Hart(module, computeLayout(this.ramMiB));
-    if (options.jit) this.hart.enableJit({ threshold: options.jitThreshold });
+    if (options.jit) this.hart.enableJit({ threshold: options.jitThreshold, compiler: options.jitCompiler });
     this.clock = new MachineClock(this.deterministic, () => this.hart.instret);
     this.memory = new GuestMemory(this.hart.memory.buffer, this.hart.layout.ramOffset, this.hart.layout.ramBytes, RAM_BASE);
     this.hart.watchDeviceWrites(this.memory);

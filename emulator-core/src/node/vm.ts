@@ -21,6 +21,8 @@ import { baseBacked, type BlockBackend } from "../machine/virtio/backends.ts";
 import type { DiskSpec } from "../machine/description.ts";
 import type { VirtioBalloon, VirtioBalloonOptions } from "../machine/virtio/balloon.ts";
 import { AgentClient } from "../agent/client.ts";
+import type { RegionCompiler } from "../jit/region-compiler.ts";
+import { nodeRegionCompiler } from "./jit-compile-worker.ts";
 
 export const DEFAULT_IMAGES = fileURLToPath(new URL("../../../public/images/", import.meta.url));
 
@@ -67,6 +69,9 @@ export interface NodeVmOptions {
   jit?: boolean;
   /** with jit: executions of a block start before its page is compiled (default 10000; 1 compiles all code) */
   jitThreshold?: number;
+  /** with jit: build regions on the VM's own thread, in run()'s stops, instead of on a compiler thread (the
+   *  default: src/jit/region-compiler.ts) */
+  jitOnThread?: boolean;
 }
 
 /** Host time per slice while the guest is busy: how long console input and timers wait at most. */
@@ -95,6 +100,8 @@ export class NodeVm {
   readonly machine: Machine;
   readonly spec: MachineSpec;
   private readonly attachments: MachineAttachments;
+  /** the JIT's compiler thread (jit and not jitOnThread), closed when run() ends */
+  private jitCompiler: RegionCompiler | undefined;
   /** while above zero the guest is held (a snapshot is being taken) */
   private holds = 0;
   /** the console's consumer is behind (onConsole returned false): the guest is held until it drains */
@@ -159,11 +166,14 @@ export class NodeVm {
           if (this.keepOutput || this.watchers.length) this.addOutput(bytes);
         },
       };
+      this.jitCompiler = opts.jit && !opts.jitOnThread ? nodeRegionCompiler(loadHartModule()) : undefined;
+      const machineOptions = { jit: opts.jit, jitThreshold: opts.jitThreshold, jitCompiler: this.jitCompiler };
       this.machine = opts.blank
-        ? Machine.blank(loadHartModule(), this.spec, this.attachments, { jit: opts.jit, jitThreshold: opts.jitThreshold })
-        : Machine.create(loadHartModule(), this.spec, this.attachments, { jit: opts.jit, jitThreshold: opts.jitThreshold });
+        ? Machine.blank(loadHartModule(), this.spec, this.attachments, machineOptions)
+        : Machine.create(loadHartModule(), this.spec, this.attachments, machineOptions);
     } catch (e) {
       this.disk?.close();
+      this.jitCompiler?.close();
       if (e instanceof BootError || e instanceof MachineSpecError) throw new VmConfigError(e.message);
       throw e;
     }
@@ -228,6 +238,7 @@ export class NodeVm {
     await this.runner.run();
     this.agentClient?.close(this.machine.halted ? "the guest powered off" : "the VM stopped");
     this.disk?.close();
+    this.jitCompiler?.close();
     if (this.failure !== undefined) throw this.failure;
     const status = this.machine.exitStatus ?? 0;
     this.resolveExit(status);

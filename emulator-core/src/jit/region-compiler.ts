@@ -1,0 +1,156 @@
+// Compiling regions off the VM's thread. Building a region (finding its blocks, writing the module's bytes) and
+// WebAssembly.Module's validation take about a millisecond each time, on the thread that runs the guest: a fifth of
+// a boot with the JIT, and the reason the threshold has to stay high, so that code runs interpreted for long before
+// it is compiled. A RegionCompiler takes the work elsewhere (a worker: the page's Worker, Node's worker_threads)
+// and hands back a compiled WebAssembly.Module, which can be posted between threads; the tier (tier.ts) only
+// instantiates and installs it, between slices, after checking that the page still holds the bytes it was built
+// from.
+//
+// The messages (RegionJob in, RegionBuilt out, both structured-cloneable) and the builder are here; the thread
+// adapters are thin: emulator-core/src/node/jit-compile-worker.ts (Node) and web/workers/jit-compile-worker.ts
+// (the page).
+
+import { compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
+
+/** A region to build: the page's bytes when it was asked for (a copy), its virtual address, the block starts. */
+export interface RegionJob {
+  id: number;
+  page: Uint8Array;
+  pageVa: bigint;
+  roots: bigint[];
+  /** compile-region.ts CompileOptions.ramHostToGuest: the VM's layout */
+  ramHostToGuest: bigint;
+  /** a name section for profilers (JitOptions.names) */
+  names: boolean;
+}
+
+/** What came of a RegionJob: the module (null when no root's first instruction compiles, or on an error) and what
+ *  the tier needs of the region without its blocks' instructions. */
+export interface RegionBuilt {
+  id: number;
+  module: WebAssembly.Module | null;
+  /** the block starts, in address order (the module's exports b0, b1, ...) */
+  starts: bigint[];
+  /** the page offsets [lo, hi) the region was built from */
+  lo: number;
+  hi: number;
+  instructions: number;
+  /** bytes of WebAssembly */
+  bytes: number;
+  /** where the builder's time went (on its own thread) */
+  buildMs: number;
+  moduleMs: number;
+  /** why the build failed (a bug: the tier reports it and interprets the starts) */
+  error?: string;
+}
+
+/** Builds regions wherever it runs; `done` is called later on the VM's thread, from its event loop (between
+ *  slices: never while run() runs), with the result. */
+export interface RegionCompiler {
+  compile(job: RegionJob, done: (built: RegionBuilt) => void): void;
+  /** ends the compiler's thread (pending jobs are dropped) */
+  close(): void;
+}
+
+/** The building itself: a region's bytes and its WebAssembly.Module, with a decoder of its own (a private instance
+ *  of the hart module over a memory of its own: the decoder is pure, and the VM's memory is not needed). */
+export class RegionBuilder {
+  private readonly decode: Decoder;
+
+  constructor(hartModule: WebAssembly.Module) {
+    // the hart's limits (build.mjs): 32 to 65536 pages, shared; only the first pages are ever touched here
+    const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536, shared: true });
+    const instance = new WebAssembly.Instance(hartModule, { env: { memory } });
+    const ex = instance.exports as unknown as { decodeForTest(inst: number): number };
+    this.decode = hartDecoder(memory, (inst) => ex.decodeForTest(inst));
+  }
+
+  build(job: RegionJob): RegionBuilt {
+    const t0 = performance.now();
+    const base = { id: job.id, module: null, starts: [], lo: 0, hi: 0, instructions: 0, bytes: 0, buildMs: 0, moduleMs: 0 };
+    try {
+      const region = compileRegion(job.page, job.pageVa, job.roots, this.decode, { ramHostToGuest: job.ramHostToGuest, names: job.names });
+      const t1 = performance.now();
+      if (!region) return { ...base, buildMs: t1 - t0 };
+      const module = new WebAssembly.Module(region.bytes);
+      return {
+        id: job.id, module, starts: region.blocks.map((b) => b.pc), lo: region.lo, hi: region.hi,
+        instructions: region.instructions, bytes: region.bytes.length, buildMs: t1 - t0, moduleMs: performance.now() - t1,
+      };
+    } catch (e) {
+      return { ...base, buildMs: performance.now() - t0, error: (e as Error).message };
+    }
+  }
+}
+
+/** The two ends of a message channel as both platforms have them (a Worker, a worker_threads Worker or its
+ *  parentPort, after the adapter's wrapping). */
+export interface MessageEnd {
+  postMessage(message: unknown): void;
+  onMessage(handler: (message: unknown) => void): void;
+}
+
+/** The first message to a compiler's thread: the hart module its builder decodes with. */
+export interface CompilerHello { hart: WebAssembly.Module }
+
+/** A compiler thread's side: a builder made from the first message, then a RegionBuilt for every RegionJob. */
+export function serveRegionBuilds(end: MessageEnd): void {
+  let builder: RegionBuilder | undefined;
+  end.onMessage((m) => {
+    if (!builder) { builder = new RegionBuilder((m as CompilerHello).hart); return; }
+    end.postMessage(builder.build(m as RegionJob));
+  });
+}
+
+/** A RegionCompiler over a thread that runs serveRegionBuilds: jobs go out in order, results come back in order. */
+export class ThreadRegionCompiler implements RegionCompiler {
+  private readonly waiting = new Map<number, (built: RegionBuilt) => void>();
+  private closed = false;
+
+  constructor(private readonly end: MessageEnd, hart: WebAssembly.Module, private readonly stop: () => void) {
+    end.postMessage({ hart } satisfies CompilerHello);
+    end.onMessage((m) => {
+      const built = m as RegionBuilt;
+      const done = this.waiting.get(built.id);
+      this.waiting.delete(built.id);
+      if (done && !this.closed) done(built);
+    });
+  }
+
+  compile(job: RegionJob, done: (built: RegionBuilt) => void): void {
+    if (this.closed) return;
+    this.waiting.set(job.id, done);
+    this.end.postMessage(job);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.waiting.clear();
+    this.stop();
+  }
+}
+
+/** A RegionCompiler on the VM's own thread that answers only when told to (deliver()): for tests of the tier's
+ *  asynchronous path, which choose what happens between a request and its answer. */
+export class DeferredRegionCompiler implements RegionCompiler {
+  private readonly builder: RegionBuilder;
+  private readonly queue: { job: RegionJob; done: (built: RegionBuilt) => void }[] = [];
+  jobs = 0;
+
+  constructor(hart: WebAssembly.Module) { this.builder = new RegionBuilder(hart); }
+
+  compile(job: RegionJob, done: (built: RegionBuilt) => void): void {
+    this.jobs++;
+    this.queue.push({ job: { ...job, page: job.page.slice() }, done });
+  }
+
+  /** Builds the jobs asked for so far and delivers their results (the test decides when: between run() calls). */
+  deliver(): number {
+    const n = this.queue.length;
+    for (const { job, done } of this.queue.splice(0)) done(this.builder.build(job));
+    return n;
+  }
+
+  close(): void { this.queue.length = 0; }
+}
