@@ -66,8 +66,9 @@ function exitAfterOutput(status: number): void {
   process.stdout.once("error", exit);
 }
 
-/** --jit, --jit-threshold (--no-jit: the interpreter alone, the default said out loud) */
-interface JitChoice { jit: boolean; jitThreshold?: number }
+/** The JIT (on unless --no-jit), --jit-threshold; `report`: --jit given, which also prints the JIT's counters at
+ *  the end */
+interface JitChoice { jit: boolean; jitThreshold?: number; report?: boolean }
 
 async function runElf(path: string, timeoutMs: number, ramMiB: number, jit: JitChoice): Promise<void> {
   // runBareElf makes its hart itself: it takes the JIT from this default
@@ -244,12 +245,12 @@ async function runLinux(opts: LinuxOptions): Promise<void> {
   const reason = vm.machine.haltReason;
   if (status !== 0) process.stderr.write(`vm: ${reason}\n`);
   const jit = vm.machine.hart.jit;
-  if (jit) {
+  if (jit && opts.report) {
     const st = jit.stats;
     const held = jit.resident;
     process.stderr.write(`vm: JIT: ${st.compiled} regions compiled (${st.instructions} instructions), ${st.notCompiled} starts not compiled, ` +
       `${st.reinstalled} reinstalled, ${st.evicted + st.evictedForCode} evicted, ${held.regions} held (${(held.codeBytes / 1048576).toFixed(1)} MiB of ` +
-      `WebAssembly), ${st.compileMs.toFixed(0)} ms compiling of ${vm.machine.busyMs.toFixed(0)} ms running; ` +
+      `WebAssembly), ${st.compileMs.toFixed(0)} ms compiling of ${vm.machine.busyMs.toFixed(0)} ms running (and ${st.offThreadMs.toFixed(0)} ms on the compiler thread); ` +
       `${jit.calls.blocks} block entries retired ${jit.calls.instructions} of ${vm.machine.hart.instret} instructions, ${jit.invalidations} invalidations\n`);
   }
   exitAfterOutput(status);
@@ -284,8 +285,8 @@ async function main(): Promise<void> {
       "       npm run vm -- --restore FILE [--disk FILE] [--snapshot FILE] [--timeout-ms N]",
       "       console: Ctrl-A x quits, Ctrl-A s saves a snapshot to --snapshot FILE (default ./tabvisor.snap)",
       "       npm run vm -- --elf FILE [--timeout-ms N] [--mem MB]",
-      "       --jit [--jit-threshold N]: compile hot guest code to WebAssembly (N executions first; 1 compiles all code)",
-      "       --no-jit: the interpreter alone (the default; for scripts that compare the two)",
+      "       hot guest code is compiled to WebAssembly (the JIT) unless --no-jit: the interpreter alone (for debugging and comparison)",
+      "       --jit-threshold N: executions of a block before it is compiled (1 compiles all code); --jit also prints the JIT's counters at the end",
       "       (npx tabvisor vm takes the same options)",
       "",
     ].join("\n"));
@@ -293,8 +294,9 @@ async function main(): Promise<void> {
   }
   const timeout = args["timeout-ms"] !== undefined ? positive("timeout-ms", args["timeout-ms"], 0, "milliseconds") : undefined;
   if (args.jit && args["no-jit"]) fail("--jit and --no-jit contradict each other: give one");
-  if (args["jit-threshold"] !== undefined && !args.jit) fail("--jit-threshold goes with --jit");
-  const jit: JitChoice = { jit: args.jit ?? false, jitThreshold: args.jit ? positive("jit-threshold", args["jit-threshold"], DEFAULT_JIT_THRESHOLD, "executions") : undefined };
+  if (args["jit-threshold"] !== undefined && args["no-jit"]) fail("--jit-threshold goes with the JIT, not with --no-jit");
+  const on = !args["no-jit"];
+  const jit: JitChoice = { jit: on, jitThreshold: on ? positive("jit-threshold", args["jit-threshold"], DEFAULT_JIT_THRESHOLD, "executions") : undefined, report: args.jit === true };
   if (args.elf) return runElf(args.elf, timeout ?? 60_000, positive("mem", args.mem, 64, "MiB"), jit);
   const image = args.image ?? "default";
   if (!(IMAGES as readonly string[]).includes(image)) fail(`--image must be one of ${IMAGES.join(", ")}, not ${JSON.stringify(image)}`);

@@ -8,16 +8,15 @@ import { ThreadRegionCompiler } from "../../emulator-core/src/jit/region-compile
 import { bulkBuffers } from "../shared/saved-machine.ts";
 import type { VmWorkerApi } from "../shared/protocol.ts";
 
-// the JIT builds regions on a thread of its own (a nested Worker, started when the VM's JIT first needs it)
+// the JIT builds regions on a thread of its own (a nested Worker, started when the VM's JIT first asks for a region)
 const host = new VmHost({
-  jitCompiler: (hart) => {
+  jitCompiler: (hart) => new ThreadRegionCompiler(() => {
     const worker = new Worker(new URL("./jit-compile-worker.ts", import.meta.url), { type: "module", name: "vm-jit" });
-    return new ThreadRegionCompiler(
-      { postMessage: (m) => worker.postMessage(m), onMessage: (h) => worker.addEventListener("message", (e) => h(e.data)) },
-      hart,
-      () => worker.terminate(),
-    );
-  },
+    return {
+      end: { postMessage: (m) => worker.postMessage(m), onMessage: (h) => worker.addEventListener("message", (e) => h(e.data)) },
+      stop: () => worker.terminate(),
+    };
+  }, hart),
 });
 
 const api: VmWorkerApi = {

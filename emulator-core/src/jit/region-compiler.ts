@@ -102,32 +102,39 @@ export function serveRegionBuilds(end: MessageEnd): void {
   });
 }
 
-/** A RegionCompiler over a thread that runs serveRegionBuilds: jobs go out in order, results come back in order. */
+/** A thread that runs serveRegionBuilds, as its adapter starts it: its end of the channel and how to end it. */
+export interface CompilerThread { end: MessageEnd; stop(): void }
+
+/** A RegionCompiler over a thread that runs serveRegionBuilds, started when the first region is asked for (a VM
+ *  whose code never gets hot costs no thread): jobs go out in order, results come back in order. */
 export class ThreadRegionCompiler implements RegionCompiler {
   private readonly waiting = new Map<number, (built: RegionBuilt) => void>();
+  private thread: CompilerThread | undefined;
   private closed = false;
 
-  constructor(private readonly end: MessageEnd, hart: WebAssembly.Module, private readonly stop: () => void) {
-    end.postMessage({ hart } satisfies CompilerHello);
-    end.onMessage((m) => {
-      const built = m as RegionBuilt;
-      const done = this.waiting.get(built.id);
-      this.waiting.delete(built.id);
-      if (done && !this.closed) done(built);
-    });
-  }
+  constructor(private readonly start: () => CompilerThread, private readonly hart: WebAssembly.Module) {}
 
   compile(job: RegionJob, done: (built: RegionBuilt) => void): void {
     if (this.closed) return;
+    if (!this.thread) {
+      const thread = (this.thread = this.start());
+      thread.end.postMessage({ hart: this.hart } satisfies CompilerHello);
+      thread.end.onMessage((m) => {
+        const built = m as RegionBuilt;
+        const take = this.waiting.get(built.id);
+        this.waiting.delete(built.id);
+        if (take && !this.closed) take(built);
+      });
+    }
     this.waiting.set(job.id, done);
-    this.end.postMessage(job);
+    this.thread.end.postMessage(job);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.waiting.clear();
-    this.stop();
+    this.thread?.stop();
   }
 }
 

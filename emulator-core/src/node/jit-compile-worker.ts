@@ -10,16 +10,18 @@ if (parentPort) {
   serveRegionBuilds({ postMessage: (m) => port.postMessage(m), onMessage: (h) => port.on("message", h) });
 }
 
-/** A RegionCompiler on a thread of its own, for a VM run by Node. The thread does not keep the process alive. */
+/** A RegionCompiler on a thread of its own (started when first needed), for a VM run by Node. The thread does not
+ *  keep the process alive. */
 export function nodeRegionCompiler(hart: WebAssembly.Module): RegionCompiler {
-  const worker = new Worker(new URL("./jit-compile-worker.mjs", import.meta.url), { execArgv: [] });
-  worker.unref();
-  // a failure of the thread itself (not of a build: those come back as results) leaves regions uncompiled: the
-  // guest goes on interpreted, and the error is reported once
-  worker.on("error", (e: Error) => console.error(`the JIT's compiler thread failed: ${e.message}`));
-  return new ThreadRegionCompiler(
-    { postMessage: (m) => worker.postMessage(m), onMessage: (h) => worker.on("message", h) },
-    hart,
-    () => { void worker.terminate(); },
-  );
+  return new ThreadRegionCompiler(() => {
+    const worker = new Worker(new URL("./jit-compile-worker.mjs", import.meta.url), { execArgv: [] });
+    worker.unref();
+    // a failure of the thread itself (not of a build: those come back as results) leaves regions uncompiled: the
+    // guest goes on interpreted, and the error is reported once
+    worker.on("error", (e: Error) => console.error(`the JIT's compiler thread failed: ${e.message}`));
+    return {
+      end: { postMessage: (m) => worker.postMessage(m), onMessage: (h) => worker.on("message", h) },
+      stop: () => { void worker.terminate(); },
+    };
+  }, hart);
 }
