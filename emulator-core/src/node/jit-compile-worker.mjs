@@ -1,5 +1,7 @@
-// Starts the JIT's compiler thread (jit-compile-worker.ts) under tsx's loader, which a worker does not inherit.
-import { register } from "tsx/esm/api";
+// Starts the JIT's compiler thread (jit-compile-worker.ts). A worker does not inherit the tsx loader of the
+// thread that starts it; the TypeScript runs from the bundle cli/ts-cache.mjs makes and keeps (as the CLI's own
+// commands do), which also leaves out the name-keeping wrappers tsx puts around every function: a third of the time
+// a region took to build.
+import { importTs } from "../../../cli/ts-cache.mjs";
 
-register();
-await import("./jit-compile-worker.ts");
+await importTs(new URL("./jit-compile-worker.ts", import.meta.url).pathname);
