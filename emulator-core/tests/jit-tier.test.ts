@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { Hart, StopReason } from "../src/hart.ts";
 import { computeLayout, RAM_BASE } from "../src/layout.ts";
 import { loadHartModule } from "../src/node/hart-module.ts";
+import type { JitOptions } from "../src/jit/tier.ts";
 
 // ---- a few RV64 encodings -----------------------------------------------------------------------------------
 const I = (imm: number, rs1: number, f3: number, rd: number, opc: number) => (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opc) >>> 0;
@@ -27,16 +28,26 @@ const F = 0x100; // the function the programs call, rewritten while they run
 const DATA = 0x200;
 const TOHOST = 0x300;
 
-/** A hart with words placed at byte offsets from RAM_BASE, tohost at RAM_BASE + TOHOST, pc at RAM_BASE. */
-function hartWith(words: Map<number, number>, jit: boolean): Hart {
+/** A hart with words placed at byte offsets from RAM_BASE, tohost at RAM_BASE + TOHOST, pc at RAM_BASE; with the JIT
+ *  at threshold 1 (jit true, or these options). */
+function hartWith(words: Map<number, number>, jit: boolean | JitOptions): Hart {
   const h = new Hart(loadHartModule(), computeLayout(4));
-  if (jit) h.enableJit({ threshold: 1 });
+  if (jit) h.enableJit({ threshold: 1, ...(jit === true ? {} : jit) });
   for (const [off, w] of words) h.writePhys(RAM_BASE + BigInt(off), new Uint8Array(new Uint32Array([w]).buffer));
   h.ex.reset(0, RAM_BASE);
   h.ex.setTohost(RAM_BASE + BigInt(TOHOST));
   return h;
 }
 const program = (code: number[], more: [number, number][] = []) => new Map<number, number>([...code.map((w, i) => [4 * i, w] as [number, number]), ...more]);
+
+/** loop: a0 = f(); tohost = a0, with f (a0 = 1) on a page of its own, at FD */
+const FD = 0x1000;
+const callFOnItsPage = () => program([
+  auipc(S0),                 // 0x00
+  jal(RA, FD - 0x04),        // 0x04
+  sd(A0, S0, TOHOST),        // 0x08
+  jal(ZERO, -8),             // 0x0c
+], [[FD, addi(A0, ZERO, 1)], [FD + 4, jalr(ZERO, RA, 0)]]);
 
 /** Runs to the next tohost write; its value. */
 function untilTohost(h: Hart): bigint {
@@ -107,15 +118,7 @@ describe("JIT tiering", () => {
   for (const jit of [true, false]) {
     it(`code a device rewrites (DMA through GuestMemory) runs at once, without FENCE.I (${jit ? "compiled" : "interpreted"})`, async () => {
       const { GuestMemory } = await import("../src/machine/guest-memory.ts");
-      // loop: a0 = f(); tohost = a0 (f on its own page)
-      const FD = 0x1000;
-      const loop = program([
-        auipc(S0),                 // 0x00
-        jal(RA, FD - 0x04),        // 0x04
-        sd(A0, S0, TOHOST),        // 0x08
-        jal(ZERO, -8),             // 0x0c
-      ], [[FD, addi(A0, ZERO, 1)], [FD + 4, jalr(ZERO, RA, 0)]]);
-      const h = hartWith(loop, jit);
+      const h = hartWith(callFOnItsPage(), jit);
       const mem = new GuestMemory(h.memory.buffer, h.layout.ramOffset, h.layout.ramBytes, RAM_BASE);
       h.watchDeviceWrites(mem);
       for (let i = 0; i < 5; i++) expect(untilTohost(h)).toBe(1n);
@@ -151,7 +154,6 @@ describe("JIT tiering", () => {
       // f's page), runs f, writes it again through the same address, FENCE.I, runs f again. The second store must
       // be seen: if the write TLB still mapped f's page once it held code, the store would take the fast path and
       // f's old code would run after the FENCE.I (which no longer drops all code).
-      const FD = 0x1000;
       const smc = program([
         auipc(S0),                 // 0x00 s0 = RAM_BASE
         addi(S1, S0, 2047),        // 0x04
@@ -376,20 +378,8 @@ describe("JIT tiering", () => {
 
   it("builds regions off the VM's thread: interpreted until a region lands, installed only if its page is unchanged", async () => {
     const { DeferredRegionCompiler } = await import("../src/jit/region-compiler.ts");
-    // loop: a0 = f(); tohost = a0 (f on its own page)
-    const FD = 0x1000;
-    const loop = program([
-      auipc(S0),                 // 0x00
-      jal(RA, FD - 0x04),        // 0x04
-      sd(A0, S0, TOHOST),        // 0x08
-      jal(ZERO, -8),             // 0x0c
-    ], [[FD, addi(A0, ZERO, 1)], [FD + 4, jalr(ZERO, RA, 0)]]);
     const compiler = new DeferredRegionCompiler(loadHartModule());
-    const h = new Hart(loadHartModule(), computeLayout(4));
-    h.enableJit({ threshold: 1, compiler });
-    for (const [off, w] of loop) h.writePhys(RAM_BASE + BigInt(off), new Uint8Array(new Uint32Array([w]).buffer));
-    h.ex.reset(0, RAM_BASE);
-    h.ex.setTohost(RAM_BASE + BigInt(TOHOST));
+    const h = hartWith(callFOnItsPage(), { compiler });
     for (let i = 0; i < 3; i++) expect(untilTohost(h)).toBe(1n);
     // asked for, not built yet: everything ran interpreted, and each start was asked for once
     expect(compiler.jobs).toBeGreaterThan(0);
@@ -420,7 +410,7 @@ describe("JIT tiering", () => {
     compiler.deliver();
     for (let i = 0; i < 3; i++) expect(untilTohost(h)).toBe(8n);
     // the interpreter's instret, compiled or not
-    const ref = hartWith(loop, false);
+    const ref = hartWith(callFOnItsPage(), false);
     for (let i = 0; i < 6 + 5 + 5; i++) untilTohost(ref);
     ref.writePhys(RAM_BASE + BigInt(FD), new Uint8Array(new Uint32Array([addi(A0, ZERO, 8)]).buffer));
     for (let i = 0; i < 7; i++) expect(untilTohost(ref)).toBe(8n);
