@@ -20,7 +20,8 @@ export function CreateVmDialog({ hv, onClose }: { hv: Hypervisor; onClose: (crea
   const [disk, setDisk] = useState("0");
   const [bootArgs, setBootArgs] = useState("");
   const [start, setStart] = useState(true);
-  const [jit, setJit] = useState(false);
+  // the JIT unless the user turns it off (the interpreter: for debugging and comparison)
+  const [jit, setJit] = useState(true);
   // its cards, eth0 first: the network each is plugged into ("": none)
   const networks = hv.networkNames();
   const [cards, setCards] = useState<string[]>(() => [networks.includes("lan") ? "lan" : networks[0] ?? ""]);

@@ -70,11 +70,11 @@ export const DISK_SIZES_MIB = [0, 16, 64, 256];
 
 const base = { image: IMAGES[0].id, cpuCap: 100, weight: 100, balloonMiB: 0, bootArgs: "" };
 
-/** What a first visit shows: a small lab that boots by itself. */
+/** What a first visit shows: a small lab that boots by itself, its VMs with the JIT (as a new VM has it). */
 export const SAMPLE_LAB: VmSpec[] = [
-  { ...base, name: "web1", ramMiB: 64, diskMiB: 16 },
-  { ...base, name: "web2", ramMiB: 64, diskMiB: 0 },
-  { ...base, name: "db1", ramMiB: 128, diskMiB: 64 },
+  { ...base, name: "web1", ramMiB: 64, diskMiB: 16, jit: true },
+  { ...base, name: "web2", ramMiB: 64, diskMiB: 0, jit: true },
+  { ...base, name: "db1", ramMiB: 128, diskMiB: 64, jit: true },
 ];
 
 export function newSpec(name: string, over: Partial<VmSpec> = {}): VmSpec {

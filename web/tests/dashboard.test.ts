@@ -356,20 +356,24 @@ describe("the dashboard (vite dev server, Chromium)", () => {
       await first.locator('[data-testid="tab"][data-vm="db1"]').click();
       await first.getByTestId("cpu-cap").fill("50");
       await first.getByTestId("cpu-cap").press("Enter");
-      // the JIT, a setting of the machine's make: web1 runs on without it until its next start, which the reload is
+      // the JIT, a setting of the machine's make: the sample lab's VMs have it, and its meter shows what web1
+      // compiles; turned off, web1 runs on with it until its next start, which the reload is
       await first.locator('[data-testid="tab"][data-vm="web1"]').click();
-      await first.getByTestId("jit").check();
-      expect(await first.getByTestId("jit-hint").textContent()).toMatch(/^on from the next start/);
+      await first.getByTestId("meter-jit").waitFor({ timeout: 60_000 });
+      await expect.poll(() => first.getByTestId("meter-jit").locator('[data-live="meter-jit-sub"]').textContent(), { timeout: 30_000 }).toMatch(/^[1-9]\d* blocks compiled · /);
+      expect(await first.getByTestId("jit-hint").textContent()).toBe("hot code compiled to WebAssembly");
+      await first.getByTestId("jit").uncheck();
+      expect(await first.getByTestId("jit-hint").textContent()).toMatch(/^off from the next start/);
       await sleep(300); // IndexedDB write
       await first.reload();
       await first.waitForFunction(() => window.tabvisor?.vms().join() === "web1,db1", undefined, { timeout: 30_000 });
       expect(await first.evaluate(() => window.tabvisor!.hv!.byName("db1")!.spec.cpuCap)).toBe(50);
-      expect(await first.evaluate(() => window.tabvisor!.hv!.byName("web1")!.spec.jit)).toBe(true);
-      await first.waitForFunction(() => window.tabvisor!.readyOf("db1"), undefined, { timeout: 30_000 });
-      // web1 (selected, the first) came back with the JIT: its meter shows what it compiles
-      await first.getByTestId("meter-jit").waitFor({ timeout: 60_000 });
-      await expect.poll(() => first.getByTestId("meter-jit").locator('[data-live="meter-jit-sub"]').textContent(), { timeout: 30_000 }).toMatch(/^[1-9]\d* blocks compiled · /);
-      expect(await first.getByTestId("jit-hint").textContent()).toBe("hot code compiled to WebAssembly");
+      expect(await first.evaluate(() => window.tabvisor!.hv!.byName("web1")!.spec.jit === true)).toBe(false);
+      expect(await first.evaluate(() => window.tabvisor!.hv!.byName("db1")!.spec.jit)).toBe(true);
+      await first.waitForFunction(() => window.tabvisor!.readyOf("web1") && window.tabvisor!.readyOf("db1"), undefined, { timeout: 30_000 });
+      // web1 (selected, the first) came back without the JIT: the interpreter, and no JIT meter
+      await expect.poll(() => first.getByTestId("jit-hint").textContent(), { timeout: 30_000 }).toBe("off: the interpreter");
+      expect(await first.getByTestId("meter-jit").count()).toBe(0);
     } finally {
       await first.close();
     }
