@@ -441,6 +441,11 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     const va = hasMemory ? f.addLocal(I64) : -1;
     const te = hasMemory ? f.addLocal(I32) : -1;
     const jumpEntry = f.addLocal(I32);
+    // A branch or jump of the chain back to its first block loops within the function instead of calling it.
+    const loops = chain.some((j) => {
+      const last = blocks[j].instructions[blocks[j].instructions.length - 1];
+      return (isBranch(last.op) || last.op === OP.JAL) && last.pc + BigInt(last.imm) === first.pc;
+    });
 
     // The registers the function uses are cached in locals: loaded when an instruction first reads one (always in
     // the function's straight line, never inside a branch, so every path after it has the value). A result goes to
@@ -503,9 +508,18 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       exit(pcValue, L, code);
     };
     /** Goes on at t, this block having retired all its instructions: into the region's block there, or out. */
-    const goTo = (t: bigint, code: number) => {
+    const goTo = (t: bigint, code: number, depth = 0) => {
       const j = index.get(t);
       if (j === undefined) { leave(t, code); return; }
+      if (j === k0 && loops) {
+        // back to the function's first block: a loop within the function (its registers are reloaded where they
+        // were loaded before, from the state block, which every write went through to)
+        pushDone(L);
+        f.localSet(DONE);
+        f.op(Op.br);
+        uleb(f.code, depth);
+        return;
+      }
       f.localGet(HART);
       pushDone(L);
       f.localGet(BUDGET);
@@ -618,6 +632,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.mem(Op.i64Load, 3, HART_FIELDS.dataKey.offset);
       f.localSet(key);
     }
+    if (loops) { f.op(Op.loop); f.op(VOID); }
     chain.forEach((j, c) => {
       b = blocks[j];
       insts = b.instructions;
@@ -685,7 +700,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         } else if (cond) {
           cond(f, operands);
           f.op(Op.if); f.op(VOID);
-          goTo(d.pc + BigInt(d.imm), EXIT_JUMP);
+          goTo(d.pc + BigInt(d.imm), EXIT_JUMP, 1);
           f.op(Op.end);
           if (!inChain) goTo(after, EXIT_END); // else the next block of the chain follows
         } else if (d.op === OP.JAL) {
@@ -713,6 +728,10 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       // end or at its size limit: it goes on at the next instruction (the chain's next block, or another function)
       if (!endsBlock(last.op) && !inChain) goTo(last.pc + BigInt(last.len), EXIT_END);
     });
+    if (loops) {
+      f.op(Op.end);
+      f.op(Op.unreachable); // (every way out of the loop is a tail call)
+    }
     return f;
   }
 }
