@@ -4,7 +4,7 @@
 // check of every compressed form against its 32-bit expansion, both assembled by binutils at test time.
 
 import { describe, it, expect, beforeAll } from "vitest";
-import { readFileSync, mkdtempSync, writeFileSync } from "node:fs";
+import { readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -92,10 +92,14 @@ describe("compressed forms equal their expansions", () => {
 
   function assemble(src: string, rvc: boolean): Buffer {
     const dir = mkdtempSync(join(tmpdir(), "tv-dec-"));
-    writeFileSync(join(dir, "a.S"), `.option ${rvc ? "rvc" : "norvc"}\n${src}\n`);
-    execFileSync("riscv64-linux-gnu-as", ["-march=rv64gc", "-o", join(dir, "a.o"), join(dir, "a.S")]);
-    execFileSync("riscv64-linux-gnu-objcopy", ["-O", "binary", "-j", ".text", join(dir, "a.o"), join(dir, "a.bin")]);
-    return readFileSync(join(dir, "a.bin"));
+    try {
+      writeFileSync(join(dir, "a.S"), `.option ${rvc ? "rvc" : "norvc"}\n${src}\n`);
+      execFileSync("riscv64-linux-gnu-as", ["-march=rv64gc", "-o", join(dir, "a.o"), join(dir, "a.S")]);
+      execFileSync("riscv64-linux-gnu-objcopy", ["-O", "binary", "-j", ".text", join(dir, "a.o"), join(dir, "a.bin")]);
+      return readFileSync(join(dir, "a.bin"));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   for (const line of [...lines, ...jumps]) {
@@ -143,6 +147,7 @@ describe("every 16-bit encoding", () => {
     const out = execFileSync("riscv64-linux-gnu-objdump",
       ["-D", "-b", "binary", "-m", "riscv:rv64", "-M", "no-aliases", join(dir, "c16.bin")],
       { encoding: "utf8", maxBuffer: 64 << 20 });
+    rmSync(dir, { recursive: true, force: true });
     const seen = new Map<number, string>(); // halfword -> objdump's text
     for (const line of out.split("\n")) {
       const m = /^\s*([0-9a-f]+):\s+([0-9a-f]{4})\s+(.*)$/.exec(line);

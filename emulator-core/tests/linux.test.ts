@@ -1,14 +1,23 @@
 // Boots the real guest image (public/images) in Node and drives its shell: the machine issue's acceptance tests.
 
 import { describe, it, expect, afterEach } from "vitest";
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { NodeVm, connectCable, VmConfigError } from "../src/node/vm.ts";
 
 const vms: NodeVm[] = [];
-afterEach(() => { for (const vm of vms.splice(0)) vm.stop(); });
+/** the tests' scratch folders (disk images, broken files), removed after each test */
+const dirs: string[] = [];
+const scratch = (prefix: string) => { const d = mkdtempSync(join(tmpdir(), prefix)); dirs.push(d); return d; };
+afterEach(async () => {
+  const stopping = vms.splice(0);
+  for (const vm of stopping) vm.stop();
+  // (a stopped VM closes its disk file; one whose emulator failed never says it exited: at most 5 s)
+  await Promise.race([Promise.all(stopping.map((vm) => vm.exited)), new Promise((r) => setTimeout(r, 5000))]);
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 function boot(opts: ConstructorParameters<typeof NodeVm>[0]): NodeVm {
   const vm = new NodeVm({ ramMiB: 128, ...opts }).start();
   vms.push(vm);
@@ -17,7 +26,7 @@ function boot(opts: ConstructorParameters<typeof NodeVm>[0]): NodeVm {
 
 describe("a Linux guest in Node", () => {
   it("boots to a shell, uses a virtio disk, computes, and powers off", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tv-linux-"));
+    const dir = scratch("tv-linux-");
     const disk = join(dir, "disk.img");
     writeFileSync(disk, new Uint8Array(16 * 1024 * 1024));
     const vm = boot({ disk, hostname: "testvm" });
@@ -65,7 +74,7 @@ describe("a Linux guest in Node", () => {
   });
 
   it("halts a guest whose kernel panics (a truncated initramfs) with status 3 and the panic message", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tv-panic-"));
+    const dir = scratch("tv-panic-");
     const truncated = join(dir, "initrd.gz");
     const real = readFileSync(new URL("../../public/images/initramfs.cpio.gz", import.meta.url));
     writeFileSync(truncated, real.subarray(0, real.length >> 2));
@@ -75,7 +84,7 @@ describe("a Linux guest in Node", () => {
   });
 
   it("refuses bad input with a one-line message", () => {
-    const dir = mkdtempSync(join(tmpdir(), "tv-bad-"));
+    const dir = scratch("tv-bad-");
     const junk = join(dir, "junk");
     writeFileSync(junk, new Uint8Array(4096).fill(0x5a));
     const expectError = (opts: ConstructorParameters<typeof NodeVm>[0], re: RegExp) => {
