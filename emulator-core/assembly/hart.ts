@@ -86,7 +86,6 @@ let loopTick: u32 = 0;
 /** The immediate, sign-extended: the operand form of the generated semantics (semantics.ts). */
 @inline function IMM(e: usize): u64 { return <u64><i64>load<i32>(e, E_IMM); }
 
-/** The host address for an access of size bytes at va if the TLB maps it, else 0 (never a RAM address). */
 /** Decodes the instruction at virtual address va into entry e (or the span scratch entry); returns the entry to
  *  execute, or 0 after raising a fetch fault. */
 function decodeAt(e: usize, va: u64, op: u32): usize {
