@@ -71,7 +71,7 @@ function tabvisorVm(hostname: string, source: ChunkSource, extra = "", nics = 0,
   const vm = new NodeVm({
     ramMiB: RAM_MIB, kernel: DEFAULT_IMAGES + "Image", diskBackend: disk, keepOutput: true, nics,
     macs: nics ? [[0x52, 0x54, 0x00, 0x12, 0x36, macLast]] : undefined,
-    append: `${cmdline} hostname=${hostname} tabvisor.time=${Math.floor(Date.now() / 1000)} ${extra}`.trim(),
+    append: `${cmdline} hostname=${hostname} ${extra}`.trim(), // (the machine adds tabvisor.time at boot)
   });
   return { vm, disk };
 }

@@ -144,8 +144,8 @@ function bootDebian(opts: LinuxOptions): NodeVm {
   try {
     return new NodeVm({
       ramMiB: opts.mem, kernel: opts.kernel ?? DEFAULT_IMAGES + "Image",
-      // (the machine has no RTC: the guest's init sets its clock from tabvisor.time)
-      append: opts.append ?? `${cmdline} hostname=${opts.hostname ?? "debian"} tabvisor.time=${Math.floor(Date.now() / 1000)}`,
+      // (the machine adds tabvisor.time, the host's clock, at every boot: machine.ts bootCmdline)
+      append: opts.append ?? `${cmdline} hostname=${opts.hostname ?? "debian"}`,
       diskBackend: disk, keepOutput: false, deterministic: opts.deterministic,
       onConsole: toStdout, whenConsoleDrained: whenStdoutDrained, jit: opts.jit, jitThreshold: opts.jitThreshold,
     });

@@ -81,14 +81,18 @@ let reqSteps: i32 = 0;
 export const JIT_HEADER: usize = JIT_TABLE - 64;
 @inline function jitEpoch(): u32 { return load<u32>(JIT_HEADER); }
 
-/** The set of pc: two entries (ways), so that a block start that is only being counted does not push out a compiled
- *  block that shares its index (a compiled block is replaced only when the host evicts it). */
+/** The hash of a block start's pc that indexes the lookup's sets and the counters: the halfword index with higher
+ *  bits mixed in (user and kernel code, 2^32 and more apart, would otherwise meet page for page). compile-region.ts
+ *  lookUpBlock computes the same. */
+@inline function pcHash(pc: u64): usize { return <usize>((pc >> 1) ^ (pc >> 14)); }
+/** The set of pc: two entries (ways), so that a start answered JIT_NONE does not push out a compiled block that
+ *  shares its index (a compiled block is replaced only by another compiled one: jitInstall). */
 @inline function setOf(pc: u64): usize {
-  return JIT_TABLE + (<usize>(((pc >> 1) ^ (pc >> 14)) & <u64>(JIT_SETS - 1)) * (2 * ENTRY_BYTES));
+  return JIT_TABLE + (pcHash(pc) & (JIT_SETS - 1)) * (2 * ENTRY_BYTES);
 }
 /** The counter of the block start at pc. */
 @inline function countOf(pc: u64): usize {
-  return JIT_COUNTS + (<usize>(((pc >> 1) ^ (pc >> 14)) & <u64>(JIT_COUNT_SLOTS - 1)) << 2);
+  return JIT_COUNTS + ((pcHash(pc) & (JIT_COUNT_SLOTS - 1)) << 2);
 }
 @inline function holds(ent: usize, pc: u64, phys: u64): bool {
   return load<u64>(ent) == pc && load<u64>(ent, 8) == phys && load<u32>(ent, 16) == jitEpoch();
@@ -182,7 +186,7 @@ export function jitProbe(pc: u64, phys: u64, weight: u32): u32 {
     const stale = staleCompiled(set, pc, phys);
     if (stale) {
       // compiled before the last invalidation: asked for again at once, not counted up to the threshold again
-      // (the host installs its region again, without compiling, when its code is unchanged; in this way)
+      // (the host installs its region again, without compiling, when its code is unchanged, into this way)
       claim(stale, pc, phys, 0);
       return request(pc, phys);
     }

@@ -314,31 +314,14 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
    *  call's budget (not yet added to H.instret). When pc starts a compiled block and at least a block's worth of
    *  budget is left, that block goes on with the count and the budget, as if run() had entered it (nothing run()
    *  looks at between regions can have changed: see hart.ts); else H.pc is set, the count added to H.instret and
-   *  code returned to run(). The block is found in the jump cache, else in the lookup (through the fetch TLB),
-   *  which then fills the jump cache's entry. */
+   *  code returned to run(). The exits call it after their own probe of the jump cache missed: it looks the block
+   *  up in the lookup (through the fetch TLB), and fills the jump cache's entry for the next time. */
   function leaveFunction(): FunctionBody {
     const HART = 0, PC = 1, RETIRED = 2, BUDGET = 3, CODE = 4;
     const f = new FunctionBody([I32, I64, I32, I32, I32]);
     const next = f.addLocal(I32), jump = f.addLocal(I32);
-    const enter = () => {
-      // mark the index used (the host's eviction spares it once), count the hop, and go on into the block
-      f.localGet(next); f.i32Const(JIT_USED_BYTES - 1); f.op(Op.i32And); f.i32Const(1); f.mem(Op.i32Store8, 0, JIT_USED);
-      countHop(f);
-      f.localGet(HART);
-      f.localGet(RETIRED);
-      f.localGet(BUDGET);
-      f.localGet(next);
-      f.op(Op.returnCallIndirect);
-      uleb(f.code, REGION_TYPE);
-      uleb(f.code, 0); // the table
-    };
     if (options.ramHostToGuest !== undefined) {
-      probeJumpCache(f, HART, { local: PC }, jump, () => f.localGet(RETIRED), BUDGET);
-      f.op(Op.if); f.op(VOID);
-      f.localGet(jump); f.mem(Op.i32Load, 2, JIT_JUMPS + 20); f.localSet(next);
-      enter();
-      f.op(Op.end);
-      // budget - retired >= JIT_MAX_BLOCK
+      // budget - retired >= JIT_MAX_BLOCK (retired <= budget: the blocks only run within it)
       f.localGet(BUDGET);
       f.localGet(RETIRED);
       f.op(Op.i32Sub);
@@ -348,12 +331,15 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       lookUpBlock(f, HART, PC, next, options.ramHostToGuest);
       f.localGet(next);
       f.op(Op.if); f.op(VOID);
-      // fill the jump cache's entry (probeJumpCache left its offset in `jump`)
+      jumpEntryOffset(f, { local: PC });
+      f.localSet(jump);
       f.localGet(jump); f.localGet(PC); f.mem(Op.i64Store, 3, JIT_JUMPS);
       f.localGet(jump); f.localGet(HART); f.mem(Op.i64Load, 3, HART_FIELDS.fetchKey.offset); f.mem(Op.i64Store, 3, JIT_JUMPS + 8);
       f.localGet(jump); f.i32Const(0); f.mem(Op.i32Load, 2, JIT_HEADER); f.mem(Op.i32Store, 2, JIT_JUMPS + 16);
       f.localGet(jump); f.localGet(next); f.mem(Op.i32Store, 2, JIT_JUMPS + 20);
-      enter();
+      // mark the index used (the host's eviction spares it once: the jump cache's hits do not mark it)
+      f.localGet(next); f.i32Const(JIT_USED_BYTES - 1); f.op(Op.i32And); f.i32Const(1); f.mem(Op.i32Store8, 0, JIT_USED);
+      enterBlock(f, HART, () => f.localGet(RETIRED), BUDGET, () => f.localGet(next), REGION_TYPE);
       f.op(Op.end);
       f.op(Op.end);
     }
@@ -366,7 +352,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   }
 
   /** $go(hart, index, done, budget, pc): enters the block whose dispatch index is index (pc is its address), or,
-   *  when no block starts there, leaves with pc (a JALR's target on this page that starts no block, or off it). */
+   *  when no block starts there, leaves with pc (a JALR's target on this page that starts no block). */
   function goFunction(): FunctionBody {
     const f = new FunctionBody([I32, I32, I32, I32, I64]);
     f.op(Op.block); f.op(VOID); // $miss
@@ -495,14 +481,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       if (options.ramHostToGuest !== undefined) {
         probeJumpCache(f, HART, pcValue, jumpEntry, () => pushDone(L), BUDGET);
         f.op(Op.if); f.op(VOID);
-        countHop(f);
-        f.localGet(HART);
-        pushDone(L);
-        f.localGet(BUDGET);
-        f.localGet(jumpEntry); f.mem(Op.i32Load, 2, JIT_JUMPS + 20);
-        f.op(Op.returnCallIndirect);
-        uleb(f.code, REGION_TYPE);
-        uleb(f.code, 0);
+        enterBlock(f, HART, () => pushDone(L), BUDGET, () => { f.localGet(jumpEntry); f.mem(Op.i32Load, 2, JIT_JUMPS + 20); }, REGION_TYPE);
         f.op(Op.end);
       }
       exit(pcValue, L, code);
@@ -538,7 +517,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       leave({ local: t }, EXIT_JUMP);
       f.op(Op.end);
       f.localGet(HART);
-      // index = ((t & 0xfff) - lo) >> 1 (a negative result is a huge unsigned index: a miss), or -1 off the page
+      // index = ((t & 0xfff) - lo) >> 1 (a negative result is a huge unsigned index: a miss)
       f.localGet(t);
       f.op(Op.i32WrapI64);
       f.i32Const(0xfff);
@@ -547,13 +526,6 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.op(Op.i32Sub);
       f.i32Const(1);
       f.op(Op.i32ShrS);
-      f.i32Const(-1);
-      f.localGet(t);
-      f.i64Const(~0xfffn);
-      f.op(Op.i64And);
-      f.i64Const(pageVa);
-      f.op(Op.i64Eq);
-      f.op(Op.select);
       pushDone(L);
       f.localGet(BUDGET);
       f.localGet(t);
@@ -736,10 +708,26 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
   }
 }
 
-/** Counts a block entered from another region's exit (the lookup's header: jit.calls.chained). */
-function countHop(f: FunctionBody): void {
+/** Goes on into another region's block: counts the hop (the lookup's header: jit.calls.chained) and tail-calls the
+ *  table index pushSlot pushes, with the count pushRetired pushes and the budget (regionType: the blocks' type). */
+function enterBlock(f: FunctionBody, hart: number, pushRetired: () => void, budget: number, pushSlot: () => void,
+  regionType: number): void {
   f.i32Const(0); f.i32Const(0); f.mem(Op.i64Load, 3, JIT_HEADER + 8); f.i64Const(1n); f.op(Op.i64Add);
   f.mem(Op.i64Store, 3, JIT_HEADER + 8);
+  f.localGet(hart);
+  pushRetired();
+  f.localGet(budget);
+  pushSlot();
+  f.op(Op.returnCallIndirect);
+  uleb(f.code, regionType);
+  uleb(f.code, 0); // the table
+}
+
+/** Pushes the offset of pc's entry in the jump cache, from JIT_JUMPS: ((u32)(pc >> 1) & (entries - 1)) * 32. */
+function jumpEntryOffset(f: FunctionBody, pc: bigint | { local: number }): void {
+  if (typeof pc === "bigint") { f.i32Const(Number((pc >> 1n) & BigInt(JIT_JUMP_ENTRIES - 1)) << 5); return; }
+  f.localGet(pc.local); f.i64Const(1n); f.op(Op.i64ShrU); f.op(Op.i32WrapI64);
+  f.i32Const(JIT_JUMP_ENTRIES - 1); f.op(Op.i32And); f.i32Const(5); f.op(Op.i32Shl);
 }
 
 /** Pushes whether the jump cache (assembly/jit.ts) holds a block for pc (a constant or an i64 local) in the
@@ -747,15 +735,10 @@ function countHop(f: FunctionBody): void {
  *  entry's address, less JIT_JUMPS, in local `entry` (its table index is at JIT_JUMPS + 20 from there). */
 function probeJumpCache(f: FunctionBody, hart: number, pc: bigint | { local: number }, entry: number,
   pushRetired: () => void, budget: number): void {
-  const pushPc = () => { if (typeof pc === "bigint") f.i64Const(pc); else f.localGet(pc.local); };
-  if (typeof pc === "bigint") f.i32Const((Number((pc >> 1n) & BigInt(JIT_JUMP_ENTRIES - 1))) << 5);
-  else {
-    f.localGet(pc.local); f.i64Const(1n); f.op(Op.i64ShrU); f.op(Op.i32WrapI64);
-    f.i32Const(JIT_JUMP_ENTRIES - 1); f.op(Op.i32And); f.i32Const(5); f.op(Op.i32Shl);
-  }
+  jumpEntryOffset(f, pc);
   f.localTee(entry);
   f.mem(Op.i64Load, 3, JIT_JUMPS);
-  pushPc();
+  if (typeof pc === "bigint") f.i64Const(pc); else f.localGet(pc.local);
   f.op(Op.i64Eq);
   f.localGet(entry); f.mem(Op.i64Load, 3, JIT_JUMPS + 8);
   f.localGet(hart); f.mem(Op.i64Load, 3, HART_FIELDS.fetchKey.offset);

@@ -203,12 +203,8 @@ export class JitTier {
     const t0 = performance.now();
     const ex = this.ex;
     const pc = ex.jitRequestPc(), phys = ex.jitRequestPhys();
-    const off = Number(phys - RAM_BASE) & ~0xfff;
-    if (off < 0 || off + 4096 > this.ramBytes) throw new Error(`JIT request for 0x${phys.toString(16)}, outside RAM`);
-    const page = new Uint8Array(this.memory.buffer, this.ramOffset + off, 4096);
-    // whatever is installed below is code of this page: the hart's stores into it must be seen (code-pages.ts)
-    ex.markCodePage(off >>> 12);
     const pageVa = pc & ~0xfffn, pagePhys = phys & ~0xfffn;
+    const page = this.codePage(pagePhys);
     const key = `${pageVa}:${pagePhys}`;
     const k = this.byPage.get(key);
     const h = k === undefined ? undefined : this.held[k];
@@ -314,12 +310,11 @@ export class JitTier {
     this.building.delete(key);
     this.stats.offThreadMs += built.buildMs + built.moduleMs;
     if (built.error) this.stats.buildErrors++;
-    const off = Number(pagePhys - RAM_BASE);
-    const page = new Uint8Array(this.memory.buffer, this.ramOffset + off, 4096);
+    // (marked code again: a store since the request took the page out of the code map)
+    const page = this.codePage(pagePhys);
     const unchanged = built.module === null || sameBytes(job.page.subarray(built.lo, built.hi), page, built.lo);
     if (unchanged && !built.error) {
       // (a module built from the same bytes is the same region: it depends on nothing else)
-      this.ex.markCodePage(off >>> 12);
       this.adopt(key, pageVa, pagePhys, built, page, job.roots);
     } else {
       // the page changed while it was built (or the build failed): its waiting starts go back to counting
@@ -328,6 +323,15 @@ export class JitTier {
     }
     if (again && !built.error) this.requestBuild(key, pageVa, pagePhys, page);
     this.stats.compileMs += performance.now() - t0;
+  }
+
+  /** The RAM page at pagePhys (its bytes in guest RAM), marked as holding code: whatever is installed from it is
+   *  code of this page, and the hart's stores into it must be seen (code-pages.ts). */
+  private codePage(pagePhys: bigint): Uint8Array {
+    const off = Number(pagePhys - RAM_BASE);
+    if (off < 0 || off + 4096 > this.ramBytes) throw new Error(`JIT request for 0x${pagePhys.toString(16)}, outside RAM`);
+    this.ex.markCodePage(off >>> 12);
+    return new Uint8Array(this.memory.buffer, this.ramOffset + off, 4096);
   }
 
   /** Records a region in the hart's lookup: the starts of its page that were asked for. */
