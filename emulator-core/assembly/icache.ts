@@ -48,6 +48,14 @@ export function dropDecodedPage(page: u32): void {
   store<u32>(mapEntry, 0);
 }
 
+/** The decoded entries of RAM page `page` (counted from RAM's start), or 0 when it has no slot: for the JIT, which
+ *  takes an entry's op (0 until the interpreter first executes the instruction there) as a record of which of the
+ *  page's instructions have run since the slot was filled. */
+export function decodedSlotOf(page: u32): usize {
+  const slot = load<u32>(mapBase + (<usize>page << 2));
+  return slot == 0 ? 0 : slotsBase + <usize>(slot - 1) * SLOT_BYTES;
+}
+
 /** The decoded-entry slot for the RAM page at host address hostPage (allocating and clearing one if needed). */
 export function decodedPage(hostPage: usize): usize {
   const page = <u32>((hostPage - ramOffset) >> 12);

@@ -5,7 +5,7 @@
 
 import * as S from "./state";
 import * as C from "./csr";
-import { setDecodeCache, flushDecodeCache, dropDecodedPage } from "./icache";
+import { setDecodeCache, flushDecodeCache, dropDecodedPage, decodedSlotOf } from "./icache";
 import { flushTlbs, clearTlbs, clearTlbEntries, updateKeys, TLB_GENERATIONS, fillTlb } from "./mmu";
 import { takeTrap } from "./trap";
 import { decode16, decode32, E_OP, E_RD, E_RS1, E_RS2, E_IMM, E_RAW } from "./decode";
@@ -103,6 +103,10 @@ export function decodeForTest(inst: u32): usize {
 
 /** A device wrote RAM page `page` (counted from RAM's start): the instructions decoded from it go (src/hart.ts). */
 export function dropDecoded(page: u32): void { dropDecodedPage(page); }
+
+/** The address of RAM page `page`'s decoded entries (ENTRY_SIZE bytes per halfword, the op first: 0 where nothing
+ *  was executed since they were filled), or 0 when the page has none (src/jit/tier.ts). */
+export function jitDecodedEntries(page: u32): usize { return decodedSlotOf(page); }
 
 /** Enters va's translation in the read TLB, or the write TLB, as a load or store of RAM there would; false when it
  *  would fault or is not RAM (tests: the JIT's differential test starts blocks with TLB entries in place, so that

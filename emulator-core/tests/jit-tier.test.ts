@@ -7,6 +7,7 @@ import { Hart, StopReason } from "../src/hart.ts";
 import { computeLayout, RAM_BASE } from "../src/layout.ts";
 import { loadHartModule } from "../src/node/hart-module.ts";
 import type { JitOptions } from "../src/jit/tier.ts";
+import { discoverRegion, hartDecoder } from "../src/jit/compile-region.ts";
 
 // ---- a few RV64 encodings -----------------------------------------------------------------------------------
 const I = (imm: number, rs1: number, f3: number, rd: number, opc: number) => (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opc) >>> 0;
@@ -20,9 +21,11 @@ const auipc = (rd: number) => (rd << 7) | 0x17;
 const fenceI = 0x0000100f;
 const jal = (rd: number, off: number) =>
   ((((off >> 20) & 1) << 31) | (((off >> 1) & 0x3ff) << 21) | (((off >> 11) & 1) << 20) | (((off >> 12) & 0xff) << 12) | (rd << 7) | 0x6f) >>> 0;
-const bne = (rs1: number, rs2: number, off: number) =>
-  ((((off >> 12) & 1) << 31) | (((off >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (1 << 12) | (((off >> 1) & 0xf) << 8) | (((off >> 11) & 1) << 7) | 0x63) >>> 0;
-const [ZERO, RA, T0, S0, S1, A0] = [0, 1, 5, 8, 9, 10];
+const B = (f3: number) => (rs1: number, rs2: number, off: number) =>
+  ((((off >> 12) & 1) << 31) | (((off >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (((off >> 1) & 0xf) << 8) | (((off >> 11) & 1) << 7) | 0x63) >>> 0;
+const bne = B(1);
+const blt = B(4);
+const [ZERO, RA, T0, T1, S0, S1, A0] = [0, 1, 5, 6, 8, 9, 10];
 
 const F = 0x100; // the function the programs call, rewritten while they run
 const DATA = 0x200;
@@ -415,6 +418,57 @@ describe("JIT tiering", () => {
     ref.writePhys(RAM_BASE + BigInt(FD), new Uint8Array(new Uint32Array([addi(A0, ZERO, 8)]).buffer));
     for (let i = 0; i < 7; i++) expect(untilTohost(ref)).toBe(8n);
     expect(h.instret).toBe(ref.instret);
+  });
+
+  it("a region holds the code that has run: a branch's side that has not is left out, and taken in once it runs", () => {
+    // the page's bytes, and which of its halfwords ran: f's region from its first block
+    const code = [
+      addi(A0, A0, 1),           // 0x00 f
+      bne(S1, ZERO, 0x10),       // 0x04 -> 0x14
+      addi(A0, A0, 2),           // 0x08
+      jal(ZERO, 0x0c),           // 0x0c -> 0x18
+      addi(A0, A0, 4),           // 0x10 (reached by nothing)
+      addi(A0, A0, 3),           // 0x14
+      jalr(ZERO, RA, 0),         // 0x18
+    ];
+    const page = new Uint8Array(4096);
+    new Uint32Array(page.buffer, 0, code.length).set(code);
+    const hart = hartWith(new Map(), false);
+    const decode = hartDecoder(hart.memory, hart.ex.decodeForTest);
+    const starts = (executed?: number[]) => {
+      let flags: Uint8Array | undefined;
+      if (executed) { flags = new Uint8Array(2048); for (const off of executed) flags[off >> 1] = 1; }
+      return discoverRegion(page, 0x4000n, [0x4000n], decode, { executed: flags }).map((b) => Number(b.pc & 0xfffn));
+    };
+    expect(starts()).toEqual([0x00, 0x08, 0x14, 0x18]); // all that is reachable
+    expect(starts([0x00, 0x04, 0x14, 0x18])).toEqual([0x00, 0x14]); // the branch was always taken (0x14 runs on into 0x18)
+    expect(starts([0x00, 0x04, 0x08, 0x0c, 0x18])).toEqual([0x00, 0x08, 0x18]); // never taken
+    expect(starts([0x00])).toEqual([0x00]); // the root's own block runs to its end whatever ran
+    expect(starts([])).toEqual([0x00]);
+
+    // On a hart: a loop whose branch goes one way for 250 iterations, then the other way. The region first
+    // compiled holds only the way that ran, so the page is compiled again once the other way is hot (counted
+    // where the region leaves for it, at every iteration that enters the region: one in LOOP_SAMPLE); the
+    // result and instret are the interpreter's.
+    const flip = program([
+      auipc(S0),                 // 0x00
+      addi(S1, ZERO, 500),       // 0x04
+      addi(T1, ZERO, 250),       // 0x08
+      blt(S1, T1, 0x0c),         // 0x0c loop: -> 0x18 once s1 < 250
+      addi(A0, A0, 5),           // 0x10
+      jal(ZERO, 0x08),           // 0x14 -> 0x1c
+      addi(A0, A0, 7),           // 0x18
+      addi(S1, S1, -1),          // 0x1c
+      bne(S1, ZERO, -0x14),      // 0x20 -> 0x0c
+      sd(A0, S0, TOHOST),        // 0x24
+      jal(ZERO, 0),              // 0x28
+    ]);
+    const h = hartWith(flip, { threshold: 16 });
+    const ref = hartWith(flip, false);
+    expect(untilTohost(h)).toBe(untilTohost(ref));
+    expect(h.instret).toBe(ref.instret);
+    expect(h.jit!.stats.compiled).toBe(2);
+    expect(h.jit!.calls.instructions).toBeGreaterThan(1500); // (1087 with the first region alone)
   });
 
   it("stays off unless asked for: no block is compiled and run() never stops for one", () => {

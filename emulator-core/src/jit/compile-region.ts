@@ -182,6 +182,11 @@ export interface RegionOptions extends CompileOptions {
   maxRegionInstructions?: number;
   /** name the functions in the module's name section, after the page ("r<pageVa hex>.b<k>"): for profilers */
   names?: boolean;
+  /** which of the page's halfwords have been executed (nonzero), as far as the caller knows: a branch target, the
+   *  fall-through of a branch, or a call's return point that has not is left out of the region (an exit), so
+   *  that the region holds the code that runs rather than all the page's code that might. Without it everything
+   *  reachable from the roots is compiled. */
+  executed?: Uint8Array;
 }
 
 /** Whether a jump links (a call: its return point is likely to start a block). */
@@ -216,9 +221,14 @@ export function discoverRegion(page: Uint8Array, pageVa: bigint, roots: readonly
     return d;
   };
 
-  // The block starts: the roots, then (following) the successors of each block's end, breadth first.
+  // The block starts: the roots, then (following) the successors of each block's end, breadth first. A successor
+  // reached only by a change of flow (a branch either way, a jump, a return) is followed only if it has run; the
+  // straight-line continuation of a block cut at its size limit always is.
+  const executed = options.executed;
+  const ran = (off: number) => !executed || (off >= 0 && off < 4096 && executed[off >> 1] !== 0);
   const leaders = new Set<number>();
   const queue = roots.filter((t) => (t & ~0xfffn) === pageVa).map((t) => Number(t & 0xfffn));
+  const follows = (off: number) => { if (ran(off)) queue.push(off); };
   let scanned = 0;
   for (let i = 0; i < queue.length && leaders.size < maxBlocks && scanned < maxInstructions; i++) {
     const start = queue[i];
@@ -232,9 +242,9 @@ export function discoverRegion(page: Uint8Array, pageVa: bigint, roots: readonly
       count++;
       scanned++;
       const next = off + d.len;
-      if (isBranch(d.op)) queue.push(off + d.imm, next);
-      else if (d.op === OP.JAL) queue.push(off + d.imm);
-      if (links(d)) queue.push(next);
+      if (isBranch(d.op)) { follows(off + d.imm); follows(next); }
+      else if (d.op === OP.JAL) follows(off + d.imm);
+      if (links(d)) follows(next);
       if (endsBlock(d.op)) break;
       if (next >= 4096 || !at(next)) break;
       if (count === blockLimit) { queue.push(next); break; }

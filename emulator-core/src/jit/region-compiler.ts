@@ -22,6 +22,8 @@ export interface RegionJob {
   ramHostToGuest: bigint;
   /** a name section for profilers (JitOptions.names) */
   names: boolean;
+  /** compile-region.ts RegionOptions.executed */
+  executed?: Uint8Array;
 }
 
 /** What came of a RegionJob: the module (null when no root's first instruction compiles, or on an error) and what
@@ -69,7 +71,7 @@ export class RegionBuilder {
     const t0 = performance.now();
     const base = { id: job.id, module: null, starts: [], lo: 0, hi: 0, instructions: 0, bytes: 0, buildMs: 0, moduleMs: 0 };
     try {
-      const region = compileRegion(job.page, job.pageVa, job.roots, this.decode, { ramHostToGuest: job.ramHostToGuest, names: job.names });
+      const region = compileRegion(job.page, job.pageVa, job.roots, this.decode, { ramHostToGuest: job.ramHostToGuest, names: job.names, executed: job.executed });
       const t1 = performance.now();
       if (!region) return { ...base, buildMs: t1 - t0 };
       const module = new WebAssembly.Module(region.bytes);

@@ -55,6 +55,8 @@ export interface JitHartExports {
   jitExec(op: number, rd: number, rs1: number, rs2: number, imm: number, raw: number): void;
   jitChainCount(): bigint;
   markCodePage(page: number): void;
+  /** where RAM page `page`'s decoded entries are (16 bytes a halfword, the op first, 0 where nothing ran), or 0 */
+  jitDecodedEntries(page: number): number;
   /** FENCE.I's pages: the count of pages written since the last one whose regions must go (codeWrittenPage) */
   fenceI(): number;
   codeWrittenPage(i: number): number;
@@ -228,7 +230,9 @@ export class JitTier {
         ex.jitInstall(pc, phys, this.none);
         this.requestBuild(key, pageVa, pagePhys, page);
       } else {
-        const region = compileRegion(page, pageVa, [...roots], this.decode, { ramHostToGuest: this.ramHostToGuest, names: this.names });
+        const region = compileRegion(page, pageVa, [...roots], this.decode, {
+          ramHostToGuest: this.ramHostToGuest, names: this.names, executed: this.executedOn(pagePhys),
+        });
         const tBuilt = performance.now();
         this.stats.buildMs += tBuilt - t0;
         let module: WebAssembly.Module | null = null;
@@ -294,7 +298,7 @@ export class JitTier {
     if (pending) { pending.again = true; return; }
     const job: RegionJob = {
       id: ++this.jobs, page: page.slice(), pageVa, roots: [...(this.roots.get(key) ?? [])],
-      ramHostToGuest: this.ramHostToGuest, names: this.names,
+      ramHostToGuest: this.ramHostToGuest, names: this.names, executed: this.executedOn(pagePhys),
     };
     this.building.set(key, { again: false });
     this.stats.offThread++;
@@ -332,6 +336,17 @@ export class JitTier {
     if (off < 0 || off + 4096 > this.ramBytes) throw new Error(`JIT request for 0x${pagePhys.toString(16)}, outside RAM`);
     this.ex.markCodePage(off >>> 12);
     return new Uint8Array(this.memory.buffer, this.ramOffset + off, 4096);
+  }
+
+  /** Which halfwords of the RAM page at pagePhys the interpreter has executed since their decoded entries were
+   *  filled (a byte each, nonzero where it has), or undefined when the page has no decoded entries. */
+  private executedOn(pagePhys: bigint): Uint8Array | undefined {
+    const entries = this.ex.jitDecodedEntries(ramPageOf(pagePhys));
+    if (!entries) return undefined;
+    const all = new Uint8Array(this.memory.buffer, entries, 2048 * ENTRY_SIZE);
+    const executed = new Uint8Array(2048);
+    for (let i = 0; i < 2048; i++) executed[i] = all[i * ENTRY_SIZE];
+    return executed;
   }
 
   /** Records a region in the hart's lookup: the starts of its page that were asked for. */
@@ -422,6 +437,8 @@ export class JitTier {
 }
 
 /** The RAM page (counted from RAM's start) of a guest physical page address. */
+/** the size of a decoded entry (assembly/decode.ts) */
+const ENTRY_SIZE = 16;
 const ramPageOf = (pagePhys: bigint) => Number(pagePhys - RAM_BASE) >>> 12;
 
 /** Whether page[at..] starts with the bytes code holds. */
