@@ -63,12 +63,14 @@ const probeEntry = memory.data<u8>([O.OP_JIT_PROBE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 // at every backward branch cost the JIT's boot about a tenth of its time in code it never compiled.
 const loopEntry = memory.data<u8>([O.OP_JIT_LOOP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 16);
 const LOOP_SAMPLE: u32 = 8;
-// A user-mode block start counts USER_WEIGHT executions each time: user code is compiled after a fifth of the
-// threshold. A boot is mostly the kernel's initialisation, whose loops run thousands of times once and are not worth
-// compiling at a lower threshold (threshold 2000 for everything: boot 0.67 s against 0.49); user programs are what a
-// VM runs over and over (the shell loop at 10000 for everything spent a sixth of its time interpreted: 3.41 s, at
-// 10000 with user code at 2000: 3.22 s, the boot unchanged within the noise).
-const USER_WEIGHT: u32 = 5;
+// A user-mode block start counts USER_WEIGHT executions each time: user code is compiled after a thirtieth of the
+// threshold (30000 by default: user code at 1000). A boot is mostly the kernel's initialisation, whose loops run
+// thousands of times once and are not worth compiling: on 2 cores, whatever is compiled during a boot costs the boot
+// (the compiler thread and V8's optimizing threads take the other core and part of this one). User programs are
+// what a VM runs over and over. Measured with bench:linux (JIT, medians): at 10000 with user code at 2000, boot
+// 0.42-0.44 s and the shell loop 3.16-3.23; at 30000 with user code at 1000, 0.39-0.40 and 2.95-3.06; at 100000
+// with user code at 1000 the boot was no faster and gzip (whose random bytes the kernel makes) 0.1 s slower.
+const USER_WEIGHT: u32 = 30;
 /** Backward branches taken within a page with the JIT on (OP_JIT_LOOP). A global rather than a local of run(): a
  *  local live across the whole loop costs the interpreter a register in every instruction's case. */
 let loopTick: u32 = 0;

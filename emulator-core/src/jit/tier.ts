@@ -119,7 +119,9 @@ interface Held {
   bytes: number;
 }
 
-export const DEFAULT_JIT_THRESHOLD = 10_000;
+/** Executions of a block start before it is compiled, for kernel code (assembly/hart.ts USER_WEIGHT: user code is
+ *  compiled after a thirtieth of it, 1000). */
+export const DEFAULT_JIT_THRESHOLD = 30_000;
 export const DEFAULT_JIT_MAX_MODULES = 900;
 /** The held code's default budget: a Linux boot followed by bench:linux's shell loop, sha256 and gzip ends holding
  *  111 regions, 2.7 MB of WebAssembly (V8's machine code for it is larger still), so this is room for about three
