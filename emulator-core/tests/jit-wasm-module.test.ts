@@ -103,4 +103,34 @@ describe("modules", () => {
     expect(() => m.addFunction([I32], [], new FunctionBody([]))).toThrow(/parameters/);
     expect(() => new ModuleBuilder().importMemory("env", "m", { min: 1, shared: true })).toThrow(/maximum/);
   });
+  it("writes branch hints to metadata.code.branch_hint before the code, at each if's offset in its body", () => {
+    const m = new ModuleBuilder();
+    m.addFunction([I32], [I32], (() => { const f = new FunctionBody([I32]); f.i32Const(1); return f; })());
+    // (x) -> x > 10 ? 1 : 2, the if hinted unlikely, with locals before the code (their declarations count)
+    const f = new FunctionBody([I32]);
+    const t = f.addLocal(I64), r = f.addLocal(I32); // declared as 2 runs: [2, 1, i64, 1, i32], 5 bytes
+    f.i64Const(5n); f.localSet(t); // 4 bytes
+    f.i32Const(2); f.localSet(r); // 4 bytes
+    f.localGet(0); f.i32Const(11); f.op(Op.i32GeS); // 5 bytes: the if is at 5 + 13
+    f.branchHint(false);
+    f.op(Op.if); f.op(VOID);
+    f.i32Const(1); f.localSet(r);
+    f.op(Op.end);
+    f.localGet(r);
+    const index = m.addFunction([I32], [I32], f, "f");
+    const bytes = m.build();
+    const module = new WebAssembly.Module(bytes);
+    const [section] = WebAssembly.Module.customSections(module, "metadata.code.branch_hint");
+    // the name's length and name, one function (its index), one hint: the if at 18, size 1, unlikely
+    expect([...new Uint8Array(section)]).toEqual([1, index, 1, 18, 1, 0]);
+    // the body's bytes at that offset are the if
+    const sectionAt = (id: number) => { for (let i = 8; i < bytes.length;) { const sid = bytes[i]; let n = 0, shift = 0, j = i + 1; for (;;) { const b = bytes[j++]; n |= (b & 0x7f) << shift; shift += 7; if (!(b & 0x80)) break; } if (sid === id) return j; i = j + n; } return -1; };
+    expect(sectionAt(0)).toBeLessThan(sectionAt(10)); // the hints come before the code section
+    let at = sectionAt(10) + 1; // past the count of bodies
+    at += 1 + bytes[at]; // the first body: its size, its bytes
+    at += 1; // the second body's size (one byte)
+    expect(bytes[at + 18]).toBe(Op.if);
+    const run = new WebAssembly.Instance(module).exports.f as (x: number) => number;
+    expect([run(11), run(10)]).toEqual([1, 2]);
+  });
 });

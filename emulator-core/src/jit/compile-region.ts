@@ -571,7 +571,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.i32Const(STOP_HTIF);
       f.op(Op.i32Eq);
       f.op(Op.i32And);
-      f.op(Op.if); f.op(VOID);
+      f.branchHint(false); f.op(Op.if); f.op(VOID);
       exit(after, i + 1, EXIT_EXC);
       f.op(Op.end);
     };
@@ -640,7 +640,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       pushDone(L);
       f.localGet(BUDGET);
       f.op(Op.i32GtU);
-      f.op(Op.if); f.op(VOID);
+      f.branchHint(false); f.op(Op.if); f.op(VOID);
       exit(b.pc, 0, EXIT_END);
       f.op(Op.end);
 
@@ -659,7 +659,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         } else if (load) {
           tlbLookup(d, TLB_READ, load.size);
           f.op(Op.i32Eqz);
-          f.op(Op.if); f.op(VOID);
+          f.branchHint(false); f.op(Op.if); f.op(VOID);
           exit(d.pc, i, EXIT_MISS);
           f.op(Op.end);
           hostAddress(TLB_READ);
@@ -668,7 +668,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         } else if (store) {
           tlbLookup(d, TLB_WRITE, store.size);
           f.op(Op.i32Eqz);
-          f.op(Op.if); f.op(VOID);
+          f.branchHint(false); f.op(Op.if); f.op(VOID);
           exit(d.pc, i, EXIT_MISS);
           f.op(Op.end);
           hostAddress(TLB_WRITE);
@@ -685,7 +685,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           f.i32Const(d.raw | 0);
           f.call(execSlow);
           excPending();
-          f.op(Op.if); f.op(VOID);
+          f.branchHint(false); f.op(Op.if); f.op(VOID);
           if (isFpStore(d.op)) htifStoreExit(after, i);
           exit(d.pc, i, EXIT_EXC);
           f.op(Op.end);

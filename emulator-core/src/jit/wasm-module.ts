@@ -147,6 +147,17 @@ export class FunctionBody implements SemanticsSink {
     this.free.get(t)!.push(index);
   }
 
+  /** Branch hints (the branch hinting proposal's metadata.code.branch_hint): pairs of the offset in code of an if or
+   *  br_if and whether it is likely taken (1) or not (0). */
+  private readonly hints: number[] = [];
+  /** the hints as encodeInto last placed them: pairs of an offset from the start of the encoded body (its local
+   *  declarations) and the hint */
+  encodedHints: number[] = [];
+
+  /** Hints that the if or br_if written next is likely (true) or unlikely (false) to be taken: V8's optimizing tier
+   *  lays the unlikely way out of the hot path (a deferred block). */
+  branchHint(likely: boolean): void { this.hints.push(this.code.length, likely ? 1 : 0); }
+
   op(byte: number): void { this.code.push(byte); }
   i32Const(v: number): void { this.code.push(Op.i32Const); sleb(this.code, v | 0); }
   i64Const(v: bigint): void { this.code.push(Op.i64Const); sleb(this.code, BigInt.asIntN(64, v)); }
@@ -176,7 +187,9 @@ export class FunctionBody implements SemanticsSink {
     }
     const head: number[] = [];
     uleb(head, runs);
-    uleb(out, head.length + decls.length + this.code.length + 1);
+    const prefix = head.length + decls.length;
+    this.encodedHints = this.hints.map((v, i) => (i & 1 ? v : v + prefix));
+    uleb(out, prefix + this.code.length + 1);
     out.append(head);
     out.append(decls);
     out.append(this.code.view());
@@ -292,6 +305,19 @@ export class ModuleBuilder {
       f.body.code.length = 0;
       if (spareCode.length < MAX_SPARE_CODE) spareCode.push(f.body.code);
       f.body.code = new ByteBuffer(0);
+    }
+    // the branch hints come before the code section they are about
+    const hinted = this.funcs.map((f, i) => [this.importedFuncs + i, f.body.encodedHints] as const).filter(([, h]) => h.length);
+    if (hinted.length) {
+      const custom: number[] = [];
+      name(custom, "metadata.code.branch_hint");
+      uleb(custom, hinted.length);
+      for (const [index, h] of hinted) {
+        uleb(custom, index);
+        uleb(custom, h.length / 2);
+        for (let i = 0; i < h.length; i += 2) { uleb(custom, h[i]); custom.push(1, h[i + 1]); }
+      }
+      section(0, custom);
     }
     section(10, code);
     if (this.functionNames.size) {

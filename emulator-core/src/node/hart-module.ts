@@ -1,6 +1,12 @@
 // Loads the compiled hart (emulator-core/build/hart.wasm) in Node.
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
+
+// The JIT's regions carry branch hints (src/jit/wasm-module.ts branchHint: their exits are unlikely), which V8's
+// optimizing tier uses to lay the exits out of the hot path. Chromium reads them by default; Node 20's V8 only
+// behind this flag, which applies to the whole process (the compiler thread too) from the next module compiled.
+setFlagsFromString("--experimental-wasm-branch-hinting");
 
 let cached: WebAssembly.Module | undefined;
 
