@@ -142,6 +142,16 @@ const STORES = new Map<number, { size: number; op: number; align: number }>([
   [OP.SW, { size: 4, op: Op.i64Store32, align: 2 }],
   [OP.SD, { size: 8, op: Op.i64Store, align: 3 }],
 ]);
+/** The AMOs a region does itself, with the write TLB's fast path and a wasm atomic read-modify-write (the
+ *  interpreter's own, assembly/atomics.ts, does the same): the size and the atomic op (after the 0xfe prefix). LR,
+ *  SC and the min/max AMOs go through jitExec. */
+const AMOS = new Map<number, { size: number; rmw: number }>([
+  [OP.AMOSWAP_W, { size: 4, rmw: 0x41 }], [OP.AMOADD_W, { size: 4, rmw: 0x1e }], [OP.AMOXOR_W, { size: 4, rmw: 0x3a }],
+  [OP.AMOAND_W, { size: 4, rmw: 0x2c }], [OP.AMOOR_W, { size: 4, rmw: 0x33 }],
+  [OP.AMOSWAP_D, { size: 8, rmw: 0x42 }], [OP.AMOADD_D, { size: 8, rmw: 0x1f }], [OP.AMOXOR_D, { size: 8, rmw: 0x3b }],
+  [OP.AMOAND_D, { size: 8, rmw: 0x2d }], [OP.AMOOR_D, { size: 8, rmw: 0x34 }],
+]);
+const ATOMIC_PREFIX = 0xfe;
 /** A, F and D instructions: a region runs them with the interpreter's own code (the hart's jitExec). */
 const isExec = (op: number) => (op >= OP.LR_W && op <= OP.AMOMAXU_D) || (op >= OP.FLW && op <= OP.FCVT_D_S);
 const isFpStore = (op: number) => op === OP.FSW || op === OP.FSD;
@@ -432,7 +442,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     let b = first;
     let insts = b.instructions;
     let L = insts.length;
-    const hasMemory = chain.some((j) => blocks[j].instructions.some((d) => LOADS.has(d.op) || STORES.has(d.op)));
+    const hasMemory = chain.some((j) => blocks[j].instructions.some((d) => LOADS.has(d.op) || STORES.has(d.op) || AMOS.has(d.op)));
     const key = hasMemory ? f.addLocal(I64) : -1;
     const va = hasMemory ? f.addLocal(I64) : -1;
     const te = hasMemory ? f.addLocal(I32) : -1;
@@ -648,6 +658,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         const after = d.pc + BigInt(d.len);
         const load = LOADS.get(d.op);
         const store = STORES.get(d.op);
+        const amo = AMOS.get(d.op);
         const value = VALUE_EMITTERS.get(d.op);
         const cond = BRANCH_EMITTERS.get(d.op);
         const operands = { rs1: pushReg(d.rs1), rs2: pushReg(d.rs2), imm: BigInt(d.imm), pc: d.pc };
@@ -674,6 +685,28 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           hostAddress(TLB_WRITE);
           pushReg(d.rs2)();
           f.mem(store.op, store.align, 0);
+        } else if (amo) {
+          // (an AMO has no offset; one not naturally aligned is the interpreter's to raise: wasm's atomics would
+          // trap on it)
+          tlbLookup({ ...d, imm: 0 }, TLB_WRITE, amo.size);
+          f.localGet(va);
+          f.i64Const(BigInt(amo.size - 1));
+          f.op(Op.i64And);
+          f.op(Op.i64Eqz);
+          f.op(Op.i32And);
+          f.op(Op.i32Eqz);
+          f.branchHint(false); f.op(Op.if); f.op(VOID);
+          exit(d.pc, i, EXIT_MISS);
+          f.op(Op.end);
+          hostAddress(TLB_WRITE);
+          pushReg(d.rs2)();
+          if (amo.size === 4) f.op(Op.i32WrapI64);
+          f.op(ATOMIC_PREFIX);
+          uleb(f.code, amo.rmw);
+          uleb(f.code, amo.size === 4 ? 2 : 3);
+          uleb(f.code, 0);
+          if (amo.size === 4) f.op(Op.i64ExtendI32S);
+          setRd(d.rd);
         } else if (isExec(d.op)) {
           // the interpreter's code runs it on the hart state block (current: write-through), and its rd (an x
           // register for some) is read from there again after
@@ -885,8 +918,8 @@ const RS1_USERS = new Set<number>();
   for (const [op, emit] of VALUE_EMITTERS) emit(probe, { rs1() { RS1_USERS.add(op); }, rs2() {}, imm: 0n, pc: 0n });
 }
 /** Whether the compiled form of op reads rs1 / rs2 (A, F and D read theirs from the state block). */
-const readsRs1 = (op: number) => RS1_USERS.has(op) || LOADS.has(op) || STORES.has(op) || isBranch(op) || op === OP.JALR;
-const readsRs2 = (op: number) => usesRs2(op) || STORES.has(op) || isBranch(op);
+const readsRs1 = (op: number) => RS1_USERS.has(op) || LOADS.has(op) || STORES.has(op) || AMOS.has(op) || isBranch(op) || op === OP.JALR;
+const readsRs2 = (op: number) => usesRs2(op) || STORES.has(op) || AMOS.has(op) || isBranch(op);
 
 /** Compiles one block at pc alone (a region of one block that follows nothing): for tests that compare a block
  *  with the interpreter. */
