@@ -606,6 +606,27 @@ describe("compiled blocks against the interpreter", () => {
     expect([jit.reg(11), jit.reg(12), jit.reg(13), jit.reg(14)]).toEqual([0x8899aabbccddeeffn, 0xffffffffccddeeffn, 0xddeen, 0xffffffffffffddeen]);
   });
 
+  // Virtual pages 4 and 5 map to physical pages that are not adjacent (DATA + 3 pages, then DATA): an access that
+  // leaves the page an earlier access through the same base found must not be made from that page's addend.
+  hand("accesses through one base: the same page from the first's TLB entry, the next page and a straddling one not", [
+    I("ld x10, 0(x8)", iType(0, 8, 3, 10, 0x03)),     // 4P + 4088: the TLB, the page kept
+    I("ld x12, 8(x8)", iType(8, 8, 3, 12, 0x03)),     // 5P: the next page's entry
+    I("ld x13, -8(x8)", iType(-8, 8, 3, 13, 0x03)),   // 4P + 4080: the kept page
+    I("sd x13, -16(x8)", sType(-16, 13, 8, 3, 0x23)), // (a store keeps a page of its own)
+    I("sd x12, 0(x8)", sType(0, 12, 8, 3, 0x23)),
+    I("lw x11, 6(x8)", iType(6, 8, 2, 11, 0x03)),     // 4P + 4094: across into 5P, left to the interpreter
+  ], { 8: 4n * PAGE + 4088n }, { supervisor: true, warm: [4n * PAGE + 4088n, 5n * PAGE] }, () => {
+    expect(jit.state.pc).toBe(CODE + 0x118n);
+    expect(jit.reg(12)).not.toBe(0n); // DATA's random words, not the zeros after DATA + 3 pages
+  });
+  hand("an access below the kept page's start goes to the page before it (unmapped: a fault)", [
+    I("ld x10, 0(x8)", iType(0, 8, 3, 10, 0x03)),     // 4P + 8
+    I("ld x11, -16(x8)", iType(-16, 8, 3, 11, 0x03)), // 3P + 4088: unmapped
+  ], { 8: 4n * PAGE + 8n }, { supervisor: true, warm: [4n * PAGE + 8n] }, () => {
+    expect(jit.state.mcause).toBe(13n); // load page fault
+    expect(jit.state.mtval).toBe(4n * PAGE - 8n);
+  });
+
   hand("a load to x0 still faults; loads of every size sign- or zero-extend", [
     I("lb x10, 0(x8)", iType(0, 8, 0, 10, 0x03)), I("lbu x11, 0(x8)", iType(0, 8, 4, 11, 0x03)),
     I("lh x12, 0(x8)", iType(0, 8, 1, 12, 0x03)), I("lhu x13, 0(x8)", iType(0, 8, 5, 13, 0x03)),

@@ -560,6 +560,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     };
     const setRd = (rd: number) => {
       if (rd === X_SCRATCH || rd === 0) { f.op(Op.drop); return; }
+      forgetPages(rd);
       let l = cache.get(rd);
       if (l === undefined) cache.set(rd, (l = f.addLocal(I64)));
       f.localSet(l);
@@ -611,12 +612,61 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.op(Op.i64Or);
       f.op(Op.i64Eq);
     };
-    const hostAddress = (tlb: number) => {
+    const hostAddress = (tlb: number, keepAddend = -1) => {
       f.localGet(va);
       f.localGet(te);
       f.mem(Op.i64Load, 3, tlb + 8);
+      if (keepAddend >= 0) f.localTee(keepAddend);
       f.op(Op.i64Add);
       f.op(Op.i32WrapI64);
+    };
+    // An access through a base register that an earlier access of the function's straight line went through (the
+    // register unchanged since) is most often on the same page (a stack frame, a structure's fields): the earlier
+    // access's page offset and TLB addend are kept in locals, and the new access, when it falls in that page, needs
+    // neither the TLB's index nor its tag (nothing a region runs changes a translation). Loads follow loads and
+    // stores stores: a load after a store would be allowed (a writable page is readable), but the interpreter would
+    // have filled the read TLB there, and the hart's state, TLBs included, is the interpreter's after every block.
+    // Off that page, the full lookup, leaving the kept page as it was.
+    /** by base register and kind (2 * register + 1 for stores) */
+    const samePage = new Map<number, { imm: number; offset: number; addend: number }>();
+    const forgetPages = (r: number) => { samePage.delete(2 * r); samePage.delete(2 * r + 1); };
+    /** Pushes the host address of the access d (size bytes; a store when write), or leaves the region at it. */
+    const accessAddress = (d: BlockInst, size: number, write: boolean, i: number) => {
+      const tlb = write ? TLB_WRITE : TLB_READ;
+      const full = (keep?: { offset: number; addend: number }) => {
+        tlbLookup(d, tlb, size);
+        f.op(Op.i32Eqz);
+        f.branchHint(false); f.op(Op.if); f.op(VOID);
+        exit(d.pc, i, EXIT_MISS);
+        f.op(Op.end);
+        if (keep) { f.localGet(va); f.op(Op.i32WrapI64); f.i32Const(0xfff); f.op(Op.i32And); f.localSet(keep.offset); }
+        hostAddress(tlb, keep ? keep.addend : -1);
+      };
+      const kind = 2 * d.rs1 + (write ? 1 : 0);
+      const kept = d.rs1 === 0 ? undefined : samePage.get(kind);
+      if (kept) {
+        // offset + (imm - kept.imm) in [0, 4096 - size] (unsigned: below 0 wraps high)
+        f.localGet(kept.offset);
+        f.i32Const(d.imm - kept.imm);
+        f.op(Op.i32Add);
+        f.i32Const(4096 - size);
+        f.op(Op.i32LeU);
+        f.branchHint(true); f.op(Op.if); f.op(I32);
+        pushReg(d.rs1)();
+        f.i64Const(BigInt(d.imm));
+        f.op(Op.i64Add);
+        f.localGet(kept.addend);
+        f.op(Op.i64Add);
+        f.op(Op.i32WrapI64);
+        f.op(Op.else);
+        full();
+        f.op(Op.end);
+        return;
+      }
+      if (d.rs1 === 0) { full(); return; }
+      const keep = { imm: d.imm, offset: f.addLocal(I32), addend: f.addLocal(I64) };
+      full(keep);
+      samePage.set(kind, keep);
     };
 
     if (hasMemory) {
@@ -668,21 +718,11 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           value(f, operands);
           setRd(d.rd);
         } else if (load) {
-          tlbLookup(d, TLB_READ, load.size);
-          f.op(Op.i32Eqz);
-          f.branchHint(false); f.op(Op.if); f.op(VOID);
-          exit(d.pc, i, EXIT_MISS);
-          f.op(Op.end);
-          hostAddress(TLB_READ);
+          accessAddress(d, load.size, false, i);
           f.mem(load.op, load.align, 0);
           setRd(d.rd);
         } else if (store) {
-          tlbLookup(d, TLB_WRITE, store.size);
-          f.op(Op.i32Eqz);
-          f.branchHint(false); f.op(Op.if); f.op(VOID);
-          exit(d.pc, i, EXIT_MISS);
-          f.op(Op.end);
-          hostAddress(TLB_WRITE);
+          accessAddress(d, store.size, true, i);
           pushReg(d.rs2)();
           f.mem(store.op, store.align, 0);
         } else if (amo) {
@@ -724,6 +764,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           f.op(Op.end);
           // (rd may be an x register it wrote: the state block has it. In a loop its local is refreshed in place,
           // since the top of the loop reads that local; else it is loaded again where it is next read.)
+          forgetPages(d.rd);
           const l = cache.get(d.rd);
           if (loops && l !== undefined) {
             f.localGet(HART);
