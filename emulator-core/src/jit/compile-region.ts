@@ -32,7 +32,8 @@
 // tohost, a page-crossing access, a fault) leaves the region at the access for run() to do it (EXIT_MISS). They
 // once called the hart's slow paths instead: a call in every load and store made V8 keep the block's live values
 // in stack slots around it and doubled their machine code, and a miss is rare enough that returning is cheaper.
-// A, F and D instructions run through jitExec, the interpreter's own code.
+// FP loads and stores and the AMOs other than min/max take the same fast path; LR, SC, the min/max AMOs and the
+// other F and D instructions run through jitExec, the interpreter's own code.
 //
 // Control: a block whose successor (a branch target, a fall-through, a jump's target) is a block of the region
 // tail-calls it with the instructions retired so far, so loops and calls within a page run without returning;
@@ -152,6 +153,14 @@ const AMOS = new Map<number, { size: number; rmw: number }>([
   [OP.AMOAND_D, { size: 8, rmw: 0x2d }], [OP.AMOOR_D, { size: 8, rmw: 0x34 }],
 ]);
 const ATOMIC_PREFIX = 0xfe;
+/** FLW, FLD, FSW and FSD, done in the region with the TLB's fast path (assembly/hart.ts's own cases): the size. The
+ *  decoded fp register is an index from the state block's FREGS. */
+const FP_MEMORY = new Map<number, number>([[OP.FLW, 4], [OP.FLD, 8], [OP.FSW, 4], [OP.FSD, 8]]);
+/** mstatus.FS (off: an FP instruction is illegal), FS dirty with SD (assembly/csr.ts markFsDirty) */
+const MSTATUS_FS = 3n << 13n;
+const MSTATUS_FS_DIRTY_SD = (3n << 13n) | (1n << 63n);
+/** the NaN-boxing of a single in a 64-bit fp register */
+const FP_BOX = 0xffffffff00000000n;
 /** A, F and D instructions: a region runs them with the interpreter's own code (the hart's jitExec). */
 const isExec = (op: number) => (op >= OP.LR_W && op <= OP.AMOMAXU_D) || (op >= OP.FLW && op <= OP.FCVT_D_S);
 const isFpStore = (op: number) => op === OP.FSW || op === OP.FSD;
@@ -442,7 +451,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
     let b = first;
     let insts = b.instructions;
     let L = insts.length;
-    const hasMemory = chain.some((j) => blocks[j].instructions.some((d) => LOADS.has(d.op) || STORES.has(d.op) || AMOS.has(d.op)));
+    const hasMemory = chain.some((j) => blocks[j].instructions.some((d) => LOADS.has(d.op) || STORES.has(d.op) || AMOS.has(d.op) || FP_MEMORY.has(d.op)));
     const key = hasMemory ? f.addLocal(I64) : -1;
     const va = hasMemory ? f.addLocal(I64) : -1;
     const te = hasMemory ? f.addLocal(I32) : -1;
@@ -709,6 +718,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
         const load = LOADS.get(d.op);
         const store = STORES.get(d.op);
         const amo = AMOS.get(d.op);
+        const fpSize = FP_MEMORY.get(d.op);
         const value = VALUE_EMITTERS.get(d.op);
         const cond = BRANCH_EMITTERS.get(d.op);
         const operands = { rs1: pushReg(d.rs1), rs2: pushReg(d.rs2), imm: BigInt(d.imm), pc: d.pc };
@@ -725,6 +735,46 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           accessAddress(d, store.size, true, i);
           pushReg(d.rs2)();
           f.mem(store.op, store.align, 0);
+        } else if (fpSize) {
+          // FS off: the interpreter raises the illegal instruction
+          f.localGet(HART);
+          f.mem(Op.i64Load, 3, HART_FIELDS.mstatus.offset);
+          f.i64Const(MSTATUS_FS);
+          f.op(Op.i64And);
+          f.op(Op.i64Eqz);
+          f.branchHint(false); f.op(Op.if); f.op(VOID);
+          exit(d.pc, i, EXIT_MISS);
+          f.op(Op.end);
+          if (isFpStore(d.op)) {
+            accessAddress(d, fpSize, true, i);
+            f.localGet(HART);
+            f.mem(Op.i64Load, 3, HART_BLOCK.FREGS + 8 * d.rs2);
+            f.mem(fpSize === 8 ? Op.i64Store : Op.i64Store32, fpSize === 8 ? 3 : 2, 0);
+          } else {
+            const v = f.addLocal(I64);
+            accessAddress(d, fpSize, false, i);
+            if (fpSize === 8) f.mem(Op.i64Load, 3, 0);
+            else { f.mem(Op.i64Load32U, 2, 0); f.i64Const(FP_BOX); f.op(Op.i64Or); }
+            f.localSet(v);
+            f.localGet(HART);
+            f.localGet(v);
+            f.mem(Op.i64Store, 3, HART_BLOCK.FREGS + 8 * d.rd);
+            // FS dirty (and SD), as markFsDirty: it almost always is already
+            f.localGet(HART);
+            f.mem(Op.i64Load, 3, HART_FIELDS.mstatus.offset);
+            f.i64Const(MSTATUS_FS);
+            f.op(Op.i64And);
+            f.i64Const(MSTATUS_FS);
+            f.op(Op.i64Ne);
+            f.branchHint(false); f.op(Op.if); f.op(VOID);
+            f.localGet(HART);
+            f.localGet(HART);
+            f.mem(Op.i64Load, 3, HART_FIELDS.mstatus.offset);
+            f.i64Const(MSTATUS_FS_DIRTY_SD);
+            f.op(Op.i64Or);
+            f.mem(Op.i64Store, 3, HART_FIELDS.mstatus.offset);
+            f.op(Op.end);
+          }
         } else if (amo) {
           // (an AMO has no offset; one not naturally aligned is the interpreter's to raise: wasm's atomics would
           // trap on it)
@@ -959,7 +1009,7 @@ const RS1_USERS = new Set<number>();
   for (const [op, emit] of VALUE_EMITTERS) emit(probe, { rs1() { RS1_USERS.add(op); }, rs2() {}, imm: 0n, pc: 0n });
 }
 /** Whether the compiled form of op reads rs1 / rs2 (A, F and D read theirs from the state block). */
-const readsRs1 = (op: number) => RS1_USERS.has(op) || LOADS.has(op) || STORES.has(op) || AMOS.has(op) || isBranch(op) || op === OP.JALR;
+const readsRs1 = (op: number) => RS1_USERS.has(op) || LOADS.has(op) || STORES.has(op) || AMOS.has(op) || FP_MEMORY.has(op) || isBranch(op) || op === OP.JALR;
 const readsRs2 = (op: number) => usesRs2(op) || STORES.has(op) || AMOS.has(op) || isBranch(op);
 
 /** Compiles one block at pc alone (a region of one block that follows nothing): for tests that compare a block
