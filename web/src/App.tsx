@@ -6,7 +6,7 @@ import { NetworkHub } from "./network/index.ts";
 import { Component, useEffect, useRef, useState, type ReactNode } from "react";
 import { Dashboard, type DashboardUi } from "./Dashboard.tsx";
 import { Hypervisor, type UiState, type HostSummary, type NetworkAttach } from "./hypervisor.ts";
-import type { VmHandle } from "./vm-handle.ts";
+import { prepareVmWorker, type VmHandle } from "./vm-handle.ts";
 import { loadGuest, DownloadError, type LoadProgress } from "./images.ts";
 import type { EnvironmentProblem } from "./environment.ts";
 import type { VmStats } from "../shared/protocol.ts";
@@ -91,6 +91,8 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
     let labLock: { release(): void } | undefined;
     let cancelled = false;
     (async () => {
+      // a VM worker starts loading while the images do (the first VM takes it); not where VMs cannot run
+      if (globalThis.crossOriginIsolated) prepareVmWorker();
       // a lab file in the address's fragment (a share link): this tab's own, as a lab in the address is
       const fromLink = hasLabLink(location.hash);
       const fromUrl = labFromUrl(location.search) ?? (fromLink ? [] : undefined);

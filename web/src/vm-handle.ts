@@ -96,12 +96,17 @@ function takeVmWorker(): Worker {
   spareWorker = undefined;
   if (!w || brokenSpares.has(w)) { w?.terminate(); w = newVmWorker(); }
   clearTimeout(spareTimer);
-  spareTimer = setTimeout(() => {
-    if (spareWorker) return;
-    const spare = spareWorker = newVmWorker();
-    spare.addEventListener("error", () => brokenSpares.add(spare), { once: true });
-  }, SPARE_DELAY_MS);
+  spareTimer = setTimeout(prepareVmWorker, SPARE_DELAY_MS);
   return w;
+}
+
+/** Makes the spare VM worker now if there is none: the page calls it while it loads, so that the first VM (the
+ *  saved lab's, or one made in the dialog) does not wait for a worker's start either (60-80 ms of a boot through
+ *  the page's production build, measured from create to the worker's first line). */
+export function prepareVmWorker(): void {
+  if (spareWorker) return;
+  const spare = spareWorker = newVmWorker();
+  spare.addEventListener("error", () => brokenSpares.add(spare), { once: true });
 }
 
 /** The console pumps' safety net (see VmHandle's constructor): one timer for every VM of the page, not one each (every
