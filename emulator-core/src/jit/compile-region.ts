@@ -48,9 +48,9 @@
 //                  block the budget left no room for
 //   EXIT_JUMP (1)  a taken branch or a jump left the region: pc is its target
 //   EXIT_EXC  (2)  jitExec left H.exc set: a trap (H.excCause/excTval as the interpreter set them, pc at the
-//                  faulting instruction, which did not retire) or a stop (STOP_MMIO: pc at the access, which did
-//                  not complete; STOP_HTIF: an FP store to tohost completed and retired, pc is past it). The host
-//                  finishes it with the hart's takePendingTrap(), as run() would have.
+//                  faulting instruction, which did not retire). The host finishes it with the hart's
+//                  takePendingTrap(), as run() would have. (What jitExec runs touches no device: the FP loads and
+//                  stores, which could, are the region's own, and leave at an access the TLB does not map.)
 //   EXIT_MISS (3)  a load or store the TLB fast path could not do: pc is at it, not retired. run() interprets it
 //                  before it enters compiled code again (it would only miss again).
 //
@@ -90,8 +90,6 @@ const MAX_BLOCK = 64;
 /** the most blocks, and instructions, one function runs in a fall-through chain */
 const MAX_CHAIN = 4;
 const MAX_CHAIN_INSTRUCTIONS = 48;
-const EXC_STOP = 2;
-const STOP_HTIF = 3;
 
 /** A decoded instruction (the fields of a decoded entry, registers as numbers 0..32). */
 export interface DecodedInst {
@@ -581,18 +579,11 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       f.localGet(HART);
       f.mem(Op.i32Load, 2, HART_FIELDS.exc.offset);
     };
-    /** A store (or FP store) that stopped for tohost completed first: it retires, as in run(). */
-    const htifStoreExit = (after: bigint, i: number) => {
-      excPending();
-      f.i32Const(EXC_STOP);
-      f.op(Op.i32Eq);
-      f.localGet(HART);
-      f.mem(Op.i32Load, 2, HART_FIELDS.stopReason.offset);
-      f.i32Const(STOP_HTIF);
-      f.op(Op.i32Eq);
-      f.op(Op.i32And);
+    /** Leaves the region (pc, the instructions of this block retired before, the code) when the i32 on the stack is
+     *  not 0: a rare way out, hinted so. */
+    const exitWhen = (pcValue: bigint, retiredInBlock: number, code: number) => {
       f.branchHint(false); f.op(Op.if); f.op(VOID);
-      exit(after, i + 1, EXIT_EXC);
+      exit(pcValue, retiredInBlock, code);
       f.op(Op.end);
     };
     /** va = rs1 + imm; te = the TLB entry for va; leaves the fast path's condition (the tag matches) on the stack. */
@@ -645,9 +636,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       const full = (keep?: { offset: number; addend: number }) => {
         tlbLookup(d, tlb, size);
         f.op(Op.i32Eqz);
-        f.branchHint(false); f.op(Op.if); f.op(VOID);
-        exit(d.pc, i, EXIT_MISS);
-        f.op(Op.end);
+        exitWhen(d.pc, i, EXIT_MISS);
         if (keep) { f.localGet(va); f.op(Op.i32WrapI64); f.i32Const(0xfff); f.op(Op.i32And); f.localSet(keep.offset); }
         hostAddress(tlb, keep ? keep.addend : -1);
       };
@@ -709,9 +698,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
       pushDone(L);
       f.localGet(BUDGET);
       f.op(Op.i32GtU);
-      f.branchHint(false); f.op(Op.if); f.op(VOID);
-      exit(b.pc, 0, EXIT_END);
-      f.op(Op.end);
+      exitWhen(b.pc, 0, EXIT_END);
 
       insts.forEach((d, i) => {
         const after = d.pc + BigInt(d.len);
@@ -742,9 +729,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           f.i64Const(MSTATUS_FS);
           f.op(Op.i64And);
           f.op(Op.i64Eqz);
-          f.branchHint(false); f.op(Op.if); f.op(VOID);
-          exit(d.pc, i, EXIT_MISS);
-          f.op(Op.end);
+          exitWhen(d.pc, i, EXIT_MISS);
           if (isFpStore(d.op)) {
             accessAddress(d, fpSize, true, i);
             f.localGet(HART);
@@ -785,9 +770,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           f.op(Op.i64Eqz);
           f.op(Op.i32And);
           f.op(Op.i32Eqz);
-          f.branchHint(false); f.op(Op.if); f.op(VOID);
-          exit(d.pc, i, EXIT_MISS);
-          f.op(Op.end);
+          exitWhen(d.pc, i, EXIT_MISS);
           hostAddress(TLB_WRITE);
           pushReg(d.rs2)();
           if (amo.size === 4) f.op(Op.i32WrapI64);
@@ -808,10 +791,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           f.i32Const(d.raw | 0);
           f.call(execSlow);
           excPending();
-          f.branchHint(false); f.op(Op.if); f.op(VOID);
-          if (isFpStore(d.op)) htifStoreExit(after, i);
-          exit(d.pc, i, EXIT_EXC);
-          f.op(Op.end);
+          exitWhen(d.pc, i, EXIT_EXC);
           // (rd may be an x register it wrote: the state block has it. In a loop its local is refreshed in place,
           // since the top of the loop reads that local; else it is loaded again where it is next read.)
           forgetPages(d.rd);
