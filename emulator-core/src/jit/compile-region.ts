@@ -736,7 +736,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
             f.mem(Op.i64Load, 3, HART_BLOCK.FREGS + 8 * d.rs2);
             f.mem(fpSize === 8 ? Op.i64Store : Op.i64Store32, fpSize === 8 ? 3 : 2, 0);
           } else {
-            const v = f.addLocal(I64);
+            const v = f.tempLocal("i64");
             accessAddress(d, fpSize, false, i);
             if (fpSize === 8) f.mem(Op.i64Load, 3, 0);
             else { f.mem(Op.i64Load32U, 2, 0); f.i64Const(FP_BOX); f.op(Op.i64Or); }
@@ -744,6 +744,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
             f.localGet(HART);
             f.localGet(v);
             f.mem(Op.i64Store, 3, HART_BLOCK.FREGS + 8 * d.rd);
+            f.releaseLocal(v);
             // FS dirty (and SD), as markFsDirty: it almost always is already
             f.localGet(HART);
             f.mem(Op.i64Load, 3, HART_FIELDS.mstatus.offset);
@@ -988,7 +989,7 @@ const RS1_USERS = new Set<number>();
   };
   for (const [op, emit] of VALUE_EMITTERS) emit(probe, { rs1() { RS1_USERS.add(op); }, rs2() {}, imm: 0n, pc: 0n });
 }
-/** Whether the compiled form of op reads rs1 / rs2 (A, F and D read theirs from the state block). */
+/** Whether the compiled form of op reads rs1 / rs2 (what jitExec runs reads its registers from the state block). */
 const readsRs1 = (op: number) => RS1_USERS.has(op) || LOADS.has(op) || STORES.has(op) || AMOS.has(op) || FP_MEMORY.has(op) || isBranch(op) || op === OP.JALR;
 const readsRs2 = (op: number) => usesRs2(op) || STORES.has(op) || AMOS.has(op) || isBranch(op);
 

@@ -438,9 +438,9 @@ export class JitTier {
   get invalidations(): number { return this.ex.jitInvalidations(); }
 }
 
-/** The RAM page (counted from RAM's start) of a guest physical page address. */
 /** the size of a decoded entry (assembly/decode.ts) */
 const ENTRY_SIZE = 16;
+/** The RAM page (counted from RAM's start) of a guest physical page address. */
 const ramPageOf = (pagePhys: bigint) => Number(pagePhys - RAM_BASE) >>> 12;
 
 /** Whether page[at..] starts with the bytes code holds. */
