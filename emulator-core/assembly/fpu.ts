@@ -5,9 +5,8 @@
 
 import * as O from "./ops";
 import * as SF from "./softfloat";
-import { E_RD, E_RS1, E_RS2, E_RAW, E_IMM } from "./decode";
-import { H, xregs, fregs, raise, tlbRead, tlbWrite, CAUSE_ILLEGAL_INSTRUCTION } from "./state";
-import { loadSlow, storeSlow, tlbHit } from "./mmu";
+import { E_RD, E_RS1, E_RS2, E_RAW } from "./decode";
+import { H, xregs, fregs, raise, CAUSE_ILLEGAL_INSTRUCTION } from "./state";
 import { fpEnabled, markFsDirty } from "./csr";
 
 const CANONICAL_NAN_S: u32 = 0x7fc00000;
@@ -24,30 +23,6 @@ const SIGN_D: u64 = 0x8000000000000000;
 /** What an FP load of size bytes puts in its register: a binary32 is NaN-boxed. */
 @inline export function fpLoaded(v: u64, size: u32): u64 { return size == 8 ? v : BOX | v; }
 
-/** FLW, FLD, FSW or FSD from its decoded entry (compiled code runs them here, through jitExec), with the TLB fast
- *  path the interpreter's own cases use, else the MMU's slow paths (which fill it); on failure H.exc is set. */
-export function execFpMemory(op: u32, e: usize): void {
-  if (!fpEnabled()) { raise(CAUSE_ILLEGAL_INSTRUCTION, load<u32>(e, E_RAW)); return; }
-  const va = load<u64>(xregs + <usize>load<u16>(e, E_RS1)) + <u64><i64>load<i32>(e, E_IMM);
-  const size: u32 = op == O.OP_FLD || op == O.OP_FSD ? 8 : 4;
-  if (op == O.OP_FLW || op == O.OP_FLD) {
-    const h = tlbHit(tlbRead, va, H.dataKey, size);
-    let v: u64;
-    if (h) v = size == 8 ? load<u64>(h) : <u64>load<u32>(h);
-    else {
-      v = loadSlow(va, size);
-      if (H.exc) return;
-    }
-    store<u64>(fregs + <usize>load<u16>(e, E_RD), fpLoaded(v, size));
-    markFsDirty();
-  } else {
-    const v = load<u64>(fregs + <usize>load<u16>(e, E_RS2));
-    const h = tlbHit(tlbWrite, va, H.dataKey, size);
-    if (!h) storeSlow(va, size, v);
-    else if (size == 8) store<u64>(h, v);
-    else store<u32>(h, <u32>v);
-  }
-}
 @inline function fs(off: u32): u32 { return unboxS(load<u64>(fregs + off)); }
 @inline function setF(off: u32, v: u64): void { store<u64>(fregs + off, v); markFsDirty(); }
 @inline function setFS(off: u32, v: u32): void { store<u64>(fregs + off, boxS(v)); markFsDirty(); }

@@ -222,16 +222,10 @@ export function run(budget: i32): u32 {
         e = probeEntry; // the next block start: looked up through this case again, on this page or not
         // Nothing a block runs changes interrupt enables, privilege or translation (it stops before any CSR or
         // system instruction), and the host changes interrupt lines only between run() calls: there is nothing to
-        // look at between blocks but a pending trap or stop.
+        // look at between blocks but a pending trap (a block touches no device: it leaves at any access its TLB
+        // path cannot do, EXIT_MISS, and the interpreter does it).
         interpretNext = exit == JIT_EXIT_MISS;
         if (exit != JIT_EXIT_EXC) continue;
-        if (H.exc == EXC_STOP) {
-          // STOP_MMIO: pc is at the access, which will be re-executed; STOP_HTIF: the store retired, pc is past it
-          H.exc = 0;
-          H.pc = p;
-          H.instret += <u64>(budget - n);
-          return H.stopReason;
-        }
         n--; // the faulting instruction spends a step but does not retire: taken below as after any instruction
         break;
       }

@@ -11,7 +11,7 @@ import { takeTrap } from "./trap";
 import { decode16, decode32, E_OP, E_RD, E_RS1, E_RS2, E_IMM, E_RAW } from "./decode";
 import * as O from "./ops";
 import { execAtomic } from "./atomics";
-import { execFp, execFpMemory } from "./fpu";
+import { execFp } from "./fpu";
 
 export { run } from "./hart";
 import { initScratch } from "./hart";
@@ -115,9 +115,10 @@ export function fillTlbForTest(va: u64, write: bool): bool { return fillTlb(va, 
 
 // For compiled regions (src/jit/compile-region.ts), which import it from this instance, wasm to wasm.
 
-/** Executes one A, F or D instruction for a compiled region, from its decoded fields (as in a decoded entry:
- *  registers as byte offsets), with the interpreter's own code: the region stores the integer registers it names
- *  before and reloads its rd after. On failure H.exc is set (a trap, or a stop: an FP access to a device). */
+/** Executes one A instruction or one F or D instruction other than a load or store (regions do those themselves)
+ *  for a compiled region, from its decoded fields (as in a decoded entry: registers as byte offsets), with the
+ *  interpreter's own code: the region stores the integer registers it names before and reloads its rd after. On
+ *  failure H.exc is set to a trap (an atomic's fault: none of these touches a device). */
 export function jitExec(op: u32, rd: u32, rs1: u32, rs2: u32, imm: i32, raw: u32): void {
   const e = execEntry;
   store<u8>(e, <u8>op, E_OP);
@@ -127,16 +128,14 @@ export function jitExec(op: u32, rd: u32, rs1: u32, rs2: u32, imm: i32, raw: u32
   store<i32>(e, imm, E_IMM);
   store<u32>(e, raw, E_RAW);
   if (op >= O.OP_LR_W && op <= O.OP_AMOMAXU_D) execAtomic(op, e);
-  else if (op >= O.OP_FLW && op <= O.OP_FSD) execFpMemory(op, e);
   else execFp(op, e);
 }
 const execEntry = memory.data(16, 16);
 
 /** Finishes what a compiled block left pending in H.exc, as run() does after the instruction: a trap is taken
  *  (the handler's address goes to H.pc, which the block left at the faulting instruction) and STOP_SLICE
- *  returned; a stop request is cleared and its reason returned (STOP_MMIO: the access is re-executed once the
- *  host has answered; STOP_HTIF: the block already counted the store and moved pc past it). With nothing pending
- *  it returns STOP_SLICE. The TLB keys are brought up to date, since a trap changes privilege. */
+ *  returned (a stop request, which blocks no longer leave, is cleared and its reason returned). With nothing
+ *  pending it returns STOP_SLICE. The TLB keys are brought up to date, since a trap changes privilege. */
 export function takePendingTrap(): u32 {
   const H = S.H;
   const exc = H.exc;

@@ -75,7 +75,7 @@ export function clearTlbs(): void {
  *  current dataKey), else 0: the fast path of a load or store. The tag is compared with the page of the access's
  *  last byte, so an access that crosses into the next page (misaligned) never matches and takes the slow path
  *  without a separate check. The interpreter's loads and stores use it, as do the instructions the hart runs
- *  outside run()'s cases (atomics, and compiled code's FP loads and stores through jitExec). */
+ *  outside run()'s cases (the atomics). */
 @inline export function tlbHit(tlb: usize, va: u64, key: u64, size: u32): usize {
   const te = tlb + ((<usize>(va >> 12) & (TLB_ENTRIES - 1)) * TLB_ENTRY_SIZE);
   return load<u64>(te) == (((va + (size - 1)) >> 12) | key) ? <usize>(va + load<u64>(te, 8)) : 0;
