@@ -54,17 +54,19 @@ export interface RegionCompiler {
   close(): void;
 }
 
-/** The building itself: a region's bytes and its WebAssembly.Module, with a decoder of its own (a private instance
- *  of the hart module over a memory of its own: the decoder is pure, and the VM's memory is not needed). */
+/** The building itself: a region's bytes and its WebAssembly.Module, wherever it runs (the tier's own thread, or a
+ *  compiler thread's). */
 export class RegionBuilder {
-  private readonly decode: Decoder;
+  constructor(private readonly decode: Decoder) {}
 
-  constructor(hartModule: WebAssembly.Module) {
+  /** A builder with a decoder of its own, for another thread: a private instance of the hart module over a memory
+   *  of its own (the decoder is pure, and the VM's memory is not needed). */
+  static forHart(hartModule: WebAssembly.Module): RegionBuilder {
     // the hart's limits (build.mjs): 32 to 65536 pages, shared; only the first pages are ever touched here
     const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536, shared: true });
     const instance = new WebAssembly.Instance(hartModule, { env: { memory } });
     const ex = instance.exports as unknown as { decodeForTest(inst: number): number };
-    this.decode = hartDecoder(memory, (inst) => ex.decodeForTest(inst));
+    return new RegionBuilder(hartDecoder(memory, (inst) => ex.decodeForTest(inst)));
   }
 
   build(job: RegionJob): RegionBuilt {
@@ -99,7 +101,7 @@ export interface CompilerHello { hart: WebAssembly.Module }
 export function serveRegionBuilds(end: MessageEnd): void {
   let builder: RegionBuilder | undefined;
   end.onMessage((m) => {
-    if (!builder) { builder = new RegionBuilder((m as CompilerHello).hart); return; }
+    if (!builder) { builder = RegionBuilder.forHart((m as CompilerHello).hart); return; }
     end.postMessage(builder.build(m as RegionJob));
   });
 }
@@ -147,7 +149,7 @@ export class DeferredRegionCompiler implements RegionCompiler {
   private readonly queue: { job: RegionJob; done: (built: RegionBuilt) => void }[] = [];
   jobs = 0;
 
-  constructor(hart: WebAssembly.Module) { this.builder = new RegionBuilder(hart); }
+  constructor(hart: WebAssembly.Module) { this.builder = RegionBuilder.forHart(hart); }
 
   compile(job: RegionJob, done: (built: RegionBuilt) => void): void {
     this.jobs++;

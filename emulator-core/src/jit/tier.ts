@@ -18,8 +18,8 @@
 // again without compiling when the bytes they were compiled from are unchanged.
 
 import { RAM_BASE } from "../layout.ts";
-import { blockExportName, compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
-import type { RegionBuilt, RegionCompiler, RegionJob } from "./region-compiler.ts";
+import { blockExportName, hartDecoder } from "./compile-region.ts";
+import { RegionBuilder, type RegionBuilt, type RegionCompiler, type RegionJob } from "./region-compiler.ts";
 
 export interface JitOptions {
   /** executions of a block start before its page's region is compiled (1: on first execution; default 10000: a
@@ -134,7 +134,8 @@ export class JitTier {
   readonly maxCodeBytes: number;
   readonly names: boolean;
   readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, evictedForCode: 0, dropped: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0, offThread: 0, offThreadMs: 0, discarded: 0, buildErrors: 0 };
-  private readonly decode: Decoder;
+  /** builds regions on this thread when there is no compiler (JitOptions.compiler) */
+  private readonly builder: RegionBuilder;
   /** table indices free for block functions (the hart module's own functions come before them all) */
   private readonly freeSlots: number[] = [];
   private next = 0;
@@ -166,7 +167,7 @@ export class JitTier {
     this.compiler = opts.compiler;
     this.ramHostToGuest = RAM_BASE - BigInt(ramOffset);
     this.names = opts.names ?? (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TABVISOR_JIT_NAMES === "1";
-    this.decode = hartDecoder(memory, (inst) => ex.decodeForTest(inst));
+    this.builder = new RegionBuilder(hartDecoder(memory, (inst) => ex.decodeForTest(inst)));
     this.none = (ex.JIT_NONE.value as number) >>> 0;
     this.growTable(this.maxModules);
     this.held = new Array(this.maxModules).fill(undefined);
@@ -232,20 +233,11 @@ export class JitTier {
         ex.jitInstall(pc, phys, this.none);
         this.requestBuild(key, pageVa, pagePhys, page);
       } else {
-        const region = compileRegion(page, pageVa, [...roots], this.decode, {
-          ramHostToGuest: this.ramHostToGuest, names: this.names, executed: this.executedOn(pagePhys),
-        });
-        const tBuilt = performance.now();
-        this.stats.buildMs += tBuilt - t0;
-        let module: WebAssembly.Module | null = null;
-        if (region) {
-          module = new WebAssembly.Module(region.bytes);
-          this.stats.moduleMs += performance.now() - tBuilt;
-        }
-        this.adopt(key, pageVa, pagePhys, module && region && {
-          module, starts: region.blocks.map((b) => b.pc), lo: region.lo, hi: region.hi,
-          instructions: region.instructions, bytes: region.bytes.length,
-        }, page, [...roots]);
+        const built = this.builder.build(this.jobFor(key, pageVa, pagePhys, page));
+        if (built.error) throw new Error(built.error);
+        this.stats.buildMs += built.buildMs;
+        this.stats.moduleMs += built.moduleMs;
+        this.adopt(key, pageVa, pagePhys, built.module ? built : null, page, [...roots]);
       }
     }
     this.stats.compileMs += performance.now() - t0;
@@ -298,13 +290,18 @@ export class JitTier {
   private requestBuild(key: string, pageVa: bigint, pagePhys: bigint, page: Uint8Array): void {
     const pending = this.building.get(key);
     if (pending) { pending.again = true; return; }
-    const job: RegionJob = {
-      id: ++this.jobs, page: page.slice(), pageVa, roots: [...(this.roots.get(key) ?? [])],
-      ramHostToGuest: this.ramHostToGuest, names: this.names, executed: this.executedOn(pagePhys),
-    };
+    const job = this.jobFor(key, pageVa, pagePhys, page);
     this.building.set(key, { again: false });
     this.stats.offThread++;
     this.compiler!.compile(job, (built) => this.landed(key, pageVa, pagePhys, job, built));
+  }
+
+  /** What the builder needs for the page's region now: a copy of its bytes, its roots, what of it has run. */
+  private jobFor(key: string, pageVa: bigint, pagePhys: bigint, page: Uint8Array): RegionJob {
+    return {
+      id: ++this.jobs, page: page.slice(), pageVa, roots: [...(this.roots.get(key) ?? [])],
+      ramHostToGuest: this.ramHostToGuest, names: this.names, executed: this.executedOn(pagePhys),
+    };
   }
 
   /** A region built off this thread came back (between slices): installed when the page still holds the bytes it
