@@ -8,12 +8,20 @@
 // JIT keeps).
 // Exits non-zero if a step fails or prints a wrong result on Tabvisor, with either tier.
 //
+// The initramfs reaches each guest as Tabvisor hands it over: unpacked by the host (NodeVm, the page), so the
+// guest does not inflate it; QEMU gets the same cpio archive (a temporary file), so both boot the same bytes.
+// --gz-initrd gives both the published gzip file instead, which each guest's kernel inflates itself.
+//
 //   npm run bench:linux [-- --repeat N] [--no-qemu] [--jit-only | --no-jit] [--jit-threshold N] [--idle-ms N]
-//                       [--timeout-ms N]
+//                       [--timeout-ms N] [--gz-initrd]
 //   QEMU=/path/to/qemu-system-riscv64 picks another QEMU.
 
 import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { gunzipSync } from "node:zlib";
 import { DEFAULT_IMAGES } from "../emulator-core/src/node/vm.ts";
 import {
   findOpensbi, findQemu, QemuSession, TabvisorSession, type GuestSession,
@@ -138,6 +146,8 @@ interface Options {
   idleMs: number;
   timeoutMs: number;
   noQemu: boolean;
+  /** both guests get the gzip initramfs and inflate it themselves */
+  gzInitrd: boolean;
   interp: boolean;
   jit: boolean;
   jitThreshold?: number;
@@ -156,6 +166,7 @@ function parseOptions(): Options | string {
         "jit-threshold": { type: "string" },
         "idle-ms": { type: "string" },
         "timeout-ms": { type: "string" },
+        "gz-initrd": { type: "boolean" },
       },
       strict: true,
     }).values;
@@ -174,7 +185,7 @@ function parseOptions(): Options | string {
   if (jitThreshold !== undefined && !(Number.isInteger(jitThreshold) && jitThreshold > 0)) return "--jit-threshold must be a positive integer";
   if (jitThreshold !== undefined && values["no-jit"]) return "--jit-threshold goes without --no-jit";
   return {
-    repeat, idleMs, timeoutMs, jitThreshold, noQemu: values["no-qemu"] ?? false,
+    repeat, idleMs, timeoutMs, jitThreshold, noQemu: values["no-qemu"] ?? false, gzInitrd: values["gz-initrd"] ?? false,
     interp: !values["jit-only"], jit: !values["no-jit"],
   };
 }
@@ -235,16 +246,26 @@ async function main(): Promise<number> {
   if (typeof o === "string") { process.stderr.write(`bench:linux: ${o}\n`); return 2; }
 
   const kernel = DEFAULT_IMAGES + "Image";
-  const initrd = DEFAULT_IMAGES + "initramfs.cpio.gz";
+  const gz = DEFAULT_IMAGES + "initramfs.cpio.gz";
+  // QEMU's copy of the cpio archive Tabvisor's guests get (NodeVm unpacks the same file the same way)
+  const scratch = o.gzInitrd ? undefined : mkdtempSync(join(tmpdir(), "tabvisor-bench-"));
+  const initrd = scratch ? join(scratch, "initramfs.cpio") : gz;
+  if (scratch) writeFileSync(initrd, gunzipSync(readFileSync(gz)));
   log(`Linux benchmark: ${RAM_MIB} MiB guest, ${kernel}${o.repeat > 1 ? `, medians of ${o.repeat} runs` : ""}`);
+  log(o.gzInitrd
+    ? `initramfs: ${gz}, inflated by each guest's kernel (--gz-initrd)`
+    : `initramfs: ${gz} unpacked by the host, the same cpio archive for every guest (--gz-initrd: the guests inflate it)`);
 
-  const interp = o.interp
-    ? await measure(() => new TabvisorSession({ ramMiB: RAM_MIB, name: "interp" }), o.repeat, o.idleMs, o.timeoutMs)
-    : undefined;
-  const jit = o.jit
-    ? await measure(() => new TabvisorSession({ ramMiB: RAM_MIB, name: "jit", jit: { threshold: o.jitThreshold } }), o.repeat, o.idleMs, o.timeoutMs)
-    : undefined;
-  const qemu = await measureQemu(o, kernel, initrd);
+  const session = (name: string, jit?: { threshold?: number }) => () =>
+    new TabvisorSession({ ramMiB: RAM_MIB, name, jit, unpackInitrd: !o.gzInitrd });
+  let interp: Run | undefined, jit: Run | undefined, qemu: { run?: Run; note: string };
+  try {
+    interp = o.interp ? await measure(session("interp"), o.repeat, o.idleMs, o.timeoutMs) : undefined;
+    jit = o.jit ? await measure(session("jit", { threshold: o.jitThreshold }), o.repeat, o.idleMs, o.timeoutMs) : undefined;
+    qemu = await measureQemu(o, kernel, initrd);
+  } finally {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  }
 
   log("");
   log(comparisonTable(interp, jit, qemu.run));
@@ -254,7 +275,7 @@ async function main(): Promise<number> {
     if (!Number.isNaN(idle)) log(`idle target < 1% of a core (${name}): ${idle < 1 ? "met" : "NOT met"}`);
   }
   const jitRows = jit && jitStepTable(jit);
-  if (jitRows) {
+  if (jit && jitRows) {
     log("");
     log(`JIT (${jit.settings ?? "settings unknown"}): compile time, its share of each step's wall time, and where the instructions ran`);
     log(jitRows);

@@ -154,7 +154,7 @@ export class NodeLabHost implements LabHost {
             return await NodeVm.fromTemplate(template, base);
           } catch { /* a template of another shape or build: boot instead */ }
         }
-        return new NodeVm({ ...base, inflateInitrd: true });
+        return new NodeVm(base);
       };
     }
     const entry: VmEntry = {

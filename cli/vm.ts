@@ -161,8 +161,6 @@ function bootVm(opts: LinuxOptions): NodeVm {
     return new NodeVm({
       ramMiB: opts.mem, kernel: opts.kernel, initrd: opts.initrd, append: opts.append, disk: opts.disk,
       hostname: opts.hostname, keepOutput: false, deterministic: opts.deterministic,
-      // the boot is what a user waits for: the host inflates the initramfs much faster than the guest would
-      inflateInitrd: true,
       onConsole: toStdout, whenConsoleDrained: whenStdoutDrained, jit: opts.jit, jitThreshold: opts.jitThreshold,
     });
   } catch (e) {

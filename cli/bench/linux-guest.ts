@@ -178,6 +178,8 @@ export interface TabvisorSessionOptions {
   name: string;
   /** the JIT on, with this threshold (undefined: its default); absent: the interpreter alone */
   jit?: { threshold?: number };
+  /** hand the guest the initramfs unpacked, as NodeVm does by default (false: the gzip file itself) */
+  unpackInitrd?: boolean;
 }
 
 export class TabvisorSession extends ShellSession {
@@ -197,6 +199,7 @@ export class TabvisorSession extends ShellSession {
       onConsole: (bytes) => this.out.add(bytes),
       jit: this.opts.jit !== undefined,
       jitThreshold: this.opts.jit?.threshold,
+      inflateInitrd: this.opts.unpackInitrd ?? true,
     }).start();
     void this.vm.exited.then((status) => this.out.fail(`the guest powered off (status ${status})`));
   }

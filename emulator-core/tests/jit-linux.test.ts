@@ -10,7 +10,7 @@ afterEach(() => { for (const vm of vms.splice(0)) vm.stop(); });
 
 describe("a Linux guest with the JIT on", () => {
   it("boots to a shell and runs commands", async () => {
-    const vm = new NodeVm({ ramMiB: 128, hostname: "jitvm", jit: true, jitThreshold: 32, inflateInitrd: true }).start();
+    const vm = new NodeVm({ ramMiB: 128, hostname: "jitvm", jit: true, jitThreshold: 32 }).start();
     vms.push(vm);
     await vm.waitFor("@@GUEST_READY@@", 60_000, 0);
     await vm.command("true", 30_000);

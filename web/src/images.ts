@@ -6,9 +6,11 @@ import { openSnapshot } from "../../emulator-core/src/snapshot/snapshot.ts";
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
 import type { StateValue } from "../../emulator-core/src/snapshot/state-value.ts";
 import { checkManifest, chunkedImageId, type ChunkedImageManifest } from "../../emulator-core/src/machine/virtio/chunked-disk.ts";
+import { unpackInitrd } from "../../emulator-core/src/machine/linux-image.ts";
 
 export interface GuestImages {
   kernel: Uint8Array;
+  /** the initramfs as the guest gets it: unpacked here when the manifest's file is gzip (unpackInitrd) */
   initrd: Uint8Array;
 }
 
@@ -208,7 +210,9 @@ export function loadGuest(onProgress: (p: LoadProgress) => void = () => {}): Pro
         console.warn(`the template snapshot ${imageUrl(templateEntry.file)} is not usable (${(e as Error).message}): new VMs boot instead`);
       }
     }
-    return { hart: await hart, images: { kernel: files[0], initrd: files[1] }, template, debian: await debian };
+    // (after the sha256 check, which is of the file as published)
+    const initrd = await unpackInitrd(files[1]);
+    return { hart: await hart, images: { kernel: files[0], initrd }, template, debian: await debian };
   })();
   cached.catch(() => { cached = undefined; }); // a failed download may be retried
   return cached;

@@ -5,6 +5,8 @@
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
+import { isGzip } from "../gunzip.ts";
+import { MAX_UNPACKED_INITRD } from "../machine/linux-image.ts";
 import { Machine, BootError } from "../machine/machine.ts";
 import { makeSpec, MachineSpecError, type MachineSpec } from "../machine/description.ts";
 import { MachineRunner, runSlice, hold, type RunnerHost } from "../machine/runner.ts";
@@ -61,9 +63,9 @@ export interface NodeVmOptions {
   whenConsoleDrained?: () => Promise<void>;
   /** keep console output in `output` (default true) */
   keepOutput?: boolean;
-  /** decompress a gzip initramfs on the host and hand the guest the cpio archive inside (Linux takes either): the
-   *  guest then skips inflating it in emulated instructions, about a third of its boot. Off by default, so the
-   *  guest boots the very file it was given (the benchmarks compare that boot with QEMU's). */
+  /** unpack a gzip initramfs on the host and hand the guest the cpio archive inside (default true; Linux takes
+   *  either): the guest then skips inflating it in emulated instructions, about 40% of the default guest's boot.
+   *  false hands the guest the very file it was given (`npm run bench:linux -- --gz-initrd` times that boot). */
   inflateInitrd?: boolean;
   /** compile hot guest code to WebAssembly (the JIT, src/jit/README.md); default false */
   jit?: boolean;
@@ -86,11 +88,12 @@ function readImage(path: string, what: string): Uint8Array {
   }
 }
 
-/** The cpio archive in a gzip initramfs; anything else (or a damaged file) as it is, for the guest to judge. */
+/** The cpio archive in a gzip initramfs, at most MAX_UNPACKED_INITRD bytes of it (as unpackInitrd, linux-image.ts,
+ *  in the page); anything else, or a file the host cannot unpack whole, as it is, for the guest to judge. */
 function inflated(initrd: Uint8Array): Uint8Array {
-  if (initrd[0] !== 0x1f || initrd[1] !== 0x8b) return initrd;
+  if (!isGzip(initrd)) return initrd;
   try {
-    return gunzipSync(initrd);
+    return gunzipSync(initrd, { maxOutputLength: MAX_UNPACKED_INITRD });
   } catch {
     return initrd;
   }
@@ -129,7 +132,7 @@ export class NodeVm {
     const kernel = readImage(opts.kernel ?? DEFAULT_IMAGES + "Image", "kernel");
     const initrdPath = opts.initrd ?? (opts.kernel ? undefined : DEFAULT_IMAGES + "initramfs.cpio.gz");
     let initrd = initrdPath ? readImage(initrdPath, "initrd") : undefined;
-    if (initrd && opts.inflateInitrd) initrd = inflated(initrd);
+    if (initrd && (opts.inflateInitrd ?? true)) initrd = inflated(initrd);
     if (opts.disk !== undefined) {
       if (!existsSync(opts.disk)) throw new VmConfigError(`cannot open the disk ${opts.disk}: no such file`);
       try {

@@ -9,6 +9,7 @@
 // hash is checked before use, and every offset and length of a request is checked against the disk even though
 // the virtio device checks them already (the guest is untrusted).
 
+import { gunzip } from "../../gunzip.ts";
 import type { BlockBackend } from "./backends.ts";
 import type { DiskBase } from "./layered-disk.ts";
 
@@ -73,22 +74,6 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
   let s = "";
   for (const b of d) s += b.toString(16).padStart(2, "0");
   return s;
-}
-
-/** gunzip with DecompressionStream (browsers, workers and Node 18+), at most `limit` bytes out. */
-export async function gunzip(bytes: Uint8Array, limit: number): Promise<Uint8Array> {
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("gzip"));
-  const reader = stream.getReader();
-  const out = new Uint8Array(limit);
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (n + value.length > limit) { await reader.cancel(); throw new ChunkedDiskError(`decompresses to more than ${limit} bytes`); }
-    out.set(value, n);
-    n += value.length;
-  }
-  return n === limit ? out : out.subarray(0, n);
 }
 
 export interface ChunkedDiskStats {
