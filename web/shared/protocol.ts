@@ -157,6 +157,9 @@ export interface VmInit {
   /** build the machine with the JIT (hot guest code compiled to WebAssembly, emulator-core/src/jit); default false:
    *  the interpreter alone. setJit changes it for the machines built after (see there). */
   jit?: boolean;
+  /** this VM's channel to the page's JIT compiler thread (web/src/jit-compiler.ts); absent: regions are built on
+   *  the VM's own thread */
+  jitPort?: MessagePort;
   /** the shared memory of each card of spec.nics, in order (see below) */
   nics?: NicInit[];
   /** the template snapshot (public/images/template.snap), opened once by the page: when spec has its shape and a

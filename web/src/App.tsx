@@ -8,6 +8,7 @@ import { Dashboard, type DashboardUi } from "./Dashboard.tsx";
 import { Hypervisor, type UiState, type HostSummary, type NetworkAttach } from "./hypervisor.ts";
 import { prepareVmWorker, type VmHandle } from "./vm-handle.ts";
 import { loadGuest, DownloadError, type LoadProgress } from "./images.ts";
+import { warmCompiler } from "./jit-compiler.ts";
 import type { EnvironmentProblem } from "./environment.ts";
 import type { VmStats } from "../shared/protocol.ts";
 import type { Sample } from "./meters.ts";
@@ -108,6 +109,8 @@ function useHypervisor(onProgress: (p: LoadProgress) => void, onProblem: (p: Env
         fromUrl || secondHost ? undefined : loadSavedNetworks(),
       ]);
       if (cancelled) { labLock?.release(); return; }
+      // the JIT's compiler thread warms up while the page waits for its first VM (a VM's first region ends it)
+      if (globalThis.crossOriginIsolated) warmCompiler(guest.hart, guest.images.kernel);
       const net = new NetworkHub();
       // the saved lab's networks as the last visit left them (a lab's own networks among them), else the default one
       for (const cfg of savedNets?.length ? savedNets : [DEFAULT_NETWORK]) {

@@ -9,6 +9,7 @@ import {
   type VmEvent, type VmIncoming, type VmDiskInit, type VmDiskBase, type VmBootImages, type VmMigrationReport, type VmOrigin, type VmState, type VmStats, type VmWorkerApi,
 } from "../shared/protocol.ts";
 import { bulkBuffers } from "../shared/saved-machine.ts";
+import { compilerPort } from "./jit-compiler.ts";
 import type { Template } from "./images.ts";
 import type { NicInit } from "../net/nic-channel.ts";
 import type { MachineSpec } from "../../emulator-core/src/machine/description.ts";
@@ -85,7 +86,8 @@ function machineSpecOf(opts: VmHandleOptions, nics: NicInit[]): MachineSpec {
  *  for the next VM; it costs no CPU while it waits (no machine, no memory of its own yet). */
 let spareWorker: Worker | undefined;
 let spareTimer: ReturnType<typeof setTimeout> | undefined;
-const SPARE_DELAY_MS = 300; // after a VM is made: not in the way of its start
+const SPARE_DELAY_MS = 2000; // after a VM is made: not in the way of its start, nor of its boot (a worker loading
+// its modules meanwhile cost a boot through the page about 30 ms)
 
 const newVmWorker = () => new Worker(new URL("../workers/vm-worker.ts", import.meta.url), { type: "module", name: "vm" });
 /** spares that failed to load (their error came before any VM listened): not handed out */
@@ -192,6 +194,7 @@ export class VmHandle {
     const spec = machineSpecOf(opts, nics);
     // the template goes only to VMs it may fit (the worker makes the final check): its state is copied to each
     const template = opts.template && templateShape(opts.template.spec) === templateShape(spec) ? opts.template : undefined;
+    const jitPort = compilerPort();
     this.remote.init(Comlink.transfer({
       hart: opts.hart,
       images: opts.images,
@@ -203,6 +206,7 @@ export class VmHandle {
       cpuCap: opts.cpuCap,
       balloonMiB: opts.balloonMiB,
       jit: opts.jit,
+      jitPort,
       nics,
       template,
       from: opts.from,
@@ -211,7 +215,7 @@ export class VmHandle {
       diskBase: opts.diskBase,
       unavailable: opts.unavailable,
       consoleBacklogBytes: opts.consoleBacklogBytes,
-    }, opts.from ? bulkBuffers(opts.from.state) : []), Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
+    }, [jitPort, ...(opts.from ? bulkBuffers(opts.from.state) : [])]), Comlink.proxy(onEvent)).catch((e: Error) => fail(e.message));
     this.schedule();
     // The safety net should a wake-up of the sleeping pump ever be missed. A hidden page takes no output at all: the
     // worker keeps it (the guest runs on; the oldest is dropped past its backlog, with a mark) until it shows again.

@@ -97,9 +97,9 @@ export interface VmHostOptions {
   /** bytes of console output kept beyond the ring for a page that does not take it (default CONSOLE_BACKLOG; at
    *  least CONSOLE_BACKLOG_MIN); VmInit.consoleBacklogBytes, when given, wins */
   consoleBacklog?: number;
-  /** makes the JIT's compiler thread (web/workers/vm-worker.ts: a nested Worker), once, when a machine with the JIT
-   *  is first built; without it, regions are built on the VM's thread */
-  jitCompiler?: (hart: WebAssembly.Module) => RegionCompiler;
+  /** the JIT's channel to a compiler thread (web/workers/vm-worker.ts: the page's), asked for once, when a machine
+   *  with the JIT is first built; without it (or when it gives none), regions are built on the VM's thread */
+  jitCompiler?: (hart: WebAssembly.Module) => RegionCompiler | undefined;
 }
 
 /** A backlog bound as asked for, made whole and at least CONSOLE_BACKLOG_MIN. */
@@ -163,8 +163,9 @@ export class VmHost implements VmWorkerApi {
   private balloonPages = 0;
   /** machines built from now on get the JIT (VmInit.jit, setJit) */
   private jit = false;
-  /** the JIT's compiler thread (VmHostOptions.jitCompiler), made when a machine with the JIT is first built */
+  /** the JIT's compiler thread (VmHostOptions.jitCompiler), asked for when a machine with the JIT is first built */
   private regionCompiler: RegionCompiler | undefined;
+  private regionCompilerAsked = false;
   private bootAt = 0;
   /** the opened template, when the page offered one */
   private template: VmInit["template"];
@@ -586,7 +587,10 @@ export class VmHost implements VmWorkerApi {
 
   /** What every machine built here is built with (boot, template, snapshot, fork, migration alike). */
   private machineOptions(): MachineOptions {
-    if (this.jit && !this.regionCompiler && this.opts.jitCompiler) this.regionCompiler = this.opts.jitCompiler(this.cfg!.hart);
+    if (this.jit && !this.regionCompilerAsked && this.opts.jitCompiler) {
+      this.regionCompilerAsked = true;
+      this.regionCompiler = this.opts.jitCompiler(this.cfg!.hart);
+    }
     return { jit: this.jit, jitCompiler: this.regionCompiler };
   }
 

@@ -1,9 +1,20 @@
-// The JIT's compiler thread in the page: a Worker its VM's worker starts, which builds the VM's regions off the
-// thread that runs the guest (emulator-core/src/jit/region-compiler.ts has the protocol).
+// The JIT's compiler thread in the page (web/src/jit-compiler.ts starts it): it builds the regions of every VM of
+// the page, each VM's worker over a MessagePort of its own (emulator-core/src/jit/region-compiler.ts has the
+// protocol).
 
-import { serveRegionBuilds } from "../../emulator-core/src/jit/region-compiler.ts";
+import { RegionBuildServer, type RegionJob } from "../../emulator-core/src/jit/region-compiler.ts";
 
-serveRegionBuilds({
-  postMessage: (m) => postMessage(m),
-  onMessage: (h) => addEventListener("message", (e) => h((e as MessageEvent).data)),
+/** What the page sends: a VM's channel, or code to warm up on. */
+export type CompilerThreadMessage = { port: MessagePort } | { warm: { hart: WebAssembly.Module; jobs: RegionJob[] } };
+
+const server = new RegionBuildServer();
+
+addEventListener("message", (e) => {
+  const m = (e as MessageEvent<CompilerThreadMessage>).data;
+  if ("port" in m) {
+    const port = m.port;
+    server.serve({ postMessage: (r) => port.postMessage(r), onMessage: (h) => { port.onmessage = (ev) => h(ev.data); } });
+  } else {
+    server.warm(m.warm.hart, m.warm.jobs, (step) => setTimeout(step, 0));
+  }
 });

@@ -8,19 +8,23 @@ import { ThreadRegionCompiler } from "../../emulator-core/src/jit/region-compile
 import { bulkBuffers } from "../shared/saved-machine.ts";
 import type { VmWorkerApi } from "../shared/protocol.ts";
 
-// the JIT builds regions on a thread of its own (a nested Worker, started when the VM's JIT first asks for a region)
+// the JIT builds regions on the page's compiler thread (web/src/jit-compiler.ts), over the port the VM's init brings
+let jitPort: MessagePort | undefined;
 const host = new VmHost({
-  jitCompiler: (hart) => new ThreadRegionCompiler(() => {
-    const worker = new Worker(new URL("./jit-compile-worker.ts", import.meta.url), { type: "module", name: "vm-jit" });
-    return {
-      end: { postMessage: (m) => worker.postMessage(m), onMessage: (h) => worker.addEventListener("message", (e) => h(e.data)) },
-      stop: () => worker.terminate(),
-    };
-  }, hart),
+  jitCompiler: (hart) => {
+    const port = jitPort;
+    return port && new ThreadRegionCompiler(() => ({
+      end: { postMessage: (m) => port.postMessage(m), onMessage: (h) => { port.onmessage = (e) => h(e.data); } },
+      stop: () => port.close(),
+    }), hart);
+  },
 });
 
 const api: VmWorkerApi = {
-  init: (init, onEvent) => host.init(init, onEvent),
+  init: (init, onEvent) => {
+    jitPort = init.jitPort;
+    return host.init(init, onEvent);
+  },
   start: () => host.start(),
   pause: () => host.pause(),
   resume: () => host.resume(),

@@ -6,9 +6,10 @@
 // instantiates and installs it, between slices, after checking that the page still holds the bytes it was built
 // from.
 //
-// The messages (RegionJob in, RegionBuilt out, both structured-cloneable) and the builder are here; the thread
-// adapters are thin: emulator-core/src/node/jit-compile-worker.ts (Node) and web/workers/jit-compile-worker.ts
-// (the page).
+// The messages (RegionJob in, RegionBuilt out, both structured-cloneable), the builder and the server a compiler
+// thread runs are here. One thread serves every VM of a page or a process, each over a channel of its own; the
+// thread adapters are thin: emulator-core/src/node/jit-compile-worker.ts (Node) and web/workers/jit-compile-worker.ts
+// with web/src/jit-compiler.ts (the page).
 
 import { compileRegion, hartDecoder, type Decoder } from "./compile-region.ts";
 
@@ -94,23 +95,73 @@ export interface MessageEnd {
   onMessage(handler: (message: unknown) => void): void;
 }
 
-/** The first message to a compiler's thread: the hart module its builder decodes with. */
+/** The first message on a channel to a compiler's thread: the hart module its builder decodes with. */
 export interface CompilerHello { hart: WebAssembly.Module }
 
-/** A compiler thread's side: a builder made from the first message, then a RegionBuilt for every RegionJob. */
-export function serveRegionBuilds(end: MessageEnd): void {
-  let builder: RegionBuilder | undefined;
-  end.onMessage((m) => {
-    if (!builder) { builder = RegionBuilder.forHart((m as CompilerHello).hart); return; }
-    end.postMessage(builder.build(m as RegionJob));
-  });
+/** A compiler thread's side. One thread can serve the VMs of a whole page or process, each over a channel of its
+ *  own (serve): its builder's code, which V8 optimizes as it runs, is then warm for every VM after the first, and
+ *  the builds of all of them take one core at most. The first hello makes the builder (the VMs of a host share
+ *  one hart module); every RegionJob gets its RegionBuilt back on its own channel, in order. */
+export class RegionBuildServer {
+  private builder: RegionBuilder | undefined;
+  private warmup: RegionJob[] = [];
+  /** jobs arrived since the warm-up last looked: it gives way to them */
+  private jobsSeen = 0;
+
+  serve(end: MessageEnd): void {
+    let greeted = false;
+    end.onMessage((m) => {
+      if (!greeted) {
+        greeted = true;
+        this.builder ??= RegionBuilder.forHart((m as CompilerHello).hart);
+        return;
+      }
+      this.jobsSeen++;
+      end.postMessage(this.builder!.build(m as RegionJob));
+    });
+  }
+
+  /** Builds these regions and throws them away, one per task, until they run out or a VM's job comes: V8 then
+   *  has optimized the builder's code by the time the first VM needs it (a builder's first thousands of
+   *  instructions take it several times longer each than later ones, and its optimizing compiler's threads compete
+   *  with the guest's for the cores). */
+  warm(hart: WebAssembly.Module, jobs: RegionJob[], next: (step: () => void) => void): void {
+    this.builder ??= RegionBuilder.forHart(hart);
+    const seen = this.jobsSeen;
+    this.warmup = jobs.slice();
+    const step = (): void => {
+      const job = this.warmup.shift();
+      if (!job || this.jobsSeen !== seen) { this.warmup = []; return; }
+      this.builder!.build(job);
+      next(step);
+    };
+    next(step);
+  }
 }
 
-/** A thread that runs serveRegionBuilds, as its adapter starts it: its end of the channel and how to end it. */
+/** Warm-up work for RegionBuildServer.warm: regions of `count` pages spread over the first `span` bytes of a
+ *  guest's code (a Linux Image: its text comes first), each from a few roots across the page, at the kernel's
+ *  virtual addresses. What they compile to does not matter, only that the builder runs on real code. */
+export function warmupJobs(code: Uint8Array, count = 40, span = 2 << 20): RegionJob[] {
+  const pages = Math.floor(Math.min(code.length, span) / 4096);
+  const jobs: RegionJob[] = [];
+  for (let i = 0; i < count && pages > 1; i++) {
+    const at = (1 + Math.floor((i * (pages - 1)) / count)) * 4096;
+    const pageVa = 0xffff_ffff_8000_0000n + BigInt(at);
+    jobs.push({
+      id: -1, page: code.slice(at, at + 4096), pageVa, ramHostToGuest: 0n, names: false,
+      roots: [0, 0x100, 0x300, 0x600, 0x900, 0xc00].map((o) => pageVa + BigInt(o)),
+    });
+  }
+  return jobs;
+}
+
+/** A channel to a compiler thread, as its adapter opens it: its end, and how to close it. */
 export interface CompilerThread { end: MessageEnd; stop(): void }
 
-/** A RegionCompiler over a thread that runs serveRegionBuilds, started when the first region is asked for (a VM
- *  whose code never gets hot costs no thread): jobs go out in order, results come back in order. */
+/** A RegionCompiler over a channel to a thread that runs a RegionBuildServer, opened when the first region is
+ *  asked for (`start` gives the channel's end, and how to close it): jobs go out in order, results come back in
+ *  order. */
 export class ThreadRegionCompiler implements RegionCompiler {
   private readonly waiting = new Map<number, (built: RegionBuilt) => void>();
   private thread: CompilerThread | undefined;
