@@ -4,9 +4,11 @@
 import { describe, it, expect } from "vitest";
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { scratchDirs } from "./scratch-dirs.ts";
+
+const scratch = scratchDirs();
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -52,7 +54,7 @@ describe("the vm command", () => {
   });
 
   it("saves a snapshot on Ctrl-A s (bytes 0x01 0x73 in a pipe) and starts from it with --restore", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tabvisor-cli-snap-"));
+    const dir = scratch("tabvisor-cli-snap-");
     const snap = join(dir, "s.snap");
     const save = await sh(`(printf 'echo one > /tmp/x; echo WROTE\\n'; sleep 3; printf '\\001s'; sleep 2; printf 'poweroff\\n') | node cli/tabvisor.mjs vm --mem 96 --snapshot ${snap}`);
     expect(save.stdout).toContain("WROTE");
@@ -64,7 +66,7 @@ describe("the vm command", () => {
   });
 
   it("refuses a file that is not a snapshot, or a missing one, with one line and status 2", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tabvisor-cli-bad-"));
+    const dir = scratch("tabvisor-cli-bad-");
     writeFileSync(join(dir, "bad.snap"), "hello");
     const r = await sh(`node cli/tabvisor.mjs vm --restore ${join(dir, "bad.snap")} < /dev/null`);
     expect(r.status).toBe(2);
@@ -80,7 +82,7 @@ describe("the template's cache (cli/template-cache.ts: the default VM starts fro
     const { openTemplate, templateCacheFiles } = await import("../../cli/template-cache.ts");
     const { openSnapshot } = await import("../src/snapshot/snapshot.ts");
     const { encodeState } = await import("../src/snapshot/codec.ts");
-    const dir = mkdtempSync(join(tmpdir(), "tabvisor-template-cache-"));
+    const dir = scratch("tabvisor-template-cache-");
     const path = join(dir, "template-vm.snap");
     copyFileSync(join(ROOT, "public/images/template-vm.snap"), path);
     const { stateFile, keyFile } = templateCacheFiles(path);

@@ -4,9 +4,11 @@
 // for the file names below.
 
 import { describe, it, expect, vi } from "vitest";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { scratchDirs } from "./scratch-dirs.ts";
+
+const scratch = scratchDirs();
 
 vi.mock("node:fs", async (importOriginal) => {
   const fs = await importOriginal<typeof import("node:fs")>();
@@ -23,7 +25,7 @@ const { FileBlockBackend } = await import("../src/node/file-block-backend.ts");
 const { NodeVm, VmConfigError } = await import("../src/node/vm.ts");
 
 describe("a disk image the VM may not write", () => {
-  const dir = mkdtempSync(join(tmpdir(), "tabvisor-fbb-"));
+  const dir = scratch("tabvisor-fbb-");
   for (const name of ["denied.img", "roots.img"]) writeFileSync(join(dir, name), new Uint8Array(1024));
 
   it("is refused with a message that names no option the vm command lacks", () => {

@@ -3,8 +3,7 @@
 
 import { describe, it, expect, vi, afterEach } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VirtualSwitch, attachNic, type Port, type SwitchOptions } from "../src/net/switch.ts";
 import { Gateway } from "../src/net/gateway.ts";
@@ -14,6 +13,9 @@ import {
   IPPROTO_TCP, ETHERTYPE_IPV4,
 } from "../src/net/packet.ts";
 import { buildDnsQuery } from "../src/net/dns.ts";
+import { scratchDirs } from "./scratch-dirs.ts";
+
+const scratch = scratchDirs();
 
 // --- helpers -----------------------------------------------------------------------------------------------------
 
@@ -654,7 +656,7 @@ describe("packet capture", () => {
     expect(short.records.map((r) => [r.incl, r.orig])).toEqual(sent.map((f) => [20, f.length]));
 
     // an independent reader, where one is installed
-    const dir = mkdtempSync(join(tmpdir(), "tv-pcap-"));
+    const dir = scratch("tv-pcap-");
     const path = join(dir, "capture.pcap");
     writeFileSync(path, file);
     const run = (cmd: string, args: string[]): string | null => {

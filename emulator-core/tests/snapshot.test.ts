@@ -3,8 +3,7 @@
 // saves the same bytes again after a restore. Bad files are refused with a message, and nothing running is touched.
 
 import { describe, it, expect, afterEach } from "vitest";
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { NodeVm } from "../src/node/vm.ts";
@@ -15,6 +14,9 @@ import { encodeState } from "../src/snapshot/codec.ts";
 import { SnapshotError } from "../src/snapshot/state-value.ts";
 import { SNAPSHOT_FORMAT } from "../src/snapshot/file.ts";
 import { sendHostTime } from "../src/snapshot/template.ts";
+import { scratchDirs } from "./scratch-dirs.ts";
+
+const scratch = scratchDirs();
 
 const vms: NodeVm[] = [];
 afterEach(() => { for (const vm of vms.splice(0)) vm.stop(); });
@@ -31,7 +33,7 @@ async function booted(opts: ConstructorParameters<typeof NodeVm>[0]): Promise<No
 
 describe("snapshots", () => {
   it("a CPU-bound loop and a disk write carry on after a restore", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tabvisor-snap-"));
+    const dir = scratch("tabvisor-snap-");
     const disk = join(dir, "disk.img");
     writeFileSync(disk, Buffer.alloc(8 << 20));
     const vm = await booted({ hostname: "saver", disk });
@@ -169,7 +171,7 @@ describe("templates and forks", () => {
   it("a forked VM runs on as a copy with its own name, MAC, lease and disk, and so does the original", async () => {
     const sw = new VirtualSwitch({ name: "fork" });
     const gw = new Gateway(sw, { ip: "10.0.5.1", prefix: 24, domain: "lab" });
-    const dir = mkdtempSync(join(tmpdir(), "tabvisor-fork-"));
+    const dir = scratch("tabvisor-fork-");
     writeFileSync(join(dir, "a.img"), Buffer.alloc(4 << 20));
     writeFileSync(join(dir, "b.img"), Buffer.alloc(4 << 20));
     const orig = keep(new NodeVm({ ramMiB: 128, nics: 1, hostname: "orig", disk: join(dir, "a.img"), macs: [[0x52, 0x54, 0, 0x12, 0x37, 1]] }));

@@ -5,9 +5,8 @@
 // not build it): they are skipped otherwise, saying why. Also `npm run lab`'s exit status and error output.
 
 import { describe, it, expect, afterEach } from "vitest";
-import { readFileSync, readdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tmpdir } from "node:os";
 import { spawnSync } from "node:child_process";
 import { GALLERY } from "../src/labs/gallery/index.ts";
 import { validateLab, formatLabError } from "../src/labs/validate.ts";
@@ -16,6 +15,9 @@ import { DEBIAN_IMAGE, imageInfo } from "../src/lab.ts";
 import type { FullLab } from "../src/labs/types.ts";
 import { NodeLabHost, debianImageBuilt } from "../../cli/lab-host.ts";
 import { summarizeCapture } from "../../emulator-core/src/net/pcap.ts";
+import { scratchDirs } from "../../emulator-core/tests/scratch-dirs.ts";
+
+const scratch = scratchDirs();
 
 const ROOT = join(import.meta.dirname, "../..");
 const GALLERY_DIR = join(ROOT, "web/src/labs/gallery");
@@ -155,7 +157,7 @@ describe("npm run lab", () => {
   const run = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, "cli/tabvisor.mjs"), "lab", ...args], { encoding: "utf8", timeout: 180_000 });
 
   it("refuses an invalid lab file with every error as path: reason, and exit status 2", () => {
-    const dir = mkdtempSync(join(tmpdir(), "lab-cli-"));
+    const dir = scratch("lab-cli-");
     const file = join(dir, "bad.lab.json");
     writeFileSync(file, JSON.stringify({
       version: 1, title: "bad",
@@ -177,7 +179,7 @@ describe("npm run lab", () => {
   }, 60_000);
 
   it("exits 1 when the lab cannot be built, saying which operation failed and why", () => {
-    const dir = mkdtempSync(join(tmpdir(), "lab-cli-"));
+    const dir = scratch("lab-cli-");
     const file = join(dir, "broken.lab.json");
     writeFileSync(file, JSON.stringify({
       version: 1, title: "broken", networks: [{ name: "lan", subnet: "10.0.1.0/24" }],
