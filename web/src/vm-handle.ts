@@ -86,8 +86,9 @@ function machineSpecOf(opts: VmHandleOptions, nics: NicInit[]): MachineSpec {
  *  for the next VM; it costs no CPU while it waits (no machine, no memory of its own yet). */
 let spareWorker: Worker | undefined;
 let spareTimer: ReturnType<typeof setTimeout> | undefined;
-const SPARE_DELAY_MS = 2000; // after a VM is made: not in the way of its start, nor of its boot (a worker loading
-// its modules meanwhile cost a boot through the page about 30 ms)
+/** after a VM is made: not in the way of its start, nor of its boot (a worker loading its modules meanwhile cost a
+ *  boot through the page about 30 ms) */
+const SPARE_DELAY_MS = 2000;
 
 const newVmWorker = () => new Worker(new URL("../workers/vm-worker.ts", import.meta.url), { type: "module", name: "vm" });
 /** spares that failed to load (their error came before any VM listened): not handed out */
