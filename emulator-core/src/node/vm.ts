@@ -69,7 +69,8 @@ export interface NodeVmOptions {
   inflateInitrd?: boolean;
   /** compile hot guest code to WebAssembly (the JIT, src/jit/README.md); default false */
   jit?: boolean;
-  /** with jit: executions of a block start before its page is compiled (default 10000; 1 compiles all code) */
+  /** with jit: executions of a block start before its page is compiled (default DEFAULT_JIT_THRESHOLD in
+   *  src/jit/tier.ts; 1 compiles all code) */
   jitThreshold?: number;
   /** with jit: build regions on the VM's own thread, in run()'s stops, instead of on a compiler thread (the
    *  default: src/jit/region-compiler.ts) */
