@@ -22,8 +22,9 @@ import { blockExportName, hartDecoder } from "./compile-region.ts";
 import { RegionBuilder, type RegionBuilt, type RegionCompiler, type RegionJob } from "./region-compiler.ts";
 
 export interface JitOptions {
-  /** executions of a block start before its page's region is compiled (1: on first execution; default 10000: a
-   *  region costs about a millisecond to build and more to optimize, worth it for code that runs often) */
+  /** executions of a block start before its page's region is compiled (1: on first execution; default
+   *  DEFAULT_JIT_THRESHOLD: a region costs about a millisecond to build and more to optimize, worth it for code that
+   *  runs often) */
   threshold?: number;
   /** compiled regions held at once (default 900) */
   maxModules?: number;
