@@ -32,7 +32,7 @@ export function readJitCounters(jit: unknown): JitCounters | undefined {
 export function describeJitSettings(jit: unknown): string {
   if (!jit || typeof jit !== "object") return "off";
   const j = jit as Record<string, unknown>;
-  const parts = ["threshold", "maxModules", "maxCodeBytes"].filter((k) => typeof j[k] === "number").map((k) => `${k} ${j[k]}`);
+  const parts = ["threshold", "maxModules", "maxCodeBytes", "startAfter"].filter((k) => typeof j[k] === "number").map((k) => `${k} ${j[k]}`);
   return parts.join(", ") || "on";
 }
 

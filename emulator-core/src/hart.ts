@@ -141,6 +141,7 @@ export class Hart {
   /** Runs up to budget steps (instructions or traps). With the JIT on, a stop for compiling a block is handled
    *  here (the block is compiled and run() goes on with what is left of the budget), so callers never see it. */
   run(budget: number): StopReason {
+    if (this.jit?.waiting) this.jit.startIfDue(this.instret);
     let why = this.ex.run(budget) as StopReason;
     while (why === StopReason.Jit || why === StopReason.FenceI) {
       if (why === StopReason.Jit) budget -= this.jit!.compileRequested();

@@ -61,10 +61,10 @@ describe("the JIT's compiler thread", () => {
   });
 
   it("in Node, the VMs of a process share one compiler thread, and each gets its own regions", async () => {
-    const a = new NodeVm({ ramMiB: 128, hostname: "a", jit: true, keepOutput: false }).start();
+    const a = new NodeVm({ ramMiB: 128, hostname: "a", jit: true, jitStartAfter: 0, keepOutput: false }).start();
     const thread = compilerThreadId();
     expect(thread).toBeGreaterThan(0);
-    const b = new NodeVm({ ramMiB: 128, hostname: "b", jit: true, keepOutput: false }).start();
+    const b = new NodeVm({ ramMiB: 128, hostname: "b", jit: true, jitStartAfter: 0, keepOutput: false }).start();
     try {
       await Promise.all([a.waitFor("@@GUEST_READY@@", 60_000, 0), b.waitFor("@@GUEST_READY@@", 60_000, 0)]);
       for (const vm of [a, b]) {

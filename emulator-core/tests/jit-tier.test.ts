@@ -477,4 +477,18 @@ describe("JIT tiering", () => {
     for (let i = 0; i < 3; i++) expect(untilTohost(h)).toBe(1n);
     expect(h.jit).toBeUndefined();
   });
+
+  it("with startAfter, interprets alone (nothing counted, compiled or entered) until that many instructions retired", () => {
+    const h = hartWith(callFOnItsPage(), { startAfter: 5000 });
+    const jit = h.jit!;
+    expect(jit.waiting).toBe(true);
+    while (h.instret < 4000n) h.run(500);
+    expect(jit.stats.compiled).toBe(0);
+    expect(h.ex.jitCallCount()).toBe(0n);
+    while (h.instret < 9000n) h.run(500);
+    expect(jit.waiting).toBe(false);
+    expect(jit.stats.compiled).toBeGreaterThan(0);
+    expect(h.ex.jitCallCount()).toBeGreaterThan(0n);
+    expect(untilTohost(h)).toBe(1n);
+  });
 });

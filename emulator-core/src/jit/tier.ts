@@ -37,6 +37,9 @@ export interface JitOptions {
   /** builds regions off the VM's thread (region-compiler.ts); without one, a region is built when it is asked
    *  for, in run()'s stop */
   compiler?: RegionCompiler;
+  /** instructions the hart retires before the JIT starts (default 0: at once). Until then run() interprets with
+   *  the JIT off: no lookups, no counting (a Linux machine's default: DEFAULT_JIT_START_AFTER). */
+  startAfter?: number;
 }
 
 /** The hart exports the tier uses (assembly/index.ts). */
@@ -123,6 +126,13 @@ interface Held {
 /** Executions of a block start before it is compiled, for kernel code (assembly/hart.ts USER_WEIGHT: user code is
  *  compiled after a thirtieth of it, 1000). */
 export const DEFAULT_JIT_THRESHOLD = 30_000;
+/** What a Linux machine (machine.ts) retires before its JIT starts. The default guest boots to its prompt in about
+ *  56 million instructions of code that mostly runs a few times: the JIT only cost a boot. Counting block starts
+ *  made run() about 8% slower (its lookups and loop probes) and what a boot compiled did not pay for itself (a boot
+ *  through the page: 0.32-0.34 s with the interpreter, 0.38-0.40 s with the JIT from the first instruction). The
+ *  programs run after it are compiled as before (the shell loop's time did not move). A restored machine has
+ *  retired more than this: its JIT starts at once. */
+export const DEFAULT_JIT_START_AFTER = 60_000_000;
 export const DEFAULT_JIT_MAX_MODULES = 900;
 /** The held code's default budget: a Linux boot followed by bench:linux's shell loop, sha256 and gzip ends holding
  *  111 regions, 2.7 MB of WebAssembly (V8's machine code for it is larger still), so this is room for about three
@@ -133,6 +143,8 @@ export class JitTier {
   readonly threshold: number;
   readonly maxModules: number;
   readonly maxCodeBytes: number;
+  /** JitOptions.startAfter */
+  readonly startAfter: number;
   readonly names: boolean;
   readonly stats: JitStats = { compiled: 0, notCompiled: 0, reinstalled: 0, evicted: 0, evictedForCode: 0, dropped: 0, instructions: 0, codeBytes: 0, compileMs: 0, buildMs: 0, moduleMs: 0, instantiateMs: 0, offThread: 0, offThreadMs: 0, discarded: 0, buildErrors: 0 };
   /** builds regions on this thread when there is no compiler (JitOptions.compiler) */
@@ -159,6 +171,8 @@ export class JitTier {
   private readonly compiler: RegionCompiler | undefined;
   private readonly ramHostToGuest: bigint;
   private disabled = false;
+  /** the instret at which the JIT starts (JitOptions.startAfter), while it has not: run() interprets alone */
+  private startAt: bigint | undefined;
 
   constructor(private readonly ex: JitHartExports, private readonly memory: WebAssembly.Memory, private readonly ramOffset: number,
     private readonly ramBytes: number, opts: JitOptions = {}) {
@@ -173,11 +187,27 @@ export class JitTier {
     this.growTable(this.maxModules);
     this.held = new Array(this.maxModules).fill(undefined);
     if (!ex.setJit(1, this.threshold)) throw new Error("the JIT needs hart 0 of its memory (its lookup has room for one hart)");
+    this.startAfter = Math.max(0, Math.floor(opts.startAfter ?? 0));
+    if (this.startAfter > 0) {
+      this.startAt = BigInt(this.startAfter);
+      ex.setJit(0, this.threshold);
+    }
+  }
+
+  /** The JIT waits for the hart to retire JitOptions.startAfter instructions (Hart.run calls startIfDue). */
+  get waiting(): boolean { return this.startAt !== undefined; }
+
+  /** Turns counting and compiling on once the hart's instret has reached JitOptions.startAfter. */
+  startIfDue(instret: bigint): void {
+    if (this.startAt === undefined || instret < this.startAt) return;
+    this.startAt = undefined;
+    if (!this.disabled) this.ex.setJit(1, this.threshold);
   }
 
   /** Turns the JIT off for good (run() no longer counts or enters blocks). */
   disable(): void {
     this.disabled = true;
+    this.startAt = undefined;
     this.ex.setJit(0, this.threshold);
   }
 

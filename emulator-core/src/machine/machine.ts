@@ -26,6 +26,7 @@ import {
   type MachineSpec, type MachineAttachments, type BootImages, type VirtioSlot,
 } from "./description.ts";
 import type { RegionCompiler } from "../jit/region-compiler.ts";
+import { DEFAULT_JIT_START_AFTER } from "../jit/tier.ts";
 import { VirtioMmio, type VirtioDevice } from "./virtio/mmio.ts";
 import { VirtioBlk } from "./virtio/blk.ts";
 import { VirtioNet } from "./virtio/net.ts";
@@ -78,6 +79,9 @@ export interface MachineOptions {
   jit?: boolean;
   /** with jit: executions of a block before it is compiled (1: all code, on first execution) */
   jitThreshold?: number;
+  /** with jit: instructions retired before the JIT starts (default DEFAULT_JIT_START_AFTER, src/jit/tier.ts: the
+   *  first part of a boot is interpreted; 0: from the first instruction) */
+  jitStartAfter?: number;
   /** with jit: builds regions off the machine's thread (src/jit/region-compiler.ts); the embedder owns it (one for
    *  the machines it builds in turn) and closes it. Without one, regions are built on the machine's thread. */
   jitCompiler?: RegionCompiler;
@@ -156,7 +160,10 @@ export class Machine {
     this.onConsole = att.onConsole ?? (() => {});
     checkAttachments(spec, att);
     this.hart = new Hart(module, computeLayout(this.ramMiB));
-    if (options.jit) this.hart.enableJit({ threshold: options.jitThreshold, compiler: options.jitCompiler });
+    if (options.jit) {
+      const startAfter = options.jitStartAfter ?? DEFAULT_JIT_START_AFTER;
+      this.hart.enableJit({ threshold: options.jitThreshold, compiler: options.jitCompiler, startAfter });
+    }
     this.clock = new MachineClock(this.deterministic, () => this.hart.instret);
     this.memory = new GuestMemory(this.hart.memory.buffer, this.hart.layout.ramOffset, this.hart.layout.ramBytes, RAM_BASE);
     this.hart.watchDeviceWrites(this.memory);

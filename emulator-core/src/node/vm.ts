@@ -72,6 +72,9 @@ export interface NodeVmOptions {
   /** with jit: executions of a block start before its page is compiled (default DEFAULT_JIT_THRESHOLD in
    *  src/jit/tier.ts; 1 compiles all code) */
   jitThreshold?: number;
+  /** with jit: instructions retired before the JIT starts (default: a Linux machine's, DEFAULT_JIT_START_AFTER in
+   *  src/jit/tier.ts; 0: from the first instruction) */
+  jitStartAfter?: number;
   /** with jit: build regions on the VM's own thread, in run()'s stops, instead of on a compiler thread (the
    *  default: src/jit/region-compiler.ts) */
   jitOnThread?: boolean;
@@ -171,7 +174,9 @@ export class NodeVm {
         },
       };
       this.jitCompiler = opts.jit && !opts.jitOnThread ? nodeRegionCompiler(loadHartModule()) : undefined;
-      const machineOptions = { jit: opts.jit, jitThreshold: opts.jitThreshold, jitCompiler: this.jitCompiler };
+      const machineOptions = {
+        jit: opts.jit, jitThreshold: opts.jitThreshold, jitStartAfter: opts.jitStartAfter, jitCompiler: this.jitCompiler,
+      };
       this.machine = opts.blank
         ? Machine.blank(loadHartModule(), this.spec, this.attachments, machineOptions)
         : Machine.create(loadHartModule(), this.spec, this.attachments, machineOptions);
