@@ -66,6 +66,19 @@ describe("snapshots", () => {
     expect(img.includes(Buffer.from(`result=${expected}`))).toBe(true);
   }, 180_000);
 
+  it("a restored machine's JIT starts at once, not after a boot's first instructions as a booted one's does", async () => {
+    const vm = await booted({ hostname: "jitsnap" });
+    const file = await vm.snapshot({ name: "jitsnap" });
+    vm.stop();
+    const back = keep(await NodeVm.restore(file, { jit: true }));
+    expect(back.machine.hart.jit!.waiting).toBe(false);
+    const fresh = keep(new NodeVm({ ramMiB: 64, jit: true }));
+    expect(fresh.machine.hart.jit!.waiting).toBe(true);
+    back.start();
+    await back.command("i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done", 60_000);
+    expect(back.machine.hart.jit!.stats.compiled).toBeGreaterThan(0);
+  });
+
   it("a restored guest is told the host's time: its clock stood still while the VM did not run", async () => {
     const vm = await booted({ hostname: "clock" });
     const file = await vm.snapshot({ name: "clock" });

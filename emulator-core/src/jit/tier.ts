@@ -130,8 +130,8 @@ export const DEFAULT_JIT_THRESHOLD = 30_000;
  *  56 million instructions of code that mostly runs a few times: the JIT only cost a boot. Counting block starts
  *  made run() about 8% slower (its lookups and loop probes) and what a boot compiled did not pay for itself (a boot
  *  through the page: 0.32-0.34 s with the interpreter, 0.38-0.40 s with the JIT from the first instruction). The
- *  programs run after it are compiled as before (the shell loop's time did not move). A restored machine has
- *  retired more than this: its JIT starts at once. */
+ *  programs run after it are compiled as before (the shell loop's time did not move). A machine built to be
+ *  restored (Machine.blank: a snapshot, a template, a fork, a migration) starts its JIT at once. */
 export const DEFAULT_JIT_START_AFTER = 60_000_000;
 export const DEFAULT_JIT_MAX_MODULES = 900;
 /** The held code's default budget: a Linux boot followed by bench:linux's shell loop, sha256 and gzip ends holding

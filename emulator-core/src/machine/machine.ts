@@ -80,7 +80,7 @@ export interface MachineOptions {
   /** with jit: executions of a block before it is compiled (1: all code, on first execution) */
   jitThreshold?: number;
   /** with jit: instructions retired before the JIT starts (default DEFAULT_JIT_START_AFTER, src/jit/tier.ts: the
-   *  first part of a boot is interpreted; 0: from the first instruction) */
+   *  first part of a boot is interpreted; blank(): 0; 0: from the first instruction) */
   jitStartAfter?: number;
   /** with jit: builds regions off the machine's thread (src/jit/region-compiler.ts); the embedder owns it (one for
    *  the machines it builds in turn) and closes it. Without one, regions are built on the machine's thread. */
@@ -605,7 +605,8 @@ export class Machine {
   /** A board of `spec` with all-zero RAM that has not booted: the target of a live migration writes RAM pages into
    *  it as they arrive, then restoreState(state, { ramInPlace: true }) puts the rest in; a restore fills it whole. */
   static blank(module: WebAssembly.Module, spec: MachineSpec, attachments: MachineAttachments, options: MachineOptions = {}): Machine {
-    return new Machine(module, validateSpec(spec), attachments, options);
+    // (a machine about to be restored is past its boot: its JIT starts at once unless asked otherwise)
+    return new Machine(module, validateSpec(spec), attachments, { ...options, jitStartAfter: options.jitStartAfter ?? 0 });
   }
 
   /** Puts a saved state into a blank() machine (never into one that has run: its RAM must be all zeros).
