@@ -7,7 +7,9 @@ export const RAM_BASE = 0x8000_0000n;
 
 const MiB = 1024 * 1024;
 const HART_REGION = 1 * MiB;         // first hart block (the AssemblyScript data sits below)
-const DECODE_SLOT_BYTES = 2049 * 16; // 2048 parcels per 4 KiB page + a page-end sentinel, 16-byte entries
+/** a decoded instruction's entry (assembly/decode.ts): one per halfword of a page */
+export const DECODED_ENTRY_BYTES = 16;
+const DECODE_SLOT_BYTES = 2049 * DECODED_ENTRY_BYTES; // 2048 parcels per 4 KiB page + a page-end sentinel
 
 export interface MemoryLayout {
   ramBytes: number;

@@ -2,7 +2,7 @@
 // the page, each VM's worker over a MessagePort of its own (emulator-core/src/jit/region-compiler.ts has the
 // protocol).
 
-import { RegionBuildServer, type RegionJob } from "../../emulator-core/src/jit/region-compiler.ts";
+import { messagePortEnd, RegionBuildServer, type RegionJob } from "../../emulator-core/src/jit/region-compiler.ts";
 
 /** What the page sends: a VM's channel, or code to warm up on. */
 export type CompilerThreadMessage = { port: MessagePort } | { warm: { hart: WebAssembly.Module; jobs: RegionJob[] } };
@@ -11,10 +11,6 @@ const server = new RegionBuildServer();
 
 addEventListener("message", (e) => {
   const m = (e as MessageEvent<CompilerThreadMessage>).data;
-  if ("port" in m) {
-    const port = m.port;
-    server.serve({ postMessage: (r) => port.postMessage(r), onMessage: (h) => { port.onmessage = (ev) => h(ev.data); } });
-  } else {
-    server.warm(m.warm.hart, m.warm.jobs, (step) => setTimeout(step, 0));
-  }
+  if ("port" in m) server.serve(messagePortEnd(m.port));
+  else server.warm(m.warm.hart, m.warm.jobs, (step) => setTimeout(step, 0));
 });

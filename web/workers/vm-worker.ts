@@ -4,7 +4,7 @@
 
 import * as Comlink from "comlink";
 import { VmHost } from "../vm/vm-host.ts";
-import { ThreadRegionCompiler } from "../../emulator-core/src/jit/region-compiler.ts";
+import { messagePortEnd, ThreadRegionCompiler } from "../../emulator-core/src/jit/region-compiler.ts";
 import { bulkBuffers } from "../shared/saved-machine.ts";
 import type { VmWorkerApi } from "../shared/protocol.ts";
 
@@ -13,10 +13,7 @@ let jitPort: MessagePort | undefined;
 const host = new VmHost({
   jitCompiler: (hart) => {
     const port = jitPort;
-    return port && new ThreadRegionCompiler(() => ({
-      end: { postMessage: (m) => port.postMessage(m), onMessage: (h) => { port.onmessage = (e) => h(e.data); } },
-      stop: () => port.close(),
-    }), hart);
+    return port && new ThreadRegionCompiler(() => ({ end: messagePortEnd(port), stop: () => port.close() }), hart);
   },
 });
 

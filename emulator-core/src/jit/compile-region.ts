@@ -142,7 +142,7 @@ const STORES = new Map<number, { size: number; op: number; align: number }>([
   [OP.SD, { size: 8, op: Op.i64Store, align: 3 }],
 ]);
 /** The AMOs a region does itself, with the write TLB's fast path and a wasm atomic read-modify-write (the
- *  interpreter's own, assembly/atomics.ts, does the same): the size and the atomic op (after the 0xfe prefix). LR,
+ *  interpreter's own, assembly/atomics.ts, does the same): the size and the atomic op (FunctionBody.atomic). LR,
  *  SC and the min/max AMOs go through jitExec. */
 const AMOS = new Map<number, { size: number; rmw: number }>([
   [OP.AMOSWAP_W, { size: 4, rmw: 0x41 }], [OP.AMOADD_W, { size: 4, rmw: 0x1e }], [OP.AMOXOR_W, { size: 4, rmw: 0x3a }],
@@ -150,7 +150,6 @@ const AMOS = new Map<number, { size: number; rmw: number }>([
   [OP.AMOSWAP_D, { size: 8, rmw: 0x42 }], [OP.AMOADD_D, { size: 8, rmw: 0x1f }], [OP.AMOXOR_D, { size: 8, rmw: 0x3b }],
   [OP.AMOAND_D, { size: 8, rmw: 0x2d }], [OP.AMOOR_D, { size: 8, rmw: 0x34 }],
 ]);
-const ATOMIC_PREFIX = 0xfe;
 /** FLW, FLD, FSW and FSD, done in the region with the TLB's fast path (assembly/hart.ts's own cases): the size. The
  *  decoded fp register is an index from the state block's FREGS. */
 const FP_MEMORY = new Map<number, number>([[OP.FLW, 4], [OP.FLD, 8], [OP.FSW, 4], [OP.FSD, 8]]);
@@ -775,10 +774,7 @@ export function compileRegion(page: Uint8Array, pageVa: bigint, roots: readonly 
           hostAddress(TLB_WRITE);
           pushReg(d.rs2)();
           if (amo.size === 4) f.op(Op.i32WrapI64);
-          f.op(ATOMIC_PREFIX);
-          uleb(f.code, amo.rmw);
-          uleb(f.code, amo.size === 4 ? 2 : 3);
-          uleb(f.code, 0);
+          f.atomic(amo.rmw, amo.size === 4 ? 2 : 3, 0);
           if (amo.size === 4) f.op(Op.i64ExtendI32S);
           setRd(d.rd);
         } else if (isExec(d.op)) {

@@ -95,6 +95,11 @@ export interface MessageEnd {
   onMessage(handler: (message: unknown) => void): void;
 }
 
+/** A MessagePort (the web platform's) as a MessageEnd. */
+export function messagePortEnd(port: MessagePort): MessageEnd {
+  return { postMessage: (m) => port.postMessage(m), onMessage: (h) => { port.onmessage = (e) => h(e.data); } };
+}
+
 /** The first message on a channel to a compiler's thread: the hart module its builder decodes with. */
 export interface CompilerHello { hart: WebAssembly.Module }
 
@@ -104,8 +109,7 @@ export interface CompilerHello { hart: WebAssembly.Module }
  *  one hart module); every RegionJob gets its RegionBuilt back on its own channel, in order. */
 export class RegionBuildServer {
   private builder: RegionBuilder | undefined;
-  private warmup: RegionJob[] = [];
-  /** jobs arrived since the warm-up last looked: it gives way to them */
+  /** jobs served so far: a warm-up gives way once one comes */
   private jobsSeen = 0;
 
   serve(end: MessageEnd): void {
@@ -128,10 +132,10 @@ export class RegionBuildServer {
   warm(hart: WebAssembly.Module, jobs: RegionJob[], next: (step: () => void) => void): void {
     this.builder ??= RegionBuilder.forHart(hart);
     const seen = this.jobsSeen;
-    this.warmup = jobs.slice();
+    const queue = jobs.slice();
     const step = (): void => {
-      const job = this.warmup.shift();
-      if (!job || this.jobsSeen !== seen) { this.warmup = []; return; }
+      const job = queue.shift();
+      if (!job || this.jobsSeen !== seen) return;
       this.builder!.build(job);
       next(step);
     };

@@ -17,7 +17,7 @@
 // dropWrittenPages). Regions made stale by an invalidation of everything (host writes, restores) are installed
 // again without compiling when the bytes they were compiled from are unchanged.
 
-import { RAM_BASE } from "../layout.ts";
+import { DECODED_ENTRY_BYTES, RAM_BASE } from "../layout.ts";
 import { blockExportName, hartDecoder } from "./compile-region.ts";
 import { RegionBuilder, type RegionBuilt, type RegionCompiler, type RegionJob } from "./region-compiler.ts";
 
@@ -373,9 +373,9 @@ export class JitTier {
   private executedOn(pagePhys: bigint): Uint8Array | undefined {
     const entries = this.ex.jitDecodedEntries(ramPageOf(pagePhys));
     if (!entries) return undefined;
-    const all = new Uint8Array(this.memory.buffer, entries, 2048 * ENTRY_SIZE);
+    const all = new Uint8Array(this.memory.buffer, entries, 2048 * DECODED_ENTRY_BYTES);
     const executed = new Uint8Array(2048);
-    for (let i = 0; i < 2048; i++) executed[i] = all[i * ENTRY_SIZE];
+    for (let i = 0; i < 2048; i++) executed[i] = all[i * DECODED_ENTRY_BYTES];
     return executed;
   }
 
@@ -466,8 +466,6 @@ export class JitTier {
   get invalidations(): number { return this.ex.jitInvalidations(); }
 }
 
-/** the size of a decoded entry (assembly/decode.ts) */
-const ENTRY_SIZE = 16;
 /** The RAM page (counted from RAM's start) of a guest physical page address. */
 const ramPageOf = (pagePhys: bigint) => Number(pagePhys - RAM_BASE) >>> 12;
 

@@ -10,6 +10,9 @@ export const I64 = 0x7e;
 export type ValType = typeof I32 | typeof I64;
 
 // Opcodes the compiler uses by name (the semantics emitters carry their own).
+/** the prefix of the threads proposal's atomic instructions */
+const ATOMIC_PREFIX = 0xfe;
+
 export const Op = {
   unreachable: 0x00, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, brTable: 0x0e,
   return: 0x0f, returnCall: 0x12, returnCallIndirect: 0x13,
@@ -168,6 +171,13 @@ export class FunctionBody implements SemanticsSink {
   /** A load or store with its memarg: alignment as log2 of bytes, and a constant offset. */
   mem(opcode: number, alignLog2: number, offset: number): void {
     this.code.push(opcode);
+    uleb(this.code, alignLog2);
+    uleb(this.code, offset);
+  }
+  /** An atomic memory instruction (the threads proposal's 0xfe prefix, then its opcode and memarg). */
+  atomic(opcode: number, alignLog2: number, offset: number): void {
+    this.code.push(ATOMIC_PREFIX);
+    uleb(this.code, opcode);
     uleb(this.code, alignLog2);
     uleb(this.code, offset);
   }
